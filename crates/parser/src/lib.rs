@@ -1,0 +1,13 @@
+//! The Dockerfile language.
+//!
+//! Three stages, as in BuildKit's frontend: [`syntax`] turns text into a tree of
+//! [`Node`]s with spans (directives, continuations, heredocs, JSON vs shell
+//! form); `instructions` gives each node a typed meaning with its flags; and
+//! `lower` expands ARG/ENV words and produces an `rbk_graph::Definition` plus
+//! the image config each stage accumulates. [`expand`] is the shell-like word
+//! expansion and [`dockerignore`] the `.dockerignore` matcher.
+#![deny(missing_docs)]
+
+pub mod syntax;
+
+pub use syntax::{Heredoc, Node, Span};

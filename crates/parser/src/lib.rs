@@ -8,6 +8,8 @@
 //! expansion and [`dockerignore`] the `.dockerignore` matcher.
 #![deny(missing_docs)]
 
+mod error;
 pub mod syntax;
 
+pub use error::{render_snippet, Error, Location};
 pub use syntax::{Heredoc, Node, Span};

@@ -190,31 +190,7 @@ fn mount_summary(dag: &Dag, v: &DagVertex, kind: &MountKind, target: &str) -> St
             let rw = if *readwrite { " rw" } else { "" };
             format!("bind {}:{} -> {}{rw}", input(i), word(source), word(target))
         }
-        MountKind::Cache {
-            id,
-            sharing,
-            input: i,
-            source,
-            readonly,
-            mode,
-            uid,
-            gid,
-        } => {
-            let mut s = format!("cache id={} -> {}", word(id), word(target));
-            match sharing {
-                CacheSharing::Shared => {}
-                CacheSharing::Private => s.push_str(" sharing=private"),
-                CacheSharing::Locked => s.push_str(" sharing=locked"),
-            }
-            if i.is_some() {
-                let _ = write!(s, " from={}:{}", input(i), word(source));
-            }
-            if *readonly {
-                s.push_str(" ro");
-            }
-            let _ = write!(s, " mode={mode:04o} uid={uid} gid={gid}");
-            s
-        }
+        MountKind::Cache { .. } => cache_summary(dag, v, kind, target),
         MountKind::Tmpfs { size } => format!("tmpfs -> {} size={size}", word(target)),
         MountKind::Secret {
             id,
@@ -249,6 +225,36 @@ fn mount_summary(dag: &Dag, v: &DagVertex, kind: &MountKind, target: &str) -> St
             )
         }
     }
+}
+
+fn cache_summary(dag: &Dag, v: &DagVertex, kind: &MountKind, target: &str) -> String {
+    let MountKind::Cache {
+        id,
+        sharing,
+        input,
+        source,
+        readonly,
+        mode,
+        uid,
+        gid,
+    } = kind
+    else {
+        return String::new();
+    };
+    let mut s = format!("cache id={} -> {}", word(id), word(target));
+    match sharing {
+        CacheSharing::Shared => {}
+        CacheSharing::Private => s.push_str(" sharing=private"),
+        CacheSharing::Locked => s.push_str(" sharing=locked"),
+    }
+    if let Some(i) = input {
+        let _ = write!(s, " from={}:{}", input_name(dag, v, *i), word(source));
+    }
+    if *readonly {
+        s.push_str(" ro");
+    }
+    let _ = write!(s, " mode={mode:04o} uid={uid} gid={gid}");
+    s
 }
 
 fn file_summary(dag: &Dag, v: &DagVertex, file: &FileOp) -> String {

@@ -175,9 +175,8 @@ fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
                 }
                 word.push(char::from(ch));
             }
-        } else if ch == quote {
-            phase = Phase::Word;
-        } else if u32::from(ch) == esc && pos + 1 == b.len() {
+        } else if ch == quote || (u32::from(ch) == esc && pos + 1 == b.len()) {
+            // closing quote, or a trailing escape token (dropped)
             phase = Phase::Word;
         } else {
             if u32::from(ch) == esc {

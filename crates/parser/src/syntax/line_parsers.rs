@@ -32,15 +32,23 @@ const KNOWN: &[&str] = &[
     "workdir",
 ];
 
+/// Whether `name` (lower case) is an instruction BuildKit knows.
+pub(crate) fn is_known(name: &str) -> bool {
+    KNOWN.contains(&name)
+}
+
 /// Parses one logical line (continuations joined) into an instruction node.
 /// `line`, `span` and `heredocs` are left for the caller to fill.
 pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
     let (cmd, flags, args) = split_command(line, escape);
     let name = go_lower(&cmd);
-    if !KNOWN.contains(&name.as_str()) {
-        return Err(format!("unknown instruction: {cmd}"));
-    }
-    let (next, json) = dispatch(&name, &args, escape)?;
+    let (next, json) = if is_known(&name) {
+        dispatch(&name, &args, escape)?
+    } else {
+        // `parseIgnore`: BuildKit's parser keeps unknown instructions with
+        // one empty argument; `Ast::validate` reports them.
+        (vec![leaf("")], false)
+    };
     Ok(Node {
         value: name,
         next,

@@ -49,6 +49,9 @@ pub struct Node {
     pub heredocs: Vec<Heredoc>,
     /// Where the instruction is.
     pub span: Span,
+    /// 1-based column of the instruction word on its first line; 0 for
+    /// argument nodes.
+    pub column: u32,
 }
 
 impl Node {

@@ -4,7 +4,7 @@
 
 use super::directives::{DirectiveParser, Directives};
 use super::heredoc::heredocs_from_line;
-use super::line_parsers::node_from_line;
+use super::line_parsers::{is_known, node_from_line, split_command};
 use super::node::{Node, Span};
 use crate::error::{Error, Location};
 
@@ -30,6 +30,29 @@ pub struct Warning {
     pub location: Location,
     /// What, in BuildKit's words.
     pub message: String,
+}
+
+impl Ast {
+    /// Rejects what BuildKit's parser accepts but its next stage refuses:
+    /// an unknown instruction (also as an ONBUILD trigger), reported as
+    /// `unknown instruction: NAME` at its line and column.
+    pub fn validate(&self, file: &str) -> Result<(), Error> {
+        for node in &self.root.children {
+            let triggers = node.next.iter().flat_map(|n| n.children.iter());
+            for n in std::iter::once(node).chain(triggers) {
+                if !is_known(&n.value) {
+                    let (cmd, _, _) = split_command(&n.original, self.directives.escape);
+                    let location = Location {
+                        column: node.column,
+                        ..Location::lines(file, n.span.start_line, n.span.end_line)
+                    };
+                    let message = format!("unknown instruction: {cmd}");
+                    return Err(Error::Syntax { location, message });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Physical lines, each with its `\n` kept, no longer than [`MAX_LINE_LEN`].
@@ -167,14 +190,9 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
-        let mut child = node_from_line(&line, escape).map_err(|message| {
-            let column = u32::try_from(indent + 1).unwrap_or(0);
-            let location = Location {
-                column,
-                ..Location::lines(file, start, current)
-            };
-            Error::Syntax { location, message }
-        })?;
+        let mut child = node_from_line(&line, escape)
+            .map_err(|message| syntax_error(file, start, current, message))?;
+        child.column = u32::try_from(indent + 1).unwrap_or(0);
         if can_contain_heredoc(&child) && line.contains("<<") {
             for mut heredoc in heredocs_from_line(&line) {
                 let mut terminated = false;
@@ -325,10 +343,17 @@ mod tests {
             err("# a\n\n# b\n"),
             "Dockerfile:3: file with no instructions"
         );
+        let ast = parse("FROM a\n  FOO b\nONBUILD BAR\n", "Dockerfile").unwrap();
         assert_eq!(
-            err("FROM a\n  FOO b\n"),
-            "Dockerfile:2:3: unknown instruction: FOO"
+            ast.root.dump(),
+            "(from \"a\")\n(foo \"\")\n(onbuild (bar \"\"))"
         );
+        let e = ast.validate("Dockerfile").unwrap_err().to_string();
+        assert_eq!(e, "Dockerfile:2:3: unknown instruction: FOO");
+        assert!(parse("FROM a\nONBUILD RUN x\n", "D")
+            .unwrap()
+            .validate("D")
+            .is_ok());
         let long = format!("RUN {}\n", "a".repeat(MAX_LINE_LEN));
         assert!(err(&long).contains("dockerfile line greater than max allowed size of 65535"));
         let ok = format!("RUN {}\n", "a".repeat(MAX_LINE_LEN - 4));

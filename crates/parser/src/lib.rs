@@ -12,4 +12,4 @@ mod error;
 pub mod syntax;
 
 pub use error::{render_snippet, Error, Location};
-pub use syntax::{Heredoc, Node, Span};
+pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

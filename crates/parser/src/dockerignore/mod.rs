@@ -74,7 +74,7 @@ impl Dockerignore {
                 line
             };
             if let Some(p) = normalise_line(line.strip_suffix('\r').unwrap_or(line)) {
-                lines.push((number, p));
+                lines.push((number, line.trim().to_string(), p));
             }
         }
         Self::build(file, lines)
@@ -86,21 +86,28 @@ impl Dockerignore {
         let lines = patterns
             .iter()
             .enumerate()
-            .map(|(i, p)| (u32::try_from(i + 1).unwrap_or(u32::MAX), p.clone()))
+            .map(|(i, p)| {
+                (
+                    u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    p.trim().to_string(),
+                    p.clone(),
+                )
+            })
             .collect();
         Self::build("<patterns>", lines)
     }
 
-    fn build(file: &str, lines: Vec<(u32, String)>) -> Result<Self, Error> {
+    /// `lines` holds (line number, pattern as written, pattern to use).
+    fn build(file: &str, lines: Vec<(u32, String, String)>) -> Result<Self, Error> {
         let mut patterns = Vec::new();
         let mut compiled = Vec::new();
-        for (number, text) in lines {
+        for (number, written, text) in lines {
             let text = text.trim();
             if text.is_empty() {
                 continue;
             }
             let cleaned = clean(text);
-            let p = Pattern::new(&cleaned).map_err(|m| bad(file, number, text, &m))?;
+            let p = Pattern::new(&cleaned).map_err(|m| bad(file, number, &written, &m))?;
             patterns.push(cleaned);
             compiled.push(p);
         }

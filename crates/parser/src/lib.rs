@@ -8,8 +8,12 @@
 //! expansion and [`dockerignore`] the `.dockerignore` matcher.
 #![deny(missing_docs)]
 
+pub mod dockerignore;
 mod error;
+pub mod expand;
 pub mod syntax;
 
+pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
+pub use expand::{Env, ExpandError, Lexer};
 pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

@@ -1,0 +1,60 @@
+//! `rbk debug …`: rbk's internals, printed for tests and curious users.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use rbk_parser::expand::Lexer;
+
+use crate::args::DebugCommand;
+use crate::render::DockerfileError;
+
+pub(crate) fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DebugCommand::Ast { file } => ast(&file),
+        DebugCommand::Expand {
+            env,
+            words,
+            escape,
+            word,
+        } => expand(&env, words, escape, &word),
+    }
+}
+
+fn ast(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+    let name = path.display().to_string();
+    let ast =
+        rbk_parser::syntax::parse(&text, &name).map_err(|error| DockerfileError { text, error })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", ast.root.dump())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn expand(env: &[String], words: bool, escape: char, word: &str) -> anyhow::Result<ExitCode> {
+    let mut vars: Vec<(String, String)> = Vec::with_capacity(env.len());
+    for pair in env {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("invalid --env {pair:?}: expected KEY=VALUE");
+        };
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let lexer = Lexer::new(escape);
+    let mut out = std::io::stdout().lock();
+    if words {
+        for w in lexer
+            .process_words(word, &vars)
+            .with_context(|| format!("expanding {word:?}"))?
+        {
+            writeln!(out, "{w}")?;
+        }
+    } else {
+        let expanded = lexer
+            .process_word(word, &vars)
+            .with_context(|| format!("expanding {word:?}"))?;
+        writeln!(out, "{expanded}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,3 @@
+//! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
+
+pub(crate) mod debug;

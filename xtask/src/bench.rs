@@ -1,0 +1,85 @@
+//! `cargo xtask bench`: benchmarks, never timed tests. Each benchmark runs
+//! several times and reports the median; results go to
+//! `bench/runs/<date>-<host>/{raw.csv,summary.md}`.
+
+mod frontend;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// One measured figure.
+pub(crate) struct Figure {
+    pub(crate) name: &'static str,
+    pub(crate) unit: &'static str,
+    /// Every run's value, in `unit`.
+    pub(crate) samples: Vec<f64>,
+    pub(crate) target: &'static str,
+}
+
+impl Figure {
+    fn median(&self) -> f64 {
+        let mut s = self.samples.clone();
+        s.sort_by(f64::total_cmp);
+        s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// Times `f` `runs` times after one warm-up run.
+pub(crate) fn time_runs(
+    runs: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
+    f()?;
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        f()?;
+        out.push(start.elapsed());
+    }
+    Ok(out)
+}
+
+pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
+    let figures = frontend::figures()?;
+    let dir = root
+        .join("bench/runs")
+        .join(format!("{}-{}", today()?, host()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut raw = String::from("benchmark,unit,run,value\n");
+    let mut summary = String::from("| benchmark | median | target |\n|---|---|---|\n");
+    for fig in &figures {
+        for (i, v) in fig.samples.iter().enumerate() {
+            writeln!(raw, "{},{},{i},{v:.3}", fig.name, fig.unit)?;
+        }
+        writeln!(
+            summary,
+            "| {} | {:.3} {} | {} |",
+            fig.name,
+            fig.median(),
+            fig.unit,
+            fig.target
+        )?;
+    }
+    std::fs::write(dir.join("raw.csv"), raw)?;
+    std::fs::write(dir.join("summary.md"), &summary)?;
+    crate::say(&summary);
+    crate::say(&format!("written to {}", dir.display()));
+    Ok(())
+}
+
+fn today() -> anyhow::Result<String> {
+    let out = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .context("running date")?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}

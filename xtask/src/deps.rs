@@ -1,0 +1,60 @@
+//! Enforces the dependency direction of design.md: no arrow points back up.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Which rbk crates each rbk crate may depend on.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("rbk-store", &[]),
+    ("rbk-graph", &["rbk-store"]),
+    ("rbk-parser", &["rbk-graph", "rbk-store"]),
+    ("rbk-exec", &["rbk-graph", "rbk-store"]),
+    (
+        "rbk-cli",
+        &["rbk-parser", "rbk-graph", "rbk-exec", "rbk-store"],
+    ),
+    ("xtask", &["rbk-parser", "rbk-graph"]),
+];
+
+pub(crate) fn check(root: &Path) -> anyhow::Result<()> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
+    let mut problems = Vec::new();
+    for pkg in meta["packages"].as_array().into_iter().flatten() {
+        let name = pkg["name"].as_str().unwrap_or_default();
+        let Some(ok) = allowed.get(name) else {
+            problems.push(format!("{name}: not a crate of design.md"));
+            continue;
+        };
+        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            let is_rbk = dep_name.starts_with("rbk-") || dep_name == "xtask";
+            if is_rbk && !ok.contains(&dep_name) {
+                problems.push(format!("{name} must not depend on {dep_name}"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "dependency direction violated:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    crate::say("deps: crate dependencies follow design.md");
+    Ok(())
+}

@@ -67,7 +67,11 @@ pub trait BlobRead {
     /// they are read and the read that reaches EOF fails if they do not match.
     fn open_verified(&self, digest: &Digest) -> Result<VerifyingReader<Box<dyn Read + Send + '_>>> {
         let info = self.info(digest)?;
-        Ok(VerifyingReader::new(self.open(digest)?, *digest, Some(info.size)))
+        Ok(VerifyingReader::new(
+            self.open(digest)?,
+            *digest,
+            Some(info.size),
+        ))
     }
 
     /// Reads a whole blob into memory, verified, failing with
@@ -76,9 +80,16 @@ pub trait BlobRead {
     fn read_bounded(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>> {
         let info = self.info(digest)?;
         if info.size > limit {
-            return Err(Error::TooLarge { what: format!("blob {digest}"), limit });
+            return Err(Error::TooLarge {
+                what: format!("blob {digest}"),
+                limit,
+            });
         }
-        read_to_end_bounded(self.open_verified(digest)?, limit, &format!("blob {digest}"))
+        read_to_end_bounded(
+            self.open_verified(digest)?,
+            limit,
+            &format!("blob {digest}"),
+        )
     }
 }
 
@@ -88,9 +99,14 @@ pub trait BlobRead {
 pub fn read_to_end_bounded(reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut limited = reader.take(limit.saturating_add(1));
-    limited.read_to_end(&mut buf).map_err(|e| unwrap_verify_error(e, what))?;
+    limited
+        .read_to_end(&mut buf)
+        .map_err(|e| unwrap_verify_error(e, what))?;
     if buf.len() as u64 > limit {
-        return Err(Error::TooLarge { what: what.to_string(), limit });
+        return Err(Error::TooLarge {
+            what: what.to_string(),
+            limit,
+        });
     }
     Ok(buf)
 }
@@ -100,9 +116,17 @@ fn unwrap_verify_error(e: io::Error, what: &str) -> Error {
         if let Some(Ok(inner)) = e.into_inner().map(|b| b.downcast::<Error>()) {
             return *inner;
         }
-        return Error::Io { op: "reading", path: what.into(), source: io::Error::other("verification failed") };
+        return Error::Io {
+            op: "reading",
+            path: what.into(),
+            source: io::Error::other("verification failed"),
+        };
     }
-    Error::Io { op: "reading", path: what.into(), source: e }
+    Error::Io {
+        op: "reading",
+        path: what.into(),
+        source: e,
+    }
 }
 
 /// The answer to [`BlobWrite::ingest`].
@@ -134,15 +158,22 @@ pub trait BlobWrite {
     /// Streams `reader` into the store, verifying against `expected` (digest
     /// and optional size) when given. Reads at most `size + 1` bytes when a
     /// size is given, so an over-long source fails rather than fills the disk.
-    fn put(&self, reader: &mut dyn Read, expected: Option<(Digest, Option<u64>)>) -> Result<BlobInfo> {
+    fn put(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<(Digest, Option<u64>)>,
+    ) -> Result<BlobInfo> {
         let mut ingest = match self.ingest(expected.map(|e| e.0))? {
             Ingestion::Exists(info) => return Ok(info),
             Ingestion::Write(w) => w,
         };
         let size = expected.and_then(|e| e.1);
         let mut limited = reader.take(size.map_or(u64::MAX, |s| s.saturating_add(1)));
-        io::copy(&mut limited, &mut ingest)
-            .map_err(|source| Error::Io { op: "streaming blob", path: "<ingest>".into(), source })?;
+        io::copy(&mut limited, &mut ingest).map_err(|source| Error::Io {
+            op: "streaming blob",
+            path: "<ingest>".into(),
+            source,
+        })?;
         ingest.commit(expected.map(|e| e.0), size)
     }
 
@@ -178,18 +209,33 @@ impl<R: Read> VerifyingReader<R> {
     /// Wraps `inner`, which must yield exactly the bytes of `expected`.
     pub fn new(inner: R, expected: Digest, size: Option<u64>) -> Self {
         let limit = size.map_or(u64::MAX, |s| s.saturating_add(1));
-        VerifyingReader { inner: inner.take(limit), hasher: Some(Sha256Writer::new()), expected, size, seen: 0 }
+        VerifyingReader {
+            inner: inner.take(limit),
+            hasher: Some(Sha256Writer::new()),
+            expected,
+            size,
+            seen: 0,
+        }
     }
 
     fn check(&mut self) -> io::Result<()> {
-        let Some(hasher) = self.hasher.take() else { return Ok(()) };
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(());
+        };
         if let Some(size) = self.size.filter(|s| *s != self.seen) {
-            let e = Error::SizeMismatch { digest: Some(self.expected), expected: size, actual: self.seen };
+            let e = Error::SizeMismatch {
+                digest: Some(self.expected),
+                expected: size,
+                actual: self.seen,
+            };
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         let actual = hasher.finish();
         if actual != self.expected {
-            let e = Error::DigestMismatch { expected: self.expected, actual };
+            let e = Error::DigestMismatch {
+                expected: self.expected,
+                actual,
+            };
             return Err(io::Error::new(io::ErrorKind::InvalidData, e));
         }
         Ok(())

@@ -26,7 +26,9 @@ pub enum Error {
         source: io::Error,
     },
     /// The store root is owned by another user than the one running rbk.
-    #[error("store directory {path} is owned by uid {owner}, not by the current user (uid {current})")]
+    #[error(
+        "store directory {path} is owned by uid {owner}, not by the current user (uid {current})"
+    )]
     ForeignOwner {
         /// The offending directory.
         path: PathBuf,
@@ -141,18 +143,26 @@ impl Error {
 
     /// True when content did not match its promised digest or size.
     pub fn is_mismatch(&self) -> bool {
-        matches!(self, Error::DigestMismatch { .. } | Error::SizeMismatch { .. })
+        matches!(
+            self,
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. }
+        )
     }
 
     /// True when a layer archive was rejected as malformed, hostile or too large.
     pub fn is_invalid_archive(&self) -> bool {
         matches!(
             self,
-            Error::InvalidArchive { .. } | Error::ArchiveTooLarge { .. } | Error::ArchiveRead { .. }
+            Error::InvalidArchive { .. }
+                | Error::ArchiveTooLarge { .. }
+                | Error::ArchiveRead { .. }
         )
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }

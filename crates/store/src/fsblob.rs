@@ -21,7 +21,11 @@ impl Store {
         let digest = *digest;
         move |e| match e.kind() {
             io::ErrorKind::NotFound => Error::BlobNotFound { digest },
-            _ => Error::Io { op: "opening blob", path: self.blob_path(&digest), source: e },
+            _ => Error::Io {
+                op: "opening blob",
+                path: self.blob_path(&digest),
+                source: e,
+            },
         }
     }
 }
@@ -41,7 +45,10 @@ impl BlobRead for Store {
         if !meta.is_file() {
             return Err(Error::BlobNotFound { digest: *digest });
         }
-        Ok(BlobInfo { digest: *digest, size: meta.len() })
+        Ok(BlobInfo {
+            digest: *digest,
+            size: meta.len(),
+        })
     }
 }
 
@@ -49,7 +56,8 @@ impl BlobWrite for Store {
     fn ingest(&self, expected: Option<Digest>) -> Result<Ingestion<'_>> {
         let (name, lock) = match expected {
             Some(d) => {
-                let lock = FileLock::exclusive(&self.ingest_dir().join(format!("{}.lock", d.hex())))?;
+                let lock =
+                    FileLock::exclusive(&self.ingest_dir().join(format!("{}.lock", d.hex())))?;
                 if let Ok(info) = self.info(&d) {
                     return Ok(Ingestion::Exists(info));
                 }
@@ -86,12 +94,21 @@ impl BlobAdmin for Store {
         let dir = self.blobs_dir();
         for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
             let entry = entry.map_err(Error::io("listing", &dir))?;
-            let Some(digest) = entry.file_name().to_str().and_then(|n| format!("sha256:{n}").parse().ok()) else {
+            let Some(digest) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| format!("sha256:{n}").parse().ok())
+            else {
                 continue; // not a blob name: ignored, never trusted
             };
-            let meta = entry.metadata().map_err(Error::io("inspecting", entry.path()))?;
+            let meta = entry
+                .metadata()
+                .map_err(Error::io("inspecting", entry.path()))?;
             if meta.is_file() {
-                f(BlobInfo { digest, size: meta.len() })?;
+                f(BlobInfo {
+                    digest,
+                    size: meta.len(),
+                })?;
             }
         }
         Ok(())
@@ -133,10 +150,21 @@ impl Ingest for FsIngest<'_> {
         self.written
     }
 
-    fn commit(mut self: Box<Self>, expected: Option<Digest>, size: Option<u64>) -> Result<BlobInfo> {
-        self.file.sync_all().map_err(Error::io("syncing ingest file", &self.path))?;
+    fn commit(
+        mut self: Box<Self>,
+        expected: Option<Digest>,
+        size: Option<u64>,
+    ) -> Result<BlobInfo> {
+        self.file
+            .sync_all()
+            .map_err(Error::io("syncing ingest file", &self.path))?;
         let hasher = std::mem::take(&mut self.hasher);
-        let info = verify(hasher.finish(), self.written, [self.expected, expected], size)?;
+        let info = verify(
+            hasher.finish(),
+            self.written,
+            [self.expected, expected],
+            size,
+        )?;
         let dest = self.store.blob_path(&info.digest);
         if dest.exists() {
             return Ok(info); // Drop removes the staged copy // already committed by another writer: success
@@ -150,15 +178,27 @@ impl Ingest for FsIngest<'_> {
     }
 }
 
-fn verify(actual: Digest, written: u64, expected: [Option<Digest>; 2], size: Option<u64>) -> Result<BlobInfo> {
+fn verify(
+    actual: Digest,
+    written: u64,
+    expected: [Option<Digest>; 2],
+    size: Option<u64>,
+) -> Result<BlobInfo> {
     if let Some(size) = size.filter(|s| *s != written) {
         let digest = expected[0].or(expected[1]);
-        return Err(Error::SizeMismatch { digest, expected: size, actual: written });
+        return Err(Error::SizeMismatch {
+            digest,
+            expected: size,
+            actual: written,
+        });
     }
     if let Some(expected) = expected.into_iter().flatten().find(|e| *e != actual) {
         return Err(Error::DigestMismatch { expected, actual });
     }
-    Ok(BlobInfo { digest: actual, size: written })
+    Ok(BlobInfo {
+        digest: actual,
+        size: written,
+    })
 }
 
 impl Drop for FsIngest<'_> {

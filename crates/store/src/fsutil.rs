@@ -18,13 +18,17 @@ pub(crate) fn nofollow() -> i32 {
 pub(crate) fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     format!("{prefix}{}-{n}-{nanos:08x}", std::process::id())
 }
 
 /// fsyncs a directory so a rename or create inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("syncing directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("syncing directory", dir))
 }
 
 /// Replaces `dir/name` with `bytes` atomically and durably: temp file in the
@@ -39,7 +43,9 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
             .custom_flags(nofollow())
             .open(&tmp)
             .map_err(Error::io("creating", &tmp))?;
-        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io("writing", &tmp))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(Error::io("writing", &tmp))?;
         let dest = dir.join(name);
         std::fs::rename(&tmp, &dest).map_err(Error::io("renaming into place", dest))
     })();

@@ -64,7 +64,9 @@ impl Store {
             removed = db.images.remove(&reference.to_string());
             Ok(())
         })?;
-        removed.ok_or_else(|| Error::ImageNotFound { reference: reference.to_string() })
+        removed.ok_or_else(|| Error::ImageNotFound {
+            reference: reference.to_string(),
+        })
     }
 
     /// The manifest `reference` points at.
@@ -73,7 +75,9 @@ impl Store {
         db.images
             .get(&reference.to_string())
             .cloned()
-            .ok_or_else(|| Error::ImageNotFound { reference: reference.to_string() })
+            .ok_or_else(|| Error::ImageNotFound {
+                reference: reference.to_string(),
+            })
     }
 
     /// Every tagged image, sorted by reference.
@@ -89,8 +93,13 @@ impl Store {
     fn read_images(&self) -> Result<ImageDb> {
         let path = self.db_dir().join("images.json");
         match read_small(&path, MAX_INDEX_FILE) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source }),
-            Err(e) if e.is_not_found() => Ok(ImageDb { version: 1, images: BTreeMap::new() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })
+            }
+            Err(e) if e.is_not_found() => Ok(ImageDb {
+                version: 1,
+                images: BTreeMap::new(),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -101,7 +110,8 @@ impl Store {
         change(&mut db)?;
         db.version = 1;
         let path = self.db_dir().join("images.json");
-        let bytes = serde_json::to_vec_pretty(&db).map_err(|source| Error::Json { path, source })?;
+        let bytes =
+            serde_json::to_vec_pretty(&db).map_err(|source| Error::Json { path, source })?;
         write_atomic(&self.db_dir(), "images.json", &bytes)?;
         self.write_oci_index(&db)
     }
@@ -113,8 +123,10 @@ impl Store {
             .iter()
             .map(|(name, desc)| {
                 let mut desc = desc.clone();
-                desc.annotations.insert(REF_NAME_ANNOTATION.to_string(), name.clone());
-                desc.annotations.insert(CONTAINERD_NAME_ANNOTATION.to_string(), name.clone());
+                desc.annotations
+                    .insert(REF_NAME_ANNOTATION.to_string(), name.clone());
+                desc.annotations
+                    .insert(CONTAINERD_NAME_ANNOTATION.to_string(), name.clone());
                 desc
             })
             .collect();
@@ -124,7 +136,8 @@ impl Store {
             manifests,
         };
         let path = self.root().join("index.json");
-        let bytes = serde_json::to_vec_pretty(&index).map_err(|source| Error::Json { path, source })?;
+        let bytes =
+            serde_json::to_vec_pretty(&index).map_err(|source| Error::Json { path, source })?;
         write_atomic(self.root(), "index.json", &bytes)
     }
 }

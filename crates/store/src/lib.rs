@@ -37,10 +37,11 @@ mod lock;
 mod mem;
 mod reference;
 mod store;
+mod unpack;
 
 pub use blob::{
-    read_to_end_bounded, BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion, VerifyingReader,
-    MAX_DOCUMENT_SIZE,
+    read_to_end_bounded, BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion,
+    VerifyingReader, MAX_DOCUMENT_SIZE,
 };
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{Error, Result};
@@ -49,3 +50,4 @@ pub use lock::FileLock;
 pub use mem::MemStore;
 pub use reference::{Reference, DEFAULT_DOMAIN};
 pub use store::Store;
+pub use unpack::{unpack_layer, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts};

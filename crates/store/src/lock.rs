@@ -36,9 +36,16 @@ impl FileLock {
     pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
         let file = open_lock_file(path)?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(FileLock { _file: file, path: path.to_path_buf() })),
+            Ok(()) => Ok(Some(FileLock {
+                _file: file,
+                path: path.to_path_buf(),
+            })),
             Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(Error::Io { op: "locking", path: path.to_path_buf(), source: e.into() }),
+            Err(e) => Err(Error::Io {
+                op: "locking",
+                path: path.to_path_buf(),
+                source: e.into(),
+            }),
         }
     }
 
@@ -46,9 +53,20 @@ impl FileLock {
         let file = open_lock_file(path)?;
         loop {
             match flock(&file, op) {
-                Ok(()) => return Ok(FileLock { _file: file, path: path.to_path_buf() }),
+                Ok(()) => {
+                    return Ok(FileLock {
+                        _file: file,
+                        path: path.to_path_buf(),
+                    })
+                }
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(Error::Io { op: "locking", path: path.to_path_buf(), source: e.into() }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "locking",
+                        path: path.to_path_buf(),
+                        source: e.into(),
+                    })
+                }
             }
         }
     }

@@ -28,20 +28,34 @@ impl MemStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl BlobRead for MemStore {
     fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        let bytes = self.lock().blobs.get(digest).cloned().ok_or(Error::BlobNotFound { digest: *digest })?;
+        let bytes = self
+            .lock()
+            .blobs
+            .get(digest)
+            .cloned()
+            .ok_or(Error::BlobNotFound { digest: *digest })?;
         Ok(Box::new(io::Cursor::new(ArcBytes(bytes))))
     }
 
     fn info(&self, digest: &Digest) -> Result<BlobInfo> {
         let guard = self.lock();
-        let bytes = guard.blobs.get(digest).ok_or(Error::BlobNotFound { digest: *digest })?;
-        Ok(BlobInfo { digest: *digest, size: bytes.len() as u64 })
+        let bytes = guard
+            .blobs
+            .get(digest)
+            .ok_or(Error::BlobNotFound { digest: *digest })?;
+        Ok(BlobInfo {
+            digest: *digest,
+            size: bytes.len() as u64,
+        })
     }
 }
 
@@ -61,11 +75,19 @@ impl BlobWrite for MemStore {
                 guard = self.inner.1.wait(guard).unwrap_or_else(|p| p.into_inner());
             }
             if let Some(bytes) = guard.blobs.get(&d) {
-                return Ok(Ingestion::Exists(BlobInfo { digest: d, size: bytes.len() as u64 }));
+                return Ok(Ingestion::Exists(BlobInfo {
+                    digest: d,
+                    size: bytes.len() as u64,
+                }));
             }
             guard.writing.insert(d);
         }
-        let ingest = MemIngest { store: self, buf: Vec::new(), hasher: Sha256Writer::new(), expected };
+        let ingest = MemIngest {
+            store: self,
+            buf: Vec::new(),
+            hasher: Sha256Writer::new(),
+            expected,
+        };
         Ok(Ingestion::Write(Box::new(ingest)))
     }
 }
@@ -76,13 +98,20 @@ impl BlobAdmin for MemStore {
             .lock()
             .blobs
             .iter()
-            .map(|(d, b)| BlobInfo { digest: *d, size: b.len() as u64 })
+            .map(|(d, b)| BlobInfo {
+                digest: *d,
+                size: b.len() as u64,
+            })
             .collect();
         infos.into_iter().try_for_each(f)
     }
 
     fn delete(&self, digest: &Digest) -> Result<()> {
-        self.lock().blobs.remove(digest).map(|_| ()).ok_or(Error::BlobNotFound { digest: *digest })
+        self.lock()
+            .blobs
+            .remove(digest)
+            .map(|_| ())
+            .ok_or(Error::BlobNotFound { digest: *digest })
     }
 }
 
@@ -110,20 +139,38 @@ impl Ingest for MemIngest<'_> {
         self.buf.len() as u64
     }
 
-    fn commit(mut self: Box<Self>, expected: Option<Digest>, size: Option<u64>) -> Result<BlobInfo> {
+    fn commit(
+        mut self: Box<Self>,
+        expected: Option<Digest>,
+        size: Option<u64>,
+    ) -> Result<BlobInfo> {
         let actual = std::mem::take(&mut self.hasher).finish();
         let written = self.buf.len() as u64;
         if let Some(size) = size.filter(|s| *s != written) {
-            return Err(Error::SizeMismatch { digest: expected.or(self.expected), expected: size, actual: written });
+            return Err(Error::SizeMismatch {
+                digest: expected.or(self.expected),
+                expected: size,
+                actual: written,
+            });
         }
         for e in [self.expected, expected].into_iter().flatten() {
             if e != actual {
-                return Err(Error::DigestMismatch { expected: e, actual });
+                return Err(Error::DigestMismatch {
+                    expected: e,
+                    actual,
+                });
             }
         }
         let bytes = std::mem::take(&mut self.buf);
-        self.store.lock().blobs.entry(actual).or_insert_with(|| Arc::new(bytes));
-        Ok(BlobInfo { digest: actual, size: written })
+        self.store
+            .lock()
+            .blobs
+            .entry(actual)
+            .or_insert_with(|| Arc::new(bytes));
+        Ok(BlobInfo {
+            digest: actual,
+            size: written,
+        })
     }
 }
 

@@ -68,13 +68,20 @@ impl Reference {
     pub fn familiar(&self) -> String {
         let full = self.to_string();
         let rest = full.strip_prefix("docker.io/").unwrap_or(&full);
-        rest.strip_prefix("library/").filter(|r| !r.contains('/')).unwrap_or(rest).to_string()
+        rest.strip_prefix("library/")
+            .filter(|r| !r.contains('/'))
+            .unwrap_or(rest)
+            .to_string()
     }
 
     /// This reference with a different tag (and no digest).
     pub fn with_tag(&self, tag: &str) -> Result<Reference, Error> {
         check_tag(tag).map_err(|reason| invalid(tag, reason))?;
-        Ok(Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() })
+        Ok(Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        })
     }
 }
 
@@ -92,7 +99,10 @@ impl fmt::Display for Reference {
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidReference { input: input.to_string(), reason: reason.into() }
+    Error::InvalidReference {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl FromStr for Reference {
@@ -107,7 +117,11 @@ fn parse(input: &str) -> Result<Reference, String> {
     if input.is_empty() {
         return Err("empty reference".into());
     }
-    if input.len() == 64 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if input.len() == 64
+        && input
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err("cannot specify 64-byte hexadecimal strings (that is an image id)".into());
     }
     let (rest, digest) = match input.split_once('@') {
@@ -131,14 +145,23 @@ fn parse(input: &str) -> Result<Reference, String> {
     if domain.len() + 1 + path.len() > 255 {
         return Err("repository name must not be more than 255 characters".into());
     }
-    let tag = tag.map(str::to_string).or_else(|| digest.is_none().then(|| "latest".to_string()));
-    Ok(Reference { domain, path, tag, digest })
+    let tag = tag
+        .map(str::to_string)
+        .or_else(|| digest.is_none().then(|| "latest".to_string()));
+    Ok(Reference {
+        domain,
+        path,
+        tag,
+        digest,
+    })
 }
 
 fn split_domain(name: &str) -> (String, String) {
     let (mut domain, mut path) = match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first =>
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.to_lowercase() != first =>
         {
             (first.to_string(), rest.to_string())
         }
@@ -162,21 +185,28 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid tag {tag:?}: must match [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}"))
+        Err(format!(
+            "invalid tag {tag:?}: must match [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}"
+        ))
     }
 }
 
 fn check_domain(domain: &str) -> Result<(), String> {
     let bad = || Err(format!("invalid registry domain {domain:?}"));
     let (host, port) = match domain.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(':') && !(h.starts_with('[') && !h.ends_with(']')) => (h, Some(p)),
+        Some((h, p)) if !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')) => {
+            (h, Some(p))
+        }
         _ => (domain, None),
     };
     if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
         return bad();
     }
     if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        let ok = !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        let ok = !v6.is_empty()
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
         return if ok { Ok(()) } else { bad() };
     }
     let component_ok = |c: &str| {

@@ -33,7 +33,14 @@ use crate::lock::FileLock;
 use crate::{Error, Result};
 
 /// Subdirectories created by [`Store::open`].
-const DIRS: [&str; 6] = ["blobs", "blobs/sha256", "ingest", "snapshots", "trash", "db"];
+const DIRS: [&str; 6] = [
+    "blobs",
+    "blobs/sha256",
+    "ingest",
+    "snapshots",
+    "trash",
+    "db",
+];
 
 /// An opened store root. Cheap to clone; all state lives on disk, shared
 /// safely by concurrent processes through file locks.
@@ -49,7 +56,9 @@ impl Store {
     /// do for their data roots).
     pub fn open(root: &Path) -> Result<Store> {
         prepare_root(root)?;
-        let store = Store { root: root.to_path_buf() };
+        let store = Store {
+            root: root.to_path_buf(),
+        };
         for dir in DIRS {
             let path = root.join(dir);
             match fs::DirBuilder::new().mode(0o700).create(&path) {
@@ -64,7 +73,11 @@ impl Store {
 
     fn init_layout_files(&self) -> Result<()> {
         if !self.root.join("oci-layout").exists() {
-            write_atomic(&self.root, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            write_atomic(
+                &self.root,
+                "oci-layout",
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
         }
         if !self.root.join("index.json").exists() {
             let _lock = self.lock()?;
@@ -148,7 +161,11 @@ fn prepare_root(root: &Path) -> Result<()> {
     let meta = fs::metadata(root).map_err(Error::io("inspecting store root", root))?;
     let current = rustix::process::geteuid().as_raw();
     if meta.uid() != current {
-        return Err(Error::ForeignOwner { path: root.to_path_buf(), owner: meta.uid(), current });
+        return Err(Error::ForeignOwner {
+            path: root.to_path_buf(),
+            owner: meta.uid(),
+            current,
+        });
     }
     if meta.mode() & 0o077 != 0 {
         fs::set_permissions(root, fs::Permissions::from_mode(0o700))

@@ -37,6 +37,8 @@ mod lock;
 mod mem;
 mod reference;
 mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 mod unpack;
 
 pub use blob::{

@@ -52,4 +52,6 @@ pub use lock::FileLock;
 pub use mem::MemStore;
 pub use reference::{Reference, DEFAULT_DOMAIN};
 pub use store::Store;
-pub use unpack::{unpack_layer, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts};
+pub use unpack::{
+    unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts,
+};

@@ -98,6 +98,9 @@ impl<'o> Unpacker<'o> {
             let item = self.describe(&mut entry)?;
             self.entry(item, &mut entry)?;
         }
+        // Drain what follows the end-of-archive blocks, so a gzip/zstd
+        // checksum is verified and trailing garbage is an error, as in Go's readers.
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| self.read_err(e))?;
         self.finish_dir_times();
         Ok(self.stats.clone())
     }
@@ -269,10 +272,13 @@ impl<'o> Unpacker<'o> {
         if tcomps == item.comps {
             return Err(invalid(name, "hardlink to itself"));
         }
-        let tparent = self
-            .root
-            .open_dir(tparent_comps, false)
-            .map_err(extract("resolving hardlink target", name))?;
+        let tparent = match self.root.open_dir(tparent_comps, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(invalid(name, "hardlink target is not in this layer"))
+            }
+            Err(e) => return Err(extract("resolving hardlink target", name)(e)),
+        };
         match Root::kind(&tparent, tbase).map_err(extract("inspecting hardlink target", name))? {
             None => return Err(invalid(name, "hardlink target is not in this layer")),
             Some(FileType::Directory) => return Err(invalid(name, "hardlink to a directory")),

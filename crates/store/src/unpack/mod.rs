@@ -18,8 +18,8 @@
 //! character device 0/0 named `NAME`, and `.wh..wh..opq` sets the xattr
 //! `trusted.overlay.opaque=y` on its directory, which hides the lower
 //! layers' contents but not this layer's siblings, whatever their order.
-//! With [`Whiteouts::Apply`] (flattening layers into one tree) they delete
-//! from `dest` directly — an opaque marker removes only what this layer did
+//! With [`Whiteouts::Apply`] (flattening layers into one tree with
+//! [`unpack_layer_onto`]) they delete from the destination directly — an opaque marker removes only what this layer did
 //! not itself write. Invalid whiteouts (`.wh.`, `.wh..`, `.wh...`, whiteouts
 //! that are not regular files, a whiteout and an entry of the same name in one
 //! layer) reject the archive. Other `.wh..wh.*` names (aufs metadata) are
@@ -189,6 +189,49 @@ pub fn unpack_layer(
     });
     let _ = fs::remove_dir_all(&work);
     result
+}
+
+/// Extracts the layer `reader` on top of the existing directory `dest`, for
+/// flattening several layers into one tree (use [`Whiteouts::Apply`]).
+/// Unlike [`unpack_layer`] this is not atomic: on error `dest` may hold part
+/// of the layer. The same confinement rules apply.
+pub fn unpack_layer_onto(
+    reader: impl Read,
+    dest: &Path,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let work = parent.join(unique_name(".unpack-"));
+    fs::create_dir(&work).map_err(Error::io("creating extraction directory", &work))?;
+    let result = (|| {
+        let open = |path: &Path| {
+            rfs::openat(rfs::CWD, path, fsops::dir_flags(), Mode::empty())
+                .map_err(|e| Error::io("opening extraction directory", path)(e.into()))
+        };
+        let root = fsops::Root::new(open(dest)?, open(&work)?);
+        extract_into(reader, root, options)
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+fn extract_into(
+    reader: impl Read,
+    root: fsops::Root,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let hit = Rc::new(Cell::new(false));
+    let stream = decompress(reader).map_err(|source| read_error(&hit, options, 0, source))?;
+    // The cap applies to the decompressed tar stream: that is what a bomb inflates.
+    let limited = Limit {
+        inner: stream,
+        remaining: options.max_bytes,
+        hit: hit.clone(),
+    };
+    entry::Unpacker::new(root, options, hit).run(limited)
 }
 
 fn unpack_in_work_dir(

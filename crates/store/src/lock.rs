@@ -84,11 +84,7 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc_cloexec_nofollow())
+        .custom_flags(crate::fsutil::nofollow())
         .open(path)
         .map_err(Error::io("opening lock file", path))
-}
-
-fn libc_cloexec_nofollow() -> i32 {
-    (rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW).bits() as i32
 }

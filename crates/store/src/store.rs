@@ -1,28 +1,4 @@
-//! The on-disk store: its root directory and layout.
-//!
-//! # On-disk layout
-//!
-//! ```text
-//! <root>/                      0700, owned by the user running rbk (security F12)
-//!   oci-layout                 {"imageLayoutVersion":"1.0.0"}  ┐ an OCI image layout:
-//!   index.json                 tagged manifests, mirrored      │ skopeo `oci:<root>:<ref>`
-//!   blobs/sha256/<hex>         committed blobs, mode 0444      ┘ and umoci read it directly
-//!   ingest/<id>                blobs being written (deleted on mismatch or abort)
-//!   ingest/<hex>.lock          per-digest flock: one writer per blob at a time
-//!   snapshots/<name>/          unpacked layers (overlay lower dirs, overlay whiteouts)
-//!   snapshots/.unpack-*        extractions in progress (renamed into place on success)
-//!   trash/                     dead entries moved here by rename, deleted later
-//!   db/lock                    store-wide flock, held while index files change
-//!   db/images.json             rbk's image index: normalised reference → descriptor
-//! ```
-//!
-//! `index.json` is derived from `db/images.json` and rewritten after each
-//! change under the store lock; each entry carries the annotations
-//! `org.opencontainers.image.ref.name` and `io.containerd.image.name`, both set
-//! to the full normalised reference (`docker.io/library/app:latest`).
-//! Every file rbk replaces is written to a temporary name, fsynced, renamed
-//! and its directory fsynced, so a crash leaves either the old or the new
-//! version.
+//! The on-disk store: its root directory and layout (documented on [`Store`]).
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -44,6 +20,30 @@ const DIRS: [&str; 6] = [
 
 /// An opened store root. Cheap to clone; all state lives on disk, shared
 /// safely by concurrent processes through file locks.
+///
+/// # On-disk layout
+///
+/// ```text
+/// <root>/                      0700, owned by the user running rbk (security F12)
+///   oci-layout                 {"imageLayoutVersion":"1.0.0"}  ┐ an OCI image layout:
+///   index.json                 tagged manifests, mirrored      │ skopeo `oci:<root>:<ref>`
+///   blobs/sha256/<hex>         committed blobs, mode 0444      ┘ and umoci read it directly
+///   ingest/<id>                blobs being written (deleted on mismatch or abort)
+///   ingest/<hex>.lock          per-digest flock: one writer per blob at a time
+///   snapshots/<name>/          unpacked layers (overlay lower dirs, overlay whiteouts)
+///   snapshots/.unpack-*        extractions in progress (renamed into place on success)
+///   trash/                     dead entries moved here by rename, deleted later
+///   db/lock                    store-wide flock, held while index files change
+///   db/images.json             rbk's image index: normalised reference → descriptor
+/// ```
+///
+/// `index.json` is derived from `db/images.json` and rewritten after each
+/// change under the store lock; each entry carries the annotations
+/// `org.opencontainers.image.ref.name` and `io.containerd.image.name`, both set
+/// to the full normalised reference (`docker.io/library/app:latest`).
+/// Every file rbk replaces is written to a temporary name, fsynced, renamed
+/// and its directory fsynced, so a crash leaves either the old or the new
+/// version.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,

@@ -1,20 +1,57 @@
 //! rbk's store: everything rbk keeps on disk, under one root.
 //!
 //! The store is the leaf of the workspace and depends on no other rbk crate.
-//! Today it owns [`Digest`], the validated `sha256:<hex>` content address that
-//! the build graph uses for vertex identities and that blobs will be stored
-//! under. Blobs, snapshots, the image and cache indexes and GC arrive with the
-//! store issue.
+//! Its main types:
+//!
+//! - [`Digest`], the validated `sha256:<hex>` content address.
+//! - [`Store`], the on-disk store: an OCI image layout plus rbk's own
+//!   directories (see the [`Store`] docs for the layout), implementing the
+//!   blob traits [`BlobRead`], [`BlobWrite`] and [`BlobAdmin`] (with
+//!   [`MemStore`] as the in-memory implementation for tests), the image
+//!   index ([`Store::tag`], [`Store::resolve`]) keyed by normalised
+//!   [`Reference`]s, and flock-based locking ([`FileLock`]).
+//! - [`unpack_layer`], safe extraction of layer tarballs into snapshot
+//!   directories.
 //!
 //! ```
-//! use rbk_store::Digest;
+//! use rbk_store::{BlobRead, BlobWrite, Digest, Reference, Store};
 //!
-//! let d = Digest::sha256_of(b"hello");
-//! assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
-//! assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(&dir.path().join("root")).unwrap();
+//! let info = store.put_bytes(b"hello").unwrap();
+//! assert_eq!(info.digest, Digest::sha256_of(b"hello"));
+//! assert!(store.exists(&info.digest).unwrap());
+//!
+//! let r: Reference = "app".parse().unwrap();
+//! assert_eq!(r.to_string(), "docker.io/library/app:latest");
 //! ```
 #![deny(missing_docs)]
 
+mod blob;
 mod digest;
+mod error;
+mod fsblob;
+mod fsutil;
+mod index;
+mod lock;
+mod mem;
+mod reference;
+mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+mod unpack;
 
+pub use blob::{
+    read_to_end_bounded, BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion,
+    VerifyingReader, MAX_DOCUMENT_SIZE,
+};
 pub use digest::{Digest, DigestError, Sha256Writer};
+pub use error::{Error, Result};
+pub use index::{Descriptor, REF_NAME_ANNOTATION};
+pub use lock::FileLock;
+pub use mem::MemStore;
+pub use reference::{Reference, DEFAULT_DOMAIN};
+pub use store::Store;
+pub use unpack::{
+    unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts,
+};

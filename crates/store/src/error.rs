@@ -1,0 +1,169 @@
+//! The store's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::{Digest, DigestError};
+
+/// Convenience alias for results of store operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store. Variants name the digest, path,
+/// reference or archive entry involved; the underlying cause, if any, is the
+/// error's [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation on a store path failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done, e.g. "creating directory".
+        op: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The store root is owned by another user than the one running rbk.
+    #[error(
+        "store directory {path} is owned by uid {owner}, not by the current user (uid {current})"
+    )]
+    ForeignOwner {
+        /// The offending directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        current: u32,
+    },
+    /// No blob with this digest is in the store.
+    #[error("blob {digest} not found")]
+    BlobNotFound {
+        /// The digest asked for.
+        digest: Digest,
+    },
+    /// Written or read content does not hash to the expected digest.
+    #[error("content digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The digest the caller promised.
+        expected: Digest,
+        /// The digest of the bytes actually seen.
+        actual: Digest,
+    },
+    /// Written or read content does not have the expected size.
+    #[error("content size mismatch for {digest:?}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The digest involved, when known.
+        digest: Option<Digest>,
+        /// The size the caller promised.
+        expected: u64,
+        /// The number of bytes seen (for reads, possibly `expected + 1`).
+        actual: u64,
+    },
+    /// A bounded read hit its limit.
+    #[error("{what} exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// What was being read.
+        what: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A string is not a valid digest.
+    #[error("invalid digest")]
+    Digest(#[from] DigestError),
+    /// An image reference does not follow Docker's reference grammar.
+    #[error("invalid image reference {input:?}: {reason}")]
+    InvalidReference {
+        /// The text as given.
+        input: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// No image is tagged with this reference.
+    #[error("image {reference} not found")]
+    ImageNotFound {
+        /// The normalised reference.
+        reference: String,
+    },
+    /// A JSON document in the store could not be read or written.
+    #[error("malformed JSON in {path}")]
+    Json {
+        /// The document.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A layer archive is malformed or hostile; nothing was committed.
+    #[error("invalid layer archive: entry {entry:?}: {reason}")]
+    InvalidArchive {
+        /// The entry's path as written in the archive (lossy UTF-8).
+        entry: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// Reading or decompressing the layer stream failed.
+    #[error("reading layer archive (after {entries} entries)")]
+    ArchiveRead {
+        /// Entries successfully read before the failure.
+        entries: u64,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The uncompressed layer exceeded the configured byte limit.
+    #[error("layer archive expands beyond the limit of {limit} bytes (decompression bomb?)")]
+    ArchiveTooLarge {
+        /// The limit from [`UnpackOptions`](crate::UnpackOptions).
+        limit: u64,
+    },
+    /// Creating an archive entry on disk failed.
+    #[error("{op} for layer entry {entry:?}")]
+    Extract {
+        /// What was being done.
+        op: &'static str,
+        /// The entry's path as written in the archive.
+        entry: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// True when the error means "no such blob or image".
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Error::BlobNotFound { .. } | Error::ImageNotFound { .. } => true,
+            Error::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+
+    /// True when content did not match its promised digest or size.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Error::DigestMismatch { .. } | Error::SizeMismatch { .. }
+        )
+    }
+
+    /// True when a layer archive was rejected as malformed, hostile or too large.
+    pub fn is_invalid_archive(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidArchive { .. }
+                | Error::ArchiveTooLarge { .. }
+                | Error::ArchiveRead { .. }
+        )
+    }
+
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}

@@ -1,0 +1,175 @@
+//! The on-disk store: its root directory and layout (documented on [`Store`]).
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::fsutil::{sync_dir, write_atomic};
+use crate::lock::FileLock;
+use crate::{Error, Result};
+
+/// Subdirectories created by [`Store::open`].
+const DIRS: [&str; 6] = [
+    "blobs",
+    "blobs/sha256",
+    "ingest",
+    "snapshots",
+    "trash",
+    "db",
+];
+
+/// An opened store root. Cheap to clone; all state lives on disk, shared
+/// safely by concurrent processes through file locks.
+///
+/// # On-disk layout
+///
+/// ```text
+/// <root>/                      0700, owned by the user running rbk (security F12)
+///   oci-layout                 {"imageLayoutVersion":"1.0.0"}  ┐ an OCI image layout:
+///   index.json                 tagged manifests, mirrored      │ skopeo `oci:<root>:<ref>`
+///   blobs/sha256/<hex>         committed blobs, mode 0444      ┘ and umoci read it directly
+///   ingest/<id>                blobs being written (deleted on mismatch or abort)
+///   ingest/<hex>.lock          per-digest flock: one writer per blob at a time
+///   snapshots/<name>/          unpacked layers (overlay lower dirs, overlay whiteouts)
+///   snapshots/.unpack-*        extractions in progress (renamed into place on success)
+///   trash/                     dead entries moved here by rename, deleted later
+///   db/lock                    store-wide flock, held while index files change
+///   db/images.json             rbk's image index: normalised reference → descriptor
+/// ```
+///
+/// `index.json` is derived from `db/images.json` and rewritten after each
+/// change under the store lock; each entry carries the annotations
+/// `org.opencontainers.image.ref.name` and `io.containerd.image.name`, both set
+/// to the full normalised reference (`docker.io/library/app:latest`).
+/// Every file rbk replaces is written to a temporary name, fsynced, renamed
+/// and its directory fsynced, so a crash leaves either the old or the new
+/// version.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Creates or opens the store at `root`. A missing root is created with
+    /// mode 0700. An existing root owned by another user is refused; one that
+    /// group or others can access is fixed to 0700 (as Docker and containerd
+    /// do for their data roots).
+    pub fn open(root: &Path) -> Result<Store> {
+        prepare_root(root)?;
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        for dir in DIRS {
+            let path = root.join(dir);
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("creating directory", path)(e)),
+            }
+        }
+        store.init_layout_files()?;
+        Ok(store)
+    }
+
+    fn init_layout_files(&self) -> Result<()> {
+        if !self.root.join("oci-layout").exists() {
+            write_atomic(
+                &self.root,
+                "oci-layout",
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
+        }
+        if !self.root.join("index.json").exists() {
+            let _lock = self.lock()?;
+            if !self.root.join("index.json").exists() {
+                self.write_oci_index(&Default::default())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/blobs/sha256`.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    /// `<root>/ingest`.
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.root.join("ingest")
+    }
+
+    /// `<root>/snapshots`.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// `<root>/trash`.
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
+    /// `<root>/db`.
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.join("db")
+    }
+
+    /// Takes the store-wide exclusive lock (`db/lock`), blocking until it is
+    /// free. Held while the image index changes; released on drop or death.
+    pub fn lock(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.db_dir().join("lock"))
+    }
+
+    /// Moves `path` (a file or directory inside the store) into `trash/` by
+    /// rename, so the caller never deletes in bulk on the hot path.
+    pub fn move_to_trash(&self, path: &Path) -> Result<PathBuf> {
+        let dest = self.trash_dir().join(crate::fsutil::unique_name("t-"));
+        fs::rename(path, &dest).map_err(Error::io("moving to trash", path))?;
+        Ok(dest)
+    }
+
+    /// Deletes everything in `trash/`. Slow on this machine's ext4 when the
+    /// trash is large: call it off the hot path.
+    pub fn empty_trash(&self) -> Result<()> {
+        let dir = self.trash_dir();
+        for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
+            let path = entry.map_err(Error::io("listing", &dir))?.path();
+            let removed = match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                Ok(_) => fs::remove_file(&path),
+                Err(e) => Err(e),
+            };
+            removed.map_err(Error::io("deleting", &path))?;
+        }
+        sync_dir(&dir)
+    }
+}
+
+fn prepare_root(root: &Path) -> Result<()> {
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(Error::io("creating directory", parent))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("creating store root", root)(e)),
+    }
+    let meta = fs::metadata(root).map_err(Error::io("inspecting store root", root))?;
+    let current = rustix::process::geteuid().as_raw();
+    if meta.uid() != current {
+        return Err(Error::ForeignOwner {
+            path: root.to_path_buf(),
+            owner: meta.uid(),
+            current,
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .map_err(Error::io("restricting store root to mode 0700", root))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,510 @@
+//! Per-entry extraction: dispatch on the entry type, whiteouts, metadata.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
+
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::{EntryType, Header};
+
+use super::fsops::{clean, Components, Root};
+use super::{read_error, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts};
+use crate::{Error, Result};
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Largest size the 11-digit octal ustar field can hold.
+const USTAR_MAX_SIZE: u64 = 0o77777777777;
+
+type Entry<'a, R> = tar::Entry<'a, R>;
+
+pub(super) struct Unpacker<'o> {
+    root: Root,
+    opts: &'o UnpackOptions,
+    hit: Rc<Cell<bool>>,
+    stats: UnpackStats,
+    /// Paths (and their ancestors) this layer created.
+    written: HashSet<Components>,
+    /// Paths this layer whited out.
+    whited_out: HashSet<Components>,
+    dir_times: Vec<(Components, u64)>,
+}
+
+/// One entry's facts, read before its data.
+struct Item {
+    name: String,
+    comps: Components,
+    kind: EntryType,
+    header: Header,
+    xattrs: Vec<(String, Vec<u8>)>,
+    link: Option<Vec<u8>>,
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidArchive {
+        entry: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn extract(op: &'static str, name: &str) -> impl FnOnce(io::Error) -> Error {
+    let entry = name.to_string();
+    move |source| Error::Extract { op, entry, source }
+}
+
+fn errno(op: &'static str, name: &str) -> impl FnOnce(Errno) -> Error {
+    let f = extract(op, name);
+    move |e| f(e.into())
+}
+
+impl<'o> Unpacker<'o> {
+    pub(super) fn new(root: Root, opts: &'o UnpackOptions, hit: Rc<Cell<bool>>) -> Self {
+        Unpacker {
+            root,
+            opts,
+            hit,
+            stats: UnpackStats::default(),
+            written: HashSet::new(),
+            whited_out: HashSet::new(),
+            dir_times: Vec::new(),
+        }
+    }
+
+    fn read_err(&self, e: io::Error) -> Error {
+        read_error(&self.hit, self.opts, self.stats.entries, e)
+    }
+
+    pub(super) fn run(&mut self, stream: impl Read) -> Result<UnpackStats> {
+        let mut archive = tar::Archive::new(stream);
+        let entries = archive.entries().map_err(|e| self.read_err(e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| self.read_err(e))?;
+            self.stats.entries += 1;
+            if self.stats.entries > self.opts.max_entries {
+                let limit = self.opts.max_entries;
+                return Err(invalid(
+                    "",
+                    format!("archive has more than {limit} entries"),
+                ));
+            }
+            let item = self.describe(&mut entry)?;
+            self.entry(item, &mut entry)?;
+        }
+        // Drain what follows the end-of-archive blocks, so a gzip/zstd
+        // checksum is verified and trailing garbage is an error, as in Go's readers.
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| self.read_err(e))?;
+        self.finish_dir_times();
+        Ok(self.stats.clone())
+    }
+
+    /// Reads names, PAX size check and xattrs for one entry.
+    fn describe<R: Read>(&self, entry: &mut Entry<'_, R>) -> Result<Item> {
+        let raw = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        if raw.is_empty() {
+            return Err(invalid(&name, "empty file name"));
+        }
+        let header = entry.header().clone();
+        let ustar_size = header
+            .entry_size()
+            .map_err(|e| invalid(&name, format!("bad size field: {e}")))?;
+        let mut xattrs = Vec::new();
+        let exts = entry.pax_extensions().map_err(|e| self.read_err(e))?;
+        for ext in exts.into_iter().flatten() {
+            let ext = ext.map_err(|e| self.read_err(e))?;
+            let Ok(key) = ext.key() else { continue };
+            if key == "size" {
+                let pax: u64 = ext
+                    .value()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| invalid(&name, "bad PAX size"))?;
+                if pax != ustar_size && !(ustar_size == 0 && pax > USTAR_MAX_SIZE) {
+                    let reason = format!("PAX size {pax} disagrees with header size {ustar_size}");
+                    return Err(invalid(&name, reason));
+                }
+            } else if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
+                xattrs.push((x.to_string(), ext.value_bytes().to_vec()));
+            }
+        }
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        Ok(Item {
+            comps: clean(&raw),
+            name,
+            kind: header.entry_type(),
+            header,
+            xattrs,
+            link,
+        })
+    }
+
+    fn entry<R: Read>(&mut self, item: Item, entry: &mut Entry<'_, R>) -> Result<()> {
+        let Some((base, parent_comps)) = item.comps.split_last() else {
+            if item.kind.is_dir() {
+                return Ok(()); // "./": the snapshot root keeps the mode rbk gave it
+            }
+            return Err(invalid(
+                &item.name,
+                "entry would replace the extraction root",
+            ));
+        };
+        if base.starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(&item);
+        }
+        if self.whited_out.contains(&item.comps) {
+            return Err(invalid(
+                &item.name,
+                "entry conflicts with a whiteout in the same layer",
+            ));
+        }
+        let parent = self
+            .root
+            .open_dir(parent_comps, true)
+            .map_err(extract("resolving parent directory", &item.name))?;
+        match item.kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.file(&parent, base, &item, entry)?
+            }
+            EntryType::Directory => self.dir(&parent, base, &item)?,
+            EntryType::Symlink => self.symlink(&parent, base, &item)?,
+            EntryType::Link => self.hardlink(&parent, base, &item)?,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                self.special(&parent, base, &item)?
+            }
+            other => {
+                return Err(invalid(
+                    &item.name,
+                    format!("unsupported entry type {:?}", other.as_byte() as char),
+                ))
+            }
+        }
+        for n in 1..=item.comps.len() {
+            self.written.insert(item.comps[..n].to_vec());
+        }
+        Ok(())
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        parent: &OwnedFd,
+        base: &[u8],
+        item: &Item,
+        entry: &mut Entry<'_, R>,
+    ) -> Result<()> {
+        let name = &item.name;
+        self.root
+            .remove(parent, base)
+            .map_err(extract("replacing existing entry", name))?;
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rfs::openat(parent, base, flags, Mode::from_raw_mode(0o600))
+            .map_err(errno("creating file", name))?;
+        let mut file = File::from(fd);
+        let mut buf = vec![0u8; 128 << 10];
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| self.read_err(e))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n])
+                .map_err(extract("writing file", name))?;
+            self.stats.bytes += n as u64;
+        }
+        self.metadata(file.as_fd(), item, true)?;
+        self.stats.files += 1;
+        Ok(())
+    }
+
+    fn dir(&mut self, parent: &OwnedFd, base: &[u8], item: &Item) -> Result<()> {
+        let name = &item.name;
+        let existing = Root::kind(parent, base).map_err(extract("inspecting", name))?;
+        if existing != Some(FileType::Directory) {
+            // A symlink (or file) of this name is replaced, never followed (C6).
+            self.root
+                .remove(parent, base)
+                .map_err(extract("replacing existing entry", name))?;
+            rfs::mkdirat(parent, base, Mode::from_raw_mode(0o700))
+                .map_err(errno("creating directory", name))?;
+        }
+        let fd = rfs::openat(parent, base, super::fsops::dir_flags(), Mode::empty())
+            .map_err(errno("opening directory", name))?;
+        self.metadata(fd.as_fd(), item, false)?;
+        let mtime = item.header.mtime().unwrap_or(0);
+        self.dir_times.push((item.comps.clone(), mtime));
+        self.stats.dirs += 1;
+        Ok(())
+    }
+
+    fn symlink(&mut self, parent: &OwnedFd, base: &[u8], item: &Item) -> Result<()> {
+        let name = &item.name;
+        let target = item
+            .link
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid(name, "symlink without a target"))?;
+        self.root
+            .remove(parent, base)
+            .map_err(extract("replacing existing entry", name))?;
+        rfs::symlinkat(target, parent, base).map_err(errno("creating symlink", name))?;
+        self.path_metadata(parent, base, item, false)?;
+        self.stats.symlinks += 1;
+        Ok(())
+    }
+
+    fn hardlink(&mut self, parent: &OwnedFd, base: &[u8], item: &Item) -> Result<()> {
+        let name = &item.name;
+        let target = item
+            .link
+            .as_deref()
+            .ok_or_else(|| invalid(name, "hardlink without a target"))?;
+        let tcomps = clean(target);
+        let Some((tbase, tparent_comps)) = tcomps.split_last() else {
+            return Err(invalid(name, "hardlink to the extraction root"));
+        };
+        if tcomps == item.comps {
+            return Err(invalid(name, "hardlink to itself"));
+        }
+        let tparent = match self.root.open_dir(tparent_comps, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(invalid(name, "hardlink target is not in this layer"))
+            }
+            Err(e) => return Err(extract("resolving hardlink target", name)(e)),
+        };
+        match Root::kind(&tparent, tbase).map_err(extract("inspecting hardlink target", name))? {
+            None => return Err(invalid(name, "hardlink target is not in this layer")),
+            Some(FileType::Directory) => return Err(invalid(name, "hardlink to a directory")),
+            Some(_) => {}
+        }
+        self.root
+            .remove(parent, base)
+            .map_err(extract("replacing existing entry", name))?;
+        // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed (C3, C4).
+        rfs::linkat(&tparent, tbase, parent, base, AtFlags::empty())
+            .map_err(errno("creating hardlink", name))?;
+        self.stats.hardlinks += 1;
+        Ok(())
+    }
+
+    fn special(&mut self, parent: &OwnedFd, base: &[u8], item: &Item) -> Result<()> {
+        let name = &item.name;
+        let file_type = match item.kind {
+            EntryType::Fifo => FileType::Fifo,
+            EntryType::Char => FileType::CharacterDevice,
+            _ => FileType::BlockDevice,
+        };
+        if file_type != FileType::Fifo {
+            match self.opts.devices {
+                DevicePolicy::Create => {}
+                DevicePolicy::Skip => {
+                    self.stats.skipped += 1;
+                    return Ok(());
+                }
+                DevicePolicy::Reject => return Err(invalid(name, "device nodes are not allowed")),
+            }
+        }
+        let major = item.header.device_major().ok().flatten().unwrap_or(0);
+        let minor = item.header.device_minor().ok().flatten().unwrap_or(0);
+        self.root
+            .remove(parent, base)
+            .map_err(extract("replacing existing entry", name))?;
+        rfs::mknodat(
+            parent,
+            base,
+            file_type,
+            Mode::empty(),
+            rfs::makedev(major, minor),
+        )
+        .map_err(errno("creating device node", name))?;
+        self.path_metadata(parent, base, item, true)?;
+        self.stats.special += 1;
+        Ok(())
+    }
+
+    fn ids(&self, item: &Item) -> Result<(Uid, Gid)> {
+        let range = |v: io::Result<u64>, what: &str| -> Result<u32> {
+            let v = v.map_err(|e| invalid(&item.name, format!("bad {what}: {e}")))?;
+            u32::try_from(v).map_err(|_| invalid(&item.name, format!("{what} {v} out of range")))
+        };
+        let uid = range(item.header.uid(), "uid")?;
+        let gid = range(item.header.gid(), "gid")?;
+        Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
+    }
+
+    /// Owner, then mode (so chown cannot clear setuid bits), then xattrs (so
+    /// chown cannot clear `security.capability`), then mtime.
+    fn metadata(&mut self, fd: BorrowedFd<'_>, item: &Item, mtime: bool) -> Result<()> {
+        let name = &item.name;
+        if self.opts.chown {
+            let (uid, gid) = self.ids(item)?;
+            rfs::fchown(fd, Some(uid), Some(gid)).map_err(errno("changing owner", name))?;
+        }
+        let mode = item
+            .header
+            .mode()
+            .map_err(|e| invalid(name, format!("bad mode: {e}")))?
+            & 0o7777;
+        rfs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(errno("changing mode", name))?;
+        for (key, value) in &item.xattrs {
+            if key.starts_with("trusted.overlay.") {
+                self.stats.skipped += 1;
+                continue;
+            }
+            match rfs::fsetxattr(fd, key.as_str(), value, XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::OPNOTSUPP) => self.stats.skipped += 1,
+                Err(e) => return Err(errno("setting xattr", name)(e)),
+            }
+        }
+        if mtime {
+            rfs::futimens(fd, &times(item.header.mtime().unwrap_or(0)))
+                .map_err(errno("setting mtime", name))?;
+        }
+        Ok(())
+    }
+
+    /// Metadata for entries that cannot be opened (symlinks, device nodes).
+    fn path_metadata(
+        &mut self,
+        parent: &OwnedFd,
+        base: &[u8],
+        item: &Item,
+        chmod: bool,
+    ) -> Result<()> {
+        let name = &item.name;
+        if self.opts.chown {
+            let (uid, gid) = self.ids(item)?;
+            rfs::chownat(
+                parent,
+                base,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno("changing owner", name))?;
+        }
+        if chmod {
+            // Only for nodes just created by mknodat in our private directory:
+            // fchmodat cannot refuse to follow, but nothing here is a symlink.
+            let mode = item
+                .header
+                .mode()
+                .map_err(|e| invalid(name, format!("bad mode: {e}")))?
+                & 0o7777;
+            rfs::chmodat(parent, base, Mode::from_raw_mode(mode), AtFlags::empty())
+                .map_err(errno("changing mode", name))?;
+        }
+        let t = times(item.header.mtime().unwrap_or(0));
+        rfs::utimensat(parent, base, &t, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno("setting mtime", name))
+    }
+
+    fn whiteout(&mut self, item: &Item) -> Result<()> {
+        let name = &item.name;
+        let (base, parent_comps) = item
+            .comps
+            .split_last()
+            .ok_or_else(|| invalid(name, "empty whiteout"))?;
+        if !matches!(item.kind, EntryType::Regular | EntryType::Continuous) {
+            return Err(invalid(name, "whiteouts must be regular files"));
+        }
+        if base.as_slice() == OPAQUE_MARKER {
+            return self.opaque(item, parent_comps);
+        }
+        if base.starts_with(WHITEOUT_META_PREFIX) {
+            self.stats.skipped += 1; // aufs metadata (.wh..wh.plnk etc.)
+            return Ok(());
+        }
+        let target = &base[WHITEOUT_PREFIX.len()..];
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(invalid(
+                name,
+                "invalid whiteout: it names the directory itself or its parent",
+            ));
+        }
+        let mut tcomps = parent_comps.to_vec();
+        tcomps.push(target.to_vec());
+        if self.written.contains(&tcomps) {
+            return Err(invalid(
+                name,
+                "whiteout conflicts with an entry of the same layer",
+            ));
+        }
+        let parent = self
+            .root
+            .open_dir(parent_comps, true)
+            .map_err(extract("resolving whiteout parent", name))?;
+        self.root
+            .remove(&parent, target)
+            .map_err(extract("removing whited-out entry", name))?;
+        if self.opts.whiteouts == Whiteouts::Overlay {
+            rfs::mknodat(
+                &parent,
+                target,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rfs::makedev(0, 0),
+            )
+            .map_err(errno("creating overlay whiteout (char device 0/0)", name))?;
+        }
+        self.whited_out.insert(tcomps);
+        self.stats.whiteouts += 1;
+        Ok(())
+    }
+
+    fn opaque(&mut self, item: &Item, dir_comps: &[Vec<u8>]) -> Result<()> {
+        let name = &item.name;
+        let dir = self
+            .root
+            .open_dir(dir_comps, true)
+            .map_err(extract("resolving opaque directory", name))?;
+        match self.opts.whiteouts {
+            Whiteouts::Overlay => {
+                rfs::fsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
+                    .map_err(errno("setting trusted.overlay.opaque", name))?;
+            }
+            Whiteouts::Apply => {
+                for child in Root::list(&dir).map_err(extract("listing opaque directory", name))? {
+                    let mut comps = dir_comps.to_vec();
+                    comps.push(child.clone());
+                    if !self.written.contains(&comps) {
+                        self.root
+                            .remove(&dir, &child)
+                            .map_err(extract("clearing opaque directory", name))?;
+                    }
+                }
+            }
+        }
+        self.stats.whiteouts += 1;
+        Ok(())
+    }
+
+    /// Directory mtimes are set last: creating children changes them.
+    fn finish_dir_times(&mut self) {
+        for (comps, mtime) in std::mem::take(&mut self.dir_times) {
+            // A directory replaced later in the stream is simply skipped.
+            if let Ok(fd) = self.root.open_dir(&comps, false) {
+                let _ = rfs::futimens(&fd, &times(mtime));
+            }
+        }
+    }
+}
+
+fn times(mtime: u64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: i64::try_from(mtime).unwrap_or(i64::MAX),
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}

@@ -1,0 +1,322 @@
+//! Safe extraction of layer tarballs into snapshot directories.
+//!
+//! [`unpack_layer`] reads a tar stream (plain, gzip or zstd, detected by magic
+//! bytes and decompressed in-process), and creates every entry with
+//! fd-relative syscalls confined to the destination (see `fsops`): `..` and
+//! absolute names are clamped to the root, symlinks met in parent paths are
+//! resolved inside the root, the final component is never followed, hardlink
+//! targets resolve inside the root, and `.`, `/` or empty names can never
+//! replace the root. The extraction happens in a temporary directory next to
+//! `dest` and is renamed into place only when the whole stream succeeded, so a
+//! failure leaves nothing behind.
+//!
+//! # Whiteouts
+//!
+//! OCI whiteouts describe deletions in *lower* layers. With
+//! [`Whiteouts::Overlay`] (the default; snapshots are overlayfs lower dirs)
+//! they are converted to overlayfs's representation: `.wh.NAME` becomes a
+//! character device 0/0 named `NAME`, and `.wh..wh..opq` sets the xattr
+//! `trusted.overlay.opaque=y` on its directory, which hides the lower
+//! layers' contents but not this layer's siblings, whatever their order.
+//! With [`Whiteouts::Apply`] (flattening layers into one tree with
+//! [`unpack_layer_onto`]) they delete from the destination directly — an opaque marker removes only what this layer did
+//! not itself write. Invalid whiteouts (`.wh.`, `.wh..`, `.wh...`, whiteouts
+//! that are not regular files, a whiteout and an entry of the same name in one
+//! layer) reject the archive. Other `.wh..wh.*` names (aufs metadata) are
+//! skipped. xattrs in `trusted.overlay.*` carried by the archive are dropped
+//! so a layer cannot forge overlay metadata.
+//!
+//! # Metadata
+//!
+//! Owners (when [`UnpackOptions::chown`] is on, the default for root), modes
+//! including setuid bits (applied after chown), mtimes (directories' at the
+//! end) and `SCHILY.xattr.*` xattrs are kept. Symlinks keep their owner and
+//! mtime but not xattrs. Device nodes follow [`DevicePolicy`].
+//!
+//! # Limits and malformed archives
+//!
+//! The decompressed stream is capped by [`UnpackOptions::max_bytes`] and the
+//! entry count by [`UnpackOptions::max_entries`]. A PAX `size` that disagrees
+//! with the ustar size is rejected (CVE-2025-62518), except the legitimate
+//! case of a ustar size of 0 for a file too large for the octal field. An
+//! empty (0-byte) stream is not a tar archive; an archive of only the two
+//! zero end blocks is a valid empty layer.
+
+mod entry;
+mod fsops;
+
+use std::cell::Cell;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::rc::Rc;
+
+use rustix::fs::{self as rfs, Mode};
+
+use crate::fsutil::unique_name;
+use crate::{Error, Result};
+
+/// How OCI whiteout entries are represented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Whiteouts {
+    /// Convert to overlayfs whiteouts (char device 0/0, opaque xattr).
+    #[default]
+    Overlay,
+    /// Delete the named paths from the destination.
+    Apply,
+}
+
+/// What to do with character and block device entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DevicePolicy {
+    /// Create them (needs CAP_MKNOD); the default, as Docker does.
+    #[default]
+    Create,
+    /// Skip them, counting them in [`UnpackStats::skipped`].
+    Skip,
+    /// Reject the archive.
+    Reject,
+}
+
+/// Options for [`unpack_layer`], built by chaining setters on `default()`.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    pub(crate) whiteouts: Whiteouts,
+    pub(crate) devices: DevicePolicy,
+    pub(crate) chown: bool,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_entries: u64,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            whiteouts: Whiteouts::default(),
+            devices: DevicePolicy::default(),
+            chown: rustix::process::geteuid().is_root(),
+            max_bytes: 64 << 30,
+            max_entries: 4_000_000,
+        }
+    }
+}
+
+impl UnpackOptions {
+    /// How whiteouts are represented (default [`Whiteouts::Overlay`]).
+    pub fn whiteouts(mut self, w: Whiteouts) -> Self {
+        self.whiteouts = w;
+        self
+    }
+
+    /// What to do with device nodes (default [`DevicePolicy::Create`]).
+    pub fn devices(mut self, d: DevicePolicy) -> Self {
+        self.devices = d;
+        self
+    }
+
+    /// Whether to apply the archive's uid/gid (default: when running as root).
+    pub fn chown(mut self, chown: bool) -> Self {
+        self.chown = chown;
+        self
+    }
+
+    /// Cap on decompressed bytes read from the stream (default 64 GiB).
+    pub fn max_bytes(mut self, limit: u64) -> Self {
+        self.max_bytes = limit;
+        self
+    }
+
+    /// Cap on the number of entries (default 4,000,000).
+    pub fn max_entries(mut self, limit: u64) -> Self {
+        self.max_entries = limit;
+        self
+    }
+}
+
+/// What an extraction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnpackStats {
+    /// Entries read from the archive.
+    pub entries: u64,
+    /// Regular files created.
+    pub files: u64,
+    /// Directories created or updated.
+    pub dirs: u64,
+    /// Symlinks created.
+    pub symlinks: u64,
+    /// Hardlinks created.
+    pub hardlinks: u64,
+    /// Device nodes and FIFOs created.
+    pub special: u64,
+    /// Whiteouts (including opaque markers) applied or converted.
+    pub whiteouts: u64,
+    /// Entries or attributes skipped by policy.
+    pub skipped: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// Extracts the layer `reader` into `dest`, which must not exist yet (its
+/// parent must). On error nothing is left at `dest` or beside it.
+pub fn unpack_layer(
+    reader: impl Read,
+    dest: &Path,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if fs::symlink_metadata(dest).is_ok() {
+        let source = io::Error::from(io::ErrorKind::AlreadyExists);
+        return Err(Error::Io {
+            op: "unpacking into existing",
+            path: dest.to_path_buf(),
+            source,
+        });
+    }
+    let work = parent.join(unique_name(".unpack-"));
+    fs::create_dir(&work).map_err(Error::io("creating extraction directory", &work))?;
+    let result = unpack_in_work_dir(reader, &work, options);
+    let result = result.and_then(|stats| {
+        fs::rename(work.join("rootfs"), dest)
+            .map_err(Error::io("renaming extraction into place", dest))?;
+        crate::fsutil::sync_dir(parent)?;
+        Ok(stats)
+    });
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+/// Extracts the layer `reader` on top of the existing directory `dest`, for
+/// flattening several layers into one tree (use [`Whiteouts::Apply`]).
+/// Unlike [`unpack_layer`] this is not atomic: on error `dest` may hold part
+/// of the layer. The same confinement rules apply.
+pub fn unpack_layer_onto(
+    reader: impl Read,
+    dest: &Path,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let work = parent.join(unique_name(".unpack-"));
+    fs::create_dir(&work).map_err(Error::io("creating extraction directory", &work))?;
+    let result = (|| {
+        let open = |path: &Path| {
+            rfs::openat(rfs::CWD, path, fsops::dir_flags(), Mode::empty())
+                .map_err(|e| Error::io("opening extraction directory", path)(e.into()))
+        };
+        let root = fsops::Root::new(open(dest)?, open(&work)?);
+        extract_into(reader, root, options)
+    })();
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+fn extract_into(
+    reader: impl Read,
+    root: fsops::Root,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let hit = Rc::new(Cell::new(false));
+    let stream = decompress(reader).map_err(|source| read_error(&hit, options, 0, source))?;
+    // The cap applies to the decompressed tar stream: that is what a bomb inflates.
+    let limited = Limit {
+        inner: stream,
+        remaining: options.max_bytes,
+        hit: hit.clone(),
+    };
+    entry::Unpacker::new(root, options, hit).run(limited)
+}
+
+fn unpack_in_work_dir(
+    reader: impl Read,
+    work: &Path,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    let open = |name: &str| -> Result<OwnedFd> {
+        let path = work.join(name);
+        rfs::mkdirat(rfs::CWD, &path, Mode::from_raw_mode(0o755))
+            .and_then(|()| rfs::openat(rfs::CWD, &path, fsops::dir_flags(), Mode::empty()))
+            .map_err(|e| Error::io("creating extraction directory", &path)(e.into()))
+    };
+    let root = fsops::Root::new(open("rootfs")?, open("graveyard")?);
+    rfs::fchmod(&root.fd, Mode::from_raw_mode(0o755))
+        .map_err(|e| Error::io("setting mode", work.join("rootfs"))(e.into()))?;
+    let hit = Rc::new(Cell::new(false));
+    let stream = decompress(reader).map_err(|source| read_error(&hit, options, 0, source))?;
+    // The cap applies to the decompressed tar stream: that is what a bomb inflates.
+    let limited = Limit {
+        inner: stream,
+        remaining: options.max_bytes,
+        hit: hit.clone(),
+    };
+    let mut unpacker = entry::Unpacker::new(root, options, hit);
+    unpacker.run(limited)
+}
+
+pub(crate) fn read_error(
+    hit: &Cell<bool>,
+    options: &UnpackOptions,
+    entries: u64,
+    source: io::Error,
+) -> Error {
+    if hit.get() {
+        Error::ArchiveTooLarge {
+            limit: options.max_bytes,
+        }
+    } else {
+        Error::ArchiveRead { entries, source }
+    }
+}
+
+/// Detects the compression by magic bytes and returns the tar stream.
+fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut buf = BufReader::with_capacity(64 << 10, reader);
+    let head = buf.fill_buf()?;
+    if head.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "empty stream is not a tar archive",
+        ));
+    }
+    Ok(match head {
+        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] | [b'B', b'Z', b'h', ..] => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "xz and bzip2 layers are not supported",
+            ))
+        }
+        _ => Box::new(buf),
+    })
+}
+
+/// Fails reads once `remaining` bytes have passed, and records that it did.
+struct Limit<R> {
+    inner: R,
+    remaining: u64,
+    hit: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Limit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.remaining.checked_sub(n as u64) {
+            Some(rest) => {
+                self.remaining = rest;
+                Ok(n)
+            }
+            None => {
+                self.hit.set(true);
+                Err(io::Error::other("layer size limit exceeded"))
+            }
+        }
+    }
+}

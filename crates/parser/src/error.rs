@@ -19,7 +19,12 @@ pub struct Location {
 impl Location {
     /// A location spanning `start..=end` lines of `file`.
     pub fn lines(file: &str, start: u32, end: u32) -> Self {
-        Location { file: file.to_string(), line: start, column: 0, end_line: end.max(start) }
+        Location {
+            file: file.to_string(),
+            line: start,
+            column: 0,
+            end_line: end.max(start),
+        }
     }
 }
 
@@ -106,7 +111,11 @@ pub fn render_snippet(source: &str, location: &Location) -> String {
         return String::new();
     }
     let from = location.line.saturating_sub(CONTEXT).max(1);
-    let to = location.end_line.max(location.line).saturating_add(CONTEXT).min(last);
+    let to = location
+        .end_line
+        .max(location.line)
+        .saturating_add(CONTEXT)
+        .min(last);
     let width = to.to_string().len().max(4);
     let rule = "-".repeat(20);
     let mut out = format!("{}:{}\n{rule}\n", location.file, location.line);
@@ -116,7 +125,10 @@ pub fn render_snippet(source: &str, location: &Location) -> String {
         } else {
             "   "
         };
-        out.push_str(&format!("{n:>width$} | {marker} {}\n", lines[(n - 1) as usize]));
+        out.push_str(&format!(
+            "{n:>width$} | {marker} {}\n",
+            lines[(n - 1) as usize]
+        ));
     }
     out.push_str(&rule);
     out.push('\n');
@@ -138,13 +150,21 @@ mod tests {
 
     #[test]
     fn snippet_outside_the_file_is_empty() {
-        assert_eq!(render_snippet("FROM a\n", &Location::lines("Dockerfile", 9, 9)), "");
+        assert_eq!(
+            render_snippet("FROM a\n", &Location::lines("Dockerfile", 9, 9)),
+            ""
+        );
     }
 
     #[test]
     fn errors_display_their_location() {
         let err = Error::Syntax {
-            location: Location { file: "Dockerfile".into(), line: 3, column: 1, end_line: 3 },
+            location: Location {
+                file: "Dockerfile".into(),
+                line: 3,
+                column: 1,
+                end_line: 3,
+            },
             message: "unknown instruction: RUNN".into(),
         };
         assert_eq!(err.to_string(), "Dockerfile:3:1: unknown instruction: RUNN");

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod instructions;
 pub mod syntax;
 
 pub use error::{render_snippet, Error, Location};

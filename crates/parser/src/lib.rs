@@ -8,9 +8,13 @@
 //! expansion and [`dockerignore`] the `.dockerignore` matcher.
 #![deny(missing_docs)]
 
+pub mod dockerignore;
 mod error;
+pub mod expand;
 pub mod instructions;
 pub mod syntax;
 
+pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
+pub use expand::{Env, ExpandError, Lexer};
 pub use syntax::{Heredoc, Node, Span};

@@ -1,0 +1,204 @@
+//! Unit tests: one per operator and per error.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::*;
+
+fn env() -> BTreeMap<String, String> {
+    build_envs(["PWD=/home", "SHELL=bash", "NULL=", "V=a.b.c", "S=a  b"])
+}
+
+fn word(w: &str) -> String {
+    Lexer::new('\\').process_word(w, &env()).unwrap()
+}
+
+fn err(w: &str) -> String {
+    Lexer::new('\\')
+        .process_word(w, &env())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn plain_references() {
+    assert_eq!(word("$PWD ${SHELL} $NOPE ${NOPE}."), "/home bash  .");
+    assert_eq!(word("$ $. $1x ${1}"), "$ $. x ");
+}
+
+#[test]
+fn default_and_alternative() {
+    assert_eq!(
+        word("${NULL:-d} ${NULL-d} ${NOPE-d} ${PWD:-d}"),
+        "d  d /home"
+    );
+    assert_eq!(word("${NULL:+a}|${NULL+a}|${NOPE+a}|${PWD:+a}"), "|a||a");
+}
+
+#[test]
+fn required() {
+    assert_eq!(word("${PWD:?x} ${NULL?x}"), "/home ");
+    assert_eq!(
+        err("${NULL:?}"),
+        "failed to process \"${NULL:?}\": NULL: is not allowed to be empty"
+    );
+    assert_eq!(
+        err("${NOPE?}"),
+        "failed to process \"${NOPE?}\": NOPE: is not allowed to be unset"
+    );
+    assert_eq!(
+        err("${NOPE:?m $PWD}"),
+        "failed to process \"${NOPE:?m $PWD}\": NOPE: m /home"
+    );
+}
+
+#[test]
+fn prefix_and_suffix() {
+    assert_eq!(word("${V#*.} ${V##*.} ${V%.*} ${V%%.*}"), "b.c c a.b a");
+    assert_eq!(word("${V#x} ${V%} ${NOPE#a}"), "a.b.c a.b.c ");
+}
+
+#[test]
+fn replacement() {
+    assert_eq!(
+        word("${V/./-} ${V//./-} ${V//?/x} ${V/\\//x}"),
+        "a-b.c a-b-c xxxxx a.b.c"
+    );
+    assert_eq!(
+        err("${V/a"),
+        "failed to process \"${V/a\": syntax error: missing '/' in ${}"
+    );
+    assert_eq!(
+        err("${V/a/b"),
+        "failed to process \"${V/a/b\": syntax error: missing '}'"
+    );
+}
+
+#[test]
+fn syntax_errors() {
+    assert_eq!(
+        err("${"),
+        "failed to process \"${\": syntax error: missing '}'"
+    );
+    assert_eq!(
+        err("${}"),
+        "failed to process \"${}\": syntax error: bad substitution"
+    );
+    assert_eq!(
+        err("${:-a}"),
+        "failed to process \"${:-a}\": syntax error: bad substitution"
+    );
+    assert_eq!(
+        err("${a"),
+        "failed to process \"${a\": unsupported modifier (\u{FFFD}) in substitution"
+    );
+    assert_eq!(
+        err("${a:=b}"),
+        "failed to process \"${a:=b}\": unsupported modifier (:=) in substitution"
+    );
+    assert_eq!(
+        err("${.}"),
+        "failed to process \"${.}\": unsupported modifier (.) in substitution"
+    );
+    assert_eq!(
+        err("${a:-b"),
+        "failed to process \"${a:-b\": syntax error: missing '}'"
+    );
+    assert_eq!(err("'a"), "failed to process \"'a\": unexpected end of statement while looking for matching single-quote");
+    assert_eq!(err("\"a"), "failed to process \"\\\"a\": unexpected end of statement while looking for matching double-quote");
+    assert_eq!(
+        err("${V#\\x}"),
+        "failed to process \"${V#\\\\x}\": invalid pattern (\\x) in substitution: invalid escape '\\x'"
+    );
+}
+
+#[test]
+fn quotes_and_escapes() {
+    assert_eq!(
+        word(r#"'$PWD' "$PWD" \$PWD "\$\"\\\a" 'a\'"#),
+        r#"$PWD /home $PWD $"\\a a\"#
+    );
+    assert_eq!(
+        Lexer::new('`').process_word("a`$b`\\c", &env()).unwrap(),
+        "a$b\\c"
+    );
+    assert_eq!(word("end\\"), "end");
+}
+
+#[test]
+fn options() {
+    let e = env();
+    let raw = Lexer::new('\\').raw_quotes(true).skip_unset_env(true);
+    assert_eq!(
+        raw.process_word("'a' \"$PWD\" $X ${X} ${X:-y} ${X/a/b}", &e)
+            .unwrap(),
+        "'a' \"/home\" $X ${X} ${X:-y} ${X/a/b}"
+    );
+    let esc = Lexer::new('\\').raw_escapes(true);
+    assert_eq!(esc.process_word("a\\b", &e).unwrap(), "a\\b");
+    let noq = Lexer::new('\\').skip_process_quotes(true);
+    assert_eq!(noq.process_word("'$PWD'", &e).unwrap(), "'/home'");
+}
+
+#[test]
+fn words_split_after_expansion() {
+    let lex = Lexer::new('\\');
+    let e = env();
+    assert_eq!(
+        lex.process_words("x${S}y \"$S\" '' a\\ b", &e).unwrap(),
+        ["xa", "by", "a  b", "a b"]
+    );
+    assert!(lex.process_words("  ", &e).unwrap().is_empty());
+}
+
+#[test]
+fn matches_are_reported() {
+    let lex = Lexer::new('\\');
+    let (w, m) = lex
+        .process_word_with_matches("${PWD} $NOPE ${NULL:-x}", &env())
+        .unwrap();
+    assert_eq!(w, "/home  x");
+    assert_eq!(m.matched.iter().collect::<Vec<_>>(), ["NULL", "PWD"]);
+    assert_eq!(m.unmatched.iter().collect::<Vec<_>>(), ["NOPE"]);
+}
+
+#[test]
+fn env_impls() {
+    let pairs = vec![
+        ("A".to_string(), "1".to_string()),
+        ("A".to_string(), "2".to_string()),
+    ];
+    assert_eq!(Env::get(&pairs, "A"), Some("2"));
+    assert_eq!(Env::get(pairs.as_slice(), "B"), None);
+    let map: HashMap<String, String> = HashMap::from([("A".into(), "x".into())]);
+    assert_eq!(Lexer::default().process_word("$A", &map).unwrap(), "x");
+    assert_eq!(
+        build_envs(["A", "B=1=2", "B=3"]),
+        BTreeMap::from([("A".into(), "".into()), ("B".into(), "3".into())])
+    );
+}
+
+#[test]
+fn never_panics_on_random_input() {
+    let alphabet: Vec<char> = "${}:-+?#%/\\'\"` abAB01_*.[]é\u{feff}\n".chars().collect();
+    let e = env();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..20_000 {
+        let mut s = String::new();
+        for _ in 0..(seed % 16) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+        }
+        for lex in [
+            Lexer::new('\\'),
+            Lexer::new('`')
+                .raw_quotes(true)
+                .skip_unset_env(true)
+                .raw_escapes(true),
+        ] {
+            let _ = lex.process_word(&s, &e);
+            let _ = lex.process_words(&s, &e);
+        }
+    }
+}

@@ -12,9 +12,13 @@ pub mod dockerignore;
 mod error;
 pub mod expand;
 pub mod instructions;
+pub mod lower;
 pub mod syntax;
 
 pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
 pub use expand::{Env, ExpandError, Lexer};
+pub use lower::{
+    lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, StagePlan,
+};
 pub use syntax::{Heredoc, Node, Span};

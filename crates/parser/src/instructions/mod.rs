@@ -22,6 +22,7 @@ pub use meta::{ArgDecl, KeyValue};
 pub use mount::{parse_mount, MountType, RunMount, Sharing};
 pub use run::{CmdLine, HealthcheckCommand, InlineFile, RunCommand};
 
+pub(crate) use copy::heredoc_word;
 pub(crate) use flags::{FlagKind, Flags};
 
 /// A Dockerfile split into global ARGs and stages.

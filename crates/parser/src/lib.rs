@@ -19,6 +19,6 @@ pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
 pub use expand::{Env, ExpandError, Lexer};
 pub use lower::{
-    lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, StagePlan,
+    lower, lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, StagePlan,
 };
-pub use syntax::{Heredoc, Node, Span};
+pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

@@ -35,7 +35,7 @@ use rbk_graph::{Definition, NodeId, Platform};
 
 use crate::error::Error;
 use crate::instructions::{parse_dockerfile, Dockerfile};
-use crate::syntax::Node;
+use crate::syntax::{Ast, Node};
 
 pub use reference::{format_platform_string, normalize_image_reference};
 
@@ -163,6 +163,20 @@ impl Plan {
     pub fn dump(&self) -> String {
         dump::dump(self)
     }
+}
+
+/// Lowers a parsed Dockerfile: the usual entry point.
+///
+/// ```
+/// use rbk_parser::{lower, parse, LowerOptions};
+///
+/// let ast = parse("FROM busybox AS b\nRUN echo hi\n", "Dockerfile").unwrap();
+/// let plan = lower(&ast, &LowerOptions::default()).unwrap();
+/// assert_eq!(plan.roots(), vec![plan.stages[0].output]);
+/// ```
+pub fn lower(ast: &Ast, opts: &LowerOptions<'_>) -> Result<Plan, Error> {
+    ast.validate(&opts.file)?;
+    lower_node(&ast.root, ast.directives.escape, opts)
 }
 
 /// Lowers a parse tree (`root` as produced by [`crate::syntax`], `escape`

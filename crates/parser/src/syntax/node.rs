@@ -49,4 +49,36 @@ pub struct Node {
     pub heredocs: Vec<Heredoc>,
     /// Where the instruction is.
     pub span: Span,
+    /// 1-based column of the instruction word on its first line; 0 for
+    /// argument nodes.
+    pub column: u32,
+}
+
+impl Node {
+    /// The s-expression BuildKit's `Node.Dump()` prints: the lower-cased
+    /// value, the flags as Go's `%q` of a `[]string`, each child as
+    /// `(dump)\n`, then each argument Go-quoted (or dumped when it has
+    /// children, as ONBUILD's trigger has), all trimmed. The parser test
+    /// suite's `result` files are `root.dump()` plus a newline.
+    pub fn dump(&self) -> String {
+        let mut out = super::quote::go_lower(&self.value);
+        if !self.flags.is_empty() {
+            out.push(' ');
+            out.push_str(&super::quote::go_quote_list(&self.flags));
+        }
+        for child in &self.children {
+            out.push('(');
+            out.push_str(&child.dump());
+            out.push_str(")\n");
+        }
+        for next in &self.next {
+            out.push(' ');
+            if next.children.is_empty() {
+                out.push_str(&super::quote::go_quote(&next.value));
+            } else {
+                out.push_str(&next.dump());
+            }
+        }
+        out.trim().to_string()
+    }
 }

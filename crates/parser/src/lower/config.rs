@@ -3,6 +3,7 @@
 
 use rbk_graph::image::{Empty, Healthcheck};
 
+use super::args::is_proxy_arg;
 use super::run::with_shell;
 use super::state::{set_config_env, upsert, Lowerer, StageState};
 use crate::error::Error;
@@ -44,7 +45,11 @@ impl Lowerer<'_> {
                 Some(v) => {
                     st.set_env(&decl.key, v);
                     upsert(&mut st.args, &decl.key, v);
-                    commit.push(format!("{}={v}", decl.key));
+                    if is_proxy_arg(&decl.key) {
+                        commit.push(decl.key.clone());
+                    } else {
+                        commit.push(format!("{}={v}", decl.key));
+                    }
                 }
                 None => commit.push(decl.key.clone()),
             }

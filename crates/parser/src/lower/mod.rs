@@ -193,9 +193,10 @@ pub fn lower_dockerfile(
     opts: &LowerOptions<'_>,
 ) -> Result<Plan, Error> {
     if df.stages.is_empty() {
+        let line = df.meta_args.last().map_or(1, |c| c.span.end_line.max(1));
         return Err(Error::Stage {
-            location: crate::error::Location::lines(&opts.file, 0, 0),
-            message: "the Dockerfile has no FROM instruction".into(),
+            location: crate::error::Location::lines(&opts.file, line, line),
+            message: "dockerfile contains no stages to build".into(),
         });
     }
     let mut lw = state::Lowerer::new(opts, escape);

@@ -42,8 +42,14 @@ fn run_case(dir: &Path) -> Result<Plan, rbk_parser::Error> {
         .map(|s| serde_json::from_str(&s).expect("images.json"))
         .unwrap_or_default();
     let resolver = MapResolver(images);
-    let mut opts = LowerOptions { image_resolver: Some(&resolver), ..Default::default() };
-    for line in fs::read_to_string(dir.join("options.txt")).unwrap_or_default().lines() {
+    let mut opts = LowerOptions {
+        image_resolver: Some(&resolver),
+        ..Default::default()
+    };
+    for line in fs::read_to_string(dir.join("options.txt"))
+        .unwrap_or_default()
+        .lines()
+    {
         match line.split_once('=') {
             Some(("target", t)) => opts.target = Some(t.into()),
             Some(("build-arg", kv)) => {
@@ -62,7 +68,9 @@ fn run_case(dir: &Path) -> Result<Plan, rbk_parser::Error> {
 }
 
 fn cases(root: &str) -> Vec<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(root);
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(root);
     let mut dirs: Vec<PathBuf> = fs::read_dir(&base)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -80,7 +88,10 @@ fn check(dir: &Path, file: &str, actual: &str, failures: &mut Vec<String>) {
     }
     let expected = fs::read_to_string(&path).unwrap_or_default();
     if expected != actual {
-        failures.push(format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()));
+        failures.push(format!(
+            "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        ));
     }
 }
 
@@ -107,7 +118,10 @@ fn lower_golden_negative() {
         match run_case(&dir) {
             Ok(_) => failures.push(format!("{}: lowered without error", dir.display())),
             Err(e) => {
-                assert!(e.location().line > 0 || e.to_string().contains("target stage"), "{e}");
+                assert!(
+                    e.location().line > 0 || e.to_string().contains("target stage"),
+                    "{e}"
+                );
                 check(&dir, "error.txt", &format!("{e}\n"), &mut failures)
             }
         }

@@ -76,9 +76,10 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(err_at_least_one(cmd));
     }
-    let triples = args.len() % 3 == 0 && args.chunks(3).all(|c| c[2].is_empty() || c[2] == "=");
+    let triples =
+        args.len().is_multiple_of(3) && args.chunks(3).all(|c| c[2].is_empty() || c[2] == "=");
     let step = if triples { 3 } else { 2 };
-    if args.len() % step != 0 {
+    if !args.len().is_multiple_of(step) {
         return Err(format!("Bad input to {cmd}, too many arguments"));
     }
     args.chunks(step)

@@ -19,7 +19,7 @@ use crate::syntax::{Node, Span};
 pub use copy::{CopyCommand, CopySource};
 pub use duration::{format_go_duration, parse_go_duration};
 pub use meta::{ArgDecl, KeyValue};
-pub use mount::{parse_mount, MountType, RunMount, Sharing};
+pub use mount::{parse_mount, Expander, MountType, RunMount, Sharing};
 pub use run::{CmdLine, HealthcheckCommand, InlineFile, RunCommand};
 
 pub(crate) use copy::heredoc_word;

@@ -84,13 +84,13 @@ pub struct RunMount {
     pub env: Option<String>,
 }
 
+/// Expands one word of a `--mount` value; the error is the message to show.
+pub type Expander<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
 /// Parses one `--mount` value. `expand` is applied to every value except
 /// `from` (which BuildKit refuses to expand); pass `None` to check only what
 /// can be checked before expansion.
-pub fn parse_mount(
-    value: &str,
-    expand: Option<&dyn Fn(&str) -> Result<String, String>>,
-) -> Result<RunMount, String> {
+pub fn parse_mount(value: &str, expand: Option<Expander<'_>>) -> Result<RunMount, String> {
     let mut m = RunMount::default();
     let mut ro_auto = true;
     for field in split_csv(value)? {

@@ -120,7 +120,7 @@ impl Lowerer<'_> {
             dest.push('/');
         }
         let from = match &w.from {
-            Some(f) => Some(self.from_node(st, cmd, f, table, done)?),
+            Some(f) => Some(self.node_for_from(st, cmd, f, table, done)?),
             None => None,
         };
         let mut srcs: Vec<Src> = Vec::new();
@@ -167,7 +167,7 @@ impl Lowerer<'_> {
         c: &CopyCommand,
     ) -> Result<Src, Error> {
         let remote = add && from.is_none() && is_remote(p);
-        if checksum.is_some() && !(remote && !is_git(p)) {
+        if checksum.is_some() && (!remote || is_git(p)) {
             return Err(self.cmd_error(
                 span,
                 "checksum can't be specified for non-HTTP(S) sources".into(),

@@ -189,7 +189,7 @@ impl Lowerer<'_> {
             }
         }
         let from_input = match &m.from {
-            Some(f) => Some(self.from_node(st, cmd, f, table, done)?),
+            Some(f) => Some(self.node_for_from(st, cmd, f, table, done)?),
             None if m.kind == MountType::Bind => Some(self.context()),
             None => None,
         };
@@ -250,7 +250,7 @@ impl Lowerer<'_> {
     }
 
     /// The vertex a `--from` names: an earlier-lowered stage or an image.
-    pub(crate) fn from_node(
+    pub(crate) fn node_for_from(
         &mut self,
         st: &StageState,
         cmd: &Command,

@@ -299,9 +299,10 @@ impl<'a> Walker<'a> {
         if self.lex.skip_unset_env && value.is_none() {
             return Ok(format!("${{{name}{text}{word}}}"));
         }
-        let empty = value
-            .as_deref()
-            .map_or(true, |v| null_is_unset && v.is_empty());
+        let empty = match value.as_deref() {
+            None => true,
+            Some(v) => null_is_unset && v.is_empty(),
+        };
         match op {
             Some('-') => Ok(if empty {
                 word

@@ -1,0 +1,228 @@
+//! `.dockerignore` matching with Docker's rules (`moby/patternmatcher` and
+//! its `ignorefile.ReadAll`).
+//!
+//! Reading a file ([`Dockerignore::parse`]): lines starting with `#` are
+//! comments (only in the first column: ` #x` is a pattern), blank lines are
+//! skipped, every line is trimmed, a UTF-8 BOM on the first line is dropped,
+//! and each pattern is cleaned like Go's `filepath.Clean` (`./a//b/` is
+//! `a/b`, `a/../b` is `b`) with one leading `/` removed.
+//!
+//! Matching ([`Dockerignore::is_excluded`]), like `MatchesOrParentMatches`:
+//! patterns are tried in order and the **last** one that matches wins; a
+//! pattern starting with `!` re-includes what it matches. A pattern matches
+//! a path when it matches the path itself **or any of its parent
+//! directories**, so `build` excludes `build/x/y`. `*` and `?` do not cross
+//! `/`; `**` crosses any number of directories (`**/x`, `a/**/b`, `a/**`);
+//! `[…]` is a character class and `\` escapes the next character.
+//!
+//! Re-including under an excluded directory: `!build/keep` after `build`
+//! brings back `build/keep` (and, through the parent rule, everything under
+//! it), while the rest of `build/` stays excluded. A walker therefore may
+//! only skip an excluded directory wholesale when
+//! [`Dockerignore::may_reinclude_under`] says no `!` pattern can match
+//! anything beneath it; the check is conservative (it may say "maybe" for a
+//! directory whose children end up excluded anyway).
+//!
+//! Invalid patterns (an unterminated `[`, a reversed range such as
+//! `[Local-Only]`, a trailing `\`, a lone `!`) are reported as
+//! [`Error::Dockerignore`] naming the line, never a panic. Docker finds some
+//! of these only when matching; rbk reports them all up front.
+//!
+//! ```
+//! use rbk_parser::Dockerignore;
+//!
+//! let ignore = Dockerignore::parse("# build output\n/target\n*.log\n!keep.log\n", ".dockerignore").unwrap();
+//! assert_eq!(ignore.patterns(), ["target", "*.log", "!keep.log"]);
+//! assert!(ignore.is_excluded("target/debug/rbk"));
+//! assert!(ignore.is_excluded("a.log") && !ignore.is_excluded("keep.log"));
+//! assert!(!ignore.is_excluded("src/a.log"));
+//! ```
+
+mod go_regex;
+mod pattern;
+
+use crate::{Error, Location};
+use pattern::Pattern;
+
+/// Go's `bufio.Scanner` refuses longer lines.
+const MAX_LINE: usize = 64 * 1024;
+
+/// A parsed `.dockerignore`.
+#[derive(Clone, Debug)]
+pub struct Dockerignore {
+    patterns: Vec<String>,
+    compiled: Vec<Pattern>,
+}
+
+impl Dockerignore {
+    /// Reads `.dockerignore` text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, Error> {
+        let mut lines = Vec::new();
+        for (i, line) in text.split('\n').enumerate() {
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            if line.len() > MAX_LINE {
+                return Err(bad(
+                    file,
+                    number,
+                    "",
+                    "error reading .dockerignore: bufio.Scanner: token too long",
+                ));
+            }
+            let line = if i == 0 {
+                line.strip_prefix('\u{FEFF}').unwrap_or(line)
+            } else {
+                line
+            };
+            if let Some(p) = normalise_line(line.strip_suffix('\r').unwrap_or(line)) {
+                lines.push((number, line.trim().to_string(), p));
+            }
+        }
+        Self::build(file, lines)
+    }
+
+    /// Uses patterns as given, like `patternmatcher.New` (no comment
+    /// handling; each is trimmed and cleaned). Errors name the 1-based index.
+    pub fn from_patterns(patterns: &[String]) -> Result<Self, Error> {
+        let lines = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    u32::try_from(i + 1).unwrap_or(u32::MAX),
+                    p.trim().to_string(),
+                    p.clone(),
+                )
+            })
+            .collect();
+        Self::build("<patterns>", lines)
+    }
+
+    /// `lines` holds (line number, pattern as written, pattern to use).
+    fn build(file: &str, lines: Vec<(u32, String, String)>) -> Result<Self, Error> {
+        let mut patterns = Vec::new();
+        let mut compiled = Vec::new();
+        for (number, written, text) in lines {
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let cleaned = clean(text);
+            let p = Pattern::new(&cleaned).map_err(|m| bad(file, number, &written, &m))?;
+            patterns.push(cleaned);
+            compiled.push(p);
+        }
+        Ok(Dockerignore { patterns, compiled })
+    }
+
+    /// The patterns, normalised as `ReadAll` returns them (with their `!`).
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// Whether `path` (relative to the context root, `/`-separated) is left
+    /// out of the build context.
+    pub fn is_excluded(&self, path: &str) -> bool {
+        let path = clean(path);
+        let path = path.trim_start_matches('/');
+        if path.is_empty() || path == "." {
+            // Docker never excludes the context root itself.
+            return false;
+        }
+        let parents: Vec<&str> = match path.rfind('/') {
+            Some(i) => path[..i].split('/').collect(),
+            None => Vec::new(),
+        };
+        let mut matched = false;
+        for p in &self.compiled {
+            // Only a pattern that could change the verdict is evaluated, as
+            // in patternmatcher: later matches win.
+            if p.exclusion != matched {
+                continue;
+            }
+            if p.matches(path) || matches_a_parent(p, &parents) {
+                matched = !p.exclusion;
+            }
+        }
+        matched
+    }
+
+    /// True when a directory's descendants might be re-included by a later
+    /// `!` pattern, so a walker must not skip the directory wholesale.
+    pub fn may_reinclude_under(&self, dir: &str) -> bool {
+        let dir = clean(dir);
+        let dir = dir.trim_start_matches('/');
+        let dirs: Vec<&str> = dir
+            .split('/')
+            .filter(|d| !d.is_empty() && *d != ".")
+            .collect();
+        self.compiled
+            .iter()
+            .filter(|p| p.exclusion)
+            .any(|p| p.may_match_under(&dirs))
+    }
+}
+
+/// The parent rule: does `p` match `a`, `a/b`, … for parents `[a, b, …]`?
+fn matches_a_parent(p: &Pattern, parents: &[&str]) -> bool {
+    (1..=parents.len()).any(|n| p.matches(&parents[..n].join("/")))
+}
+
+/// One line as `ReadAll` turns it into a pattern, or `None` to skip it.
+fn normalise_line(line: &str) -> Option<String> {
+    if line.starts_with('#') {
+        return None;
+    }
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    let (invert, body) = match line.strip_prefix('!') {
+        Some(rest) => (true, rest.trim()),
+        None => (false, line),
+    };
+    let mut body = if body.is_empty() {
+        String::new()
+    } else {
+        clean(body)
+    };
+    if body.len() > 1 && body.starts_with('/') {
+        body.remove(0);
+    }
+    Some(if invert { format!("!{body}") } else { body })
+}
+
+fn bad(file: &str, line: u32, pattern: &str, message: &str) -> Error {
+    Error::Dockerignore {
+        location: Location::lines(file, line, line),
+        pattern: pattern.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Go's `filepath.Clean` on Unix.
+pub(crate) fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => match out.last() {
+                Some(&last) if last != ".." => {
+                    out.pop();
+                }
+                _ if rooted => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    let joined = out.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests;

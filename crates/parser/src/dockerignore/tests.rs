@@ -1,0 +1,118 @@
+//! Unit tests for reading and matching `.dockerignore`.
+
+use super::*;
+
+fn ignore(text: &str) -> Dockerignore {
+    Dockerignore::parse(text, ".dockerignore").unwrap()
+}
+
+fn pats(ps: &[&str]) -> Dockerignore {
+    Dockerignore::from_patterns(&ps.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+}
+
+#[test]
+fn read_all_normalises() {
+    let text = "\u{feff}# c\n\n  a  \n ./b/ \n/c\n!/d\n! e \n #x\n/\nf/../g\r\n";
+    assert_eq!(
+        ignore(text).patterns(),
+        ["a", "b", "c", "!d", "!e", "#x", "/", "g"].map(String::from)
+    );
+}
+
+#[test]
+fn lone_bang_is_an_error_naming_the_line() {
+    let err = Dockerignore::parse("a\n!\n", ".dockerignore").unwrap_err();
+    assert_eq!(err.location().line, 2);
+    assert_eq!(
+        err.to_string(),
+        ".dockerignore:2: invalid .dockerignore pattern \"!\": illegal exclusion pattern: \"!\""
+    );
+}
+
+#[test]
+fn invalid_patterns_are_errors() {
+    for bad in ["[Local-Only]/", "a[", "[]", "[a-]", "a\\", "[\\", "[^]"] {
+        let err = Dockerignore::parse(&format!("ok\n{bad}\n"), "ctx/.dockerignore").unwrap_err();
+        assert_eq!(err.location().line, 2, "{bad}");
+        assert!(
+            err.to_string().contains("syntax error in pattern"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn last_match_wins_and_parents_match() {
+    let d = ignore("build\n!build/keep\nbuild/keep/tmp\n");
+    assert!(d.is_excluded("build") && d.is_excluded("build/x/y"));
+    assert!(!d.is_excluded("build/keep") && !d.is_excluded("build/keep/a"));
+    assert!(d.is_excluded("build/keep/tmp/z"));
+    assert!(!d.is_excluded(".") && !d.is_excluded(""));
+    assert!(d.is_excluded("./build/x") && d.is_excluded("/build"));
+}
+
+#[test]
+fn wildcards() {
+    let d = pats(&[
+        "*.o",
+        "docs/**/*.md",
+        "**/secret",
+        "tmp/**",
+        "?x",
+        "[ab]c",
+        "\\*lit",
+    ]);
+    assert!(d.is_excluded("a.o") && !d.is_excluded("src/a.o"));
+    assert!(d.is_excluded("docs/a.md") && d.is_excluded("docs/x/y/a.md"));
+    assert!(
+        d.is_excluded("secret") && d.is_excluded("a/b/secret") && !d.is_excluded("notsecret/x")
+    );
+    assert!(d.is_excluded("tmp/a") && d.is_excluded("tmp/a/b"));
+    assert!(d.is_excluded("ax") && !d.is_excluded("x") && !d.is_excluded("/x"));
+    assert!(d.is_excluded("ac") && d.is_excluded("bc") && !d.is_excluded("cc"));
+    assert!(d.is_excluded("*lit") && !d.is_excluded("alit"));
+}
+
+#[test]
+fn reinclude_hints() {
+    let d = ignore("build\n!build/keep\n");
+    assert!(d.may_reinclude_under("build"));
+    assert!(!d.may_reinclude_under("other"));
+    assert!(d.may_reinclude_under("build/keep/x"));
+    assert!(!d.may_reinclude_under("build/lose"));
+    assert!(ignore("*\n!**/*.go\n").may_reinclude_under("any/dir"));
+    assert!(!ignore("*\n").may_reinclude_under("any"));
+}
+
+#[test]
+fn clean_is_go_filepath_clean() {
+    for (i, o) in [
+        ("", "."),
+        ("a/./b/", "a/b"),
+        ("../a", "../a"),
+        ("/../a", "/a"),
+        ("a/..", "."),
+        ("//a", "/a"),
+    ] {
+        assert_eq!(clean(i), o, "{i}");
+    }
+}
+
+#[test]
+fn never_panics_on_random_patterns() {
+    let alphabet: Vec<char> = "[]^-\\*?!/.a:b{}()|$ ".chars().collect();
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..20_000 {
+        let mut s = String::new();
+        for _ in 0..(seed % 10) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+        }
+        if let Ok(d) = Dockerignore::parse(&s, "f") {
+            let _ = d.is_excluded("a/b.c");
+            let _ = d.may_reinclude_under("a");
+        }
+    }
+}

@@ -223,7 +223,11 @@ impl Lowerer<'_> {
 
     fn source_meta(&self, st: &StageState, span: Span, what: &str) -> OpMetadata {
         OpMetadata {
-            description: format!("[{}] load {what}", st.display),
+            description: format!(
+                "[{}] load {}",
+                st.display,
+                super::state::redact_userinfo(what)
+            ),
             stage: Some(st.display.clone()),
             span: Some(self.source_span(span)),
             ignore_cache: self.opts.no_cache,

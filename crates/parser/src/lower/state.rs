@@ -75,6 +75,29 @@ impl StageState {
     }
 }
 
+/// Replaces URL credentials (`https://user:pass@host`) with `xxxxx` in
+/// text meant for history, progress or logs.
+pub(crate) fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("xxxxx");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 pub(crate) fn upsert(list: &mut Vec<(String, String)>, key: &str, value: &str) {
     match list.iter_mut().find(|(k, _)| k == key) {
         Some(slot) => slot.1 = value.to_string(),
@@ -320,20 +343,55 @@ impl<'a> Lowerer<'a> {
         crate::instructions::instruction_error(self.file(), span, message)
     }
 
-    /// Runs the base image's ONBUILD triggers (needs the syntax parser).
+    /// Runs the base's ONBUILD triggers first, as BuildKit does, then
+    /// clears them from the config; errors point at the FROM line.
     fn run_onbuild_triggers(
         &mut self,
         st: &mut StageState,
-        _table: &StageTable,
-        _done: &[Option<StagePlan>],
-        _span: Span,
+        table: &StageTable,
+        done: &[Option<StagePlan>],
+        span: Span,
     ) -> Result<(), Error> {
-        if !st.config.on_build.is_empty() {
-            self.warnings.push(format!(
-                "stage {}: ONBUILD triggers of the base are not run yet",
-                st.display
-            ));
+        let triggers = std::mem::take(&mut st.config.on_build);
+        for trigger in &triggers {
+            let ast = crate::syntax::parse(trigger, self.file()).map_err(|e| {
+                stage_error(
+                    self.file(),
+                    span,
+                    format!("failed to parse ONBUILD trigger {trigger:?}: {e}"),
+                )
+            })?;
+            for node in &ast.root.children {
+                let mut node = node.clone();
+                node.span = span;
+                let cmd = match crate::instructions::parse_node(&node, self.file())? {
+                    crate::instructions::Parsed::Command(cmd) => cmd,
+                    crate::instructions::Parsed::Stage(_) => {
+                        return Err(stage_error(
+                            self.file(),
+                            span,
+                            "FROM isn't allowed as an ONBUILD trigger".into(),
+                        ))
+                    }
+                };
+                self.dispatch(st, &cmd, table, done)?;
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn credentials_never_reach_history() {
+        assert_eq!(
+            redact_userinfo("ADD https://u:p@host/x.tgz git://tok@h/r.git /d"),
+            "ADD https://xxxxx@host/x.tgz git://xxxxx@h/r.git /d"
+        );
+        assert_eq!(redact_userinfo("COPY a /b"), "COPY a /b");
+        assert_eq!(redact_userinfo("x https://host/a@b"), "x https://host/a@b");
     }
 }

@@ -128,3 +128,95 @@ fn lower_golden_negative() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+fn lower_text(text: &str, target: Option<&str>) -> Plan {
+    let ast = parse(text, "Dockerfile").unwrap();
+    let opts = LowerOptions {
+        target: target.map(str::to_string),
+        ..Default::default()
+    };
+    lower(&ast, &opts).unwrap()
+}
+
+/// Vertices reachable from the plan's roots.
+fn reachable(plan: &Plan) -> Vec<u32> {
+    let mut seen = vec![false; plan.definition.len()];
+    let mut stack: Vec<rbk_graph::NodeId> = plan.roots();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut seen[id.0 as usize], true) {
+            continue;
+        }
+        stack.extend(plan.definition.get(id).op.inputs().iter().map(|i| i.node));
+    }
+    (0..seen.len() as u32)
+        .filter(|&i| seen[i as usize])
+        .collect()
+}
+
+#[test]
+fn copy_from_and_mount_from_are_input_edges() {
+    let text = "FROM busybox AS a\nRUN echo a\nFROM busybox AS b\nRUN echo b\nFROM busybox AS unused\nRUN echo u\n\
+                FROM scratch\nCOPY --from=a /x /x\nRUN --mount=from=b,target=/m true\n";
+    let plan = lower_text(text, None);
+    let live = reachable(&plan);
+    for stage in ["a", "b"] {
+        let s = plan
+            .stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(stage))
+            .unwrap();
+        assert!(
+            live.contains(&s.output.0),
+            "stage {stage} must be reachable"
+        );
+    }
+    let unused = plan
+        .stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some("unused"))
+        .unwrap();
+    assert!(!live.contains(&unused.output.0));
+}
+
+#[test]
+fn target_selects_the_root_and_forward_references_work() {
+    let text = "FROM busybox AS first\nCOPY --from=second /x /x\nFROM busybox AS second\nRUN true\nFROM first\n";
+    let plan = lower_text(text, Some("FIRST"));
+    assert_eq!(plan.target, 0);
+    assert_eq!(plan.roots(), vec![plan.stages[0].output]);
+    let live = reachable(&plan);
+    assert!(live.contains(&plan.stages[1].output.0));
+}
+
+#[test]
+fn one_context_and_one_vertex_per_image() {
+    let text = "FROM busybox AS a\nCOPY x /x\nFROM busybox\nCOPY y /y\nCOPY --from=alpine /z /z\nCOPY --from=alpine /w /w\n";
+    let plan = lower_text(text, None);
+    let count = |pred: &dyn Fn(&rbk_graph::Op) -> bool| {
+        plan.definition
+            .vertices
+            .iter()
+            .filter(|v| pred(&v.op))
+            .count()
+    };
+    use rbk_graph::{Op, SourceOp};
+    assert_eq!(
+        count(&|op| matches!(op, Op::Source(SourceOp::Local { .. }))),
+        1
+    );
+    assert_eq!(
+        count(&|op| matches!(op, Op::Source(SourceOp::Image { .. }))),
+        2
+    );
+}
+
+#[test]
+fn no_cache_marks_every_instruction_vertex() {
+    let ast = parse("FROM busybox\nRUN true\n", "Dockerfile").unwrap();
+    let opts = LowerOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let plan = lower(&ast, &opts).unwrap();
+    assert!(plan.definition.vertices.iter().all(|v| v.meta.ignore_cache));
+}

@@ -66,34 +66,10 @@ impl Lowerer<'_> {
         let created_by = match &cmd.instruction {
             Instruction::Env(kvs) => self.env(st, cmd, kvs)?,
             Instruction::Label(kvs) => self.label(st, cmd, kvs)?,
-            Instruction::User(u) => {
-                let u = self.expand_in(u, &st.env, cmd.span)?;
-                check_user(&u).map_err(|m| self.cmd_error(cmd.span, m))?;
-                st.config.user = u.clone();
-                format!("USER {u}")
-            }
+            Instruction::User(u) => self.user(st, cmd, u)?,
             Instruction::Expose(ports) => self.expose(st, cmd, ports)?,
-            Instruction::Volume(vols) => {
-                let mut out = Vec::new();
-                for v in vols {
-                    let v = self.expand_in(v, &st.env, cmd.span)?;
-                    if v.trim().is_empty() {
-                        return Err(self.cmd_error(
-                            cmd.span,
-                            "VOLUME specified can not be an empty string".into(),
-                        ));
-                    }
-                    st.config.volumes.insert(v.clone(), Empty {});
-                    out.push(v);
-                }
-                format!("VOLUME {}", go_v_slice(&out))
-            }
-            Instruction::StopSignal(s) => {
-                let s = self.expand_in(s, &st.env, cmd.span)?;
-                check_signal(&s).map_err(|m| self.cmd_error(cmd.span, m))?;
-                st.config.stop_signal = s.clone();
-                format!("STOPSIGNAL {s}")
-            }
+            Instruction::Volume(vols) => self.volume(st, cmd, vols)?,
+            Instruction::StopSignal(s) => self.stop_signal(st, cmd, s)?,
             Instruction::Cmd(line) => {
                 let args = shell_args(st, line);
                 st.config.cmd = Some(args.clone());
@@ -130,6 +106,34 @@ impl Lowerer<'_> {
         };
         st.commit(created_by, false);
         Ok(())
+    }
+
+    fn user(&self, st: &mut StageState, cmd: &Command, u: &str) -> Result<String, Error> {
+        let u = self.expand_in(u, &st.env, cmd.span)?;
+        check_user(&u).map_err(|m| self.cmd_error(cmd.span, m))?;
+        st.config.user = u.clone();
+        Ok(format!("USER {u}"))
+    }
+
+    fn volume(&self, st: &mut StageState, cmd: &Command, vols: &[String]) -> Result<String, Error> {
+        let mut out = Vec::new();
+        for v in vols {
+            let v = self.expand_in(v, &st.env, cmd.span)?;
+            if v.trim().is_empty() {
+                let msg = "VOLUME specified can not be an empty string".to_string();
+                return Err(self.cmd_error(cmd.span, msg));
+            }
+            st.config.volumes.insert(v.clone(), Empty {});
+            out.push(v);
+        }
+        Ok(format!("VOLUME {}", go_v_slice(&out)))
+    }
+
+    fn stop_signal(&self, st: &mut StageState, cmd: &Command, s: &str) -> Result<String, Error> {
+        let s = self.expand_in(s, &st.env, cmd.span)?;
+        check_signal(&s).map_err(|m| self.cmd_error(cmd.span, m))?;
+        st.config.stop_signal = s.clone();
+        Ok(format!("STOPSIGNAL {s}"))
     }
 
     fn env(&self, st: &mut StageState, cmd: &Command, kvs: &[KeyValue]) -> Result<String, Error> {

@@ -173,41 +173,8 @@ impl Lowerer<'_> {
                 "checksum can't be specified for non-HTTP(S) sources".into(),
             ));
         }
-        if remote && is_git(p) {
-            let (remote_url, fragment) = p.split_once('#').unwrap_or((p, ""));
-            let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
-            let op = SourceOp::Git {
-                remote: remote_url.into(),
-                reference: reference.into(),
-                subdir: subdir.into(),
-                keep_git_dir: c.keep_git_dir,
-            };
-            let node = self.push(Op::Source(op), self.source_meta(st, span, p));
-            return Ok(Src {
-                node,
-                path: "/".into(),
-                extract: false,
-            });
-        }
         if remote {
-            let url_path = p.split(['?', '#']).next().unwrap_or(p);
-            let name = url_path
-                .rsplit('/')
-                .next()
-                .filter(|n| !n.is_empty())
-                .unwrap_or("__unnamed__");
-            let op = SourceOp::Http {
-                url: p.into(),
-                checksum: checksum.map(str::to_string),
-                filename: name.into(),
-            };
-            let node = self.push(Op::Source(op), self.source_meta(st, span, p));
-            let extract = c.unpack == Some(true);
-            return Ok(Src {
-                node,
-                path: format!("/{name}"),
-                extract,
-            });
+            return Ok(self.remote_source(st, span, p, checksum, c));
         }
         let node = match from {
             Some(n) => n,
@@ -219,6 +186,50 @@ impl Lowerer<'_> {
             path: clean_path(&format!("/{p}")),
             extract,
         })
+    }
+
+    /// `ADD <git url>` or `ADD <http url>`: a source vertex of its own.
+    fn remote_source(
+        &mut self,
+        st: &StageState,
+        span: Span,
+        p: &str,
+        checksum: Option<&str>,
+        c: &CopyCommand,
+    ) -> Src {
+        if is_git(p) {
+            let (remote_url, fragment) = p.split_once('#').unwrap_or((p, ""));
+            let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+            let op = SourceOp::Git {
+                remote: remote_url.into(),
+                reference: reference.into(),
+                subdir: subdir.into(),
+                keep_git_dir: c.keep_git_dir,
+            };
+            let node = self.push(Op::Source(op), self.source_meta(st, span, p));
+            return Src {
+                node,
+                path: "/".into(),
+                extract: false,
+            };
+        }
+        let url_path = p.split(['?', '#']).next().unwrap_or(p);
+        let name = url_path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("__unnamed__");
+        let op = SourceOp::Http {
+            url: p.into(),
+            checksum: checksum.map(str::to_string),
+            filename: name.into(),
+        };
+        let node = self.push(Op::Source(op), self.source_meta(st, span, p));
+        Src {
+            node,
+            path: format!("/{name}"),
+            extract: c.unpack == Some(true),
+        }
     }
 
     fn source_meta(&self, st: &StageState, span: Span, what: &str) -> OpMetadata {

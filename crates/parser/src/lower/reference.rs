@@ -14,33 +14,13 @@ pub(crate) fn normalize_reference(s: &str) -> Result<String, String> {
         Some((n, d)) => (n, Some(d)),
         None => (s, None),
     };
-    if let Some(d) = digest {
-        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
-            alg == "sha256"
-                && hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        });
-        if !ok {
-            return Err(INVALID.into());
-        }
-    }
     let slash = name_tag.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match name_tag[slash..].rfind(':') {
         Some(i) => (&name_tag[..slash + i], Some(&name_tag[slash + i + 1..])),
         None => (name_tag, None),
     };
-    if let Some(t) = tag {
-        let mut chars = t.chars();
-        let ok = t.len() <= 128
-            && chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok {
-            return Err(INVALID.into());
-        }
+    if !digest.is_none_or(valid_digest) || !tag.is_none_or(valid_tag) {
+        return Err(INVALID.into());
     }
     let mut parts: Vec<&str> = name.split('/').collect();
     let has_domain = parts.len() > 1
@@ -75,6 +55,25 @@ pub(crate) fn normalize_reference(s: &str) -> Result<String, String> {
         out.push_str(&format!("@{d}"));
     }
     Ok(out)
+}
+
+fn valid_digest(d: &str) -> bool {
+    d.split_once(':').is_some_and(|(alg, hex)| {
+        alg == "sha256"
+            && hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn valid_tag(t: &str) -> bool {
+    let mut chars = t.chars();
+    t.len() <= 128
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn valid_domain(d: &str) -> bool {

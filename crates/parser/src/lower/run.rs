@@ -165,88 +165,18 @@ impl Lowerer<'_> {
         table: &StageTable,
         done: &[Option<StagePlan>],
     ) -> Result<Mount, Error> {
-        let mut target = m.target.clone().unwrap_or_default();
-        match m.kind {
-            MountType::Secret if target.is_empty() && m.env.is_none() => {
-                let id = secret_id(m);
-                target = format!("/run/secrets/{}", base_name(&id));
-            }
-            MountType::Ssh if target.is_empty() => {
-                target = format!("/run/buildkit/ssh_agent.{}", *ssh_count);
-            }
-            _ => {}
-        }
-        if m.kind == MountType::Ssh {
-            *ssh_count += 1;
-        }
-        if !(m.kind == MountType::Secret && target.is_empty()) {
-            target = absolute_target(&st.cwd(), &target);
-            if target == "/" {
-                return Err(self.cmd_error(
-                    cmd.span,
-                    format!("invalid mount target {}", go_quote(&target)),
-                ));
-            }
-        }
+        let target =
+            mount_target(&st.cwd(), m, ssh_count).map_err(|e| self.cmd_error(cmd.span, e))?;
         let from_input = match &m.from {
             Some(f) => Some(self.node_for_from(st, cmd, f, table, done)?),
             None if m.kind == MountType::Bind => Some(self.context()),
             None => None,
         };
         let input = from_input.map(|n| parts.input(n));
-        let source = m
-            .source
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "/".into());
-        let kind = match m.kind {
-            MountType::Bind => MountKind::Bind {
-                input,
-                source,
-                readwrite: !m.readonly,
-            },
-            MountType::Cache => MountKind::Cache {
-                id: m
-                    .id
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| m.target.clone().unwrap_or_default()),
-                sharing: match m.sharing {
-                    Some(Sharing::Private) => CacheSharing::Private,
-                    Some(Sharing::Locked) => CacheSharing::Locked,
-                    _ => CacheSharing::Shared,
-                },
-                input,
-                source,
-                readonly: m.readonly,
-                mode: m.mode.unwrap_or(0o755),
-                uid: m.uid.unwrap_or(0),
-                gid: m.gid.unwrap_or(0),
-            },
-            MountType::Tmpfs => MountKind::Tmpfs {
-                size: m.size.unwrap_or(0),
-            },
-            MountType::Secret => MountKind::Secret {
-                id: secret_id(m),
-                required: m.required,
-                mode: m.mode.unwrap_or(0o400),
-                uid: m.uid.unwrap_or(0),
-                gid: m.gid.unwrap_or(0),
-                env: m.env.clone(),
-            },
-            MountType::Ssh => MountKind::Ssh {
-                id: m
-                    .id
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "default".into()),
-                required: m.required,
-                mode: m.mode.unwrap_or(0o600),
-                uid: m.uid.unwrap_or(0),
-                gid: m.gid.unwrap_or(0),
-            },
-        };
-        Ok(Mount { target, kind })
+        Ok(Mount {
+            target,
+            kind: mount_kind(m, input),
+        })
     }
 
     /// The vertex a `--from` names: an earlier-lowered stage or an image.
@@ -273,6 +203,80 @@ impl Lowerer<'_> {
             },
             FromRef::Image(r) => Ok(self.image(&r, &st.platform)),
         }
+    }
+}
+
+/// The mount point with BuildKit's defaults (`/run/secrets/<id>`,
+/// `/run/buildkit/ssh_agent.<n>`), relative targets joined to the workdir.
+fn mount_target(cwd: &str, m: &RunMount, ssh_count: &mut usize) -> Result<String, String> {
+    let mut target = m.target.clone().unwrap_or_default();
+    match m.kind {
+        MountType::Secret if target.is_empty() && m.env.is_some() => return Ok(String::new()),
+        MountType::Secret if target.is_empty() => {
+            target = format!("/run/secrets/{}", base_name(&secret_id(m)));
+        }
+        MountType::Ssh => {
+            if target.is_empty() {
+                target = format!("/run/buildkit/ssh_agent.{}", *ssh_count);
+            }
+            *ssh_count += 1;
+        }
+        _ => {}
+    }
+    let target = absolute_target(cwd, &target);
+    if target == "/" {
+        return Err(format!("invalid mount target {}", go_quote(&target)));
+    }
+    Ok(target)
+}
+
+/// The graph's mount kind, with BuildKit's defaults for id, sharing,
+/// mode, uid and gid.
+fn mount_kind(m: &RunMount, input: Option<u32>) -> MountKind {
+    let source = m
+        .source
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/".into());
+    let id = m.id.clone().filter(|s| !s.is_empty());
+    match m.kind {
+        MountType::Bind => MountKind::Bind {
+            input,
+            source,
+            readwrite: !m.readonly,
+        },
+        MountType::Cache => MountKind::Cache {
+            id: id.unwrap_or_else(|| m.target.clone().unwrap_or_default()),
+            sharing: match m.sharing {
+                Some(Sharing::Private) => CacheSharing::Private,
+                Some(Sharing::Locked) => CacheSharing::Locked,
+                _ => CacheSharing::Shared,
+            },
+            input,
+            source,
+            readonly: m.readonly,
+            mode: m.mode.unwrap_or(0o755),
+            uid: m.uid.unwrap_or(0),
+            gid: m.gid.unwrap_or(0),
+        },
+        MountType::Tmpfs => MountKind::Tmpfs {
+            size: m.size.unwrap_or(0),
+        },
+        MountType::Secret => MountKind::Secret {
+            id: secret_id(m),
+            required: m.required,
+            mode: m.mode.unwrap_or(0o400),
+            uid: m.uid.unwrap_or(0),
+            gid: m.gid.unwrap_or(0),
+            env: m.env.clone(),
+        },
+        MountType::Ssh => MountKind::Ssh {
+            id: id.unwrap_or_else(|| "default".into()),
+            required: m.required,
+            mode: m.mode.unwrap_or(0o600),
+            uid: m.uid.unwrap_or(0),
+            gid: m.gid.unwrap_or(0),
+        },
     }
 }
 

@@ -7,7 +7,7 @@ use super::reference::{normalize_reference, parse_platform};
 use super::state::Lowerer;
 use super::BaseRef;
 use crate::error::{Error, Location};
-use crate::instructions::{parse_mount, Command, Dockerfile, Instruction};
+use crate::instructions::{parse_mount, Command, Dockerfile, Instruction, Stage};
 use crate::syntax::Span;
 
 /// What the whole file's stages look like before any is lowered.
@@ -76,44 +76,8 @@ pub(crate) fn prepare(lw: &Lowerer<'_>, df: &Dockerfile) -> Result<StageTable, E
     let names: Vec<Option<String>> = df.stages.iter().map(|s| s.name.clone()).collect();
     let mut infos: Vec<StageInfo> = Vec::new();
     for (i, stage) in df.stages.iter().enumerate() {
-        if let Some(name) = &stage.name {
-            if names[..i].iter().any(|n| n.as_deref() == Some(name)) {
-                return Err(stage_error(
-                    file,
-                    stage.span,
-                    format!("duplicate stage name {name:?}"),
-                ));
-            }
-        }
-        let base_name = lw.expand_in(&stage.base_name, &lw.global, stage.span)?;
-        if base_name.is_empty() {
-            let msg = format!("base name ({}) should not be blank", stage.base_name);
-            return Err(stage_error(file, stage.span, msg));
-        }
-        let base =
-            resolve_base(&names[..i], &base_name).map_err(|m| stage_error(file, stage.span, m))?;
-        let platform = match &stage.platform {
-            None => None,
-            Some(p) => {
-                let p = lw.expand_in(p, &lw.global, stage.span)?;
-                Some(
-                    parse_platform(&p, &lw.opts.target_platform)
-                        .map_err(|m| stage_error(file, stage.span, m))?,
-                )
-            }
-        };
-        let platform = match (&base, platform) {
-            (_, Some(p)) => p,
-            (BaseRef::Stage(b), None) => infos[*b].platform.clone(),
-            _ => lw.opts.target_platform.clone(),
-        };
-        let deps = command_deps(lw, &names, &stage.commands)?;
-        infos.push(StageInfo {
-            name: stage.name.clone(),
-            base,
-            platform,
-            deps,
-        });
+        let info = stage_info(lw, &names, i, stage, &infos)?;
+        infos.push(info);
     }
     check_cycles(file, &infos)?;
     let target = match &lw.opts.target {
@@ -134,6 +98,49 @@ pub(crate) fn prepare(lw: &Lowerer<'_>, df: &Dockerfile) -> Result<StageTable, E
         stages: infos,
         target,
         order,
+    })
+}
+
+/// Expands one FROM line with the global ARGs and resolves its base.
+fn stage_info(
+    lw: &Lowerer<'_>,
+    names: &[Option<String>],
+    i: usize,
+    stage: &Stage,
+    earlier: &[StageInfo],
+) -> Result<StageInfo, Error> {
+    let file = &lw.opts.file;
+    if let Some(name) = &stage.name {
+        if names[..i].iter().any(|n| n.as_deref() == Some(name)) {
+            return Err(stage_error(
+                file,
+                stage.span,
+                format!("duplicate stage name {name:?}"),
+            ));
+        }
+    }
+    let base_name = lw.expand_in(&stage.base_name, &lw.global, stage.span)?;
+    if base_name.is_empty() {
+        let msg = format!("base name ({}) should not be blank", stage.base_name);
+        return Err(stage_error(file, stage.span, msg));
+    }
+    let base =
+        resolve_base(&names[..i], &base_name).map_err(|m| stage_error(file, stage.span, m))?;
+    let platform = match (&stage.platform, &base) {
+        (Some(p), _) => {
+            let p = lw.expand_in(p, &lw.global, stage.span)?;
+            parse_platform(&p, &lw.opts.target_platform)
+                .map_err(|m| stage_error(file, stage.span, m))?
+        }
+        (None, BaseRef::Stage(b)) => earlier[*b].platform.clone(),
+        (None, _) => lw.opts.target_platform.clone(),
+    };
+    let deps = command_deps(lw, names, &stage.commands)?;
+    Ok(StageInfo {
+        name: stage.name.clone(),
+        base,
+        platform,
+        deps,
     })
 }
 

@@ -2,18 +2,35 @@
 //!
 //! Three stages, as in BuildKit's frontend: [`syntax`] turns text into a tree of
 //! [`Node`]s with spans (directives, continuations, heredocs, JSON vs shell
-//! form); `instructions` gives each node a typed meaning with its flags; and
-//! `lower` expands ARG/ENV words and produces an `rbk_graph::Definition` plus
-//! the image config each stage accumulates. [`expand`] is the shell-like word
-//! expansion and [`dockerignore`] the `.dockerignore` matcher.
+//! form); [`instructions`] gives each node a typed meaning with its flags; and
+//! [`lower()`] expands ARG/ENV words and produces a [`Plan`]: an
+//! `rbk_graph::Definition` plus the image config each stage accumulates.
+//! [`expand`] is the shell-like word expansion and [`dockerignore`] the
+//! `.dockerignore` matcher.
+//!
+//! ```
+//! use rbk_parser::{lower, parse, LowerOptions};
+//!
+//! let ast = parse("FROM busybox AS build\nRUN make\nFROM scratch\nCOPY --from=build /out /\n", "Dockerfile")?;
+//! let plan = lower(&ast, &LowerOptions::default())?;
+//! assert_eq!(plan.target, 1);
+//! let roots = plan.roots(); // prune plan.definition to what these reach
+//! assert_eq!(roots, vec![plan.stages[1].output]);
+//! # Ok::<(), rbk_parser::Error>(())
+//! ```
 #![deny(missing_docs)]
 
 pub mod dockerignore;
 mod error;
 pub mod expand;
+pub mod instructions;
+pub mod lower;
 pub mod syntax;
 
 pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
 pub use expand::{Env, ExpandError, Lexer};
+pub use lower::{
+    lower, lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, StagePlan,
+};
 pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

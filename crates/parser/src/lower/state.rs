@@ -1,0 +1,397 @@
+//! The lowering context and the per-stage dispatch state.
+
+use std::collections::BTreeMap;
+
+use rbk_graph::image::{HistoryEntry, ImageConfig};
+use rbk_graph::{Definition, NodeId, Op, OpMetadata, Platform, SourceOp, SourceSpan};
+
+use super::stages::{stage_error, StageTable};
+use super::{BaseRef, LowerOptions, StagePlan};
+use crate::error::{Error, Location};
+use crate::expand::{Env, Lexer};
+use crate::instructions::{Command, Instruction, Stage};
+use crate::syntax::Span;
+
+/// BuildKit's default `PATH` for Linux images.
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// Shared by all stages.
+pub(crate) struct Lowerer<'a> {
+    pub(crate) opts: &'a LowerOptions<'a>,
+    pub(crate) lexer: Lexer,
+    pub(crate) def: Definition,
+    pub(crate) global: Vec<(String, String)>,
+    pub(crate) warnings: Vec<String>,
+    context: Option<NodeId>,
+    images: BTreeMap<(String, Platform), NodeId>,
+}
+
+/// One stage being lowered (BuildKit's `dispatchState`).
+pub(crate) struct StageState {
+    pub(crate) index: usize,
+    pub(crate) display: String,
+    pub(crate) platform: Platform,
+    pub(crate) output: NodeId,
+    pub(crate) config: ImageConfig,
+    pub(crate) history: Vec<HistoryEntry>,
+    /// The environment RUN sees and words expand in: ENV plus ARG values.
+    pub(crate) env: Vec<(String, String)>,
+    /// Declared ARGs with their values, for RUN's history line.
+    pub(crate) args: Vec<(String, String)>,
+    pub(crate) cmd_set: bool,
+    pub(crate) author: String,
+    pub(crate) step: usize,
+    pub(crate) steps: usize,
+}
+
+impl StageState {
+    /// The working directory, `/` when unset.
+    pub(crate) fn cwd(&self) -> String {
+        if self.config.working_dir.is_empty() {
+            "/".into()
+        } else {
+            self.config.working_dir.clone()
+        }
+    }
+
+    /// Sets `key` in the RUN/expansion environment, in place if present.
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        upsert(&mut self.env, key, value);
+    }
+
+    /// Adds a history entry as BuildKit's `commitToHistory` does.
+    pub(crate) fn commit(&mut self, created_by: String, layer: bool) {
+        self.history.push(HistoryEntry {
+            created_by: if layer {
+                format!("{created_by} # buildkit")
+            } else {
+                created_by
+            },
+            comment: HISTORY_COMMENT.into(),
+            empty_layer: !layer,
+        });
+    }
+}
+
+/// Replaces URL credentials (`https://user:pass@host`) with `xxxxx` in
+/// text meant for history, progress or logs.
+pub(crate) fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("xxxxx");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+pub(crate) fn upsert(list: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match list.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => list.push((key.to_string(), value.to_string())),
+    }
+}
+
+/// Sets `KEY=value` in a Docker env list, in place if the key is present.
+pub(crate) fn set_config_env(env: &mut Vec<String>, key: &str, value: &str) {
+    let entry = format!("{key}={value}");
+    match env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+    {
+        Some(slot) => *slot = entry,
+        None => env.push(entry),
+    }
+}
+
+impl<'a> Lowerer<'a> {
+    pub(crate) fn new(opts: &'a LowerOptions<'a>, escape: char) -> Self {
+        Lowerer {
+            opts,
+            lexer: Lexer::new(escape),
+            def: Definition::new(),
+            global: Vec::new(),
+            warnings: Vec::new(),
+            context: None,
+            images: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn file(&self) -> &str {
+        &self.opts.file
+    }
+
+    /// Expands one word in `env`; failures become errors at `span`.
+    pub(crate) fn expand_in(&self, word: &str, env: &dyn Env, span: Span) -> Result<String, Error> {
+        self.lexer
+            .process_word(word, env)
+            .map_err(|e| Error::Expand {
+                location: Location::lines(self.file(), span.start_line, span.end_line),
+                message: e.to_string(),
+            })
+    }
+
+    pub(crate) fn meta(&self, st: &StageState, cmd: &Command) -> OpMetadata {
+        let text = cmd
+            .original
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        OpMetadata {
+            description: format!("[{} {}/{}] {text}", st.display, st.step, st.steps),
+            stage: Some(st.display.clone()),
+            span: Some(self.source_span(cmd.span)),
+            ignore_cache: self.opts.no_cache,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn source_span(&self, span: Span) -> SourceSpan {
+        SourceSpan {
+            file: self.opts.file.clone(),
+            start_line: span.start_line,
+            end_line: span.end_line,
+        }
+    }
+
+    pub(crate) fn push(&mut self, op: Op, meta: OpMetadata) -> NodeId {
+        self.def.push(op, meta)
+    }
+
+    /// The one shared build-context source vertex.
+    pub(crate) fn context(&mut self) -> NodeId {
+        if let Some(id) = self.context {
+            return id;
+        }
+        let op = Op::Source(SourceOp::Local {
+            name: "context".into(),
+            include: Vec::new(),
+            exclude: self.opts.context_excludes.clone(),
+        });
+        let meta = OpMetadata {
+            description: "[internal] load build context".into(),
+            ..Default::default()
+        };
+        let id = self.push(op, meta);
+        self.context = Some(id);
+        id
+    }
+
+    /// One source vertex per image reference and platform.
+    pub(crate) fn image(&mut self, reference: &str, platform: &Platform) -> NodeId {
+        let key = (reference.to_string(), platform.clone());
+        if let Some(&id) = self.images.get(&key) {
+            return id;
+        }
+        let op = Op::Source(SourceOp::Image {
+            reference: reference.into(),
+            platform: Some(platform.clone()),
+        });
+        let meta = OpMetadata {
+            description: format!("[internal] load metadata for {reference}"),
+            ignore_cache: self.opts.no_cache,
+            ..Default::default()
+        };
+        let id = self.push(op, meta);
+        self.images.insert(key, id);
+        id
+    }
+
+    fn resolve_config(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        span: Span,
+    ) -> Result<ImageConfig, Error> {
+        match self.opts.image_resolver {
+            None => Ok(ImageConfig::default()),
+            Some(r) => r.resolve(reference, platform).map_err(|m| {
+                stage_error(
+                    self.file(),
+                    span,
+                    format!("failed to resolve source metadata for {reference}: {m}"),
+                )
+            }),
+        }
+    }
+
+    fn start_stage(
+        &mut self,
+        stage: &Stage,
+        idx: usize,
+        table: &StageTable,
+        done: &[Option<StagePlan>],
+        base_state: Option<&StageState>,
+    ) -> Result<StageState, Error> {
+        let info = &table.stages[idx];
+        let mut st = StageState {
+            index: idx,
+            display: table.display_name(idx),
+            platform: info.platform.clone(),
+            output: NodeId(0),
+            config: ImageConfig::default(),
+            history: Vec::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            cmd_set: false,
+            author: String::new(),
+            step: 1,
+            steps: stage.commands.len() + 1,
+        };
+        match &info.base {
+            BaseRef::Scratch => {
+                let meta = OpMetadata {
+                    description: format!("[{} 1/{}] FROM scratch", st.display, st.steps),
+                    ..Default::default()
+                };
+                st.output = self.push(Op::Source(SourceOp::Scratch), meta);
+            }
+            BaseRef::Image(r) => {
+                st.output = self.image(r, &info.platform);
+                st.config = self.resolve_config(r, &info.platform, stage.span)?;
+            }
+            BaseRef::Stage(b) => {
+                let base = done[*b].as_ref().expect("base stage lowered first");
+                st.output = base.output;
+                st.config = base.config.clone();
+                st.history = base.history.clone();
+                st.author = base.author.clone();
+                if let Some(bs) = base_state {
+                    st.env = bs.env.clone();
+                    st.args = bs.args.clone();
+                }
+            }
+        }
+        if !st.config.env.iter().any(|e| e.starts_with("PATH=")) && st.platform.os != "windows" {
+            st.config.env.push(format!("PATH={DEFAULT_PATH}"));
+        }
+        if base_state.is_none() {
+            for e in st.config.env.clone() {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                st.set_env(k, v);
+            }
+        } else if !st.env.iter().any(|(k, _)| k == "PATH") {
+            st.set_env("PATH", DEFAULT_PATH);
+        }
+        Ok(st)
+    }
+
+    pub(crate) fn lower_stage(
+        &mut self,
+        stage: &Stage,
+        idx: usize,
+        table: &StageTable,
+        done: &[Option<StagePlan>],
+        states: &[Option<StageState>],
+    ) -> Result<(StagePlan, StageState), Error> {
+        let base_state = match table.stages[idx].base {
+            BaseRef::Stage(b) => states[b].as_ref(),
+            _ => None,
+        };
+        let mut st = self.start_stage(stage, idx, table, done, base_state)?;
+        self.run_onbuild_triggers(&mut st, table, done, stage.span)?;
+        for cmd in &stage.commands {
+            st.step += 1;
+            self.dispatch(&mut st, cmd, table, done)?;
+        }
+        let plan = StagePlan {
+            name: table.stages[idx].name.clone(),
+            index: idx,
+            base: table.stages[idx].base.clone(),
+            output: st.output,
+            config: st.config.clone(),
+            history: st.history.clone(),
+            platform: st.platform.clone(),
+            author: st.author.clone(),
+        };
+        Ok((plan, st))
+    }
+
+    pub(crate) fn dispatch(
+        &mut self,
+        st: &mut StageState,
+        cmd: &Command,
+        table: &StageTable,
+        done: &[Option<StagePlan>],
+    ) -> Result<(), Error> {
+        match &cmd.instruction {
+            Instruction::Run(r) => self.dispatch_run(st, cmd, r, table, done),
+            Instruction::Add(c) | Instruction::Copy(c) => {
+                self.dispatch_copy(st, cmd, c, table, done)
+            }
+            Instruction::Workdir(p) => self.dispatch_workdir(st, cmd, p),
+            Instruction::Arg(decls) => self.dispatch_arg(st, cmd, decls),
+            _ => self.dispatch_config(st, cmd),
+        }
+    }
+
+    /// An error about `cmd`'s arguments.
+    pub(crate) fn cmd_error(&self, span: Span, message: String) -> Error {
+        crate::instructions::instruction_error(self.file(), span, message)
+    }
+
+    /// Runs the base's ONBUILD triggers first, as BuildKit does, then
+    /// clears them from the config; errors point at the FROM line.
+    fn run_onbuild_triggers(
+        &mut self,
+        st: &mut StageState,
+        table: &StageTable,
+        done: &[Option<StagePlan>],
+        span: Span,
+    ) -> Result<(), Error> {
+        let triggers = std::mem::take(&mut st.config.on_build);
+        for trigger in &triggers {
+            let ast = crate::syntax::parse(trigger, self.file()).map_err(|e| {
+                stage_error(
+                    self.file(),
+                    span,
+                    format!("failed to parse ONBUILD trigger {trigger:?}: {e}"),
+                )
+            })?;
+            for node in &ast.root.children {
+                let mut node = node.clone();
+                node.span = span;
+                let cmd = match crate::instructions::parse_node(&node, self.file())? {
+                    crate::instructions::Parsed::Command(cmd) => cmd,
+                    crate::instructions::Parsed::Stage(_) => {
+                        return Err(stage_error(
+                            self.file(),
+                            span,
+                            "FROM isn't allowed as an ONBUILD trigger".into(),
+                        ))
+                    }
+                };
+                self.dispatch(st, &cmd, table, done)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn credentials_never_reach_history() {
+        assert_eq!(
+            redact_userinfo("ADD https://u:p@host/x.tgz git://tok@h/r.git /d"),
+            "ADD https://xxxxx@host/x.tgz git://xxxxx@h/r.git /d"
+        );
+        assert_eq!(redact_userinfo("COPY a /b"), "COPY a /b");
+        assert_eq!(redact_userinfo("x https://host/a@b"), "x https://host/a@b");
+    }
+}

@@ -14,3 +14,12 @@ pub(crate) fn schedule_noop(scheduler: &Scheduler, dag: &Dag) -> anyhow::Result<
     scheduler.run(dag, &Noop, &NullReporter)?;
     Ok(())
 }
+
+/// Parses, expands and lowers `text`, as `rbk build` does before solving.
+pub(crate) fn plan(text: &str) -> anyhow::Result<rbk_parser::Plan> {
+    let ast = rbk_parser::parse(text, "Dockerfile")?;
+    Ok(rbk_parser::lower(
+        &ast,
+        &rbk_parser::LowerOptions::default(),
+    )?)
+}

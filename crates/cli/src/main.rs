@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod render;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
+        args::Command::Build(args) => commands::build::run(args),
         args::Command::Debug(cmd) => commands::debug::run(cmd),
     };
     match result {

@@ -26,6 +26,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+fn example() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/multistage")
+        .display()
+        .to_string()
+}
+
 #[test]
 fn ast_prints_buildkit_s_expressions() {
     let dir = scratch("ast_ok");
@@ -57,6 +64,20 @@ fn ast_of_an_invalid_file_fails_naming_the_line() {
 }
 
 #[test]
+fn ast_keeps_unknown_instructions_as_buildkit_does_but_plan_rejects_them() {
+    let dir = scratch("ast_unknown");
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUNN echo\n").unwrap();
+    let out = rbk(&["debug", "ast", dir.join("Dockerfile").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "(from \"busybox\")\n(runn \"\")\n");
+    let out = rbk(&["debug", "plan", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(">>> RUNN echo"), "snippet missing: {err}");
+    assert!(err.to_lowercase().contains("unknown instruction"), "{err}");
+}
+
+#[test]
 fn expand_prints_the_word_or_the_words() {
     let out = rbk(&["debug", "expand", "--env", "A=hello world", "--", "${A}!"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -75,4 +96,75 @@ fn expand_errors_exit_non_zero() {
     assert!(stderr(&out).contains("is required"), "{}", stderr(&out));
     let out = rbk(&["debug", "expand", "--", "${A"]);
     assert!(!out.status.success());
+}
+
+#[test]
+fn plan_for_a_target_lists_only_what_it_needs() {
+    let out = rbk(&["debug", "plan", "--target", "runtime", &example()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    assert!(plan.contains("runtime"), "{plan}");
+    assert!(
+        plan.contains("build"),
+        "the runtime stage copies from build: {plan}"
+    );
+    assert!(
+        !plan.contains("grep"),
+        "the unused test stage must be pruned: {plan}"
+    );
+    let last = stdout(&rbk(&["debug", "plan", &example()]));
+    assert_eq!(last, plan, "the default target is the last stage");
+    let test = stdout(&rbk(&["debug", "plan", "--target", "test", &example()]));
+    assert!(
+        test.contains("grep") && !test.contains("[runtime"),
+        "{test}"
+    );
+}
+
+#[test]
+fn plan_digests_follow_build_args() {
+    let a = stdout(&rbk(&[
+        "debug",
+        "plan",
+        "--target",
+        "runtime",
+        "--build-arg",
+        "BASE=one:1",
+        &example(),
+    ]));
+    let b = stdout(&rbk(&[
+        "debug",
+        "plan",
+        "--target",
+        "runtime",
+        "--build-arg",
+        "BASE=two:2",
+        &example(),
+    ]));
+    assert!(a.contains("one:1") && b.contains("two:2"), "{a}\n{b}");
+    assert_ne!(a, b);
+}
+
+#[test]
+fn plan_with_an_unknown_target_fails() {
+    let out = rbk(&["debug", "plan", "--target", "nope", &example()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+}
+
+#[test]
+fn build_plans_then_says_execution_is_not_available() {
+    let out = rbk(&["build", "--target", "runtime", &example()]);
+    assert!(!out.status.success(), "no fake success");
+    assert!(
+        stderr(&out).contains("not available yet"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = scratch("build_bad");
+    let cycle = "FROM a AS x\nCOPY --from=y / /\nFROM b AS y\nCOPY --from=x / /\n";
+    std::fs::write(dir.join("Dockerfile"), cycle).unwrap();
+    let out = rbk(&["build", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("circular"), "{}", stderr(&out));
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use rbk_parser::expand::Lexer;
 
 use crate::args::DebugCommand;
+use crate::commands::frontend;
 use crate::render::DockerfileError;
 
 pub(crate) fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
@@ -18,6 +19,7 @@ pub(crate) fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
             escape,
             word,
         } => expand(&env, words, escape, &word),
+        DebugCommand::Plan(args) => plan(args),
     }
 }
 
@@ -56,5 +58,12 @@ fn expand(env: &[String], words: bool, escape: char, word: &str) -> anyhow::Resu
             .with_context(|| format!("expanding {word:?}"))?;
         writeln!(out, "{expanded}")?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plan(args: crate::args::FrontendArgs) -> anyhow::Result<ExitCode> {
+    let planned = frontend::plan(args)?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", planned.dump())?;
     Ok(ExitCode::SUCCESS)
 }

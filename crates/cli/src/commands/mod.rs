@@ -1,3 +1,5 @@
 //! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
+pub(crate) mod build;
 pub(crate) mod debug;
+mod frontend;

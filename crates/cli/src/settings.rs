@@ -1,0 +1,160 @@
+//! Turns command-line arguments and the environment into validated settings.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use rbk_graph::Platform;
+
+use crate::args::FrontendArgs;
+
+/// What the frontend needs: the Dockerfile's text and the build options.
+#[derive(Debug)]
+pub(crate) struct FrontendSettings {
+    /// The Dockerfile's name as shown in errors.
+    pub(crate) file_name: String,
+    /// Its path, unless it came from stdin.
+    pub(crate) dockerfile_path: Option<PathBuf>,
+    /// Its text.
+    pub(crate) text: String,
+    /// The context directory.
+    pub(crate) context: PathBuf,
+    /// `--target`.
+    pub(crate) target: Option<String>,
+    /// `--build-arg`s, resolved.
+    pub(crate) build_args: BTreeMap<String, String>,
+    /// `--platform`, or the host's.
+    pub(crate) platform: Platform,
+}
+
+impl FrontendSettings {
+    /// Reads the Dockerfile and resolves build args.
+    pub(crate) fn resolve(args: FrontendArgs) -> anyhow::Result<Self> {
+        let (file_name, dockerfile_path, text) = read_dockerfile(&args)?;
+        let platform = match &args.platform {
+            Some(p) => parse_platform(p)?,
+            None => host_platform(),
+        };
+        Ok(FrontendSettings {
+            file_name,
+            dockerfile_path,
+            text,
+            context: args.context,
+            target: args.target,
+            build_args: build_args(&args.build_args, |k| std::env::var(k).ok())?,
+            platform,
+        })
+    }
+}
+
+fn read_dockerfile(args: &FrontendArgs) -> anyhow::Result<(String, Option<PathBuf>, String)> {
+    let path = match &args.file {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the Dockerfile from stdin")?;
+            return Ok(("-".to_string(), None, text));
+        }
+        Some(p) => p.clone(),
+        None => args.context.join("Dockerfile"),
+    };
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("reading Dockerfile {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("Dockerfile {} is not valid UTF-8", path.display()))?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((name, Some(path), text))
+}
+
+/// `KEY=VALUE` sets a value; a bare `KEY` takes it from the environment and
+/// is dropped when the environment has none, as `docker build` does.
+pub(crate) fn build_args(
+    raw: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for arg in raw {
+        let (key, value) = match arg.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (arg.as_str(), env(arg)),
+        };
+        if key.is_empty() {
+            bail!("invalid --build-arg {arg:?}: expected KEY=VALUE");
+        }
+        if let Some(value) = value {
+            out.insert(key.to_string(), value);
+        }
+    }
+    Ok(out)
+}
+
+/// The platform rbk runs on, in OCI's vocabulary.
+fn host_platform() -> Platform {
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    Platform {
+        os: "linux".into(),
+        architecture: architecture.into(),
+        variant: String::new(),
+    }
+}
+
+/// `os/arch[/variant]`.
+pub(crate) fn parse_platform(text: &str) -> anyhow::Result<Platform> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let valid = (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty());
+    if !valid {
+        bail!("invalid --platform {text:?}: expected os/arch[/variant], such as linux/amd64");
+    }
+    Ok(Platform {
+        os: parts[0].to_lowercase(),
+        architecture: parts[1].to_lowercase(),
+        variant: parts.get(2).map(|v| v.to_lowercase()).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_args_take_bare_keys_from_the_environment() {
+        let raw = [
+            "A=1".to_string(),
+            "B".to_string(),
+            "C".to_string(),
+            "D=x=y".to_string(),
+        ];
+        let env = |k: &str| (k == "B").then(|| "from-env".to_string());
+        let args = build_args(&raw, env).unwrap();
+        let expected: BTreeMap<String, String> = [("A", "1"), ("B", "from-env"), ("D", "x=y")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        assert_eq!(args, expected);
+        assert!(build_args(&["=v".to_string()], env).is_err());
+    }
+
+    #[test]
+    fn platforms_parse_with_optional_variant() {
+        let p = parse_platform("linux/arm64/v8").unwrap();
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_str()),
+            ("linux", "arm64", "v8")
+        );
+        assert_eq!(parse_platform("linux/amd64").unwrap().variant, "");
+        for bad in ["linux", "linux/", "a/b/c/d", ""] {
+            assert!(parse_platform(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -194,7 +194,9 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
             .map_err(|message| syntax_error(file, start, current, message))?;
         child.column = u32::try_from(indent + 1).unwrap_or(0);
         if can_contain_heredoc(&child) && line.contains("<<") {
-            for mut heredoc in heredocs_from_line(&line) {
+            let heredocs = heredocs_from_line(&line)
+                .map_err(|message| syntax_error(file, start, current, message))?;
+            for mut heredoc in heredocs {
                 let mut terminated = false;
                 while let Some(raw) = lines.next_line()? {
                     current += 1;

@@ -55,33 +55,26 @@ impl Ast {
     }
 }
 
-/// Physical lines, each with its `\n` kept, no longer than [`MAX_LINE_LEN`].
+/// Physical lines, each with its `\n` kept. Like Go's `bufio.Scanner`, a
+/// line longer than [`MAX_LINE_LEN`] ends the input and is remembered.
 struct Lines<'a> {
     rest: &'a str,
-    file: &'a str,
-    number: u32,
+    too_long: bool,
 }
 
 impl<'a> Lines<'a> {
-    fn next_line(&mut self) -> Result<Option<&'a str>, Error> {
-        if self.rest.is_empty() {
-            return Ok(None);
+    fn next_line(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() || self.too_long {
+            return None;
         }
         let end = self.rest.find('\n').map_or(self.rest.len(), |i| i + 1);
         let (line, rest) = self.rest.split_at(end);
-        let content = line.strip_suffix('\n').unwrap_or(line).len();
-        let number = self.number.saturating_add(1);
-        if content > MAX_LINE_LEN {
-            return Err(syntax_error(
-                self.file,
-                number,
-                number,
-                format!("dockerfile line greater than max allowed size of {MAX_LINE_LEN}"),
-            ));
+        if line.strip_suffix('\n').unwrap_or(line).len() > MAX_LINE_LEN {
+            self.too_long = true;
+            return None;
         }
         self.rest = rest;
-        self.number = number;
-        Ok(Some(line))
+        Some(line)
     }
 }
 
@@ -143,14 +136,13 @@ fn can_contain_heredoc(node: &Node) -> bool {
 pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
     let mut lines = Lines {
         rest: text,
-        file,
-        number: 0,
+        too_long: false,
     };
     let mut d = DirectiveParser::default();
     let mut root = Node::default();
     let mut warnings = Vec::new();
     let mut current: u32 = 0;
-    while let Some(raw) = lines.next_line()? {
+    while let Some(raw) = lines.next_line() {
         let raw = if current == 0 {
             raw.strip_prefix('\u{feff}').unwrap_or(raw)
         } else {
@@ -169,7 +161,7 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
         let mut line = first.to_string();
         let mut has_empty_continuation = false;
         while !end_of_line {
-            let Some(raw) = lines.next_line()? else { break };
+            let Some(raw) = lines.next_line() else { break };
             let token = process_line(&mut d, raw, false)
                 .map_err(|m| syntax_error(file, current, current, m))?;
             current += 1;
@@ -198,7 +190,7 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
                 .map_err(|message| syntax_error(file, start, current, message))?;
             for mut heredoc in heredocs {
                 let mut terminated = false;
-                while let Some(raw) = lines.next_line()? {
+                while let Some(raw) = lines.next_line() {
                     current += 1;
                     let mut candidate = trim_newline(raw);
                     if heredoc.chomp {
@@ -229,14 +221,16 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
         }
         root.children.push(child);
     }
+    // BuildKit reports a too-long line after the loop, at the last line it
+    // read, unless the file had no instruction before it.
+    let line = current.max(1);
     if root.children.is_empty() {
-        let line = current.max(1);
-        return Err(syntax_error(
-            file,
-            line,
-            line,
-            "file with no instructions".into(),
-        ));
+        let message = "file with no instructions".to_string();
+        return Err(syntax_error(file, line, line, message));
+    }
+    if lines.too_long {
+        let message = format!("dockerfile line greater than max allowed size of {MAX_LINE_LEN}");
+        return Err(syntax_error(file, line, line, message));
     }
     root.span = Span {
         start_line: root.children[0].span.start_line,
@@ -357,7 +351,17 @@ mod tests {
             .validate("D")
             .is_ok());
         let long = format!("RUN {}\n", "a".repeat(MAX_LINE_LEN));
-        assert!(err(&long).contains("dockerfile line greater than max allowed size of 65535"));
+        assert_eq!(err(&long), "Dockerfile:1: file with no instructions");
+        let long = format!(
+            "FROM a\nRUN b \\\n c\nRUN {}\nRUN d\n",
+            "a".repeat(MAX_LINE_LEN)
+        );
+        assert_eq!(
+            err(&long),
+            "Dockerfile:3: dockerfile line greater than max allowed size of 65535"
+        );
+        let long = format!("FROM a\nRUN <<EOF\n{}\nEOF\n", "a".repeat(MAX_LINE_LEN + 1));
+        assert_eq!(err(&long), "Dockerfile:2: unterminated heredoc");
         let ok = format!("RUN {}\n", "a".repeat(MAX_LINE_LEN - 4));
         assert!(parse(&ok, "D").is_ok());
     }

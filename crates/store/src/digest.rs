@@ -71,20 +71,13 @@ impl FromStr for Digest {
             return Err(DigestError::Algorithm(s.to_string()));
         };
         let bytes = hex.as_bytes();
-        let valid =
-            bytes.len() == 64 && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let valid = bytes.len() == 64 && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !valid {
             return Err(DigestError::Encoded(s.to_string()));
         }
         let mut out = [0u8; 32];
         for (i, pair) in bytes.chunks(2).enumerate() {
-            let nibble = |c: u8| {
-                if c.is_ascii_digit() {
-                    c - b'0'
-                } else {
-                    c - b'a' + 10
-                }
-            };
+            let nibble = |c: u8| if c.is_ascii_digit() { c - b'0' } else { c - b'a' + 10 };
             out[i] = nibble(pair[0]) << 4 | nibble(pair[1]);
         }
         Ok(Digest(out))

@@ -5,7 +5,7 @@
 use super::directives::{DirectiveParser, Directives};
 use super::heredoc::heredocs_from_line;
 use super::line_parsers::{is_known, node_from_line, split_command};
-use super::node::{Node, Span};
+use super::node::{Heredoc, Node, Span};
 use crate::error::{Error, Location};
 
 /// The longest physical line accepted, in bytes without its newline
@@ -55,11 +55,14 @@ impl Ast {
     }
 }
 
-/// Physical lines, each with its `\n` kept. Like Go's `bufio.Scanner`, a
-/// line longer than [`MAX_LINE_LEN`] ends the input and is remembered.
+/// Physical lines, each with its `\n` kept, counted. Like Go's
+/// `bufio.Scanner`, a line longer than [`MAX_LINE_LEN`] ends the input and
+/// is remembered.
 struct Lines<'a> {
     rest: &'a str,
     too_long: bool,
+    /// Lines read so far (the 1-based number of the last one).
+    number: u32,
 }
 
 impl<'a> Lines<'a> {
@@ -74,6 +77,7 @@ impl<'a> Lines<'a> {
             return None;
         }
         self.rest = rest;
+        self.number += 1;
         Some(line)
     }
 }
@@ -137,93 +141,123 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
     let mut lines = Lines {
         rest: text,
         too_long: false,
+        number: 0,
     };
     let mut d = DirectiveParser::default();
     let mut root = Node::default();
     let mut warnings = Vec::new();
-    let mut current: u32 = 0;
     while let Some(raw) = lines.next_line() {
-        let raw = if current == 0 {
+        let raw = if lines.number == 1 {
             raw.strip_prefix('\u{feff}').unwrap_or(raw)
         } else {
             raw
         };
+        let start = lines.number;
         let indent = raw.chars().take_while(|c| c.is_whitespace()).count();
-        let first = process_line(&mut d, raw, true)
-            .map_err(|m| syntax_error(file, current + 1, current + 1, m))?;
-        current += 1;
-        let start = current;
-        let escape = d.found.escape;
-        let (first, mut end_of_line) = trim_continuation(first, escape);
+        let first =
+            process_line(&mut d, raw, true).map_err(|m| syntax_error(file, start, start, m))?;
+        let (first, end_of_line) = trim_continuation(first, d.found.escape);
         if end_of_line && first.is_empty() {
             continue;
         }
         let mut line = first.to_string();
-        let mut has_empty_continuation = false;
-        while !end_of_line {
-            let Some(raw) = lines.next_line() else { break };
-            let token = process_line(&mut d, raw, false)
-                .map_err(|m| syntax_error(file, current, current, m))?;
-            current += 1;
-            if is_comment(raw) {
-                continue;
-            }
-            if token.trim_start().is_empty() {
-                has_empty_continuation = true;
-                continue;
-            }
-            let (part, eol) = trim_continuation(token, escape);
-            line.push_str(part);
-            end_of_line = eol;
-        }
-        if has_empty_continuation {
+        if !end_of_line && join_continuation(&mut lines, &mut d, &mut line, file)? {
             warnings.push(Warning {
-                location: Location::lines(file, current, current),
+                location: Location::lines(file, lines.number, lines.number),
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
-        let mut child = node_from_line(&line, escape)
-            .map_err(|message| syntax_error(file, start, current, message))?;
+        let mut child = node_from_line(&line, d.found.escape)
+            .map_err(|message| syntax_error(file, start, lines.number, message))?;
         child.column = u32::try_from(indent + 1).unwrap_or(0);
         if can_contain_heredoc(&child) && line.contains("<<") {
-            let heredocs = heredocs_from_line(&line)
-                .map_err(|message| syntax_error(file, start, current, message))?;
-            for mut heredoc in heredocs {
-                let mut terminated = false;
-                while let Some(raw) = lines.next_line() {
-                    current += 1;
-                    let mut candidate = trim_newline(raw);
-                    if heredoc.chomp {
-                        candidate = candidate.trim_start_matches('\t');
-                    }
-                    if candidate == heredoc.name {
-                        terminated = true;
-                        break;
-                    }
-                    heredoc.content.push_str(raw);
-                }
-                if !terminated {
-                    let msg = "unterminated heredoc".to_string();
-                    return Err(syntax_error(file, start, current, msg));
-                }
-                child.heredocs.push(heredoc);
-            }
+            child.heredocs = read_heredocs(&mut lines, &line)
+                .map_err(|message| syntax_error(file, start, lines.number, message))?;
         }
-        let span = Span {
-            start_line: start,
-            end_line: current,
-        };
-        child.span = span;
-        for arg in &mut child.next {
-            for trigger in &mut arg.children {
-                trigger.span = span;
-            }
-        }
+        set_span(&mut child, start, lines.number);
         root.children.push(child);
     }
-    // BuildKit reports a too-long line after the loop, at the last line it
-    // read, unless the file had no instruction before it.
-    let line = current.max(1);
+    finish(root, &lines, d, warnings, file)
+}
+
+/// Appends the continuation lines of an instruction to `line`, skipping
+/// comment lines and empty lines. Returns whether an empty line was seen.
+fn join_continuation(
+    lines: &mut Lines,
+    d: &mut DirectiveParser,
+    line: &mut String,
+    file: &str,
+) -> Result<bool, Error> {
+    let mut has_empty = false;
+    while let Some(raw) = lines.next_line() {
+        // BuildKit counts the line only after it was processed.
+        let previous = lines.number - 1;
+        let token =
+            process_line(d, raw, false).map_err(|m| syntax_error(file, previous, previous, m))?;
+        if is_comment(raw) {
+            continue;
+        }
+        if token.trim_start().is_empty() {
+            has_empty = true;
+            continue;
+        }
+        let (part, end_of_line) = trim_continuation(token, d.found.escape);
+        line.push_str(part);
+        if end_of_line {
+            break;
+        }
+    }
+    Ok(has_empty)
+}
+
+/// Reads the bodies of the heredocs opened on `line`, one after another.
+fn read_heredocs(lines: &mut Lines, line: &str) -> Result<Vec<Heredoc>, String> {
+    let mut heredocs = heredocs_from_line(line)?;
+    for heredoc in &mut heredocs {
+        let mut terminated = false;
+        while let Some(raw) = lines.next_line() {
+            let mut candidate = trim_newline(raw);
+            if heredoc.chomp {
+                candidate = candidate.trim_start_matches('\t');
+            }
+            if candidate == heredoc.name {
+                terminated = true;
+                break;
+            }
+            heredoc.content.push_str(raw);
+        }
+        if !terminated {
+            return Err("unterminated heredoc".into());
+        }
+    }
+    Ok(heredocs)
+}
+
+/// The instruction's lines, also given to an ONBUILD trigger.
+fn set_span(child: &mut Node, start_line: u32, end_line: u32) {
+    let span = Span {
+        start_line,
+        end_line,
+    };
+    child.span = span;
+    for arg in &mut child.next {
+        for trigger in &mut arg.children {
+            trigger.span = span;
+        }
+    }
+}
+
+/// The checks BuildKit makes after its line loop. A too-long line is
+/// reported there, at the last line read, unless the file had no
+/// instruction before it.
+fn finish(
+    mut root: Node,
+    lines: &Lines,
+    d: DirectiveParser,
+    warnings: Vec<Warning>,
+    file: &str,
+) -> Result<Ast, Error> {
+    let line = lines.number.max(1);
     if root.children.is_empty() {
         let message = "file with no instructions".to_string();
         return Err(syntax_error(file, line, line, message));

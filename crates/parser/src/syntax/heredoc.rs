@@ -3,122 +3,61 @@
 //! into shell words, keep the words shaped like `^\d*<<-?[^<]*$`.
 
 use super::node::Heredoc;
+use super::shlex::{process_words, Options};
 
-/// Shell-word splitting as BuildKit's lexer does it with an empty
-/// environment. With `raw`, quotes and escapes are kept in the words.
-/// `None` on an unterminated quote.
-fn shell_words(s: &str, raw: bool) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if raw {
-                    word.push('\\');
-                }
-                match chars.next() {
-                    Some(n) => word.push(n),
-                    None => break,
-                }
-            }
-            '\'' => {
-                in_word = true;
-                if raw {
-                    word.push('\'');
-                }
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        n => word.push(n),
-                    }
-                }
-                if raw {
-                    word.push('\'');
-                }
-            }
-            '"' => {
-                in_word = true;
-                if raw {
-                    word.push('"');
-                }
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => {
-                            if raw {
-                                word.push('\\');
-                            }
-                            match chars.peek() {
-                                None => {}
-                                Some('"' | '$' | '\\') => word.push(chars.next()?),
-                                Some(_) if raw => {}
-                                Some(_) => word.push('\\'),
-                            }
-                        }
-                        n => word.push(n),
-                    }
-                }
-                if raw {
-                    word.push('"');
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Some(words)
-}
-
-/// `ParseHeredoc`: a heredoc when `word` matches `^(\d*)<<(-?)([^<]*)$` with
-/// a non-empty single-word name.
-fn parse_heredoc(word: &str) -> Option<Heredoc> {
+/// `heredocFromMatch`: a heredoc when `word` matches
+/// `^(\d*)<<(-?)([^<]*)$` and its name lexes to exactly one word. The body
+/// expands unless some part of the name was quoted.
+fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let digits = word.bytes().take_while(u8::is_ascii_digit).count();
-    let after = word[digits..].strip_prefix("<<")?;
+    let Some(after) = word[digits..].strip_prefix("<<") else {
+        return Ok(None);
+    };
     let (chomp, rest) = match after.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, after),
     };
     if rest.is_empty() || rest.contains('<') {
-        return None;
+        return Ok(None);
     }
-    let words = shell_words(rest, false)?;
+    let words = process_words(rest, Options::default())?;
     let [name] = words.as_slice() else {
-        return None;
+        return Ok(None);
     };
-    let raw = shell_words(rest, true)?;
+    let raw_quotes = Options {
+        raw_quotes: true,
+        raw_escapes: false,
+    };
+    let raw = process_words(rest, raw_quotes)?;
+    if raw.len() != words.len() {
+        return Err(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        ));
+    }
     let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
-    let expand = raw.first().map(|r| quotes(r)) == Some(quotes(name));
     let file_descriptor = (digits > 0).then(|| word[..digits].parse::<u32>().unwrap_or(u32::MAX));
-    Some(Heredoc {
+    Ok(Some(Heredoc {
         name: name.clone(),
         content: String::new(),
-        expand,
+        expand: quotes(&raw[0]) == quotes(name),
         chomp,
         file_descriptor,
-    })
+    }))
 }
 
-/// The heredocs opened on `line`, in order, bodies still empty.
-pub(crate) fn heredocs_from_line(line: &str) -> Vec<Heredoc> {
-    shell_words(line, true)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|w| parse_heredoc(w))
-        .collect()
+/// `heredocsFromLine`: the heredocs opened on `line`, in order, bodies
+/// still empty. A line the shell lexer rejects opens none.
+pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+    let raw = Options {
+        raw_quotes: true,
+        raw_escapes: true,
+    };
+    let words = process_words(line, raw).unwrap_or_default();
+    let mut docs = Vec::new();
+    for word in &words {
+        docs.extend(parse_heredoc(word)?);
+    }
+    Ok(docs)
 }
 
 #[cfg(test)]
@@ -127,6 +66,7 @@ mod tests {
 
     fn names(line: &str) -> Vec<(String, bool, bool, Option<u32>)> {
         heredocs_from_line(line)
+            .unwrap()
             .into_iter()
             .map(|h| (h.name, h.expand, h.chomp, h.file_descriptor))
             .collect()
@@ -152,5 +92,17 @@ mod tests {
             names("RUN <<E\"O\"F"),
             vec![("EOF".into(), false, false, None)]
         );
+        // Variables are not expanded in the name; a bad substitution
+        // anywhere on the line means no heredoc at all.
+        assert_eq!(
+            names("RUN <<$EOF"),
+            vec![("$EOF".into(), true, false, None)]
+        );
+        assert_eq!(
+            names("RUN <<\"A\\$B\""),
+            vec![("A$B".into(), false, false, None)]
+        );
+        assert_eq!(names("RUN <<EOF ${x^^}"), vec![]);
+        assert_eq!(names("RUN <<'' <<\"\""), vec![]);
     }
 }

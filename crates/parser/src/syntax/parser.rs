@@ -5,7 +5,7 @@
 use super::directives::{DirectiveParser, Directives};
 use super::heredoc::heredocs_from_line;
 use super::line_parsers::{is_known, node_from_line, split_command};
-use super::node::{Node, Span};
+use super::node::{Heredoc, Node, Span};
 use crate::error::{Error, Location};
 
 /// The longest physical line accepted, in bytes without its newline
@@ -55,33 +55,30 @@ impl Ast {
     }
 }
 
-/// Physical lines, each with its `\n` kept, no longer than [`MAX_LINE_LEN`].
+/// Physical lines, each with its `\n` kept, counted. Like Go's
+/// `bufio.Scanner`, a line longer than [`MAX_LINE_LEN`] ends the input and
+/// is remembered.
 struct Lines<'a> {
     rest: &'a str,
-    file: &'a str,
+    too_long: bool,
+    /// Lines read so far (the 1-based number of the last one).
     number: u32,
 }
 
 impl<'a> Lines<'a> {
-    fn next_line(&mut self) -> Result<Option<&'a str>, Error> {
-        if self.rest.is_empty() {
-            return Ok(None);
+    fn next_line(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() || self.too_long {
+            return None;
         }
         let end = self.rest.find('\n').map_or(self.rest.len(), |i| i + 1);
         let (line, rest) = self.rest.split_at(end);
-        let content = line.strip_suffix('\n').unwrap_or(line).len();
-        let number = self.number.saturating_add(1);
-        if content > MAX_LINE_LEN {
-            return Err(syntax_error(
-                self.file,
-                number,
-                number,
-                format!("dockerfile line greater than max allowed size of {MAX_LINE_LEN}"),
-            ));
+        if line.strip_suffix('\n').unwrap_or(line).len() > MAX_LINE_LEN {
+            self.too_long = true;
+            return None;
         }
         self.rest = rest;
-        self.number = number;
-        Ok(Some(line))
+        self.number += 1;
+        Some(line)
     }
 }
 
@@ -143,98 +140,131 @@ fn can_contain_heredoc(node: &Node) -> bool {
 pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
     let mut lines = Lines {
         rest: text,
-        file,
+        too_long: false,
         number: 0,
     };
     let mut d = DirectiveParser::default();
     let mut root = Node::default();
     let mut warnings = Vec::new();
-    let mut current: u32 = 0;
-    while let Some(raw) = lines.next_line()? {
-        let raw = if current == 0 {
+    while let Some(raw) = lines.next_line() {
+        let raw = if lines.number == 1 {
             raw.strip_prefix('\u{feff}').unwrap_or(raw)
         } else {
             raw
         };
+        let start = lines.number;
         let indent = raw.chars().take_while(|c| c.is_whitespace()).count();
-        let first = process_line(&mut d, raw, true)
-            .map_err(|m| syntax_error(file, current + 1, current + 1, m))?;
-        current += 1;
-        let start = current;
-        let escape = d.found.escape;
-        let (first, mut end_of_line) = trim_continuation(first, escape);
+        let first =
+            process_line(&mut d, raw, true).map_err(|m| syntax_error(file, start, start, m))?;
+        let (first, end_of_line) = trim_continuation(first, d.found.escape);
         if end_of_line && first.is_empty() {
             continue;
         }
         let mut line = first.to_string();
-        let mut has_empty_continuation = false;
-        while !end_of_line {
-            let Some(raw) = lines.next_line()? else { break };
-            let token = process_line(&mut d, raw, false)
-                .map_err(|m| syntax_error(file, current, current, m))?;
-            current += 1;
-            if is_comment(raw) {
-                continue;
-            }
-            if token.trim_start().is_empty() {
-                has_empty_continuation = true;
-                continue;
-            }
-            let (part, eol) = trim_continuation(token, escape);
-            line.push_str(part);
-            end_of_line = eol;
-        }
-        if has_empty_continuation {
+        if !end_of_line && join_continuation(&mut lines, &mut d, &mut line, file)? {
             warnings.push(Warning {
-                location: Location::lines(file, current, current),
+                location: Location::lines(file, lines.number, lines.number),
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
-        let mut child = node_from_line(&line, escape)
-            .map_err(|message| syntax_error(file, start, current, message))?;
+        let mut child = node_from_line(&line, d.found.escape)
+            .map_err(|message| syntax_error(file, start, lines.number, message))?;
         child.column = u32::try_from(indent + 1).unwrap_or(0);
         if can_contain_heredoc(&child) && line.contains("<<") {
-            for mut heredoc in heredocs_from_line(&line) {
-                let mut terminated = false;
-                while let Some(raw) = lines.next_line()? {
-                    current += 1;
-                    let mut candidate = trim_newline(raw);
-                    if heredoc.chomp {
-                        candidate = candidate.trim_start_matches('\t');
-                    }
-                    if candidate == heredoc.name {
-                        terminated = true;
-                        break;
-                    }
-                    heredoc.content.push_str(raw);
-                }
-                if !terminated {
-                    let msg = "unterminated heredoc".to_string();
-                    return Err(syntax_error(file, start, current, msg));
-                }
-                child.heredocs.push(heredoc);
-            }
+            child.heredocs = read_heredocs(&mut lines, &line)
+                .map_err(|message| syntax_error(file, start, lines.number, message))?;
         }
-        let span = Span {
-            start_line: start,
-            end_line: current,
-        };
-        child.span = span;
-        for arg in &mut child.next {
-            for trigger in &mut arg.children {
-                trigger.span = span;
-            }
-        }
+        set_span(&mut child, start, lines.number);
         root.children.push(child);
     }
+    finish(root, &lines, d, warnings, file)
+}
+
+/// Appends the continuation lines of an instruction to `line`, skipping
+/// comment lines and empty lines. Returns whether an empty line was seen.
+fn join_continuation(
+    lines: &mut Lines,
+    d: &mut DirectiveParser,
+    line: &mut String,
+    file: &str,
+) -> Result<bool, Error> {
+    let mut has_empty = false;
+    while let Some(raw) = lines.next_line() {
+        // BuildKit counts the line only after it was processed.
+        let previous = lines.number - 1;
+        let token =
+            process_line(d, raw, false).map_err(|m| syntax_error(file, previous, previous, m))?;
+        if is_comment(raw) {
+            continue;
+        }
+        if token.trim_start().is_empty() {
+            has_empty = true;
+            continue;
+        }
+        let (part, end_of_line) = trim_continuation(token, d.found.escape);
+        line.push_str(part);
+        if end_of_line {
+            break;
+        }
+    }
+    Ok(has_empty)
+}
+
+/// Reads the bodies of the heredocs opened on `line`, one after another.
+fn read_heredocs(lines: &mut Lines, line: &str) -> Result<Vec<Heredoc>, String> {
+    let mut heredocs = heredocs_from_line(line)?;
+    for heredoc in &mut heredocs {
+        let mut terminated = false;
+        while let Some(raw) = lines.next_line() {
+            let mut candidate = trim_newline(raw);
+            if heredoc.chomp {
+                candidate = candidate.trim_start_matches('\t');
+            }
+            if candidate == heredoc.name {
+                terminated = true;
+                break;
+            }
+            heredoc.content.push_str(raw);
+        }
+        if !terminated {
+            return Err("unterminated heredoc".into());
+        }
+    }
+    Ok(heredocs)
+}
+
+/// The instruction's lines, also given to an ONBUILD trigger.
+fn set_span(child: &mut Node, start_line: u32, end_line: u32) {
+    let span = Span {
+        start_line,
+        end_line,
+    };
+    child.span = span;
+    for arg in &mut child.next {
+        for trigger in &mut arg.children {
+            trigger.span = span;
+        }
+    }
+}
+
+/// The checks BuildKit makes after its line loop. A too-long line is
+/// reported there, at the last line read, unless the file had no
+/// instruction before it.
+fn finish(
+    mut root: Node,
+    lines: &Lines,
+    d: DirectiveParser,
+    warnings: Vec<Warning>,
+    file: &str,
+) -> Result<Ast, Error> {
+    let line = lines.number.max(1);
     if root.children.is_empty() {
-        let line = current.max(1);
-        return Err(syntax_error(
-            file,
-            line,
-            line,
-            "file with no instructions".into(),
-        ));
+        let message = "file with no instructions".to_string();
+        return Err(syntax_error(file, line, line, message));
+    }
+    if lines.too_long {
+        let message = format!("dockerfile line greater than max allowed size of {MAX_LINE_LEN}");
+        return Err(syntax_error(file, line, line, message));
     }
     root.span = Span {
         start_line: root.children[0].span.start_line,
@@ -355,7 +385,17 @@ mod tests {
             .validate("D")
             .is_ok());
         let long = format!("RUN {}\n", "a".repeat(MAX_LINE_LEN));
-        assert!(err(&long).contains("dockerfile line greater than max allowed size of 65535"));
+        assert_eq!(err(&long), "Dockerfile:1: file with no instructions");
+        let long = format!(
+            "FROM a\nRUN b \\\n c\nRUN {}\nRUN d\n",
+            "a".repeat(MAX_LINE_LEN)
+        );
+        assert_eq!(
+            err(&long),
+            "Dockerfile:3: dockerfile line greater than max allowed size of 65535"
+        );
+        let long = format!("FROM a\nRUN <<EOF\n{}\nEOF\n", "a".repeat(MAX_LINE_LEN + 1));
+        assert_eq!(err(&long), "Dockerfile:2: unterminated heredoc");
         let ok = format!("RUN {}\n", "a".repeat(MAX_LINE_LEN - 4));
         assert!(parse(&ok, "D").is_ok());
     }

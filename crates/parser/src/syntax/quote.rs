@@ -52,54 +52,25 @@ pub(crate) fn is_space_byte(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0x85 | 0xa0)
 }
 
-/// `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the
-/// ASCII space. Without Unicode category tables this is approximated by
-/// excluding controls, separators other than U+0020, the format characters,
-/// private-use code points and non-characters; unassigned code points are
-/// treated as printable (Go would escape them).
+/// `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols
+/// (general categories L, M, N, P, S) and U+0020. The tables are Unicode
+/// 15.0, as in Go's `unicode` package.
 fn is_print(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return (0x20..0x7f).contains(&u);
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
     }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    !(is_format(u) || is_private_or_nonchar(u))
-}
-
-fn is_format(u: u32) -> bool {
-    const RANGES: &[(u32, u32)] = &[
-        (0x00ad, 0x00ad),
-        (0x0600, 0x0605),
-        (0x061c, 0x061c),
-        (0x06dd, 0x06dd),
-        (0x070f, 0x070f),
-        (0x0890, 0x0891),
-        (0x08e2, 0x08e2),
-        (0x180e, 0x180e),
-        (0x200b, 0x200f),
-        (0x202a, 0x202e),
-        (0x2060, 0x2064),
-        (0x2066, 0x206f),
-        (0xfeff, 0xfeff),
-        (0xfff9, 0xfffb),
-        (0x110bd, 0x110bd),
-        (0x110cd, 0x110cd),
-        (0x13430, 0x1343f),
-        (0x1bca0, 0x1bca3),
-        (0x1d173, 0x1d17a),
-        (0xe0001, 0xe0001),
-        (0xe0020, 0xe007f),
-    ];
-    RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
-}
-
-fn is_private_or_nonchar(u: u32) -> bool {
-    (0xe000..=0xf8ff).contains(&u)
-        || u >= 0xf0000
-        || (0xfdd0..=0xfdef).contains(&u)
-        || (u & 0xfffe) == 0xfffe
+    !matches!(
+        get_general_category(c),
+        G::Control
+            | G::Format
+            | G::Surrogate
+            | G::PrivateUse
+            | G::Unassigned
+            | G::SpaceSeparator
+            | G::LineSeparator
+            | G::ParagraphSeparator
+    )
 }
 
 #[cfg(test)]
@@ -123,6 +94,16 @@ mod tests {
         assert_eq!(go_quote("\u{85}"), r#""\u0085""#);
         assert_eq!(go_quote("\u{f0000}"), r#""\U000f0000""#);
         assert_eq!(go_quote(""), r#""""#);
+        // Unassigned (U+0378, U+E01F0), format (U+0605) and private-use
+        // code points are escaped; marks and symbols are not.
+        assert_eq!(
+            go_quote("\u{378}\u{605}\u{e000}\u{e01f0}"),
+            r#""\u0378\u0605\ue000\U000e01f0""#
+        );
+        assert_eq!(
+            go_quote("e\u{301}\u{2603}\u{1f600}"),
+            "\"e\u{301}\u{2603}\u{1f600}\""
+        );
     }
 
     #[test]

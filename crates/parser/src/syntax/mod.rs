@@ -17,7 +17,6 @@ mod line_parsers;
 mod node;
 mod parser;
 mod quote;
-mod shlex;
 
 pub use directives::Directives;
 pub use node::{Heredoc, Node, Span};

@@ -32,6 +32,7 @@ mod digest;
 mod error;
 mod fsblob;
 mod fsutil;
+pub mod image;
 mod index;
 mod lock;
 mod mem;

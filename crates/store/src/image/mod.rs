@@ -230,22 +230,27 @@ impl Store {
     /// Stores `config` and a manifest over `layers` (already committed), and
     /// returns the manifest's descriptor. Does not tag.
     pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Descriptor> {
-        let config_bytes = to_json(config)?;
-        let info = self.put_bytes(&config_bytes)?;
+        let info = self.put_bytes(&to_json(config)?)?;
+        let config = Descriptor {
+            media_type: OCI_CONFIG.to_string(),
+            digest: info.digest,
+            size: info.size,
+            annotations: BTreeMap::new(),
+        };
+        self.put_manifest(config, layers)
+    }
+
+    /// Stores an OCI manifest over an already committed config and layers,
+    /// and returns its descriptor. Does not tag.
+    pub fn put_manifest(&self, config: Descriptor, layers: Vec<Descriptor>) -> Result<Descriptor> {
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(OCI_MANIFEST.to_string()),
-            config: Descriptor {
-                media_type: OCI_CONFIG.to_string(),
-                digest: info.digest,
-                size: info.size,
-                annotations: BTreeMap::new(),
-            },
+            config,
             layers,
             annotations: BTreeMap::new(),
         };
-        let bytes = to_json(&manifest)?;
-        let info = self.put_bytes(&bytes)?;
+        let info = self.put_bytes(&to_json(&manifest)?)?;
         Ok(Descriptor {
             media_type: OCI_MANIFEST.to_string(),
             digest: info.digest,

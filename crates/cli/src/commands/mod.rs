@@ -1,3 +1,8 @@
 //! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
 pub(crate) mod debug;
+pub(crate) mod images;
+pub(crate) mod import;
+pub(crate) mod load;
+pub(crate) mod save;
+pub(crate) mod tag;

@@ -253,3 +253,21 @@ fn load_of_a_bad_archive_fails_clearly_and_tags_nothing() {
         "missing from the archive",
     );
 }
+
+#[test]
+fn import_of_a_non_tar_fails_and_tags_nothing() {
+    let dir = scratch("import-bad");
+    let root = dir.join("root");
+    let bad = dir.join("bad.tar");
+    std::fs::write(&bad, vec![b'x'; 3000]).unwrap();
+    let out = rbk(&root, &["import", bad.to_str().unwrap(), "bad:1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rootfs tarball"), "{stderr}");
+    let out = rbk(
+        &root,
+        &["import", bad.to_str().unwrap(), "x", "-c", "RUN true"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
+    assert_eq!(ok(&root, &["images", "-q"]), "");
+}

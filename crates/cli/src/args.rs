@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "rbk", version, about, disable_help_subcommand = true)]
 pub(crate) struct Cli {
+    /// The store root (default: `$RBK_ROOT`, else `$XDG_DATA_HOME/rbk`, or
+    /// `/var/lib/rbk` when run as root).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
     /// The command to run.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -20,6 +24,91 @@ pub(crate) enum Command {
     /// Inspect rbk's internals (parse tree, word expansion, build plan).
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Create an image from a rootfs tarball.
+    Import(ImportArgs),
+    /// Load images from a docker-archive or OCI archive.
+    Load(LoadArgs),
+    /// Save images to a docker-archive (or OCI archive).
+    Save(SaveArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+}
+
+/// `rbk import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The rootfs tarball (plain, gzip or zstd); `-` reads standard input.
+    pub(crate) tarball: PathBuf,
+    /// The name to give the image, `NAME[:TAG]`.
+    pub(crate) reference: String,
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT,
+    /// ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL).
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    pub(crate) changes: Vec<String>,
+    /// A commit message recorded in the image history.
+    #[arg(short, long)]
+    pub(crate) message: Option<String>,
+}
+
+/// `rbk load`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoadArgs {
+    /// Read from this archive instead of standard input.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+/// `rbk save`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SaveArgs {
+    /// Write to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// The archive format.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+    pub(crate) format: SaveFormat,
+    /// The images to save.
+    #[arg(required = true)]
+    pub(crate) images: Vec<String>,
+}
+
+/// Archive formats for `rbk save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SaveFormat {
+    /// docker-archive, readable by `docker load` (and as an OCI archive).
+    Docker,
+    /// OCI image layout archive.
+    Oci,
+}
+
+/// `rbk images`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub(crate) digests: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+    /// Only images of this repository (`NAME[:TAG]`).
+    pub(crate) repository: Option<String>,
+}
+
+/// `rbk tag`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TagArgs {
+    /// The existing image.
+    pub(crate) source: String,
+    /// The new name.
+    pub(crate) target: String,
 }
 
 /// The Dockerfile and build options shared by `build` and `debug plan`.

@@ -1,7 +1,9 @@
 //! `rbk`: parse arguments, run one command, turn its result into an exit code.
 
 mod args;
+mod changes;
 mod commands;
+mod humanize;
 mod render;
 mod settings;
 
@@ -14,6 +16,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Build(args) => commands::build::run(args),
         args::Command::Debug(cmd) => commands::debug::run(cmd),
+        args::Command::Import(a) => commands::import::run(cli.root.as_deref(), a),
+        args::Command::Load(a) => commands::load::run(cli.root.as_deref(), a),
+        args::Command::Save(a) => commands::save::run(cli.root.as_deref(), a),
+        args::Command::Images(a) => commands::images::run(cli.root.as_deref(), a),
+        args::Command::Tag(a) => commands::tag::run(cli.root.as_deref(), a),
     };
     match result {
         Ok(code) => code,

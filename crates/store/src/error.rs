@@ -95,6 +95,21 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A manifest, index or config is malformed, ambiguous or unsupported.
+    #[error("invalid image document ({what}): {reason}")]
+    InvalidDocument {
+        /// Which document (e.g. `manifest sha256:…`, `manifest.json`).
+        what: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// An image archive (`rbk load`) or rootfs tarball is malformed,
+    /// incomplete or inconsistent; nothing was tagged.
+    #[error("invalid image archive: {reason}")]
+    InvalidImageArchive {
+        /// What is wrong.
+        reason: String,
+    },
     /// A layer archive is malformed or hostile; nothing was committed.
     #[error("invalid layer archive: entry {entry:?}: {reason}")]
     InvalidArchive {

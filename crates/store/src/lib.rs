@@ -10,6 +10,10 @@
 //!   [`MemStore`] as the in-memory implementation for tests), the image
 //!   index ([`Store::tag`], [`Store::resolve`]) keyed by normalised
 //!   [`Reference`]s, and flock-based locking ([`FileLock`]).
+//! - [`image`], the OCI/Docker manifest, index and config types with strict,
+//!   bounded parsing, and [`Store::put_image`] / [`Store::image`].
+//! - [`archive`], image import and export: rootfs tarballs, docker-archive
+//!   and OCI archives, streamed.
 //! - [`unpack_layer`], safe extraction of layer tarballs into snapshot
 //!   directories.
 //!
@@ -27,11 +31,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod archive;
 mod blob;
 mod digest;
 mod error;
 mod fsblob;
 mod fsutil;
+pub mod image;
 mod index;
 mod lock;
 mod mem;

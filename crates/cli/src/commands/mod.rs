@@ -3,3 +3,8 @@
 pub(crate) mod build;
 pub(crate) mod debug;
 mod frontend;
+pub(crate) mod images;
+pub(crate) mod import;
+pub(crate) mod load;
+pub(crate) mod save;
+pub(crate) mod tag;

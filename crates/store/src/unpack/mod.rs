@@ -276,7 +276,7 @@ pub(crate) fn read_error(
 }
 
 /// Detects the compression by magic bytes and returns the tar stream.
-fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(64 << 10, reader);
     let head = buf.fill_buf()?;
     if head.is_empty() {

@@ -314,8 +314,9 @@ impl<'a> Lowerer<'a> {
             index: idx,
             base: table.stages[idx].base.clone(),
             output: st.output,
-            config: st.config.clone(),
-            history: st.history.clone(),
+            // The stage state lives on only for its env and args.
+            config: std::mem::take(&mut st.config),
+            history: std::mem::take(&mut st.history),
             platform: st.platform.clone(),
             author: st.author.clone(),
         };

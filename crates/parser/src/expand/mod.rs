@@ -215,6 +215,12 @@ impl Lexer {
 
     /// Expands `word` into one string; spaces between fields are kept.
     pub fn process_word(&self, word: &str, env: &dyn Env) -> Result<String, ExpandError> {
+        // Without `$`, quotes, escapes or a byte-order mark the walk would
+        // copy the word unchanged.
+        let special = |c: char| matches!(c, '$' | '\'' | '"' | '\u{FEFF}') || c == self.escape;
+        if !word.contains(special) {
+            return Ok(word.to_string());
+        }
         self.run(word, env).map(|out| out.word)
     }
 

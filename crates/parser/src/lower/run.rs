@@ -73,7 +73,8 @@ impl Lowerer<'_> {
             let mount = self.lower_mount(st, cmd, &m, &mut parts, &mut ssh_count, table, done)?;
             parts.mounts.push(mount);
         }
-        let mut env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut env: Vec<String> = Vec::with_capacity(st.env.len());
+        env.extend(st.env.iter().map(|(k, v)| key_value(k, v)));
         for (k, v) in &self.opts.build_args {
             if is_proxy_arg(k) && !st.env.iter().any(|(ek, _)| ek == k) {
                 env.push(format!("{k}={v}"));
@@ -188,8 +189,7 @@ impl Lowerer<'_> {
         table: &StageTable,
         done: &[Option<StagePlan>],
     ) -> Result<NodeId, Error> {
-        let names: Vec<Option<String>> = table.stages.iter().map(|s| s.name.clone()).collect();
-        match resolve_from(&names, from).map_err(|m| stage_error(self.file(), cmd.span, m))? {
+        match resolve_from(&table.names, from).map_err(|m| stage_error(self.file(), cmd.span, m))? {
             FromRef::Stage(i) => match &done[i] {
                 Some(plan) => Ok(plan.output),
                 None => Err(stage_error(
@@ -319,6 +319,15 @@ pub(crate) fn clean_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// `KEY=value`, without going through the formatting machinery.
+fn key_value(key: &str, value: &str) -> String {
+    let mut s = String::with_capacity(key.len() + 1 + value.len());
+    s.push_str(key);
+    s.push('=');
+    s.push_str(value);
+    s
+}
+
 /// BuildKit's `runCommandString`: `|N K=V … ` before the command when ARGs
 /// are in scope.
 fn run_command_string(args: &[String], st: &StageState) -> String {
@@ -332,13 +341,14 @@ fn run_command_string(args: &[String], st: &StageState) -> String {
             .iter()
             .find(|(ek, _)| ek == k)
             .map_or(v.as_str(), |(_, ev)| ev.as_str());
-        build_env.push(format!("{k}={value}"));
+        build_env.push(key_value(k, value));
     }
-    let mut parts = Vec::new();
+    let mut parts: Vec<&str> = Vec::with_capacity(build_env.len() + args.len() + 1);
+    let count = format!("|{}", build_env.len());
     if !build_env.is_empty() {
-        parts.push(format!("|{}", build_env.len()));
-        parts.extend(build_env);
+        parts.push(&count);
+        parts.extend(build_env.iter().map(String::as_str));
     }
-    parts.extend(args.iter().cloned());
+    parts.extend(args.iter().map(String::as_str));
     parts.join(" ")
 }

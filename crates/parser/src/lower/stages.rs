@@ -18,6 +18,8 @@ pub(crate) struct StageTable {
     pub(crate) target: usize,
     /// An order in which every stage comes after what it needs.
     pub(crate) order: Vec<usize>,
+    /// Each stage's `AS` name, for resolving `--from`.
+    pub(crate) names: Vec<Option<String>>,
 }
 
 pub(crate) struct StageInfo {
@@ -98,6 +100,7 @@ pub(crate) fn prepare(lw: &Lowerer<'_>, df: &Dockerfile) -> Result<StageTable, E
         stages: infos,
         target,
         order,
+        names,
     })
 }
 

@@ -145,13 +145,15 @@ impl<'a> Lowerer<'a> {
     }
 
     pub(crate) fn meta(&self, st: &StageState, cmd: &Command) -> OpMetadata {
-        let text = cmd
-            .original
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let mut description = format!("[{} {}/{}] ", st.display, st.step, st.steps);
+        for (i, part) in cmd.original.split_whitespace().enumerate() {
+            if i > 0 {
+                description.push(' ');
+            }
+            description.push_str(part);
+        }
         OpMetadata {
-            description: format!("[{} {}/{}] {text}", st.display, st.step, st.steps),
+            description,
             stage: Some(st.display.clone()),
             span: Some(self.source_span(cmd.span)),
             ignore_cache: self.opts.no_cache,
@@ -312,8 +314,9 @@ impl<'a> Lowerer<'a> {
             index: idx,
             base: table.stages[idx].base.clone(),
             output: st.output,
-            config: st.config.clone(),
-            history: st.history.clone(),
+            // The stage state lives on only for its env and args.
+            config: std::mem::take(&mut st.config),
+            history: std::mem::take(&mut st.history),
             platform: st.platform.clone(),
             author: st.author.clone(),
         };

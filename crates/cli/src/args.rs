@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 /// rbk — a daemonless container image builder.
 #[derive(Debug, Parser)]
@@ -141,25 +141,6 @@ pub(crate) struct BuildArgs {
     /// Do not use the build cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
-    /// Progress output.
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    pub(crate) progress: Progress,
-    /// Maximum number of vertices run at once.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) jobs: usize,
-}
-
-/// `--progress`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Progress {
-    /// `tty` on a terminal, `plain` otherwise.
-    Auto,
-    /// Live view.
-    Tty,
-    /// Line per event, for logs and CI.
-    Plain,
-    /// Errors only.
-    Quiet,
 }
 
 #[derive(Debug, Subcommand)]

@@ -161,6 +161,13 @@ fn build_plans_then_says_execution_is_not_available() {
         "{}",
         stderr(&out)
     );
+    let out = rbk(&["build", "-t", "Bad:Name", &example()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid tag \"Bad:Name\""),
+        "{}",
+        stderr(&out)
+    );
     let dir = scratch("build_bad");
     let cycle = "FROM a AS x\nCOPY --from=y / /\nFROM b AS y\nCOPY --from=x / /\n";
     std::fs::write(dir.join("Dockerfile"), cycle).unwrap();

@@ -3,6 +3,11 @@
 //! This is the `config` object of an OCI/Docker image config, plus the history
 //! entries. It rides along with a [`crate::Definition`] as metadata: it is not
 //! part of any vertex digest, and the executor writes it into the final image.
+//!
+//! `rbk_store::image::ContainerConfig` describes the same object as stored
+//! (keeping unknown fields of foreign images). The two stay apart because
+//! `graph` may use `store` for `Digest` only and `store` is the leaf; the
+//! executor converts this frontend-side value into the stored one.
 
 use std::collections::BTreeMap;
 

@@ -31,7 +31,8 @@ impl Planned {
     }
 }
 
-pub(crate) fn plan(args: FrontendArgs) -> anyhow::Result<Planned> {
+/// `no_cache` marks every vertex to run even when the cache has a result.
+pub(crate) fn plan(args: FrontendArgs, no_cache: bool) -> anyhow::Result<Planned> {
     let settings = FrontendSettings::resolve(args)?;
     let excludes = dockerignore(&settings)?;
     let wrap = |error| DockerfileError {
@@ -45,6 +46,7 @@ pub(crate) fn plan(args: FrontendArgs) -> anyhow::Result<Planned> {
         build_args: settings.build_args.clone(),
         target_platform: settings.platform.clone(),
         context_excludes: excludes,
+        no_cache,
         ..LowerOptions::default()
     };
     let plan = rbk_parser::lower(&ast, &opts).map_err(wrap)?;

@@ -1,6 +1,17 @@
-//! Solving build-graph vertices against the store: running `RUN` steps in
-//! containers, file ops, snapshots and layer diffs.
+//! Solving build-graph vertices against the store: context transfer, `RUN`
+//! steps in containers, file ops, snapshots and layer diffs.
 //!
-//! Execution lands with the build issue; until then this crate only fixes its
-//! place in the workspace (`exec → {graph, store}`).
+//! Main pieces (one module each):
+//! - `users`: `USER`/`--chown` names resolved through the root's own
+//!   `/etc/passwd` and `/etc/group`, read fd-relative and bounded.
+//!
+//! Every mount(2), namespace call and OCI-runtime invocation of the workspace
+//! lives in this crate.
 #![deny(missing_docs)]
+
+mod error;
+mod inroot;
+mod users;
+
+pub use error::{Error, Result};
+pub use users::{resolve_owner, resolve_user, Ids};

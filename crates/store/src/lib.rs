@@ -15,7 +15,8 @@
 //! - [`archive`], image import and export: rootfs tarballs, docker-archive
 //!   and OCI archives, streamed.
 //! - [`unpack_layer`], safe extraction of layer tarballs into snapshot
-//!   directories.
+//!   directories; snapshots by diff id ([`Store::ensure_snapshot`],
+//!   [`overlay_mount`]) and the build-cache index ([`Store::cache_get`]).
 //!
 //! ```
 //! use rbk_store::{BlobRead, BlobWrite, Digest, Reference, Store};
@@ -33,6 +34,7 @@
 
 pub mod archive;
 mod blob;
+mod cache;
 mod digest;
 mod error;
 mod fsblob;
@@ -42,6 +44,7 @@ mod index;
 mod lock;
 mod mem;
 mod reference;
+mod snapshot;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
@@ -51,12 +54,14 @@ pub use blob::{
     read_to_end_bounded, BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion,
     VerifyingReader, MAX_DOCUMENT_SIZE,
 };
+pub use cache::{CacheRecord, Layer};
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{Error, Result};
 pub use index::{Descriptor, REF_NAME_ANNOTATION};
 pub use lock::FileLock;
 pub use mem::MemStore;
 pub use reference::{Reference, DEFAULT_DOMAIN};
+pub use snapshot::{overlay_mount, Mount, WorkDir};
 pub use store::Store;
 pub use unpack::{
     unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts,

@@ -14,4 +14,5 @@ mod inroot;
 mod users;
 
 pub use error::{Error, Result};
+pub use inroot::open_root;
 pub use users::{resolve_owner, resolve_user, Ids};

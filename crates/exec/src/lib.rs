@@ -10,9 +10,11 @@
 #![deny(missing_docs)]
 
 mod error;
+mod filter;
 mod inroot;
 mod users;
 
 pub use error::{Error, Result};
+pub use filter::{IncludeAll, PathFilter};
 pub use inroot::open_root;
 pub use users::{resolve_owner, resolve_user, Ids};

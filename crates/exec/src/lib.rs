@@ -12,9 +12,11 @@
 mod error;
 mod filter;
 mod inroot;
+mod pathglob;
 mod users;
 
 pub use error::{Error, Result};
 pub use filter::{IncludeAll, PathFilter};
 pub use inroot::open_root;
+pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
 pub use users::{resolve_owner, resolve_user, Ids};

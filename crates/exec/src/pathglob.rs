@@ -21,6 +21,10 @@ pub fn has_wildcard(s: &str) -> bool {
 /// Whether `path` matches `pattern` as a whole, component by component
 /// (both `/`-separated; leading and repeated `/` are ignored).
 pub fn match_path(pattern: &str, path: &str) -> Result<bool, BadPattern> {
+    for component in components(pattern) {
+        let chars: Vec<char> = component.chars().collect();
+        validate(&chars).ok_or_else(|| BadPattern(pattern.to_string()))?;
+    }
     let mut pat = components(pattern);
     let mut name = components(path);
     loop {

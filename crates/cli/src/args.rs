@@ -141,6 +141,60 @@ pub(crate) struct BuildArgs {
     /// Do not use the build cache.
     #[arg(long = "no-cache")]
     pub(crate) no_cache: bool,
+    /// Do not use the build cache for these stages (may be repeated).
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub(crate) no_cache_filter: Vec<String>,
+    /// Progress output: `auto` (tty when stderr is a terminal, else plain),
+    /// `tty`, `plain` or `quiet`.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub(crate) progress: ProgressMode,
+    /// Print only the image id on success.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iidfile: Option<PathBuf>,
+    /// Extra outputs: `type=docker|oci|tar,dest=FILE` or `type=local,dest=DIR`
+    /// (also a bare `DIR`, meaning type=local).
+    #[arg(short, long = "output", value_name = "SPEC")]
+    pub(crate) outputs: Vec<String>,
+    /// Set metadata on the image (`KEY=VALUE`; may be repeated).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+    /// Grant an entitlement: `network.host` or `security.insecure`.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub(crate) allow: Vec<String>,
+    /// Vertices solved at once (independent steps overlap up to this many).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) jobs: usize,
+    /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) runtime: Option<PathBuf>,
+    /// Compression of layers leaving the store through `--output`.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub(crate) compression: CompressionArg,
+}
+
+/// `--progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// `tty` on a terminal, else `plain`.
+    Auto,
+    /// A live view.
+    Tty,
+    /// Log lines, for CI.
+    Plain,
+    /// Nothing but errors.
+    Quiet,
+}
+
+/// `--compression`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CompressionArg {
+    /// gzip (the default, what every client reads).
+    Gzip,
+    /// zstd (faster; needs a recent client).
+    Zstd,
 }
 
 #[derive(Debug, Subcommand)]

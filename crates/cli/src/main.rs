@@ -4,6 +4,7 @@ mod args;
 mod changes;
 mod commands;
 mod humanize;
+mod progress;
 mod render;
 mod settings;
 
@@ -14,7 +15,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
-        args::Command::Build(args) => commands::build::run(args),
+        args::Command::Build(args) => commands::build::run(cli.root.as_deref(), args),
         args::Command::Debug(cmd) => commands::debug::run(cmd),
         args::Command::Import(a) => commands::import::run(cli.root.as_deref(), a),
         args::Command::Load(a) => commands::load::run(cli.root.as_deref(), a),

@@ -11,12 +11,16 @@
 
 mod error;
 mod filter;
+mod image;
 mod inroot;
 mod pathglob;
+mod solve;
 mod users;
 
 pub use error::{Error, Result};
 pub use filter::{IncludeAll, PathFilter};
+pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
+pub use solve::{LocalDir, SolveOptions, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

@@ -1,25 +1,226 @@
-//! `rbk build`.
+//! `rbk build`: plan the Dockerfile, solve the graph against the store,
+//! write and tag the image, then any extra outputs.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
-use rbk_store::Reference;
+use rbk_exec::{
+    commit_image, Entitlements, ImageSpec, LocalDir, PathFilter, Runc, SolveOptions, Solver,
+};
+use rbk_graph::image::ImageConfig;
+use rbk_graph::{Platform, Scheduler};
+use rbk_parser::{BaseRef, Dockerignore, ImageResolver, StagePlan};
+use rbk_store::image::{format_rfc3339, History};
+use rbk_store::{Reference, Store};
 
 use crate::args::BuildArgs;
-use crate::commands::frontend;
+use crate::commands::{frontend, output};
+use crate::progress::Progress;
+use crate::render;
 
-/// Parses and plans the build, so Dockerfile errors surface now; running the
-/// plan needs the executor, which has not landed yet, and rbk says so rather
-/// than pretend to succeed.
-pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    for tag in &args.tags {
-        tag.parse::<Reference>()
-            .with_context(|| format!("invalid tag {tag:?} given with -t"))?;
+pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            t.parse::<Reference>()
+                .with_context(|| format!("invalid tag {t:?} given with -t"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let outputs = output::parse_all(&args.outputs)?;
+    let labels = parse_labels(&args.labels)?;
+    let entitlements = parse_entitlements(&args.allow)?;
+    let store = crate::settings::open_store(root)?;
+    let _lease = store.lease()?;
+    let resolver = StoreResolver(&store);
+    let planned = frontend::plan_with(
+        args.frontend,
+        args.no_cache,
+        &args.no_cache_filter,
+        Some(&resolver),
+    )?;
+    let runtime = Runc::new(args.runtime.clone(), store.root().join("runc"))?;
+    let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
+        Dockerignore::from_patterns(&planned.excludes).map_err(anyhow::Error::msg)?,
+    ));
+    let created = created_time()?;
+    let options = SolveOptions {
+        locals: [(
+            "context".to_string(),
+            LocalDir {
+                root: planned.settings.context.clone(),
+                filter,
+            },
+        )]
+        .into(),
+        entitlements,
+        source_date_epoch: source_date_epoch()?,
+    };
+    let solver = Solver::new(&store, &runtime, options)?;
+    let progress = Progress::new(args.progress, args.quiet, &planned.dag);
+    let solved = Scheduler::new(args.jobs.max(1)).run(&planned.dag, &solver, &progress);
+    progress.finish(solved.is_ok());
+    let solved = solved.map_err(|e| render::solve_error(e, &planned))?;
+    let target = planned.plan.target_stage();
+    let layers = solved
+        .first()
+        .context("the build graph produced no result")?
+        .layers()
+        .to_vec();
+    let mut spec = image_spec(&store, &planned.plan.stages, target, created)?;
+    spec.config.labels.extend(labels);
+    let manifest = commit_image(&store, &layers, spec)?;
+    let image = store.read_image(&manifest)?;
+    for tag in &tags {
+        store.tag(tag, manifest.clone())?;
     }
-    let planned = frontend::plan(args.frontend, args.no_cache)?;
-    bail!(
-        "the build plan has {} vertices, but executing builds is not available yet in this version of rbk \
-         (see `rbk debug plan` for the plan)",
-        planned.dag.len()
-    )
+    let id = image.id();
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, id.to_string())
+            .with_context(|| format!("writing --iidfile {}", path.display()))?;
+    }
+    for out in &outputs {
+        output::write(&store, &image, &tags, out, args.compression)?;
+    }
+    report_done(args.quiet, &id.to_string(), &tags);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)] // the CLI reports here
+fn report_done(quiet: bool, id: &str, tags: &[Reference]) {
+    if quiet {
+        println!("{id}");
+        return;
+    }
+    eprintln!("writing image {id} done");
+    for tag in tags {
+        eprintln!("naming to {tag} done");
+    }
+}
+
+/// The final image's config and history: the base image's history (when the
+/// target's chain of stages starts from an image) followed by the entries of
+/// this build, stamped with `created`.
+fn image_spec(
+    store: &Store,
+    stages: &[StagePlan],
+    target: &StagePlan,
+    created: SystemTime,
+) -> anyhow::Result<ImageSpec> {
+    let mut history = base_history(store, stages, target)?;
+    let stamp = format_rfc3339(created);
+    history.extend(target.history.iter().map(|h| History {
+        created: Some(stamp.clone()),
+        created_by: Some(h.created_by.clone()),
+        author: None,
+        comment: (!h.comment.is_empty()).then(|| h.comment.clone()),
+        empty_layer: h.empty_layer,
+    }));
+    Ok(ImageSpec {
+        config: target.config.clone(),
+        history,
+        platform: target.platform.clone(),
+        author: target.author.clone(),
+        created,
+    })
+}
+
+fn base_history(
+    store: &Store,
+    stages: &[StagePlan],
+    target: &StagePlan,
+) -> anyhow::Result<Vec<History>> {
+    let mut stage = target;
+    // Stage bases always point at earlier stages, so this ends.
+    loop {
+        match &stage.base {
+            BaseRef::Scratch => return Ok(Vec::new()),
+            BaseRef::Image(name) => {
+                let reference: Reference = name.parse()?;
+                return Ok(store.image(&reference)?.config.history);
+            }
+            BaseRef::Stage(i) => stage = &stages[*i],
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` (seconds), when set.
+fn source_date_epoch() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => {
+            Ok(Some(v.parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn created_time() -> anyhow::Result<SystemTime> {
+    Ok(match source_date_epoch()? {
+        Some(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
+        None => SystemTime::now(),
+    })
+}
+
+fn parse_labels(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("invalid --label {l:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn parse_entitlements(raw: &[String]) -> anyhow::Result<Entitlements> {
+    let mut e = Entitlements::default();
+    for name in raw {
+        match name.as_str() {
+            "network.host" => e.network_host = true,
+            "security.insecure" => e.security_insecure = true,
+            other => bail!(
+                "unknown entitlement {other:?} given with --allow (expected network.host or security.insecure)"
+            ),
+        }
+    }
+    Ok(e)
+}
+
+/// Base image configs for the frontend, from the store.
+struct StoreResolver<'a>(&'a Store);
+
+impl ImageResolver for StoreResolver<'_> {
+    fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ImageConfig, String> {
+        let parsed: Reference = reference.parse().map_err(|e| format!("{e}"))?;
+        let image = self.0.image(&parsed).map_err(|e| {
+            if e.is_not_found() {
+                format!(
+                    "image {} not found in the store (load it with `rbk load` or `rbk import`)",
+                    parsed.familiar()
+                )
+            } else {
+                format!("{e:#}")
+            }
+        })?;
+        let config = image.config.config.unwrap_or_default();
+        serde_json::to_value(config)
+            .and_then(serde_json::from_value)
+            .map_err(|e| format!("image {}: unreadable config: {e}", parsed.familiar()))
+    }
+}
+
+/// `.dockerignore` as the executor's path filter.
+struct IgnoreFilter(Dockerignore);
+
+impl PathFilter for IgnoreFilter {
+    fn is_excluded(&self, path: &str) -> bool {
+        self.0.is_excluded(path)
+    }
+
+    fn may_reinclude_under(&self, dir: &str) -> bool {
+        self.0.may_reinclude_under(dir)
+    }
 }

@@ -62,7 +62,7 @@ fn expand(env: &[String], words: bool, escape: char, word: &str) -> anyhow::Resu
 }
 
 fn plan(args: crate::args::FrontendArgs) -> anyhow::Result<ExitCode> {
-    let planned = frontend::plan(args, false)?;
+    let planned = frontend::plan(args, false, None)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", planned.dump())?;
     Ok(ExitCode::SUCCESS)

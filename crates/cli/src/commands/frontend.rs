@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use rbk_graph::Dag;
-use rbk_parser::{Dockerignore, LowerOptions, Plan};
+use rbk_parser::{Dockerignore, ImageResolver, LowerOptions, Plan};
 
 use crate::args::FrontendArgs;
 use crate::render::DockerfileError;
@@ -15,6 +15,9 @@ use crate::settings::FrontendSettings;
 pub(crate) struct Planned {
     pub(crate) plan: Plan,
     pub(crate) dag: Dag,
+    pub(crate) settings: FrontendSettings,
+    /// The context's `.dockerignore` patterns.
+    pub(crate) excludes: Vec<String>,
 }
 
 impl Planned {
@@ -31,8 +34,24 @@ impl Planned {
     }
 }
 
-/// `no_cache` marks every vertex to run even when the cache has a result.
-pub(crate) fn plan(args: FrontendArgs, no_cache: bool) -> anyhow::Result<Planned> {
+/// `no_cache` marks every vertex to run even when the cache has a result;
+/// base images' configs come from `resolver` (empty configs without one).
+pub(crate) fn plan(
+    args: FrontendArgs,
+    no_cache: bool,
+    resolver: Option<&dyn ImageResolver>,
+) -> anyhow::Result<Planned> {
+    plan_with(args, no_cache, &[], resolver)
+}
+
+/// Like [`plan`]; vertices of the stages named in `no_cache_stages` (by name
+/// or index) ignore the cache (`--no-cache-filter`).
+pub(crate) fn plan_with(
+    args: FrontendArgs,
+    no_cache: bool,
+    no_cache_stages: &[String],
+    resolver: Option<&dyn ImageResolver>,
+) -> anyhow::Result<Planned> {
     let settings = FrontendSettings::resolve(args)?;
     let excludes = dockerignore(&settings)?;
     let wrap = |error| DockerfileError {
@@ -45,13 +64,29 @@ pub(crate) fn plan(args: FrontendArgs, no_cache: bool) -> anyhow::Result<Planned
         target: settings.target.clone(),
         build_args: settings.build_args.clone(),
         target_platform: settings.platform.clone(),
-        context_excludes: excludes,
+        context_excludes: excludes.clone(),
         no_cache,
+        image_resolver: resolver,
         ..LowerOptions::default()
     };
-    let plan = rbk_parser::lower(&ast, &opts).map_err(wrap)?;
+    let mut plan = rbk_parser::lower(&ast, &opts).map_err(wrap)?;
+    for vertex in &mut plan.definition.vertices {
+        if let Some(stage) = &vertex.meta.stage {
+            if no_cache_stages
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(stage))
+            {
+                vertex.meta.ignore_cache = true;
+            }
+        }
+    }
     let dag = Dag::new(&plan.definition, &plan.roots()).context("building the graph")?;
-    Ok(Planned { plan, dag })
+    Ok(Planned {
+        plan,
+        dag,
+        settings,
+        excludes,
+    })
 }
 
 /// The context's ignore patterns: `<Dockerfile>.dockerignore` beside the

@@ -2,9 +2,10 @@
 
 pub(crate) mod build;
 pub(crate) mod debug;
-mod frontend;
+pub(crate) mod frontend;
 pub(crate) mod images;
 pub(crate) mod import;
 pub(crate) mod load;
+mod output;
 pub(crate) mod save;
 pub(crate) mod tag;

@@ -59,7 +59,7 @@ fn collect(store: &Store, names: &[String]) -> anyhow::Result<Vec<SavedImage>> {
 
 /// Writes to a temporary file beside `path`, then renames it into place, so
 /// a failed save leaves no half-written archive.
-fn write_file(
+pub(crate) fn write_file(
     store: &Store,
     images: &[SavedImage],
     format: ArchiveFormat,

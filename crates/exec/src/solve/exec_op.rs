@@ -1,0 +1,231 @@
+//! RUN: the input filesystem mounted with a writable upper dir, the process
+//! run by the OCI runtime, the upper dir committed as the new layer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rbk_graph::{ExecContext, ExecOp, LogStream, Mount as RunMount, MountKind};
+use rbk_store::{Digest, Store, WorkDir};
+
+use super::stack::{self, View};
+use super::{Solved, Solver};
+use crate::inroot::open_in_root;
+use crate::layer::{commit_layer, LayerOptions};
+use crate::run::{BindMount, OutputStream, RunRequest};
+use crate::{Error, Result};
+
+/// The hostname RUN steps see, as under BuildKit.
+const HOSTNAME: &str = "buildkitsandbox";
+
+impl Solver<'_> {
+    pub(super) fn run_exec(
+        &self,
+        op: &ExecOp,
+        inputs: &[Solved],
+        ctx: &ExecContext<'_>,
+    ) -> Result<Solved> {
+        let root = inputs
+            .first()
+            .ok_or_else(|| Error::Invalid("exec op without a root filesystem".into()))?;
+        let work = self.store.work_dir()?;
+        let mut lowers = stack::lower_dirs(self.store, root.layers())?;
+        lowers.push(self.init_layer.clone());
+        let rootfs = stack::writable(&lowers, &work)?;
+        let mut held = Vec::new();
+        let mut binds = Vec::new();
+        let mut tmpfs = Vec::new();
+        for (n, mount) in op.mounts.iter().enumerate() {
+            self.prepare_mount(mount, inputs, &work, n, &mut held, &mut binds, &mut tmpfs)?;
+        }
+        let bundle = stack::view_dir(&work, "bundle")?;
+        let id = container_id();
+        let request = RunRequest {
+            id: &id,
+            rootfs: &rootfs.path,
+            bundle: &bundle,
+            args: &op.args,
+            env: &op.env,
+            cwd: &op.cwd,
+            user: &op.user,
+            network: op.network,
+            security: op.security,
+            entitlements: self.options.entitlements,
+            hostname: HOSTNAME,
+            mounts: &binds,
+            tmpfs: &tmpfs,
+        };
+        let code = self.runtime.run(&request, &mut |stream, data| {
+            let stream = match stream {
+                OutputStream::Stdout => LogStream::Stdout,
+                OutputStream::Stderr => LogStream::Stderr,
+            };
+            ctx.log(stream, data);
+        })?;
+        drop(held);
+        drop(rootfs);
+        if code != 0 {
+            return Err(Error::ProcessFailed {
+                command: op.args.join(" "),
+                code,
+            });
+        }
+        self.commit_on(root, &work)
+    }
+
+    /// The result of a step that wrote into `work`'s upper dir over `base`.
+    pub(super) fn commit_on(&self, base: &Solved, work: &WorkDir) -> Result<Solved> {
+        let options = LayerOptions {
+            source_date_epoch: self.options.source_date_epoch,
+        };
+        let layer = match commit_layer(self.store, &work.upper(), &options)? {
+            Some(layer) => layer,
+            None => stack::empty_layer(self.store)?,
+        };
+        let mut layers = base.layers().to_vec();
+        layers.push(layer);
+        Ok(Solved::from_layers(layers))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_mount(
+        &self,
+        mount: &RunMount,
+        inputs: &[Solved],
+        work: &WorkDir,
+        n: usize,
+        held: &mut Vec<Held>,
+        binds: &mut Vec<BindMount>,
+        tmpfs: &mut Vec<String>,
+    ) -> Result<()> {
+        match &mount.kind {
+            MountKind::Bind {
+                input,
+                source,
+                readwrite,
+            } => {
+                let tree = input.and_then(|i| inputs.get(i as usize)).ok_or_else(|| {
+                    Error::Invalid(format!("bind mount {}: no such input", mount.target))
+                })?;
+                let view = self.input_view(tree, work, &format!("bind-{n}"))?;
+                let path = resolve_inside(&view.path, source)?;
+                let (path, readonly, extra) = if *readwrite && path.is_dir() {
+                    // Writes are allowed and thrown away: an overlay with a scratch upper.
+                    let scratch = self.store.work_dir()?;
+                    let rw = stack::writable(&[path], &scratch)?;
+                    (rw.path.clone(), false, Some((rw, scratch)))
+                } else {
+                    (path, !readwrite, None)
+                };
+                binds.push(BindMount {
+                    source: path,
+                    target: mount.target.clone(),
+                    readonly,
+                });
+                held.push(Held::View(view));
+                if let Some((rw, scratch)) = extra {
+                    held.push(Held::View(rw));
+                    held.push(Held::Work(scratch));
+                }
+            }
+            MountKind::Cache {
+                id,
+                readonly,
+                mode,
+                uid,
+                gid,
+                ..
+            } => {
+                let dir = cache_mount_dir(self.store, id, *mode, *uid, *gid)?;
+                binds.push(BindMount {
+                    source: dir,
+                    target: mount.target.clone(),
+                    readonly: *readonly,
+                });
+            }
+            MountKind::Tmpfs { .. } => tmpfs.push(mount.target.clone()),
+            MountKind::Secret { id, required, .. } => {
+                if *required {
+                    return Err(Error::Invalid(format!("secret {id} not found")));
+                }
+            }
+            MountKind::Ssh { id, required, .. } => {
+                if *required {
+                    return Err(Error::Invalid(format!(
+                        "no SSH agent socket {id:?} was given"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A directory showing `tree`: the context itself, or its layers mounted
+    /// read-only under `work`.
+    pub(super) fn input_view(&self, tree: &Solved, work: &WorkDir, name: &str) -> Result<View> {
+        if let Some(local) = &tree.0.local {
+            return Ok(View::unmounted(local.dir.root.clone()));
+        }
+        let lowers = stack::lower_dirs(self.store, tree.layers())?;
+        stack::read_only(lowers, &stack::view_dir(work, name)?)
+    }
+}
+
+/// What a RUN keeps mounted or allocated until the process has exited.
+pub(super) enum Held {
+    View(View),
+    Work(WorkDir),
+}
+
+/// Resolves `source` inside `root` the safe way (openat2 RESOLVE_IN_ROOT),
+/// then names the result by its real path, checked to lie under `root`
+/// (security A8: a symlink to `/` in a stage mounts that stage's root, never
+/// the host's).
+fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
+    let root_fd = crate::open_root(root).map_err(|e| Error::io("opening", root, e))?;
+    let fd = open_in_root(&root_fd, Path::new(source), rustix::fs::OFlags::PATH)
+        .map_err(|e| Error::io("resolving mount source", source, e))?;
+    let real = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .map_err(|e| Error::io("resolving mount source", source, e))?;
+    let canonical_root = root
+        .canonicalize()
+        .map_err(|e| Error::io("resolving", root, e))?;
+    if !real.starts_with(&canonical_root) {
+        return Err(Error::Invalid(format!(
+            "mount source {source:?} resolves outside its root"
+        )));
+    }
+    Ok(real)
+}
+
+/// The host directory of a `--mount=type=cache`: named by a digest of the
+/// id, so an id is an opaque key and never a path (security A7).
+fn cache_mount_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+    let base = store.root().join("cache-mounts");
+    std::fs::create_dir_all(&base).map_err(|e| Error::io("creating directory", &base, e))?;
+    let dir = base.join(Digest::sha256_of(id.as_bytes()).hex());
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("setting mode", &dir, e))?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| Error::io("changing owner", &dir, e))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io("creating directory", &dir, e)),
+    }
+    Ok(dir)
+}
+
+/// A container id unique within this host: process id and a counter.
+fn container_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "rbk-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

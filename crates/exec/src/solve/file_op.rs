@@ -1,0 +1,72 @@
+//! File ops (COPY, ADD, WORKDIR's mkdir, heredoc files) and merges.
+
+use rbk_graph::{FileAction, FileOp};
+
+use super::stack;
+use super::{Solved, Solver};
+use crate::fileop::{apply_file_actions, CopySource};
+use crate::{Error, IncludeAll, Result};
+
+impl Solver<'_> {
+    pub(super) fn run_file(&self, op: &FileOp, inputs: &[Solved]) -> Result<Solved> {
+        let work = self.store.work_dir()?;
+        let base = match op.base {
+            Some(i) => Some(
+                inputs
+                    .get(i as usize)
+                    .ok_or_else(|| Error::Invalid(format!("file op base {i}: no such input")))?,
+            ),
+            None => None,
+        };
+        let lowers = match base {
+            Some(b) => stack::lower_dirs(self.store, b.layers())?,
+            None => Vec::new(),
+        };
+        let dest = stack::writable(&lowers, &work)?;
+        // Mount only the inputs a copy reads from.
+        let mut views = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let read = op
+                .actions
+                .iter()
+                .any(|a| matches!(a, FileAction::Copy(c) if c.from as usize == i));
+            let view = if read {
+                self.input_view(input, &work, &format!("src-{i}"))?
+            } else {
+                stack::View::unmounted(work.path().to_path_buf())
+            };
+            views.push(view);
+        }
+        let sources: Vec<CopySource<'_>> = inputs
+            .iter()
+            .zip(&views)
+            .map(|(input, view)| match &input.0.local {
+                Some(local) => CopySource {
+                    root: &view.path,
+                    filter: local.dir.filter.as_ref(),
+                    reset_owner: true,
+                },
+                None => CopySource {
+                    root: &view.path,
+                    filter: &IncludeAll,
+                    reset_owner: false,
+                },
+            })
+            .collect();
+        apply_file_actions(&dest.path, &sources, &op.actions)?;
+        drop(sources);
+        drop(views);
+        drop(dest);
+        let empty = Solved::from_layers(Vec::new());
+        self.commit_on(base.unwrap_or(&empty), &work)
+    }
+}
+
+/// A merge stacks its inputs' layers, later ones on top (`COPY --link`).
+pub(super) fn merge(inputs: &[Solved]) -> Solved {
+    let layers = inputs
+        .iter()
+        .flat_map(|s| s.layers().iter().cloned())
+        .collect();
+    Solved::from_layers(layers)
+}

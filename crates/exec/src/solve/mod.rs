@@ -1,0 +1,182 @@
+//! The solver: gives every op kind its behaviour, with the build cache in
+//! front of it. Implements [`rbk_graph::Execute`], so the graph's scheduler
+//! decides order and parallelism; this module decides what one vertex does.
+//!
+//! # Results
+//!
+//! A vertex's result ([`Solved`]) is a filesystem as a stack of layers,
+//! lowest first, each a committed snapshot plus its blob in the store. A step
+//! that changed nothing adds the *empty layer* (the 1024-byte empty tar):
+//! it keeps one layer per non-empty history entry while the build runs, and
+//! is dropped from the final image with its history entry marked
+//! `empty_layer`, as BuildKit does. A local source's result is the context
+//! directory itself with its checksum index: rbk has no daemon, so the
+//! context is read in place, never copied.
+//!
+//! # Cache keys
+//!
+//! A vertex's cache key is the sha256 of its op digest (the op with its
+//! inputs' op digests, see `rbk_graph::op_digest`) and of what its inputs
+//! *contain*: the chain of diff ids of a layered input, or, for a COPY from
+//! the context, the checksum of exactly the files that COPY selects
+//! ([`ContextIndex::selector_digest`]). So an edit of a file that only a late
+//! COPY reads misses the cache from that COPY on and nowhere else, and a step
+//! whose inputs came out identical hits the cache again after a re-run
+//! (security rule 8: every input that affects the output is in the key; no
+//! secret value ever is — secrets reach RUN only through mounts).
+
+mod exec_op;
+mod file_op;
+mod key;
+mod source;
+mod stack;
+
+pub(crate) use stack::is_empty_layer;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rbk_graph::{DagVertex, ExecContext, Execute, Op};
+use rbk_store::{CacheRecord, Digest, Layer, Store};
+
+use crate::context::ContextIndex;
+use crate::run::{Entitlements, Runtime};
+use crate::{Error, PathFilter, Result};
+
+/// The media type of the uncompressed layers rbk writes into its store.
+pub(crate) const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// A local directory handed to the build (the context, or a named context).
+#[derive(Clone)]
+pub struct LocalDir {
+    /// The directory.
+    pub root: PathBuf,
+    /// What of it the build may see (`.dockerignore`).
+    pub filter: Arc<dyn PathFilter>,
+}
+
+/// What a [`Solver`] needs besides the store and the runtime.
+#[derive(Clone, Default)]
+pub struct SolveOptions {
+    /// Local sources by name (`context`).
+    pub locals: BTreeMap<String, LocalDir>,
+    /// What RUN steps may ask for (`--network=host`, `--security=insecure`).
+    pub entitlements: Entitlements,
+    /// `SOURCE_DATE_EPOCH`: clamps file times in new layers.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// Solves vertices against a store, running RUN steps with a runtime.
+pub struct Solver<'a> {
+    store: &'a Store,
+    runtime: &'a dyn Runtime,
+    options: SolveOptions,
+    init_layer: PathBuf,
+}
+
+/// The result of one vertex: a filesystem. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Solved(Arc<SolvedFs>);
+
+#[derive(Debug)]
+struct SolvedFs {
+    layers: Vec<Layer>,
+    /// What the filesystem contains, as one digest (the input side of the
+    /// cache keys of the vertices that read it).
+    content: Digest,
+    local: Option<LocalTree>,
+}
+
+/// A scanned local source.
+struct LocalTree {
+    dir: LocalDir,
+    index: ContextIndex,
+}
+
+impl std::fmt::Debug for LocalTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalTree")
+            .field("root", &self.dir.root)
+            .finish()
+    }
+}
+
+impl Solved {
+    fn from_layers(layers: Vec<Layer>) -> Solved {
+        let content = key::chain_digest(&layers);
+        Solved(Arc::new(SolvedFs {
+            layers,
+            content,
+            local: None,
+        }))
+    }
+
+    /// The filesystem's layers, lowest first (empty layers included).
+    pub fn layers(&self) -> &[Layer] {
+        &self.0.layers
+    }
+
+    /// Whether this is a local directory rather than layers.
+    pub fn is_local(&self) -> bool {
+        self.0.local.is_some()
+    }
+}
+
+impl<'a> Solver<'a> {
+    /// A solver over `store`. Writes the init layer (see `run`) into the
+    /// store if it is not there yet.
+    pub fn new(store: &'a Store, runtime: &'a dyn Runtime, options: SolveOptions) -> Result<Self> {
+        let init_layer = crate::run::ensure_init_layer(&store.root().join("init-layer"))?;
+        Ok(Solver {
+            store,
+            runtime,
+            options,
+            init_layer,
+        })
+    }
+
+    /// The store solved against.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+}
+
+impl Execute for Solver<'_> {
+    type Output = Solved;
+    type Error = Error;
+
+    fn cached(&self, vertex: &DagVertex, inputs: &[Solved]) -> Result<Option<Solved>> {
+        match vertex.op() {
+            // Sources are cheap to resolve and have no cache record.
+            Op::Source(source) => self.resolve_source(source),
+            Op::Merge(_) => Ok(Some(file_op::merge(inputs))),
+            Op::Exec(_) | Op::File(_) if vertex.meta().ignore_cache => Ok(None),
+            Op::Exec(_) | Op::File(_) => {
+                let key = key::cache_key(vertex, inputs)?;
+                Ok(self
+                    .store
+                    .cache_get(&key)?
+                    .map(|r| Solved::from_layers(r.layers)))
+            }
+        }
+    }
+
+    fn execute(
+        &self,
+        vertex: &DagVertex,
+        inputs: &[Solved],
+        ctx: &ExecContext<'_>,
+    ) -> Result<Solved> {
+        let solved = match vertex.op() {
+            Op::Source(source) => return self.execute_source(source),
+            Op::Merge(_) => return Ok(file_op::merge(inputs)),
+            Op::Exec(op) => self.run_exec(op, inputs, ctx)?,
+            Op::File(op) => self.run_file(op, inputs)?,
+        };
+        let key = key::cache_key(vertex, inputs)?;
+        let record = CacheRecord::new(solved.layers().to_vec(), vertex.meta().description.clone());
+        self.store.cache_put(&key, &record)?;
+        Ok(solved)
+    }
+}

@@ -1,0 +1,94 @@
+//! Source ops: scratch, images from the store, local directories.
+
+use std::sync::Arc;
+
+use rbk_graph::SourceOp;
+use rbk_store::{Layer, Reference, Store};
+
+use super::{LocalTree, Solved, SolvedFs, Solver};
+use crate::context::{ContextIndex, StatCache};
+use crate::{Error, Result};
+
+impl Solver<'_> {
+    /// Sources that need no work: scratch and images already in the store.
+    /// A missing image or an unscanned local source is left to `execute`.
+    pub(super) fn resolve_source(&self, source: &SourceOp) -> Result<Option<Solved>> {
+        match source {
+            SourceOp::Scratch => Ok(Some(Solved::from_layers(Vec::new()))),
+            SourceOp::Image { reference, .. } => image_layers(self.store, reference).map(Some),
+            SourceOp::Local { .. } | SourceOp::Git { .. } | SourceOp::Http { .. } => Ok(None),
+        }
+    }
+
+    pub(super) fn execute_source(&self, source: &SourceOp) -> Result<Solved> {
+        match source {
+            SourceOp::Scratch | SourceOp::Image { .. } => self
+                .resolve_source(source)?
+                .ok_or_else(|| Error::Invalid("unresolvable source".into())),
+            SourceOp::Local { name, .. } => self.scan_local(name),
+            SourceOp::Git { remote, .. } => Err(Error::Invalid(format!(
+                "git sources ({remote}) are not supported by this version of rbk"
+            ))),
+            SourceOp::Http { url, .. } => Err(Error::Invalid(format!(
+                "remote URL sources ({url}) are not supported by this version of rbk"
+            ))),
+        }
+    }
+
+    /// Scans a local source, reading only files whose stat changed since the
+    /// last build of the same directory.
+    fn scan_local(&self, name: &str) -> Result<Solved> {
+        let dir = self
+            .options
+            .locals
+            .get(name)
+            .ok_or_else(|| Error::Invalid(format!("no local source named {name:?} was given")))?
+            .clone();
+        let mut cache = StatCache::load(self.store, &dir.root);
+        let index = ContextIndex::scan(&dir.root, dir.filter.as_ref(), Some(&mut cache))?;
+        cache.save()?;
+        let content = index.digest();
+        Ok(Solved(Arc::new(SolvedFs {
+            layers: Vec::new(),
+            content,
+            local: Some(LocalTree { dir, index }),
+        })))
+    }
+}
+
+/// The layers of the image `reference` from the store.
+pub(super) fn image_layers(store: &Store, reference: &str) -> Result<Solved> {
+    let parsed: Reference = reference
+        .parse()
+        .map_err(|e| Error::Invalid(format!("invalid image reference {reference:?}: {e}")))?;
+    let image = store.image(&parsed).map_err(|e| {
+        if e.is_not_found() {
+            Error::Invalid(format!(
+                "image {} not found in the store (load it with `rbk load` or `rbk import`)",
+                parsed.familiar()
+            ))
+        } else {
+            Error::Store(e)
+        }
+    })?;
+    let diff_ids = &image.config.rootfs.diff_ids;
+    if diff_ids.len() != image.manifest.layers.len() {
+        return Err(Error::Invalid(format!(
+            "image {}: {} layers but {} diff ids in its config",
+            parsed.familiar(),
+            image.manifest.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let layers = image
+        .manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(blob, diff_id)| Layer {
+            diff_id: *diff_id,
+            blob: blob.clone(),
+        })
+        .collect();
+    Ok(Solved::from_layers(layers))
+}

@@ -1,0 +1,114 @@
+//! Making a solved filesystem visible as a directory: its snapshots stacked
+//! with overlayfs, read-only or with a writable upper dir.
+
+use std::path::{Path, PathBuf};
+
+use rbk_store::{overlay_mount, Layer, Store, WorkDir};
+
+use crate::run::{mount, MountGuard};
+use crate::{Error, Result};
+
+/// The diff id of the empty layer (a tar of two zero blocks), which stands
+/// for "this step changed nothing" (see `solve`).
+pub(super) const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+/// Whether `layer` is the empty layer.
+pub(super) fn is_empty_layer(layer: &Layer) -> bool {
+    layer.diff_id.to_string() == EMPTY_LAYER_DIFF_ID
+}
+
+/// A mounted view; unmounted on drop.
+pub(super) struct View {
+    pub(super) path: PathBuf,
+    _mount: Option<MountGuard>,
+}
+
+impl View {
+    /// A directory shown as it is (the build context).
+    pub(super) fn unmounted(path: PathBuf) -> View {
+        View { path, _mount: None }
+    }
+}
+
+/// The snapshot directories of `layers` (lowest first), unpacking any that
+/// are not yet; empty layers are skipped.
+pub(super) fn lower_dirs(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>> {
+    layers
+        .iter()
+        .filter(|l| !is_empty_layer(l))
+        .map(|l| Ok(store.ensure_snapshot(&l.blob, &l.diff_id)?))
+        .collect()
+}
+
+/// Mounts `lowers` read-only at `target` (an
+/// empty directory). With nothing to stack, `target` itself is the (empty)
+/// view.
+pub(super) fn read_only(lowers: Vec<PathBuf>, target: &Path) -> Result<View> {
+    if lowers.is_empty() {
+        return Ok(View {
+            path: target.to_path_buf(),
+            _mount: None,
+        });
+    }
+    let guard = mount(&overlay_mount(&lowers, None), target)?;
+    Ok(View {
+        path: target.to_path_buf(),
+        _mount: Some(guard),
+    })
+}
+
+/// Mounts `lowers` with `work`'s upper dir on top at `work.merged()`. With no
+/// lowers the upper dir itself is the view (nothing to stack).
+pub(super) fn writable(lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
+    if lowers.is_empty() {
+        return Ok(View {
+            path: work.upper(),
+            _mount: None,
+        });
+    }
+    let (upper, workdir, merged) = (work.upper(), work.work(), work.merged());
+    let m = overlay_mount(lowers, Some((&upper, &workdir)));
+    let guard = mount(&m, &merged)?;
+    Ok(View {
+        path: merged,
+        _mount: Some(guard),
+    })
+}
+
+/// Creates an empty directory `name` inside `work` for a read-only view.
+pub(super) fn view_dir(work: &WorkDir, name: &str) -> Result<PathBuf> {
+    let path = work.path().join(name);
+    std::fs::create_dir(&path).map_err(|e| Error::io("creating directory", &path, e))?;
+    Ok(path)
+}
+
+/// The empty layer, its blob and (empty) snapshot written to the store if
+/// they are not there yet.
+pub(super) fn empty_layer(store: &Store) -> Result<Layer> {
+    use rbk_store::BlobWrite;
+    let info = store.put_bytes(&[0u8; 1024])?;
+    let diff_id = info.digest;
+    if !store.has_snapshot(&diff_id) {
+        let work = store.work_dir()?;
+        store.commit_snapshot(&work.upper(), &diff_id)?;
+    }
+    Ok(Layer {
+        diff_id,
+        blob: rbk_store::Descriptor {
+            media_type: crate::solve::OCI_LAYER.into(),
+            digest: info.digest,
+            size: info.size,
+            annotations: Default::default(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_empty_layer_digest_is_that_of_two_zero_blocks() {
+        let d = rbk_store::Digest::sha256_of(&[0u8; 1024]);
+        assert_eq!(d.to_string(), super::EMPTY_LAYER_DIFF_ID);
+    }
+}

@@ -13,10 +13,15 @@ mod error;
 mod filter;
 mod inroot;
 mod pathglob;
+mod run;
 mod users;
 
 pub use error::{Error, Result};
 pub use filter::{IncludeAll, PathFilter};
 pub use inroot::open_root;
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
+pub use run::{
+    ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
+    Runtime,
+};
 pub use users::{resolve_owner, resolve_user, Ids};

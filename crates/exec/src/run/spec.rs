@@ -36,50 +36,50 @@ const DEFAULT_CAPS: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// Every capability oci-spec knows, for `--security=insecure`. runc skips
-/// (with a warning) those the kernel does not have.
+/// Every capability oci-spec knows, indexed by its number in the kernel's
+/// capability sets (`CAP_CHOWN` = 0 … `CAP_CHECKPOINT_RESTORE` = 40).
 const ALL_CAPS: [Capability; 41] = [
-    Capability::AuditControl,
-    Capability::AuditRead,
-    Capability::AuditWrite,
-    Capability::BlockSuspend,
-    Capability::Bpf,
-    Capability::CheckpointRestore,
     Capability::Chown,
     Capability::DacOverride,
     Capability::DacReadSearch,
     Capability::Fowner,
     Capability::Fsetid,
-    Capability::IpcLock,
-    Capability::IpcOwner,
     Capability::Kill,
-    Capability::Lease,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setpcap,
     Capability::LinuxImmutable,
-    Capability::MacAdmin,
-    Capability::MacOverride,
-    Capability::Mknod,
-    Capability::NetAdmin,
     Capability::NetBindService,
     Capability::NetBroadcast,
+    Capability::NetAdmin,
     Capability::NetRaw,
-    Capability::Perfmon,
-    Capability::Setgid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::Setuid,
+    Capability::IpcLock,
+    Capability::IpcOwner,
+    Capability::SysModule,
+    Capability::SysRawio,
+    Capability::SysChroot,
+    Capability::SysPtrace,
+    Capability::SysPacct,
     Capability::SysAdmin,
     Capability::SysBoot,
-    Capability::SysChroot,
-    Capability::SysModule,
     Capability::SysNice,
-    Capability::SysPacct,
-    Capability::SysPtrace,
-    Capability::SysRawio,
     Capability::SysResource,
     Capability::SysTime,
     Capability::SysTtyConfig,
+    Capability::Mknod,
+    Capability::Lease,
+    Capability::AuditWrite,
+    Capability::AuditControl,
+    Capability::Setfcap,
+    Capability::MacOverride,
+    Capability::MacAdmin,
     Capability::Syslog,
     Capability::WakeAlarm,
+    Capability::BlockSuspend,
+    Capability::AuditRead,
+    Capability::Perfmon,
+    Capability::Bpf,
+    Capability::CheckpointRestore,
 ];
 
 /// Docker's masked paths (bind-mounted over with /dev/null or an empty
@@ -144,7 +144,7 @@ fn process(
     privileged: bool,
 ) -> Result<oci_spec::runtime::Process> {
     let caps: Capabilities = if privileged {
-        ALL_CAPS.into_iter().collect()
+        bounding_caps()
     } else {
         DEFAULT_CAPS.into_iter().collect()
     };
@@ -169,6 +169,21 @@ fn process(
         .capabilities(capabilities)
         .build()
         .map_err(spec_error)
+}
+
+/// For `--security=insecure`: every capability this process can pass on,
+/// i.e. those in its own bounding set (Docker lists all the kernel's, which
+/// runc cannot apply when the builder itself runs with fewer).
+fn bounding_caps() -> Capabilities {
+    ALL_CAPS
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| {
+            let set = rustix::thread::CapabilitySet::from_bits_retain(1 << bit);
+            rustix::thread::capability_is_in_bounding_set(set).unwrap_or(false)
+        })
+        .map(|(_, cap)| cap)
+        .collect()
 }
 
 /// The request's environment plus Docker's `PATH` and the user's `HOME`
@@ -428,6 +443,16 @@ mod tests {
         assert!(caps.contains(&Capability::SysAdmin));
         let linux = s.linux().as_ref().unwrap();
         assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn capabilities_sit_at_their_kernel_numbers() {
+        let bit = |cap| ALL_CAPS.iter().position(|c| *c == cap);
+        assert_eq!(bit(Capability::Chown), Some(0));
+        assert_eq!(bit(Capability::SysAdmin), Some(21));
+        assert_eq!(bit(Capability::Mknod), Some(27));
+        assert_eq!(bit(Capability::AuditRead), Some(37));
+        assert_eq!(bit(Capability::CheckpointRestore), Some(40));
     }
 
     #[test]

@@ -331,3 +331,24 @@ fn insecure_with_entitlement_is_privileged() {
     assert_eq!(code, 0, "{err}");
     assert_ne!(cap_eff(&status) & CAP_SYS_ADMIN, 0);
 }
+
+#[test]
+fn mounts_are_undone_on_drop_and_single_lowers_are_read_only_binds() {
+    require();
+    let tmp = tempfile::tempdir().unwrap();
+    let (lower, target) = (tmp.path().join("lower"), tmp.path().join("mnt"));
+    std::fs::create_dir_all(lower.join("d")).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    let m = rbk_store::overlay_mount(std::slice::from_ref(&lower), None);
+    assert_eq!(m.fstype, "bind");
+    let guard = mount(&m, &target).unwrap();
+    assert_eq!(guard.target(), target);
+    assert!(target.join("d").is_dir());
+    let err = std::fs::write(target.join("x"), "x").unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(rustix::io::Errno::ROFS.raw_os_error())
+    );
+    drop(guard);
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+}

@@ -37,6 +37,16 @@
 //! - **Working directory** is created, if missing, fd-relative inside the
 //!   root with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS` (CVE-2024-21626),
 //!   owned by root with mode 0755, as runc would.
+//! - **Runtime version.** [`Runc::new`] refuses runc without the
+//!   CVE-2024-21626 fix: upstream 1.1.12 or later, or a Debian 12 build
+//!   (`+deb12uN`, N >= 1) that backports it. It does not yet require the
+//!   CVE-2025-31133/52565/52881 fixes (1.2.8/1.3.3) that security rule 10
+//!   lists, since Debian 12's runc is the supported runtime; the init layer
+//!   is what covers CVE-2026-41579.
+//! - **Mountpoint stubs** for extra binds and tmpfs targets that do not
+//!   exist in the root are created by runc in the upper dir; removing them
+//!   before the layer is committed is the solver's job (as BuildKit's
+//!   mount-stub cleanup).
 
 mod cwd;
 mod hosts;

@@ -4,6 +4,9 @@
 //! Main pieces (one module each):
 //! - `users`: `USER`/`--chown` names resolved through the root's own
 //!   `/etc/passwd` and `/etc/group`, read fd-relative and bounded.
+//! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
+//!   descriptions, the [init layer](ensure_init_layer), and the [`Runtime`]
+//!   trait with its [`Runc`] implementation taking a [`RunRequest`].
 //!
 //! Every mount(2), namespace call and OCI-runtime invocation of the workspace
 //! lives in this crate.

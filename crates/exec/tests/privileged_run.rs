@@ -264,6 +264,8 @@ fn image_symlinks_over_dev_and_resolv_conf_are_masked() {
     // runc made nothing in the image's /tmp (where /dev pointed) nor a
     // stub in the upper dir.
     assert_eq!(std::fs::read_dir(fx.lower.join("tmp")).unwrap().count(), 0);
+    assert!(!fx.lower.join("etc/shadow-host").exists());
+    assert!(!Path::new("/etc/shadow-host").exists());
     assert_eq!(fx.upper_entries(), Vec::<String>::new());
 }
 

@@ -4,6 +4,9 @@
 //! Main pieces (one module each):
 //! - `users`: `USER`/`--chown` names resolved through the root's own
 //!   `/etc/passwd` and `/etc/group`, read fd-relative and bounded.
+//! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
+//!   descriptions, the [init layer](ensure_init_layer), and the [`Runtime`]
+//!   trait with its [`Runc`] implementation taking a [`RunRequest`].
 //!
 //! Every mount(2), namespace call and OCI-runtime invocation of the workspace
 //! lives in this crate.
@@ -14,6 +17,7 @@ mod filter;
 mod image;
 mod inroot;
 mod pathglob;
+mod run;
 mod solve;
 mod users;
 
@@ -22,5 +26,9 @@ pub use filter::{IncludeAll, PathFilter};
 pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
+pub use run::{
+    ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
+    Runtime,
+};
 pub use solve::{LocalDir, SolveOptions, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

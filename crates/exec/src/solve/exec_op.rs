@@ -37,6 +37,9 @@ impl Solver<'_> {
         for (n, mount) in op.mounts.iter().enumerate() {
             self.prepare_mount(mount, inputs, &work, n, &mut held, &mut binds, &mut tmpfs)?;
         }
+        // runc creates missing mount targets in the upper dir; they are
+        // removed before the layer is taken (security A9).
+        let stubs = missing_targets(&rootfs.path, op.mounts.iter().map(|m| m.target.as_str()))?;
         let bundle = stack::view_dir(&work, "bundle")?;
         let id = container_id();
         let request = RunRequest {
@@ -63,6 +66,7 @@ impl Solver<'_> {
         })?;
         drop(held);
         drop(rootfs);
+        remove_stubs(&work.upper(), &stubs)?;
         if code != 0 {
             return Err(Error::ProcessFailed {
                 command: op.args.join(" "),
@@ -228,4 +232,60 @@ fn container_id() -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The paths among `targets` (and their missing parents) that do not exist
+/// in `root`, deepest first.
+fn missing_targets<'t>(root: &Path, targets: impl Iterator<Item = &'t str>) -> Result<Vec<PathBuf>> {
+    let root_fd = crate::open_root(root).map_err(|e| Error::io("opening", root, e))?;
+    let mut missing = Vec::new();
+    for target in targets {
+        let mut path = PathBuf::from(crate::inroot::strip_root(Path::new(target)));
+        loop {
+            if path.as_os_str().is_empty() {
+                break;
+            }
+            match open_in_root(&root_fd, &path, rustix::fs::OFlags::PATH) {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !missing.contains(&path) {
+                        missing.push(path.clone());
+                    }
+                }
+                Err(e) => return Err(Error::io("checking mount target", target, e)),
+            }
+            path = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        }
+    }
+    missing.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    Ok(missing)
+}
+
+/// Removes the stubs runc made for `missing` mount targets from `upper`:
+/// only empty files and empty directories, resolved inside `upper` (the
+/// process may have replaced a parent with a symlink: it is not followed).
+fn remove_stubs(upper: &Path, missing: &[PathBuf]) -> Result<()> {
+    use rustix::fs::{AtFlags, OFlags};
+    let upper_fd = crate::open_root(upper).map_err(|e| Error::io("opening", upper, e))?;
+    for path in missing {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        let Ok(dir) = open_in_root(&upper_fd, parent, OFlags::DIRECTORY | OFlags::RDONLY) else {
+            continue;
+        };
+        let Ok(stat) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+        // A non-empty directory or file holds the process's writes: keep it.
+        let _ = match kind {
+            rustix::fs::FileType::Directory => rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR),
+            rustix::fs::FileType::RegularFile if stat.st_size == 0 => {
+                rustix::fs::unlinkat(&dir, name, AtFlags::empty())
+            }
+            _ => Ok(()),
+        };
+    }
+    Ok(())
 }

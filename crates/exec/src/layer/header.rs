@@ -248,7 +248,7 @@ mod tests {
     fn pax_record_lengths_count_themselves() {
         let mut out = Vec::new();
         push_record(&mut out, b"path", b"a");
-        assert_eq!(out, b"10 path=a\n");
+        assert_eq!(out, b"9 path=a\n");
         // 93 bytes of value: 4 + 93 + 3 = 100, plus 3 digits = 103.
         let mut out = Vec::new();
         push_record(&mut out, b"path", &[b'x'; 93]);

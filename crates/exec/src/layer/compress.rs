@@ -6,7 +6,9 @@
 //! (RFC 8878 likewise). Chunks are compressed on the rayon pool, a window of
 //! `2 × threads` at a time while the next window is read, and written in
 //! order; so the output depends only on the input and the level, never on the
-//! thread count, and memory stays at a few windows of chunks.
+//! thread count, and memory stays at a few windows of chunks (the window is
+//! capped at 16 chunks). The source blob is read unverified: the store
+//! verified it when it was committed, and its file is read-only.
 //!
 //! The result is remembered in `db/compressed/<uncompressed hex>.<gzip|zstd>`,
 //! a small file holding the descriptor JSON, replaced atomically. A record
@@ -29,6 +31,9 @@ const CHUNK: usize = 4 << 20;
 const GZIP_LEVEL: u32 = 6;
 /// zstd level: the library's default.
 const ZSTD_LEVEL: i32 = 3;
+/// Most chunks compressed at once: with the window being read meanwhile and
+/// the outputs, at most about 3 × 16 × 4 MiB in memory.
+const MAX_WINDOW: usize = 16;
 /// Largest descriptor record read back.
 const MAX_RECORD: u64 = 64 << 10;
 
@@ -143,7 +148,7 @@ fn compress_blob(
         Ingestion::Write(w) => w,
         Ingestion::Exists(info) => return Ok((info.digest, info.size)),
     };
-    let window = 2 * rayon::current_num_threads().max(1);
+    let window = (2 * rayon::current_num_threads()).clamp(2, MAX_WINDOW);
     let mut batch =
         read_batch(&mut reader, window).map_err(|e| Error::io("reading", source(), e))?;
     if batch.is_empty() {

@@ -24,8 +24,14 @@ const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
 /// (see the [module docs](super) for the rules).
 pub fn write_layer_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
+    write_unbuffered(dir, BufWriter::with_capacity(BUFFER, out), options)
+}
+
+/// [`write_layer_tar`] for an `out` that buffers by itself: headers arrive
+/// as many small writes.
+pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
     let mut writer = TarWriter {
-        out: BufWriter::with_capacity(BUFFER, out),
+        out,
         buf: vec![0; BUFFER],
         scratch: vec![0; 2 * XATTR_MAX],
         links: HashMap::new(),
@@ -36,7 +42,7 @@ pub fn write_layer_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> R
 }
 
 struct TarWriter<W: Write> {
-    out: BufWriter<W>,
+    out: W,
     buf: Vec<u8>,
     /// Room for one xattr list and one value, reused for every path.
     scratch: Vec<u8>,
@@ -115,22 +121,7 @@ impl<W: Write> TarWriter<W> {
             self.write(path, &entry)?;
             return self.content(path, entry.size);
         }
-        if kind.is_symlink() {
-            entry.kind = Kind::Symlink;
-            let target = fs::read_link(path).map_err(|e| Error::io("reading link", path, e))?;
-            entry.link = target.into_os_string().into_vec();
-        } else if kind.is_fifo() {
-            entry.kind = Kind::Fifo;
-        } else {
-            entry.kind = if kind.is_char_device() {
-                Kind::CharDevice
-            } else {
-                Kind::BlockDevice
-            };
-            let rdev = meta.rdev();
-            entry.dev_major = rustix::fs::major(rdev);
-            entry.dev_minor = rustix::fs::minor(rdev);
-        }
+        special(path, &mut entry, meta)?;
         self.write(path, &entry)
     }
 
@@ -205,6 +196,27 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(&[0u8; 2 * BLOCK]).map_err(io)?;
         self.out.flush().map_err(io)
     }
+}
+
+/// Fills in a symlink's target or a device's numbers (a FIFO needs neither).
+fn special(path: &Path, entry: &mut Entry, meta: &Metadata) -> Result<()> {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        entry.kind = Kind::Symlink;
+        let target = fs::read_link(path).map_err(|e| Error::io("reading link", path, e))?;
+        entry.link = target.into_os_string().into_vec();
+    } else if kind.is_fifo() {
+        entry.kind = Kind::Fifo;
+    } else {
+        entry.kind = if kind.is_char_device() {
+            Kind::CharDevice
+        } else {
+            Kind::BlockDevice
+        };
+        entry.dev_major = rustix::fs::major(meta.rdev());
+        entry.dev_minor = rustix::fs::minor(meta.rdev());
+    }
+    Ok(())
 }
 
 fn open(path: &Path, flags: i32) -> std::io::Result<File> {

@@ -136,7 +136,7 @@ fn write_through_thread(
             free: free_rx,
             buf: Vec::with_capacity(CHUNK),
         };
-        let written = write_layer_tar(dir, &mut pipe, options)
+        let written = diff::write_unbuffered(dir, &mut pipe, options)
             .and_then(|()| pipe.close().map_err(|e| Error::io("writing layer", dir, e)));
         drop(pipe);
         let ingest = writer

@@ -422,6 +422,40 @@ fn commit_stores_the_blob_and_the_snapshot() {
     assert_eq!(tar_of(&snapshot, &LayerOptions::default()), expected);
 }
 
+#[test]
+fn large_ids_round_trip_through_pax() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("upper");
+    fs::create_dir(&root).unwrap();
+    write_file(&root.join("f"), b"x", 0o644);
+    rustix::fs::chown(root.join("f"), Some(uid(3_000_000)), Some(gid(7))).unwrap();
+    let bytes = tar_of(&root, &LayerOptions::default());
+    let seen = entries(&bytes);
+    assert_eq!(seen[0].pax.get("uid").unwrap(), b"3000000");
+    assert!(!seen[0].pax.contains_key("gid"));
+    let dest = tmp.path().join("unpacked");
+    unpack_layer(&bytes[..], &dest, &UnpackOptions::default()).unwrap();
+    let m = fs::metadata(dest.join("f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (3_000_000, 7));
+}
+
+#[test]
+fn identical_trees_commit_to_one_layer() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(tmp.path());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    build_tree(&a, false);
+    build_tree(&b, true);
+    let options = LayerOptions::default();
+    let first = commit_layer(&store, &a, &options).unwrap().unwrap();
+    let second = commit_layer(&store, &b, &options).unwrap().unwrap();
+    assert_eq!(first, second);
+    assert!(!b.exists(), "the duplicate snapshot is discarded");
+    assert_eq!(store.snapshots().unwrap(), vec![first.diff_id]);
+}
+
 /// A committed layer holding one 4.5 MiB file (two compression chunks).
 fn big_layer(tmp: &Path, store: &Store) -> (rbk_store::Layer, Vec<u8>) {
     let upper = tmp.join("upper");

@@ -262,6 +262,38 @@ mod tests {
     }
 
     #[test]
+    fn numbers_too_large_for_ustar_go_to_pax() {
+        let mut entry = Entry::new(b"f".to_vec(), Kind::Regular, -1);
+        entry.size = 1 << 34;
+        entry.uid = 1 << 21; // one past the 7-digit octal maximum
+        entry.gid = 5;
+        let records = pax_records(&entry);
+        assert_eq!(
+            String::from_utf8(records).unwrap(),
+            "12 mtime=-1\n20 size=17179869184\n15 uid=2097152\n"
+        );
+        let block = ustar_block(&entry).unwrap();
+        assert_eq!(&block[124..136], b"77777777777\0", "size is clamped");
+        assert_eq!(&block[136..148], b"00000000000\0", "mtime is clamped");
+        entry.size = (1 << 33) - 1;
+        entry.uid = (1 << 21) - 1;
+        entry.mtime = 0;
+        assert!(pax_records(&entry).is_empty());
+    }
+
+    #[test]
+    fn device_numbers_must_fit() {
+        let mut entry = Entry::new(b"dev".to_vec(), Kind::CharDevice, 0);
+        entry.dev_major = 1 << 21;
+        assert!(ustar_block(&entry).is_err());
+        entry.dev_major = 4095;
+        entry.dev_minor = 1 << 20;
+        let block = ustar_block(&entry).unwrap();
+        assert_eq!(&block[329..337], b"0007777\0");
+        assert_eq!(&block[337..345], b"4000000\0");
+    }
+
+    #[test]
     fn pax_names_are_ascii_and_short() {
         assert_eq!(pax_name(b"a/b/c"), b"a/b/PaxHeaders.0/c");
         assert_eq!(pax_name(b"dir/"), b"PaxHeaders.0/dir");

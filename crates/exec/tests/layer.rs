@@ -575,3 +575,85 @@ fn names_reserved_for_whiteouts_are_refused() {
     let err = write_layer_tar(&root, Vec::new(), &LayerOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Layer { .. }), "{err:?}");
 }
+
+/// An overlay mount, unmounted when dropped (also when a test fails).
+struct Mounted<'a>(&'a Path);
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.0, rustix::mount::UnmountFlags::empty());
+    }
+}
+
+fn mount_overlay<'a>(options: &str, target: &'a Path) -> Mounted<'a> {
+    use rustix::mount::{mount, MountFlags};
+    let data = std::ffi::CString::new(options).unwrap();
+    mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .unwrap_or_else(|e| panic!("mounting overlay ({options}): {e}"));
+    Mounted(target)
+}
+
+/// Every path below `root`, sorted, directories with a trailing `/`.
+fn listing(root: &Path) -> Vec<String> {
+    describe(root)
+        .iter()
+        .map(|d| d.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_real_overlay_upper_dir_becomes_an_oci_layer() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = |n: &str| tmp.path().join(n);
+    for sub in ["lower/keep", "lower/dir", "upper", "work", "merged"] {
+        fs::create_dir_all(d(sub)).unwrap();
+    }
+    for file in ["lower/keep/a", "lower/gone", "lower/dir/x", "lower/dir/y"] {
+        fs::write(d(file), file).unwrap();
+    }
+    let (lower, upper, work) = (d("lower"), d("upper"), d("work"));
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let merged = d("merged");
+    let mounted = mount_overlay(&options, &merged);
+    fs::remove_file(merged.join("gone")).unwrap();
+    fs::remove_dir_all(merged.join("dir")).unwrap();
+    fs::create_dir(merged.join("dir")).unwrap();
+    fs::write(merged.join("dir/z"), "z").unwrap();
+    fs::write(merged.join("keep/b"), "b").unwrap();
+    let expected = listing(&merged);
+    drop(mounted);
+
+    let bytes = tar_of(&upper, &LayerOptions::default());
+    let names: Vec<String> = entries(&bytes).into_iter().map(|s| s.name).collect();
+    let want = [
+        "dir/",
+        "dir/.wh..wh..opq",
+        "dir/z",
+        ".wh.gone",
+        "keep/",
+        "keep/b",
+    ];
+    assert_eq!(names, want);
+
+    // The layer unpacked over the same lower shows the same tree.
+    let layer = d("layer");
+    unpack_layer(&bytes[..], &layer, &UnpackOptions::default()).unwrap();
+    let options = format!("lowerdir={}:{}", layer.display(), lower.display());
+    let mounted = mount_overlay(&options, &merged);
+    let got = listing(&merged);
+    drop(mounted);
+    assert_eq!(got, expected);
+    assert_eq!(got, ["dir", "dir/z", "keep", "keep/a", "keep/b"]);
+}

@@ -22,7 +22,7 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
-/// (see the [module docs](super) for the rules).
+/// (the rules are in the docs of `crates/exec/src/layer/mod.rs`).
 pub fn write_layer_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
     write_unbuffered(dir, BufWriter::with_capacity(BUFFER, out), options)
 }

@@ -63,6 +63,15 @@ pub enum Error {
     /// The store failed.
     #[error("store")]
     Store(#[from] rbk_store::Error),
+    /// A directory cannot be turned into a layer faithfully (an overlay
+    /// redirect, a name reserved for whiteouts, a file changing while read).
+    #[error("cannot make a layer of {path}: {reason}")]
+    Layer {
+        /// The offending path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {

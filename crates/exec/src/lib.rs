@@ -7,6 +7,9 @@
 //! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
 //!   descriptions, the [init layer](ensure_init_layer), and the [`Runtime`]
 //!   trait with its [`Runc`] implementation taking a [`RunRequest`].
+//! - `layer`: [`commit_layer`] turns an overlay upper directory into an OCI
+//!   layer tar in the store plus its snapshot; [`compress_layer`] makes the
+//!   gzip or zstd form for export.
 //!
 //! Every mount(2), namespace call and OCI-runtime invocation of the workspace
 //! lives in this crate.
@@ -16,6 +19,7 @@ mod error;
 mod filter;
 mod image;
 mod inroot;
+mod layer;
 mod pathglob;
 mod run;
 mod solve;
@@ -25,6 +29,9 @@ pub use error::{Error, Result};
 pub use filter::{IncludeAll, PathFilter};
 pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;
+pub use layer::{
+    commit_layer, compress_layer, write_layer_tar, Compression, LayerOptions, LAYER_TAR,
+};
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
 pub use run::{
     ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,

@@ -336,7 +336,7 @@ impl Copier<'_> {
         dname: &OsStr,
     ) -> io::Result<()> {
         let src = open_file(sdir, name, st)?;
-        let key = (st.st_dev as u64, st.st_ino as u64);
+        let key = (st.st_dev, st.st_ino);
         if st.st_nlink > 1 {
             if let Some((ldir, lname)) = self.links.get(&key) {
                 replace(ddir.as_fd(), dname)?;

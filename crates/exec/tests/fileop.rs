@@ -227,3 +227,185 @@ fn copy_rules_table() {
         assert_eq!(listing(dest.path()), case.want, "{}", case.name);
     }
 }
+
+fn run(ctx: &Path, dest: &Path, action: CopyAction) -> Result<(), Error> {
+    run_with(ctx, dest, &IncludeAll, &[FileAction::Copy(action)])
+}
+
+/// Input 0 as a stage or image (owners kept, special files recreated).
+fn run_stage(src: &Path, dest: &Path, action: CopyAction) -> Result<(), Error> {
+    let inputs = [CopySource {
+        root: src,
+        filter: &IncludeAll,
+        reset_owner: false,
+    }];
+    apply_file_actions(dest, &inputs, &[FileAction::Copy(action)])
+}
+
+fn owner(user: &str, group: &str) -> Option<Owner> {
+    Some(Owner {
+        user: user.into(),
+        group: group.into(),
+    })
+}
+
+#[test]
+fn errors_read_like_buildkit() {
+    require_root();
+    let (ctx, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(ctx.path(), &["a=A"]);
+    let err = run(ctx.path(), dest.path(), cp("missing.txt", "/x")).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(err.to_string(), "source \"/missing.txt\": not found");
+    let err = run(ctx.path(), dest.path(), cp("nothing*", "/x/")).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let no_parents = with(cp("a", "/no/such/a"), |c| c.create_dest_path = false);
+    let err = run(ctx.path(), dest.path(), no_parents).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    run(ctx.path(), dest.path(), with(cp("a", "/a2"), |c| c.create_dest_path = false)).unwrap();
+    let err = run(ctx.path(), dest.path(), with(cp("a", "/m"), |c| c.mode = Some("u+q".into()))).unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("u+q")), "{err:?}");
+    for id in ["4294967296", "2147483648"] {
+        let err = run(ctx.path(), dest.path(), with(cp("a", "/c"), |c| c.owner = owner(id, ""))).unwrap_err();
+        assert!(matches!(&err, Error::Invalid(m) if m.contains("out of range")), "{id}: {err:?}");
+    }
+    let err = run(ctx.path(), dest.path(), with(cp("a", "/e"), |c| c.exclude = vec!["[".into()])).unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert_eq!(listing(dest.path()), ["a2=A"]);
+}
+
+/// Excludes the listed paths and everything beneath them, except `keep`.
+struct Ignore {
+    excluded: &'static [&'static str],
+    keep: &'static str,
+}
+
+impl PathFilter for Ignore {
+    fn is_excluded(&self, path: &str) -> bool {
+        let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+        self.excluded.iter().any(|p| under(p)) && !(path == self.keep)
+    }
+
+    fn may_reinclude_under(&self, dir: &str) -> bool {
+        self.keep.starts_with(&format!("{dir}/"))
+    }
+}
+
+#[test]
+fn filtered_paths_are_invisible() {
+    require_root();
+    let ctx = tempfile::tempdir().unwrap();
+    build(
+        ctx.path(),
+        &["keep=1", "secret.txt=2", "sec/inner=3", "ln->secret.txt", "d/keep=4", "d/drop=5", "d/e/x=6"],
+    );
+    let filter = Ignore {
+        excluded: &["secret.txt", "sec", "d"],
+        keep: "d/keep",
+    };
+    let dest = tempfile::tempdir().unwrap();
+    run_with(ctx.path(), dest.path(), &filter, &[FileAction::Copy(cp(".", "/all"))]).unwrap();
+    assert_eq!(listing(dest.path()), ["all/", "all/d/", "all/d/keep=4", "all/keep=1", "all/ln->secret.txt"]);
+    for src in ["secret.txt", "sec/inner", "ln", "d/drop"] {
+        let err = run_with(ctx.path(), dest.path(), &filter, &[FileAction::Copy(cp(src, "/x"))]).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{src}: {err:?}");
+    }
+}
+
+fn set_times(path: &Path, secs: i64) {
+    let t = rustix::fs::Timespec { tv_sec: secs, tv_nsec: 0 };
+    let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
+    rustix::fs::utimensat(rustix::fs::CWD, path, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+}
+
+#[test]
+fn stage_metadata_is_kept() {
+    require_root();
+    let (src, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(src.path(), &["s/f=F", "s/d/", "s/l->f", "s/h1=H"]);
+    let s = src.path().join("s");
+    fs::hard_link(s.join("h1"), s.join("h2")).unwrap();
+    // chown clears setuid, so owner first.
+    std::os::unix::fs::chown(s.join("f"), Some(1234), Some(5678)).unwrap();
+    fs::set_permissions(s.join("f"), fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::lchown(s.join("l"), Some(7), Some(8)).unwrap();
+    fs::set_permissions(s.join("d"), fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(s.join("d"), Some(42), Some(43)).unwrap();
+    rustix::fs::setxattr(s.join("f"), "user.rbk", b"yes", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::setxattr(s.join("d"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, &s.join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o640), 0).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(s.join("sock")).unwrap();
+    set_times(&s.join("f"), 1_000_000_000);
+    set_times(&s.join("d"), 1_100_000_000);
+    set_times(&s.join("l"), 1_200_000_000);
+    run_stage(src.path(), dest.path(), cp("s", "/out")).unwrap();
+    let out = dest.path().join("out");
+    let f = fs::symlink_metadata(out.join("f")).unwrap();
+    assert_eq!((f.mode() & 0o7777, f.uid(), f.gid(), f.mtime()), (0o4755, 1234, 5678, 1_000_000_000));
+    let d = fs::symlink_metadata(out.join("d")).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.uid(), d.gid(), d.mtime()), (0o700, 42, 43, 1_100_000_000));
+    let l = fs::symlink_metadata(out.join("l")).unwrap();
+    assert_eq!((l.uid(), l.gid(), l.mtime()), (7, 8, 1_200_000_000));
+    let xattr = rustix::fs::getxattr(out.join("f"), "user.rbk", &mut [0u8; 16]).unwrap();
+    assert_eq!(xattr, 3);
+    assert!(rustix::fs::getxattr(out.join("d"), "trusted.overlay.opaque", &mut [0u8; 16]).is_err());
+    let (h1, h2) = (fs::metadata(out.join("h1")).unwrap(), fs::metadata(out.join("h2")).unwrap());
+    assert_eq!(h1.ino(), h2.ino());
+    assert_ne!(h1.ino(), fs::metadata(s.join("h1")).unwrap().ino());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(out.join("fifo")).unwrap().file_type().is_fifo());
+    assert!(!out.join("sock").exists());
+}
+
+#[test]
+fn context_owners_reset_and_fifos_never_block() {
+    require_root();
+    let (ctx, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(ctx.path(), &["f=F"]);
+    std::os::unix::fs::chown(ctx.path().join("f"), Some(1234), Some(5678)).unwrap();
+    let fifo = ctx.path().join("fifo");
+    rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (c, d) = (ctx.path().to_path_buf(), dest.path().to_path_buf());
+    std::thread::spawn(move || {
+        let all = run(&c, &d, cp(".", "/out"));
+        let one = run(&c, &d, cp("fifo", "/one"));
+        tx.send((all.is_ok(), one.is_ok())).unwrap();
+    });
+    let results = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("copying a FIFO blocked");
+    assert_eq!(results, (true, true));
+    assert_eq!(listing(dest.path()), ["out/", "out/f=F"]);
+    let f = fs::metadata(dest.path().join("out/f")).unwrap();
+    assert_eq!((f.uid(), f.gid()), (0, 0));
+}
+
+#[test]
+fn chown_and_chmod_apply_to_everything_copied() {
+    require_root();
+    let (ctx, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(ctx.path(), &["dir/f=F", "dir/sub/g=G"]);
+    fs::set_permissions(ctx.path().join("dir/f"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(ctx.path().join("dir/sub/g"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::set_permissions(ctx.path().join("dir/sub"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(ctx.path().join("dir"), fs::Permissions::from_mode(0o755)).unwrap();
+    build(dest.path(), &["etc/passwd=app:x:1000:1001::/home/app:/bin/sh\n", "etc/group=apps:x:1001:\n"]);
+    let action = with(cp("dir", "/new/deep/"), |c| {
+        c.owner = owner("app", "apps");
+        c.mode = Some("a+X,o-r".into());
+    });
+    run(ctx.path(), dest.path(), action).unwrap();
+    let check = |path: &str, mode: u32| {
+        let m = fs::symlink_metadata(dest.path().join(path)).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (mode, 1000, 1001), "{path}");
+    };
+    check("new", 0o755);
+    check("new/deep", 0o751);
+    check("new/deep/f", 0o640);
+    check("new/deep/sub", 0o751);
+    check("new/deep/sub/g", 0o711);
+    run(ctx.path(), dest.path(), with(cp("dir/f", "/n"), |c| c.owner = owner("1234", ""))).unwrap();
+    let m = fs::metadata(dest.path().join("n")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1234, 1234, 0o644));
+    run(ctx.path(), dest.path(), with(cp("dir/f", "/o"), |c| c.mode = Some("0755".into()))).unwrap();
+    assert_eq!(fs::metadata(dest.path().join("o")).unwrap().mode() & 0o7777, 0o755);
+}

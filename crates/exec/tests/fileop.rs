@@ -884,6 +884,7 @@ fn mkdir_mkfile_and_rm() {
         rm("/nothing", false),
         rm("/none*", false),
         rm("/", false),
+        mkfile("/a", "x", None),
     ] {
         let result = run_with(
             ctx.path(),

@@ -158,29 +158,18 @@ impl Copier<'_> {
             .stat()
             .map_err(|e| Error::io("reading", display(names), e))?;
         let st = st.ok_or_else(|| not_found(names))?;
-        let is_dir = kind(&st) == FileType::Directory;
-        if action.auto_extract && kind(&st) == FileType::RegularFile {
-            let file = open_file(
-                &src.parent,
-                src.name.as_deref().unwrap_or(OsStr::new(".")),
-                &st,
-            )
-            .map_err(|e| Error::io("opening", display(names), e))?;
-            if let Some(reader) = extract::archive_reader(file)
-                .map_err(|e| Error::io("reading", display(names), e))?
-            {
-                return self.extract(reader, &dest.names);
-            }
+        if action.auto_extract && self.try_extract(&src, &st, names, &dest.names)? {
+            return Ok(());
         }
-        let base = names.last().cloned();
-        let mut target = dest.names.clone();
-        let mut xrel = PathBuf::new();
+        let is_dir = kind(&st) == FileType::Directory;
+        // The target path, and the source's path as `--exclude` sees it.
+        let (mut target, mut xrel) = (dest.names.clone(), PathBuf::new());
         if action.parents {
             target.extend(kept.iter().cloned());
             xrel = kept.iter().collect();
         } else if dest.into_dir && !(is_dir && action.dir_contents_only) {
-            target.extend(base.clone());
-            xrel = base.iter().collect();
+            target.extend(names.last().cloned());
+            xrel = names.last().into_iter().collect();
         }
         if !xrel.as_os_str().is_empty() && self.excluded(&xrel) {
             return Ok(());
@@ -192,36 +181,71 @@ impl Copier<'_> {
         };
         let dst = resolve(self.dest_root, &target, create)
             .map_err(|e| Error::io("creating", display(&target), e))?;
-        let dst_name = display(&target);
         if is_dir {
-            let src_dir = src
-                .open_dir()
-                .map_err(|e| Error::io("opening", display(names), e))?;
-            let (dir, _) = self
-                .ensure_dir(&dst)
-                .map_err(|e| Error::io("creating", dst_name.clone(), e))?;
-            let dir = Rc::new(dir);
-            self.fill_dir(&src_dir, &src.rel, &xrel, dir.clone(), &dst.rel)?;
-            let meta = self.meta(&st, true);
-            return meta::apply_fd(dir.as_fd(), src_dir.as_fd(), &st, meta)
-                .map_err(|e| Error::io("setting metadata", dst_name, e));
+            return self.copy_top_dir(&src, &st, &xrel, &dst, &display(&target));
         }
         let (Some(src_name), Some(dst_base)) = (src.name.as_deref(), dst.name.clone()) else {
             return Err(Error::Invalid(format!(
-                "cannot replace the root directory {dst_name} with a file"
+                "cannot replace the root directory {} with a file",
+                display(&target)
             )));
         };
+        let ddir = Rc::new(dst.parent);
+        let (srel, drel) = (&src.rel, &dst.rel);
         self.copy_entry(
             &src.parent,
             src_name,
             &st,
-            &src.rel,
+            srel,
             &xrel,
-            &Rc::new(dst.parent),
+            &ddir,
             &dst_base,
-            &dst.rel,
+            drel,
         )?;
         Ok(())
+    }
+
+    /// With `ADD`: unpacks the source when it is a tar archive; returns
+    /// whether it was one.
+    fn try_extract(
+        &mut self,
+        src: &Resolved,
+        st: &Stat,
+        names: &[OsString],
+        dest: &[OsString],
+    ) -> Result<bool> {
+        let (Some(name), FileType::RegularFile) = (&src.name, kind(st)) else {
+            return Ok(false);
+        };
+        let file = open_file(&src.parent, name, st)
+            .map_err(|e| Error::io("opening", display(names), e))?;
+        match extract::archive_reader(file).map_err(|e| Error::io("reading", display(names), e))? {
+            Some(reader) => self.extract(reader, dest).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Copies a source directory onto the resolved target `dst` (merging),
+    /// then gives the target the source directory's metadata.
+    fn copy_top_dir(
+        &mut self,
+        src: &Resolved,
+        st: &Stat,
+        xrel: &Path,
+        dst: &Resolved,
+        dst_name: &str,
+    ) -> Result<()> {
+        let src_dir = src
+            .open_dir()
+            .map_err(|e| Error::io("opening", &src.rel, e))?;
+        let (dir, _) = self
+            .ensure_dir(dst)
+            .map_err(|e| Error::io("creating", dst_name, e))?;
+        let dir = Rc::new(dir);
+        self.fill_dir(&src_dir, &src.rel, xrel, dir.clone(), &dst.rel)?;
+        let meta = self.meta(st, true);
+        meta::apply_fd(dir.as_fd(), src_dir.as_fd(), st, meta)
+            .map_err(|e| Error::io("setting metadata", dst_name, e))
     }
 
     /// Copies the children of `src` into `dst` (open directories); returns
@@ -282,21 +306,8 @@ impl Copier<'_> {
                 if hidden && !self.filter.may_reinclude_under(&srel.to_string_lossy()) {
                     return Ok(0);
                 }
-                let src = rfs::openat(sdir, name, tree::DIR_FLAGS, Mode::empty())
-                    .map_err(|e| err("opening source")(e.into()))?;
                 let at = Self::place(ddir, dname, drel).map_err(err("opening"))?;
-                let (dir, created) = self.ensure_dir(&at).map_err(err("creating directory"))?;
-                let dir = Rc::new(dir);
-                let n = self.fill_dir(&src, srel, xrel, dir.clone(), drel)?;
-                if hidden && n == 0 && created {
-                    // Only passed through for re-included children; none came.
-                    rfs::unlinkat(ddir.as_fd(), dname, AtFlags::REMOVEDIR)
-                        .map_err(|e| err("removing")(e.into()))?;
-                    return Ok(0);
-                }
-                meta::apply_fd(dir.as_fd(), src.as_fd(), st, self.meta(st, true))
-                    .map_err(err("setting metadata"))?;
-                Ok(n + 1)
+                self.copy_dir_entry(sdir, name, st, srel, xrel, &at, hidden)
             }
             _ if hidden => Ok(0),
             FileType::RegularFile => self
@@ -325,6 +336,36 @@ impl Copier<'_> {
             // Sockets never; FIFOs and devices of the local context neither.
             _ => Ok(0),
         }
+    }
+
+    /// Copies directory `name` of `sdir` onto `at` (merging). A directory
+    /// the filter hides is only passed through for re-included children, and
+    /// removed again when none came.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_dir_entry(
+        &mut self,
+        sdir: &OwnedFd,
+        name: &OsStr,
+        st: &Stat,
+        srel: &Path,
+        xrel: &Path,
+        at: &Resolved,
+        hidden: bool,
+    ) -> Result<u64> {
+        let err = |op| move |e: io::Error| Error::io(op, &at.rel, e);
+        let src = rfs::openat(sdir, name, tree::DIR_FLAGS, Mode::empty())
+            .map_err(|e| err("opening source")(e.into()))?;
+        let (dir, created) = self.ensure_dir(at).map_err(err("creating directory"))?;
+        let dir = Rc::new(dir);
+        let n = self.fill_dir(&src, srel, xrel, dir.clone(), &at.rel)?;
+        if let (true, 0, true, Some(dname)) = (hidden, n, created, &at.name) {
+            rfs::unlinkat(&at.parent, dname, AtFlags::REMOVEDIR)
+                .map_err(|e| err("removing")(e.into()))?;
+            return Ok(0);
+        }
+        meta::apply_fd(dir.as_fd(), src.as_fd(), st, self.meta(st, true))
+            .map_err(err("setting metadata"))?;
+        Ok(n + 1)
     }
 
     fn copy_file(

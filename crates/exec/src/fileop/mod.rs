@@ -176,7 +176,12 @@ fn mkfile(
     let Some(name) = &at.name else {
         return Err(err(rustix::io::Errno::ISDIR.into()));
     };
-    tree::remove_all(at.parent.as_fd(), name).map_err(err)?;
+    if let Some(st) = at.stat().map_err(err)? {
+        if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory {
+            return Err(err(rustix::io::Errno::ISDIR.into()));
+        }
+        rfs::unlinkat(&at.parent, name, rfs::AtFlags::empty()).map_err(|e| err(e.into()))?;
+    }
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rfs::openat(&at.parent, name, flags, Mode::from_raw_mode(0o600))
         .map_err(|e| err(e.into()))?;

@@ -319,7 +319,12 @@ fn owner(user: &str, group: &str) -> Option<Owner> {
 fn errors_read_like_buildkit() {
     require_root();
     let (ctx, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    build(ctx.path(), &["a=A"]);
+    build(ctx.path(), &["a=A", "hostlink->/etc"]);
+    // The link resolves to the context's own (missing) /etc, never the host's.
+    let err = run(ctx.path(), dest.path(), cp("hostlink/passwd", "/p")).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = run(ctx.path(), dest.path(), cp("../../etc/passwd", "/p")).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     let err = run(ctx.path(), dest.path(), cp("missing.txt", "/x")).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert_eq!(err.to_string(), "source \"/missing.txt\": not found");

@@ -64,6 +64,12 @@
 //! Mkdir accepts an existing directory; created directories and files belong
 //! to the resolved owner or 0:0. Mkfile replaces what is there. Rm expands
 //! wildcards and refuses to remove the root.
+//!
+//! # Limits
+//! A walk holds one directory fd per level of nesting, so a tree deeper
+//! than the process's open-file limit fails with a clean `EMFILE` error
+//! rather than a stack overflow. Errors leave the destination partly
+//! written; the caller discards the snapshot.
 
 mod chmod;
 mod copy;

@@ -2,6 +2,8 @@
 //! steps in containers, file ops, snapshots and layer diffs.
 //!
 //! Main pieces (one module each):
+//! - `fileop`: COPY/ADD/mkdir/mkfile/rm with Docker's semantics, fd-relative
+//!   inside their roots ([`apply_file_actions`], [`CopySource`]).
 //! - `users`: `USER`/`--chown` names resolved through the root's own
 //!   `/etc/passwd` and `/etc/group`, read fd-relative and bounded.
 //! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
@@ -16,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod fileop;
 mod filter;
 mod image;
 mod inroot;
@@ -26,6 +29,7 @@ mod solve;
 mod users;
 
 pub use error::{Error, Result};
+pub use fileop::{apply_file_actions, CopySource};
 pub use filter::{IncludeAll, PathFilter};
 pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;

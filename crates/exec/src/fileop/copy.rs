@@ -1,0 +1,550 @@
+//! The copy action: sources resolved and expanded in their root, the
+//! destination worked out with Docker's rules, and trees copied entry by
+//! entry with fd-relative calls (see the parent module's docs for the rules).
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rbk_graph::op::CopyAction;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
+
+use super::chmod::Chmod;
+use super::meta::{self, Meta};
+use super::tree::{self, clean, display, resolve, NewDir, Resolved, Walk};
+use super::{extract, CopySource};
+use crate::pathglob::{has_wildcard, match_path};
+use crate::{open_root, resolve_owner, Error, IncludeAll, PathFilter, Result};
+
+/// Where a copy writes: the destination root and the rules shared by all
+/// entries of one action.
+pub(crate) struct Copier<'a> {
+    dest_path: &'a Path,
+    dest_root: BorrowedFd<'a>,
+    filter: &'a dyn PathFilter,
+    /// The source is the local context: owners become 0:0, FIFOs and
+    /// devices are skipped.
+    context: bool,
+    owner: Option<(u32, u32)>,
+    chmod: Option<Chmod>,
+    exclude: &'a [String],
+    /// First copy of each multiply-linked source inode: (dev, ino) → where.
+    links: HashMap<(u64, u64), (Rc<OwnedFd>, OsString)>,
+}
+
+/// Runs one copy action.
+pub(crate) fn copy(
+    dest_path: &Path,
+    dest_root: BorrowedFd<'_>,
+    inputs: &[CopySource<'_>],
+    action: &CopyAction,
+) -> Result<()> {
+    let source = inputs.get(action.from as usize).ok_or_else(|| {
+        Error::Invalid(format!(
+            "copy from input {}, which does not exist",
+            action.from
+        ))
+    })?;
+    let src_root =
+        open_root(source.root).map_err(|e| Error::io("opening copy source", source.root, e))?;
+    let owner = match &action.owner {
+        Some(o) => Some(resolve_owner(dest_root, &o.user, &o.group)?),
+        None => None,
+    };
+    let chmod = action.mode.as_deref().map(Chmod::parse).transpose()?;
+    for pattern in &action.exclude {
+        match_path(pattern, "").map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    let matches = if action.allow_wildcard && has_wildcard(&action.src) {
+        let found = tree::expand(src_root.as_fd(), &action.src, Some(source.filter))?;
+        if found.is_empty() && !action.allow_empty_wildcard {
+            return Err(not_found(&clean(&action.src)));
+        }
+        found
+    } else {
+        vec![clean(&action.src)]
+    };
+    let mut copier = Copier {
+        dest_path,
+        dest_root,
+        filter: source.filter,
+        context: source.reset_owner,
+        owner,
+        chmod,
+        exclude: &action.exclude,
+        links: HashMap::new(),
+    };
+    let dest = copier.destination(action, matches.len() > 1)?;
+    let pivot = parents_pivot(&action.src);
+    for names in &matches {
+        copier.copy_source(
+            src_root.as_fd(),
+            names,
+            &names[pivot.min(names.len())..],
+            &dest,
+            action,
+        )?;
+    }
+    Ok(())
+}
+
+/// The destination of one copy action.
+struct Dest {
+    names: Vec<OsString>,
+    /// Sources go into `names` as a directory, keeping their base names.
+    into_dir: bool,
+}
+
+impl Copier<'_> {
+    fn new_dir(&self) -> NewDir {
+        let (uid, gid) = self.owner.unwrap_or((0, 0));
+        NewDir {
+            uid,
+            gid,
+            mode: 0o755,
+        }
+    }
+
+    fn destination(&self, action: &CopyAction, many: bool) -> Result<Dest> {
+        let names = clean(&action.dest);
+        let follow = Walk {
+            follow_final: true,
+            ..Walk::default()
+        };
+        if !action.create_dest_path && names.len() > 1 {
+            let parent = &names[..names.len() - 1];
+            let is_dir = resolve(self.dest_root, parent, follow)
+                .and_then(|r| r.stat())
+                .map(|st| st.is_some_and(|st| kind(&st) == FileType::Directory));
+            if !matches!(is_dir, Ok(true)) {
+                return Err(Error::NotFound {
+                    what: "destination directory",
+                    path: display(parent),
+                });
+            }
+        }
+        let exists_dir = resolve(self.dest_root, &names, follow)
+            .and_then(|r| r.stat())
+            .is_ok_and(|st| st.is_some_and(|st| kind(&st) == FileType::Directory));
+        let trailing =
+            action.dest.ends_with('/') || action.dest.ends_with("/.") || names.is_empty();
+        Ok(Dest {
+            names,
+            into_dir: trailing || many || action.parents || exists_dir,
+        })
+    }
+
+    /// Copies one source path (`kept` is what `--parents` keeps of it).
+    fn copy_source(
+        &mut self,
+        src_root: BorrowedFd<'_>,
+        names: &[OsString],
+        kept: &[OsString],
+        dest: &Dest,
+        action: &CopyAction,
+    ) -> Result<()> {
+        let walk = Walk {
+            follow_final: action.follow_symlinks,
+            filter: Some(self.filter),
+            create: None,
+        };
+        let src = resolve(src_root, names, walk).map_err(|e| source_error(names, e))?;
+        let st = src
+            .stat()
+            .map_err(|e| Error::io("reading", display(names), e))?;
+        let st = st.ok_or_else(|| not_found(names))?;
+        if action.auto_extract && self.try_extract(&src, &st, names, &dest.names)? {
+            return Ok(());
+        }
+        let is_dir = kind(&st) == FileType::Directory;
+        // The target path, and the source's path as `--exclude` sees it.
+        let (mut target, mut xrel) = (dest.names.clone(), PathBuf::new());
+        if action.parents {
+            target.extend(kept.iter().cloned());
+            xrel = kept.iter().collect();
+        } else if dest.into_dir && !(is_dir && action.dir_contents_only) {
+            target.extend(names.last().cloned());
+            xrel = names.last().into_iter().collect();
+        }
+        if !xrel.as_os_str().is_empty() && self.excluded(&xrel) {
+            return Ok(());
+        }
+        let create = Walk {
+            follow_final: true,
+            filter: None,
+            create: Some(self.new_dir()),
+        };
+        let dst = resolve(self.dest_root, &target, create)
+            .map_err(|e| Error::io("creating", display(&target), e))?;
+        if is_dir {
+            return self.copy_top_dir(&src, &st, &xrel, &dst, &display(&target));
+        }
+        let (Some(src_name), Some(dst_base)) = (src.name.as_deref(), dst.name.clone()) else {
+            return Err(Error::Invalid(format!(
+                "cannot replace the root directory {} with a file",
+                display(&target)
+            )));
+        };
+        let ddir = Rc::new(dst.parent);
+        let (srel, drel) = (&src.rel, &dst.rel);
+        self.copy_entry(
+            &src.parent,
+            src_name,
+            &st,
+            srel,
+            &xrel,
+            &ddir,
+            &dst_base,
+            drel,
+        )?;
+        Ok(())
+    }
+
+    /// With `ADD`: unpacks the source when it is a tar archive; returns
+    /// whether it was one.
+    fn try_extract(
+        &mut self,
+        src: &Resolved,
+        st: &Stat,
+        names: &[OsString],
+        dest: &[OsString],
+    ) -> Result<bool> {
+        let (Some(name), FileType::RegularFile) = (&src.name, kind(st)) else {
+            return Ok(false);
+        };
+        let file = open_file(&src.parent, name, st)
+            .map_err(|e| Error::io("opening", display(names), e))?;
+        match extract::archive_reader(file).map_err(|e| Error::io("reading", display(names), e))? {
+            Some(reader) => self.extract(reader, dest).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Copies a source directory onto the resolved target `dst` (merging),
+    /// then gives the target the source directory's metadata.
+    fn copy_top_dir(
+        &mut self,
+        src: &Resolved,
+        st: &Stat,
+        xrel: &Path,
+        dst: &Resolved,
+        dst_name: &str,
+    ) -> Result<()> {
+        let src_dir = src
+            .open_dir()
+            .map_err(|e| Error::io("opening", &src.rel, e))?;
+        let (dir, _) = self
+            .ensure_dir(dst)
+            .map_err(|e| Error::io("creating", dst_name, e))?;
+        let dir = Rc::new(dir);
+        self.fill_dir(&src_dir, &src.rel, xrel, dir.clone(), &dst.rel)?;
+        let meta = self.meta(st, true);
+        meta::apply_fd(dir.as_fd(), src_dir.as_fd(), st, meta)
+            .map_err(|e| Error::io("setting metadata", dst_name, e))
+    }
+
+    /// Copies the children of `src` into `dst` (open directories); returns
+    /// how many entries were copied.
+    fn fill_dir(
+        &mut self,
+        src: &OwnedFd,
+        srel: &Path,
+        xrel: &Path,
+        dst: Rc<OwnedFd>,
+        drel: &Path,
+    ) -> Result<u64> {
+        let names = tree::read_names(src).map_err(|e| Error::io("listing", srel, e))?;
+        let mut copied = 0;
+        for name in names {
+            let st = match rfs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(Error::io("reading", srel.join(&name), e.into())),
+            };
+            let (s_rel, x_rel) = (srel.join(&name), xrel.join(&name));
+            if self.excluded(&x_rel) {
+                continue;
+            }
+            copied += self.copy_entry(
+                src,
+                &name,
+                &st,
+                &s_rel,
+                &x_rel,
+                &dst,
+                &name,
+                &drel.join(&name),
+            )?;
+        }
+        Ok(copied)
+    }
+
+    /// Copies one entry `name` of `sdir` to `dname` in `ddir`; returns how
+    /// many entries were copied (0 when skipped).
+    #[allow(clippy::too_many_arguments)]
+    fn copy_entry(
+        &mut self,
+        sdir: &OwnedFd,
+        name: &OsStr,
+        st: &Stat,
+        srel: &Path,
+        xrel: &Path,
+        ddir: &Rc<OwnedFd>,
+        dname: &OsStr,
+        drel: &Path,
+    ) -> Result<u64> {
+        let ft = kind(st);
+        let hidden = self.filter.is_excluded(&srel.to_string_lossy());
+        let err = |op| move |e: io::Error| Error::io(op, drel, e);
+        match ft {
+            FileType::Directory => {
+                if hidden && !self.filter.may_reinclude_under(&srel.to_string_lossy()) {
+                    return Ok(0);
+                }
+                let at = Self::place(ddir, dname, drel).map_err(err("opening"))?;
+                self.copy_dir_entry(sdir, name, st, srel, xrel, &at, hidden)
+            }
+            _ if hidden => Ok(0),
+            FileType::RegularFile => self
+                .copy_file(sdir, name, st, ddir, dname)
+                .map_err(err("copying"))
+                .map(|()| 1),
+            FileType::Symlink => {
+                let target = rfs::readlinkat(sdir, name, Vec::new())
+                    .map_err(|e| err("reading link")(e.into()))?;
+                replace(ddir.as_fd(), dname).map_err(err("replacing"))?;
+                rfs::symlinkat(target.as_c_str(), ddir.as_fd(), dname)
+                    .map_err(|e| err("creating link")(e.into()))?;
+                meta::apply_at(ddir.as_fd(), dname, st, self.meta(st, false), true)
+                    .map_err(err("setting metadata"))?;
+                Ok(1)
+            }
+            FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice if !self.context => {
+                replace(ddir.as_fd(), dname).map_err(err("replacing"))?;
+                let mode = Mode::from_raw_mode(0o600);
+                rfs::mknodat(ddir.as_fd(), dname, ft, mode, st.st_rdev as _)
+                    .map_err(|e| err("creating node")(e.into()))?;
+                meta::apply_at(ddir.as_fd(), dname, st, self.meta(st, false), false)
+                    .map_err(err("setting metadata"))?;
+                Ok(1)
+            }
+            // Sockets never; FIFOs and devices of the local context neither.
+            _ => Ok(0),
+        }
+    }
+
+    /// Copies directory `name` of `sdir` onto `at` (merging). A directory
+    /// the filter hides is only passed through for re-included children, and
+    /// removed again when none came.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_dir_entry(
+        &mut self,
+        sdir: &OwnedFd,
+        name: &OsStr,
+        st: &Stat,
+        srel: &Path,
+        xrel: &Path,
+        at: &Resolved,
+        hidden: bool,
+    ) -> Result<u64> {
+        let err = |op| move |e: io::Error| Error::io(op, &at.rel, e);
+        let src = rfs::openat(sdir, name, tree::DIR_FLAGS, Mode::empty())
+            .map_err(|e| err("opening source")(e.into()))?;
+        let (dir, created) = self.ensure_dir(at).map_err(err("creating directory"))?;
+        let dir = Rc::new(dir);
+        let n = self.fill_dir(&src, srel, xrel, dir.clone(), &at.rel)?;
+        if let (true, 0, true, Some(dname)) = (hidden, n, created, &at.name) {
+            rfs::unlinkat(&at.parent, dname, AtFlags::REMOVEDIR)
+                .map_err(|e| err("removing")(e.into()))?;
+            return Ok(0);
+        }
+        meta::apply_fd(dir.as_fd(), src.as_fd(), st, self.meta(st, true))
+            .map_err(err("setting metadata"))?;
+        Ok(n + 1)
+    }
+
+    fn copy_file(
+        &mut self,
+        sdir: &OwnedFd,
+        name: &OsStr,
+        st: &Stat,
+        ddir: &Rc<OwnedFd>,
+        dname: &OsStr,
+    ) -> io::Result<()> {
+        let src = open_file(sdir, name, st)?;
+        let key = (st.st_dev, st.st_ino);
+        if st.st_nlink > 1 {
+            if let Some((ldir, lname)) = self.links.get(&key) {
+                replace(ddir.as_fd(), dname)?;
+                if rfs::linkat(ldir.as_fd(), lname, ddir.as_fd(), dname, AtFlags::empty()).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        replace(ddir.as_fd(), dname)?;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let out = File::from(rfs::openat(
+            ddir.as_fd(),
+            dname,
+            flags,
+            Mode::from_raw_mode(0o600),
+        )?);
+        io::copy(&mut &src, &mut &out)?;
+        meta::apply_fd(out.as_fd(), src.as_fd(), st, self.meta(st, false))?;
+        if st.st_nlink > 1 {
+            self.links.insert(key, (ddir.clone(), dname.to_os_string()));
+        }
+        Ok(())
+    }
+
+    /// An already-existing directory (merged into, following a symlink to a
+    /// directory inside the root), or a new one replacing what is there.
+    fn ensure_dir(&self, at: &Resolved) -> io::Result<(OwnedFd, bool)> {
+        let Some(name) = &at.name else {
+            return Ok((at.parent.try_clone()?, false));
+        };
+        match at.stat()?.map(|st| kind(&st)) {
+            Some(FileType::Directory) => return Ok((at.open_dir()?, false)),
+            Some(FileType::Symlink) => {
+                let follow = Walk {
+                    follow_final: true,
+                    ..Walk::default()
+                };
+                let names: Vec<OsString> = at.rel.iter().map(OsStr::to_os_string).collect();
+                if let Ok(dir) = resolve(self.dest_root, &names, follow).and_then(|r| r.open_dir())
+                {
+                    return Ok((dir, false));
+                }
+                tree::remove_all(at.parent.as_fd(), name)?;
+            }
+            Some(_) => tree::remove_all(at.parent.as_fd(), name)?,
+            None => {}
+        }
+        let new = NewDir {
+            mode: 0o700,
+            ..self.new_dir()
+        };
+        Ok((tree::make_dir(at.parent.as_fd(), name, new)?, true))
+    }
+
+    fn place(ddir: &OwnedFd, dname: &OsStr, drel: &Path) -> io::Result<Resolved> {
+        Ok(Resolved {
+            parent: ddir.try_clone()?,
+            name: Some(dname.to_os_string()),
+            rel: drel.to_path_buf(),
+        })
+    }
+
+    fn meta(&self, st: &Stat, is_dir: bool) -> Meta {
+        let (uid, gid) = match self.owner {
+            Some(ids) => ids,
+            None if self.context => (0, 0),
+            None => (st.st_uid, st.st_gid),
+        };
+        let mode = match (&self.chmod, kind(st)) {
+            (Some(chmod), FileType::RegularFile | FileType::Directory) => {
+                chmod.apply(st.st_mode, is_dir)
+            }
+            _ => st.st_mode & 0o7777,
+        };
+        Meta { uid, gid, mode }
+    }
+
+    /// Whether an `--exclude` pattern matches `rel` (relative to the source).
+    fn excluded(&self, rel: &Path) -> bool {
+        let rel = rel.to_string_lossy();
+        self.exclude
+            .iter()
+            .any(|p| match_path(p, &rel).unwrap_or(false))
+    }
+
+    /// Unpacks an archive into the directory `dest` (see `extract`).
+    fn extract(&mut self, reader: Box<dyn io::Read>, dest: &[OsString]) -> Result<()> {
+        let temp = extract::unpack_to_temp(self.dest_path, self.dest_root, reader)?;
+        let result = (|| {
+            let src_root =
+                open_root(&temp.path).map_err(|e| Error::io("opening", &temp.path, e))?;
+            let mut copier = Copier {
+                filter: &IncludeAll,
+                context: false,
+                chmod: None,
+                exclude: &[],
+                links: HashMap::new(),
+                ..*self
+            };
+            let create = Walk {
+                follow_final: true,
+                filter: None,
+                create: Some(self.new_dir()),
+            };
+            let at = resolve(self.dest_root, dest, create)
+                .map_err(|e| Error::io("creating", display(dest), e))?;
+            let (dir, created) = copier
+                .ensure_dir(&at)
+                .map_err(|e| Error::io("creating", display(dest), e))?;
+            if created {
+                let mode = Mode::from_raw_mode(0o755);
+                rfs::fchmod(&dir, mode)
+                    .map_err(|e| Error::io("creating", display(dest), e.into()))?;
+            }
+            copier.fill_dir(
+                &src_root,
+                Path::new(""),
+                Path::new(""),
+                Rc::new(dir),
+                &at.rel,
+            )
+        })();
+        temp.remove()?;
+        result.map(|_| ())
+    }
+}
+
+fn kind(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// Opens the regular file `name` for reading without following a symlink or
+/// blocking on a FIFO, and checks it is still the file `st` described.
+fn open_file(dir: &OwnedFd, name: &OsStr, st: &Stat) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = File::from(rfs::openat(dir, name, flags, Mode::empty())?);
+    let now = rfs::fstat(&file)?;
+    if kind(&now) != FileType::RegularFile || now.st_ino != st.st_ino || now.st_dev != st.st_dev {
+        return Err(io::Error::other("source changed while being copied"));
+    }
+    Ok(file)
+}
+
+/// Removes whatever is at `name` so a new entry can take its place (an
+/// existing file is unlinked, never written through, so its other hardlinks
+/// keep their contents).
+fn replace(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    tree::remove_all(dir, name)
+}
+
+/// How many leading components of the source `COPY --parents` drops: those
+/// before a `/./` pivot (BuildKit's syntax), or none.
+fn parents_pivot(src: &str) -> usize {
+    src.rfind("/./").map_or(0, |i| clean(&src[..i]).len())
+}
+
+fn not_found(names: &[OsString]) -> Error {
+    Error::NotFound {
+        what: "source",
+        path: display(names),
+    }
+}
+
+fn source_error(names: &[OsString], e: io::Error) -> Error {
+    match Errno::from_io_error(&e) {
+        Some(Errno::NOENT | Errno::NOTDIR) => not_found(names),
+        _ => Error::io("resolving source", display(names), e),
+    }
+}

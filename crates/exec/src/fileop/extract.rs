@@ -1,0 +1,129 @@
+//! `ADD` of a local tar archive.
+//!
+//! A file is an archive when, after in-process decompression chosen by magic
+//! bytes (gzip, bzip2, xz, zstd, or none), its first 512-byte block is a tar
+//! header with a valid checksum — what Docker's `IsArchivePath` checks by
+//! reading one header, never the file name. An empty archive (only the zero
+//! end blocks) is not one, as in Docker, and is copied as a file.
+//!
+//! The archive is unpacked by `rbk_store::unpack_layer` (fd-relative, every
+//! entry confined, limits on size and entry count) into a fresh private
+//! directory inside the destination root, then copied into place with the
+//! copier's own rules (merging into existing directories, following
+//! destination symlinks inside the root, applying `--chown`), and the
+//! private directory is removed. An ADDed tar is not a layer, but the store
+//! has no literal mode for `.wh.` names: [`Whiteouts::Apply`] is used, so in
+//! a fresh directory a whiteout deletes nothing and simply does not appear.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rbk_store::{unpack_layer, UnpackOptions, Whiteouts};
+use rustix::fs::{self as rfs, Mode};
+use rustix::io::Errno;
+
+use super::tree;
+use crate::{Error, Result};
+
+/// Returns the decompressed tar stream when `file` is a tar archive.
+pub(crate) fn archive_reader(file: File) -> io::Result<Option<Box<dyn Read>>> {
+    let mut magic = [0u8; 6];
+    let n = file.read_at(&mut magic, 0)?;
+    let mut stream: Box<dyn Read> = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(file)),
+        [0xfd, b'7', b'z', b'X', b'Z', 0] => {
+            Box::new(liblzma::read::XzDecoder::new_multi_decoder(file))
+        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::new(file)?),
+        _ => Box::new(file),
+    };
+    let mut header = vec![0u8; 512];
+    // A stream that fails to decompress or is too short is just not an archive.
+    if stream.read_exact(&mut header).is_err() || !is_tar_header(&header) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(Cursor::new(header).chain(stream))))
+}
+
+/// Whether `block` is a tar header: not all zeros, with a checksum field
+/// matching the sum of its bytes (unsigned, or signed as old tars wrote it).
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() != 512 || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| *c != ' ' && *c != '\0')
+        .collect();
+    let Ok(expected) = i64::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0i64, 0i64);
+    for (i, b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += i64::from(b);
+        signed += i64::from(b as i8);
+    }
+    expected == unsigned || expected == signed
+}
+
+/// A private directory inside the destination root holding an unpacked
+/// archive at `path`.
+pub(crate) struct TempTree {
+    root: OwnedFd,
+    name: OsString,
+    /// The unpacked tree.
+    pub path: PathBuf,
+}
+
+impl TempTree {
+    /// Removes the private directory and everything in it.
+    pub(crate) fn remove(self) -> Result<()> {
+        tree::remove_all(self.root.as_fd(), &self.name)
+            .map_err(|e| Error::io("removing", Path::new("/").join(&self.name), e))
+    }
+}
+
+/// Unpacks `reader` into a new private directory of `dest_root` (the
+/// directory at `dest_path`). The private directory is created by us with a
+/// unique name, so the path-based unpacker cannot meet a symlink in it.
+pub(crate) fn unpack_to_temp(
+    dest_path: &Path,
+    dest_root: BorrowedFd<'_>,
+    reader: impl Read,
+) -> Result<TempTree> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let root = dest_root
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("opening", dest_path, e))?;
+    let name = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = OsString::from(format!(".rbk-add-{}-{n}", std::process::id()));
+        match rfs::mkdirat(&root, &name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => break name,
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(Error::io("creating", dest_path.join(&name), e.into())),
+        }
+    };
+    let temp = TempTree {
+        path: dest_path.join(&name).join("tree"),
+        root,
+        name,
+    };
+    let options = UnpackOptions::default().whiteouts(Whiteouts::Apply);
+    match unpack_layer(reader, &temp.path, &options) {
+        Ok(_) => Ok(temp),
+        Err(e) => {
+            let _ = temp.remove();
+            Err(Error::Store(e))
+        }
+    }
+}

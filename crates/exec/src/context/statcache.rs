@@ -246,3 +246,55 @@ impl<'a> Reader<'a> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> HashMap<Box<[u8]>, Cached> {
+        let meta = Meta {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: -4,
+            ctime_ns: 5,
+            mode: 0o100644,
+        };
+        let mut map = HashMap::new();
+        map.insert(
+            b"a/b".to_vec().into(),
+            Cached {
+                meta,
+                hash: [7; 32],
+            },
+        );
+        map.insert(
+            b"\xff".to_vec().into(),
+            Cached {
+                meta,
+                hash: [8; 32],
+            },
+        );
+        map
+    }
+
+    #[test]
+    fn round_trips() {
+        let map = sample();
+        assert_eq!(decode(&encode(&map)), Some(map));
+        assert_eq!(decode(&encode(&HashMap::new())), Some(HashMap::new()));
+    }
+
+    #[test]
+    fn any_truncation_or_bit_flip_is_rejected() {
+        let bytes = encode(&sample());
+        for len in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..len]), None, "prefix of {len} bytes");
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(decode(&bad), None, "flipped byte {i}");
+        }
+    }
+}

@@ -418,3 +418,34 @@ fn a_2000_file_tree_scans_correctly() {
     assert_eq!(plain(&index, "d7/s2"), plain(&edited, "d7/s2"));
     assert_eq!(wild(&index, "d1*/s?/f4*"), wild(&edited, "d1*/s?/f4*"));
 }
+
+/// Makes `depth` nested directories `d/d/…` under `root` (fd-relative, since
+/// the full path outgrows PATH_MAX) with a file at the bottom.
+fn nest(root: &Path, depth: usize) {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags};
+    let mut cur = rbk_exec::open_root(root).unwrap();
+    for _ in 0..depth {
+        mkdirat(&cur, "d", Mode::from_raw_mode(0o755)).unwrap();
+        cur = openat(&cur, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let flags = OFlags::WRONLY | OFlags::CREATE;
+    openat(&cur, "f", flags, Mode::from_raw_mode(0o644)).unwrap();
+}
+
+#[test]
+fn deep_trees_scan_or_fail_cleanly() {
+    let ctx = tempfile::tempdir().unwrap();
+    nest(ctx.path(), 1000);
+    let index = scan(ctx.path());
+    assert_eq!(index.len(), 1001);
+    let bottom = format!("{}f", "d/".repeat(1000));
+    assert!(index.selector_digest(&bottom, false, false, false).is_ok());
+    // Deeper than PATH_MAX allows: an error naming the directory, not a
+    // stack overflow.
+    let ctx = tempfile::tempdir().unwrap();
+    nest(ctx.path(), 3000);
+    match ContextIndex::scan(ctx.path(), &IncludeAll, None) {
+        Err(Error::Io { path, .. }) => assert!(path.starts_with(ctx.path()), "{path:?}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}

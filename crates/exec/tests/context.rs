@@ -279,9 +279,16 @@ fn stat_cache_skips_unchanged_files() {
     };
     let first = rescan();
     assert_eq!(first.bytes_hashed(), total);
+    let cache_file = || {
+        let dir = store_dir.path().join("db/statcache");
+        let file = fs::read_dir(dir).unwrap().next().unwrap().unwrap();
+        std::os::unix::fs::MetadataExt::ino(&file.metadata().unwrap())
+    };
+    let written = cache_file();
     let second = rescan();
     assert_eq!(second.bytes_hashed(), 0);
     assert_eq!(first.digest(), second.digest());
+    assert_eq!(cache_file(), written, "an unchanged cache is not rewritten");
     // An edit rehashes exactly the edited file.
     write(ctx.path(), "dir/x", "x-ray!!");
     let edited = rescan();

@@ -328,19 +328,25 @@ impl<'a> Walk<'a> {
     }
 
     fn racy(&self, meta: &Meta) -> bool {
-        let whole_seconds = meta.ctime_ns % 1_000_000_000 == 0;
-        let window = if whole_seconds {
-            RACY_WINDOW_COARSE_NS
-        } else {
-            RACY_WINDOW_NS
-        };
-        meta.ctime_ns >= self.start_ns.saturating_sub(window)
+        racy(meta.ctime_ns, self.start_ns)
     }
 
     /// The host path of `rel`, for error messages.
     fn path(&self, rel: &[u8]) -> PathBuf {
         self.root.join(OsStr::from_bytes(rel))
     }
+}
+
+/// Whether a file with this ctime may still change, after a scan that
+/// started at `start_ns`, without its ctime changing.
+fn racy(ctime_ns: i64, start_ns: i64) -> bool {
+    let whole_seconds = ctime_ns % 1_000_000_000 == 0;
+    let window = if whole_seconds {
+        RACY_WINDOW_COARSE_NS
+    } else {
+        RACY_WINDOW_NS
+    };
+    ctime_ns >= start_ns.saturating_sub(window)
 }
 
 thread_local! {
@@ -386,5 +392,24 @@ fn file_entry(rel: &[u8], meta: &Meta, size: u64, hash: [u8; 32]) -> Entry {
         size,
         target: Box::default(),
         hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_changes_are_racy() {
+        let start = 1_700_000_000_123_456_789;
+        assert!(racy(start + 1, start), "changed during the scan");
+        assert!(
+            racy(start - 50_000_000, start),
+            "within one coarse tick or so"
+        );
+        assert!(!racy(start - 500_000_000, start));
+        // Whole-second timestamps may be up to a second behind.
+        assert!(racy(1_699_999_999_000_000_000, start));
+        assert!(!racy(1_699_999_990_000_000_000, start));
     }
 }

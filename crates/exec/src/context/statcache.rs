@@ -135,9 +135,12 @@ impl StatCache {
 
     /// Replaces the contents with the records of a scan.
     pub(super) fn replace(&mut self, fresh: Vec<(Box<[u8]>, Cached)>) {
-        let fresh: HashMap<_, _> = fresh.into_iter().collect();
-        if fresh != self.entries {
-            self.entries = fresh;
+        // The common warm case, every record unchanged, builds no new map.
+        // (Paths in `fresh` are unique, so equal counts mean equal key sets.)
+        let unchanged = fresh.len() == self.entries.len()
+            && fresh.iter().all(|(p, c)| self.entries.get(p) == Some(c));
+        if !unchanged {
+            self.entries = fresh.into_iter().collect();
             self.dirty = true;
         }
     }

@@ -4,6 +4,8 @@
 //! Main pieces (one module each):
 //! - `fileop`: COPY/ADD/mkdir/mkfile/rm with Docker's semantics, fd-relative
 //!   inside their roots ([`apply_file_actions`], [`CopySource`]).
+//! - `context`: [`ContextIndex`], the content identity of the build context
+//!   (a checksum per COPY source for cache keys), and its [`StatCache`].
 //! - `users`: `USER`/`--chown` names resolved through the root's own
 //!   `/etc/passwd` and `/etc/group`, read fd-relative and bounded.
 //! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
@@ -17,6 +19,7 @@
 //! lives in this crate.
 #![deny(missing_docs)]
 
+mod context;
 mod error;
 mod fileop;
 mod filter;
@@ -28,6 +31,7 @@ mod run;
 mod solve;
 mod users;
 
+pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};
 pub use fileop::{apply_file_actions, CopySource};
 pub use filter::{IncludeAll, PathFilter};

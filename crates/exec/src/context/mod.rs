@@ -1,0 +1,271 @@
+//! The content identity of a build context, for cache keys.
+//!
+//! rbk reads the context directory in place (COPY opens it fd-relative), so
+//! nothing is transferred; what the cache needs is a checksum per COPY/ADD
+//! source, so that editing one file re-runs only the steps that read it
+//! (BuildKit's `contenthash` plays this role).
+//!
+//! [`ContextIndex::scan`] walks the context once per build and records, for
+//! every visible entry, its kind, mode bits, size, symlink target and the
+//! blake3 hash of a regular file's content. [`ContextIndex::selector_digest`]
+//! then hashes the entries one source selects, in O(log n + selection).
+//! [`StatCache`] remembers content hashes across builds, keyed by
+//! (device, inode, size, mtime, ctime, mode), so a warm rescan only stats.
+//!
+//! # Paths
+//!
+//! Entries are named by their path relative to the context root,
+//! `/`-separated, without a leading `/` or `./`; the root itself is `""`.
+//! Names are kept as raw bytes, so non-UTF-8 names are distinct and hashed
+//! exactly. The [`PathFilter`] and wildcard matching see a lossy UTF-8 form
+//! (invalid bytes become U+FFFD): two names that differ only in invalid
+//! bytes are filtered and matched alike, but never confused in a digest.
+//!
+//! # What a digest covers
+//!
+//! Names, kinds (file, directory, symlink, other), permission bits with
+//! setuid/setgid/sticky, symlink target text and content hashes — not
+//! times, owners, link counts or device numbers. For a plain source the
+//! names are relative to the selected path, so the same tree at another path
+//! has the same digest (the COPY op itself carries the source path). For a
+//! wildcard source each match also contributes its path from the context
+//! root, because the op only carries the pattern and which names matched
+//! decides what is copied (BuildKit includes the matched names too).
+
+mod scan;
+mod selector;
+mod statcache;
+
+use std::path::Path;
+
+use rbk_store::{Digest, Sha256Writer};
+
+use crate::filter::PathFilter;
+use crate::{Error, Result};
+
+pub use statcache::StatCache;
+
+/// What an entry is. `Other` covers FIFOs, sockets and devices, which are
+/// recorded but never opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Kind {
+    fn tag(self) -> u8 {
+        match self {
+            Kind::File => b'f',
+            Kind::Dir => b'd',
+            Kind::Symlink => b'l',
+            Kind::Other => b'o',
+        }
+    }
+}
+
+/// One visible entry of the context.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// Relative path bytes; `""` for the root.
+    path: Box<[u8]>,
+    kind: Kind,
+    /// Permission bits plus setuid, setgid and sticky (`st_mode & 0o7777`).
+    mode: u32,
+    /// For a regular file, the number of bytes hashed.
+    size: u64,
+    /// A symlink's target text; empty for other kinds.
+    target: Box<[u8]>,
+    /// blake3 of a regular file's content; zero for other kinds.
+    hash: [u8; 32],
+}
+
+/// Every visible entry of a context directory, sorted by path bytes, with
+/// the content hash of each regular file. Built once per build by
+/// [`ContextIndex::scan`]; cheap to query for many COPY sources.
+#[derive(Clone, Debug)]
+pub struct ContextIndex {
+    /// Sorted by `path`; the root (`""`) is always first.
+    entries: Vec<Entry>,
+    bytes_hashed: u64,
+}
+
+/// Domain separators, so a plain and a wildcard selection never collide.
+const PLAIN_HEADER: &[u8] = b"rbk-context-path-v1\0";
+const WILDCARD_HEADER: &[u8] = b"rbk-context-wildcard-v1\0";
+
+impl ContextIndex {
+    /// Walks `root` without following symlinks. Entries `filter` excludes
+    /// are skipped, and an excluded directory is descended only when
+    /// `filter.may_reinclude_under(dir)` (it is then kept only if something
+    /// under it is visible). Regular files are hashed in parallel with
+    /// blake3; with a stat cache, a file whose (dev, inode, size, mtime,
+    /// ctime, mode) is unchanged is not read again, and the cache is updated
+    /// to hold exactly the files of this scan (call [`StatCache::save`]).
+    pub fn scan(
+        root: &Path,
+        filter: &dyn PathFilter,
+        cache: Option<&mut StatCache>,
+    ) -> Result<ContextIndex> {
+        let found = scan::scan(root, filter, cache.as_deref())?;
+        if let Some(cache) = cache {
+            cache.replace(found.fresh);
+        }
+        let mut entries = found.entries;
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(ContextIndex {
+            entries,
+            bytes_hashed: found.bytes_hashed,
+        })
+    }
+
+    /// The checksum of what a COPY/ADD source selects. `src` is the path as
+    /// written (a leading `/` is optional; `..` is cleaned lexically and
+    /// cannot leave the root). With `wildcard`, a source containing
+    /// wildcard characters is matched component-wise (Go `path.Match`
+    /// rules); several matches are all covered. A directory selects its
+    /// whole subtree. Symlinks in the middle of a path are always followed
+    /// inside the context (an absolute target or `..` never leaves it); a
+    /// selected path that is itself a symlink is followed only with
+    /// `follow_symlinks`. See the module docs for what the digest covers.
+    ///
+    /// A missing path, or a wildcard matching nothing, is
+    /// [`Error::NotFound`] naming `src`, unless `allow_empty` is set for a
+    /// wildcard, which gives the digest of an empty selection.
+    pub fn selector_digest(
+        &self,
+        src: &str,
+        wildcard: bool,
+        follow_symlinks: bool,
+        allow_empty: bool,
+    ) -> Result<Digest> {
+        let not_found = || Error::NotFound {
+            what: "source",
+            path: src.to_string(),
+        };
+        let clean = selector::clean(src);
+        let mut h = Sha256Writer::new();
+        if wildcard && crate::has_wildcard(src) {
+            let matches = self.wildcard_matches(src, &clean, follow_symlinks)?;
+            if matches.is_empty() && !allow_empty {
+                return Err(not_found());
+            }
+            h.update(WILDCARD_HEADER);
+            h.update(&(matches.len() as u64).to_le_bytes());
+            for (name, idx) in &matches {
+                write_bytes(&mut h, name);
+                self.write_tree(&mut h, *idx);
+            }
+        } else {
+            let idx = self
+                .resolve(src, clean.join("/").as_bytes(), follow_symlinks)?
+                .ok_or_else(not_found)?;
+            h.update(PLAIN_HEADER);
+            self.write_tree(&mut h, idx);
+        }
+        Ok(h.finish())
+    }
+
+    /// The checksum of the whole visible context (the same as the plain
+    /// source `/`).
+    pub fn digest(&self) -> Digest {
+        let mut h = Sha256Writer::new();
+        h.update(PLAIN_HEADER);
+        self.write_tree(&mut h, 0);
+        h.finish()
+    }
+
+    /// The number of entries, not counting the root directory itself.
+    pub fn len(&self) -> usize {
+        self.entries.len().saturating_sub(1)
+    }
+
+    /// Whether the context holds nothing visible besides its root.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes read and hashed by the scan that built this index (0 when every
+    /// file's hash came from the stat cache).
+    pub fn bytes_hashed(&self) -> u64 {
+        self.bytes_hashed
+    }
+
+    /// The index of the entry at `path`, by binary search.
+    fn find(&self, path: &[u8]) -> Option<usize> {
+        self.entries
+            .binary_search_by(|e| e.path.as_ref().cmp(path))
+            .ok()
+    }
+
+    /// The entries strictly under directory `dir`: all paths sharing the
+    /// prefix `dir/` are contiguous in byte order, so two binary searches
+    /// find them.
+    fn subtree(&self, dir: &[u8]) -> &[Entry] {
+        if dir.is_empty() {
+            return self.entries.get(1..).unwrap_or_default();
+        }
+        let mut prefix = dir.to_vec();
+        prefix.push(b'/');
+        let start = self
+            .entries
+            .partition_point(|e| e.path.as_ref() < prefix.as_slice());
+        let rest = &self.entries[start..];
+        let len = rest.partition_point(|e| e.path.starts_with(&prefix));
+        &rest[..len]
+    }
+
+    /// Hashes entry `idx` under the name `""` and, for a directory, every
+    /// entry below it named relative to it.
+    fn write_tree(&self, h: &mut Sha256Writer, idx: usize) {
+        let Some(top) = self.entries.get(idx) else {
+            return;
+        };
+        write_entry(h, b"", top);
+        if top.kind != Kind::Dir {
+            return;
+        }
+        let skip = if top.path.is_empty() {
+            0
+        } else {
+            top.path.len() + 1
+        };
+        for e in self.subtree(&top.path) {
+            write_entry(h, &e.path[skip..], e);
+        }
+    }
+}
+
+fn write_bytes(h: &mut Sha256Writer, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// The canonical record of one entry: length-prefixed name, kind, mode, then
+/// size and content hash for a file or the target for a symlink.
+fn write_entry(h: &mut Sha256Writer, name: &[u8], e: &Entry) {
+    write_bytes(h, name);
+    h.update(&[e.kind.tag()]);
+    h.update(&e.mode.to_le_bytes());
+    match e.kind {
+        Kind::File => {
+            h.update(&e.size.to_le_bytes());
+            h.update(&e.hash);
+        }
+        Kind::Symlink => write_bytes(h, &e.target),
+        Kind::Dir | Kind::Other => {}
+    }
+}
+
+/// `dir/name`, or just `name` at the root.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(dir.len() + 1 + name.len());
+    out.extend_from_slice(dir);
+    if !dir.is_empty() {
+        out.push(b'/');
+    }
+    out.extend_from_slice(name);
+    out
+}

@@ -1,0 +1,415 @@
+//! The context walk: fd-relative, never following symlinks, hashing regular
+//! files in parallel.
+//!
+//! Every directory and every batch of files to hash is a job spawned into
+//! one `rayon::scope`. Jobs never wait on each other, so the stack does not
+//! grow with the depth of the tree (a hostile context may nest thousands of
+//! directories), and each job opens what it needs from the context root with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so no directory fds are
+//! held between jobs and a directory swapped for a symlink mid-scan fails
+//! the open instead of leading outside the context.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, OsStr};
+use std::fs::File;
+use std::io::{self, Read};
+use std::mem;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{
+    fstat, openat2, readlinkat, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat,
+};
+
+use super::statcache::{Cached, Meta, StatCache};
+use super::{join, Entry, Kind};
+use crate::filter::PathFilter;
+use crate::{Error, Result};
+
+/// Read buffer per rayon thread: large enough for blake3's SIMD paths.
+const BUF_SIZE: usize = 256 * 1024;
+
+/// Files to hash are grouped into jobs of about this many bytes (or
+/// `BATCH_FILES` files), so small files do not cost one job each.
+const BATCH_BYTES: u64 = 4 << 20;
+const BATCH_FILES: usize = 64;
+
+/// A file whose ctime is this close to the scan's start may still change
+/// without its ctime changing (timestamps come from a coarse clock, at most
+/// one tick behind), so its hash is not cached. One tick is at most 10 ms.
+const RACY_WINDOW_NS: i64 = 100_000_000;
+/// The same for file systems that only keep whole seconds.
+const RACY_WINDOW_COARSE_NS: i64 = 2_000_000_000;
+
+/// Opens inside the context only, through no symlink at all.
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+/// What a walk produced.
+#[derive(Default)]
+pub(super) struct Found {
+    pub(super) entries: Vec<Entry>,
+    /// Stat-cache records of every regular file whose hash is trustworthy.
+    pub(super) fresh: Vec<(Box<[u8]>, Cached)>,
+    pub(super) bytes_hashed: u64,
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    root_fd: OwnedFd,
+    filter: &'a dyn PathFilter,
+    cache: Option<&'a StatCache>,
+    start_ns: i64,
+    hashed: AtomicU64,
+    found: Mutex<Found>,
+    /// Excluded directories descended into; kept only if something under
+    /// them is visible.
+    tentative: Mutex<Vec<Entry>>,
+    /// The first error; once set, jobs that have not started do nothing.
+    failed: Mutex<Option<Error>>,
+}
+
+/// Walks the context at `root`; see [`super::ContextIndex::scan`].
+pub(super) fn scan(
+    root: &Path,
+    filter: &dyn PathFilter,
+    cache: Option<&StatCache>,
+) -> Result<Found> {
+    let start_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let root_fd = rustix::fs::open(root, flags, Mode::empty())
+        .map_err(|e| Error::io("opening context directory", root, e.into()))?;
+    let st = fstat(&root_fd).map_err(|e| Error::io("reading context directory", root, e.into()))?;
+    let walk = Walk {
+        root,
+        root_fd,
+        filter,
+        cache,
+        start_ns,
+        hashed: AtomicU64::new(0),
+        found: Mutex::default(),
+        tentative: Mutex::default(),
+        failed: Mutex::default(),
+    };
+    rayon::scope(|s| walk.dir_job(s, Vec::new()));
+    if let Some(e) = take(walk.failed) {
+        return Err(e);
+    }
+    let mut found = take(walk.found);
+    found.entries.push(plain_entry(Vec::new(), Kind::Dir, &st));
+    keep_tentative(&mut found.entries, take(walk.tentative));
+    found.bytes_hashed = walk.hashed.load(Ordering::Relaxed);
+    Ok(found)
+}
+
+/// A mutex's value, even if a job panicked while holding it.
+fn take<T>(m: Mutex<T>) -> T {
+    m.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Adds each tentative directory that has a visible entry under it.
+fn keep_tentative(entries: &mut Vec<Entry>, tentative: Vec<Entry>) {
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let visible = mem::take(entries);
+    let mut kept = Vec::new();
+    for dir in tentative {
+        let mut prefix = dir.path.to_vec();
+        prefix.push(b'/');
+        let i = visible.partition_point(|e| e.path.as_ref() < prefix.as_slice());
+        if visible.get(i).is_some_and(|e| e.path.starts_with(&prefix)) {
+            kept.push(dir);
+        }
+    }
+    *entries = visible;
+    entries.extend(kept);
+}
+
+/// A directory's children, by what the walk does with them.
+#[derive(Default)]
+struct Children {
+    /// Regular files whose hash is not cached: (relative path, stat).
+    to_hash: Vec<(Vec<u8>, Meta)>,
+    /// (relative path, excluded by the filter, stat)
+    dirs: Vec<(Vec<u8>, bool, Stat)>,
+    found: Found,
+}
+
+impl<'a> Walk<'a> {
+    fn stopped(&self) -> bool {
+        self.failed.lock().map_or(true, |f| f.is_some())
+    }
+
+    fn fail(&self, e: Error) {
+        if let Ok(mut f) = self.failed.lock() {
+            f.get_or_insert(e);
+        }
+    }
+
+    fn merge(&self, part: Found) {
+        if let Ok(mut f) = self.found.lock() {
+            f.entries.extend(part.entries);
+            f.fresh.extend(part.fresh);
+        }
+    }
+
+    /// Lists directory `rel`, records what needs no hashing, and spawns a
+    /// job per subdirectory and per batch of files to hash.
+    fn dir_job<'s>(&'s self, s: &rayon::Scope<'s>, rel: Vec<u8>)
+    where
+        'a: 's,
+    {
+        if self.stopped() {
+            return;
+        }
+        let kids = match self.list(&rel) {
+            Ok(kids) => kids,
+            Err(e) => return self.fail(e),
+        };
+        for (path, excluded, st) in kids.dirs {
+            let entry = plain_entry(path.clone(), Kind::Dir, &st);
+            if excluded {
+                if let Ok(mut t) = self.tentative.lock() {
+                    t.push(entry);
+                }
+            } else {
+                self.merge(Found {
+                    entries: vec![entry],
+                    ..Found::default()
+                });
+            }
+            s.spawn(move |s| self.dir_job(s, path));
+        }
+        self.merge(kids.found);
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for file in kids.to_hash {
+            bytes += file.1.size;
+            batch.push(file);
+            if bytes >= BATCH_BYTES || batch.len() >= BATCH_FILES {
+                let full = mem::take(&mut batch);
+                s.spawn(move |_| self.hash_job(full));
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            s.spawn(move |_| self.hash_job(batch));
+        }
+    }
+
+    fn hash_job(&self, files: Vec<(Vec<u8>, Meta)>) {
+        if self.stopped() {
+            return;
+        }
+        let mut part = Found::default();
+        for (rel, meta) in files {
+            match self.hash(&rel, &meta) {
+                Ok((entry, cached)) => {
+                    if let Some(c) = cached {
+                        part.fresh.push((entry.path.clone(), c));
+                    }
+                    part.entries.push(entry);
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+        self.merge(part);
+    }
+
+    /// Opens `rel` beneath the context root, through no symlink.
+    fn open(&self, rel: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
+        let path = if rel.is_empty() {
+            OsStr::new(".")
+        } else {
+            OsStr::from_bytes(rel)
+        };
+        loop {
+            match openat2(
+                &self.root_fd,
+                path,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                BENEATH,
+            ) {
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads the names in directory `rel`, stats each without following
+    /// symlinks, applies the filter and looks files up in the stat cache.
+    fn list(&self, rel: &[u8]) -> Result<Children> {
+        let err =
+            |e: rustix::io::Errno| Error::io("reading context directory", self.path(rel), e.into());
+        let fd = self
+            .open(rel, OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(err)?;
+        let mut dir = Dir::read_from(&fd).map_err(err)?;
+        let mut kids = Children::default();
+        while let Some(item) = dir.read() {
+            let item = item.map_err(err)?;
+            let name = item.file_name();
+            if name != c"." && name != c".." {
+                self.child(&fd, rel, name, &mut kids)?;
+            }
+        }
+        Ok(kids)
+    }
+
+    /// Sorts one directory entry into `kids`.
+    fn child(&self, fd: &OwnedFd, rel: &[u8], name: &CStr, kids: &mut Children) -> Result<()> {
+        let path = join(rel, name.to_bytes());
+        let st = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("reading context entry", self.path(&path), e.into()))?;
+        let shown = String::from_utf8_lossy(&path);
+        let excluded = self.filter.is_excluded(&shown);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                if !excluded || self.filter.may_reinclude_under(&shown) {
+                    kids.dirs.push((path, excluded, st));
+                }
+            }
+            _ if excluded => {}
+            FileType::RegularFile => {
+                let meta = Meta::of(&st);
+                match self.cache.and_then(|c| c.lookup(&path, &meta)) {
+                    Some(hash) => {
+                        let entry = file_entry(&path, &meta, meta.size, hash);
+                        kids.found.fresh.push((path.into(), Cached { meta, hash }));
+                        kids.found.entries.push(entry);
+                    }
+                    None => kids.to_hash.push((path, meta)),
+                }
+            }
+            FileType::Symlink => {
+                let target = readlinkat(fd, name, Vec::new())
+                    .map_err(|e| Error::io("reading symlink", self.path(&path), e.into()))?;
+                let mut e = plain_entry(path, Kind::Symlink, &st);
+                e.target = target.into_bytes().into();
+                kids.found.entries.push(e);
+            }
+            _ => kids.found.entries.push(plain_entry(path, Kind::Other, &st)),
+        }
+        Ok(())
+    }
+
+    /// Reads and hashes the regular file `rel`, and says whether its hash
+    /// may be cached.
+    fn hash(&self, rel: &[u8], listed: &Meta) -> Result<(Entry, Option<Cached>)> {
+        let err = |op, e: io::Error| Error::io(op, self.path(rel), e);
+        // O_NONBLOCK: should the file have become a FIFO, opening must not hang.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = self
+            .open(rel, flags)
+            .map_err(|e| err("opening context file", e.into()))?;
+        let before = Meta::of(&fstat(&fd).map_err(|e| err("reading context file", e.into()))?);
+        if FileType::from_raw_mode(before.mode) != FileType::RegularFile {
+            let e = io::Error::new(io::ErrorKind::InvalidData, "changed type during the scan");
+            return Err(err("reading context file", e));
+        }
+        let mut file = File::from(fd);
+        let (hash, read) = hash_file(&mut file).map_err(|e| err("reading context file", e))?;
+        self.hashed.fetch_add(read, Ordering::Relaxed);
+        let after = Meta::of(&fstat(&file).map_err(|e| err("reading context file", e.into()))?);
+        // A file that changed while being listed or read, or too recently
+        // to be sure it cannot change unnoticed, keeps its hash out of the
+        // cache.
+        let stable =
+            *listed == before && before == after && read == before.size && !self.racy(&after);
+        let cached = stable.then_some(Cached { meta: before, hash });
+        Ok((file_entry(rel, &before, read, hash), cached))
+    }
+
+    fn racy(&self, meta: &Meta) -> bool {
+        racy(meta.ctime_ns, self.start_ns)
+    }
+
+    /// The host path of `rel`, for error messages.
+    fn path(&self, rel: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rel))
+    }
+}
+
+/// Whether a file with this ctime may still change, after a scan that
+/// started at `start_ns`, without its ctime changing.
+fn racy(ctime_ns: i64, start_ns: i64) -> bool {
+    let whole_seconds = ctime_ns % 1_000_000_000 == 0;
+    let window = if whole_seconds {
+        RACY_WINDOW_COARSE_NS
+    } else {
+        RACY_WINDOW_NS
+    };
+    ctime_ns >= start_ns.saturating_sub(window)
+}
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF_SIZE]);
+}
+
+/// blake3 of everything `file` holds now, and how many bytes that was.
+fn hash_file(file: &mut File) -> io::Result<([u8; 32], u64)> {
+    BUF.with_borrow_mut(|buf| {
+        let mut hasher = blake3::Hasher::new();
+        let mut total = 0u64;
+        loop {
+            match file.read(buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((*hasher.finalize().as_bytes(), total))
+    })
+}
+
+fn plain_entry(path: Vec<u8>, kind: Kind, st: &Stat) -> Entry {
+    Entry {
+        path: path.into(),
+        kind,
+        mode: st.st_mode & 0o7777,
+        size: 0,
+        target: Box::default(),
+        hash: [0; 32],
+    }
+}
+
+fn file_entry(rel: &[u8], meta: &Meta, size: u64, hash: [u8; 32]) -> Entry {
+    Entry {
+        path: rel.into(),
+        kind: Kind::File,
+        mode: meta.mode & 0o7777,
+        size,
+        target: Box::default(),
+        hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_changes_are_racy() {
+        let start = 1_700_000_000_123_456_789;
+        assert!(racy(start + 1, start), "changed during the scan");
+        assert!(
+            racy(start - 50_000_000, start),
+            "within one coarse tick or so"
+        );
+        assert!(!racy(start - 500_000_000, start));
+        // Whole-second timestamps may be up to a second behind.
+        assert!(racy(1_699_999_999_000_000_000, start));
+        assert!(!racy(1_699_999_990_000_000_000, start));
+    }
+}

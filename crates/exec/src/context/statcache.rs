@@ -1,0 +1,303 @@
+//! The stat cache: content hashes of a context's files remembered across
+//! builds, so a warm rescan only stats.
+//!
+//! A hash is reused only when the file's (device, inode, size, mtime,
+//! ctime, mode) are all unchanged. ctime cannot be set by users, so a
+//! rewrite that restores the mtime is still caught, and files changed too
+//! close to a scan to be sure are never cached (see `scan.rs`).
+//!
+//! File format (little-endian), `<store>/db/statcache/<blake3 hex of the
+//! canonical context path>`:
+//!
+//! ```text
+//! "RBKSTATC" | version u32 = 1 | count u64 |
+//! count × ( path_len u32 | path | dev u64 | ino u64 | size u64 |
+//!           mtime_ns i64 | ctime_ns i64 | st_mode u32 | blake3 [32] ) |
+//! blake3 of all preceding bytes [32]
+//! ```
+//!
+//! Anything that does not decode exactly (bad magic, version, lengths or
+//! checksum) is treated as an empty cache.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::Stat;
+
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"RBKSTATC";
+const VERSION: u32 = 1;
+/// Bytes of one record besides its path.
+const RECORD_FIXED: usize = 4 + 8 * 5 + 4 + 32;
+/// A cache file larger than this is not read (it would be corrupt or hostile).
+const MAX_FILE: u64 = 1 << 30;
+
+/// The stat fields that decide whether a cached hash is still valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Meta {
+    pub(super) dev: u64,
+    pub(super) ino: u64,
+    pub(super) size: u64,
+    pub(super) mtime_ns: i64,
+    pub(super) ctime_ns: i64,
+    /// The full `st_mode`, type bits included.
+    pub(super) mode: u32,
+}
+
+impl Meta {
+    // The `as` casts only widen: `Stat`'s field types differ by architecture.
+    #[allow(clippy::unnecessary_cast)]
+    pub(super) fn of(st: &Stat) -> Meta {
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Meta {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            mode: st.st_mode as u32,
+        }
+    }
+}
+
+/// One cached file: the stat it had when hashed, and the hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Cached {
+    pub(super) meta: Meta,
+    pub(super) hash: [u8; 32],
+}
+
+/// Content hashes of one context directory's files from earlier scans, kept
+/// in the store. Pass it to [`ContextIndex::scan`](super::ContextIndex::scan),
+/// then [`save`](StatCache::save) it.
+#[derive(Debug)]
+pub struct StatCache {
+    file: PathBuf,
+    entries: HashMap<Box<[u8]>, Cached>,
+    /// Whether `entries` differ from what the file holds.
+    dirty: bool,
+}
+
+impl StatCache {
+    /// Loads the cache for context directory `context` from
+    /// `<store root>/db/statcache/<blake3 of the canonical context path>`.
+    /// A missing, unreadable or corrupt file gives an empty cache.
+    pub fn load(store: &rbk_store::Store, context: &Path) -> StatCache {
+        let canonical = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+        let name = blake3::hash(canonical.as_os_str().as_bytes()).to_hex();
+        let file = store.db_dir().join("statcache").join(name.as_str());
+        let entries = read_file(&file).and_then(|b| decode(&b));
+        StatCache {
+            file,
+            dirty: entries.is_none(),
+            entries: entries.unwrap_or_default(),
+        }
+    }
+
+    /// Writes the cache back atomically (temporary file, fsync, rename,
+    /// directory fsync). It holds exactly the files of the last scan. Does
+    /// nothing when the last scan changed nothing.
+    pub fn save(&self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(Error::io("creating directory", dir, e));
+            }
+            _ => {}
+        }
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
+        let written = write_synced(&tmp, &encode(&self.entries));
+        let renamed = written.and_then(|()| fs::rename(&tmp, &self.file));
+        if let Err(e) = renamed {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("writing stat cache", &self.file, e));
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("syncing directory", dir, e))
+    }
+
+    /// The cached hash of `path` if its stat is still `meta`.
+    pub(super) fn lookup(&self, path: &[u8], meta: &Meta) -> Option<[u8; 32]> {
+        self.entries
+            .get(path)
+            .filter(|c| c.meta == *meta)
+            .map(|c| c.hash)
+    }
+
+    /// Replaces the contents with the records of a scan.
+    pub(super) fn replace(&mut self, fresh: Vec<(Box<[u8]>, Cached)>) {
+        // The common warm case, every record unchanged, builds no new map.
+        // (Paths in `fresh` are unique, so equal counts mean equal key sets.)
+        let unchanged = fresh.len() == self.entries.len()
+            && fresh.iter().all(|(p, c)| self.entries.get(p) == Some(c));
+        if !unchanged {
+            self.entries = fresh.into_iter().collect();
+            self.dirty = true;
+        }
+    }
+}
+
+/// A name part that differs between calls in one process.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn read_file(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= MAX_FILE).then_some(bytes)
+}
+
+fn encode(entries: &HashMap<Box<[u8]>, Cached>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(52 + entries.len() * (RECORD_FIXED + 32));
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for (path, c) in entries {
+        // Paths come from directory entries, far below 4 GiB.
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path);
+        let m = &c.meta;
+        for v in [m.dev, m.ino, m.size] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&m.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&m.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&m.mode.to_le_bytes());
+        out.extend_from_slice(&c.hash);
+    }
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<HashMap<Box<[u8]>, Cached>> {
+    let body_len = bytes.len().checked_sub(32)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if blake3::hash(body).as_bytes() != sum {
+        return None;
+    }
+    let mut r = Reader(body);
+    if r.take(8)? != MAGIC || r.u32()? != VERSION {
+        return None;
+    }
+    let count = usize::try_from(r.u64()?).ok()?;
+    if count > r.0.len() / RECORD_FIXED {
+        return None;
+    }
+    let mut entries = HashMap::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::try_from(r.u32()?).ok()?;
+        let path: Box<[u8]> = r.take(len)?.into();
+        let meta = Meta {
+            dev: r.u64()?,
+            ino: r.u64()?,
+            size: r.u64()?,
+            mtime_ns: r.u64()? as i64,
+            ctime_ns: r.u64()? as i64,
+            mode: r.u32()?,
+        };
+        let hash = r.take(32)?.try_into().ok()?;
+        entries.insert(path, Cached { meta, hash });
+    }
+    r.0.is_empty().then_some(entries)
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> HashMap<Box<[u8]>, Cached> {
+        let meta = Meta {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: -4,
+            ctime_ns: 5,
+            mode: 0o100644,
+        };
+        let mut map = HashMap::new();
+        map.insert(
+            b"a/b".to_vec().into(),
+            Cached {
+                meta,
+                hash: [7; 32],
+            },
+        );
+        map.insert(
+            b"\xff".to_vec().into(),
+            Cached {
+                meta,
+                hash: [8; 32],
+            },
+        );
+        map
+    }
+
+    #[test]
+    fn round_trips() {
+        let map = sample();
+        assert_eq!(decode(&encode(&map)), Some(map));
+        assert_eq!(decode(&encode(&HashMap::new())), Some(HashMap::new()));
+    }
+
+    #[test]
+    fn any_truncation_or_bit_flip_is_rejected() {
+        let bytes = encode(&sample());
+        for len in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..len]), None, "prefix of {len} bytes");
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(decode(&bad), None, "flipped byte {i}");
+        }
+    }
+}

@@ -57,7 +57,7 @@ pub(crate) fn solve_error(
     planned: &crate::commands::frontend::Planned,
 ) -> anyhow::Error {
     let location = err
-        .digest()
+        .vertex_digest()
         .and_then(|d| planned.dag.find(d))
         .and_then(|i| planned.dag.vertex(i).meta().span.clone())
         .map(|span| rbk_parser::Location::lines(&span.file, span.start_line, span.end_line));

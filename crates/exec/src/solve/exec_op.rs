@@ -31,7 +31,7 @@ impl Solver<'_> {
         let mut lowers = stack::lower_dirs(self.store, root.layers())?;
         lowers.push(self.init_layer.clone());
         let rootfs = stack::writable(&lowers, &work)?;
-        let mut held = Vec::new();
+        let mut held = Held::default();
         let mut binds = Vec::new();
         let mut tmpfs = Vec::new();
         for (n, mount) in op.mounts.iter().enumerate() {
@@ -97,7 +97,7 @@ impl Solver<'_> {
         inputs: &[Solved],
         work: &WorkDir,
         n: usize,
-        held: &mut Vec<Held>,
+        held: &mut Held,
         binds: &mut Vec<BindMount>,
         tmpfs: &mut Vec<String>,
     ) -> Result<()> {
@@ -125,10 +125,10 @@ impl Solver<'_> {
                     target: mount.target.clone(),
                     readonly,
                 });
-                held.push(Held::View(view));
+                held._views.push(view);
                 if let Some((rw, scratch)) = extra {
-                    held.push(Held::View(rw));
-                    held.push(Held::Work(scratch));
+                    held._views.push(rw);
+                    held._work.push(scratch);
                 }
             }
             MountKind::Cache {
@@ -174,10 +174,12 @@ impl Solver<'_> {
     }
 }
 
-/// What a RUN keeps mounted or allocated until the process has exited.
-pub(super) enum Held {
-    View(View),
-    Work(WorkDir),
+/// What a RUN keeps mounted or allocated until the process has exited
+/// (dropping it unmounts and releases).
+#[derive(Default)]
+struct Held {
+    _views: Vec<View>,
+    _work: Vec<WorkDir>,
 }
 
 /// Resolves `source` inside `root` the safe way (openat2 RESOLVE_IN_ROOT),

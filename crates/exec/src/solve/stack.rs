@@ -14,7 +14,7 @@ pub(super) const EMPTY_LAYER_DIFF_ID: &str =
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
 /// Whether `layer` is the empty layer.
-pub(super) fn is_empty_layer(layer: &Layer) -> bool {
+pub(crate) fn is_empty_layer(layer: &Layer) -> bool {
     layer.diff_id.to_string() == EMPTY_LAYER_DIFF_ID
 }
 

@@ -2,6 +2,7 @@
 //! several times and reports the median; results go to
 //! `bench/runs/<date>-<host>/{raw.csv,summary.md}`.
 
+mod build;
 mod frontend;
 
 use std::fmt::Write as _;
@@ -43,7 +44,8 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    let figures = frontend::figures()?;
+    let mut figures = frontend::figures()?;
+    figures.extend(build::figures(root)?);
     let dir = root
         .join("bench/runs")
         .join(format!("{}-{}", today()?, host()));

@@ -4,6 +4,7 @@
 mod bench;
 mod deps;
 mod frontend;
+mod packages;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,14 +83,53 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     )?;
     let rbk = root.join("target/release/rbk");
     let rbk = rbk.to_str().context("non-UTF-8 path")?;
+    let work = root.join("target/demo");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let store = work.join("store");
+    let store = store.to_str().context("non-UTF-8 path")?;
+    say("A base image made here from Debian's busybox-static (no registry needed):");
+    let tarball = busybox_rootfs(&work)?;
+    run(root, rbk, &["--root", store, "import", &tarball, "rbk-busybox:latest"])?;
+    say("Build the multi-stage example for --target runtime (the `test` stage is never run):");
+    let out = work.join("runtime-fs");
+    let output = format!("type=local,dest={}", out.display());
     let example = root.join("examples/multistage");
     let example = example.to_str().context("non-UTF-8 path")?;
-    say("The plan for `--target runtime`: stages it does not need are pruned away.");
-    run(
-        root,
-        rbk,
-        &["debug", "plan", "--target", "runtime", example],
-    )?;
-    say("Executing the plan lands with the build issue; `rbk build` says so plainly today.");
+    let build = [
+        "--root", store, "build", "--progress=plain", "--target", "runtime", "-t",
+        "rbk-example:runtime", "--output", &output, example,
+    ];
+    run(root, rbk, &build)?;
+    run(root, rbk, &["--root", store, "images"])?;
+    say("Run the result: the image's CMD, `hello`, in its own filesystem:");
+    let out = out.to_str().context("non-UTF-8 path")?;
+    run(root, "chroot", &[out, "/usr/local/bin/hello"])?;
+    say("Build again: every step comes from the cache.");
+    run(root, rbk, &build)?;
     Ok(())
+}
+
+/// Writes a rootfs tarball of busybox-static with its applet links and a
+/// minimal /etc, and returns its path.
+pub(crate) fn busybox_rootfs(work: &Path) -> anyhow::Result<String> {
+    packages::ensure_packages()?;
+    let dir = work.join("busybox-rootfs");
+    for sub in ["bin", "etc", "root", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    std::fs::copy("/usr/bin/busybox", dir.join("bin/busybox"))?;
+    let list = Command::new("/usr/bin/busybox").arg("--list").output()?;
+    for applet in String::from_utf8(list.stdout)?.lines() {
+        if !applet.is_empty() && applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet))?;
+        }
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
+    std::fs::write(dir.join("etc/group"), "root:x:0:\n")?;
+    let tarball = work.join("busybox-rootfs.tar");
+    let tarball = tarball.to_str().context("non-UTF-8 path")?.to_string();
+    let dir = dir.to_str().context("non-UTF-8 path")?;
+    run(work, "tar", &["--numeric-owner", "-C", dir, "-cf", &tarball, "."])?;
+    Ok(tarball)
 }

@@ -1,0 +1,343 @@
+//! `rbk build` end to end: real Dockerfiles, real containers (runc), a base
+//! image made from Debian's busybox-static, each test with its own store.
+//! These tests need root, runc and /usr/bin/busybox; without them they fail
+//! saying what is missing (the test command installs them).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const BUSYBOX: &str = "/usr/bin/busybox";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rbk(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbk"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("RBK_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap()
+}
+
+fn ok(root: &Path, args: &[&str]) -> Output {
+    let out = rbk(root, args);
+    assert!(
+        out.status.success(),
+        "rbk {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A rootfs tarball: busybox with its applet links, passwd/group with an
+/// `app` user, /tmp. Built once per test process.
+fn base_tarball() -> &'static Path {
+    static TARBALL: OnceLock<PathBuf> = OnceLock::new();
+    TARBALL.get_or_init(|| {
+        assert!(
+            Path::new(BUSYBOX).is_file(),
+            "{BUSYBOX} is missing: install Debian's busybox-static (cargo xtask ci does)"
+        );
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the build tests run containers and need root"
+        );
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs.tar");
+        let applets = Command::new(BUSYBOX).arg("--list").output().unwrap();
+        let applets = String::from_utf8(applets.stdout).unwrap();
+        let tmp = path.with_extension("tmp");
+        let mut b = tar::Builder::new(fs::File::create(&tmp).unwrap());
+        for (dir, mode) in [("bin/", 0o755), ("etc/", 0o755), ("root/", 0o700), ("tmp/", 0o1777)] {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(mode);
+            h.set_size(0);
+            b.append_data(&mut h, dir, std::io::empty()).unwrap();
+        }
+        let busybox = fs::read(BUSYBOX).unwrap();
+        file(&mut b, "bin/busybox", 0o755, &busybox);
+        for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
+        }
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+        file(&mut b, "etc/passwd", 0o644, passwd.as_bytes());
+        file(&mut b, "etc/group", 0o644, b"root:x:0:\napp:x:1000:\nnogroup:x:65534:\n");
+        b.into_inner().unwrap().sync_all().unwrap();
+        fs::rename(&tmp, &path).unwrap();
+        path
+    })
+}
+
+fn file(b: &mut tar::Builder<fs::File>, name: &str, mode: u32, data: &[u8]) {
+    let mut h = tar::Header::new_ustar();
+    h.set_mode(mode);
+    h.set_size(data.len() as u64);
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+/// A store with the base image imported as `rbk-busybox:latest`.
+fn store(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    ok(&root, &["import", base_tarball().to_str().unwrap(), "rbk-busybox:latest"]);
+    root
+}
+
+/// Writes `files` (path, contents) under `dir/ctx` and returns it.
+fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let ctx = dir.join("ctx");
+    for (name, text) in files {
+        let path = ctx.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    ctx
+}
+
+fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    rbk(root, &args)
+}
+
+/// The image's final filesystem, through `--output type=local`.
+fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("out");
+    let _ = fs::remove_dir_all(&out);
+    let spec = format!("type=local,dest={}", out.display());
+    let mut args = vec!["--output", spec.as_str()];
+    args.extend_from_slice(extra);
+    let result = build(root, ctx, &args);
+    assert!(result.status.success(), "build failed:\n{}", stderr(&result));
+    out
+}
+
+/// Steps that ran (not cached) in a plain progress log, by label. Each
+/// step's first line follows a blank line: `#N label`.
+fn ran(log: &str) -> Vec<String> {
+    let mut labels = std::collections::BTreeMap::new();
+    let mut done = Vec::new();
+    let mut after_blank = true;
+    for line in log.lines() {
+        if let Some((n, text)) = line.strip_prefix('#').and_then(|r| r.split_once(' ')) {
+            if after_blank {
+                labels.insert(n.to_string(), text.to_string());
+            } else if text.starts_with("DONE") {
+                done.extend(labels.get(n).cloned());
+            }
+        }
+        after_blank = line.is_empty();
+    }
+    done
+}
+
+/// The image config of `name` read straight from the store's OCI layout.
+fn config(root: &Path, name: &str) -> serde_json::Value {
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
+    let full = if name.contains('/') { name.to_string() } else { format!("docker.io/library/{name}") };
+    let manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == full.as_str())
+        .unwrap_or_else(|| panic!("{full} not tagged"));
+    let blob = |digest: &serde_json::Value| -> serde_json::Value {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&fs::read(root.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let manifest = blob(&manifest["digest"]);
+    blob(&manifest["config"]["digest"])
+}
+
+#[test]
+fn multi_stage_target_builds_only_what_it_needs() {
+    let dir = scratch("target");
+    let root = store(&dir);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/multistage");
+    let out = dir.join("out");
+    let spec = format!("type=local,dest={}", out.display());
+    let result = rbk(
+        &root,
+        &["build", "--progress=plain", "--target", "runtime", "-t", "app:1", "-o", &spec, example.to_str().unwrap()],
+    );
+    let log = stderr(&result);
+    assert!(result.status.success(), "{log}");
+    // The test stage's RUN never ran.
+    assert!(!log.contains("grep -q"), "{log}");
+    let hello = out.join("usr/local/bin/hello");
+    assert_eq!(fs::metadata(&hello).unwrap().permissions().mode() & 0o777, 0o755);
+    assert!(fs::read_to_string(&hello).unwrap().contains("hello from rbk"));
+    assert!(out.join("bin/busybox").is_file());
+    let cfg = config(&root, "app:1");
+    assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["hello"]));
+    assert!(cfg["config"]["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello from rbk"));
+    assert_eq!(cfg["config"]["Labels"]["org.opencontainers.image.title"], "rbk example");
+    // base layer + the COPY --from layer.
+    assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn run_steps_really_run_and_their_changes_become_layers() {
+    let dir = scratch("run");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\n\
+             RUN echo built > /made && mkdir -p /d/e && rm /etc/group && id -u > /uid\n\
+             USER app\n\
+             RUN id -u > /tmp/app-uid\n\
+             WORKDIR /home/app/work\n\
+             RUN pwd > here\n\
+             RUN true\n",
+        )],
+    );
+    let out = export(&root, &ctx, &dir, &["-t", "ran"]);
+    assert_eq!(fs::read_to_string(out.join("made")).unwrap(), "built\n");
+    assert_eq!(fs::read_to_string(out.join("uid")).unwrap(), "0\n");
+    assert_eq!(fs::read_to_string(out.join("tmp/app-uid")).unwrap(), "1000\n");
+    assert_eq!(fs::read_to_string(out.join("home/app/work/here")).unwrap(), "/home/app/work\n");
+    assert_eq!(fs::metadata(out.join("home/app/work/here")).unwrap().uid(), 1000);
+    // The deletion is a whiteout in the layer, applied in the output.
+    assert!(!out.join("etc/group").exists());
+    assert!(out.join("etc/passwd").exists());
+    // Nothing of the container's mounts leaks into the image.
+    assert!(!out.join("etc/hosts").exists() && !out.join("etc/resolv.conf").exists());
+    let cfg = config(&root, "ran");
+    let history = cfg["history"].as_array().unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last["created_by"], "RUN /bin/sh -c true # buildkit");
+    assert_eq!(last["empty_layer"], true, "a RUN that changes nothing makes no layer");
+    let with_layers = history.iter().filter(|h| h["empty_layer"] != true).count();
+    assert_eq!(with_layers, cfg["rootfs"]["diff_ids"].as_array().unwrap().len());
+    assert_eq!(cfg["config"]["User"], "app");
+    assert_eq!(cfg["config"]["WorkingDir"], "/home/app/work");
+}
+
+#[test]
+fn a_failing_run_reports_the_exit_code_and_the_line_and_tags_nothing() {
+    let dir = scratch("fail");
+    let root = store(&dir);
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN echo start\nRUN echo oops >&2; exit 3\n")]);
+    let result = build(&root, &ctx, &["-t", "broken"]);
+    let log = stderr(&result);
+    assert!(!result.status.success());
+    assert!(
+        log.contains("process \"/bin/sh -c echo oops >&2; exit 3\" did not complete successfully: exit code: 3"),
+        "{log}"
+    );
+    assert!(log.contains(">>> RUN echo oops >&2; exit 3"), "{log}");
+    assert!(log.contains("oops"), "the step's output is shown: {log}");
+    let images = String::from_utf8(ok(&root, &["images", "-q"]).stdout).unwrap();
+    assert_eq!(images.lines().count(), 1, "only the base image: {images}");
+}
+
+#[test]
+fn the_cache_reruns_exactly_what_changed() {
+    let dir = scratch("cache");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 COPY early.txt /early.txt\n\
+                 RUN cat /early.txt > /early-seen\n\
+                 COPY late.txt /late.txt\n\
+                 RUN cat /late.txt > /late-seen\n",
+            ),
+            ("early.txt", "early\n"),
+            ("late.txt", "late\n"),
+        ],
+    );
+    let first = build(&root, &ctx, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(ran(&stderr(&first)).iter().filter(|l| l.contains("RUN")).count(), 2);
+    // No change: nothing runs.
+    let second = build(&root, &ctx, &[]);
+    let log = stderr(&second);
+    assert!(second.status.success(), "{log}");
+    assert!(ran(&log).iter().all(|l| !l.contains("RUN") && !l.contains("COPY")), "{log}");
+    // A file only the late COPY reads: that COPY and what follows re-run.
+    fs::write(ctx.join("late.txt"), "later\n").unwrap();
+    let third = build(&root, &ctx, &[]);
+    let log = stderr(&third);
+    assert!(third.status.success(), "{log}");
+    let reran = ran(&log);
+    assert!(reran.iter().any(|l| l.contains("COPY late.txt")), "{log}");
+    assert!(reran.iter().any(|l| l.contains("cat /late.txt")), "{log}");
+    assert!(!reran.iter().any(|l| l.contains("early")), "{log}");
+    // --no-cache runs everything again.
+    let fourth = build(&root, &ctx, &["--no-cache"]);
+    let log = stderr(&fourth);
+    assert_eq!(ran(&log).iter().filter(|l| l.contains("RUN")).count(), 2, "{log}");
+}
+
+#[test]
+fn copy_follows_docker_rules() {
+    let dir = scratch("copy");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 COPY --chown=app:app --chmod=640 a.txt /dst/\n\
+                 COPY src/ /tree\n\
+                 COPY *.md /docs/\n\
+                 COPY a.txt /renamed.txt\n",
+            ),
+            ("a.txt", "a\n"),
+            ("src/one", "1"),
+            ("src/sub/two", "2"),
+            ("x.md", "x"),
+            ("y.md", "y"),
+            ("ignored.md", "no"),
+            (".dockerignore", "ignored.md\n"),
+        ],
+    );
+    let out = export(&root, &ctx, &dir, &[]);
+    let a = fs::metadata(out.join("dst/a.txt")).unwrap();
+    assert_eq!((a.uid(), a.gid(), a.mode() & 0o7777), (1000, 1000, 0o640));
+    // Directory contents, not the directory.
+    assert_eq!(fs::read_to_string(out.join("tree/sub/two")).unwrap(), "2");
+    assert!(!out.join("tree/src").exists());
+    assert!(out.join("docs/x.md").is_file() && out.join("docs/y.md").is_file());
+    assert!(!out.join("docs/ignored.md").exists(), ".dockerignore applies");
+    assert_eq!(fs::read_to_string(out.join("renamed.txt")).unwrap(), "a\n");
+    // Files from the context belong to root.
+    assert_eq!(fs::metadata(out.join("renamed.txt")).unwrap().uid(), 0);
+}
+
+#[test]
+fn a_missing_source_is_a_clear_error() {
+    let dir = scratch("missing");
+    let root = store(&dir);
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nCOPY nope.txt /x\n")]);
+    let result = build(&root, &ctx, &["-t", "never"]);
+    let log = stderr(&result);
+    assert!(!result.status.success());
+    assert!(log.contains("nope.txt") && log.contains("not found"), "{log}");
+    assert!(log.contains(">>> COPY nope.txt /x"), "{log}");
+}

@@ -1,0 +1,218 @@
+//! Build benchmarks: the release `rbk` binary, whole process each time, on
+//! generated Dockerfiles and contexts under `target/bench-build/`, against
+//! a busybox base image imported into a fresh store.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use super::Figure;
+
+const RUNS: usize = 5;
+
+/// Everything a build benchmark needs: the binary, a store with the base
+/// image, and a scratch directory.
+struct Bench {
+    rbk: PathBuf,
+    store: PathBuf,
+    work: PathBuf,
+}
+
+pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
+    crate::run(root, "cargo", &["build", "--release", "--quiet", "-p", "rbk-cli"])?;
+    let work = root.join("target/bench-build");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let bench = Bench {
+        rbk: root.join("target/release/rbk"),
+        store: work.join("store"),
+        work: work.clone(),
+    };
+    let tarball = crate::busybox_rootfs(&work)?;
+    bench.rbk(&["import", &tarball, "rbk-busybox:latest"])?;
+    let mut figures = vec![
+        bench.parallel_stages()?,
+        bench.noop_rebuild()?,
+        bench.one_file_edit()?,
+        bench.many_files_run()?,
+    ];
+    figures.extend(bench.big_context()?);
+    figures.push(bench.shared_copies()?);
+    Ok(figures)
+}
+
+impl Bench {
+    fn rbk(&self, args: &[&str]) -> anyhow::Result<()> {
+        let out = Command::new(&self.rbk)
+            .arg("--root")
+            .arg(&self.store)
+            .args(args)
+            .output()
+            .context("running rbk")?;
+        if !out.status.success() {
+            bail!("rbk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// Seconds for one `rbk build --progress=quiet [extra] CTX`.
+    fn build(&self, ctx: &Path, extra: &[&str]) -> anyhow::Result<f64> {
+        let mut args = vec!["build", "--progress=quiet"];
+        args.extend_from_slice(extra);
+        let ctx = ctx.to_str().context("non-UTF-8 path")?;
+        args.push(ctx);
+        let start = Instant::now();
+        self.rbk(&args)?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    fn context(&self, name: &str, dockerfile: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.work.join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("Dockerfile"), dockerfile)?;
+        Ok(dir)
+    }
+
+    fn parallel_stages(&self) -> anyhow::Result<Figure> {
+        let mut df = String::new();
+        for i in 0..4 {
+            writeln!(df, "FROM rbk-busybox AS s{i}\nRUN sleep 1 && echo {i} > /r{i}")?;
+        }
+        df.push_str("FROM rbk-busybox\n");
+        for i in 0..4 {
+            writeln!(df, "COPY --from=s{i} /r{i} /")?;
+        }
+        let ctx = self.context("parallel", &df)?;
+        let samples = (0..RUNS)
+            .map(|_| self.build(&ctx, &["--no-cache"]))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Figure {
+            name: "build: four parallel `RUN sleep 1` stages (--no-cache)",
+            unit: "s",
+            samples,
+            target: "<= 1.10 s (BuildKit 1.27 s)",
+        })
+    }
+
+    fn noop_rebuild(&self) -> anyhow::Result<Figure> {
+        let mut df = String::from("FROM rbk-busybox\n");
+        let ctx = self.work.join("noop");
+        std::fs::create_dir_all(&ctx)?;
+        for i in 0..10 {
+            writeln!(df, "ENV V{i}={i}\nRUN echo {i} > /run{i}\nCOPY f{i} /f{i}")?;
+            std::fs::write(ctx.join(format!("f{i}")), format!("{i}\n"))?;
+        }
+        std::fs::write(ctx.join("Dockerfile"), df)?;
+        self.build(&ctx, &[])?;
+        let samples = (0..RUNS).map(|_| self.build(&ctx, &[])).collect::<anyhow::Result<_>>()?;
+        Ok(Figure {
+            name: "build: no-op rebuild, 30 instructions",
+            unit: "s",
+            samples,
+            target: "<= 0.030 s (BuildKit 0.12 s)",
+        })
+    }
+
+    fn one_file_edit(&self) -> anyhow::Result<Figure> {
+        let df = "FROM rbk-busybox\nRUN echo early > /early\nCOPY files /files\nRUN ls /files | wc -l > /count\n";
+        let ctx = self.context("edit", df)?;
+        let files = ctx.join("files");
+        std::fs::create_dir_all(&files)?;
+        for i in 0..2000 {
+            std::fs::write(files.join(format!("f{i}.txt")), format!("file {i}\n"))?;
+        }
+        self.build(&ctx, &[])?;
+        let mut samples = Vec::new();
+        for run in 0..RUNS {
+            std::fs::write(files.join("f7.txt"), format!("edit {run}\n"))?;
+            samples.push(self.build(&ctx, &[])?);
+        }
+        Ok(Figure {
+            name: "build: rebuild after editing one of 2,000 late-COPY'd files",
+            unit: "s",
+            samples,
+            target: "<= 0.150 s (BuildKit 0.57 s)",
+        })
+    }
+
+    fn many_files_run(&self) -> anyhow::Result<Figure> {
+        let df = "FROM rbk-busybox\nRUN mkdir /many && cd /many && i=0; while [ $i -lt 50000 ]; do : > f$i; i=$((i+1)); done\n";
+        let ctx = self.context("manyfiles", df)?;
+        let samples = (0..3)
+            .map(|_| self.build(&ctx, &["--no-cache"]))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Figure {
+            name: "build: one RUN writing 50,000 files (--no-cache)",
+            unit: "s",
+            samples,
+            target: "<= 2 s (BuildKit 5.1 s)",
+        })
+    }
+
+    /// `COPY . /app` of 1 GiB in 20,000 files, cold (fresh cache) and warm.
+    fn big_context(&self) -> anyhow::Result<Vec<Figure>> {
+        let ctx = self.context("bigctx", "FROM rbk-busybox\nCOPY . /app\n")?;
+        let chunk = vec![0x5au8; 1 << 16];
+        for i in 0..20_000u32 {
+            let dir = ctx.join(format!("d{}", i / 500));
+            std::fs::create_dir_all(&dir)?;
+            // 20,000 files of ~53.7 KB: 1 GiB in all, each distinct.
+            let mut data = chunk[..53_687].to_vec();
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            std::fs::write(dir.join(format!("f{i}")), data)?;
+        }
+        let mut cold = Vec::new();
+        for _ in 0..3 {
+            cold.push(self.build(&ctx, &["--no-cache"])?);
+        }
+        let warm = (0..RUNS).map(|_| self.build(&ctx, &[])).collect::<anyhow::Result<_>>()?;
+        Ok(vec![
+            Figure {
+                name: "build: COPY . /app, 1 GiB in 20,000 files, cold (--no-cache)",
+                unit: "s",
+                samples: cold,
+                target: "<= 2.5 s (BuildKit 12.9 s)",
+            },
+            Figure {
+                name: "build: the same, warm (nothing changed)",
+                unit: "s",
+                samples: warm,
+                target: "<= 0.150 s (BuildKit 0.47 s)",
+            },
+        ])
+    }
+
+    /// Five images that COPY the same 200 MiB: bytes the store grew by.
+    fn shared_copies(&self) -> anyhow::Result<Figure> {
+        let ctx = self.work.join("shared");
+        std::fs::create_dir_all(&ctx)?;
+        let data: Vec<u8> = (0..200u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        std::fs::write(ctx.join("blob.bin"), data)?;
+        let before = du(&self.store)?;
+        for i in 0..5 {
+            let df = format!("FROM rbk-busybox\nLABEL n={i}\nCOPY blob.bin /data/blob.bin\n");
+            std::fs::write(ctx.join("Dockerfile"), df)?;
+            self.build(&ctx, &["--no-cache", "-t", &format!("shared:{i}")])?;
+        }
+        let grown = (du(&self.store)? - before) as f64 / (1u64 << 20) as f64;
+        Ok(Figure {
+            name: "store growth: five images COPYing the same 200 MiB (--no-cache)",
+            unit: "MiB",
+            samples: vec![grown],
+            target: "content once (BuildKit keeps 6 copies with --no-cache)",
+        })
+    }
+}
+
+/// Bytes used under `dir` (allocated blocks, each inode once).
+fn du(dir: &Path) -> anyhow::Result<u64> {
+    let out = Command::new("du").args(["-sb", "--"]).arg(dir).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .context("parsing du output")
+}

@@ -62,6 +62,8 @@ pub struct GcReport {
     pub snapshots: Vec<(Digest, u64)>,
     /// Orphans cleared first.
     pub orphans: OrphanReport,
+    /// Cache records removed by [`Store::prune`].
+    pub cache: Vec<Digest>,
 }
 
 impl GcReport {
@@ -87,6 +89,13 @@ pub struct OrphanReport {
 }
 
 impl Store {
+    /// Bytes under the committed snapshot of `diff_id`, if it exists
+    /// (a directory walk: for reports, not the hot path).
+    pub fn snapshot_size(&self, diff_id: &Digest) -> Option<u64> {
+        self.has_snapshot(diff_id)
+            .then(|| disk_usage(&self.snapshot_path(diff_id)))
+    }
+
     /// Takes a lease: a shared lock on `db/gc.lock` that keeps GC (and image
     /// deletion) away while held. Hold it for as long as the process writes
     /// content that no root references yet.
@@ -152,6 +161,32 @@ impl Store {
     /// [`Store::empty_trash`] afterwards to free the space.
     pub fn gc(&self) -> Result<GcReport> {
         let _gc = self.gc_lock()?;
+        self.gc_locked(Vec::new())
+    }
+
+    /// [`Store::gc`] after dropping build-cache records: with `all`, every
+    /// record (BuildKit's `prune --all`); otherwise the *dangling* ones —
+    /// records whose blobs are not all part of a tagged image, and records
+    /// that are unreadable or whose content is gone. Records are dropped
+    /// under the GC lock, so a running build never loses a record it read.
+    pub fn prune(&self, all: bool) -> Result<GcReport> {
+        let _gc = self.gc_lock()?;
+        let image_blobs = self.live_set()?.image_blobs;
+        let mut dropped = Vec::new();
+        for (key, record) in self.cache_records()? {
+            let in_images = record
+                .layers
+                .iter()
+                .all(|l| image_blobs.contains(&l.blob.digest));
+            if all || !in_images || self.cache_get(&key)?.is_none() {
+                self.cache_remove(&key)?;
+                dropped.push(key);
+            }
+        }
+        self.gc_locked(dropped)
+    }
+
+    fn gc_locked(&self, cache: Vec<Digest>) -> Result<GcReport> {
         let orphans = self.clean_orphans_locked()?;
         let live = self.live_set()?;
         let blobs = self.sweep_blobs(|d| live.has_blob(d))?;
@@ -160,6 +195,7 @@ impl Store {
             blobs,
             snapshots,
             orphans,
+            cache,
         })
     }
 

@@ -3,8 +3,13 @@
 pub(crate) mod build;
 pub(crate) mod debug;
 mod frontend;
+pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;
+pub(crate) mod inspect;
 pub(crate) mod load;
+pub(crate) mod prune;
+pub(crate) mod rmi;
 pub(crate) mod save;
+pub(crate) mod system;
 pub(crate) mod tag;

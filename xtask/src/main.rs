@@ -4,6 +4,7 @@
 mod bench;
 mod deps;
 mod frontend;
+mod packages;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +56,7 @@ pub(crate) fn say(line: &str) {
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {
+    packages::ensure_packages()?;
     run(root, "cargo", &["fmt", "--all", "--check"])?;
     deps::check(root)?;
     run(

@@ -56,6 +56,7 @@ pub(crate) fn say(line: &str) {
 }
 
 fn ci(root: &Path) -> anyhow::Result<()> {
+    packages::ensure_packages()?;
     run(root, "cargo", &["fmt", "--all", "--check"])?;
     deps::check(root)?;
     run(

@@ -34,6 +34,79 @@ pub(crate) enum Command {
     Images(ImagesArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(TagArgs),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Manage the store (disk usage, consistency check).
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// Remove build cache, unused blobs and snapshots, and leftovers.
+    Prune(PruneArgs),
+}
+
+/// `rbk rmi`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RmiArgs {
+    /// Remove an image referenced in several repositories by its id.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Image names or ids.
+    #[arg(required = true)]
+    pub(crate) images: Vec<String>,
+}
+
+/// `rbk inspect`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// Format the output with a Go template (`{{.Id}}`, `{{json .Config}}`).
+    #[arg(short, long)]
+    pub(crate) format: Option<String>,
+    /// Image names or ids.
+    #[arg(required = true)]
+    pub(crate) images: Vec<String>,
+}
+
+/// `rbk history`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HistoryArgs {
+    /// Don't truncate output.
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Format the output with a Go template (`{{.ID}}: {{.CreatedBy}}`).
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+    /// The image name or id.
+    pub(crate) image: String,
+}
+
+/// `rbk system …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SystemCommand {
+    /// Show disk usage.
+    Df {
+        /// Show detailed information on space usage.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Re-hash every blob and check every image and snapshot; never repairs.
+    Verify,
+}
+
+/// `rbk prune`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PruneArgs {
+    /// Remove all build cache, not just the dangling records.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub(crate) force: bool,
 }
 
 /// `rbk import`.

@@ -13,6 +13,18 @@ pub(crate) fn size(bytes: u64) -> String {
     format!("{}{}", significant(value, 3), UNITS[unit])
 }
 
+/// `HumanSize(size)` (precision 4), as `docker system df` and prune use.
+pub(crate) fn size4(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", significant(value, 4), UNITS[unit])
+}
+
 /// Like C's `%.{digits}g` for 0 ≤ value < 1000.
 fn significant(value: f64, digits: usize) -> String {
     let int_digits = if value < 1.0 {

@@ -22,6 +22,11 @@ fn main() -> ExitCode {
         args::Command::Save(a) => commands::save::run(cli.root.as_deref(), a),
         args::Command::Images(a) => commands::images::run(cli.root.as_deref(), a),
         args::Command::Tag(a) => commands::tag::run(cli.root.as_deref(), a),
+        args::Command::Rmi(a) => commands::rmi::run(cli.root.as_deref(), a),
+        args::Command::Inspect(a) => commands::inspect::run(cli.root.as_deref(), a),
+        args::Command::History(a) => commands::history::run(cli.root.as_deref(), a),
+        args::Command::System(c) => commands::system::run(cli.root.as_deref(), c),
+        args::Command::Prune(a) => commands::prune::run(cli.root.as_deref(), a),
     };
     match result {
         Ok(code) => code,

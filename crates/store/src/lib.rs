@@ -17,6 +17,9 @@
 //! - [`unpack_layer`], safe extraction of layer tarballs into snapshot
 //!   directories; snapshots by diff id ([`Store::ensure_snapshot`],
 //!   [`overlay_mount`]) and the build-cache index ([`Store::cache_get`]).
+//! - GC with leases ([`Store::gc`], [`Store::lease`], [`Store::clean_orphans`]),
+//!   image removal ([`Store::remove_reference`]), disk usage ([`Store::usage`])
+//!   and a consistency check ([`Store::verify`]).
 //!
 //! ```
 //! use rbk_store::{BlobRead, BlobWrite, Digest, Reference, Store};
@@ -39,6 +42,7 @@ mod digest;
 mod error;
 mod fsblob;
 mod fsutil;
+mod gc;
 pub mod image;
 mod index;
 mod lock;
@@ -49,6 +53,8 @@ mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 mod unpack;
+mod usage;
+mod verify;
 
 pub use blob::{
     read_to_end_bounded, BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion,
@@ -57,6 +63,7 @@ pub use blob::{
 pub use cache::{CacheRecord, Layer};
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{Error, Result};
+pub use gc::{mount_points, GcReport, LiveSet, OrphanReport, Removal};
 pub use index::{Descriptor, REF_NAME_ANNOTATION};
 pub use lock::FileLock;
 pub use mem::MemStore;
@@ -66,3 +73,5 @@ pub use store::Store;
 pub use unpack::{
     unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts,
 };
+pub use usage::{CacheUsage, ImageUsage, Usage};
+pub use verify::{Problem, VerifyReport};

@@ -83,7 +83,7 @@ fn rows(store: &Store, args: &ImagesArgs) -> anyhow::Result<Vec<Vec<String>>> {
 }
 
 /// Go's `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`, as the docker CLI uses.
-fn write_table(out: &mut impl Write, table: &[Vec<String>]) -> std::io::Result<()> {
+pub(crate) fn write_table(out: &mut impl Write, table: &[Vec<String>]) -> std::io::Result<()> {
     let columns = table.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

@@ -19,6 +19,8 @@ pub(crate) fn run(root: Option<&Path>, args: ImportArgs) -> anyhow::Result<ExitC
         crate::changes::apply(&mut container, change)?;
     }
     let store = crate::settings::open_store(root)?;
+    // Blobs are written before they are tagged: keep GC away until then.
+    let _lease = store.lease()?;
     let input: Box<dyn Read> = if args.tarball.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

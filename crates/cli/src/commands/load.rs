@@ -10,6 +10,8 @@ use crate::args::LoadArgs;
 
 pub(crate) fn run(root: Option<&Path>, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let store = crate::settings::open_store(root)?;
+    // Blobs are written before they are tagged: keep GC away until then.
+    let _lease = store.lease()?;
     let (input, name): (Box<dyn Read>, String) = match &args.input {
         Some(path) => {
             let f =

@@ -3,9 +3,14 @@
 pub(crate) mod build;
 pub(crate) mod debug;
 pub(crate) mod frontend;
+pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;
+pub(crate) mod inspect;
 pub(crate) mod load;
 mod output;
+pub(crate) mod prune;
+pub(crate) mod rmi;
 pub(crate) mod save;
+pub(crate) mod system;
 pub(crate) mod tag;

@@ -94,7 +94,7 @@ pub fn load_archive(store: &Store, reader: impl Read) -> Result<Vec<LoadedImage>
 }
 
 fn read_entries(store: &Store, reader: impl Read) -> Result<Contents> {
-    let stream = crate::unpack::decompress(reader).map_err(|e| bad(WHAT, &e))?;
+    let stream = super::decompress_bounded(reader).map_err(|e| bad(WHAT, &e))?;
     let mut archive = tar::Archive::new(stream);
     let mut contents = Contents::default();
     for entry in archive.entries().map_err(|e| bad(WHAT, &e))? {

@@ -38,7 +38,7 @@ impl<R: Read> Read for Tee<'_, R> {
 /// non-tar input is an error and nothing is committed.
 pub fn import_rootfs(store: &Store, reader: impl Read) -> Result<ImportedLayer> {
     let what = "rootfs tarball";
-    let tar_stream = crate::unpack::decompress(reader).map_err(|e| super::bad(what, &e))?;
+    let tar_stream = super::decompress_bounded(reader).map_err(|e| super::bad(what, &e))?;
     let mut ingest = match store.ingest(None)? {
         Ingestion::Write(w) => w,
         Ingestion::Exists(_) => unreachable_exists()?,

@@ -1,0 +1,160 @@
+//! `rbk history [--no-trunc] [-q] [--format T] IMAGE`, like `docker history`.
+//!
+//! One row per entry of the config's `history`, newest first, with the
+//! columns IMAGE, CREATED, CREATED BY, SIZE and COMMENT. The top row shows
+//! the image id and the others `<missing>` (as Docker does for images it
+//! did not build itself: intermediate images are not kept). CREATED BY is
+//! cut to 45 characters with `…` unless `--no-trunc`; tabs become spaces.
+//!
+//! SIZE is `0B` for `empty_layer` entries; the other entries take the
+//! manifest's layers in order. A layer's size is its uncompressed size: the
+//! blob's size when the blob is an uncompressed tar (what `rbk import` and
+//! builds store), else the size of its unpacked snapshot when there is one,
+//! else the compressed blob size. With no `history` at all, each layer gets
+//! a row with an empty CREATED BY.
+//!
+//! `--format` takes the template subset of `rbk inspect` over the fields
+//! `.ID`, `.CreatedSince`, `.CreatedAt`, `.CreatedBy`, `.Size` and `.Comment`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rbk_store::image::{
+    is_layer_media_type, parse_rfc3339, History, Image, DOCKER_LAYER, OCI_LAYER,
+};
+use rbk_store::{Descriptor, Store};
+use serde_json::json;
+
+use crate::args::HistoryArgs;
+use crate::humanize;
+
+/// One output row, before formatting.
+struct Row {
+    id: String,
+    created_at: String,
+    created_since: String,
+    created_by: String,
+    size: String,
+    comment: String,
+}
+
+pub(crate) fn run(root: Option<&Path>, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::settings::open_store(root)?;
+    let found = super::inspect::find(&store, &args.image)?;
+    let rows = rows(&store, &found.image, args.no_trunc);
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for row in &rows {
+            writeln!(out, "{}", row.id)?;
+        }
+    } else if let Some(template) = &args.format {
+        for row in &rows {
+            let data = json!({
+                "ID": row.id, "CreatedSince": row.created_since, "CreatedAt": row.created_at,
+                "CreatedBy": row.created_by, "Size": row.size, "Comment": row.comment,
+            });
+            writeln!(out, "{}", super::inspect::render_template(template, &data)?)?;
+        }
+    } else {
+        let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+            .map(String::from)
+            .to_vec()];
+        for row in rows {
+            table.push(vec![
+                row.id,
+                row.created_since,
+                row.created_by,
+                row.size,
+                row.comment,
+            ]);
+        }
+        super::images::write_table(&mut out, &table)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rows(store: &Store, image: &Image, no_trunc: bool) -> Vec<Row> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut layers = image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids);
+    let history = if image.config.history.is_empty() {
+        vec![History::default(); image.manifest.layers.len()]
+    } else {
+        image.config.history.clone()
+    };
+    let mut rows: Vec<Row> = history
+        .iter()
+        .map(|h| {
+            let layer = if h.empty_layer { None } else { layers.next() };
+            let size = layer.map_or(0, |(blob, diff_id)| layer_size(store, blob, diff_id));
+            let created_by = h.created_by.as_deref().unwrap_or("").replace('\t', " ");
+            let created = h.created.as_deref();
+            Row {
+                id: "<missing>".into(),
+                created_at: created.unwrap_or("").into(),
+                created_since: created
+                    .and_then(parse_rfc3339)
+                    .map_or_else(|| "N/A".into(), |t| humanize::ago(now - t)),
+                created_by: if no_trunc {
+                    created_by
+                } else {
+                    ellipsis(&created_by, 45)
+                },
+                size: humanize::size(size),
+                comment: h.comment.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top.id = if no_trunc {
+            image.id().to_string()
+        } else {
+            image.id().short()
+        };
+    }
+    rows
+}
+
+/// The uncompressed size of a layer, as documented on this module.
+fn layer_size(store: &Store, blob: &Descriptor, diff_id: &rbk_store::Digest) -> u64 {
+    let uncompressed = blob.digest == *diff_id
+        || blob.media_type == OCI_LAYER
+        || blob.media_type == DOCKER_LAYER
+        || !is_layer_media_type(&blob.media_type);
+    if uncompressed {
+        return blob.size;
+    }
+    store.snapshot_size(diff_id).unwrap_or(blob.size)
+}
+
+/// Docker's `stringutils.Ellipsis`: at most `max` characters, the last `…`.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_by_is_cut_to_45_characters() {
+        let long = "/bin/sh -c apt-get update && apt-get install -y curl";
+        let cut = ellipsis(long, 45);
+        assert_eq!(cut.chars().count(), 45);
+        assert!(cut.ends_with("install…"), "{cut}");
+        assert_eq!(ellipsis("short", 45), "short");
+    }
+}

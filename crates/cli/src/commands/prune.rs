@@ -1,0 +1,83 @@
+//! `rbk prune [-a] [-f]`: `docker image prune` and `docker builder prune` in one.
+//!
+//! rbk's index holds no untagged ("dangling") images, so there are no
+//! images to prune; what goes is:
+//!
+//! - *dangling* build-cache records: records whose layers are not all part
+//!   of a tagged image (their content exists only for the cache), and
+//!   records whose content is gone; with `-a`, every record (BuildKit's
+//!   `builder prune --all`);
+//! - then every blob and snapshot that no image and no remaining record uses
+//!   (a GC run), and the leftovers of killed processes (partial ingests,
+//!   work dirs, interrupted extractions).
+//!
+//! It waits for running builds and loads to finish (the GC lock). Output:
+//! one `Deleted: …` line per cache record (`Deleted: cache sha256:<key>`)
+//! and per blob, then `Total reclaimed space: 1.2MB` (blobs, snapshots and
+//! leftovers). Without `-f` it asks for confirmation on a terminal; when
+//! standard input is not a terminal it refuses with an error asking for
+//! `-f` rather than read an answer from a pipe.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::args::PruneArgs;
+use crate::humanize;
+
+const WARNING_DANGLING: &str = "WARNING! This will remove:
+  - all build cache not used by a tagged image
+  - all blobs and snapshots no image or build cache uses
+  - leftovers of interrupted rbk processes
+";
+const WARNING_ALL: &str = "WARNING! This will remove:
+  - all build cache
+  - all blobs and snapshots no image uses
+  - leftovers of interrupted rbk processes
+";
+
+pub(crate) fn run(root: Option<&Path>, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::settings::open_store(root)?;
+    if !args.force && !confirm(args.all)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = store.prune(args.all)?;
+    store.empty_trash()?;
+    let mut out = std::io::stdout().lock();
+    for key in &report.cache {
+        writeln!(out, "Deleted: cache {key}")?;
+    }
+    for blob in &report.blobs {
+        writeln!(out, "Deleted: {}", blob.digest)?;
+    }
+    for path in &report.orphans.mounted {
+        writeln!(
+            out,
+            "Skipped: {} (still mounted; a build may be running)",
+            path.display()
+        )?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        humanize::size4(report.reclaimed())
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's prompt: only `y` or `Y` proceeds.
+fn confirm(all: bool) -> anyhow::Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!("refusing to prune without confirmation: standard input is not a terminal (pass -f to prune without a prompt)");
+    }
+    let mut err = std::io::stderr().lock();
+    let warning = if all { WARNING_ALL } else { WARNING_DANGLING };
+    write!(err, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y"))
+}

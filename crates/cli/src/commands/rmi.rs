@@ -1,0 +1,78 @@
+//! `rbk rmi [-f] IMAGE...`: untag, and delete images whose last reference goes.
+//!
+//! Like `docker rmi`: naming a reference removes that reference only
+//! (`Untagged: app:1`); when it was the image's last one, the image is
+//! deleted (`Deleted: sha256:<image id>`) together with every blob of it that
+//! no other image and no build-cache record uses, each printed as a
+//! `Deleted:` line. Naming an image by id (full or a prefix) removes all its
+//! references; if they span more than one repository this needs `-f`
+//! (Docker: "image is referenced in multiple repositories"). Every name is
+//! tried; the exit status is non-zero if any failed.
+//!
+//! There are no containers yet, and rbk records no parent/child relation
+//! between images (`Parent` is always empty, as for BuildKit-built images),
+//! so no image is refused as "needed by a child": an image whose layers
+//! another image shares is deleted and the shared layers stay. Deletion
+//! waits for running builds and loads (the GC lock), so none loses a base
+//! layer it is using; the freed space is released before `rmi` exits.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use rbk_store::{Reference, Store};
+
+use crate::args::RmiArgs;
+
+pub(crate) fn run(root: Option<&Path>, args: RmiArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::settings::open_store(root)?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for name in &args.images {
+        if let Err(e) = remove(&store, name, args.force, &mut out) {
+            crate::render::error(&e);
+            failed = true;
+        }
+    }
+    store.empty_trash()?;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn remove(store: &Store, name: &str, force: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let found = super::inspect::find(store, name)?;
+    let named = name
+        .parse::<Reference>()
+        .ok()
+        .filter(|r| found.references.contains(r));
+    let targets = match named {
+        Some(reference) => vec![reference],
+        None => {
+            let repositories: BTreeSet<String> =
+                found.references.iter().map(Reference::name).collect();
+            if repositories.len() > 1 && !force {
+                bail!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    found.image.id().short()
+                );
+            }
+            found.references
+        }
+    };
+    for reference in targets {
+        let removal = store.remove_reference(&reference)?;
+        writeln!(out, "Untagged: {}", reference.familiar())?;
+        if removal.deleted {
+            writeln!(out, "Deleted: {}", removal.id)?;
+            for blob in removal.blobs.iter().filter(|b| b.digest != removal.id) {
+                writeln!(out, "Deleted: {}", blob.digest)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,460 @@
+//! Garbage collection: mark from the roots, sweep the rest, clear orphans.
+//!
+//! # Roots
+//!
+//! - the image index: each tagged manifest, its config and its layers (an
+//!   index's child manifests, when present, likewise);
+//! - the build-cache index: every record's layer blobs;
+//! - snapshots whose diff id appears in a live image config's
+//!   `rootfs.diff_ids` or in a cache record.
+//!
+//! Everything else under `blobs/sha256/` and `snapshots/` is moved to
+//! `trash/` by rename; [`Store::empty_trash`] deletes it later (the caller
+//! decides when: bulk deletion is slow on this machine's ext4 and must stay
+//! off the hot path).
+//!
+//! # Leases
+//!
+//! A process that writes blobs or snapshots before they are reachable from a
+//! root (a build, `rbk load`, `rbk import`) holds a *lease*: a shared flock on
+//! `db/gc.lock`, taken with [`Store::lease`] for its whole life. GC and image
+//! deletion take the same lock exclusively, waiting for every lease to end,
+//! so content in use is never swept (security F9). Locks are flocks, so a
+//! killed process releases its lease (F8).
+//!
+//! Lock order: `db/gc.lock` before `db/lock` (the index lock), never the
+//! reverse.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::image::{self, Document};
+use crate::lock::FileLock;
+use crate::{
+    BlobAdmin, BlobInfo, BlobRead, Digest, Error, Reference, Result, Store, MAX_DOCUMENT_SIZE,
+};
+
+/// What is reachable from the roots.
+#[derive(Debug, Default, Clone)]
+pub struct LiveSet {
+    /// Blobs reachable from tagged images.
+    pub image_blobs: BTreeSet<Digest>,
+    /// Blobs reachable from cache records only or also from images.
+    pub cache_blobs: BTreeSet<Digest>,
+    /// Diff ids of live snapshots.
+    pub snapshots: BTreeSet<Digest>,
+}
+
+impl LiveSet {
+    /// Whether `digest` is reachable from any root.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.image_blobs.contains(digest) || self.cache_blobs.contains(digest)
+    }
+}
+
+/// What [`Store::gc`] removed.
+#[derive(Debug, Default, Clone)]
+pub struct GcReport {
+    /// Unreferenced blobs moved to the trash.
+    pub blobs: Vec<BlobInfo>,
+    /// Unreferenced snapshots moved to the trash, with their sizes.
+    pub snapshots: Vec<(Digest, u64)>,
+    /// Orphans cleared first.
+    pub orphans: OrphanReport,
+    /// Cache records removed by [`Store::prune`].
+    pub cache: Vec<Digest>,
+}
+
+impl GcReport {
+    /// Bytes reclaimed: blobs, snapshots and orphans.
+    pub fn reclaimed(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum::<u64>()
+            + self.snapshots.iter().map(|s| s.1).sum::<u64>()
+            + self.orphans.bytes
+    }
+}
+
+/// What [`Store::clean_orphans`] found.
+#[derive(Debug, Default, Clone)]
+pub struct OrphanReport {
+    /// Leftovers moved to the trash: partial ingests, stale lock files,
+    /// work dirs, interrupted extractions, temporary index files.
+    pub removed: Vec<PathBuf>,
+    /// Paths under `tmp/` left alone because something is mounted there
+    /// (the exec crate unmounts those).
+    pub mounted: Vec<PathBuf>,
+    /// Bytes the removed leftovers occupied.
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Bytes under the committed snapshot of `diff_id`, if it exists
+    /// (a directory walk: for reports, not the hot path).
+    pub fn snapshot_size(&self, diff_id: &Digest) -> Option<u64> {
+        self.has_snapshot(diff_id)
+            .then(|| disk_usage(&self.snapshot_path(diff_id)))
+    }
+
+    /// Takes a lease: a shared lock on `db/gc.lock` that keeps GC (and image
+    /// deletion) away while held. Hold it for as long as the process writes
+    /// content that no root references yet.
+    pub fn lease(&self) -> Result<FileLock> {
+        FileLock::shared(&self.gc_lock_path())
+    }
+
+    /// Takes `db/gc.lock` exclusively, waiting for every lease to end.
+    pub fn gc_lock(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.gc_lock_path())
+    }
+
+    fn gc_lock_path(&self) -> PathBuf {
+        self.db_dir().join("gc.lock")
+    }
+
+    /// Marks everything reachable from the image and cache indexes. A
+    /// missing or unreadable manifest or config marks what it can (the
+    /// image's own descriptor at least); `system verify` reports the damage.
+    pub fn live_set(&self) -> Result<LiveSet> {
+        let mut live = LiveSet::default();
+        for (_, desc) in self.images()? {
+            self.mark_manifest(&desc.digest, Some(&desc.media_type), &mut live, 0);
+        }
+        for (_, record) in self.cache_records()? {
+            for layer in record.layers {
+                live.cache_blobs.insert(layer.blob.digest);
+                live.snapshots.insert(layer.diff_id);
+            }
+        }
+        Ok(live)
+    }
+
+    fn mark_manifest(&self, digest: &Digest, media: Option<&str>, live: &mut LiveSet, depth: u32) {
+        live.image_blobs.insert(*digest);
+        let Ok(bytes) = self.read_bounded(digest, MAX_DOCUMENT_SIZE) else {
+            return;
+        };
+        match image::parse_document(&bytes, media, &format!("manifest {digest}")) {
+            Ok(Document::Manifest(m)) => {
+                live.image_blobs.insert(m.config.digest);
+                live.image_blobs.extend(m.layers.iter().map(|l| l.digest));
+                let config = self
+                    .read_bounded(&m.config.digest, MAX_DOCUMENT_SIZE)
+                    .and_then(|b| image::parse_config(&b, "config"));
+                if let Ok(config) = config {
+                    live.snapshots.extend(config.rootfs.diff_ids);
+                }
+            }
+            // Nesting deeper than a few levels is not a real image: stop.
+            Ok(Document::Index(index)) if depth < 4 => {
+                for entry in index.manifests {
+                    let d = entry.descriptor;
+                    self.mark_manifest(&d.digest, Some(&d.media_type), live, depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Collects garbage: waits for every lease, clears orphans, then moves
+    /// every blob and snapshot that no root reaches to the trash. Call
+    /// [`Store::empty_trash`] afterwards to free the space.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _gc = self.gc_lock()?;
+        self.gc_locked(Vec::new())
+    }
+
+    /// [`Store::gc`] after dropping build-cache records: with `all`, every
+    /// record (BuildKit's `prune --all`); otherwise the *dangling* ones —
+    /// records whose blobs are not all part of a tagged image, and records
+    /// that are unreadable or whose content is gone. Records are dropped
+    /// under the GC lock, so a running build never loses a record it read.
+    pub fn prune(&self, all: bool) -> Result<GcReport> {
+        let _gc = self.gc_lock()?;
+        let image_blobs = self.live_set()?.image_blobs;
+        let mut dropped = Vec::new();
+        for (key, record) in self.cache_records()? {
+            let in_images = record
+                .layers
+                .iter()
+                .all(|l| image_blobs.contains(&l.blob.digest));
+            if all || !in_images || self.cache_get(&key)?.is_none() {
+                self.cache_remove(&key)?;
+                dropped.push(key);
+            }
+        }
+        self.gc_locked(dropped)
+    }
+
+    fn gc_locked(&self, cache: Vec<Digest>) -> Result<GcReport> {
+        let orphans = self.clean_orphans_locked()?;
+        let live = self.live_set()?;
+        let blobs = self.sweep_blobs(|d| live.has_blob(d))?;
+        let snapshots = self.sweep_snapshots(&live.snapshots)?;
+        Ok(GcReport {
+            blobs,
+            snapshots,
+            orphans,
+            cache,
+        })
+    }
+
+    /// Moves to the trash every blob for which `keep` is false.
+    pub(crate) fn sweep_blobs(&self, keep: impl Fn(&Digest) -> bool) -> Result<Vec<BlobInfo>> {
+        let mut dead = Vec::new();
+        self.walk(&mut |info| {
+            if !keep(&info.digest) {
+                dead.push(info);
+            }
+            Ok(())
+        })?;
+        for info in &dead {
+            self.move_to_trash(&self.blob_path(&info.digest))?;
+        }
+        if !dead.is_empty() {
+            crate::fsutil::sync_dir(&self.blobs_dir())?;
+        }
+        Ok(dead)
+    }
+
+    fn sweep_snapshots(&self, live: &BTreeSet<Digest>) -> Result<Vec<(Digest, u64)>> {
+        let mut dead = Vec::new();
+        for diff_id in self.snapshots()? {
+            if live.contains(&diff_id) {
+                continue;
+            }
+            let path = self.snapshot_path(&diff_id);
+            let size = disk_usage(&path);
+            self.move_to_trash(&path)?;
+            dead.push((diff_id, size));
+        }
+        Ok(dead)
+    }
+
+    /// Clears what killed processes left behind, under the exclusive GC lock
+    /// (so no live process can be using it): everything in `ingest/` except
+    /// lock files another process holds, everything in `tmp/` except paths
+    /// something is still mounted on, `snapshots/.unpack-*`, and the
+    /// temporary files of interrupted atomic writes in `db/` and the root.
+    pub fn clean_orphans(&self) -> Result<OrphanReport> {
+        let _gc = self.gc_lock()?;
+        self.clean_orphans_locked()
+    }
+
+    /// Lists the leftovers [`Store::clean_orphans`] would clear, without the
+    /// lock and without touching them (for `system verify`). Per-digest lock
+    /// files are not listed: every write leaves one, by design.
+    pub fn orphans(&self) -> Result<Vec<PathBuf>> {
+        let candidates = self.orphan_candidates()?.into_iter();
+        Ok(candidates.filter(|c| !c.1).map(|c| c.0).collect())
+    }
+
+    fn clean_orphans_locked(&self) -> Result<OrphanReport> {
+        let mounts = mount_points();
+        let mut report = OrphanReport::default();
+        for (path, is_lock) in self.orphan_candidates()? {
+            if mounts.iter().any(|m| m.starts_with(&path)) {
+                report.mounted.push(path);
+                continue;
+            }
+            // A lock file someone holds belongs to a live writer.
+            let _held = match is_lock {
+                true => match FileLock::try_exclusive(&path)? {
+                    Some(lock) => Some(lock),
+                    None => continue,
+                },
+                false => None,
+            };
+            let size = disk_usage(&path);
+            match self.move_to_trash(&path) {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            }
+            report.bytes += size;
+            report.removed.push(path);
+        }
+        Ok(report)
+    }
+
+    /// `(path, is_lock_file)` for every orphan candidate.
+    fn orphan_candidates(&self) -> Result<Vec<(PathBuf, bool)>> {
+        let mut out = Vec::new();
+        for path in list(&self.ingest_dir())? {
+            let is_lock = path.extension().is_some_and(|e| e == "lock");
+            out.push((path, is_lock));
+        }
+        for path in list(&self.root().join("tmp"))? {
+            out.push((path, false));
+        }
+        let temp_files = [
+            (self.snapshots_dir(), ".unpack-"),
+            (self.db_dir(), ".images.json.tmp-"),
+            (self.db_dir().join("cache"), "."),
+            (self.root().to_path_buf(), ".index.json.tmp-"),
+            (self.root().to_path_buf(), ".oci-layout.tmp-"),
+        ];
+        for (dir, prefix) in temp_files {
+            for path in list(&dir)? {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                if name.is_some_and(|n| n.starts_with(prefix)) {
+                    out.push((path, false));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What [`Store::remove_reference`] did.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    /// The reference removed.
+    pub reference: Reference,
+    /// The image id it pointed at.
+    pub id: Digest,
+    /// True when that was the image's last reference and the image was deleted.
+    pub deleted: bool,
+    /// Blobs of the image that nothing else used, moved to the trash.
+    pub blobs: Vec<BlobInfo>,
+    /// Snapshots of its layers that nothing else used, moved to the trash.
+    pub snapshots: Vec<Digest>,
+}
+
+impl Store {
+    /// Removes `reference`. If no other reference names the same image id,
+    /// the image's manifest, config and layer blobs, and its layers'
+    /// snapshots, that no other image or cache record uses are moved to the
+    /// trash, under the exclusive GC lock (so no running build loses a base
+    /// layer). Call [`Store::empty_trash`] afterwards to free the space.
+    pub fn remove_reference(&self, reference: &Reference) -> Result<Removal> {
+        let _gc = self.gc_lock()?;
+        let desc = self.untag(reference)?;
+        let image = self.read_image(&desc).ok();
+        let id = image.as_ref().map_or(desc.digest, |i| i.id());
+        let mut removal = Removal {
+            reference: reference.clone(),
+            id,
+            deleted: false,
+            blobs: Vec::new(),
+            snapshots: Vec::new(),
+        };
+        for (_, other) in self.images()? {
+            let other_id = self.read_image(&other).map_or(other.digest, |i| i.id());
+            if other_id == id {
+                return Ok(removal);
+            }
+        }
+        removal.deleted = true;
+        let live = self.live_set()?;
+        let mut mine = vec![desc.digest];
+        if let Some(image) = &image {
+            mine.push(image.id());
+            mine.extend(image.manifest.layers.iter().map(|l| l.digest));
+            for diff_id in &image.config.rootfs.diff_ids {
+                if !live.snapshots.contains(diff_id) && self.has_snapshot(diff_id) {
+                    self.move_to_trash(&self.snapshot_path(diff_id))?;
+                    removal.snapshots.push(*diff_id);
+                }
+            }
+        }
+        for digest in mine {
+            if live.has_blob(&digest) || removal.blobs.iter().any(|b| b.digest == digest) {
+                continue;
+            }
+            if let Ok(info) = self.info(&digest) {
+                self.move_to_trash(&self.blob_path(&digest))?;
+                removal.blobs.push(info);
+            }
+        }
+        crate::fsutil::sync_dir(&self.blobs_dir())?;
+        Ok(removal)
+    }
+}
+
+/// The entries of `dir`, or none if it does not exist.
+fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("listing", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        out.push(entry.map_err(Error::io("listing", dir))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Bytes allocated under `path` (files counted by length, not following
+/// symlinks; unreadable parts count as 0: this is for reports only).
+pub(crate) fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) if m.is_file() => total += m.len(),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// Every mount point of this process's mount namespace, from
+/// `/proc/self/mountinfo` (field 5, with `\ooo` octal escapes decoded).
+pub fn mount_points() -> Vec<PathBuf> {
+    let Ok(text) = fs::read("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.split(|b| *b == b'\n')
+        .filter_map(|line| line.split(|b| *b == b' ').nth(4))
+        .map(unescape_octal)
+        .collect()
+}
+
+fn unescape_octal(field: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let octal = field
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (field[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_octal(br"/a\040b\134c"), Path::new("/a b\\c"));
+        assert_eq!(unescape_octal(br"/x\04"), Path::new("/x\\04"));
+        assert!(mount_points().iter().any(|p| p == Path::new("/")));
+    }
+}

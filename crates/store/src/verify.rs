@@ -1,0 +1,181 @@
+//! `rbk system verify`: a read-only consistency check of the whole store.
+//!
+//! Every blob is re-hashed (in parallel with rayon) and compared with its
+//! name; every tagged manifest, its config and its layers must be present and
+//! parse; every snapshot directory must be named by a digest. Problems are
+//! reported, never repaired: a damaged blob is evidence, and repairing it
+//! silently would hide a failing disk (security F5). Leftovers of killed
+//! processes are listed separately: they are not damage, `rbk prune` clears
+//! them.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use crate::image::{self, Document};
+use crate::{BlobRead, Digest, Error, Result, Sha256Writer, Store, MAX_DOCUMENT_SIZE};
+
+/// One thing wrong with the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file or directory concerned.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub what: String,
+}
+
+/// The outcome of [`Store::verify`].
+#[derive(Debug, Default, Clone)]
+pub struct VerifyReport {
+    /// Damage found, sorted by path.
+    pub problems: Vec<Problem>,
+    /// Leftovers of interrupted processes (not damage).
+    pub orphans: Vec<PathBuf>,
+    /// Blobs re-hashed.
+    pub blobs: usize,
+    /// Tagged images checked.
+    pub images: usize,
+    /// Snapshot directories checked.
+    pub snapshots: usize,
+}
+
+impl Store {
+    /// Checks the whole store without changing it.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        self.verify_blobs(&mut report)?;
+        self.verify_images(&mut report)?;
+        self.verify_snapshots(&mut report)?;
+        report.orphans = self.orphans()?;
+        report.problems.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(report)
+    }
+
+    fn verify_blobs(&self, report: &mut VerifyReport) -> Result<()> {
+        let dir = self.blobs_dir();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
+            names.push(entry.map_err(Error::io("listing", &dir))?.path());
+        }
+        report.blobs = names.len();
+        let problems: Vec<Problem> = names
+            .par_iter()
+            .filter_map(|path| {
+                check_blob(path).err().map(|what| Problem {
+                    path: path.clone(),
+                    what,
+                })
+            })
+            .collect();
+        report.problems.extend(problems);
+        Ok(())
+    }
+
+    fn verify_images(&self, report: &mut VerifyReport) -> Result<()> {
+        for (reference, desc) in self.images()? {
+            report.images += 1;
+            let mut problem = |digest: &Digest, what: String| {
+                report.problems.push(Problem {
+                    path: self.blob_path(digest),
+                    what: format!("{what} (image {reference})"),
+                });
+            };
+            let bytes = match self.read_bounded(&desc.digest, MAX_DOCUMENT_SIZE) {
+                Ok(b) => b,
+                Err(e) => {
+                    problem(&desc.digest, format!("manifest unreadable: {}", chain(&e)));
+                    continue;
+                }
+            };
+            let what = format!("manifest {}", desc.digest);
+            let manifest = match image::parse_document(&bytes, Some(&desc.media_type), &what) {
+                Ok(Document::Manifest(m)) => m,
+                Ok(Document::Index(_)) => continue, // children are checked as blobs
+                Err(e) => {
+                    problem(&desc.digest, format!("manifest does not parse: {e}"));
+                    continue;
+                }
+            };
+            let cfg = &manifest.config.digest;
+            let config = self
+                .read_bounded(cfg, MAX_DOCUMENT_SIZE)
+                .and_then(|b| image::parse_config(&b, &format!("config {cfg}")));
+            if let Err(e) = config {
+                problem(cfg, format!("config unusable: {}", chain(&e)));
+            }
+            for layer in &manifest.layers {
+                match self.info(&layer.digest) {
+                    Ok(info) if info.size == layer.size => {}
+                    Ok(info) => problem(
+                        &layer.digest,
+                        format!("layer is {} bytes, manifest says {}", info.size, layer.size),
+                    ),
+                    Err(e) => problem(&layer.digest, format!("layer missing: {}", chain(&e))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn verify_snapshots(&self, report: &mut VerifyReport) -> Result<()> {
+        let dir = self.snapshots_dir();
+        for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
+            let entry = entry.map_err(Error::io("listing", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".unpack-") {
+                continue; // an orphan, listed by `orphans()`
+            }
+            report.snapshots += 1;
+            let valid = format!("sha256:{name}").parse::<Digest>().is_ok();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !valid || !is_dir {
+                report.problems.push(Problem {
+                    path: entry.path(),
+                    what:
+                        "not a snapshot: snapshot entries are directories named by a sha256 diff id"
+                            .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Re-hashes one file of `blobs/sha256/`.
+fn check_blob(path: &std::path::Path) -> std::result::Result<(), String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Ok(expected) = format!("sha256:{name}").parse::<Digest>() else {
+        return Err("not a blob: the name is not a sha256 digest".into());
+    };
+    let meta = fs::symlink_metadata(path).map_err(|e| format!("cannot inspect: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut file = fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut hasher = Sha256Writer::new();
+    io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot read: {e}"))?;
+    let actual = hasher.finish();
+    if actual != expected {
+        return Err(format!(
+            "content hashes to {actual}, not to its name {expected}"
+        ));
+    }
+    Ok(())
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}

@@ -1,0 +1,56 @@
+//! The real components the test suite drives: `runc`, `busybox`
+//! (busybox-static), `skopeo` and `umoci`, installed from Debian's packages
+//! when missing.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Program → the Debian package that provides it.
+const PROGRAMS: [(&str, &str); 4] = [
+    ("runc", "runc"),
+    ("busybox", "busybox-static"),
+    ("skopeo", "skopeo"),
+    ("umoci", "umoci"),
+];
+
+/// Checks for each program on `PATH` and in `/usr/sbin`, and installs the
+/// missing ones with `apt-get install -y --no-install-recommends`, running
+/// `apt-get update` first only when the install fails (stale lists).
+pub(crate) fn ensure_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PROGRAMS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    crate::say(&format!("installing missing packages: {}", missing.join(" ")));
+    if apt_install(&missing)? {
+        return Ok(());
+    }
+    crate::run(Path::new("/"), "apt-get", &["update"])?;
+    if !apt_install(&missing)? {
+        bail!("apt-get install {} failed", missing.join(" "));
+    }
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> anyhow::Result<bool> {
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("starting apt-get")?;
+    Ok(status.success())
+}
+
+fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([Path::new("/usr/sbin").to_path_buf()])
+        .any(|dir| dir.join(program).is_file())
+}

@@ -29,8 +29,9 @@
 //! names are relative to the selected path, so the same tree at another path
 //! has the same digest (the COPY op itself carries the source path). For a
 //! wildcard source each match also contributes its path from the context
-//! root, because the op only carries the pattern and which names matched
-//! decides what is copied (BuildKit includes the matched names too).
+//! root (as matched, before any symlink is followed), because the op only
+//! carries the pattern and which names matched decides what is copied and
+//! where (BuildKit likewise hashes the names of wildcard matches).
 
 mod scan;
 mod selector;

@@ -18,7 +18,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{
@@ -109,9 +109,14 @@ pub(super) fn scan(
     Ok(found)
 }
 
-/// A mutex's value, even if a job panicked while holding it.
+// A job that panics makes `rayon::scope` panic too, so a poisoned mutex's
+// value is never used for a result; these just avoid a second panic.
 fn take<T>(m: Mutex<T>) -> T {
-    m.into_inner().unwrap_or_else(|p| p.into_inner())
+    m.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Adds each tentative directory that has a visible entry under it.
@@ -143,20 +148,17 @@ struct Children {
 
 impl<'a> Walk<'a> {
     fn stopped(&self) -> bool {
-        self.failed.lock().map_or(true, |f| f.is_some())
+        lock(&self.failed).is_some()
     }
 
     fn fail(&self, e: Error) {
-        if let Ok(mut f) = self.failed.lock() {
-            f.get_or_insert(e);
-        }
+        lock(&self.failed).get_or_insert(e);
     }
 
     fn merge(&self, part: Found) {
-        if let Ok(mut f) = self.found.lock() {
-            f.entries.extend(part.entries);
-            f.fresh.extend(part.fresh);
-        }
+        let mut found = lock(&self.found);
+        found.entries.extend(part.entries);
+        found.fresh.extend(part.fresh);
     }
 
     /// Lists directory `rel`, records what needs no hashing, and spawns a
@@ -168,21 +170,16 @@ impl<'a> Walk<'a> {
         if self.stopped() {
             return;
         }
-        let kids = match self.list(&rel) {
+        let mut kids = match self.list(&rel) {
             Ok(kids) => kids,
             Err(e) => return self.fail(e),
         };
-        for (path, excluded, st) in kids.dirs {
+        for (path, excluded, st) in mem::take(&mut kids.dirs) {
             let entry = plain_entry(path.clone(), Kind::Dir, &st);
             if excluded {
-                if let Ok(mut t) = self.tentative.lock() {
-                    t.push(entry);
-                }
+                lock(&self.tentative).push(entry);
             } else {
-                self.merge(Found {
-                    entries: vec![entry],
-                    ..Found::default()
-                });
+                kids.found.entries.push(entry);
             }
             s.spawn(move |s| self.dir_job(s, path));
         }

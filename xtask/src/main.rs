@@ -91,15 +91,28 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     let store = store.to_str().context("non-UTF-8 path")?;
     say("A base image made here from Debian's busybox-static (no registry needed):");
     let tarball = busybox_rootfs(&work)?;
-    run(root, rbk, &["--root", store, "import", &tarball, "rbk-busybox:latest"])?;
+    run(
+        root,
+        rbk,
+        &["--root", store, "import", &tarball, "rbk-busybox:latest"],
+    )?;
     say("Build the multi-stage example for --target runtime (the `test` stage is never run):");
     let out = work.join("runtime-fs");
     let output = format!("type=local,dest={}", out.display());
     let example = root.join("examples/multistage");
     let example = example.to_str().context("non-UTF-8 path")?;
     let build = [
-        "--root", store, "build", "--progress=plain", "--target", "runtime", "-t",
-        "rbk-example:runtime", "--output", &output, example,
+        "--root",
+        store,
+        "build",
+        "--progress=plain",
+        "--target",
+        "runtime",
+        "-t",
+        "rbk-example:runtime",
+        "--output",
+        &output,
+        example,
     ];
     run(root, rbk, &build)?;
     run(root, rbk, &["--root", store, "images"])?;
@@ -131,6 +144,10 @@ pub(crate) fn busybox_rootfs(work: &Path) -> anyhow::Result<String> {
     let tarball = work.join("busybox-rootfs.tar");
     let tarball = tarball.to_str().context("non-UTF-8 path")?.to_string();
     let dir = dir.to_str().context("non-UTF-8 path")?;
-    run(work, "tar", &["--numeric-owner", "-C", dir, "-cf", &tarball, "."])?;
+    run(
+        work,
+        "tar",
+        &["--numeric-owner", "-C", dir, "-cf", &tarball, "."],
+    )?;
     Ok(tarball)
 }

@@ -62,18 +62,13 @@ fn base_tarball() -> &'static Path {
         let tmp = path.with_extension("tmp");
         let mut b = tar::Builder::new(fs::File::create(&tmp).unwrap());
         for (dir, mode) in [("bin/", 0o755), ("etc/", 0o755), ("root/", 0o700), ("tmp/", 0o1777)] {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(mode);
-            h.set_size(0);
+            let mut h = header(tar::EntryType::Directory, mode, 0);
             b.append_data(&mut h, dir, std::io::empty()).unwrap();
         }
         let busybox = fs::read(BUSYBOX).unwrap();
         file(&mut b, "bin/busybox", 0o755, &busybox);
         for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
+            let mut h = header(tar::EntryType::Symlink, 0o777, 0);
             b.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
         }
         let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
@@ -86,16 +81,32 @@ fn base_tarball() -> &'static Path {
 }
 
 fn file(b: &mut tar::Builder<fs::File>, name: &str, mode: u32, data: &[u8]) {
-    let mut h = tar::Header::new_ustar();
-    h.set_mode(mode);
-    h.set_size(data.len() as u64);
+    let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
     b.append_data(&mut h, name, data).unwrap();
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h
 }
 
 /// A store with the base image imported as `rbk-busybox:latest`.
 fn store(dir: &Path) -> PathBuf {
     let root = dir.join("root");
-    ok(&root, &["import", base_tarball().to_str().unwrap(), "rbk-busybox:latest"]);
+    ok(
+        &root,
+        &[
+            "import",
+            base_tarball().to_str().unwrap(),
+            "rbk-busybox:latest",
+        ],
+    );
     root
 }
 
@@ -125,7 +136,11 @@ fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
     let mut args = vec!["--output", spec.as_str()];
     args.extend_from_slice(extra);
     let result = build(root, ctx, &args);
-    assert!(result.status.success(), "build failed:\n{}", stderr(&result));
+    assert!(
+        result.status.success(),
+        "build failed:\n{}",
+        stderr(&result)
+    );
     out
 }
 
@@ -152,7 +167,12 @@ fn ran(log: &str) -> Vec<String> {
 fn config(root: &Path, name: &str) -> serde_json::Value {
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
-    let full = if name.contains('/') { name.to_string() } else { format!("docker.io/library/{name}") };
+    let tagged = if name.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    };
+    let full = format!("docker.io/library/{tagged}");
     let manifest = index["manifests"]
         .as_array()
         .unwrap()
@@ -176,20 +196,42 @@ fn multi_stage_target_builds_only_what_it_needs() {
     let spec = format!("type=local,dest={}", out.display());
     let result = rbk(
         &root,
-        &["build", "--progress=plain", "--target", "runtime", "-t", "app:1", "-o", &spec, example.to_str().unwrap()],
+        &[
+            "build",
+            "--progress=plain",
+            "--target",
+            "runtime",
+            "-t",
+            "app:1",
+            "-o",
+            &spec,
+            example.to_str().unwrap(),
+        ],
     );
     let log = stderr(&result);
     assert!(result.status.success(), "{log}");
     // The test stage's RUN never ran.
     assert!(!log.contains("grep -q"), "{log}");
     let hello = out.join("usr/local/bin/hello");
-    assert_eq!(fs::metadata(&hello).unwrap().permissions().mode() & 0o777, 0o755);
-    assert!(fs::read_to_string(&hello).unwrap().contains("hello from rbk"));
+    assert_eq!(
+        fs::metadata(&hello).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert!(fs::read_to_string(&hello)
+        .unwrap()
+        .contains("hello from rbk"));
     assert!(out.join("bin/busybox").is_file());
     let cfg = config(&root, "app:1");
     assert_eq!(cfg["config"]["Cmd"], serde_json::json!(["hello"]));
-    assert!(cfg["config"]["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello from rbk"));
-    assert_eq!(cfg["config"]["Labels"]["org.opencontainers.image.title"], "rbk example");
+    assert!(cfg["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "GREETING=hello from rbk"));
+    assert_eq!(
+        cfg["config"]["Labels"]["org.opencontainers.image.title"],
+        "rbk example"
+    );
     // base layer + the COPY --from layer.
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
 }
@@ -214,9 +256,18 @@ fn run_steps_really_run_and_their_changes_become_layers() {
     let out = export(&root, &ctx, &dir, &["-t", "ran"]);
     assert_eq!(fs::read_to_string(out.join("made")).unwrap(), "built\n");
     assert_eq!(fs::read_to_string(out.join("uid")).unwrap(), "0\n");
-    assert_eq!(fs::read_to_string(out.join("tmp/app-uid")).unwrap(), "1000\n");
-    assert_eq!(fs::read_to_string(out.join("home/app/work/here")).unwrap(), "/home/app/work\n");
-    assert_eq!(fs::metadata(out.join("home/app/work/here")).unwrap().uid(), 1000);
+    assert_eq!(
+        fs::read_to_string(out.join("tmp/app-uid")).unwrap(),
+        "1000\n"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("home/app/work/here")).unwrap(),
+        "/home/app/work\n"
+    );
+    assert_eq!(
+        fs::metadata(out.join("home/app/work/here")).unwrap().uid(),
+        1000
+    );
     // The deletion is a whiteout in the layer, applied in the output.
     assert!(!out.join("etc/group").exists());
     assert!(out.join("etc/passwd").exists());
@@ -226,9 +277,15 @@ fn run_steps_really_run_and_their_changes_become_layers() {
     let history = cfg["history"].as_array().unwrap();
     let last = history.last().unwrap();
     assert_eq!(last["created_by"], "RUN /bin/sh -c true # buildkit");
-    assert_eq!(last["empty_layer"], true, "a RUN that changes nothing makes no layer");
+    assert_eq!(
+        last["empty_layer"], true,
+        "a RUN that changes nothing makes no layer"
+    );
     let with_layers = history.iter().filter(|h| h["empty_layer"] != true).count();
-    assert_eq!(with_layers, cfg["rootfs"]["diff_ids"].as_array().unwrap().len());
+    assert_eq!(
+        with_layers,
+        cfg["rootfs"]["diff_ids"].as_array().unwrap().len()
+    );
     assert_eq!(cfg["config"]["User"], "app");
     assert_eq!(cfg["config"]["WorkingDir"], "/home/app/work");
 }
@@ -237,7 +294,13 @@ fn run_steps_really_run_and_their_changes_become_layers() {
 fn a_failing_run_reports_the_exit_code_and_the_line_and_tags_nothing() {
     let dir = scratch("fail");
     let root = store(&dir);
-    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN echo start\nRUN echo oops >&2; exit 3\n")]);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN echo start\nRUN echo oops >&2; exit 3\n",
+        )],
+    );
     let result = build(&root, &ctx, &["-t", "broken"]);
     let log = stderr(&result);
     assert!(!result.status.success());
@@ -272,12 +335,23 @@ fn the_cache_reruns_exactly_what_changed() {
     );
     let first = build(&root, &ctx, &[]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert_eq!(ran(&stderr(&first)).iter().filter(|l| l.contains("RUN")).count(), 2);
+    assert_eq!(
+        ran(&stderr(&first))
+            .iter()
+            .filter(|l| l.contains("RUN"))
+            .count(),
+        2
+    );
     // No change: nothing runs.
     let second = build(&root, &ctx, &[]);
     let log = stderr(&second);
     assert!(second.status.success(), "{log}");
-    assert!(ran(&log).iter().all(|l| !l.contains("RUN") && !l.contains("COPY")), "{log}");
+    assert!(
+        ran(&log)
+            .iter()
+            .all(|l| !l.contains("RUN") && !l.contains("COPY")),
+        "{log}"
+    );
     // A file only the late COPY reads: that COPY and what follows re-run.
     fs::write(ctx.join("late.txt"), "later\n").unwrap();
     let third = build(&root, &ctx, &[]);
@@ -290,7 +364,11 @@ fn the_cache_reruns_exactly_what_changed() {
     // --no-cache runs everything again.
     let fourth = build(&root, &ctx, &["--no-cache"]);
     let log = stderr(&fourth);
-    assert_eq!(ran(&log).iter().filter(|l| l.contains("RUN")).count(), 2, "{log}");
+    assert_eq!(
+        ran(&log).iter().filter(|l| l.contains("RUN")).count(),
+        2,
+        "{log}"
+    );
 }
 
 #[test]
@@ -324,7 +402,10 @@ fn copy_follows_docker_rules() {
     assert_eq!(fs::read_to_string(out.join("tree/sub/two")).unwrap(), "2");
     assert!(!out.join("tree/src").exists());
     assert!(out.join("docs/x.md").is_file() && out.join("docs/y.md").is_file());
-    assert!(!out.join("docs/ignored.md").exists(), ".dockerignore applies");
+    assert!(
+        !out.join("docs/ignored.md").exists(),
+        ".dockerignore applies"
+    );
     assert_eq!(fs::read_to_string(out.join("renamed.txt")).unwrap(), "a\n");
     // Files from the context belong to root.
     assert_eq!(fs::metadata(out.join("renamed.txt")).unwrap().uid(), 0);
@@ -334,10 +415,16 @@ fn copy_follows_docker_rules() {
 fn a_missing_source_is_a_clear_error() {
     let dir = scratch("missing");
     let root = store(&dir);
-    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nCOPY nope.txt /x\n")]);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nCOPY nope.txt /x\n")],
+    );
     let result = build(&root, &ctx, &["-t", "never"]);
     let log = stderr(&result);
     assert!(!result.status.success());
-    assert!(log.contains("nope.txt") && log.contains("not found"), "{log}");
+    assert!(
+        log.contains("nope.txt") && log.contains("not found"),
+        "{log}"
+    );
     assert!(log.contains(">>> COPY nope.txt /x"), "{log}");
 }

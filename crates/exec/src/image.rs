@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn mismatched_history_keeps_layers_as_they_are() {
         let base = layer(b"base");
-        let (kept, history) = drop_empty_layers(&[base.clone()], vec![]);
+        let (kept, history) = drop_empty_layers(std::slice::from_ref(&base), vec![]);
         assert_eq!(kept, vec![base]);
         assert!(history.is_empty());
     }

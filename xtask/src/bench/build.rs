@@ -22,7 +22,11 @@ struct Bench {
 }
 
 pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
-    crate::run(root, "cargo", &["build", "--release", "--quiet", "-p", "rbk-cli"])?;
+    crate::run(
+        root,
+        "cargo",
+        &["build", "--release", "--quiet", "-p", "rbk-cli"],
+    )?;
     let work = root.join("target/bench-build");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -53,7 +57,10 @@ impl Bench {
             .output()
             .context("running rbk")?;
         if !out.status.success() {
-            bail!("rbk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "rbk {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -79,7 +86,10 @@ impl Bench {
     fn parallel_stages(&self) -> anyhow::Result<Figure> {
         let mut df = String::new();
         for i in 0..4 {
-            writeln!(df, "FROM rbk-busybox AS s{i}\nRUN sleep 1 && echo {i} > /r{i}")?;
+            writeln!(
+                df,
+                "FROM rbk-busybox AS s{i}\nRUN sleep 1 && echo {i} > /r{i}"
+            )?;
         }
         df.push_str("FROM rbk-busybox\n");
         for i in 0..4 {
@@ -107,7 +117,9 @@ impl Bench {
         }
         std::fs::write(ctx.join("Dockerfile"), df)?;
         self.build(&ctx, &[])?;
-        let samples = (0..RUNS).map(|_| self.build(&ctx, &[])).collect::<anyhow::Result<_>>()?;
+        let samples = (0..RUNS)
+            .map(|_| self.build(&ctx, &[]))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Figure {
             name: "build: no-op rebuild, 30 instructions",
             unit: "s",
@@ -168,7 +180,9 @@ impl Bench {
         for _ in 0..3 {
             cold.push(self.build(&ctx, &["--no-cache"])?);
         }
-        let warm = (0..RUNS).map(|_| self.build(&ctx, &[])).collect::<anyhow::Result<_>>()?;
+        let warm = (0..RUNS)
+            .map(|_| self.build(&ctx, &[]))
+            .collect::<anyhow::Result<_>>()?;
         Ok(vec![
             Figure {
                 name: "build: COPY . /app, 1 GiB in 20,000 files, cold (--no-cache)",
@@ -189,7 +203,9 @@ impl Bench {
     fn shared_copies(&self) -> anyhow::Result<Figure> {
         let ctx = self.work.join("shared");
         std::fs::create_dir_all(&ctx)?;
-        let data: Vec<u8> = (0..200u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let data: Vec<u8> = (0..200u32 << 20)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
         std::fs::write(ctx.join("blob.bin"), data)?;
         let before = du(&self.store)?;
         for i in 0..5 {

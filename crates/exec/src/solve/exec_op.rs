@@ -238,7 +238,10 @@ fn container_id() -> String {
 
 /// The paths among `targets` (and their missing parents) that do not exist
 /// in `root`, deepest first.
-fn missing_targets<'t>(root: &Path, targets: impl Iterator<Item = &'t str>) -> Result<Vec<PathBuf>> {
+fn missing_targets<'t>(
+    root: &Path,
+    targets: impl Iterator<Item = &'t str>,
+) -> Result<Vec<PathBuf>> {
     let root_fd = crate::open_root(root).map_err(|e| Error::io("opening", root, e))?;
     let mut missing = Vec::new();
     for target in targets {

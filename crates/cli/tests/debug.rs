@@ -153,25 +153,27 @@ fn plan_with_an_unknown_target_fails() {
 }
 
 #[test]
-fn build_plans_then_says_execution_is_not_available() {
-    let out = rbk(&["build", "--target", "runtime", &example()]);
-    assert!(!out.status.success(), "no fake success");
-    assert!(
-        stderr(&out).contains("not available yet"),
-        "{}",
-        stderr(&out)
-    );
-    let out = rbk(&["build", "-t", "Bad:Name", &example()]);
+fn build_rejects_bad_tags_and_dockerfiles_before_running_anything() {
+    let dir = scratch("build_bad");
+    let root = dir.join("root");
+    let root = root.to_str().unwrap();
+    let out = rbk(&["--root", root, "build", "-t", "Bad:Name", &example()]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("invalid tag \"Bad:Name\""),
         "{}",
         stderr(&out)
     );
-    let dir = scratch("build_bad");
-    let cycle = "FROM a AS x\nCOPY --from=y / /\nFROM b AS y\nCOPY --from=x / /\n";
+    let cycle = "FROM scratch AS x\nCOPY --from=y / /\nFROM scratch AS y\nCOPY --from=x / /\n";
     std::fs::write(dir.join("Dockerfile"), cycle).unwrap();
-    let out = rbk(&["build", dir.to_str().unwrap()]);
+    let out = rbk(&["--root", root, "build", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("circular"), "{}", stderr(&out));
+    // A base image that is not in the store is named, with the FROM line.
+    std::fs::write(dir.join("Dockerfile"), "FROM nowhere:1\nRUN true\n").unwrap();
+    let out = rbk(&["--root", root, "build", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("nowhere:1 not found in the store"), "{err}");
+    assert!(err.contains(">>> FROM nowhere:1"), "{err}");
 }

@@ -27,6 +27,7 @@ mod image;
 mod inroot;
 mod layer;
 mod pathglob;
+mod recover;
 mod run;
 mod solve;
 mod users;
@@ -41,6 +42,7 @@ pub use layer::{
     commit_layer, compress_layer, write_layer_tar, Compression, LayerOptions, LAYER_TAR,
 };
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
+pub use recover::recover_store;
 pub use run::{
     ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
     Runtime,

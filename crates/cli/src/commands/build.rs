@@ -34,6 +34,7 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
     let labels = parse_labels(&args.labels)?;
     let entitlements = parse_entitlements(&args.allow)?;
     let store = crate::settings::open_store(root)?;
+    rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
     let resolver = StoreResolver(&store);
     let planned = frontend::plan_with(

@@ -27,7 +27,10 @@ pub(crate) fn ensure_packages() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    crate::say(&format!("installing missing packages: {}", missing.join(" ")));
+    crate::say(&format!(
+        "installing missing packages: {}",
+        missing.join(" ")
+    ));
     if apt_install(&missing)? {
         return Ok(());
     }

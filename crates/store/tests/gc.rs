@@ -189,9 +189,15 @@ fn orphans_skip_paths_that_are_still_mounted() {
         .arg(&merged)
         .status()
         .unwrap();
-    assert!(status.success(), "mounting a tmpfs needs root; run this test as root");
+    assert!(
+        status.success(),
+        "mounting a tmpfs needs root; run this test as root"
+    );
     let report = store.clean_orphans();
-    let unmounted = std::process::Command::new("umount").arg(&merged).status().unwrap();
+    let unmounted = std::process::Command::new("umount")
+        .arg(&merged)
+        .status()
+        .unwrap();
     let report = report.unwrap();
     assert!(unmounted.success());
     assert_eq!(report.mounted, vec![store.root().join("tmp/w-live")]);

@@ -253,7 +253,9 @@ impl Store {
         let mounts = mount_points();
         let mut report = OrphanReport::default();
         for (path, is_lock) in self.orphan_candidates()? {
-            if mounts.iter().any(|m| m.starts_with(&path)) {
+            // mountinfo paths are absolute and resolved; the root may be neither.
+            let resolved = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if mounts.iter().any(|m| m.starts_with(&resolved)) {
                 report.mounted.push(path);
                 continue;
             }

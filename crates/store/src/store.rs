@@ -35,6 +35,9 @@ const DIRS: [&str; 6] = [
 ///   trash/                     dead entries moved here by rename, deleted later
 ///   db/lock                    store-wide flock, held while index files change
 ///   db/images.json             rbk's image index: normalised reference → descriptor
+///   db/gc.lock                 leases (shared flock) vs GC and rmi (exclusive), see `Store::lease`
+///   db/cache/<key hex>.json    build-cache records
+///   tmp/                       work dirs of running steps (orphans cleared by `Store::clean_orphans`)
 /// ```
 ///
 /// `index.json` is derived from `db/images.json` and rewritten after each

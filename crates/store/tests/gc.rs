@@ -176,3 +176,31 @@ fn verify_names_a_corrupt_blob_and_a_missing_layer() {
         report.problems
     );
 }
+
+/// Needs root (CI runs as root): a work dir with something mounted on it
+/// belongs to a live step and must be skipped, not moved.
+#[test]
+fn orphans_skip_paths_that_are_still_mounted() {
+    let (_dir, store) = open();
+    let merged = store.root().join("tmp/w-live/merged");
+    fs::create_dir_all(&merged).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "mounting a tmpfs needs root; run this test as root"
+    );
+    let report = store.clean_orphans();
+    let unmounted = std::process::Command::new("umount")
+        .arg(&merged)
+        .status()
+        .unwrap();
+    let report = report.unwrap();
+    assert!(unmounted.success());
+    assert_eq!(report.mounted, vec![store.root().join("tmp/w-live")]);
+    assert!(merged.is_dir());
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+}

@@ -4,6 +4,7 @@
 
 mod build;
 mod frontend;
+mod store;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -44,8 +45,19 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    let mut figures = frontend::figures()?;
-    figures.extend(build::figures(root)?);
+    // `cargo xtask bench [frontend|build|store]` runs one group; no argument runs all.
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let wanted = |group: &str| only.is_empty() || only == group;
+    let mut figures = Vec::new();
+    if wanted("frontend") {
+        figures.extend(frontend::figures()?);
+    }
+    if wanted("build") {
+        figures.extend(build::figures(root)?);
+    }
+    if wanted("store") {
+        figures.extend(store::figures(root)?);
+    }
     let dir = root
         .join("bench/runs")
         .join(format!("{}-{}", today()?, host()));

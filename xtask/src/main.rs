@@ -39,6 +39,11 @@ fn workspace_root() -> PathBuf {
 /// Runs `program args…` in `dir`, failing when it fails.
 pub(crate) fn run(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
     say(&format!("$ {program} {}", args.join(" ")));
+    run_quiet(dir, program, args)
+}
+
+/// Like [`run`], without echoing the command (for loops of many calls).
+pub(crate) fn run_quiet(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new(program)
         .args(args)
         .current_dir(dir)

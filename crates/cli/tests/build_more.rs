@@ -425,3 +425,252 @@ fn archive_outputs_are_readable_by_skopeo_and_ids_agree() {
         "{names:?}"
     );
 }
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible_across_stores() {
+    let dir = scratch("repro");
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 COPY a.txt /a.txt\n\
+                 RUN echo made > /made && mkdir -p /d && touch /d/f\n\
+                 ENV X=1\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    // `rbk import` stamps the base image with the time of import, as
+    // `docker import` does: the second store starts as a copy of the first
+    // so both builds start from the same base.
+    store_named(&dir, "one");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(dir.join("one"))
+        .arg(dir.join("two"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let ids: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let root = dir.join(name);
+            let out = command(&root, &build_args(&ctx, &["--no-cache", "-q"]))
+                .env("SOURCE_DATE_EPOCH", "0")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            // Different wall-clock seconds for the two builds' files.
+            std::thread::sleep(Duration::from_millis(1100));
+            stdout(&out).trim().to_string()
+        })
+        .collect();
+    assert!(ids[0].starts_with("sha256:"), "{ids:?}");
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn independent_stages_run_in_parallel() {
+    let dir = scratch("parallel");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox AS a\nRUN sleep 2 && echo a > /a\n\
+             FROM rbk-busybox AS b\nRUN sleep 2 && echo b > /b\n\
+             FROM rbk-busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        )],
+    );
+    let start = Instant::now();
+    let out = export(&root, &ctx, &dir, &[]);
+    let took = start.elapsed();
+    assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "a\n");
+    assert_eq!(fs::read_to_string(out.join("b")).unwrap(), "b\n");
+    assert!(
+        took < Duration::from_millis(3500),
+        "two 2 s stages took {took:?}: they did not overlap"
+    );
+}
+
+#[test]
+fn metadata_instructions_land_in_the_config_and_history() {
+    let dir = scratch("metadata");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 ENV FOO=bar\n\
+                 LABEL com.example.k=v\n\
+                 EXPOSE 8080/tcp\n\
+                 COPY a.txt /a.txt\n\
+                 RUN echo ran > /ran\n\
+                 USER app\n\
+                 WORKDIR /work\n\
+                 STOPSIGNAL SIGTERM\n\
+                 HEALTHCHECK --interval=30s --timeout=5s CMD wget -q localhost || exit 1\n\
+                 VOLUME /data\n\
+                 ENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
+                 CMD [\"echo hi\"]\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    let result = build(&root, &ctx, &["-t", "meta:1"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let inspected = stdout(&ok(&root, &["inspect", "meta:1"]));
+    let inspected: Value = serde_json::from_str(&inspected).unwrap();
+    let c = &inspected[0]["Config"];
+    assert!(
+        c["Env"].as_array().unwrap().contains(&json!("FOO=bar")),
+        "{c}"
+    );
+    assert_eq!(c["Labels"]["com.example.k"], "v");
+    assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}}));
+    assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Cmd"], json!(["echo hi"]));
+    assert_eq!(c["User"], "app");
+    assert_eq!(c["WorkingDir"], "/work");
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Volumes"], json!({"/data": {}}));
+    let hc = &c["Healthcheck"];
+    assert_eq!(
+        hc["Test"],
+        json!(["CMD-SHELL", "wget -q localhost || exit 1"])
+    );
+    assert_eq!(hc["Interval"], 30_000_000_000_u64);
+    assert_eq!(hc["Timeout"], 5_000_000_000_u64);
+
+    let history = config(&root, "meta:1")["history"].clone();
+    let entry = |prefix: &str| -> Value {
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["created_by"].as_str().unwrap_or("").starts_with(prefix))
+            .unwrap_or_else(|| panic!("no history entry {prefix:?}: {history:#}"))
+            .clone()
+    };
+    assert_eq!(
+        entry("RUN ")["created_by"],
+        "RUN /bin/sh -c echo ran > /ran # buildkit"
+    );
+    assert_ne!(entry("RUN ")["empty_layer"], true);
+    assert_eq!(entry("COPY ")["created_by"], "COPY a.txt /a.txt # buildkit");
+    assert_ne!(entry("COPY ")["empty_layer"], true);
+    assert_eq!(entry("ENV ")["created_by"], "ENV FOO=bar");
+    assert_eq!(entry("USER ")["created_by"], "USER app");
+    assert_eq!(entry("STOPSIGNAL ")["created_by"], "STOPSIGNAL SIGTERM");
+    for metadata in [
+        "ENV ",
+        "LABEL ",
+        "EXPOSE ",
+        "USER ",
+        "STOPSIGNAL ",
+        "HEALTHCHECK ",
+        "VOLUME ",
+        "ENTRYPOINT ",
+        "CMD ",
+    ] {
+        assert_eq!(
+            entry(metadata)["empty_layer"],
+            true,
+            "{metadata}: {history:#}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_user_is_a_clear_error_and_tags_nothing() {
+    let dir = scratch("bad-user");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nUSER nosuchuser\nRUN true\n",
+        )],
+    );
+    let result = build(&root, &ctx, &["-t", "baduser"]);
+    let log = stderr(&result);
+    assert!(!result.status.success(), "{log}");
+    assert!(log.contains("nosuchuser"), "{log}");
+    assert!(!tagged(&root, "baduser"));
+}
+
+#[test]
+fn copying_from_outside_the_context_fails_and_tags_nothing() {
+    let dir = scratch("outside");
+    let root = store(&dir);
+    fs::write(dir.join("outside"), "secret\n").unwrap();
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nCOPY ../outside /x\n")],
+    );
+    let result = build(&root, &ctx, &["-t", "escaped"]);
+    let log = stderr(&result);
+    assert!(!result.status.success(), "{log}");
+    assert!(
+        log.contains("outside") && log.contains("not found"),
+        "{log}"
+    );
+    assert!(!tagged(&root, "escaped"));
+}
+
+#[test]
+fn host_networking_needs_the_entitlement() {
+    let dir = scratch("network-host");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN --network=host true\n")],
+    );
+    let result = build(&root, &ctx, &["-t", "hostnet"]);
+    let log = stderr(&result);
+    assert!(!result.status.success(), "{log}");
+    assert!(log.contains("network.host"), "{log}");
+    assert!(!tagged(&root, "hostnet"));
+}
+
+#[test]
+fn a_killed_build_leaves_nothing_mounted_after_the_next_build() {
+    let dir = scratch("killed");
+    let root = store(&dir);
+    let slow = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN sleep 5\n")]);
+    let mut child = command(&root, &build_args(&slow, &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = root.join("tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Kill it once the RUN's overlay is up.
+    while mounts_under(&tmp).is_empty() {
+        assert!(Instant::now() < deadline, "the RUN step never mounted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !mounts_under(&tmp).is_empty(),
+        "the killed build left its mounts"
+    );
+
+    let other = dir.join("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(
+        other.join("Dockerfile"),
+        "FROM rbk-busybox\nRUN echo next > /next\n",
+    )
+    .unwrap();
+    let result = build(&root, &other, &["-t", "next"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(tagged(&root, "next"));
+    assert_eq!(mounts_under(&tmp), Vec::<String>::new());
+}

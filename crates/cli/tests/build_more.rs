@@ -674,3 +674,25 @@ fn a_killed_build_leaves_nothing_mounted_after_the_next_build() {
     assert!(tagged(&root, "next"));
     assert_eq!(mounts_under(&tmp), Vec::<String>::new());
 }
+
+#[test]
+fn a_relative_store_root_works_for_run_steps() {
+    let dir = scratch("relative-root");
+    store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo ok > /ok\n")],
+    );
+    // runc gets the container's rootfs by path: a relative --root must not
+    // leak into it relative to the bundle directory.
+    let result = Command::new(env!("CARGO_BIN_EXE_rbk"))
+        .current_dir(&dir)
+        .args(["--root", "root", "build", "--progress=plain", "-t", "rel"])
+        .arg(&ctx)
+        .env_remove("RBK_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(tagged(&dir.join("root"), "rel"));
+}

@@ -154,7 +154,11 @@ fn is_root() -> bool {
 
 /// Opens the store selected by `flag` and the environment.
 pub(crate) fn open_store(flag: Option<&Path>) -> anyhow::Result<Store> {
+    // Absolute, because paths under the root are handed to runc, which
+    // resolves them from the bundle directory, not from our cwd.
     let root = store_root(flag)?;
+    let root = std::path::absolute(&root)
+        .with_context(|| format!("resolving the store root {}", root.display()))?;
     Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
 }
 

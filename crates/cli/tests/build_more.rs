@@ -1,0 +1,698 @@
+//! More `rbk build` end to end: ADD, heredocs, RUN mounts, every output
+//! type, reproducibility, parallel stages, image metadata, bad input and
+//! recovery after a killed build. Same setup as `build.rs`: root, runc and
+//! /usr/bin/busybox, one store per test.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BUSYBOX: &str = "/usr/bin/busybox";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-more-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn command(root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbk"));
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("RBK_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+fn rbk(root: &Path, args: &[&str]) -> Output {
+    command(root, args).output().unwrap()
+}
+
+fn ok(root: &Path, args: &[&str]) -> Output {
+    let out = rbk(root, args);
+    assert!(
+        out.status.success(),
+        "rbk {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The busybox rootfs tarball, as in `build.rs`: applet links, an `app`
+/// user, /tmp. Built once per test process.
+fn base_tarball() -> &'static Path {
+    static TARBALL: OnceLock<PathBuf> = OnceLock::new();
+    TARBALL.get_or_init(|| {
+        assert!(
+            Path::new(BUSYBOX).is_file(),
+            "{BUSYBOX} is missing: install Debian's busybox-static (cargo xtask ci does)"
+        );
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the build tests run containers and need root"
+        );
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs-more.tar");
+        let applets = Command::new(BUSYBOX).arg("--list").output().unwrap();
+        let applets = String::from_utf8(applets.stdout).unwrap();
+        let tmp = path.with_extension("tmp");
+        let mut b = tar::Builder::new(fs::File::create(&tmp).unwrap());
+        for (dir, mode) in [
+            ("bin/", 0o755),
+            ("etc/", 0o755),
+            ("root/", 0o700),
+            ("tmp/", 0o1777),
+        ] {
+            let mut h = header(tar::EntryType::Directory, mode, 0);
+            b.append_data(&mut h, dir, std::io::empty()).unwrap();
+        }
+        file(&mut b, "bin/busybox", 0o755, &fs::read(BUSYBOX).unwrap());
+        for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
+            let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+            b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+                .unwrap();
+        }
+        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
+        file(&mut b, "etc/passwd", 0o644, passwd.as_bytes());
+        file(&mut b, "etc/group", 0o644, b"root:x:0:\napp:x:1000:\n");
+        b.into_inner().unwrap().sync_all().unwrap();
+        fs::rename(&tmp, &path).unwrap();
+        path
+    })
+}
+
+fn file<W: Write>(b: &mut tar::Builder<W>, name: &str, mode: u32, data: &[u8]) {
+    let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+    b.append_data(&mut h, name, data).unwrap();
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h
+}
+
+/// A store under `dir/<name>` with the base image as `rbk-busybox:latest`.
+fn store_named(dir: &Path, name: &str) -> PathBuf {
+    let root = dir.join(name);
+    ok(
+        &root,
+        &[
+            "import",
+            base_tarball().to_str().unwrap(),
+            "rbk-busybox:latest",
+        ],
+    );
+    root
+}
+
+fn store(dir: &Path) -> PathBuf {
+    store_named(dir, "root")
+}
+
+/// Writes `files` (path, contents) under `dir/ctx` and returns it.
+fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let ctx = dir.join("ctx");
+    for (name, text) in files {
+        let path = ctx.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+    ctx
+}
+
+fn build_args<'a>(ctx: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    args
+}
+
+fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
+    rbk(root, &build_args(ctx, extra))
+}
+
+/// The image's final filesystem, through `--output type=local`.
+fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("out");
+    let _ = fs::remove_dir_all(&out);
+    let spec = format!("type=local,dest={}", out.display());
+    let mut args = vec!["--output", spec.as_str()];
+    args.extend_from_slice(extra);
+    let result = build(root, ctx, &args);
+    assert!(
+        result.status.success(),
+        "build failed:\n{}",
+        stderr(&result)
+    );
+    out
+}
+
+/// The image config of `name` (with a tag) read from the store's OCI layout.
+fn config(root: &Path, name: &str) -> Value {
+    let index: Value = serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
+    let full = format!("docker.io/library/{name}");
+    let manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == full.as_str())
+        .unwrap_or_else(|| panic!("{full} not tagged"));
+    let blob = |digest: &Value| -> Value {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&fs::read(root.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let manifest = blob(&manifest["digest"]);
+    blob(&manifest["config"]["digest"])
+}
+
+/// Whether `rbk images` lists `repo`.
+fn tagged(root: &Path, repo: &str) -> bool {
+    let list = stdout(&ok(root, &["images"]));
+    list.lines()
+        .any(|l| l.split_whitespace().next() == Some(repo))
+}
+
+/// Mount points (field 5 of mountinfo) under `dir`.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = dir.to_str().unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn add_extracts_local_archives_and_copies_plain_files() {
+    let dir = scratch("add");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nADD bundle.tar.gz /opt/\nADD plain.txt /plain.txt\n",
+            ),
+            ("plain.txt", "plain\n"),
+        ],
+    );
+    let gz = flate2::write::GzEncoder::new(
+        fs::File::create(ctx.join("bundle.tar.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut b = tar::Builder::new(gz);
+    let mut h = header(tar::EntryType::Directory, 0o755, 0);
+    b.append_data(&mut h, "pkg/", std::io::empty()).unwrap();
+    file(&mut b, "pkg/inside.txt", 0o644, b"inside\n");
+    b.into_inner().unwrap().finish().unwrap();
+    let out = export(&root, &ctx, &dir, &[]);
+    assert_eq!(
+        fs::read_to_string(out.join("opt/pkg/inside.txt")).unwrap(),
+        "inside\n"
+    );
+    assert!(
+        !out.join("opt/bundle.tar.gz").exists(),
+        "the archive itself is not copied"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("plain.txt")).unwrap(),
+        "plain\n"
+    );
+}
+
+#[test]
+fn heredocs_run_scripts_and_write_files() {
+    let dir = scratch("heredoc");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\n\
+             RUN <<EOF\n\
+             echo one > /h1\n\
+             echo two >> /h1\n\
+             EOF\n\
+             COPY <<EOF /file\n\
+             hello\n\
+             world\n\
+             EOF\n",
+        )],
+    );
+    let out = export(&root, &ctx, &dir, &[]);
+    assert_eq!(fs::read_to_string(out.join("h1")).unwrap(), "one\ntwo\n");
+    assert_eq!(
+        fs::read_to_string(out.join("file")).unwrap(),
+        "hello\nworld\n"
+    );
+}
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
+    let dir = scratch("cache-mount");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\n\
+             RUN --mount=type=cache,target=/cache \
+             if [ -f /cache/mark ]; then cp /cache/mark /seen; fi; echo x >> /cache/mark\n",
+        )],
+    );
+    let first = export(&root, &ctx, &dir, &["--no-cache"]);
+    assert!(!first.join("seen").exists(), "the cache starts empty");
+    assert!(!first.join("cache/mark").exists(), "cache contents leaked");
+    let second = export(&root, &ctx, &dir, &["--no-cache"]);
+    assert_eq!(fs::read_to_string(second.join("seen")).unwrap(), "x\n");
+    assert!(!second.join("cache/mark").exists(), "cache contents leaked");
+}
+
+#[test]
+fn bind_mounts_read_the_context_and_leave_no_mountpoint() {
+    let dir = scratch("bind-mount");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nRUN --mount=type=bind,source=x,target=/mnt cat /mnt > /got\n",
+            ),
+            ("x", "from context\n"),
+        ],
+    );
+    let out = export(&root, &ctx, &dir, &[]);
+    assert_eq!(
+        fs::read_to_string(out.join("got")).unwrap(),
+        "from context\n"
+    );
+    assert!(!out.join("mnt").exists(), "/mnt left in the image");
+}
+
+/// The manifest skopeo reads from `transport` (`--raw`: this skopeo is too
+/// old to report `LayersData`).
+fn skopeo_inspect(transport: &str) -> Value {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", transport])
+        .output()
+        .expect("skopeo is installed");
+    assert!(
+        out.status.success(),
+        "skopeo inspect {transport}: {}",
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Each member of a tarball: manifest.json whole, others' first bytes.
+fn archive_member_heads(path: &Path) -> std::collections::HashMap<String, Vec<u8>> {
+    let mut heads = std::collections::HashMap::new();
+    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        let limit = if name == "manifest.json" { u64::MAX } else { 2 };
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, limit), &mut data).unwrap();
+        heads.insert(name, data);
+    }
+    heads
+}
+
+const GZIP_TYPES: [&str; 2] = [
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+];
+
+#[test]
+fn archive_outputs_are_readable_by_skopeo_and_ids_agree() {
+    let dir = scratch("outputs");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nCOPY hello.txt /hello.txt\n",
+            ),
+            ("hello.txt", "hello\n"),
+        ],
+    );
+    let (docker, oci, tarball) = (dir.join("d.tar"), dir.join("o.tar"), dir.join("t.tar"));
+    let iid = dir.join("iid");
+    let specs = [
+        format!("type=docker,dest={}", docker.display()),
+        format!("type=oci,dest={}", oci.display()),
+        format!("type=tar,dest={}", tarball.display()),
+    ];
+    let iid_arg = iid.to_str().unwrap();
+    let mut extra = vec!["-q", "-t", "outs:1", "--iidfile", iid_arg];
+    for spec in &specs {
+        extra.extend(["--output", spec.as_str()]);
+    }
+    let result = build(&root, &ctx, &extra);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let printed = stdout(&result).trim().to_string();
+    assert!(
+        printed.starts_with("sha256:"),
+        "-q prints the id: {printed:?}"
+    );
+    assert_eq!(fs::read_to_string(&iid).unwrap().trim(), printed);
+    let inspected = stdout(&ok(&root, &["inspect", "-f", "{{.Id}}", "outs:1"]));
+    assert_eq!(inspected.trim(), printed);
+    let listed = stdout(&ok(&root, &["images", "--no-trunc", "-q"]));
+    assert!(listed.lines().any(|l| l.trim() == printed), "{listed}");
+
+    for transport in [
+        format!("docker-archive:{}", docker.display()),
+        format!("oci-archive:{}", oci.display()),
+    ] {
+        let info = skopeo_inspect(&transport);
+        let layers = info["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), 2, "{transport}: {info}");
+        for layer in layers {
+            let mime = layer["mediaType"].as_str().unwrap_or_default();
+            assert!(GZIP_TYPES.contains(&mime), "{transport}: {mime}");
+        }
+    }
+    // skopeo names every docker-archive layer gzip whatever it holds: check
+    // the layer files themselves start with gzip's magic.
+    let gzipped = archive_member_heads(&docker);
+    let manifest: Value = serde_json::from_slice(&gzipped["manifest.json"]).unwrap();
+    for layer in manifest[0]["Layers"].as_array().unwrap() {
+        let head = &gzipped[layer.as_str().unwrap()];
+        assert!(head.starts_with(&[0x1f, 0x8b]), "{layer} is not gzip");
+    }
+
+    let mut names = Vec::new();
+    let mut hello = String::new();
+    let mut archive = tar::Archive::new(fs::File::open(&tarball).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name.trim_start_matches("./") == "hello.txt" {
+            std::io::Read::read_to_string(&mut entry, &mut hello).unwrap();
+        }
+        names.push(name);
+    }
+    assert_eq!(hello, "hello\n", "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "bin/busybox"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible_across_stores() {
+    let dir = scratch("repro");
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 COPY a.txt /a.txt\n\
+                 RUN echo made > /made && mkdir -p /d && touch /d/f\n\
+                 ENV X=1\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    // `rbk import` stamps the base image with the time of import, as
+    // `docker import` does: the second store starts as a copy of the first
+    // so both builds start from the same base.
+    store_named(&dir, "one");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(dir.join("one"))
+        .arg(dir.join("two"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let ids: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let root = dir.join(name);
+            let out = command(&root, &build_args(&ctx, &["--no-cache", "-q"]))
+                .env("SOURCE_DATE_EPOCH", "0")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            // Different wall-clock seconds for the two builds' files.
+            std::thread::sleep(Duration::from_millis(1100));
+            stdout(&out).trim().to_string()
+        })
+        .collect();
+    assert!(ids[0].starts_with("sha256:"), "{ids:?}");
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn independent_stages_run_in_parallel() {
+    let dir = scratch("parallel");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox AS a\nRUN sleep 2 && echo a > /a\n\
+             FROM rbk-busybox AS b\nRUN sleep 2 && echo b > /b\n\
+             FROM rbk-busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        )],
+    );
+    let start = Instant::now();
+    let out = export(&root, &ctx, &dir, &[]);
+    let took = start.elapsed();
+    assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "a\n");
+    assert_eq!(fs::read_to_string(out.join("b")).unwrap(), "b\n");
+    assert!(
+        took < Duration::from_millis(3500),
+        "two 2 s stages took {took:?}: they did not overlap"
+    );
+}
+
+#[test]
+fn metadata_instructions_land_in_the_config_and_history() {
+    let dir = scratch("metadata");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 ENV FOO=bar\n\
+                 LABEL com.example.k=v\n\
+                 EXPOSE 8080/tcp\n\
+                 COPY a.txt /a.txt\n\
+                 RUN echo ran > /ran\n\
+                 USER app\n\
+                 WORKDIR /work\n\
+                 STOPSIGNAL SIGTERM\n\
+                 HEALTHCHECK --interval=30s --timeout=5s CMD wget -q localhost || exit 1\n\
+                 VOLUME /data\n\
+                 ENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
+                 CMD [\"echo hi\"]\n",
+            ),
+            ("a.txt", "a\n"),
+        ],
+    );
+    let result = build(&root, &ctx, &["-t", "meta:1"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let inspected = stdout(&ok(&root, &["inspect", "meta:1"]));
+    let inspected: Value = serde_json::from_str(&inspected).unwrap();
+    let c = &inspected[0]["Config"];
+    assert!(
+        c["Env"].as_array().unwrap().contains(&json!("FOO=bar")),
+        "{c}"
+    );
+    assert_eq!(c["Labels"]["com.example.k"], "v");
+    assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}}));
+    assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Cmd"], json!(["echo hi"]));
+    assert_eq!(c["User"], "app");
+    assert_eq!(c["WorkingDir"], "/work");
+    assert_eq!(c["StopSignal"], "SIGTERM");
+    assert_eq!(c["Volumes"], json!({"/data": {}}));
+    let hc = &c["Healthcheck"];
+    assert_eq!(
+        hc["Test"],
+        json!(["CMD-SHELL", "wget -q localhost || exit 1"])
+    );
+    assert_eq!(hc["Interval"], 30_000_000_000_u64);
+    assert_eq!(hc["Timeout"], 5_000_000_000_u64);
+
+    let history = config(&root, "meta:1")["history"].clone();
+    let entry = |prefix: &str| -> Value {
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["created_by"].as_str().unwrap_or("").starts_with(prefix))
+            .unwrap_or_else(|| panic!("no history entry {prefix:?}: {history:#}"))
+            .clone()
+    };
+    assert_eq!(
+        entry("RUN ")["created_by"],
+        "RUN /bin/sh -c echo ran > /ran # buildkit"
+    );
+    assert_ne!(entry("RUN ")["empty_layer"], true);
+    assert_eq!(entry("COPY ")["created_by"], "COPY a.txt /a.txt # buildkit");
+    assert_ne!(entry("COPY ")["empty_layer"], true);
+    assert_eq!(entry("ENV ")["created_by"], "ENV FOO=bar");
+    assert_eq!(entry("USER ")["created_by"], "USER app");
+    assert_eq!(entry("STOPSIGNAL ")["created_by"], "STOPSIGNAL SIGTERM");
+    for metadata in [
+        "ENV ",
+        "LABEL ",
+        "EXPOSE ",
+        "USER ",
+        "STOPSIGNAL ",
+        "HEALTHCHECK ",
+        "VOLUME ",
+        "ENTRYPOINT ",
+        "CMD ",
+    ] {
+        assert_eq!(
+            entry(metadata)["empty_layer"],
+            true,
+            "{metadata}: {history:#}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_user_is_a_clear_error_and_tags_nothing() {
+    let dir = scratch("bad-user");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nUSER nosuchuser\nRUN true\n",
+        )],
+    );
+    let result = build(&root, &ctx, &["-t", "baduser"]);
+    let log = stderr(&result);
+    assert!(!result.status.success(), "{log}");
+    assert!(log.contains("nosuchuser"), "{log}");
+    assert!(!tagged(&root, "baduser"));
+}
+
+#[test]
+fn copying_from_outside_the_context_fails_and_tags_nothing() {
+    let dir = scratch("outside");
+    let root = store(&dir);
+    fs::write(dir.join("outside"), "secret\n").unwrap();
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nCOPY ../outside /x\n")],
+    );
+    let result = build(&root, &ctx, &["-t", "escaped"]);
+    let log = stderr(&result);
+    assert!(!result.status.success(), "{log}");
+    assert!(
+        log.contains("outside") && log.contains("not found"),
+        "{log}"
+    );
+    assert!(!tagged(&root, "escaped"));
+}
+
+#[test]
+fn host_networking_needs_the_entitlement() {
+    let dir = scratch("network-host");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN --network=host true\n")],
+    );
+    let result = build(&root, &ctx, &["-t", "hostnet"]);
+    let log = stderr(&result);
+    assert!(!result.status.success(), "{log}");
+    assert!(log.contains("network.host"), "{log}");
+    assert!(!tagged(&root, "hostnet"));
+}
+
+#[test]
+fn a_killed_build_leaves_nothing_mounted_after_the_next_build() {
+    let dir = scratch("killed");
+    let root = store(&dir);
+    let slow = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN sleep 5\n")]);
+    let mut child = command(&root, &build_args(&slow, &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = root.join("tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Kill it once the RUN's overlay is up.
+    while mounts_under(&tmp).is_empty() {
+        assert!(Instant::now() < deadline, "the RUN step never mounted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !mounts_under(&tmp).is_empty(),
+        "the killed build left its mounts"
+    );
+
+    let other = dir.join("other");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(
+        other.join("Dockerfile"),
+        "FROM rbk-busybox\nRUN echo next > /next\n",
+    )
+    .unwrap();
+    let result = build(&root, &other, &["-t", "next"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(tagged(&root, "next"));
+    assert_eq!(mounts_under(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn a_relative_store_root_works_for_run_steps() {
+    let dir = scratch("relative-root");
+    store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo ok > /ok\n")],
+    );
+    // runc gets the container's rootfs by path: a relative --root must not
+    // leak into it relative to the bundle directory.
+    let result = Command::new(env!("CARGO_BIN_EXE_rbk"))
+        .current_dir(&dir)
+        .args(["--root", "root", "build", "--progress=plain", "-t", "rel"])
+        .arg(&ctx)
+        .env_remove("RBK_ROOT")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(tagged(&dir.join("root"), "rel"));
+}

@@ -77,8 +77,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
             fig.target
         )?;
     }
-    std::fs::write(dir.join("raw.csv"), raw)?;
-    std::fs::write(dir.join("summary.md"), &summary)?;
+    // A run of one group keeps the files of the full run.
+    let suffix = if only.is_empty() { String::new() } else { format!("-{only}") };
+    std::fs::write(dir.join(format!("raw{suffix}.csv")), raw)?;
+    std::fs::write(dir.join(format!("summary{suffix}.md")), &summary)?;
     crate::say(&summary);
     crate::say(&format!("written to {}", dir.display()));
     Ok(())

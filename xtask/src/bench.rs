@@ -78,7 +78,11 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         )?;
     }
     // A run of one group keeps the files of the full run.
-    let suffix = if only.is_empty() { String::new() } else { format!("-{only}") };
+    let suffix = if only.is_empty() {
+        String::new()
+    } else {
+        format!("-{only}")
+    };
     std::fs::write(dir.join(format!("raw{suffix}.csv")), raw)?;
     std::fs::write(dir.join(format!("summary{suffix}.md")), &summary)?;
     crate::say(&summary);

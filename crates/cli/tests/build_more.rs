@@ -4,140 +4,18 @@
 //! /usr/bin/busybox, one store per test.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BUSYBOX: &str = "/usr/bin/busybox";
+mod support;
+
+use support::{command, context, file, header, ok, rbk, stderr, stdout, store, store_named};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-more-{name}"));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn command(root: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbk"));
-    cmd.arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("RBK_ROOT")
-        .env_remove("SOURCE_DATE_EPOCH");
-    cmd
-}
-
-fn rbk(root: &Path, args: &[&str]) -> Output {
-    command(root, args).output().unwrap()
-}
-
-fn ok(root: &Path, args: &[&str]) -> Output {
-    let out = rbk(root, args);
-    assert!(
-        out.status.success(),
-        "rbk {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The busybox rootfs tarball, as in `build.rs`: applet links, an `app`
-/// user, /tmp. Built once per test process.
-fn base_tarball() -> &'static Path {
-    static TARBALL: OnceLock<PathBuf> = OnceLock::new();
-    TARBALL.get_or_init(|| {
-        assert!(
-            Path::new(BUSYBOX).is_file(),
-            "{BUSYBOX} is missing: install Debian's busybox-static (cargo xtask ci does)"
-        );
-        assert!(
-            rustix::process::geteuid().is_root(),
-            "the build tests run containers and need root"
-        );
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs-more.tar");
-        let applets = Command::new(BUSYBOX).arg("--list").output().unwrap();
-        let applets = String::from_utf8(applets.stdout).unwrap();
-        let tmp = path.with_extension("tmp");
-        let mut b = tar::Builder::new(fs::File::create(&tmp).unwrap());
-        for (dir, mode) in [
-            ("bin/", 0o755),
-            ("etc/", 0o755),
-            ("root/", 0o700),
-            ("tmp/", 0o1777),
-        ] {
-            let mut h = header(tar::EntryType::Directory, mode, 0);
-            b.append_data(&mut h, dir, std::io::empty()).unwrap();
-        }
-        file(&mut b, "bin/busybox", 0o755, &fs::read(BUSYBOX).unwrap());
-        for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
-            let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-            b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-                .unwrap();
-        }
-        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n";
-        file(&mut b, "etc/passwd", 0o644, passwd.as_bytes());
-        file(&mut b, "etc/group", 0o644, b"root:x:0:\napp:x:1000:\n");
-        b.into_inner().unwrap().sync_all().unwrap();
-        fs::rename(&tmp, &path).unwrap();
-        path
-    })
-}
-
-fn file<W: Write>(b: &mut tar::Builder<W>, name: &str, mode: u32, data: &[u8]) {
-    let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
-    b.append_data(&mut h, name, data).unwrap();
-}
-
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    h
-}
-
-/// A store under `dir/<name>` with the base image as `rbk-busybox:latest`.
-fn store_named(dir: &Path, name: &str) -> PathBuf {
-    let root = dir.join(name);
-    ok(
-        &root,
-        &[
-            "import",
-            base_tarball().to_str().unwrap(),
-            "rbk-busybox:latest",
-        ],
-    );
-    root
-}
-
-fn store(dir: &Path) -> PathBuf {
-    store_named(dir, "root")
-}
-
-/// Writes `files` (path, contents) under `dir/ctx` and returns it.
-fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
-    let ctx = dir.join("ctx");
-    for (name, text) in files {
-        let path = ctx.join(name);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-    ctx
+    support::scratch(&format!("more-{name}"))
 }
 
 fn build_args<'a>(ctx: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {

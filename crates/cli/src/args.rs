@@ -18,6 +18,8 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of `BuildArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile.
     Build(BuildArgs),
@@ -246,6 +248,14 @@ pub(crate) struct BuildArgs {
     /// Compression of layers leaving the store through `--output`.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub(crate) compression: CompressionArg,
+    /// Import build cache: `type=local,src=DIR` or `type=registry,ref=REF`
+    /// (may be repeated).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub(crate) cache_from: Vec<String>,
+    /// Export build cache: `type=local,dest=DIR` or `type=registry,ref=REF`,
+    /// with `mode=min|max` (may be repeated).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub(crate) cache_to: Vec<String>,
 }
 
 /// `--progress`.

@@ -72,6 +72,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A shared build cache (`--cache-from`, `--cache-to`) is unusable: a
+    /// malformed cache config, a blob that does not verify, a failed fetch.
+    #[error("build cache {name}: {reason}")]
+    Cache {
+        /// The cache (its directory or reference) or the blob concerned.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -28,6 +28,7 @@ mod inroot;
 mod layer;
 mod pathglob;
 mod recover;
+mod remote_cache;
 mod run;
 mod solve;
 mod users;
@@ -43,9 +44,12 @@ pub use layer::{
 };
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
 pub use recover::recover_store;
+pub use remote_cache::{
+    export_cache, BlobFetcher, CacheMode, CacheSource, ImportedCache, CACHE_CONFIG,
+};
 pub use run::{
     ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
     Runtime,
 };
-pub use solve::{LocalDir, SolveOptions, Solved, Solver};
+pub use solve::{result_chain, LocalDir, SolveOptions, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

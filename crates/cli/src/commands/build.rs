@@ -17,7 +17,7 @@ use rbk_store::image::{format_rfc3339, History};
 use rbk_store::{Reference, Store};
 
 use crate::args::BuildArgs;
-use crate::commands::{frontend, output};
+use crate::commands::{cache, frontend, output};
 use crate::progress::Progress;
 use crate::render;
 
@@ -33,6 +33,7 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
     let outputs = output::parse_all(&args.outputs)?;
     let labels = parse_labels(&args.labels)?;
     let entitlements = parse_entitlements(&args.allow)?;
+    let caches = cache::CacheSpecs::parse(&args.cache_from, &args.cache_to)?;
     let store = crate::settings::open_store(root)?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
@@ -59,6 +60,7 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
         .into(),
         entitlements,
         source_date_epoch: source_date_epoch()?,
+        cache_sources: cache::sources(&store, &caches.from),
     };
     let solver = Solver::new(&store, &runtime, options)?;
     let progress = Progress::new(args.progress, args.quiet, &planned.dag);
@@ -71,6 +73,7 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
         .context("the build graph produced no result")?
         .layers()
         .to_vec();
+    solver.materialize(&layers)?; // layers of remote cache hits, fetched now
     let mut spec = image_spec(&store, &planned.plan.stages, target, created)?;
     spec.config.labels.extend(labels);
     let manifest = commit_image(&store, &layers, spec)?;
@@ -86,6 +89,7 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
     for out in &outputs {
         output::write(&store, &image, &tags, out, args.compression)?;
     }
+    cache::export(&store, &solver, &planned.dag, &caches.to)?;
     report_done(args.quiet, &id.to_string(), &tags);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
 pub(crate) mod build;
+mod cache;
 pub(crate) mod debug;
 pub(crate) mod frontend;
 pub(crate) mod history;

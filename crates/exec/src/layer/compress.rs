@@ -105,6 +105,19 @@ pub fn compress_layer(
     Ok(descriptor)
 }
 
+/// Remembers that `compressed` is the `compression` form of the
+/// uncompressed blob `uncompressed` (a layer fetched from a shared cache
+/// arrives compressed: the next export reuses those bytes, which are the
+/// ones this module would make anyway).
+pub(crate) fn remember_compressed(
+    store: &Store,
+    uncompressed: &Digest,
+    compression: Compression,
+    compressed: &Descriptor,
+) -> Result<()> {
+    write_record(&record_path(store, uncompressed, compression), compressed)
+}
+
 fn record_path(store: &Store, digest: &Digest, compression: Compression) -> PathBuf {
     let name = format!("{}.{}", digest.hex(), compression.name());
     store.db_dir().join("compressed").join(name)

@@ -64,6 +64,7 @@ use rbk_store::{BlobInfo, BlobWrite, Descriptor, Ingest, Ingestion, Layer, Store
 
 use crate::{Error, Result};
 
+pub(crate) use compress::remember_compressed;
 pub use compress::{compress_layer, Compression};
 pub use diff::write_layer_tar;
 

@@ -28,7 +28,7 @@ impl Solver<'_> {
             .first()
             .ok_or_else(|| Error::Invalid("exec op without a root filesystem".into()))?;
         let work = self.store.work_dir()?;
-        let mut lowers = stack::lower_dirs(self.store, root.layers())?;
+        let mut lowers = self.lower_dirs(root.layers())?;
         lowers.push(self.init_layer.clone());
         let rootfs = stack::writable(&lowers, &work)?;
         let mut held = Held::default();
@@ -169,7 +169,7 @@ impl Solver<'_> {
         if let Some(local) = &tree.0.local {
             return Ok(View::unmounted(local.dir.root.clone()));
         }
-        let lowers = stack::lower_dirs(self.store, tree.layers())?;
+        let lowers = self.lower_dirs(tree.layers())?;
         stack::read_only(lowers, &stack::view_dir(work, name)?)
     }
 }

@@ -19,7 +19,7 @@ impl Solver<'_> {
             None => None,
         };
         let lowers = match base {
-            Some(b) => stack::lower_dirs(self.store, b.layers())?,
+            Some(b) => self.lower_dirs(b.layers())?,
             None => Vec::new(),
         };
         let dest = stack::writable(&lowers, &work)?;

@@ -28,9 +28,11 @@
 mod exec_op;
 mod file_op;
 mod key;
+mod remote;
 mod source;
 mod stack;
 
+pub use remote::result_chain;
 pub(crate) use stack::is_empty_layer;
 
 use std::collections::BTreeMap;
@@ -41,6 +43,7 @@ use rbk_graph::{DagVertex, ExecContext, Execute, Op};
 use rbk_store::{CacheRecord, Digest, Layer, Store};
 
 use crate::context::ContextIndex;
+use crate::remote_cache::CacheSource;
 use crate::run::{Entitlements, Runtime};
 use crate::{Error, PathFilter, Result};
 
@@ -65,6 +68,9 @@ pub struct SolveOptions {
     pub entitlements: Entitlements,
     /// `SOURCE_DATE_EPOCH`: clamps file times in new layers.
     pub source_date_epoch: Option<i64>,
+    /// Shared caches asked, in order, about keys the store misses
+    /// (`--cache-from`; see `solve/remote.rs`).
+    pub cache_sources: Vec<Arc<dyn CacheSource>>,
 }
 
 /// Solves vertices against a store, running RUN steps with a runtime.
@@ -73,6 +79,7 @@ pub struct Solver<'a> {
     runtime: &'a dyn Runtime,
     options: SolveOptions,
     init_layer: PathBuf,
+    tracker: remote::CacheTracker,
 }
 
 /// The result of one vertex: a filesystem. Cheap to clone.
@@ -133,6 +140,7 @@ impl<'a> Solver<'a> {
             runtime,
             options,
             init_layer,
+            tracker: Default::default(),
         })
     }
 
@@ -154,10 +162,13 @@ impl Execute for Solver<'_> {
             Op::Exec(_) | Op::File(_) if vertex.meta().ignore_cache => Ok(None),
             Op::Exec(_) | Op::File(_) => {
                 let key = key::cache_key(vertex, inputs)?;
-                Ok(self
-                    .store
-                    .cache_get(&key)?
-                    .map(|r| Solved::from_layers(r.layers)))
+                match self.store.cache_get(&key)? {
+                    Some(record) => {
+                        self.track(key, vertex, &record);
+                        Ok(Some(Solved::from_layers(record.layers)))
+                    }
+                    None => self.remote_lookup(&key, vertex),
+                }
             }
         }
     }
@@ -177,6 +188,7 @@ impl Execute for Solver<'_> {
         let key = key::cache_key(vertex, inputs)?;
         let record = CacheRecord::new(solved.layers().to_vec(), vertex.meta().description.clone());
         self.store.cache_put(&key, &record)?;
+        self.track(key, vertex, &record);
         Ok(solved)
     }
 }

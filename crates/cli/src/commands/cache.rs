@@ -1,0 +1,542 @@
+//! `rbk build --cache-to` / `--cache-from`: the build cache shared between
+//! machines (format and trust: `rbk_exec::remote_cache`).
+//!
+//! Specs use buildx's CSV syntax: `type=local,dest=DIR[,mode=min|max]`,
+//! `type=local,src=DIR`, `type=registry,ref=REF[,mode=…]` (a bare `REF` is
+//! `type=registry,ref=REF`). Also accepted: `tag=` (local; the name of the
+//! cache in the layout's `index.json`, default `latest`),
+//! `compression=gzip|zstd` (export), and `ignore-error=true` (export).
+//!
+//! Failure policy, as buildx: a `--cache-from` that cannot be read (missing
+//! directory, garbled index, manifest or config) is a warning naming it, and
+//! the build goes on without it; a `--cache-to` that fails is an error
+//! unless `ignore-error=true`. A blob that fails verification while a
+//! cached step's layers are being fetched is an error (the step was already
+//! reported CACHED), and the blob never lands in the store.
+//!
+//! The `local` transport is an OCI image layout: `oci-layout`, `index.json`
+//! naming the cache manifest (annotated with its tag), `blobs/sha256/…`.
+//! Blobs already in the directory are not rewritten. The `registry`
+//! transport is [`registry_cache_transport`].
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rbk_exec::{
+    export_cache, BlobFetcher, CacheMode, CacheSource, Compression, ImportedCache, Solver,
+    CACHE_CONFIG,
+};
+use rbk_graph::Dag;
+use rbk_store::image::{
+    parse_document, Document, Index, IndexEntry, Manifest, OCI_INDEX, OCI_MANIFEST,
+};
+use rbk_store::{
+    read_to_end_bounded, BlobRead, BlobWrite, Descriptor, Digest, Store, MAX_DOCUMENT_SIZE,
+    REF_NAME_ANNOTATION,
+};
+
+/// Where a cache goes or comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// An OCI layout directory, with the tag naming the cache in it.
+    Local { dir: PathBuf, tag: String },
+    /// A registry reference.
+    Registry { reference: String },
+}
+
+/// One `--cache-to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CacheTo {
+    pub(crate) transport: Transport,
+    pub(crate) mode: CacheMode,
+    pub(crate) compression: Compression,
+    pub(crate) ignore_error: bool,
+}
+
+/// One `--cache-from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CacheFrom {
+    pub(crate) transport: Transport,
+}
+
+/// What a build does with shared caches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CacheSpecs {
+    pub(crate) from: Vec<CacheFrom>,
+    pub(crate) to: Vec<CacheTo>,
+}
+
+impl CacheSpecs {
+    /// Parses every `--cache-from` and `--cache-to` value.
+    pub(crate) fn parse(from: &[String], to: &[String]) -> anyhow::Result<CacheSpecs> {
+        Ok(CacheSpecs {
+            from: from
+                .iter()
+                .map(|s| parse_from(s))
+                .collect::<Result<_, _>>()?,
+            to: to.iter().map(|s| parse_to(s)).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// The registry transport of the shared build cache. **The coordinator
+/// fills this in with `crates/registry`.**
+///
+/// - [`RegistryCache::Pull`]: fetch the manifest at `reference` and the
+///   config it names (both verified against their digests; the config's
+///   media type must be [`CACHE_CONFIG`]), and return
+///   `ImportedCache::named(reference, &config_bytes, fetcher)`, where the
+///   fetcher pulls a blob by descriptor into the store through
+///   `BlobWrite::put(reader, Some((digest, Some(size))))`.
+/// - [`RegistryCache::Push { manifest }`]: push every blob `manifest` (a
+///   descriptor in `store`) names, skipping those the registry has, then the
+///   manifest under `reference`; return `None`.
+pub(crate) fn registry_cache_transport(
+    store: &Store,
+    reference: &str,
+    request: RegistryCache<'_>,
+) -> anyhow::Result<Option<ImportedCache>> {
+    let _ = store;
+    let what = match request {
+        RegistryCache::Pull => "import".to_string(),
+        RegistryCache::Push { manifest } => format!("export of {}", manifest.digest),
+    };
+    bail!(
+        "registry cache transport is not available in this build (cache {what} for {reference:?})"
+    )
+}
+
+/// What [`registry_cache_transport`] is asked to do.
+pub(crate) enum RegistryCache<'a> {
+    /// Read the cache at the reference.
+    Pull,
+    /// Push this cache manifest (in the store) to the reference.
+    Push { manifest: &'a Descriptor },
+}
+
+/// The sources for `--cache-from`. One that cannot be read is a warning on
+/// stderr, and left out.
+#[allow(clippy::print_stderr)] // the CLI reports here
+pub(crate) fn sources(store: &Store, from: &[CacheFrom]) -> Vec<Arc<dyn CacheSource>> {
+    let mut out: Vec<Arc<dyn CacheSource>> = Vec::new();
+    for spec in from {
+        let imported = match &spec.transport {
+            Transport::Local { dir, tag } => import_local(dir, tag),
+            Transport::Registry { reference } => {
+                registry_cache_transport(store, reference, RegistryCache::Pull)
+                    .and_then(|c| c.context("the registry cache transport returned no cache"))
+            }
+        };
+        match imported {
+            Ok(cache) => out.push(Arc::new(cache)),
+            Err(e) => eprintln!(
+                "WARNING: --cache-from {}: {e:#} (building without it)",
+                describe(&spec.transport)
+            ),
+        }
+    }
+    out
+}
+
+/// Writes every `--cache-to` after a successful build.
+#[allow(clippy::print_stderr)] // the CLI reports here
+pub(crate) fn export(
+    store: &Store,
+    solver: &Solver<'_>,
+    dag: &Dag,
+    to: &[CacheTo],
+) -> anyhow::Result<()> {
+    for spec in to {
+        let done = export_one(store, solver, dag, spec)
+            .with_context(|| format!("--cache-to {}", describe(&spec.transport)));
+        match done {
+            Err(e) if spec.ignore_error => eprintln!("WARNING: {e:#} (ignored: ignore-error=true)"),
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+fn export_one(store: &Store, solver: &Solver<'_>, dag: &Dag, spec: &CacheTo) -> anyhow::Result<()> {
+    let records = solver.cache_records(dag, spec.mode)?;
+    let manifest = export_cache(store, &records, spec.compression)?;
+    match &spec.transport {
+        Transport::Local { dir, tag } => write_local(store, &manifest, dir, tag),
+        Transport::Registry { reference } => registry_cache_transport(
+            store,
+            reference,
+            RegistryCache::Push {
+                manifest: &manifest,
+            },
+        )
+        .map(|_| ()),
+    }
+}
+
+fn describe(t: &Transport) -> String {
+    match t {
+        Transport::Local { dir, .. } => format!("type=local ({})", dir.display()),
+        Transport::Registry { reference } => format!("type=registry ({reference})"),
+    }
+}
+
+// ---- parsing ----
+
+/// Splits a buildx CSV spec into key/value fields (a field may be quoted
+/// with `"`, as in a CSV record; `""` inside quotes is one quote).
+fn fields(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut field = String::new();
+    let mut chars = spec.chars().peekable();
+    let mut quoted = false;
+    loop {
+        match chars.next() {
+            Some('"') if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            Some('"') => quoted = !quoted,
+            Some(',') if !quoted => out.push(std::mem::take(&mut field)),
+            Some(c) => field.push(c),
+            None if quoted => bail!("invalid cache spec {spec:?}: unterminated quote"),
+            None => {
+                out.push(field);
+                break;
+            }
+        }
+    }
+    out.into_iter()
+        .filter(|f| !f.is_empty())
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => Ok((k.trim().to_ascii_lowercase(), v.to_string())),
+            None => bail!("invalid cache spec {spec:?}: field {f:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn parse_common(
+    spec: &str,
+    flag: &str,
+    dir_key: &str,
+) -> anyhow::Result<(Transport, Vec<(String, String)>)> {
+    if !spec.contains('=') {
+        // buildx: a bare value is a registry reference.
+        if spec.is_empty() {
+            bail!("invalid {flag} \"\": expected type=…");
+        }
+        return Ok((
+            Transport::Registry {
+                reference: spec.to_string(),
+            },
+            Vec::new(),
+        ));
+    }
+    let mut kind = None;
+    let (mut dir, mut reference, mut tag) = (None, None, None);
+    let mut rest = Vec::new();
+    for (k, v) in fields(spec)? {
+        match k.as_str() {
+            "type" => kind = Some(v),
+            "ref" => reference = Some(v),
+            "tag" => tag = Some(v),
+            k if k == dir_key => dir = Some(PathBuf::from(v)),
+            _ => rest.push((k, v)),
+        }
+    }
+    let transport = match kind.as_deref() {
+        Some("local") => {
+            let dir = dir.with_context(|| {
+                format!("invalid {flag} {spec:?}: type=local needs {dir_key}=DIR")
+            })?;
+            Transport::Local {
+                dir,
+                tag: tag.unwrap_or_else(|| "latest".into()),
+            }
+        }
+        Some("registry") => Transport::Registry {
+            reference: reference.with_context(|| {
+                format!("invalid {flag} {spec:?}: type=registry needs ref=REFERENCE")
+            })?,
+        },
+        Some(other) => {
+            bail!("invalid {flag} {spec:?}: unsupported cache type {other:?} (local or registry)")
+        }
+        None => bail!("invalid {flag} {spec:?}: type=local or type=registry is required"),
+    };
+    Ok((transport, rest))
+}
+
+fn parse_to(spec: &str) -> anyhow::Result<CacheTo> {
+    let (transport, rest) = parse_common(spec, "--cache-to", "dest")?;
+    let mut out = CacheTo {
+        transport,
+        mode: CacheMode::Min,
+        compression: Compression::Gzip,
+        ignore_error: false,
+    };
+    for (k, v) in rest {
+        match (k.as_str(), v.as_str()) {
+            ("mode", "min") => out.mode = CacheMode::Min,
+            ("mode", "max") => out.mode = CacheMode::Max,
+            ("mode", other) => {
+                bail!("invalid --cache-to {spec:?}: mode={other:?} (expected min or max)")
+            }
+            ("compression", "gzip") => out.compression = Compression::Gzip,
+            ("compression", "zstd") => out.compression = Compression::Zstd,
+            ("compression", other) => {
+                bail!("invalid --cache-to {spec:?}: compression={other:?} (gzip or zstd)")
+            }
+            ("ignore-error", v) => {
+                out.ignore_error = v
+                    .parse()
+                    .with_context(|| format!("invalid --cache-to {spec:?}: ignore-error={v:?}"))?
+            }
+            _ => bail!("invalid --cache-to {spec:?}: unknown field {k:?}"),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_from(spec: &str) -> anyhow::Result<CacheFrom> {
+    let (transport, rest) = parse_common(spec, "--cache-from", "src")?;
+    if let Some((k, _)) = rest.first() {
+        bail!("invalid --cache-from {spec:?}: unknown field {k:?}");
+    }
+    Ok(CacheFrom { transport })
+}
+
+// ---- the local transport ----
+
+fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs").join("sha256").join(digest.hex())
+}
+
+/// Reads a document blob of the layout, verified against its digest.
+fn read_layout_blob(dir: &Path, d: &Descriptor) -> anyhow::Result<Vec<u8>> {
+    let path = blob_path(dir, &d.digest);
+    let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let bytes = read_to_end_bounded(file, MAX_DOCUMENT_SIZE, &path.display().to_string())?;
+    if Digest::sha256_of(&bytes) != d.digest || bytes.len() as u64 != d.size {
+        bail!("{} does not match its digest {}", path.display(), d.digest);
+    }
+    Ok(bytes)
+}
+
+/// Parses a cache manifest: an OCI image manifest whose config is a cache
+/// config (which the store's image parser, made for images, refuses).
+fn parse_cache_manifest(bytes: &[u8], what: &str) -> anyhow::Result<Manifest> {
+    let manifest: Manifest =
+        serde_json::from_slice(bytes).with_context(|| format!("{what} is not a manifest"))?;
+    if manifest
+        .media_type
+        .as_deref()
+        .is_some_and(|t| t != OCI_MANIFEST)
+    {
+        bail!(
+            "{what} has media type {:?}, not {OCI_MANIFEST:?}",
+            manifest.media_type
+        );
+    }
+    if manifest.config.media_type != CACHE_CONFIG {
+        bail!(
+            "{what} is not an rbk build cache (config media type {:?}, expected {CACHE_CONFIG:?})",
+            manifest.config.media_type
+        );
+    }
+    Ok(manifest)
+}
+
+fn read_index(dir: &Path) -> anyhow::Result<Index> {
+    let path = dir.join("index.json");
+    let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let bytes = read_to_end_bounded(file, MAX_DOCUMENT_SIZE, &path.display().to_string())?;
+    match parse_document(&bytes, None, &path.display().to_string())? {
+        Document::Index(index) => Ok(index),
+        Document::Manifest(_) => bail!("{} is a manifest, not an index", path.display()),
+    }
+}
+
+fn import_local(dir: &Path, tag: &str) -> anyhow::Result<ImportedCache> {
+    let index = read_index(dir)?;
+    let tagged = |e: &&IndexEntry| {
+        e.descriptor
+            .annotations
+            .get(REF_NAME_ANNOTATION)
+            .map(String::as_str)
+            == Some(tag)
+    };
+    let entry = match index.manifests.iter().find(tagged) {
+        Some(e) => e,
+        None if index.manifests.len() == 1 => &index.manifests[0],
+        None => bail!("{} names no cache tagged {tag:?}", dir.display()),
+    };
+    let what = format!("cache manifest {}", entry.descriptor.digest);
+    let bytes = read_layout_blob(dir, &entry.descriptor)?;
+    let manifest = parse_cache_manifest(&bytes, &what)?;
+    let config = read_layout_blob(dir, &manifest.config)?;
+    let root = dir.to_path_buf();
+    let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
+        let path = blob_path(&root, &d.digest);
+        let mut file = fs::File::open(&path)
+            .map_err(|e| rbk_exec::Error::io("opening cache blob", &path, e))?;
+        store.put(&mut file, Some((d.digest, Some(d.size))))?;
+        Ok(())
+    });
+    Ok(ImportedCache::named(
+        &dir.display().to_string(),
+        &config,
+        fetch,
+    )?)
+}
+
+/// Copies the manifest `manifest` and every blob it names from the store
+/// into the layout `dir`, and names it `tag` in `index.json`.
+fn write_local(store: &Store, manifest: &Descriptor, dir: &Path, tag: &str) -> anyhow::Result<()> {
+    let blobs = dir.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    let bytes = store.read_bounded(&manifest.digest, MAX_DOCUMENT_SIZE)?;
+    let doc = parse_cache_manifest(&bytes, "the exported cache manifest")?;
+    for d in doc.layers.iter().chain([&doc.config, manifest]) {
+        copy_blob(store, d, dir)?;
+    }
+    write_atomic(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
+    // Keep other tags' entries of an existing, readable index.
+    let mut entries: Vec<IndexEntry> = read_index(dir)
+        .map(|i| i.manifests)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.descriptor
+                .annotations
+                .get(REF_NAME_ANNOTATION)
+                .map(String::as_str)
+                != Some(tag)
+        })
+        .collect();
+    let mut named = manifest.clone();
+    named
+        .annotations
+        .insert(REF_NAME_ANNOTATION.into(), tag.to_string());
+    entries.push(IndexEntry {
+        descriptor: named,
+        platform: None,
+    });
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(OCI_INDEX.into()),
+        manifests: entries,
+        annotations: Default::default(),
+    };
+    write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)
+}
+
+/// Copies one blob unless the layout has it already (same name and size:
+/// names are digests, so the content is the same or the layout is corrupt,
+/// which an import detects).
+fn copy_blob(store: &Store, d: &Descriptor, dir: &Path) -> anyhow::Result<()> {
+    let path = blob_path(dir, &d.digest);
+    if fs::metadata(&path).is_ok_and(|m| m.len() == d.size) {
+        return Ok(());
+    }
+    let parent = path.parent().unwrap_or(dir);
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("creating a file in {}", parent.display()))?;
+    let mut reader = store.open_verified(&d.digest)?;
+    std::io::copy(&mut reader, &mut tmp)
+        .with_context(|| format!("copying blob {} to {}", d.digest, path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("creating a file in {}", parent.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_like_buildx() {
+        let to = parse_to("type=local,dest=/tmp/c,mode=max").unwrap();
+        assert_eq!(
+            to.transport,
+            Transport::Local {
+                dir: "/tmp/c".into(),
+                tag: "latest".into()
+            }
+        );
+        assert_eq!(to.mode, CacheMode::Max);
+        assert_eq!(parse_to("type=local,dest=d").unwrap().mode, CacheMode::Min);
+        let to = parse_to("type=registry,ref=localhost:5000/app:cache,mode=max,compression=zstd")
+            .unwrap();
+        assert_eq!(
+            to.transport,
+            Transport::Registry {
+                reference: "localhost:5000/app:cache".into()
+            }
+        );
+        assert_eq!(to.compression, Compression::Zstd);
+        let from = parse_from("localhost:5000/app:cache").unwrap();
+        assert!(matches!(from.transport, Transport::Registry { .. }));
+        let from = parse_from("\"type=local,src=a,b\"").unwrap_err();
+        assert!(format!("{from:#}").contains("not KEY=VALUE"), "{from:#}");
+        let from = parse_from("type=local,\"src=a,b\"").unwrap();
+        assert_eq!(
+            from.transport,
+            Transport::Local {
+                dir: "a,b".into(),
+                tag: "latest".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_clear_errors() {
+        for (spec, want) in [
+            ("type=local", "needs dest=DIR"),
+            ("type=s3,dest=x", "unsupported cache type \"s3\""),
+            ("type=local,dest=x,mode=all", "mode=\"all\""),
+            ("type=local,dest=x,colour=red", "unknown field \"colour\""),
+            ("type=registry", "needs ref=REFERENCE"),
+            ("dest=x", "type=local or type=registry is required"),
+        ] {
+            let e = format!("{:#}", parse_to(spec).unwrap_err());
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+        let e = format!("{:#}", parse_from("type=local,src=x,mode=max").unwrap_err());
+        assert!(e.contains("unknown field \"mode\""), "{e}");
+    }
+
+    #[test]
+    fn the_registry_transport_says_it_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("root")).unwrap();
+        let e = registry_cache_transport(&store, "localhost:5000/c", RegistryCache::Pull)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .contains("registry cache transport is not available in this build"),
+            "{e}"
+        );
+    }
+}

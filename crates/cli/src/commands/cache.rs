@@ -498,7 +498,10 @@ mod tests {
         let from = parse_from("localhost:5000/app:cache").unwrap();
         assert!(matches!(from.transport, Transport::Registry { .. }));
         let from = parse_from("\"type=local,src=a,b\"").unwrap_err();
-        assert!(format!("{from:#}").contains("not KEY=VALUE"), "{from:#}");
+        assert!(
+            format!("{from:#}").contains("unsupported cache type"),
+            "{from:#}"
+        );
         let from = parse_from("type=local,\"src=a,b\"").unwrap();
         assert_eq!(
             from.transport,

@@ -45,6 +45,7 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     ];
     figures.extend(bench.big_context()?);
     figures.push(bench.shared_copies()?);
+    figures.extend(bench.fleet(&tarball)?);
     Ok(figures)
 }
 
@@ -231,4 +232,60 @@ fn du(dir: &Path) -> anyhow::Result<u64> {
         .next()
         .and_then(|n| n.parse().ok())
         .context("parsing du output")
+}
+
+impl Bench {
+    /// The fleet scenario, local transport: runner A builds cold and exports
+    /// `mode=max`; runner B, a fresh store with only the base image, builds
+    /// the same context with `--cache-from` (a fresh store for every run).
+    fn fleet(&self, tarball: &str) -> anyhow::Result<Vec<Figure>> {
+        let df = "FROM rbk-busybox AS builder\n\
+                  COPY src /src\n\
+                  RUN dd if=/dev/urandom of=/big bs=1M count=32 2>/dev/null && sleep 1\n\
+                  RUN cat /src/* > /out && sleep 1\n\
+                  FROM rbk-busybox\n\
+                  COPY --from=builder /out /app\n\
+                  COPY --from=builder /big /big\n\
+                  RUN wc -c /big > /size\n";
+        let ctx = self.context("fleet", df)?;
+        std::fs::create_dir_all(ctx.join("src"))?;
+        for i in 0..100 {
+            std::fs::write(ctx.join(format!("src/f{i}.c")), format!("int f{i};\n"))?;
+        }
+        let cache = self.work.join("fleet-cache");
+        let to = format!("type=local,dest={},mode=max", cache.display());
+        let from = format!("type=local,src={}", cache.display());
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        for run in 0..RUNS {
+            let a = Bench {
+                rbk: self.rbk.clone(),
+                store: self.work.join(format!("fleet-a{run}")),
+                work: self.work.clone(),
+            };
+            a.rbk(&["import", tarball, "rbk-busybox:latest"])?;
+            let _ = std::fs::remove_dir_all(&cache);
+            cold.push(a.build(&ctx, &["--cache-to", &to])?);
+            let b = Bench {
+                store: self.work.join(format!("fleet-b{run}")),
+                ..a
+            };
+            b.rbk(&["import", tarball, "rbk-busybox:latest"])?;
+            warm.push(b.build(&ctx, &["--cache-from", &from])?);
+        }
+        Ok(vec![
+            Figure {
+                name: "fleet: runner A cold build + --cache-to local mode=max (32 MiB layer)",
+                unit: "s",
+                samples: cold,
+                target: "(reference for runner B)",
+            },
+            Figure {
+                name: "fleet: runner B empty store, --cache-from local, same build",
+                unit: "s",
+                samples: warm,
+                target: "well under runner A's (no RUN runs; only final layers fetched)",
+            },
+        ])
+    }
 }

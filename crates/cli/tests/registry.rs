@@ -107,13 +107,13 @@ fn push_rmi_pull_gives_identical_digests_and_second_push_sends_nothing() {
     let first = ok(&root, &cfg, &["push", &image]);
     let digest = pushed_digest(&first);
     assert!(
-        stdout(&first).contains("pushed 3 blobs"),
+        stdout(&first).contains("pushed 4 blobs"),
         "{}",
         stdout(&first)
     );
     let second = ok(&root, &cfg, &["push", &image]);
     assert!(
-        stdout(&second).contains("pushed 0 blobs (0 bytes), 3 already present"),
+        stdout(&second).contains("pushed 0 blobs (0 bytes), 4 already present"),
         "{}",
         stdout(&second)
     );
@@ -330,16 +330,23 @@ fn index_for_another_platform_only_is_a_clear_error() {
     assert_eq!(pulled_digest(&out), manifest.digest.to_string());
 }
 
-/// A rule that fails the first `n` connections with `fault`, then forwards.
-fn first_n(n: usize, fault: Fault, only: &'static str) -> impl Fn(&str) -> Fault + Send + Sync {
+/// A rule that fails the first `n` connections whose request line contains
+/// `only` with `fault`, then forwards; and the count of such connections.
+fn first_n(
+    n: usize,
+    fault: Fault,
+    only: &'static str,
+) -> (impl Fn(&str) -> Fault + Send + Sync, Arc<AtomicUsize>) {
     let seen = Arc::new(AtomicUsize::new(0));
-    move |line: &str| {
+    let counter = seen.clone();
+    let rule = move |line: &str| {
         if line.contains(only) && seen.fetch_add(1, Ordering::SeqCst) < n {
             fault
         } else {
             Fault::Forward
         }
-    }
+    };
+    (rule, counter)
 }
 
 #[test]
@@ -354,11 +361,16 @@ fn server_errors_and_cut_bodies_are_retried_then_give_up() {
         ("429", first_n(3, Fault::Status(429), "/blobs/")),
         ("cut", first_n(2, Fault::Truncate, "GET /v2/faulty/blobs/")),
     ];
-    for (name, rule) in cases {
+    for (name, (rule, seen)) in cases {
         let proxy = FaultProxy::start(&reg.host, rule);
         let root = dir.join(format!("pull-{name}"));
         let out = ok(&root, &cfg, &["pull", &format!("{}/faulty:1", proxy.host)]);
         assert!(stdout(&out).contains("Digest: sha256:"), "{name}");
+        let faults = if name == "cut" { 2 } else { 3 };
+        assert!(
+            seen.load(Ordering::SeqCst) > faults,
+            "{name}: the faults were injected and retried"
+        );
         verify_passes(&root, &cfg);
     }
     let proxy = FaultProxy::start(&reg.host, |_: &str| Fault::Status(500));

@@ -209,7 +209,7 @@ pub(crate) fn map_oci(what: &str, registry: &str, e: OciDistributionError) -> Er
         OciDistributionError::RequestError(r) if r.is_connect() => {
             return Error::Unreachable {
                 registry,
-                source: e,
+                source: Box::new(e),
             }
         }
         OciDistributionError::RequestError(r)
@@ -250,7 +250,7 @@ pub(crate) fn map_oci(what: &str, registry: &str, e: OciDistributionError) -> Er
     Error::Registry {
         what,
         registry,
-        source: e,
+        source: Box::new(e),
     }
 }
 

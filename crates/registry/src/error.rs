@@ -18,7 +18,7 @@ pub enum Error {
         registry: String,
         /// The transport error of the last attempt.
         #[source]
-        source: oci_client::errors::OciDistributionError,
+        source: Box<oci_client::errors::OciDistributionError>,
     },
     /// The registry kept failing (5xx, 429, cut-off bodies) until the
     /// retries ran out.
@@ -71,7 +71,7 @@ pub enum Error {
         expected: Digest,
         /// What the store (or the size check) found.
         #[source]
-        source: Option<rbk_store::Error>,
+        source: Option<Box<rbk_store::Error>>,
     },
     /// A document from the registry or the store is not what was expected.
     #[error("{what}: {reason}")]
@@ -90,7 +90,7 @@ pub enum Error {
         registry: String,
         /// The protocol error.
         #[source]
-        source: oci_client::errors::OciDistributionError,
+        source: Box<oci_client::errors::OciDistributionError>,
     },
     /// A blob stream broke off (a cut connection or a short body).
     #[error("{what}: transfer from registry {registry} broke off")]
@@ -110,7 +110,7 @@ pub enum Error {
         what: String,
         /// The store's error.
         #[source]
-        source: rbk_store::Error,
+        source: Box<rbk_store::Error>,
     },
     /// A `--platform` value is malformed.
     #[error("invalid platform {input:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64")]
@@ -158,7 +158,7 @@ impl Error {
     pub(crate) fn store(what: impl Into<String>, source: rbk_store::Error) -> Error {
         Error::Store {
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }

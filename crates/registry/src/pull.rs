@@ -198,7 +198,7 @@ impl Client {
             ingest
                 .commit(Some(blob.digest), Some(blob.size))
                 .map_err(|e| match e.is_mismatch() {
-                    true => mismatch(Some(e)),
+                    true => mismatch(Some(Box::new(e))),
                     false => Error::store(format!("storing {what}"), e),
                 })?;
             Ok(())

@@ -34,6 +34,7 @@ pub(crate) fn free_port() -> u16 {
 impl Registry {
     /// Starts a registry under `dir`, with basic auth for `user` when given.
     /// `None` (after a SKIP line on stderr) when the binary is missing.
+    #[allow(clippy::print_stderr)] // the SKIP notice
     pub(crate) fn start(dir: &Path, user: Option<(&str, &str)>) -> Option<Registry> {
         if !Path::new(REGISTRY_BIN).is_file() {
             eprintln!("SKIP: {REGISTRY_BIN} is missing (install Debian's docker-registry)");
@@ -193,6 +194,9 @@ fn serve(mut client: TcpStream, upstream: &str, rule: &(dyn Fn(&str) -> Fault + 
             let Ok(mut up) = TcpStream::connect(upstream) else {
                 return;
             };
+            // One request per connection, so that the rule sees every request.
+            head.truncate(head.len() - 2);
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
             up.write_all(&head).unwrap();
             let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
             // Client → registry (the rest of this request and later ones).

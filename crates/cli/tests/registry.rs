@@ -118,6 +118,15 @@ fn push_rmi_pull_gives_identical_digests_and_second_push_sends_nothing() {
         stdout(&second)
     );
     assert_eq!(pushed_digest(&second), digest);
+    // Another repository of the same registry: blobs are mounted, not sent.
+    let copy = format!("{}/copy:1", reg.host);
+    ok(&root, &cfg, &["tag", &image, &copy]);
+    let third = ok(&root, &cfg, &["push", &copy]);
+    assert!(
+        stdout(&third).contains("pushed 0 blobs (0 bytes), 0 already present, 4 mounted"),
+        "{}",
+        stdout(&third)
+    );
 
     ok(&root, &cfg, &["rmi", &image]);
     let pulled = ok(&root, &cfg, &["pull", &image]);

@@ -47,10 +47,13 @@
 //!   requested (default: host) `os/arch[/variant]`; none is an error that
 //!   lists what the index offers.
 //! - Parallelism: up to four blobs move at once, per call.
-//! - Cross-repository mounts: when pushing, a blob that an image tagged in
-//!   the store under another repository of the same registry names is
-//!   mounted from there (`POST …/blobs/uploads/?mount=&from=`), falling back
-//!   to an upload when the registry declines.
+//! - Cross-repository mounts: when pushing a blob the target repository
+//!   lacks, rbk first asks the registry to mount it
+//!   (`POST …/blobs/uploads/?mount=&from=`) from repositories of the same
+//!   registry that images tagged in the store come from — those whose
+//!   stored manifest names the blob first, then up to three others (what
+//!   was pushed there may be a compressed form of what the store holds) —
+//!   and uploads it when the registry declines.
 //!
 //! ```no_run
 //! use rbk_registry::{Client, ClientOptions};

@@ -75,7 +75,7 @@ impl Client {
         desc: &Descriptor,
         reference: &Reference,
         counters: &Counters,
-        sources: &BTreeMap<Digest, String>,
+        sources: &MountSources,
         top: bool,
     ) -> Result<()> {
         let what = format!("manifest {}", desc.digest);
@@ -134,7 +134,7 @@ impl Client {
         reference: &Reference,
         blob: &Descriptor,
         counters: &Counters,
-        sources: &BTreeMap<Digest, String>,
+        sources: &MountSources,
     ) -> Result<()> {
         let registry = reference.domain();
         let oci = self.registry(registry)?;
@@ -150,10 +150,11 @@ impl Client {
             counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        if let Some(from) = sources.get(&blob.digest) {
+        for from in sources.candidates(&blob.digest) {
             let source =
-                oci_client::Reference::with_tag(registry.into(), from.clone(), "latest".into());
-            // A refused mount (202, 401 on the source) just means "upload it".
+                oci_client::Reference::with_tag(registry.into(), from.to_string(), "latest".into());
+            // A refused mount (202, 401 on the source) just means "try the
+            // next, then upload".
             let mounted = self
                 .runtime
                 .block_on(oci.mount_blob(&image, &source, &digest))
@@ -224,16 +225,43 @@ impl Client {
     }
 }
 
-/// Blobs of images tagged in the store under other repositories of the same
-/// registry, by digest: candidates for a cross-repository mount.
-fn mount_sources(store: &Store, target: &Reference) -> BTreeMap<Digest, String> {
-    let mut out = BTreeMap::new();
+/// Where a blob might be mounted from: repositories of the same registry
+/// that images tagged in the store come from. Those whose stored manifest
+/// names the blob come first; the others are tried too (at most
+/// [`MAX_GUESSES`]), because what was pushed there may be a compressed form
+/// of what the store holds.
+#[derive(Default)]
+struct MountSources {
+    by_blob: BTreeMap<Digest, String>,
+    others: Vec<String>,
+}
+
+const MAX_GUESSES: usize = 3;
+
+impl MountSources {
+    fn candidates(&self, digest: &Digest) -> Vec<&str> {
+        let exact = self.by_blob.get(digest).map(String::as_str);
+        let rest = self
+            .others
+            .iter()
+            .map(String::as_str)
+            .filter(|r| Some(*r) != exact)
+            .take(MAX_GUESSES);
+        exact.into_iter().chain(rest).collect()
+    }
+}
+
+fn mount_sources(store: &Store, target: &Reference) -> MountSources {
+    let mut out = MountSources::default();
     let Ok(images) = store.images() else {
         return out;
     };
     for (reference, desc) in images {
         if reference.domain() != target.domain() || reference.path() == target.path() {
             continue;
+        }
+        if !out.others.iter().any(|r| r == reference.path()) {
+            out.others.push(reference.path().to_string());
         }
         let Ok(bytes) = store.read_bounded(&desc.digest, MAX_DOCUMENT_SIZE) else {
             continue;
@@ -242,7 +270,8 @@ fn mount_sources(store: &Store, target: &Reference) -> BTreeMap<Digest, String> 
             continue;
         };
         for blob in refs.config.into_iter().chain(refs.layers) {
-            out.entry(blob.digest)
+            out.by_blob
+                .entry(blob.digest)
                 .or_insert_with(|| reference.path().to_string());
         }
     }

@@ -12,9 +12,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rbk-graph", &["rbk-store"]),
     ("rbk-parser", &["rbk-graph", "rbk-store"]),
     ("rbk-exec", &["rbk-graph", "rbk-store"]),
+    ("rbk-registry", &["rbk-store"]),
     (
         "rbk-cli",
-        &["rbk-parser", "rbk-graph", "rbk-exec", "rbk-store"],
+        &[
+            "rbk-parser",
+            "rbk-graph",
+            "rbk-exec",
+            "rbk-store",
+            "rbk-registry",
+        ],
     ),
     ("xtask", &["rbk-parser", "rbk-graph"]),
 ];

@@ -8,11 +8,13 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 4] = [
+const PROGRAMS: [(&str, &str); 5] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
+    // The registry the registry tests push to and pull from.
+    ("docker-registry", "docker-registry"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

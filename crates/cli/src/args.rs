@@ -12,6 +12,10 @@ pub(crate) struct Cli {
     /// `/var/lib/rbk` when run as root).
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) root: Option<PathBuf>,
+    /// A registry (`HOST[:PORT]`) to reach over plain HTTP (repeatable;
+    /// `localhost` and loopback addresses always are).
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
     /// The command to run.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -47,6 +51,57 @@ pub(crate) enum Command {
     System(SystemCommand),
     /// Remove build cache, unused blobs and snapshots, and leftovers.
     Prune(PruneArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// Log in to a registry (credentials go to the docker config.json).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
+}
+
+/// `rbk pull`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PullArgs {
+    /// The platform to pull from a multi-platform image (`os/arch[/variant]`).
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
+    /// The image, e.g. `registry:5000/app:1` or `app@sha256:…`.
+    pub(crate) image: String,
+}
+
+/// `rbk push`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PushArgs {
+    /// How layers are compressed on the way out.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub(crate) compression: CompressionArg,
+    /// The image (its name says where it goes).
+    pub(crate) image: String,
+}
+
+/// `rbk login`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// User name.
+    #[arg(short, long)]
+    pub(crate) username: Option<String>,
+    /// Password (prefer --password-stdin).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub(crate) password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// The registry, e.g. `registry:5000` (default Docker Hub).
+    pub(crate) server: Option<String>,
+}
+
+/// `rbk logout`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (default Docker Hub).
+    pub(crate) server: Option<String>,
 }
 
 /// `rbk rmi`.
@@ -256,6 +311,12 @@ pub(crate) struct BuildArgs {
     /// with `mode=min|max` (may be repeated).
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub(crate) cache_to: Vec<String>,
+    /// Push the tagged image to its registry (like `--output type=registry`).
+    #[arg(long)]
+    pub(crate) push: bool,
+    /// Always check the registry for a newer base image.
+    #[arg(long)]
+    pub(crate) pull: bool,
 }
 
 /// `--progress`.

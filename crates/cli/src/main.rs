@@ -14,6 +14,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    commands::pull::set_insecure_registries(cli.insecure_registries.clone());
     let result = match cli.command {
         args::Command::Build(args) => commands::build::run(cli.root.as_deref(), args),
         args::Command::Debug(cmd) => commands::debug::run(cmd),
@@ -27,6 +28,10 @@ fn main() -> ExitCode {
         args::Command::History(a) => commands::history::run(cli.root.as_deref(), a),
         args::Command::System(c) => commands::system::run(cli.root.as_deref(), c),
         args::Command::Prune(a) => commands::prune::run(cli.root.as_deref(), a),
+        args::Command::Pull(a) => commands::pull::run(cli.root.as_deref(), a),
+        args::Command::Push(a) => commands::push::run(cli.root.as_deref(), a),
+        args::Command::Login(a) => commands::login::login(a),
+        args::Command::Logout(a) => commands::login::logout(a),
     };
     match result {
         Ok(code) => code,

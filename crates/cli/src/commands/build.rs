@@ -30,14 +30,17 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
                 .with_context(|| format!("invalid tag {t:?} given with -t"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let outputs = output::parse_all(&args.outputs)?;
+    let mut outputs = output::parse_all(&args.outputs)?;
+    if args.push {
+        outputs.push(output::Output::Registry(None));
+    }
     let labels = parse_labels(&args.labels)?;
     let entitlements = parse_entitlements(&args.allow)?;
     let caches = cache::CacheSpecs::parse(&args.cache_from, &args.cache_to)?;
     let store = crate::settings::open_store(root)?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
-    let resolver = StoreResolver(&store);
+    let resolver = StoreResolver(&store, args.pull);
     let planned = frontend::plan_with(
         args.frontend,
         args.no_cache,
@@ -195,21 +198,14 @@ fn parse_entitlements(raw: &[String]) -> anyhow::Result<Entitlements> {
 }
 
 /// Base image configs for the frontend, from the store.
-struct StoreResolver<'a>(&'a Store);
+/// Store first, then the registry (always the registry with `--pull`).
+struct StoreResolver<'a>(&'a Store, bool);
 
 impl ImageResolver for StoreResolver<'_> {
-    fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ImageConfig, String> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ImageConfig, String> {
         let parsed: Reference = reference.parse().map_err(|e| format!("{e}"))?;
-        let image = self.0.image(&parsed).map_err(|e| {
-            if e.is_not_found() {
-                format!(
-                    "image {} not found in the store (load it with `rbk load` or `rbk import`)",
-                    parsed.familiar()
-                )
-            } else {
-                format!("{e:#}")
-            }
-        })?;
+        let image = crate::commands::pull::image_for_build(self.0, &parsed, platform, self.1)
+            .map_err(|e| format!("{e:#}"))?;
         let config = image.config.config.unwrap_or_default();
         serde_json::to_value(config)
             .and_then(serde_json::from_value)

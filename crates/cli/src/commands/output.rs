@@ -21,6 +21,8 @@ pub(crate) enum Output {
     Local(PathBuf),
     /// `type=tar,dest=FILE`: the final filesystem as one tarball.
     Tar(PathBuf),
+    /// `type=registry[,name=REF]`: pushed to `REF`, else to every `-t` tag.
+    Registry(Option<Reference>),
 }
 
 /// Parses every `--output` value (`type=…,dest=…`, or a bare directory).
@@ -32,15 +34,19 @@ fn parse(spec: &str) -> anyhow::Result<Output> {
     if !spec.contains('=') {
         return Ok(Output::Local(PathBuf::from(spec)));
     }
-    let (mut kind, mut dest) = (None, None);
+    let (mut kind, mut dest, mut name) = (None, None, None);
     for field in spec.split(',') {
         match field.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("name", v)) => name = Some(v.to_string()),
             _ => {
                 bail!("invalid --output {spec:?}: unknown field {field:?} (expected type=…,dest=…)")
             }
         }
+    }
+    if kind.as_deref() == Some("registry") || name.is_some() {
+        return parse_registry(spec, kind.as_deref(), dest.is_some(), name);
     }
     let dest = dest.with_context(|| format!("invalid --output {spec:?}: dest=… is required"))?;
     Ok(match kind.as_deref() {
@@ -52,6 +58,27 @@ fn parse(spec: &str) -> anyhow::Result<Output> {
             "invalid --output {spec:?}: unsupported type {other:?} (docker, oci, local or tar)"
         ),
     })
+}
+
+fn parse_registry(
+    spec: &str,
+    kind: Option<&str>,
+    has_dest: bool,
+    name: Option<String>,
+) -> anyhow::Result<Output> {
+    if kind != Some("registry") {
+        bail!("invalid --output {spec:?}: name=… goes with type=registry");
+    }
+    if has_dest {
+        bail!("invalid --output {spec:?}: type=registry takes name=…, not dest=…");
+    }
+    let name = name
+        .map(|n| {
+            n.parse::<Reference>()
+                .with_context(|| format!("invalid --output {spec:?}: bad name {n:?}"))
+        })
+        .transpose()?;
+    Ok(Output::Registry(name))
 }
 
 /// Writes `image` to `out`.
@@ -76,6 +103,19 @@ pub(crate) fn write(
             crate::commands::save::write_file(store, &saved, format, path)
         }
         Output::Local(dir) => flatten(store, image, dir),
+        Output::Registry(name) => {
+            let targets = match name {
+                Some(n) => vec![n.clone()],
+                None => tags.to_vec(),
+            };
+            if targets.is_empty() {
+                bail!("--output type=registry needs a name: give name=REF or -t NAME");
+            }
+            for target in &targets {
+                crate::commands::push::push_image(store, image, target, compression)?;
+            }
+            Ok(())
+        }
         Output::Tar(path) => {
             let work = store.work_dir()?;
             let root = work.upper();
@@ -92,7 +132,7 @@ pub(crate) fn write(
 
 /// The same image with its layers compressed (layers leaving the store are
 /// compressed; inside it they need not be).
-fn compressed_image(
+pub(crate) fn compressed_image(
     store: &Store,
     image: &Image,
     compression: CompressionArg,
@@ -155,6 +195,12 @@ mod tests {
             Output::Tar("t.tar".into())
         );
         assert!(parse("type=registry,dest=x").is_err());
+        assert_eq!(parse("type=registry").unwrap(), Output::Registry(None));
+        assert_eq!(
+            parse("type=registry,name=localhost:5000/a:1").unwrap(),
+            Output::Registry(Some("localhost:5000/a:1".parse().unwrap()))
+        );
+        assert!(parse("type=docker,name=a").is_err());
         assert!(parse("type=docker").is_err());
         assert!(parse("type=docker,dest=x,bogus=1").is_err());
     }

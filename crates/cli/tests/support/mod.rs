@@ -137,3 +137,4 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     }
     ctx
 }
+pub(crate) mod registry;

@@ -1,0 +1,63 @@
+//! `rbk push IMAGE`, and pushing what a build made (`--push`,
+//! `--output type=registry`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rbk_store::image::Image;
+use rbk_store::{Reference, Store};
+
+use crate::args::{CompressionArg, PushArgs};
+
+pub(crate) fn run(root: Option<&Path>, args: PushArgs) -> anyhow::Result<ExitCode> {
+    let reference: Reference = args
+        .image
+        .parse()
+        .with_context(|| format!("invalid image name {:?}", args.image))?;
+    let store = crate::settings::open_store(root)?;
+    let image = store
+        .image(&reference)
+        .with_context(|| format!("pushing {}", reference.familiar()))?;
+    push_image(&store, &image, &reference, args.compression)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes `image` to `reference`: its layers leave the store compressed
+/// (as with `rbk save`), in a distribution manifest made for the purpose.
+pub(crate) fn push_image(
+    store: &Store,
+    image: &Image,
+    reference: &Reference,
+    compression: CompressionArg,
+) -> anyhow::Result<()> {
+    report_start(reference);
+    // The distribution manifest is untagged: keep GC off it until it is sent.
+    let _lease = store.lease()?;
+    let compressed = crate::commands::output::compressed_image(store, image, compression)?;
+    let client = crate::commands::pull::client(None)?;
+    let report = client
+        .push(store, &compressed.descriptor, reference)
+        .with_context(|| format!("pushing {}", reference.familiar()))?;
+    report_done(reference, &compressed, &report);
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // the CLI reports here
+fn report_start(reference: &Reference) {
+    println!("The push refers to repository [{}]", reference.name());
+}
+
+#[allow(clippy::print_stdout)] // the CLI reports here
+fn report_done(reference: &Reference, image: &Image, report: &rbk_registry::PushReport) {
+    println!(
+        "pushed {} blobs ({} bytes), {} already present, {} mounted",
+        report.uploaded, report.bytes, report.skipped, report.mounted
+    );
+    println!(
+        "{}: digest: {} size: {}",
+        reference.tag().unwrap_or("latest"),
+        image.descriptor.digest,
+        image.descriptor.size
+    );
+}

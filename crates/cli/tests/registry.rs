@@ -1,0 +1,394 @@
+//! `rbk push`, `pull`, `login`, `build --push` and FROM-from-a-registry,
+//! against a real `docker-registry` on 127.0.0.1 — and faults: registry
+//! down, wrong credentials, corrupt blobs, 500/429 and cut-off bodies (from
+//! a fault-injecting proxy in front of the real registry), a platform the
+//! image does not have.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use support::registry::{free_port, Fault, FaultProxy, Registry};
+use support::{context, scratch, stderr, stdout};
+
+/// `rbk` with its own docker config dir (never the user's).
+fn rbk(root: &Path, docker_config: &Path, args: &[&str]) -> Output {
+    support::command(root, args)
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .unwrap()
+}
+
+fn ok(root: &Path, docker_config: &Path, args: &[&str]) -> Output {
+    let out = rbk(root, docker_config, args);
+    assert!(
+        out.status.success(),
+        "rbk {args:?} failed:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+fn fails(root: &Path, docker_config: &Path, args: &[&str]) -> String {
+    let out = rbk(root, docker_config, args);
+    assert!(
+        !out.status.success(),
+        "rbk {args:?} should fail:\n{}",
+        stdout(&out)
+    );
+    stderr(&out)
+}
+
+fn image_id(root: &Path, cfg: &Path, image: &str) -> String {
+    let out = ok(root, cfg, &["inspect", "-f", "{{.Id}}", image]);
+    stdout(&out).trim().to_string()
+}
+
+fn pulled_digest(out: &Output) -> String {
+    let text = stdout(out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("no Digest line in:\n{text}"))
+        .to_string()
+}
+
+fn pushed_digest(out: &Output) -> String {
+    let text = stdout(out);
+    text.lines()
+        .find_map(|l| l.split_once(": digest: "))
+        .map(|(_, rest)| rest.split(' ').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no digest line in:\n{text}"))
+}
+
+fn verify_passes(root: &Path, cfg: &Path) {
+    ok(root, cfg, &["system", "verify"]);
+}
+
+/// A store with the busybox base pushed to `host` as `NAME:1`.
+fn pushed_base(dir: &Path, host: &str, name: &str) -> (PathBuf, PathBuf, String) {
+    let cfg = dir.join("docker-config");
+    let root = support::store_named(dir, "src");
+    let image = format!("{host}/{name}:1");
+    ok(&root, &cfg, &["tag", "rbk-busybox:latest", &image]);
+    ok(&root, &cfg, &["push", &image]);
+    (root, cfg, image)
+}
+
+#[test]
+fn push_rmi_pull_gives_identical_digests_and_second_push_sends_nothing() {
+    let dir = scratch("reg-roundtrip");
+    let Some(reg) = Registry::start(&dir.join("registry"), None) else {
+        return;
+    };
+    let cfg = dir.join("docker-config");
+    let root = support::store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nRUN echo hello > /hello\nCOPY f /f\n",
+            ),
+            ("f", "data\n"),
+        ],
+    );
+    let image = format!("{}/app:1", reg.host);
+    ok(
+        &root,
+        &cfg,
+        &["build", "-q", "-t", &image, ctx.to_str().unwrap()],
+    );
+    let id = image_id(&root, &cfg, &image);
+
+    let first = ok(&root, &cfg, &["push", &image]);
+    let digest = pushed_digest(&first);
+    assert!(
+        stdout(&first).contains("pushed 4 blobs"),
+        "{}",
+        stdout(&first)
+    );
+    let second = ok(&root, &cfg, &["push", &image]);
+    assert!(
+        stdout(&second).contains("pushed 0 blobs (0 bytes), 4 already present"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(pushed_digest(&second), digest);
+    // Another repository of the same registry: blobs are mounted, not sent.
+    let copy = format!("{}/copy:1", reg.host);
+    ok(&root, &cfg, &["tag", &image, &copy]);
+    let third = ok(&root, &cfg, &["push", &copy]);
+    assert!(
+        stdout(&third).contains("pushed 0 blobs (0 bytes), 0 already present, 4 mounted"),
+        "{}",
+        stdout(&third)
+    );
+
+    ok(&root, &cfg, &["rmi", &image]);
+    let pulled = ok(&root, &cfg, &["pull", &image]);
+    assert_eq!(pulled_digest(&pulled), digest);
+    assert!(stdout(&pulled).contains("Status: Downloaded newer image"));
+    assert_eq!(image_id(&root, &cfg, &image), id);
+    let again = ok(&root, &cfg, &["pull", &image]);
+    assert!(
+        stdout(&again).contains("Status: Image is up to date"),
+        "{}",
+        stdout(&again)
+    );
+
+    // A store that never saw it: pull, then build FROM an image only in the registry.
+    let empty = dir.join("empty");
+    let pulled = ok(&empty, &cfg, &["pull", &image]);
+    assert_eq!(pulled_digest(&pulled), digest);
+    assert_eq!(image_id(&empty, &cfg, &image), id);
+    verify_passes(&empty, &cfg);
+
+    let other = dir.join("other");
+    let ctx2 = dir.join("ctx2");
+    std::fs::create_dir_all(&ctx2).unwrap();
+    std::fs::write(
+        ctx2.join("Dockerfile"),
+        format!("FROM {image}\nRUN cat /hello /f > /both\n"),
+    )
+    .unwrap();
+    let derived = format!("{}/derived:1", reg.host);
+    ok(
+        &other,
+        &cfg,
+        &[
+            "build",
+            "-q",
+            "-t",
+            &derived,
+            "--push",
+            ctx2.to_str().unwrap(),
+        ],
+    );
+    ok(&other, &cfg, &["inspect", &image]);
+    // --push sent the new layer and config, and found the base layers there.
+    let fresh = dir.join("fresh");
+    ok(&fresh, &cfg, &["pull", &derived]);
+    verify_passes(&fresh, &cfg);
+}
+
+#[test]
+fn login_with_right_and_wrong_credentials() {
+    let dir = scratch("reg-login");
+    let Some(reg) = Registry::start(&dir.join("registry"), Some(("alice", "s3cret"))) else {
+        return;
+    };
+    let cfg = dir.join("docker-config");
+    let root = support::store(&dir);
+    let image = format!("{}/private:1", reg.host);
+    ok(&root, &cfg, &["tag", "rbk-busybox:latest", &image]);
+
+    let err = fails(&root, &cfg, &["push", &image]);
+    assert!(err.contains("denied access"), "{err}");
+    let err = fails(
+        &root,
+        &cfg,
+        &["login", "-u", "alice", "-p", "wrong", &reg.host],
+    );
+    assert!(
+        err.contains("denied access") && err.contains(&reg.host),
+        "{err}"
+    );
+    assert!(
+        !cfg.join("config.json").exists(),
+        "nothing written on failure"
+    );
+
+    let out = ok(
+        &root,
+        &cfg,
+        &["login", "-u", "alice", "-p", "s3cret", &reg.host],
+    );
+    assert!(stdout(&out).contains("Login Succeeded"));
+    let text = std::fs::read_to_string(cfg.join("config.json")).unwrap();
+    assert!(text.contains(&reg.host), "{text}");
+    ok(&root, &cfg, &["push", &image]);
+    let empty = dir.join("empty");
+    ok(&empty, &cfg, &["pull", &image]);
+
+    ok(&root, &cfg, &["logout", &reg.host]);
+    let err = fails(&dir.join("empty2"), &cfg, &["pull", &image]);
+    assert!(err.contains("denied access"), "{err}");
+}
+
+#[test]
+fn registry_down_is_a_clear_error() {
+    let dir = scratch("reg-down");
+    let cfg = dir.join("docker-config");
+    let host = format!("127.0.0.1:{}", free_port());
+    let err = fails(&dir.join("root"), &cfg, &["pull", &format!("{host}/app:1")]);
+    assert!(
+        err.contains("cannot connect to registry") && err.contains(&host),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_blob_in_the_registry_never_lands_in_the_store() {
+    let dir = scratch("reg-corrupt");
+    let Some(reg) = Registry::start(&dir.join("registry"), None) else {
+        return;
+    };
+    let (src, cfg, image) = pushed_base(&dir, &reg.host, "corrupt");
+    let manifest = ok(&src, &cfg, &["inspect", "-f", "{{json .RootFS}}", &image]);
+    let _ = manifest;
+    // Flip bytes of the (only) layer blob the registry holds, keeping its size.
+    let pulled = dir.join("probe");
+    let out = ok(&pulled, &cfg, &["pull", &image]);
+    let digest = pulled_digest(&out);
+    let store = rbk_store::Store::open(&pulled).unwrap();
+    let m = store
+        .read_image(&store.resolve(&image.parse().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(m.descriptor.digest.to_string(), digest);
+    let layer = m.manifest.layers[0].digest.to_string();
+    let file = reg.blob_file(&layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let root = dir.join("victim");
+    let err = fails(&root, &cfg, &["pull", &image]);
+    assert!(
+        err.contains("does not match digest") && err.contains(&layer),
+        "{err}"
+    );
+    verify_passes(&root, &cfg);
+    let images = ok(&root, &cfg, &["images"]);
+    assert!(!stdout(&images).contains("corrupt"), "{}", stdout(&images));
+    let store = rbk_store::Store::open(&root).unwrap();
+    use rbk_store::BlobRead;
+    assert!(!store.exists(&layer.parse().unwrap()).unwrap());
+}
+
+#[test]
+fn index_for_another_platform_only_is_a_clear_error() {
+    let dir = scratch("reg-platform");
+    let Some(reg) = Registry::start(&dir.join("registry"), None) else {
+        return;
+    };
+    let cfg = dir.join("docker-config");
+    let root = support::store(&dir);
+    // An arm64 variant of the base: same layers, config saying arm64, in an index.
+    let store = rbk_store::Store::open(&root).unwrap();
+    let base = store.image(&"rbk-busybox:latest".parse().unwrap()).unwrap();
+    use rbk_store::{BlobRead, BlobWrite};
+    let mut config: serde_json::Value = serde_json::from_slice(
+        &store
+            .read_bounded(&base.manifest.config.digest, 1 << 22)
+            .unwrap(),
+    )
+    .unwrap();
+    config["architecture"] = "arm64".into();
+    let info = store
+        .put_bytes(&serde_json::to_vec(&config).unwrap())
+        .unwrap();
+    let mut cfg_desc = base.manifest.config.clone();
+    cfg_desc.digest = info.digest;
+    cfg_desc.size = info.size;
+    let manifest = store
+        .put_manifest(cfg_desc, base.manifest.layers.clone())
+        .unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": manifest.media_type,
+            "digest": manifest.digest.to_string(),
+            "size": manifest.size,
+            "platform": {"os": "linux", "architecture": "arm64"}
+        }]
+    });
+    let info = store
+        .put_bytes(&serde_json::to_vec(&index).unwrap())
+        .unwrap();
+    let index_desc = rbk_store::Descriptor {
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        digest: info.digest,
+        size: info.size,
+        annotations: Default::default(),
+    };
+    let image = format!("{}/multi:1", reg.host);
+    let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
+        docker_config_dir: Some(cfg.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let report = client
+        .push(&store, &index_desc, &image.parse().unwrap())
+        .unwrap();
+    assert_eq!(report.uploaded, 2, "{report:?}");
+
+    let empty = dir.join("empty");
+    let err = fails(&empty, &cfg, &["pull", "--platform", "linux/amd64", &image]);
+    assert!(
+        err.contains("no manifest for platform linux/amd64") && err.contains("linux/arm64"),
+        "{err}"
+    );
+    verify_passes(&empty, &cfg);
+    let out = ok(&empty, &cfg, &["pull", "--platform", "linux/arm64", &image]);
+    assert_eq!(pulled_digest(&out), manifest.digest.to_string());
+}
+
+/// A rule that fails the first `n` connections whose request line contains
+/// `only` with `fault`, then forwards; and the count of such connections.
+fn first_n(
+    n: usize,
+    fault: Fault,
+    only: &'static str,
+) -> (impl Fn(&str) -> Fault + Send + Sync, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let rule = move |line: &str| {
+        if line.contains(only) && seen.fetch_add(1, Ordering::SeqCst) < n {
+            fault
+        } else {
+            Fault::Forward
+        }
+    };
+    (rule, counter)
+}
+
+#[test]
+fn server_errors_and_cut_bodies_are_retried_then_give_up() {
+    let dir = scratch("reg-faults");
+    let Some(reg) = Registry::start(&dir.join("registry"), None) else {
+        return;
+    };
+    let (_src, cfg, _image) = pushed_base(&dir, &reg.host, "faulty");
+    let cases = [
+        ("500", first_n(3, Fault::Status(500), "/manifests/")),
+        ("429", first_n(3, Fault::Status(429), "/blobs/")),
+        ("cut", first_n(2, Fault::Truncate, "GET /v2/faulty/blobs/")),
+    ];
+    for (name, (rule, seen)) in cases {
+        let proxy = FaultProxy::start(&reg.host, rule);
+        let root = dir.join(format!("pull-{name}"));
+        let out = ok(&root, &cfg, &["pull", &format!("{}/faulty:1", proxy.host)]);
+        assert!(stdout(&out).contains("Digest: sha256:"), "{name}");
+        let faults = if name == "cut" { 2 } else { 3 };
+        assert!(
+            seen.load(Ordering::SeqCst) > faults,
+            "{name}: the faults were injected and retried"
+        );
+        verify_passes(&root, &cfg);
+    }
+    let proxy = FaultProxy::start(&reg.host, |_: &str| Fault::Status(500));
+    let root = dir.join("pull-always-500");
+    let err = fails(&root, &cfg, &["pull", &format!("{}/faulty:1", proxy.host)]);
+    assert!(
+        err.contains("gave up after 5 attempts") && err.contains("500"),
+        "{err}"
+    );
+    let images = ok(&root, &cfg, &["images"]);
+    assert!(!stdout(&images).contains("faulty"));
+}

@@ -1,0 +1,83 @@
+//! rbk's registry client: pull and push images (and any other content a
+//! manifest names, such as build-cache manifests) over the OCI distribution
+//! protocol, with Docker's credentials.
+//!
+//! # Where it sits
+//!
+//! This crate is an addition to the design's map: `cli → registry → store`.
+//! It depends on `rbk-store` only (for [`Digest`](rbk_store::Digest),
+//! [`Descriptor`](rbk_store::Descriptor), [`Reference`](rbk_store::Reference), the blob traits and
+//! the image documents), and nothing but `cli` depends on it. It is a crate
+//! of its own rather than a part of `store` or `exec` because it is the
+//! workspace's only network code and brings an HTTP stack (tokio, reqwest,
+//! rustls) that the store, the graph and the executor must not carry; and
+//! the build-cache export and import (`--cache-to/--cache-from`) use it too.
+//!
+//! # Main types
+//!
+//! - [`Client`]: [`pull`](Client::pull), [`push`](Client::push),
+//!   [`fetch_manifest`](Client::fetch_manifest),
+//!   [`fetch_blob`](Client::fetch_blob). Its API is synchronous; it owns a
+//!   small tokio runtime that drives the async protocol client.
+//! - [`ClientOptions`]: insecure (plain HTTP) registries, the docker config
+//!   directory, the platform to pick from indexes.
+//! - [`login`] / [`logout`]: `auths` in `config.json`, as `docker login` writes it.
+//!
+//! # Decisions
+//!
+//! - The protocol is spoken by the `oci-client` crate (ORAS project): manifest
+//!   and blob GET/HEAD/PUT, monolithic streamed blob uploads, cross-repository
+//!   mounts, the `WWW-Authenticate` bearer-token flow and basic auth. It is
+//!   built with rustls, so no system TLS library is needed.
+//! - Trust: every byte that reaches the store goes through the store's
+//!   ingest, which checks the expected digest and size on commit; manifests
+//!   are hashed here and compared with the digest asked for (the registry's
+//!   `Docker-Content-Digest` header is not trusted). A blob body longer than
+//!   its descriptor is cut off and fails. Nothing is tagged here: callers tag
+//!   after `pull` returns.
+//! - Retries: connect errors, timeouts, 5xx, 429 and bodies that break off
+//!   are retried with exponential back-off (5 attempts, from 200 ms), then
+//!   fail with [`Error::GaveUp`] or [`Error::Unreachable`]. A download that
+//!   breaks off restarts from byte 0 in a fresh ingest (no resume).
+//! - Plain HTTP for `localhost`, `127.0.0.0/8`, `::1` and the hosts in
+//!   [`ClientOptions::insecure_registries`]; HTTPS otherwise.
+//! - Credentials: `credHelpers`, then `credsStore`, then `auths` of
+//!   `config.json` in `$DOCKER_CONFIG` or `~/.docker`.
+//! - Platform: an index is resolved to the first entry matching the
+//!   requested (default: host) `os/arch[/variant]`; none is an error that
+//!   lists what the index offers.
+//! - Parallelism: up to four blobs move at once, per call.
+//! - Cross-repository mounts: when pushing a blob the target repository
+//!   lacks, rbk first asks the registry to mount it
+//!   (`POST …/blobs/uploads/?mount=&from=`) from repositories of the same
+//!   registry that images tagged in the store come from — those whose
+//!   stored manifest names the blob first, then up to three others (what
+//!   was pushed there may be a compressed form of what the store holds) —
+//!   and uploads it when the registry declines.
+//!
+//! ```no_run
+//! use rbk_registry::{Client, ClientOptions};
+//! use rbk_store::{Reference, Store};
+//!
+//! let store = Store::open("/var/lib/rbk".as_ref()).unwrap();
+//! let client = Client::new(ClientOptions::default()).unwrap();
+//! let reference: Reference = "127.0.0.1:5000/app:1".parse().unwrap();
+//! let manifest = client.pull(&store, &reference).unwrap();
+//! store.tag(&reference, manifest.clone()).unwrap();
+//! let report = client.push(&store, &manifest, &reference).unwrap();
+//! assert_eq!(report.uploaded, 0);
+//! ```
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod platform;
+mod pull;
+mod push;
+
+pub use client::{Client, ClientOptions};
+pub use config::{credentials_for, default_config_dir, login, logout, Credentials};
+pub use error::{Error, Result};
+pub use platform::Platform;
+pub use push::PushReport;

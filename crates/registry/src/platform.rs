@@ -1,0 +1,188 @@
+//! Platforms (`os/arch[/variant]`) and choosing a manifest from an index.
+
+use std::fmt;
+
+use rbk_store::image::{Index, IndexEntry};
+
+use crate::{Error, Result};
+
+/// A target platform, in OCI's vocabulary (`linux`, `amd64`, `arm64`, `v8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// The operating system, e.g. `linux`.
+    pub os: String,
+    /// The CPU architecture, e.g. `amd64`.
+    pub architecture: String,
+    /// The variant, e.g. `v7` for `arm`.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform this program runs on.
+    pub fn host() -> Platform {
+        let (architecture, variant) = match std::env::consts::ARCH {
+            "x86_64" => ("amd64", None),
+            "x86" => ("386", None),
+            "aarch64" => ("arm64", None),
+            "arm" => ("arm", Some("v7")),
+            "powerpc64" => ("ppc64le", None),
+            "loongarch64" => ("loong64", None),
+            other => (other, None),
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: variant.map(str::to_string),
+        }
+    }
+
+    /// Parses `os/arch[/variant]`.
+    pub fn parse(input: &str) -> Result<Platform> {
+        let parts: Vec<&str> = input.split('/').collect();
+        let bad = || Error::InvalidPlatform {
+            input: input.to_string(),
+        };
+        if parts.iter().any(|p| p.is_empty()) || !(2..=3).contains(&parts.len()) {
+            return Err(bad());
+        }
+        Ok(Platform {
+            os: parts[0].to_ascii_lowercase(),
+            architecture: normalise_arch(parts[1]).into(),
+            variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
+        })
+    }
+
+    /// Whether an index entry's platform is this one. An entry for `arm64`
+    /// without a variant counts as `v8`, as containerd's matcher has it.
+    fn matches(&self, entry: &IndexEntry) -> bool {
+        let Some(p) = &entry.platform else {
+            return false;
+        };
+        let field = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        if field("os") != self.os || normalise_arch(field("architecture")) != self.architecture {
+            return false;
+        }
+        match (&self.variant, field("variant")) {
+            (None, _) => true,
+            (Some(want), have) => {
+                want == have || (self.architecture == "arm64" && want == "v8" && have.is_empty())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn normalise_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        "i386" => "386",
+        other => other,
+    }
+}
+
+fn describe(entry: &IndexEntry) -> String {
+    let Some(p) = &entry.platform else {
+        return "unknown".into();
+    };
+    let field = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let mut s = format!("{}/{}", field("os"), field("architecture"));
+    if !field("variant").is_empty() {
+        s = format!("{s}/{}", field("variant"));
+    }
+    s
+}
+
+/// The first entry of `index` for `platform` (deterministic: index order).
+pub(crate) fn select<'a>(
+    index: &'a Index,
+    platform: &Platform,
+    reference: &str,
+) -> Result<&'a IndexEntry> {
+    index
+        .manifests
+        .iter()
+        .find(|e| platform.matches(e))
+        .ok_or_else(|| {
+            let mut available: Vec<String> = index
+                .manifests
+                .iter()
+                .map(describe)
+                .filter(|d| d != "unknown/unknown")
+                .collect();
+            available.dedup();
+            Error::PlatformNotFound {
+                reference: reference.to_string(),
+                platform: platform.to_string(),
+                available: if available.is_empty() {
+                    "no platforms".into()
+                } else {
+                    available.join(", ")
+                },
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(platforms: &[&str]) -> Index {
+        let manifests = platforms
+            .iter()
+            .map(|p| {
+                let parts: Vec<&str> = p.split('/').collect();
+                let mut map = std::collections::BTreeMap::new();
+                map.insert("os".to_string(), parts[0].into());
+                map.insert("architecture".to_string(), parts[1].into());
+                if let Some(v) = parts.get(2) {
+                    map.insert("variant".to_string(), (*v).into());
+                }
+                IndexEntry {
+                    descriptor: rbk_store::Descriptor {
+                        media_type: rbk_store::image::OCI_MANIFEST.into(),
+                        digest: rbk_store::Digest::sha256_of(p.as_bytes()),
+                        size: 1,
+                        annotations: Default::default(),
+                    },
+                    platform: Some(map),
+                }
+            })
+            .collect();
+        Index {
+            schema_version: 2,
+            media_type: None,
+            manifests,
+            annotations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn selects_and_explains() {
+        let idx = index(&["linux/amd64", "linux/arm/v7", "linux/arm64"]);
+        let p = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(
+            select(&idx, &p, "x").unwrap().descriptor.digest,
+            idx.manifests[1].descriptor.digest
+        );
+        let p = Platform::parse("linux/arm64/v8").unwrap();
+        assert!(select(&idx, &p, "x").is_ok());
+        let p = Platform::parse("linux/s390x").unwrap();
+        let err = select(&idx, &p, "x").unwrap_err().to_string();
+        assert!(
+            err.contains("linux/s390x") && err.contains("linux/arm/v7"),
+            "{err}"
+        );
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux//x").is_err());
+    }
+}

@@ -297,18 +297,69 @@ fn an_unreadable_cache_is_a_warning_and_the_build_goes_on() {
         assert!(log.contains("WARNING: --cache-from"), "{log}");
         assert!(log.contains(&cache.display().to_string()), "{log}");
     }
-    // A bad spec and the registry transport (not wired in yet) are errors.
+    // A bad spec is an error.
     let out = build(&b, &ctx, &["--cache-to", "type=local"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("needs dest=DIR"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_fleet_shares_its_cache_through_a_registry() {
+    let dir = scratch("cache-fleet-registry");
+    let Some(registry) = support::registry::Registry::start(&dir.join("registry"), None) else {
+        return;
+    };
+    let a = store_named(&dir, "runner-a");
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", DOCKERFILE),
+            ("lib.txt", "lib\n"),
+            ("app.txt", "app v1\n"),
+        ],
+    );
+    let cache = format!("{}/fleet/cache:main", registry.host);
+    let to = format!("type=registry,ref={cache},mode=max");
+    let out = build(&a, &ctx, &["--cache-to", &to]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(steps(&stderr(&out)).len(), 6, "{}", stderr(&out));
+
+    // Runner B: empty store but for the base, a runtime that must not run.
+    let b = runner_b(&dir, &a);
+    let (tripwire, mark) = tripwire_runtime(&dir);
+    let from = format!("type=registry,ref={cache}");
     let out = build(
         &b,
         &ctx,
-        &["--cache-to", "type=registry,ref=localhost:5000/c"],
+        &[
+            "--cache-from",
+            &from,
+            "--runtime",
+            tripwire.to_str().unwrap(),
+        ],
     );
-    assert!(!out.status.success());
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!mark.exists(), "runner B started a container: {log}");
+    assert_eq!(steps(&log), Vec::<String>::new(), "{log}");
+    assert_eq!(iid(&a), iid(&b), "the same image");
+    ok(&b, &["system", "verify"]);
+
+    // One source file changes: only the steps from its COPY on run again.
+    fs::write(ctx.join("app.txt"), "app v2\n").unwrap();
+    let out = build(&b, &ctx, &["--cache-from", &from]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let reran = steps(&log);
+    assert_eq!(reran.len(), 4, "{reran:?}\n{log}");
+    assert!(reran[0].contains("COPY app.txt"), "{reran:?}");
+
+    // A cache reference nothing was pushed to is a warning, not a failure.
+    let missing = format!("type=registry,ref={}/fleet/none:x", registry.host);
+    let out = build(&b, &ctx, &["--cache-from", &missing]);
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("registry cache transport is not available in this build"),
+        stderr(&out).contains("WARNING: --cache-from"),
         "{}",
         stderr(&out)
     );

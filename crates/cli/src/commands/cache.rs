@@ -34,8 +34,8 @@ use rbk_store::image::{
     parse_document, Document, Index, IndexEntry, Manifest, OCI_INDEX, OCI_MANIFEST,
 };
 use rbk_store::{
-    read_to_end_bounded, BlobRead, BlobWrite, Descriptor, Digest, Store, MAX_DOCUMENT_SIZE,
-    REF_NAME_ANNOTATION,
+    read_to_end_bounded, BlobRead, BlobWrite, Descriptor, Digest, Reference, Store,
+    MAX_DOCUMENT_SIZE, REF_NAME_ANNOTATION,
 };
 
 /// Where a cache goes or comes from.
@@ -82,31 +82,46 @@ impl CacheSpecs {
     }
 }
 
-/// The registry transport of the shared build cache. **The coordinator
-/// fills this in with `crates/registry`.**
+/// The registry transport of the shared build cache (`crates/registry`).
 ///
-/// - [`RegistryCache::Pull`]: fetch the manifest at `reference` and the
-///   config it names (both verified against their digests; the config's
-///   media type must be [`CACHE_CONFIG`]), and return
-///   `ImportedCache::named(reference, &config_bytes, fetcher)`, where the
-///   fetcher pulls a blob by descriptor into the store through
-///   `BlobWrite::put(reader, Some((digest, Some(size))))`.
-/// - [`RegistryCache::Push { manifest }`]: push every blob `manifest` (a
-///   descriptor in `store`) names, skipping those the registry has, then the
-///   manifest under `reference`; return `None`.
+/// - [`RegistryCache::Pull`]: fetch the manifest at `reference` (hashed
+///   locally) and the config it names (verified through the store's ingest;
+///   its media type must be [`CACHE_CONFIG`]), and return a cache whose
+///   fetcher downloads a layer, verified, only when a cached step needs it.
+/// - [`RegistryCache::Push { manifest }`]: push every blob `manifest` names,
+///   skipping those the registry has, then the manifest; return `None`.
 pub(crate) fn registry_cache_transport(
     store: &Store,
     reference: &str,
     request: RegistryCache<'_>,
 ) -> anyhow::Result<Option<ImportedCache>> {
-    let _ = store;
-    let what = match request {
-        RegistryCache::Pull => "import".to_string(),
-        RegistryCache::Push { manifest } => format!("export of {}", manifest.digest),
-    };
-    bail!(
-        "registry cache transport is not available in this build (cache {what} for {reference:?})"
-    )
+    let parsed: Reference = reference
+        .parse()
+        .with_context(|| format!("invalid cache reference {reference:?}"))?;
+    let client = crate::commands::pull::client(None)?;
+    match request {
+        RegistryCache::Push { manifest } => {
+            client.push(store, manifest, &parsed)?;
+            Ok(None)
+        }
+        RegistryCache::Pull => {
+            let (descriptor, bytes) = client.fetch_manifest(&parsed)?;
+            let what = format!("cache manifest {}", descriptor.digest);
+            let manifest = parse_cache_manifest(&bytes, &what)?;
+            client.fetch_blob(store, &parsed, &manifest.config)?;
+            let config = store.read_bounded(&manifest.config.digest, MAX_DOCUMENT_SIZE)?;
+            let client = Arc::new(client);
+            let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
+                client
+                    .fetch_blob(store, &parsed, d)
+                    .map_err(|e| rbk_exec::Error::Cache {
+                        name: parsed.to_string(),
+                        reason: format!("fetching {}: {e}", d.digest),
+                    })
+            });
+            Ok(Some(ImportedCache::named(reference, &config, fetch)?))
+        }
+    }
 }
 
 /// What [`registry_cache_transport`] is asked to do.
@@ -527,19 +542,5 @@ mod tests {
         }
         let e = format!("{:#}", parse_from("type=local,src=x,mode=max").unwrap_err());
         assert!(e.contains("unknown field \"mode\""), "{e}");
-    }
-
-    #[test]
-    fn the_registry_transport_says_it_is_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("root")).unwrap();
-        let e = registry_cache_transport(&store, "localhost:5000/c", RegistryCache::Pull)
-            .err()
-            .unwrap();
-        assert!(
-            e.to_string()
-                .contains("registry cache transport is not available in this build"),
-            "{e}"
-        );
     }
 }

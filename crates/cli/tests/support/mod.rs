@@ -137,3 +137,5 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     }
     ctx
 }
+pub(crate) mod docker;
+pub(crate) mod flatten;

@@ -65,6 +65,7 @@ impl Docker {
 
 /// The engine of this test binary, started on first use; `None` (after a
 /// `SKIP:` line on stderr) when it cannot be started.
+#[allow(clippy::print_stderr)] // the SKIP line is for the person running the tests
 pub(crate) fn engine() -> Option<&'static Docker> {
     static ENGINE: OnceLock<Result<Docker, String>> = OnceLock::new();
     match ENGINE.get_or_init(start) {

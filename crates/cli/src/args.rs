@@ -17,6 +17,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+// Parsed once per process: the size of the build variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile.
@@ -246,6 +248,14 @@ pub(crate) struct BuildArgs {
     /// Compression of layers leaving the store through `--output`.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub(crate) compression: CompressionArg,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or
+    /// `id=ID,env=VAR` (may be repeated).
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub(crate) secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (`$SSH_AUTH_SOCK`)
+    /// or `ID=SOCKET` (may be repeated).
+    #[arg(long = "ssh", value_name = "SPEC")]
+    pub(crate) ssh: Vec<String>,
 }
 
 /// `--progress`.

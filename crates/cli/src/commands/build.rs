@@ -59,6 +59,8 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
         .into(),
         entitlements,
         source_date_epoch: source_date_epoch()?,
+        secrets: super::secrets::parse_secrets(&args.secrets)?,
+        ssh: super::secrets::parse_ssh(&args.ssh)?,
     };
     let solver = Solver::new(&store, &runtime, options)?;
     let progress = Progress::new(args.progress, args.quiet, &planned.dag);

@@ -12,5 +12,6 @@ mod output;
 pub(crate) mod prune;
 pub(crate) mod rmi;
 pub(crate) mod save;
+mod secrets;
 pub(crate) mod system;
 pub(crate) mod tag;

@@ -46,6 +46,19 @@ pub fn mount(m: &rbk_store::Mount, target: &Path) -> Result<MountGuard> {
     })
 }
 
+/// Mounts a fresh tmpfs with `options` (e.g. `mode=0700,size=…`) at
+/// `target`, without exec, setuid or device files.
+pub(crate) fn mount_tmpfs(target: &Path, options: &str) -> Result<MountGuard> {
+    let options = CString::new(options)
+        .map_err(|_| Error::Invalid("NUL byte in tmpfs mount options".into()))?;
+    let flags = MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV;
+    rustix::mount::mount("tmpfs", target, "tmpfs", flags, options.as_c_str())
+        .map_err(|e| Error::io("mounting tmpfs", target, e.into()))?;
+    Ok(MountGuard {
+        target: target.to_path_buf(),
+    })
+}
+
 fn mount_overlay(m: &rbk_store::Mount, target: &Path) -> Result<()> {
     let options = overlay_options(&m.options)?;
     rustix::mount::mount(

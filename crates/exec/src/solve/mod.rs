@@ -65,6 +65,10 @@ pub struct SolveOptions {
     pub entitlements: Entitlements,
     /// `SOURCE_DATE_EPOCH`: clamps file times in new layers.
     pub source_date_epoch: Option<i64>,
+    /// `--secret`: values by id, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, crate::Secret>,
+    /// `--ssh`: agent sockets by id, for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// Solves vertices against a store, running RUN steps with a runtime.

@@ -1,5 +1,6 @@
 //! The real components the test suite drives: `runc`, `busybox`
-//! (busybox-static), `skopeo` and `umoci`, installed from Debian's packages
+//! (busybox-static), `skopeo`, `umoci` and `dockerd` (docker.io, for the
+//! acceptance and differential suites), installed from Debian's packages
 //! when missing.
 
 use std::path::Path;
@@ -8,13 +9,14 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 5] = [
+const PROGRAMS: [(&str, &str); 6] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
     // The registry the registry tests push to and pull from.
     ("docker-registry", "docker-registry"),
+    ("dockerd", "docker.io"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

@@ -21,9 +21,9 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-#[derive(Debug, Subcommand)]
-// Parsed once per process: the size of `BuildArgs` does not matter.
+// Parsed once per process: the size of the build variant does not matter.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Build an image from a Dockerfile.
     Build(BuildArgs),
@@ -317,6 +317,14 @@ pub(crate) struct BuildArgs {
     /// Always check the registry for a newer base image.
     #[arg(long)]
     pub(crate) pull: bool,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or
+    /// `id=ID,env=VAR` (may be repeated).
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub(crate) secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (`$SSH_AUTH_SOCK`)
+    /// or `ID=SOCKET` (may be repeated).
+    #[arg(long = "ssh", value_name = "SPEC")]
+    pub(crate) ssh: Vec<String>,
 }
 
 /// `--progress`.

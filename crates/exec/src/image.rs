@@ -1,4 +1,18 @@
 //! The final image: config, history and manifest written to the store.
+//!
+//! # Creation times
+//!
+//! As BuildKit's image exporter does, a history entry the build left
+//! without a time (`created: None`; the frontend sets one only under
+//! `SOURCE_DATE_EPOCH`) gets the creation time of its layer, and an entry
+//! without a layer the time of the entry before it (the first known time if
+//! none is before). The image's `created` is then the last entry's time. A
+//! layer's creation time is its blob's mtime in the store: blobs are
+//! content-addressed and written once, so a step served from the cache keeps
+//! the time of the build that first made its layer, and a fully cached
+//! rebuild gives the same config, hence the same image id. (A layer whose
+//! exact content an earlier build already made shares that build's blob and
+//! time; BuildKit would stamp a new cache record instead.)
 
 use std::time::SystemTime;
 
@@ -31,7 +45,19 @@ pub struct ImageSpec {
 /// that changed nothing are dropped and their history entries marked
 /// `empty_layer`, as BuildKit does.
 pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<Descriptor> {
-    let (kept, history) = drop_empty_layers(layers, spec.history);
+    let mut history = spec.history;
+    let mut created = format_rfc3339(spec.created);
+    if history.iter().any(|h| h.created.is_none()) {
+        let times = pairs(layers, &history).then(|| layer_times(store, layers));
+        match fill_created(&mut history, times.as_deref()) {
+            Some(last) => created = last,
+            // Nothing to take a time from: the build's own time.
+            None => history
+                .iter_mut()
+                .for_each(|h| h.created = Some(created.clone())),
+        }
+    }
+    let (kept, history) = drop_empty_layers(layers, history);
     let container = serde_json::to_value(&spec.config)
         .and_then(serde_json::from_value::<ContainerConfig>)
         .map_err(|e| Error::Invalid(format!("image config: {e}")))?;
@@ -42,7 +68,7 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
     let config = ImageConfig {
         architecture: spec.platform.architecture.clone(),
         os: spec.platform.os.clone(),
-        created: Some(format_rfc3339(spec.created)),
+        created: Some(created),
         author: (!spec.author.is_empty()).then(|| spec.author.clone()),
         config: Some(container),
         rootfs: RootFs {
@@ -54,6 +80,51 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
     };
     let blobs = kept.into_iter().map(|l| l.blob).collect();
     Ok(store.put_image(&config, blobs)?)
+}
+
+/// Whether the non-empty history entries pair one to one with `layers`.
+fn pairs(layers: &[Layer], history: &[History]) -> bool {
+    history.iter().filter(|h| !h.empty_layer).count() == layers.len()
+}
+
+/// Each layer's creation time (its blob's mtime), `None` for the empty
+/// layer (shared by every step that changed nothing) and unreadable blobs.
+fn layer_times(store: &Store, layers: &[Layer]) -> Vec<Option<String>> {
+    layers
+        .iter()
+        .map(|l| {
+            if is_empty_layer(l) {
+                return None;
+            }
+            let meta = std::fs::metadata(store.blob_path(&l.blob.digest)).ok()?;
+            Some(format_rfc3339(meta.modified().ok()?))
+        })
+        .collect()
+}
+
+/// Fills the `created` of entries that have none, BuildKit's way (see the
+/// module docs); `times` are the layers' times, in the order of the
+/// entries that are not `empty_layer`. Returns the last entry's time, the
+/// image's `created`; `None` when no entry has or gets a time.
+fn fill_created(history: &mut [History], times: Option<&[Option<String>]>) -> Option<String> {
+    if let Some(times) = times {
+        let mut next = times.iter();
+        for entry in history.iter_mut().filter(|h| !h.empty_layer) {
+            let time = next.next().cloned().flatten();
+            if entry.created.is_none() {
+                entry.created = time;
+            }
+        }
+    }
+    let first = history.iter().find_map(|h| h.created.clone())?;
+    let mut last = first;
+    for entry in history.iter_mut() {
+        match &entry.created {
+            Some(t) => last = t.clone(),
+            None => entry.created = Some(last.clone()),
+        }
+    }
+    history.last().and_then(|h| h.created.clone())
 }
 
 /// Pairs non-empty history entries with layers; an empty layer is dropped
@@ -123,6 +194,41 @@ mod tests {
         assert_eq!(kept, vec![base, copy]);
         let marks: Vec<bool> = history.iter().map(|h| h.empty_layer).collect();
         assert_eq!(marks, vec![false, true, true, false]);
+    }
+
+    fn timed(by: &str, empty: bool, created: Option<&str>) -> History {
+        History {
+            created: created.map(str::to_string),
+            ..entry(by, empty)
+        }
+    }
+
+    #[test]
+    fn missing_times_come_from_layers_then_from_the_entry_before() {
+        let mut history = vec![
+            timed("base", false, Some("2020")),
+            timed("ENV a=b", true, None),
+            timed("RUN x", false, None),
+            timed("RUN true", false, None),
+            timed("LABEL l=1", true, None),
+        ];
+        let times = [None, Some("2024".to_string()), None];
+        let last = fill_created(&mut history, Some(&times));
+        let got: Vec<_> = history.iter().map(|h| h.created.clone().unwrap()).collect();
+        // The base keeps its own; ENV takes the base's; RUN x its layer's;
+        // the empty RUN and the LABEL the RUN's before them.
+        assert_eq!(got, ["2020", "2020", "2024", "2024", "2024"]);
+        assert_eq!(last.as_deref(), Some("2024"));
+    }
+
+    #[test]
+    fn leading_entries_without_time_take_the_first_known() {
+        let mut history = vec![timed("ENV a=b", true, None), timed("RUN x", false, None)];
+        let last = fill_created(&mut history, Some(&[Some("2024".into())]));
+        assert_eq!(history[0].created.as_deref(), Some("2024"));
+        assert_eq!(last.as_deref(), Some("2024"));
+        let mut none = vec![timed("ENV a=b", true, None)];
+        assert_eq!(fill_created(&mut none, None), None);
     }
 
     #[test]

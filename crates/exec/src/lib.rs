@@ -51,5 +51,6 @@ pub use run::{
     ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
     Runtime,
 };
+pub use run::{Secret, MAX_SECRET_SIZE};
 pub use solve::{result_chain, LocalDir, SolveOptions, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

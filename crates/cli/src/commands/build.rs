@@ -64,6 +64,8 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
         entitlements,
         source_date_epoch: source_date_epoch()?,
         cache_sources: cache::sources(&store, &caches.from),
+        secrets: super::secrets::parse_secrets(&args.secrets)?,
+        ssh: super::secrets::parse_ssh(&args.ssh)?,
     };
     let solver = Solver::new(&store, &runtime, options)?;
     let progress = Progress::new(args.progress, args.quiet, &planned.dag);
@@ -119,9 +121,11 @@ fn image_spec(
     created: SystemTime,
 ) -> anyhow::Result<ImageSpec> {
     let mut history = base_history(store, stages, target)?;
-    let stamp = format_rfc3339(created);
+    // Without SOURCE_DATE_EPOCH the times are left to commit_image, which
+    // takes them from the layers (a cached rebuild keeps its image id).
+    let stamp = source_date_epoch()?.map(|_| format_rfc3339(created));
     history.extend(target.history.iter().map(|h| History {
-        created: Some(stamp.clone()),
+        created: stamp.clone(),
         created_by: Some(h.created_by.clone()),
         author: None,
         comment: (!h.comment.is_empty()).then(|| h.comment.clone()),

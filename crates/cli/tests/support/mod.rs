@@ -137,4 +137,6 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     }
     ctx
 }
+pub(crate) mod docker;
+pub(crate) mod flatten;
 pub(crate) mod registry;

@@ -53,6 +53,7 @@ mod hosts;
 mod init_layer;
 mod mount;
 mod runc;
+mod secrets;
 mod spec;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ use rbk_graph::{NetworkMode, SecurityMode};
 pub use init_layer::ensure_init_layer;
 pub use mount::{mount, MountGuard};
 pub use runc::Runc;
+pub(crate) use secrets::{AgentProxy, SecretDir};
+pub use secrets::{Secret, MAX_SECRET_SIZE};
 
 /// Which output stream of the process a chunk of bytes came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,11 @@ use rustix::mount::{mount_bind_recursive, mount_remount, MountFlags, UnmountFlag
 
 use crate::{Error, Result};
 
-/// The kernel copies mount options into one page and fails with a bare
-/// EINVAL past it; catch that first and say why.
+/// The kernel copies mount(2) options into one page and fails with a bare
+/// EINVAL past it. Overlays whose options do not fit (about 30 or more
+/// layers with the store's paths) are mounted with the new mount API
+/// instead, one `lowerdir+` parameter per layer (Linux 6.8 or later), up to
+/// overlayfs's own limit of 500 lower layers.
 const MAX_OPTIONS: usize = 4095;
 
 /// A mount made by [`mount`]; lazily unmounted (`MNT_DETACH`) on drop.
@@ -46,7 +49,23 @@ pub fn mount(m: &rbk_store::Mount, target: &Path) -> Result<MountGuard> {
     })
 }
 
+/// Mounts a fresh tmpfs with `options` (e.g. `mode=0700,size=…`) at
+/// `target`, without exec, setuid or device files.
+pub(crate) fn mount_tmpfs(target: &Path, options: &str) -> Result<MountGuard> {
+    let options = CString::new(options)
+        .map_err(|_| Error::Invalid("NUL byte in tmpfs mount options".into()))?;
+    let flags = MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV;
+    rustix::mount::mount("tmpfs", target, "tmpfs", flags, options.as_c_str())
+        .map_err(|e| Error::io("mounting tmpfs", target, e.into()))?;
+    Ok(MountGuard {
+        target: target.to_path_buf(),
+    })
+}
+
 fn mount_overlay(m: &rbk_store::Mount, target: &Path) -> Result<()> {
+    if m.options.iter().map(|o| o.len() + 1).sum::<usize>() > MAX_OPTIONS + 1 {
+        return mount_overlay_fsconfig(m, target);
+    }
     let options = overlay_options(&m.options)?;
     rustix::mount::mount(
         &m.source,
@@ -56,6 +75,105 @@ fn mount_overlay(m: &rbk_store::Mount, target: &Path) -> Result<()> {
         options.as_c_str(),
     )
     .map_err(|e| Error::io("mounting overlay", target, e.into()))
+}
+
+/// The overlay through fsopen/fsconfig/fsmount/move_mount: every lower dir
+/// is its own `lowerdir+` parameter, so no page limit applies. Values are
+/// raw paths here (no `,`/`:` escaping: nothing splits them).
+fn mount_overlay_fsconfig(m: &rbk_store::Mount, target: &Path) -> Result<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let layers = layer_count(&m.options);
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| Error::io("opening an overlay context", target, e.into()))?;
+    let fail = |what: &str, e: rustix::io::Errno| {
+        let detail = kernel_log(&fs);
+        Error::Invalid(format!(
+            "mounting an overlay of {layers} layers at {}: {what}: {e}{detail} \
+             (deep stacks need Linux 6.8+ for lowerdir+; overlayfs stacks at most 500 layers)",
+            target.display()
+        ))
+    };
+    for option in &m.options {
+        match option.split_once('=') {
+            Some(("lowerdir", list)) => {
+                for dir in split_unescaped(list, ':') {
+                    fsconfig_set_string(&fs, "lowerdir+", unescape(dir))
+                        .map_err(|e| fail("adding a lower dir", e))?;
+                }
+            }
+            Some((key, value)) => fsconfig_set_string(&fs, key, unescape(value))
+                .map_err(|e| fail(&format!("setting {key}"), e))?,
+            None => {
+                fsconfig_set_flag(&fs, option.as_str()).map_err(|e| fail(option, e))?;
+            }
+        }
+    }
+    fsconfig_create(&fs).map_err(|e| fail("creating the overlay", e))?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(|e| fail("fsmount", e))?;
+    move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| Error::io("attaching overlay", target, e.into()))
+}
+
+/// What the kernel logged on an fs context (`e overlayfs: …` lines), to
+/// say more than a bare errno.
+fn kernel_log(fs: &impl std::os::fd::AsFd) -> String {
+    let mut out = String::new();
+    let mut buf = [0u8; 512];
+    // Each read returns one message; ENODATA once the log is empty.
+    for _ in 0..8 {
+        match rustix::io::read(fs, &mut buf) {
+            Ok(n) if n > 0 => {
+                out.push_str(" (");
+                out.push_str(String::from_utf8_lossy(&buf[..n]).trim());
+                out.push(')');
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Splits on `sep` where it is not escaped by a backslash.
+fn split_unescaped(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == sep => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// Removes the backslash escapes of the store's overlay paths.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn mount_bind(m: &rbk_store::Mount, target: &Path) -> Result<()> {
@@ -123,6 +241,15 @@ mod tests {
         let m = rbk_store::overlay_mount(&[PathBuf::from("/a:b"), PathBuf::from("/c")], None);
         assert_eq!(layer_count(&m.options), 2);
         assert!(overlay_options(&m.options).is_ok());
+    }
+
+    #[test]
+    fn escaped_lists_split_and_unescape() {
+        let parts = split_unescaped(r"/a\:b:/c\\:/d", ':');
+        assert_eq!(parts, [r"/a\:b", r"/c\\", "/d"]);
+        assert_eq!(unescape(parts[0]), "/a:b");
+        assert_eq!(unescape(parts[1]), r"/c\");
+        assert_eq!(unescape(r"/x\,y"), "/x,y");
     }
 
     #[test]

@@ -67,7 +67,14 @@ impl Runc {
         check_id(request.id).map_err(|m| self.error(m))?;
         let root =
             open_root(request.rootfs).map_err(|e| Error::io("opening root", request.rootfs, e))?;
-        let ids = resolve_user(&root, request.user)?;
+        // No USER is uid 0, looked up like any other so that HOME is root's
+        // home from /etc/passwd (runc and BuildKit give `/root`, not `/`).
+        let user = if request.user.is_empty() {
+            "0"
+        } else {
+            request.user
+        };
+        let ids = resolve_user(&root, user)?;
         let cwd = cwd::clean(request.cwd);
         cwd::ensure_dir(&root, &cwd)?;
         let own_netns = match request.network {

@@ -11,7 +11,7 @@ use super::stack::{self, View};
 use super::{Solved, Solver};
 use crate::inroot::open_in_root;
 use crate::layer::{commit_layer, LayerOptions};
-use crate::run::{BindMount, OutputStream, RunRequest};
+use crate::run::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir};
 use crate::{Error, Result};
 
 /// The hostname RUN steps see, as under BuildKit.
@@ -34,20 +34,27 @@ impl Solver<'_> {
         let mut held = Held::default();
         let mut binds = Vec::new();
         let mut tmpfs = Vec::new();
+        let mut env = op.env.clone();
         for (n, mount) in op.mounts.iter().enumerate() {
             self.prepare_mount(mount, inputs, &work, n, &mut held, &mut binds, &mut tmpfs)?;
+            self.mount_env(mount, &work, &mut held, &mut env)?;
         }
         // runc creates missing mount targets in the upper dir; they are
         // removed before the layer is taken (security A9).
         let stubs = missing_targets(&rootfs.path, op.mounts.iter().map(|m| m.target.as_str()))?;
-        let bundle = stack::view_dir(&work, "bundle")?;
+        // With secrets, config.json (which may hold `env=` values) and the
+        // bundle's other files stay in memory too.
+        let bundle = match &held.secrets {
+            Some(dir) => dir.bundle()?,
+            None => stack::view_dir(&work, "bundle")?,
+        };
         let id = container_id();
         let request = RunRequest {
             id: &id,
             rootfs: &rootfs.path,
             bundle: &bundle,
             args: &op.args,
-            env: &op.env,
+            env: &env,
             cwd: &op.cwd,
             user: &op.user,
             network: op.network,
@@ -147,18 +154,105 @@ impl Solver<'_> {
                 });
             }
             MountKind::Tmpfs { .. } => tmpfs.push(mount.target.clone()),
-            MountKind::Secret { id, required, .. } => {
-                if *required {
-                    return Err(Error::Invalid(format!("secret {id} not found")));
+            MountKind::Secret {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+                ..
+            } => {
+                // An optional secret that was not given is not mounted.
+                let Some(secret) = self.secret(id, *required)? else {
+                    return Ok(());
+                };
+                if mount.target.is_empty() {
+                    return Ok(()); // env= only
+                }
+                let dir = held.secret_dir(work)?;
+                binds.push(BindMount {
+                    source: dir.write(secret, *mode, *uid, *gid)?,
+                    target: mount.target.clone(),
+                    readonly: true,
+                });
+            }
+            MountKind::Ssh {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(agent) = self.options.ssh.get(id) else {
+                    if *required {
+                        return Err(Error::Invalid(format!(
+                            "no SSH agent socket was given for ssh mount id {id:?} \
+                             (rbk build --ssh {id}=PATH)"
+                        )));
+                    }
+                    return Ok(());
+                };
+                let socket = work.path().join(format!("ssh-{n}.sock"));
+                let proxy = AgentProxy::start(socket, agent, *mode, *uid, *gid)?;
+                binds.push(BindMount {
+                    source: proxy.path().to_path_buf(),
+                    target: mount.target.clone(),
+                    readonly: false,
+                });
+                held.agents.push(proxy);
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of secret `id`; an error when it is required and missing
+    /// (BuildKit: `secret ID: not found`).
+    fn secret(&self, id: &str, required: bool) -> Result<Option<&Secret>> {
+        match self.options.secrets.get(id) {
+            Some(secret) => Ok(Some(secret)),
+            None if required => Err(Error::Invalid(format!(
+                "secret {id}: not found (rbk build --secret id={id},src=FILE)"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Variables a mount adds to the process's environment: a secret's
+    /// `env=`, and `SSH_AUTH_SOCK` for the first ssh mount given an agent
+    /// (as BuildKit does), unless the step sets it itself.
+    fn mount_env(
+        &self,
+        mount: &RunMount,
+        work: &WorkDir,
+        held: &mut Held,
+        env: &mut Vec<String>,
+    ) -> Result<()> {
+        let set = |env: &mut Vec<String>, key: &str, value: String| {
+            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+            env.push(format!("{key}={value}"));
+        };
+        match &mount.kind {
+            MountKind::Secret {
+                id,
+                required,
+                env: Some(var),
+                ..
+            } => {
+                if let Some(secret) = self.secret(id, *required)? {
+                    let value = String::from_utf8(secret.bytes().to_vec()).map_err(|_| {
+                        Error::Invalid(format!("secret {id}: env={var} needs a UTF-8 value"))
+                    })?;
+                    set(env, var, value);
+                    held.secret_dir(work)?; // so that the bundle is in memory
                 }
             }
-            MountKind::Ssh { id, required, .. } => {
-                if *required {
-                    return Err(Error::Invalid(format!(
-                        "no SSH agent socket {id:?} was given"
-                    )));
+            MountKind::Ssh { id, .. } if self.options.ssh.contains_key(id) => {
+                let has = env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="));
+                if !has {
+                    set(env, "SSH_AUTH_SOCK", mount.target.clone());
                 }
             }
+            _ => {}
         }
         Ok(())
     }
@@ -180,6 +274,18 @@ impl Solver<'_> {
 struct Held {
     _views: Vec<View>,
     _work: Vec<WorkDir>,
+    secrets: Option<SecretDir>,
+    agents: Vec<AgentProxy>,
+}
+
+impl Held {
+    /// This RUN's secrets tmpfs, mounted on first use.
+    fn secret_dir(&mut self, work: &WorkDir) -> Result<&mut SecretDir> {
+        if self.secrets.is_none() {
+            self.secrets = Some(SecretDir::new(work.path().join("secrets"))?);
+        }
+        Ok(self.secrets.as_mut().expect("just set"))
+    }
 }
 
 /// Resolves `source` inside `root` the safe way (openat2 RESOLVE_IN_ROOT),

@@ -71,6 +71,10 @@ pub struct SolveOptions {
     /// Shared caches asked, in order, about keys the store misses
     /// (`--cache-from`; see `solve/remote.rs`).
     pub cache_sources: Vec<Arc<dyn CacheSource>>,
+    /// `--secret`: values by id, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, crate::Secret>,
+    /// `--ssh`: agent sockets by id, for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// Solves vertices against a store, running RUN steps with a runtime.

@@ -1,0 +1,132 @@
+//! A fully cached rebuild gives the same image (its times come from the
+//! layers, as BuildKit's exporter does), and a stage deeper than one
+//! overlay mount's option page still builds. Needs root, runc and
+//! /usr/bin/busybox, like `build.rs`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+mod support;
+
+use support::{context, ok, stdout, store};
+
+fn scratch(name: &str) -> PathBuf {
+    support::scratch(&format!("rebuild-{name}"))
+}
+
+/// Builds `ctx` as `name` and returns the image id.
+fn build(root: &Path, ctx: &Path, name: &str) -> String {
+    let out = ok(
+        root,
+        &[
+            "build",
+            "-q",
+            "--progress=plain",
+            "-t",
+            name,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    stdout(&out).trim().to_string()
+}
+
+fn inspect(root: &Path, name: &str) -> Value {
+    let out = ok(root, &["inspect", name]);
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+}
+
+#[test]
+fn a_fully_cached_rebuild_gives_the_same_image_id() {
+    let dir = scratch("same-id");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nENV A=1\nCOPY a.txt /a.txt\nRUN echo run > /run.txt\n\
+                 RUN true\nLABEL l=1\nCOPY b.txt /b.txt\nCMD [\"cat\", \"/a.txt\"]\n",
+            ),
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+        ],
+    );
+    let first = build(&root, &ctx, "same:1");
+    assert!(first.starts_with("sha256:"), "{first}");
+    let created = inspect(&root, "same:1")["Created"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = build(&root, &ctx, "same:2");
+    assert_eq!(first, second, "a cached rebuild changed the image id");
+    assert_eq!(inspect(&root, "same:2")["Created"], created.as_str());
+
+    // Editing the last COPY's file changes that step only: a new id, a
+    // newer creation time, the earlier steps' times kept.
+    fs::write(ctx.join("b.txt"), "b2\n").unwrap();
+    let third = build(&root, &ctx, "same:3");
+    assert_ne!(third, first);
+    let config = |name: &str| {
+        let v = inspect(&root, name);
+        v["Created"].as_str().unwrap().to_string()
+    };
+    assert!(
+        config("same:3") > created,
+        "{} <= {created}",
+        config("same:3")
+    );
+    let store_config = |id: &str| -> Value {
+        let hex = id.strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&fs::read(root.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let old = store_config(&first);
+    let new = store_config(&third);
+    let times = |c: &Value| -> Vec<String> {
+        c["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["created"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (old, new) = (times(&old), times(&new));
+    let n = old.len();
+    assert_eq!(
+        old[..n - 2],
+        new[..n - 2],
+        "steps before the edit keep their times"
+    );
+    assert!(new[n - 2] > old[n - 2], "the re-run COPY has a new time");
+    // CMD has no layer: it takes the time of the COPY before it.
+    assert_eq!(new[n - 1], new[n - 2]);
+}
+
+#[test]
+fn a_stage_deeper_than_an_option_page_still_mounts() {
+    // 130 layers: the snapshot paths of so many lower dirs are far past the
+    // 4 KiB of mount options a classic overlay mount(2) can take.
+    let dir = scratch("deep");
+    let root = store(&dir);
+    let mut dockerfile = String::from("FROM rbk-busybox\n");
+    for i in 0..130 {
+        dockerfile.push_str(&format!("RUN echo {i} > /layer-{i}\n"));
+    }
+    dockerfile.push_str("RUN cat /layer-0 /layer-129 > /ends && ls / | grep -c layer- > /count\n");
+    let ctx = context(&dir, &[("Dockerfile", &dockerfile)]);
+    let out = dir.join("out");
+    let spec = format!("type=local,dest={}", out.display());
+    ok(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--output",
+            &spec,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(fs::read_to_string(out.join("ends")).unwrap(), "0\n129\n");
+    assert_eq!(fs::read_to_string(out.join("count")).unwrap(), "130\n");
+}

@@ -54,8 +54,8 @@ pub struct ImageConfig {
     /// `ONBUILD` triggers, as written after the keyword.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_build: Vec<String>,
-    /// Set when a shell-form CMD/ENTRYPOINT was lowered on Windows; kept for
-    /// round-tripping configs that carry it.
+    /// Set by every `CMD`, as BuildKit does for Docker image spec
+    /// compatibility; inherited from base configs that carry it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub args_escaped: bool,
 }

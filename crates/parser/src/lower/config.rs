@@ -51,7 +51,14 @@ impl Lowerer<'_> {
                         commit.push(format!("{}={v}", decl.key));
                     }
                 }
-                None => commit.push(decl.key.clone()),
+                None => {
+                    // Still in scope for RUN's `|N K=V` history prefix, as
+                    // `EMPTY=` (BuildKit keeps every declared ARG).
+                    if !st.args.iter().any(|(k, _)| k == &decl.key) {
+                        st.args.push((decl.key.clone(), String::new()));
+                    }
+                    commit.push(decl.key.clone());
+                }
             }
         }
         st.commit(format!("ARG {}", commit.join(" ")), false);
@@ -73,6 +80,9 @@ impl Lowerer<'_> {
             Instruction::Cmd(line) => {
                 let args = shell_args(st, line);
                 st.config.cmd = Some(args.clone());
+                // BuildKit sets it for CMD only (Docker image spec
+                // compatibility); ENTRYPOINT leaves it as it was.
+                st.config.args_escaped = true;
                 st.cmd_set = true;
                 format!("CMD {}", go_q_slice(&args))
             }
@@ -95,8 +105,9 @@ impl Lowerer<'_> {
                 line
             }
             Instruction::Onbuild(expr) => {
+                // Only the config changes: BuildKit writes no history here.
                 st.config.on_build.push(expr.clone());
-                format!("ONBUILD {expr}")
+                return Ok(());
             }
             Instruction::Maintainer(m) => {
                 st.author = m.clone();
@@ -199,21 +210,18 @@ fn healthcheck(h: &HealthcheckCommand) -> Healthcheck {
     }
 }
 
-/// Go's `%q` of a `*container.HealthConfig`, as Docker's history shows it.
+/// Go's `%+v` of a `HealthcheckConfig` value, as current BuildKit writes
+/// it to history: `{Test:[CMD-SHELL cmd] Interval:5s … Retries:2}`.
 fn healthcheck_history(h: &Healthcheck) -> String {
-    let d = |ns: u64| go_quote(&format_go_duration(ns as i64));
-    let retries = match h.retries {
-        r @ 32..=126 => format!("'{}'", char::from(r as u8)),
-        r @ 0..=255 => format!("'\\x{r:02x}'"),
-        r => format!("'\\u{:04x}'", r),
-    };
+    let d = |ns: u64| format_go_duration(ns as i64);
     format!(
-        "HEALTHCHECK &{{{} {} {} {} {} {retries}}}",
-        go_q_slice(&h.test),
+        "HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        go_v_slice(&h.test),
         d(h.interval),
         d(h.timeout),
         d(h.start_period),
-        d(h.start_interval)
+        d(h.start_interval),
+        h.retries
     )
 }
 

@@ -38,7 +38,8 @@ pub(crate) struct StageState {
     pub(crate) history: Vec<HistoryEntry>,
     /// The environment RUN sees and words expand in: ENV plus ARG values.
     pub(crate) env: Vec<(String, String)>,
-    /// Declared ARGs with their values, for RUN's history line.
+    /// Every declared ARG with its value (empty when it has none), for
+    /// RUN's `|N K=V` history prefix.
     pub(crate) args: Vec<(String, String)>,
     pub(crate) cmd_set: bool,
     pub(crate) author: String,

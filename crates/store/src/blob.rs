@@ -206,6 +206,11 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// The wrapped reader, unverified.
+    pub fn into_inner(self) -> R {
+        self.inner.into_inner()
+    }
+
     /// Wraps `inner`, which must yield exactly the bytes of `expected`.
     pub fn new(inner: R, expected: Digest, size: Option<u64>) -> Self {
         let limit = size.map_or(u64::MAX, |s| s.saturating_add(1));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::blob::{BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion};
 use crate::fsutil::{nofollow, sync_dir, unique_name};
 use crate::lock::FileLock;
-use crate::{Digest, Error, Result, Sha256Writer, Store};
+use crate::{Digest, Error, Result, Sha256Writer, Store, VerifyingReader};
 
 impl Store {
     /// `<root>/blobs/sha256/<hex>`. The digest is a validated type, so the
@@ -31,24 +31,60 @@ impl Store {
 }
 
 impl BlobRead for Store {
+    /// A blob file, or a packed blob's re-packed tar (already verified: see
+    /// `packed.rs`).
     fn open(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(nofollow())
-            .open(self.blob_path(digest))
-            .map_err(self.not_found(digest))?;
-        Ok(Box::new(file))
+        match self.open_file(digest)? {
+            Some(file) => Ok(Box::new(file)),
+            None => match self.open_packed(digest)? {
+                Some(reader) => Ok(Box::new(reader)),
+                None => Err(Error::BlobNotFound { digest: *digest }),
+            },
+        }
     }
 
     fn info(&self, digest: &Digest) -> Result<BlobInfo> {
-        let meta = fs::symlink_metadata(self.blob_path(digest)).map_err(self.not_found(digest))?;
-        if !meta.is_file() {
-            return Err(Error::BlobNotFound { digest: *digest });
+        match fs::symlink_metadata(self.blob_path(digest)) {
+            Ok(meta) if meta.is_file() => {
+                return Ok(BlobInfo {
+                    digest: *digest,
+                    size: meta.len(),
+                })
+            }
+            Ok(_) => return Err(Error::BlobNotFound { digest: *digest }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.not_found(digest)(e)),
         }
-        Ok(BlobInfo {
-            digest: *digest,
-            size: meta.len(),
-        })
+        self.packed_info(digest)?
+            .ok_or(Error::BlobNotFound { digest: *digest })
+    }
+
+    /// Like the provided method, but a packed blob is hashed once, not twice.
+    fn open_verified(&self, digest: &Digest) -> Result<VerifyingReader<Box<dyn Read + Send + '_>>> {
+        let info = self.info(digest)?;
+        let reader: Box<dyn Read + Send + '_> = match self.open_file(digest)? {
+            Some(file) => Box::new(file),
+            None => match self.open_packed(digest)? {
+                Some(packed) => Box::new(packed.into_inner()),
+                None => return Err(Error::BlobNotFound { digest: *digest }),
+            },
+        };
+        Ok(VerifyingReader::new(reader, *digest, Some(info.size)))
+    }
+}
+
+impl Store {
+    /// The blob file of `digest`, or `None` if there is none.
+    fn open_file(&self, digest: &Digest) -> Result<Option<File>> {
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow())
+            .open(self.blob_path(digest));
+        match opened {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.not_found(digest)(e)),
+        }
     }
 }
 
@@ -111,12 +147,16 @@ impl BlobAdmin for Store {
                 })?;
             }
         }
-        Ok(())
+        self.walk_packed(f)
     }
 
     fn delete(&self, digest: &Digest) -> Result<()> {
-        fs::remove_file(self.blob_path(digest)).map_err(self.not_found(digest))?;
-        sync_dir(&self.blobs_dir())
+        let had_record = self.remove_packed_record(digest)?;
+        match fs::remove_file(self.blob_path(digest)) {
+            Ok(()) => sync_dir(&self.blobs_dir()),
+            Err(e) if had_record && e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.not_found(digest)(e)),
+        }
     }
 }
 

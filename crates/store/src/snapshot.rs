@@ -17,6 +17,14 @@
 //! dir is turned into a committed snapshot by [`Store::commit_snapshot`].
 //! Committed snapshots are never modified; they are removed only by GC.
 //!
+//! A snapshot is also the *only* copy of a layer rbk built: its blob is
+//! *packed* ([`Store::commit_packed`]), served by re-packing the snapshot
+//! through [`pack`](crate::pack), so a built layer is on disk once and not
+//! as a tar beside its snapshot. That is why committed snapshots must never
+//! change: a changed snapshot makes its blob unreadable (the re-packed bytes
+//! fail verification). Layers that came in as archives keep their blob
+//! files and are unpacked into snapshots as before.
+//!
 //! # Crash safety
 //!
 //! Work dirs and extractions live under `tmp/` and `snapshots/.unpack-*`;

@@ -11,9 +11,10 @@
 //! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
 //!   descriptions, the [init layer](ensure_init_layer), and the [`Runtime`]
 //!   trait with its [`Runc`] implementation taking a [`RunRequest`].
-//! - `layer`: [`commit_layer`] turns an overlay upper directory into an OCI
-//!   layer tar in the store plus its snapshot; [`compress_layer`] makes the
-//!   gzip or zstd form for export.
+//! - `layer`: [`commit_layer`] turns an overlay upper directory into a
+//!   layer: its snapshot, with the OCI layer tar packed from it on demand
+//!   (no tar file is kept); [`compress_layer`] makes the gzip or zstd form
+//!   for export.
 //!
 //! Every mount(2), namespace call and OCI-runtime invocation of the workspace
 //! lives in this crate.

@@ -169,7 +169,7 @@ pub trait BlobWrite {
         };
         let size = expected.and_then(|e| e.1);
         let mut limited = reader.take(size.map_or(u64::MAX, |s| s.saturating_add(1)));
-        io::copy(&mut limited, &mut ingest).map_err(|source| Error::Io {
+        copy_large(&mut limited, &mut ingest).map_err(|source| Error::Io {
             op: "streaming blob",
             path: "<ingest>".into(),
             source,
@@ -181,6 +181,28 @@ pub trait BlobWrite {
     fn put_bytes(&self, bytes: &[u8]) -> Result<BlobInfo> {
         let digest = Digest::sha256_of(bytes);
         self.put(&mut &bytes[..], Some((digest, Some(bytes.len() as u64))))
+    }
+}
+
+/// Buffer of [`copy_large`].
+const COPY_BUFFER: usize = 1 << 20;
+
+/// `io::copy` with a 1 MiB buffer: a blob of a GiB is 1,000 reads and
+/// writes, not 130,000 (`io::copy`'s 8 KiB). Readers handed a buffer this
+/// large read past their own buffering (a `BufReader` over a file reads the
+/// file directly).
+fn copy_large(reader: &mut dyn Read, writer: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
     }
 }
 
@@ -206,6 +228,11 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// The wrapped reader, unverified.
+    pub fn into_inner(self) -> R {
+        self.inner.into_inner()
+    }
+
     /// Wraps `inner`, which must yield exactly the bytes of `expected`.
     pub fn new(inner: R, expected: Digest, size: Option<u64>) -> Self {
         let limit = size.map_or(u64::MAX, |s| s.saturating_add(1));

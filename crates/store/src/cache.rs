@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{read_small, write_atomic};
-use crate::{Descriptor, Digest, Error, Result, Store};
+use crate::{BlobRead, Descriptor, Digest, Error, Result, Store};
 
 /// One layer of a filesystem: its uncompressed digest and its stored blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,10 +74,9 @@ impl Store {
         let Ok(record) = serde_json::from_slice::<CacheRecord>(&bytes) else {
             return Ok(None);
         };
-        let complete = record
-            .layers
-            .iter()
-            .all(|l| self.has_snapshot(&l.diff_id) && self.blob_path(&l.blob.digest).is_file());
+        let complete = record.layers.iter().all(|l| {
+            self.has_snapshot(&l.diff_id) && matches!(self.exists(&l.blob.digest), Ok(true))
+        });
         Ok(complete.then_some(record))
     }
 

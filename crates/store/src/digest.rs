@@ -106,7 +106,7 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// Computes a digest incrementally, for callers that hash structured data piece
 /// by piece rather than holding it in one buffer.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Sha256Writer(Sha256);
 
 impl Sha256Writer {

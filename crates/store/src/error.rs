@@ -144,6 +144,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A directory cannot be packed into a layer tar faithfully (an overlay
+    /// redirect, a name reserved for whiteouts, a file changing while read).
+    #[error("cannot make a layer of {path}: {reason}")]
+    Pack {
+        /// The offending path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {

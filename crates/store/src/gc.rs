@@ -8,6 +8,9 @@
 //! - snapshots whose diff id appears in a live image config's
 //!   `rootfs.diff_ids` or in a cache record.
 //!
+//! Packed blobs (`db/packed/`, see `packed.rs`) are blobs like the files:
+//! a dead one loses its record, and a live one keeps its snapshot.
+//!
 //! Everything else under `blobs/sha256/` and `snapshots/` is moved to
 //! `trash/` by rename; [`Store::empty_trash`] deletes it later (the caller
 //! decides when: bulk deletion is slow on this machine's ext4 and must stay
@@ -189,8 +192,9 @@ impl Store {
     fn gc_locked(&self, cache: Vec<Digest>) -> Result<GcReport> {
         let orphans = self.clean_orphans_locked()?;
         let live = self.live_set()?;
+        let keep = self.snapshots_to_keep(&live)?;
         let blobs = self.sweep_blobs(|d| live.has_blob(d))?;
-        let snapshots = self.sweep_snapshots(&live.snapshots)?;
+        let snapshots = self.sweep_snapshots(&keep)?;
         Ok(GcReport {
             blobs,
             snapshots,
@@ -209,12 +213,25 @@ impl Store {
             Ok(())
         })?;
         for info in &dead {
-            self.move_to_trash(&self.blob_path(&info.digest))?;
+            self.trash_blob(&info.digest)?;
         }
         if !dead.is_empty() {
             crate::fsutil::sync_dir(&self.blobs_dir())?;
         }
         Ok(dead)
+    }
+
+    /// The live snapshots plus those that live packed blobs are packed
+    /// from (normally the same set: a built layer's blob digest is its diff
+    /// id).
+    fn snapshots_to_keep(&self, live: &LiveSet) -> Result<BTreeSet<Digest>> {
+        let mut keep = live.snapshots.clone();
+        for digest in self.packed_records()? {
+            if live.has_blob(&digest) {
+                keep.insert(digest);
+            }
+        }
+        Ok(keep)
     }
 
     fn sweep_snapshots(&self, live: &BTreeSet<Digest>) -> Result<Vec<(Digest, u64)>> {
@@ -289,6 +306,9 @@ impl Store {
         for path in list(&self.root().join("tmp"))? {
             out.push((path, false));
         }
+        for path in self.stale_packed_records()? {
+            out.push((path, false));
+        }
         let temp_files = [
             (self.snapshots_dir(), ".unpack-"),
             (self.db_dir(), ".images.json.tmp-"),
@@ -349,24 +369,27 @@ impl Store {
         }
         removal.deleted = true;
         let live = self.live_set()?;
+        let keep = self.snapshots_to_keep(&live)?;
         let mut mine = vec![desc.digest];
         if let Some(image) = &image {
             mine.push(image.id());
             mine.extend(image.manifest.layers.iter().map(|l| l.digest));
-            for diff_id in &image.config.rootfs.diff_ids {
-                if !live.snapshots.contains(diff_id) && self.has_snapshot(diff_id) {
-                    self.move_to_trash(&self.snapshot_path(diff_id))?;
-                    removal.snapshots.push(*diff_id);
-                }
-            }
         }
+        // Blobs first: a packed blob's size is known only while its
+        // snapshot exists.
         for digest in mine {
             if live.has_blob(&digest) || removal.blobs.iter().any(|b| b.digest == digest) {
                 continue;
             }
             if let Ok(info) = self.info(&digest) {
-                self.move_to_trash(&self.blob_path(&digest))?;
+                self.trash_blob(&digest)?;
                 removal.blobs.push(info);
+            }
+        }
+        for diff_id in image.iter().flat_map(|i| &i.config.rootfs.diff_ids) {
+            if !keep.contains(diff_id) && self.has_snapshot(diff_id) {
+                self.move_to_trash(&self.snapshot_path(diff_id))?;
+                removal.snapshots.push(*diff_id);
             }
         }
         crate::fsutil::sync_dir(&self.blobs_dir())?;

@@ -17,6 +17,11 @@
 //! - [`unpack_layer`], safe extraction of layer tarballs into snapshot
 //!   directories; snapshots by diff id ([`Store::ensure_snapshot`],
 //!   [`overlay_mount`]) and the build-cache index ([`Store::cache_get`]).
+//! - [`pack`], the deterministic snapshot → OCI layer tar packer, and
+//!   [`Store::commit_packed`]: a built layer is stored as its snapshot only,
+//!   and its blob is re-packed whenever it is read (so the store's OCI layout
+//!   has no file for it until the image is exported — `rbk save`,
+//!   `--output`, push — see `packed.rs`).
 //! - GC with leases ([`Store::gc`], [`Store::lease`], [`Store::clean_orphans`]),
 //!   image removal ([`Store::remove_reference`]), disk usage ([`Store::usage`])
 //!   and a consistency check ([`Store::verify`]).
@@ -47,6 +52,8 @@ pub mod image;
 mod index;
 mod lock;
 mod mem;
+pub mod pack;
+mod packed;
 mod reference;
 mod snapshot;
 mod store;

@@ -17,6 +17,14 @@
 //! dir is turned into a committed snapshot by [`Store::commit_snapshot`].
 //! Committed snapshots are never modified; they are removed only by GC.
 //!
+//! A snapshot is also the *only* copy of a layer rbk built: its blob is
+//! *packed* ([`Store::commit_packed`]), served by re-packing the snapshot
+//! through [`pack`](crate::pack), so a built layer is on disk once and not
+//! as a tar beside its snapshot. That is why committed snapshots must never
+//! change: a changed snapshot makes its blob unreadable (the re-packed bytes
+//! fail verification). Layers that came in as archives keep their blob
+//! files and are unpacked into snapshots as before.
+//!
 //! # Crash safety
 //!
 //! Work dirs and extractions live under `tmp/` and `snapshots/.unpack-*`;
@@ -172,10 +180,24 @@ impl Store {
             }
             Err(e) if path.is_dir() => {
                 let _ = e;
-                self.move_to_trash(dir)?;
+                self.discard_duplicate(dir)?;
                 Ok(path)
             }
             Err(e) => Err(Error::io("committing snapshot", &path)(e)),
+        }
+    }
+
+    /// Deletes `dir`, a copy of a snapshot that already exists, at once when
+    /// it holds few entries (so that identical content really is on disk
+    /// once, even before the trash is emptied: a 200 MiB file is one
+    /// unlink); a larger tree goes to the trash by rename, because deleting
+    /// many inodes on the hot path slows the next creations on this
+    /// machine's ext4 (see the design notes).
+    fn discard_duplicate(&self, dir: &Path) -> Result<()> {
+        let mut budget = INLINE_DELETE_ENTRIES;
+        match remove_bounded(dir, &mut budget) {
+            Ok(true) => Ok(()),
+            _ => self.move_to_trash(dir).map(drop),
         }
     }
 
@@ -209,6 +231,35 @@ impl Store {
         out.sort();
         Ok(out)
     }
+}
+
+/// Entries a duplicate snapshot may have to be deleted inline.
+const INLINE_DELETE_ENTRIES: usize = 256;
+
+/// Removes `dir` and everything below it unless that takes more than
+/// `budget` entries; `Ok(false)` (with `dir` partly emptied) when it would.
+/// The budget is checked before anything is deleted at each level.
+fn remove_bounded(dir: &Path, budget: &mut usize) -> std::io::Result<bool> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if *budget == 0 {
+            return Ok(false);
+        }
+        *budget -= 1;
+        entries.push((entry.path(), entry.file_type()?.is_dir()));
+    }
+    for (path, is_dir) in entries {
+        if is_dir {
+            if !remove_bounded(&path, budget)? {
+                return Ok(false);
+            }
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    fs::remove_dir(dir)?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -9,13 +9,14 @@ use crate::lock::FileLock;
 use crate::{Error, Result};
 
 /// Subdirectories created by [`Store::open`].
-const DIRS: [&str; 6] = [
+const DIRS: [&str; 7] = [
     "blobs",
     "blobs/sha256",
     "ingest",
     "snapshots",
     "trash",
     "db",
+    "db/packed",
 ];
 
 /// An opened store root. Cheap to clone; all state lives on disk, shared
@@ -37,6 +38,7 @@ const DIRS: [&str; 6] = [
 ///   db/images.json             rbk's image index: normalised reference → descriptor
 ///   db/gc.lock                 leases (shared flock) vs GC and rmi (exclusive), see `Store::lease`
 ///   db/cache/<key hex>.json    build-cache records
+///   db/packed/<hex>.json       packed blobs: served by re-packing snapshots/<hex>/ (see `Store::commit_packed`)
 ///   tmp/                       work dirs of running steps (orphans cleared by `Store::clean_orphans`)
 /// ```
 ///

@@ -4,7 +4,9 @@
 //! once in every total; per image, `shared` is the part of its size that
 //! another image also uses and `unique` the rest, so the sum of the unique
 //! sizes plus the shared bytes is what the images take on disk. Snapshots
-//! (unpacked layers) are a cache of the blobs and are not counted.
+//! (unpacked layers) are a cache of the blobs and are not counted. A
+//! packed blob (a built layer kept only as its snapshot, see `packed.rs`)
+//! counts with its tar's size: that is its snapshot's content, on disk once.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! `rbk system verify`: a read-only consistency check of the whole store.
 //!
 //! Every blob is re-hashed (in parallel with rayon) and compared with its
-//! name; every tagged manifest, its config and its layers must be present and
+//! name — a packed blob by re-packing its snapshot; every tagged manifest, its config and its layers must be present and
 //! parse; every snapshot directory must be named by a digest. Problems are
 //! reported, never repaired: a damaged blob is evidence, and repairing it
 //! silently would hide a failing disk (security F5). Leftovers of killed
@@ -65,6 +65,22 @@ impl Store {
             .filter_map(|path| {
                 check_blob(path).err().map(|what| Problem {
                     path: path.clone(),
+                    what,
+                })
+            })
+            .collect();
+        report.problems.extend(problems);
+        let packed: Vec<Digest> = self
+            .packed_records()?
+            .into_iter()
+            .filter(|d| !self.blob_path(d).is_file())
+            .collect();
+        report.blobs += packed.len();
+        let problems: Vec<Problem> = packed
+            .par_iter()
+            .filter_map(|digest| {
+                self.verify_packed(digest).err().map(|what| Problem {
+                    path: self.snapshot_path(digest),
                     what,
                 })
             })

@@ -67,6 +67,9 @@ fn load_save(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
     )?;
     let a = work.join("a");
     rbk(bin, &a, &["import", path(&tarball)?, "big:1"])?;
+    // Keep the disk footprint near 3 GiB: the tree and tarball are done.
+    std::fs::remove_dir_all(&tree)?;
+    std::fs::remove_file(&tarball)?;
     let archive = work.join("big.tar");
     let (mut load, mut save, mut cat, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
     for run in 0..3 {
@@ -77,6 +80,7 @@ fn load_save(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         let (s, m) = rbk(bin, &fresh, &["load", "-i", path(&archive)?])?;
         load.push(s);
         peak = peak.max(m);
+        std::fs::remove_dir_all(&fresh)?;
         let start = Instant::now();
         let status = Command::new("sh")
             .args(["-c", &format!("cat {} > /dev/null", path(&archive)?)])

@@ -11,7 +11,7 @@ use std::path::Path;
 use rustix::fs::OFlags;
 
 use super::header::{padding, write_header, Entry, Kind, BLOCK};
-use super::LayerOptions;
+use super::PackOptions;
 use crate::{Error, Result};
 
 /// Size of the read buffer and of the output buffer.
@@ -22,14 +22,14 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
-/// (the rules are in the docs of `crates/exec/src/layer/mod.rs`).
-pub fn write_layer_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
+/// (the rules are in the docs of the `pack` module).
+pub fn write_layer_tar(dir: &Path, out: impl Write, options: &PackOptions) -> Result<()> {
     write_unbuffered(dir, BufWriter::with_capacity(BUFFER, out), options)
 }
 
 /// [`write_layer_tar`] for an `out` that buffers by itself: headers arrive
 /// as many small writes.
-pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
+pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &PackOptions) -> Result<()> {
     let mut writer = TarWriter {
         out,
         buf: vec![0; BUFFER],
@@ -63,14 +63,13 @@ impl<W: Write> TarWriter<W> {
     /// (empty or ending in `/`), children in byte order of their names.
     fn walk(&mut self, dir: &Path, prefix: &[u8]) -> Result<()> {
         let mut names: Vec<OsString> = Vec::new();
-        for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
-            names.push(entry.map_err(|e| Error::io("listing", dir, e))?.file_name());
+        for entry in fs::read_dir(dir).map_err(Error::io("listing", dir))? {
+            names.push(entry.map_err(Error::io("listing", dir))?.file_name());
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for name in names {
             let path = dir.join(&name);
-            let meta =
-                fs::symlink_metadata(&path).map_err(|e| Error::io("inspecting", &path, e))?;
+            let meta = fs::symlink_metadata(&path).map_err(Error::io("inspecting", &path))?;
             let mut archive_name = prefix.to_vec();
             archive_name.extend_from_slice(name.as_bytes());
             self.entry(&path, archive_name, &meta)?;
@@ -158,12 +157,12 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn write(&mut self, path: &Path, entry: &Entry) -> Result<()> {
-        write_header(&mut self.out, entry).map_err(|e| Error::io("writing layer entry", path, e))
+        write_header(&mut self.out, entry).map_err(Error::io("writing layer entry", path))
     }
 
     /// Streams exactly `size` bytes of the file at `path`, then the padding.
     fn content(&mut self, path: &Path, size: u64) -> Result<()> {
-        let io = |e| Error::io("reading file for layer", path, e);
+        let io = |e| Error::io("reading file for layer", path)(e);
         let flags = (OFlags::NOFOLLOW | OFlags::NOATIME).bits() as i32;
         let mut file = match open(path, flags) {
             // O_NOATIME needs ownership or CAP_FOWNER; retry without it.
@@ -181,18 +180,18 @@ impl<W: Write> TarWriter<W> {
             }
             self.out
                 .write_all(&self.buf[..n])
-                .map_err(|e| Error::io("writing layer", path, e))?;
+                .map_err(Error::io("writing layer", path))?;
             left -= n as u64;
         }
         let zeros = [0u8; BLOCK];
         self.out
             .write_all(&zeros[..padding(size)])
-            .map_err(|e| Error::io("writing layer", path, e))
+            .map_err(Error::io("writing layer", path))
     }
 
     /// The end-of-archive marker (two zero blocks), then a flush.
     fn finish(mut self, dir: &Path) -> Result<()> {
-        let io = |e| Error::io("writing layer", dir, e);
+        let io = |e| Error::io("writing layer", dir)(e);
         self.out.write_all(&[0u8; 2 * BLOCK]).map_err(io)?;
         self.out.flush().map_err(io)
     }
@@ -203,7 +202,7 @@ fn special(path: &Path, entry: &mut Entry, meta: &Metadata) -> Result<()> {
     let kind = meta.file_type();
     if kind.is_symlink() {
         entry.kind = Kind::Symlink;
-        let target = fs::read_link(path).map_err(|e| Error::io("reading link", path, e))?;
+        let target = fs::read_link(path).map_err(Error::io("reading link", path))?;
         entry.link = target.into_os_string().into_vec();
     } else if kind.is_fifo() {
         entry.kind = Kind::Fifo;
@@ -240,7 +239,7 @@ fn read_xattrs(path: &Path, scratch: &mut [u8]) -> Result<Xattrs> {
     let len = match rustix::fs::llistxattr(path, &mut list[..]) {
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
-        Err(e) => return Err(Error::io("listing xattrs of", path, e.into())),
+        Err(e) => return Err(Error::io("listing xattrs of", path)(e.into())),
     };
     let mut out = Xattrs::default();
     for name in list[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
@@ -266,12 +265,12 @@ fn read_xattrs(path: &Path, scratch: &mut [u8]) -> Result<Xattrs> {
 fn get_xattr<'a>(path: &Path, name: &[u8], value: &'a mut [u8]) -> Result<&'a [u8]> {
     let name = std::ffi::OsStr::from_bytes(name);
     let n = rustix::fs::lgetxattr(path, name, &mut value[..])
-        .map_err(|e| Error::io("reading xattr of", path, e.into()))?;
+        .map_err(|e| Error::io("reading xattr of", path)(e.into()))?;
     Ok(&value[..n])
 }
 
 fn layer_error(path: &Path, reason: &str) -> Error {
-    Error::Layer {
+    Error::Pack {
         path: path.to_path_buf(),
         reason: reason.to_string(),
     }

@@ -326,3 +326,36 @@ fn started(tmp: &Path) -> bool {
         .flatten()
         .any(|e| e.path().join("upper/started").exists())
 }
+
+/// overlayfs stacks at most 500 lower dirs: a deeper stage fails with a
+/// clear error before mounting (security A14), and the store is unchanged
+/// but for the cached layers of the steps that did run.
+#[test]
+fn a_stage_deeper_than_overlayfs_allows() {
+    let dir = scratch("too-deep");
+    let (root, before) = store_with_x(&dir);
+    let ctx = dir.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    // The base has one layer; COPY number 500 makes the 501st.
+    let mut dockerfile = String::from("FROM rbk-busybox\n");
+    for i in 0..500 {
+        fs::write(ctx.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        dockerfile.push_str(&format!("COPY f{i} /\n"));
+    }
+    dockerfile.push_str("RUN true\n");
+    fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
+    let out = build(&root, &ctx, &["-t", "x"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("has 502 layers, more than overlayfs can stack"),
+        "{log}"
+    );
+    assert!(log.contains("Dockerfile:502"), "{log}");
+    assert!(log.contains(">>> RUN true"), "{log}");
+    assert_eq!(state(&root).index, before.index, "x did not move");
+    let verify = rbk(&root, &["system", "verify"]);
+    assert!(verify.status.success(), "verify: {}", stderr(&verify));
+    assert_eq!(entries(&root.join("tmp")), Vec::<String>::new(), "tmp/");
+    assert_eq!(mounts_under(&root), Vec::<String>::new(), "mounts");
+}

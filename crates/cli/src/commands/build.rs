@@ -21,7 +21,7 @@ use crate::commands::{cache, frontend, output};
 use crate::progress::Progress;
 use crate::render;
 
-pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     let tags = args
         .tags
         .iter()
@@ -40,6 +40,17 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
     let store = crate::settings::open_store(root)?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
+    // `rbk build -`: the context (or a lone Dockerfile) comes from stdin,
+    // unpacked under the store's tmp/ until the build ends.
+    let _stdin_context = match args.frontend.context.as_os_str() == "-" {
+        true => {
+            let ctx = super::stdin_context::read(&store, args.frontend.file.as_deref())?;
+            args.frontend.context = ctx.context.clone();
+            args.frontend.file = Some(ctx.dockerfile.clone());
+            Some(ctx)
+        }
+        false => None,
+    };
     let resolver = StoreResolver(&store, args.pull);
     let planned = frontend::plan_with(
         args.frontend,

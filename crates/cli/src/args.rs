@@ -256,7 +256,8 @@ pub(crate) struct FrontendArgs {
     /// Target platform (`os/arch[/variant]`).
     #[arg(long)]
     pub(crate) platform: Option<String>,
-    /// The build context directory.
+    /// The build context directory (`-`: a tar archive, plain or compressed,
+    /// or a lone Dockerfile, on stdin).
     #[arg(default_value = ".")]
     pub(crate) context: PathBuf,
 }

@@ -21,7 +21,7 @@ use crate::commands::{cache, frontend, output};
 use crate::progress::Progress;
 use crate::render;
 
-pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     let tags = args
         .tags
         .iter()
@@ -40,6 +40,17 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
     let store = crate::settings::open_store(root)?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
+    // `rbk build -`: the context (or a lone Dockerfile) comes from stdin,
+    // unpacked under the store's tmp/ until the build ends.
+    let _stdin_context = match args.frontend.context.as_os_str() == "-" {
+        true => {
+            let ctx = super::stdin_context::read(&store, args.frontend.file.as_deref())?;
+            args.frontend.context = ctx.context.clone();
+            args.frontend.file = Some(ctx.dockerfile.clone());
+            Some(ctx)
+        }
+        false => None,
+    };
     let resolver = StoreResolver(&store, args.pull);
     let planned = frontend::plan_with(
         args.frontend,
@@ -47,6 +58,7 @@ pub(crate) fn run(root: Option<&Path>, args: BuildArgs) -> anyhow::Result<ExitCo
         &args.no_cache_filter,
         Some(&resolver),
     )?;
+    fetch_images(&store, &planned)?;
     let runtime = Runc::new(args.runtime.clone(), store.root().join("runc"))?;
     let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
         Dockerignore::from_patterns(&planned.excludes).map_err(anyhow::Error::msg)?,
@@ -199,6 +211,44 @@ fn parse_entitlements(raw: &[String]) -> anyhow::Result<Entitlements> {
         }
     }
     Ok(e)
+}
+
+/// Makes sure every image the graph reads is in the store before anything
+/// runs. `FROM` images were resolved (and pulled on a miss) by the frontend;
+/// this covers `COPY --from=IMAGE` and `RUN --mount=from=IMAGE`, which are
+/// pulled on a store miss too. A failure names the instruction that wanted
+/// the image (the image vertex itself has no Dockerfile lines).
+fn fetch_images(store: &Store, planned: &frontend::Planned) -> anyhow::Result<()> {
+    for vertex in planned.dag.vertices() {
+        let rbk_graph::Op::Source(rbk_graph::SourceOp::Image {
+            reference,
+            platform,
+        }) = vertex.op()
+        else {
+            continue;
+        };
+        let parsed: Reference = match reference.parse() {
+            Ok(r) => r,
+            Err(_) => continue, // the solver reports it
+        };
+        let platform = platform
+            .clone()
+            .unwrap_or_else(|| planned.settings.platform.clone());
+        let Err(err) = crate::commands::pull::image_for_build(store, &parsed, &platform, false)
+        else {
+            continue;
+        };
+        let span = vertex
+            .dependents()
+            .iter()
+            .find_map(|&d| planned.dag.vertex(d).meta().span.clone());
+        return Err(anyhow::Error::new(render::StepError {
+            text: planned.settings.text.clone(),
+            location: span.map(|s| rbk_parser::Location::lines(&s.file, s.start_line, s.end_line)),
+            message: format!("failed to resolve source metadata for {reference}: {err:#}"),
+        }));
+    }
+    Ok(())
 }
 
 /// Base image configs for the frontend, from the store.

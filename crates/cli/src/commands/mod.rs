@@ -17,5 +17,6 @@ pub(crate) mod push;
 pub(crate) mod rmi;
 pub(crate) mod save;
 mod secrets;
+mod stdin_context;
 pub(crate) mod system;
 pub(crate) mod tag;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rbk_graph::{ExecContext, ExecOp, LogStream, Mount as RunMount, MountKind};
-use rbk_store::{Digest, Store, WorkDir};
+use rbk_graph::{CacheSharing, ExecContext, ExecOp, LogStream, Mount as RunMount, MountKind};
+use rbk_store::{Digest, FileLock, Store, WorkDir};
 
 use super::stack::{self, View};
 use super::{Solved, Solver};
@@ -140,13 +140,15 @@ impl Solver<'_> {
             }
             MountKind::Cache {
                 id,
+                sharing,
                 readonly,
                 mode,
                 uid,
                 gid,
                 ..
             } => {
-                let dir = cache_mount_dir(self.store, id, *mode, *uid, *gid)?;
+                let (dir, lock) = cache_mount_dir(self.store, id, *sharing, (*mode, *uid, *gid))?;
+                held.locks.extend(lock);
                 binds.push(BindMount {
                     source: dir,
                     target: mount.target.clone(),
@@ -276,6 +278,9 @@ struct Held {
     _work: Vec<WorkDir>,
     secrets: Option<SecretDir>,
     agents: Vec<AgentProxy>,
+    /// Locks on `sharing=locked|private` cache mounts, held until the
+    /// process has exited.
+    locks: Vec<FileLock>,
 }
 
 impl Held {
@@ -313,11 +318,43 @@ fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
 }
 
 /// The host directory of a `--mount=type=cache`: named by a digest of the
-/// id, so an id is an opaque key and never a path (security A7).
-fn cache_mount_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+/// id, so an id is an opaque key and never a path (security A7), and the
+/// lock that keeps it for this step. Locks are flocks on files beside the
+/// directories, so they hold across processes and die with the process
+/// (security F10, rule 9):
+/// - `shared`: no lock, every user at once;
+/// - `locked`: an exclusive lock; other users (any process) wait for it;
+/// - `private`: the first of `<hex>`, `<hex>-1`, `<hex>-2`… whose lock is
+///   free, so concurrent users each get their own directory and later
+///   builds reuse them.
+fn cache_mount_dir(
+    store: &Store,
+    id: &str,
+    sharing: CacheSharing,
+    (mode, uid, gid): (u32, u32, u32),
+) -> Result<(PathBuf, Option<FileLock>)> {
     let base = store.root().join("cache-mounts");
     std::fs::create_dir_all(&base).map_err(|e| Error::io("creating directory", &base, e))?;
-    let dir = base.join(Digest::sha256_of(id.as_bytes()).hex());
+    let hex = Digest::sha256_of(id.as_bytes()).hex();
+    let lock_of = |name: &str| base.join(format!("{name}.lock"));
+    let (name, lock) = match sharing {
+        CacheSharing::Shared => (hex.to_string(), None),
+        CacheSharing::Locked => (hex.to_string(), Some(FileLock::exclusive(&lock_of(&hex))?)),
+        CacheSharing::Private => {
+            let mut n = 0usize;
+            loop {
+                let name = match n {
+                    0 => hex.to_string(),
+                    n => format!("{hex}-{n}"),
+                };
+                if let Some(lock) = FileLock::try_exclusive(&lock_of(&name))? {
+                    break (name, Some(lock));
+                }
+                n += 1;
+            }
+        }
+    };
+    let dir = base.join(name);
     match std::fs::create_dir(&dir) {
         Ok(()) => {
             use std::os::unix::fs::PermissionsExt;
@@ -329,7 +366,7 @@ fn cache_mount_dir(store: &Store, id: &str, mode: u32, uid: u32, gid: u32) -> Re
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io("creating directory", &dir, e)),
     }
-    Ok(dir)
+    Ok((dir, lock))
 }
 
 /// A container id unique within this host: process id and a counter.

@@ -13,6 +13,23 @@ use crate::{Error, Result};
 pub(super) const EMPTY_LAYER_DIFF_ID: &str =
     "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
+/// overlayfs stacks at most this many lower dirs (the kernel's
+/// `OVL_MAX_STACK`); a deeper stack is refused before anything is mounted
+/// (security A14) instead of failing in mount(2) with a bare EINVAL.
+pub(crate) const MAX_LOWER_DIRS: usize = 500;
+
+/// Refuses a stack of more than [`MAX_LOWER_DIRS`] lower dirs.
+pub(crate) fn check_depth(lowers: usize) -> Result<()> {
+    if lowers > MAX_LOWER_DIRS {
+        return Err(Error::Invalid(format!(
+            "the filesystem of this step has {lowers} layers, more than overlayfs can \
+             stack ({MAX_LOWER_DIRS} including rbk's init layer for RUN steps): \
+             merge some RUN, COPY or ADD instructions"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `layer` is the empty layer.
 pub(crate) fn is_empty_layer(layer: &Layer) -> bool {
     layer.diff_id.to_string() == EMPTY_LAYER_DIFF_ID
@@ -51,6 +68,7 @@ pub(super) fn read_only(lowers: Vec<PathBuf>, target: &Path) -> Result<View> {
             _mount: None,
         });
     }
+    check_depth(lowers.len())?;
     let guard = mount(&overlay_mount(&lowers, None), target)?;
     Ok(View {
         path: target.to_path_buf(),
@@ -67,6 +85,7 @@ pub(super) fn writable(lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
             _mount: None,
         });
     }
+    check_depth(lowers.len())?;
     let (upper, workdir, merged) = (work.upper(), work.work(), work.merged());
     let m = overlay_mount(lowers, Some((&upper, &workdir)));
     let guard = mount(&m, &merged)?;
@@ -110,5 +129,15 @@ mod tests {
     fn the_empty_layer_digest_is_that_of_two_zero_blocks() {
         let d = rbk_store::Digest::sha256_of(&[0u8; 1024]);
         assert_eq!(d.to_string(), super::EMPTY_LAYER_DIFF_ID);
+    }
+
+    #[test]
+    fn stacks_deeper_than_overlayfs_allows_are_refused() {
+        assert!(super::check_depth(1).is_ok());
+        assert!(super::check_depth(super::MAX_LOWER_DIRS).is_ok());
+        let err = super::check_depth(super::MAX_LOWER_DIRS + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("501 layers") && err.contains("500"), "{err}");
     }
 }

@@ -7,7 +7,9 @@ use rbk_store::{FileLock, Store};
 use crate::{Error, Result};
 
 /// When no other process uses the store (the GC lock is free), detaches
-/// every mount left under the store's `tmp/` and clears the store's orphans.
+/// every mount left under the store's `tmp/`, clears the store's orphans and
+/// empties the trash (work dirs and duplicate snapshots earlier builds moved
+/// there: nothing else would ever free that space).
 /// Returns how many mounts were detached; does nothing (0) while another
 /// process holds a lease.
 pub fn recover_store(store: &Store) -> Result<usize> {
@@ -26,6 +28,7 @@ pub fn recover_store(store: &Store) -> Result<usize> {
         rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH)
             .map_err(|e| Error::io("unmounting stale mount", path, e.into()))?;
     }
+    store.empty_trash()?;
     drop(lock);
     store.clean_orphans()?;
     Ok(stale.len())

@@ -16,6 +16,7 @@ use rustix::io::Errno;
 
 use super::chmod::Chmod;
 use super::meta::{self, Meta};
+use super::times::DirTimes;
 use super::tree::{self, clean, display, resolve, NewDir, Resolved, Walk};
 use super::{extract, CopySource};
 use crate::pathglob::{has_wildcard, match_path};
@@ -35,6 +36,8 @@ pub(crate) struct Copier<'a> {
     exclude: &'a [String],
     /// First copy of each multiply-linked source inode: (dev, ino) → where.
     links: HashMap<(u64, u64), (Rc<OwnedFd>, OsString)>,
+    /// Directories written into without a source's metadata.
+    times: &'a DirTimes,
 }
 
 /// Runs one copy action.
@@ -43,6 +46,7 @@ pub(crate) fn copy(
     dest_root: BorrowedFd<'_>,
     inputs: &[CopySource<'_>],
     action: &CopyAction,
+    times: &DirTimes,
 ) -> Result<()> {
     let source = inputs.get(action.from as usize).ok_or_else(|| {
         Error::Invalid(format!(
@@ -78,6 +82,7 @@ pub(crate) fn copy(
         chmod,
         exclude: &action.exclude,
         links: HashMap::new(),
+        times,
     };
     let dest = copier.destination(action, matches.len() > 1)?;
     let pivot = parents_pivot(&action.src);
@@ -151,7 +156,7 @@ impl Copier<'_> {
         let walk = Walk {
             follow_final: action.follow_symlinks,
             filter: Some(self.filter),
-            create: None,
+            ..Walk::default()
         };
         let src = resolve(src_root, names, walk).map_err(|e| source_error(names, e))?;
         let st = src
@@ -178,8 +183,10 @@ impl Copier<'_> {
             follow_final: true,
             filter: None,
             create: Some(self.new_dir()),
+            times: Some(self.times),
         };
         let dst = resolve(self.dest_root, &target, create)
+            .and_then(|dst| self.note_parent(&dst).map(|()| dst))
             .map_err(|e| Error::io("creating", display(&target), e))?;
         if is_dir {
             return self.copy_top_dir(&src, &st, &xrel, &dst, &display(&target));
@@ -245,7 +252,9 @@ impl Copier<'_> {
         self.fill_dir(&src_dir, &src.rel, xrel, dir.clone(), &dst.rel)?;
         let meta = self.meta(st, true);
         meta::apply_fd(dir.as_fd(), src_dir.as_fd(), st, meta)
-            .map_err(|e| Error::io("setting metadata", dst_name, e))
+            .map_err(|e| Error::io("setting metadata", dst_name, e))?;
+        self.times.explicit(&dst.rel, mtime(st));
+        Ok(())
     }
 
     /// Copies the children of `src` into `dst` (open directories); returns
@@ -365,6 +374,7 @@ impl Copier<'_> {
         }
         meta::apply_fd(dir.as_fd(), src.as_fd(), st, self.meta(st, true))
             .map_err(err("setting metadata"))?;
+        self.times.explicit(&at.rel, mtime(st));
         Ok(n + 1)
     }
 
@@ -433,6 +443,16 @@ impl Copier<'_> {
         Ok((tree::make_dir(at.parent.as_fd(), name, new)?, true))
     }
 
+    /// Notes the directory holding `at`, which the copy is about to write
+    /// into (see `times`).
+    fn note_parent(&self, at: &Resolved) -> io::Result<()> {
+        if at.name.is_none() {
+            return Ok(());
+        }
+        let rel = at.rel.parent().unwrap_or(Path::new(""));
+        self.times.existing(at.parent.as_fd(), rel)
+    }
+
     fn place(ddir: &OwnedFd, dname: &OsStr, drel: &Path) -> io::Result<Resolved> {
         Ok(Resolved {
             parent: ddir.try_clone()?,
@@ -482,8 +502,10 @@ impl Copier<'_> {
                 follow_final: true,
                 filter: None,
                 create: Some(self.new_dir()),
+                times: Some(self.times),
             };
             let at = resolve(self.dest_root, dest, create)
+                .and_then(|at| self.note_parent(&at).map(|()| at))
                 .map_err(|e| Error::io("creating", display(dest), e))?;
             let (dir, created) = copier
                 .ensure_dir(&at)
@@ -492,6 +514,11 @@ impl Copier<'_> {
                 let mode = Mode::from_raw_mode(0o755);
                 rfs::fchmod(&dir, mode)
                     .map_err(|e| Error::io("creating", display(dest), e.into()))?;
+                self.times.new_dir(&at.rel);
+            } else {
+                self.times
+                    .existing(dir.as_fd(), &at.rel)
+                    .map_err(|e| Error::io("creating", display(dest), e))?;
             }
             copier.fill_dir(
                 &src_root,
@@ -504,6 +531,12 @@ impl Copier<'_> {
         temp.remove()?;
         result.map(|_| ())
     }
+}
+
+/// A source's mtime as (seconds, nanoseconds).
+#[allow(clippy::unnecessary_cast)]
+fn mtime(st: &Stat) -> (i64, i64) {
+    (st.st_mtime as i64, st.st_mtime_nsec as i64)
 }
 
 fn kind(st: &Stat) -> FileType {

@@ -948,3 +948,31 @@ fn implicit_directories_get_fixed_times() {
     apply_file_actions_with(&dest2, &inputs, &actions[..1], &options).unwrap();
     assert_eq!(fs::metadata(dest2.join("a/b")).unwrap().mtime(), 1234);
 }
+
+#[test]
+fn later_sources_replace_earlier_ones_with_parallel_copies() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ctx, dest) = (tmp.path().join("ctx"), tmp.path().join("dest"));
+    // Matches in order: a/x (file), b/x (dir), c/x (file), d/x (link).
+    build(
+        &ctx,
+        &["a/x=A", "b/x/in=B", "c/x=C", "d/x->c", "e/x/deep/f=E"],
+    );
+    fs::create_dir_all(&dest).unwrap();
+    // Directories are copied as themselves (not their contents), so every
+    // match lands at /out/x.
+    let one = |src: &str| FileAction::Copy(with(cp(src, "/out/"), |a| a.dir_contents_only = false));
+    run_with(&ctx, &dest, &IncludeAll, &[one("[abc]/x")]).unwrap();
+    assert_eq!(fs::read_to_string(dest.join("out/x")).unwrap(), "C");
+    run_with(&ctx, &dest, &IncludeAll, &[one("[ce]/x")]).unwrap();
+    assert_eq!(
+        fs::read_to_string(dest.join("out/x/deep/f")).unwrap(),
+        "E",
+        "a directory replaced the file"
+    );
+    let link = with(cp("d/x", "/out/"), |a| a.follow_symlinks = false);
+    let many = [one("a/x"), FileAction::Copy(link)];
+    run_with(&ctx, &dest, &IncludeAll, &many).unwrap();
+    assert_eq!(fs::read_link(dest.join("out/x")).unwrap(), Path::new("c"));
+}

@@ -82,12 +82,20 @@
 //! to the resolved owner or 0:0. Mkfile replaces what is there. Rm expands
 //! wildcards and refuses to remove the root.
 //!
+//! # Speed
+//! Directories, links and nodes are created in walk order; regular files
+//! are queued and copied in parallel (`sendfile`, fd-based metadata), and a
+//! directory's metadata is applied after its contents (see `batch`). An
+//! entry about to be written where queued work would write runs the queue
+//! first, so later sources still win exactly as in a sequential copy.
+//!
 //! # Limits
 //! A walk holds one directory fd per level of nesting, so a tree deeper
 //! than the process's open-file limit fails with a clean `EMFILE` error
 //! rather than a stack overflow. Errors leave the destination partly
 //! written; the caller discards the snapshot.
 
+mod batch;
 mod chmod;
 mod copy;
 mod extract;

@@ -37,6 +37,7 @@ mod users;
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};
 pub use fileop::{apply_file_actions, CopySource};
+pub use fileop::{apply_file_actions_with, FileOpOptions};
 pub use filter::{IncludeAll, PathFilter};
 pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;

@@ -7,7 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use rbk_exec::{apply_file_actions, CopySource, Error, IncludeAll, PathFilter};
+use rbk_exec::{
+    apply_file_actions, apply_file_actions_with, CopySource, Error, FileOpOptions, IncludeAll,
+    PathFilter,
+};
 use rbk_graph::op::{CopyAction, FileAction, Owner};
 
 fn require_root() {
@@ -900,4 +903,76 @@ fn mkdir_mkfile_and_rm() {
         assert!(result.is_err(), "{bad:?}");
     }
     assert_eq!(listing(dest.path()), want);
+}
+
+#[test]
+fn implicit_directories_get_fixed_times() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ctx, dest) = (tmp.path().join("ctx"), tmp.path().join("dest"));
+    build(&ctx, &["f=F", "d/x=X"]);
+    build(&dest, &["etc/old=O"]);
+    let old = fs::metadata(dest.join("etc")).unwrap().mtime();
+    let d_mtime = fs::metadata(ctx.join("d")).unwrap().mtime();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let actions = [
+        FileAction::Copy(cp("f", "/a/b/f")),
+        FileAction::Copy(cp("f", "/etc/")),
+        FileAction::Copy(cp("d", "/new/d")),
+        FileAction::Mkdir {
+            path: "/m/n".into(),
+            mode: 0o755,
+            make_parents: true,
+            owner: None,
+        },
+    ];
+    run_with(&ctx, &dest, &IncludeAll, &actions).unwrap();
+    let mtime = |p: &str| fs::metadata(dest.join(p)).unwrap().mtime();
+    for created in ["a", "a/b", "new", "m", "m/n"] {
+        assert_eq!(mtime(created), 0, "{created} was created by the op");
+    }
+    assert_eq!(mtime("etc"), old, "an existing directory keeps its time");
+    assert_eq!(mtime("new/d"), d_mtime, "a copied directory keeps its own");
+
+    // With SOURCE_DATE_EPOCH, created entries get that time.
+    let dest2 = tmp.path().join("dest2");
+    fs::create_dir(&dest2).unwrap();
+    let inputs = [CopySource {
+        root: &ctx,
+        filter: &IncludeAll,
+        reset_owner: true,
+    }];
+    let options = FileOpOptions {
+        source_date_epoch: Some(1234),
+    };
+    apply_file_actions_with(&dest2, &inputs, &actions[..1], &options).unwrap();
+    assert_eq!(fs::metadata(dest2.join("a/b")).unwrap().mtime(), 1234);
+}
+
+#[test]
+fn later_sources_replace_earlier_ones_with_parallel_copies() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ctx, dest) = (tmp.path().join("ctx"), tmp.path().join("dest"));
+    // Matches in order: a/x (file), b/x (dir), c/x (file), d/x (link).
+    build(
+        &ctx,
+        &["a/x=A", "b/x/in=B", "c/x=C", "d/x->c", "e/x/deep/f=E"],
+    );
+    fs::create_dir_all(&dest).unwrap();
+    // Directories are copied as themselves (not their contents), so every
+    // match lands at /out/x.
+    let one = |src: &str| FileAction::Copy(with(cp(src, "/out/"), |a| a.dir_contents_only = false));
+    run_with(&ctx, &dest, &IncludeAll, &[one("[abc]/x")]).unwrap();
+    assert_eq!(fs::read_to_string(dest.join("out/x")).unwrap(), "C");
+    run_with(&ctx, &dest, &IncludeAll, &[one("[ce]/x")]).unwrap();
+    assert_eq!(
+        fs::read_to_string(dest.join("out/x/deep/f")).unwrap(),
+        "E",
+        "a directory replaced the file"
+    );
+    let link = with(cp("d/x", "/out/"), |a| a.follow_symlinks = false);
+    let many = [one("a/x"), FileAction::Copy(link)];
+    run_with(&ctx, &dest, &IncludeAll, &many).unwrap();
+    assert_eq!(fs::read_link(dest.join("out/x")).unwrap(), Path::new("c"));
 }

@@ -4,22 +4,24 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rbk_graph::op::CopyAction;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Stat};
 use rustix::io::Errno;
 
+use super::batch::{self, Dir, DirJob, FileJob, Pending};
 use super::chmod::Chmod;
 use super::meta::{self, Meta};
+use super::times::DirTimes;
 use super::tree::{self, clean, display, resolve, NewDir, Resolved, Walk};
 use super::{extract, CopySource};
 use crate::pathglob::{has_wildcard, match_path};
 use crate::{open_root, resolve_owner, Error, IncludeAll, PathFilter, Result};
+use batch::open_file;
 
 /// Where a copy writes: the destination root and the rules shared by all
 /// entries of one action.
@@ -34,7 +36,11 @@ pub(crate) struct Copier<'a> {
     chmod: Option<Chmod>,
     exclude: &'a [String],
     /// First copy of each multiply-linked source inode: (dev, ino) → where.
-    links: HashMap<(u64, u64), (Rc<OwnedFd>, OsString)>,
+    links: HashMap<(u64, u64), (Arc<Dir>, OsString)>,
+    /// Directories written into without a source's metadata.
+    times: &'a DirTimes,
+    /// Files to copy in parallel and directory metadata to apply after.
+    pending: Pending,
 }
 
 /// Runs one copy action.
@@ -43,6 +49,7 @@ pub(crate) fn copy(
     dest_root: BorrowedFd<'_>,
     inputs: &[CopySource<'_>],
     action: &CopyAction,
+    times: &DirTimes,
 ) -> Result<()> {
     let source = inputs.get(action.from as usize).ok_or_else(|| {
         Error::Invalid(format!(
@@ -78,6 +85,8 @@ pub(crate) fn copy(
         chmod,
         exclude: &action.exclude,
         links: HashMap::new(),
+        times,
+        pending: Pending::default(),
     };
     let dest = copier.destination(action, matches.len() > 1)?;
     let pivot = parents_pivot(&action.src);
@@ -89,8 +98,12 @@ pub(crate) fn copy(
             &dest,
             action,
         )?;
+        // Directory times noted by the next source must be final ones.
+        if copier.pending.has_dirs() {
+            copier.pending.run()?;
+        }
     }
-    Ok(())
+    copier.pending.run()
 }
 
 /// The destination of one copy action.
@@ -151,7 +164,7 @@ impl Copier<'_> {
         let walk = Walk {
             follow_final: action.follow_symlinks,
             filter: Some(self.filter),
-            create: None,
+            ..Walk::default()
         };
         let src = resolve(src_root, names, walk).map_err(|e| source_error(names, e))?;
         let st = src
@@ -178,29 +191,25 @@ impl Copier<'_> {
             follow_final: true,
             filter: None,
             create: Some(self.new_dir()),
+            times: Some(self.times),
         };
         let dst = resolve(self.dest_root, &target, create)
+            .and_then(|dst| self.note_parent(&dst).map(|()| dst))
             .map_err(|e| Error::io("creating", display(&target), e))?;
         if is_dir {
-            return self.copy_top_dir(&src, &st, &xrel, &dst, &display(&target));
+            return self.copy_top_dir(&src, &st, &xrel, dst, &display(&target));
         }
-        let (Some(src_name), Some(dst_base)) = (src.name.as_deref(), dst.name.clone()) else {
+        let (Some(src_name), Some(dst_base)) = (src.name.clone(), dst.name.clone()) else {
             return Err(Error::Invalid(format!(
                 "cannot replace the root directory {} with a file",
                 display(&target)
             )));
         };
-        let ddir = Rc::new(dst.parent);
-        let (srel, drel) = (&src.rel, &dst.rel);
+        let drel = dst.rel.clone();
+        let ddir = Dir::new(dst.parent, false).map_err(|e| Error::io("opening", &drel, e))?;
+        let sdir = Arc::new(src.parent);
         self.copy_entry(
-            &src.parent,
-            src_name,
-            &st,
-            srel,
-            &xrel,
-            &ddir,
-            &dst_base,
-            drel,
+            &sdir, &src_name, &st, &src.rel, &xrel, &ddir, &dst_base, &drel,
         )?;
         Ok(())
     }
@@ -232,30 +241,44 @@ impl Copier<'_> {
         src: &Resolved,
         st: &Stat,
         xrel: &Path,
-        dst: &Resolved,
+        dst: Resolved,
         dst_name: &str,
     ) -> Result<()> {
         let src_dir = src
             .open_dir()
             .map_err(|e| Error::io("opening", &src.rel, e))?;
-        let (dir, _) = self
-            .ensure_dir(dst)
-            .map_err(|e| Error::io("creating", dst_name, e))?;
-        let dir = Rc::new(dir);
-        self.fill_dir(&src_dir, &src.rel, xrel, dir.clone(), &dst.rel)?;
-        let meta = self.meta(st, true);
-        meta::apply_fd(dir.as_fd(), src_dir.as_fd(), st, meta)
-            .map_err(|e| Error::io("setting metadata", dst_name, e))
+        let src_dir = Arc::new(src_dir);
+        let err = |e| Error::io("creating", dst_name, e);
+        let parent = Dir::new(dst.parent.try_clone().map_err(err)?, false).map_err(err)?;
+        if let Some(name) = &dst.name {
+            if self.pending.busy(&parent, name) {
+                self.pending.run()?;
+            }
+        }
+        let (dir, created) = self.ensure_dir(&dst).map_err(err)?;
+        let dir = Dir::new(dir, created).map_err(err)?;
+        self.fill_dir(&src_dir, &src.rel, xrel, &dir, &dst.rel)?;
+        let job = DirJob {
+            dst: dir.fd.try_clone().map_err(err)?,
+            src: src_dir,
+            st: *st,
+            meta: self.meta(st, true),
+            rel: dst.rel.clone(),
+        };
+        self.pending
+            .dir(job, dst.name.as_deref().map(|n| (&*parent, n)));
+        self.times.explicit(&dst.rel, mtime(st));
+        Ok(())
     }
 
     /// Copies the children of `src` into `dst` (open directories); returns
     /// how many entries were copied.
     fn fill_dir(
         &mut self,
-        src: &OwnedFd,
+        src: &Arc<OwnedFd>,
         srel: &Path,
         xrel: &Path,
-        dst: Rc<OwnedFd>,
+        dst: &Arc<Dir>,
         drel: &Path,
     ) -> Result<u64> {
         let names = tree::read_names(src).map_err(|e| Error::io("listing", srel, e))?;
@@ -276,10 +299,13 @@ impl Copier<'_> {
                 &st,
                 &s_rel,
                 &x_rel,
-                &dst,
+                dst,
                 &name,
                 &drel.join(&name),
             )?;
+            if self.pending.full() {
+                self.pending.run()?;
+            }
         }
         Ok(copied)
     }
@@ -289,47 +315,66 @@ impl Copier<'_> {
     #[allow(clippy::too_many_arguments)]
     fn copy_entry(
         &mut self,
-        sdir: &OwnedFd,
+        sdir: &Arc<OwnedFd>,
         name: &OsStr,
         st: &Stat,
         srel: &Path,
         xrel: &Path,
-        ddir: &Rc<OwnedFd>,
+        ddir: &Arc<Dir>,
         dname: &OsStr,
         drel: &Path,
     ) -> Result<u64> {
         let ft = kind(st);
         let hidden = self.filter.is_excluded(&srel.to_string_lossy());
         let err = |op| move |e: io::Error| Error::io(op, drel, e);
+        if self.pending.busy(ddir, dname) {
+            self.pending.run()?;
+        }
         match ft {
             FileType::Directory => {
                 if hidden && !self.filter.may_reinclude_under(&srel.to_string_lossy()) {
                     return Ok(0);
                 }
-                let at = Self::place(ddir, dname, drel).map_err(err("opening"))?;
-                self.copy_dir_entry(sdir, name, st, srel, xrel, &at, hidden)
+                let at = Self::place(&ddir.fd, dname, drel).map_err(err("opening"))?;
+                self.copy_dir_entry(sdir, name, st, srel, xrel, &at, ddir, hidden)
             }
             _ if hidden => Ok(0),
-            FileType::RegularFile => self
-                .copy_file(sdir, name, st, ddir, dname)
-                .map_err(err("copying"))
-                .map(|()| 1),
+            FileType::RegularFile if st.st_nlink > 1 => {
+                self.pending.run()?;
+                self.copy_linked(sdir, name, st, ddir, dname)
+                    .map_err(err("copying"))
+                    .map(|()| 1)
+            }
+            FileType::RegularFile => {
+                self.pending.file(FileJob {
+                    sdir: sdir.clone(),
+                    name: name.to_os_string(),
+                    st: *st,
+                    ddir: ddir.clone(),
+                    dname: dname.to_os_string(),
+                    meta: self.meta(st, false),
+                    drel: drel.to_path_buf(),
+                });
+                Ok(1)
+            }
             FileType::Symlink => {
                 let target = rfs::readlinkat(sdir, name, Vec::new())
                     .map_err(|e| err("reading link")(e.into()))?;
-                replace(ddir.as_fd(), dname).map_err(err("replacing"))?;
-                rfs::symlinkat(target.as_c_str(), ddir.as_fd(), dname)
+                let ddir = ddir.fd.as_fd();
+                replace(ddir, dname).map_err(err("replacing"))?;
+                rfs::symlinkat(target.as_c_str(), ddir, dname)
                     .map_err(|e| err("creating link")(e.into()))?;
-                meta::apply_at(ddir.as_fd(), dname, st, self.meta(st, false), true)
+                meta::apply_at(ddir, dname, st, self.meta(st, false), true)
                     .map_err(err("setting metadata"))?;
                 Ok(1)
             }
             FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice if !self.context => {
-                replace(ddir.as_fd(), dname).map_err(err("replacing"))?;
+                let ddir = ddir.fd.as_fd();
+                replace(ddir, dname).map_err(err("replacing"))?;
                 let mode = Mode::from_raw_mode(0o600);
-                rfs::mknodat(ddir.as_fd(), dname, ft, mode, st.st_rdev as _)
+                rfs::mknodat(ddir, dname, ft, mode, st.st_rdev as _)
                     .map_err(|e| err("creating node")(e.into()))?;
-                meta::apply_at(ddir.as_fd(), dname, st, self.meta(st, false), false)
+                meta::apply_at(ddir, dname, st, self.meta(st, false), false)
                     .map_err(err("setting metadata"))?;
                 Ok(1)
             }
@@ -350,56 +395,58 @@ impl Copier<'_> {
         srel: &Path,
         xrel: &Path,
         at: &Resolved,
+        parent: &Dir,
         hidden: bool,
     ) -> Result<u64> {
         let err = |op| move |e: io::Error| Error::io(op, &at.rel, e);
         let src = rfs::openat(sdir, name, tree::DIR_FLAGS, Mode::empty())
             .map_err(|e| err("opening source")(e.into()))?;
+        let src = Arc::new(src);
         let (dir, created) = self.ensure_dir(at).map_err(err("creating directory"))?;
-        let dir = Rc::new(dir);
-        let n = self.fill_dir(&src, srel, xrel, dir.clone(), &at.rel)?;
+        let dir = Dir::new(dir, created).map_err(err("opening"))?;
+        let n = self.fill_dir(&src, srel, xrel, &dir, &at.rel)?;
         if let (true, 0, true, Some(dname)) = (hidden, n, created, &at.name) {
             rfs::unlinkat(&at.parent, dname, AtFlags::REMOVEDIR)
                 .map_err(|e| err("removing")(e.into()))?;
             return Ok(0);
         }
-        meta::apply_fd(dir.as_fd(), src.as_fd(), st, self.meta(st, true))
-            .map_err(err("setting metadata"))?;
+        let job = DirJob {
+            dst: dir.fd.try_clone().map_err(err("opening"))?,
+            src,
+            st: *st,
+            meta: self.meta(st, true),
+            rel: at.rel.clone(),
+        };
+        self.pending
+            .dir(job, at.name.as_deref().map(|n| (parent, n)));
+        self.times.explicit(&at.rel, mtime(st));
         Ok(n + 1)
     }
 
-    fn copy_file(
+    /// Copies a file with more than one link at once (the queue is empty),
+    /// as a hardlink to its first copy when there is one.
+    fn copy_linked(
         &mut self,
         sdir: &OwnedFd,
         name: &OsStr,
         st: &Stat,
-        ddir: &Rc<OwnedFd>,
+        ddir: &Arc<Dir>,
         dname: &OsStr,
     ) -> io::Result<()> {
         let src = open_file(sdir, name, st)?;
         let key = (st.st_dev, st.st_ino);
-        if st.st_nlink > 1 {
-            if let Some((ldir, lname)) = self.links.get(&key) {
-                replace(ddir.as_fd(), dname)?;
-                if rfs::linkat(ldir.as_fd(), lname, ddir.as_fd(), dname, AtFlags::empty()).is_ok() {
-                    return Ok(());
-                }
+        let to = ddir.fd.as_fd();
+        if let Some((ldir, lname)) = self.links.get(&key) {
+            replace(to, dname)?;
+            if rfs::linkat(&ldir.fd, lname, to, dname, AtFlags::empty()).is_ok() {
+                return Ok(());
             }
         }
-        replace(ddir.as_fd(), dname)?;
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let out = File::from(rfs::openat(
-            ddir.as_fd(),
-            dname,
-            flags,
-            Mode::from_raw_mode(0o600),
-        )?);
-        io::copy(&mut &src, &mut &out)?;
+        replace(to, dname)?;
+        let out = batch::create_file(&ddir.fd, dname)?;
+        batch::copy_data(&src, &out)?;
         meta::apply_fd(out.as_fd(), src.as_fd(), st, self.meta(st, false))?;
-        if st.st_nlink > 1 {
-            self.links.insert(key, (ddir.clone(), dname.to_os_string()));
-        }
+        self.links.insert(key, (ddir.clone(), dname.to_os_string()));
         Ok(())
     }
 
@@ -431,6 +478,16 @@ impl Copier<'_> {
             ..self.new_dir()
         };
         Ok((tree::make_dir(at.parent.as_fd(), name, new)?, true))
+    }
+
+    /// Notes the directory holding `at`, which the copy is about to write
+    /// into (see `times`).
+    fn note_parent(&self, at: &Resolved) -> io::Result<()> {
+        if at.name.is_none() {
+            return Ok(());
+        }
+        let rel = at.rel.parent().unwrap_or(Path::new(""));
+        self.times.existing(at.parent.as_fd(), rel)
     }
 
     fn place(ddir: &OwnedFd, dname: &OsStr, drel: &Path) -> io::Result<Resolved> {
@@ -466,6 +523,7 @@ impl Copier<'_> {
 
     /// Unpacks an archive into the directory `dest` (see `extract`).
     fn extract(&mut self, reader: Box<dyn io::Read>, dest: &[OsString]) -> Result<()> {
+        self.pending.run()?;
         let temp = extract::unpack_to_temp(self.dest_path, self.dest_root, reader)?;
         let result = (|| {
             let src_root =
@@ -476,14 +534,17 @@ impl Copier<'_> {
                 chmod: None,
                 exclude: &[],
                 links: HashMap::new(),
+                pending: Pending::default(),
                 ..*self
             };
             let create = Walk {
                 follow_final: true,
                 filter: None,
                 create: Some(self.new_dir()),
+                times: Some(self.times),
             };
             let at = resolve(self.dest_root, dest, create)
+                .and_then(|at| self.note_parent(&at).map(|()| at))
                 .map_err(|e| Error::io("creating", display(dest), e))?;
             let (dir, created) = copier
                 .ensure_dir(&at)
@@ -492,34 +553,35 @@ impl Copier<'_> {
                 let mode = Mode::from_raw_mode(0o755);
                 rfs::fchmod(&dir, mode)
                     .map_err(|e| Error::io("creating", display(dest), e.into()))?;
+                self.times.new_dir(&at.rel);
+            } else {
+                self.times
+                    .existing(dir.as_fd(), &at.rel)
+                    .map_err(|e| Error::io("creating", display(dest), e))?;
             }
+            let dir = Dir::new(dir, created).map_err(|e| Error::io("opening", &at.rel, e))?;
             copier.fill_dir(
-                &src_root,
+                &Arc::new(src_root),
                 Path::new(""),
                 Path::new(""),
-                Rc::new(dir),
+                &dir,
                 &at.rel,
-            )
+            )?;
+            copier.pending.run()
         })();
         temp.remove()?;
-        result.map(|_| ())
+        result
     }
+}
+
+/// A source's mtime as (seconds, nanoseconds).
+#[allow(clippy::unnecessary_cast)]
+fn mtime(st: &Stat) -> (i64, i64) {
+    (st.st_mtime as i64, st.st_mtime_nsec as i64)
 }
 
 fn kind(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
-}
-
-/// Opens the regular file `name` for reading without following a symlink or
-/// blocking on a FIFO, and checks it is still the file `st` described.
-fn open_file(dir: &OwnedFd, name: &OsStr, st: &Stat) -> io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let file = File::from(rfs::openat(dir, name, flags, Mode::empty())?);
-    let now = rfs::fstat(&file)?;
-    if kind(&now) != FileType::RegularFile || now.st_ino != st.st_ino || now.st_dev != st.st_dev {
-        return Err(io::Error::other("source changed while being copied"));
-    }
-    Ok(file)
 }
 
 /// Removes whatever is at `name` so a new entry can take its place (an

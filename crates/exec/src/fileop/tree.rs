@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Stat, Uid};
 use rustix::io::Errno;
 
+use super::times::DirTimes;
 use crate::pathglob::{has_wildcard, match_component};
 use crate::{Error, PathFilter, Result};
 
@@ -98,6 +99,8 @@ pub(crate) struct Walk<'a> {
     pub filter: Option<&'a dyn PathFilter>,
     /// Create missing intermediate directories like this.
     pub create: Option<NewDir>,
+    /// Where directories created or written into by `create` are noted.
+    pub times: Option<&'a DirTimes>,
 }
 
 /// Resolves `names` (from [`clean`]) inside `root`; see the module docs.
@@ -152,7 +155,16 @@ pub(crate) fn resolve(
         }
         let fd = match (kind, walk.create) {
             (Some(FileType::Directory), _) => rfs::openat(dir, &name, DIR_FLAGS, Mode::empty())?,
-            (None, Some(new)) => make_dir(dir, &name, new)?,
+            (None, Some(new)) => {
+                if let Some(times) = walk.times {
+                    times.existing(dir, &rel_path(&stack))?;
+                }
+                let fd = make_dir(dir, &name, new)?;
+                if let Some(times) = walk.times {
+                    times.new_dir(&rel);
+                }
+                fd
+            }
             (None, None) => return Err(Errno::NOENT.into()),
             (Some(_), _) => return Err(Errno::NOTDIR.into()),
         };
@@ -259,7 +271,7 @@ fn list_dir(
     let walk = Walk {
         follow_final: true,
         filter,
-        create: None,
+        ..Walk::default()
     };
     let dir = match resolve(root, names, walk).and_then(|r| r.open_dir()) {
         Ok(dir) => dir,

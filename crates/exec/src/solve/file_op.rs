@@ -4,7 +4,7 @@ use rbk_graph::{FileAction, FileOp};
 
 use super::stack;
 use super::{Solved, Solver};
-use crate::fileop::{apply_file_actions, CopySource};
+use crate::fileop::{apply_file_actions_with, CopySource, FileOpOptions};
 use crate::{Error, IncludeAll, Result};
 
 impl Solver<'_> {
@@ -53,7 +53,10 @@ impl Solver<'_> {
                 },
             })
             .collect();
-        apply_file_actions(&dest.path, &sources, &op.actions)?;
+        let options = FileOpOptions {
+            source_date_epoch: self.options.source_date_epoch,
+        };
+        apply_file_actions_with(&dest.path, &sources, &op.actions, &options)?;
         drop(sources);
         drop(views);
         drop(dest);

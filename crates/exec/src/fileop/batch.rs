@@ -1,0 +1,177 @@
+//! Deferred work of a copy: the walk creates directories and links in
+//! order, while regular files are queued and copied in parallel (rayon), and
+//! a directory's metadata is applied only after everything queued before it.
+//!
+//! Ordering is kept where it matters: a queued entry is keyed by (directory
+//! inode, name), and anything else about to touch the same name runs the
+//! queue first, so a later source still replaces an earlier one. The queue
+//! is run when it grows large (it holds directory fds), before any hardlink
+//! or archive work, and at the end of each source.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rustix::fs::{self as rfs, Mode, OFlags, Stat};
+use rustix::io::Errno;
+
+use super::meta::{self, Meta};
+use crate::{Error, Result};
+
+/// Queued files before the queue is run.
+const MAX_FILES: usize = 8192;
+/// Queued directories (two fds each) before the queue is run.
+const MAX_DIRS: usize = 128;
+
+/// An open destination directory and its identity.
+pub(crate) struct Dir {
+    pub(crate) fd: OwnedFd,
+    id: (u64, u64),
+    /// Created empty by this walk: nothing is in the way of a new entry.
+    fresh: bool,
+}
+
+impl Dir {
+    pub(crate) fn new(fd: OwnedFd, fresh: bool) -> io::Result<Arc<Dir>> {
+        let st = rfs::fstat(&fd)?;
+        #[allow(clippy::unnecessary_cast)]
+        let id = (st.st_dev as u64, st.st_ino as u64);
+        Ok(Arc::new(Dir { fd, id, fresh }))
+    }
+}
+
+/// A regular file to copy: `name` in `sdir` (as `st` described it) to
+/// `dname` in `ddir`, then `meta` and the source's xattrs and times.
+pub(crate) struct FileJob {
+    pub(crate) sdir: Arc<OwnedFd>,
+    pub(crate) name: OsString,
+    pub(crate) st: Stat,
+    pub(crate) ddir: Arc<Dir>,
+    pub(crate) dname: OsString,
+    pub(crate) meta: Meta,
+    /// The destination path, for errors.
+    pub(crate) drel: PathBuf,
+}
+
+/// A copied directory's metadata, applied after its contents.
+pub(crate) struct DirJob {
+    pub(crate) dst: OwnedFd,
+    pub(crate) src: Arc<OwnedFd>,
+    pub(crate) st: Stat,
+    pub(crate) meta: Meta,
+    pub(crate) rel: PathBuf,
+}
+
+/// The queue of one copy action.
+#[derive(Default)]
+pub(crate) struct Pending {
+    files: Vec<FileJob>,
+    dirs: Vec<DirJob>,
+    names: HashSet<((u64, u64), OsString)>,
+}
+
+impl Pending {
+    /// Whether queued work writes `name` in `dir` (run the queue first).
+    pub(crate) fn busy(&self, dir: &Dir, name: &OsStr) -> bool {
+        !self.names.is_empty() && self.names.contains(&(dir.id, name.to_os_string()))
+    }
+
+    /// Whether the queue should be run now.
+    pub(crate) fn full(&self) -> bool {
+        self.files.len() >= MAX_FILES || self.dirs.len() >= MAX_DIRS
+    }
+
+    pub(crate) fn has_dirs(&self) -> bool {
+        !self.dirs.is_empty()
+    }
+
+    pub(crate) fn file(&mut self, job: FileJob) {
+        self.names.insert((job.ddir.id, job.dname.clone()));
+        self.files.push(job);
+    }
+
+    /// Queues directory metadata; `at` is (parent, name) when the directory
+    /// has a name in a parent.
+    pub(crate) fn dir(&mut self, job: DirJob, at: Option<(&Dir, &OsStr)>) {
+        if let Some((parent, name)) = at {
+            self.names.insert((parent.id, name.to_os_string()));
+        }
+        self.dirs.push(job);
+    }
+
+    /// Copies the queued files in parallel, then applies the queued
+    /// directory metadata in order.
+    pub(crate) fn run(&mut self) -> Result<()> {
+        let files = std::mem::take(&mut self.files);
+        let dirs = std::mem::take(&mut self.dirs);
+        self.names.clear();
+        files
+            .par_iter()
+            .try_for_each(|job| copy_file(job).map_err(|e| Error::io("copying", &job.drel, e)))?;
+        drop(files);
+        for d in dirs {
+            meta::apply_fd(d.dst.as_fd(), d.src.as_fd(), &d.st, d.meta)
+                .map_err(|e| Error::io("setting metadata", &d.rel, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies one queued file.
+fn copy_file(job: &FileJob) -> io::Result<()> {
+    let src = open_file(&job.sdir, &job.name, &job.st)?;
+    if !job.ddir.fresh {
+        super::tree::remove_all(job.ddir.fd.as_fd(), &job.dname)?;
+    }
+    let out = create_file(&job.ddir.fd, &job.dname)?;
+    copy_data(&src, &out)?;
+    meta::apply_fd(out.as_fd(), src.as_fd(), &job.st, job.meta)
+}
+
+/// Creates `name` in `dir` for writing; it must not exist.
+pub(crate) fn create_file(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rfs::openat(
+        dir,
+        name,
+        flags,
+        Mode::from_raw_mode(0o600),
+    )?))
+}
+
+/// Copies everything `src` holds from its current position to its end:
+/// `sendfile` in the kernel (the destination is usually an overlayfs file,
+/// where `copy_file_range` from another filesystem fails with `EXDEV`),
+/// falling back to a plain copy where it is not supported.
+pub(crate) fn copy_data(src: &File, out: &File) -> io::Result<()> {
+    let mut copied = 0u64;
+    loop {
+        match rfs::sendfile(out, src, None, 1 << 30) {
+            Ok(0) => return Ok(()),
+            Ok(n) => copied += n as u64,
+            Err(Errno::INTR) => {}
+            Err(Errno::INVAL | Errno::NOSYS) if copied == 0 => {
+                return io::copy(&mut &*src, &mut &*out).map(drop);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Opens the regular file `name` for reading without following a symlink or
+/// blocking on a FIFO, and checks it is still the file `st` described.
+pub(crate) fn open_file(dir: &OwnedFd, name: &OsStr, st: &Stat) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = File::from(rfs::openat(dir, name, flags, Mode::empty())?);
+    let now = rfs::fstat(&file)?;
+    let regular = rfs::FileType::from_raw_mode(now.st_mode) == rfs::FileType::RegularFile;
+    if !regular || now.st_ino != st.st_ino || now.st_dev != st.st_dev {
+        return Err(io::Error::other("source changed while being copied"));
+    }
+    Ok(file)
+}

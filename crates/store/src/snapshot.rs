@@ -31,6 +31,16 @@
 //! a committed snapshot appears by one `rename`, so after a crash a snapshot
 //! is either whole or absent, and leftovers are cleared by
 //! [`Store::clean_orphans`] under the GC lock.
+//!
+//! Killing a process loses nothing: the page cache outlives it. A power
+//! loss is another matter, decided on purpose: snapshot *contents* are not
+//! fsynced (RUN steps write through overlayfs mounted `volatile`, and COPY
+//! does not sync what it writes; syncing would flush the whole filesystem,
+//! 20–180 ms per step on this machine, and a 1 GiB COPY would wait for the
+//! disk), as BuildKit's overlay snapshotter does not sync them either. What
+//! such a crash can leave — a snapshot with missing data under a packed
+//! record — is found by `rbk system verify` (it re-packs and re-hashes), and
+//! removed with `rbk rmi` / `rbk prune`.
 
 use std::fs;
 use std::path::{Path, PathBuf};

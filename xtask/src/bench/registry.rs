@@ -155,12 +155,14 @@ impl Bench {
             writeln!(df, "COPY l{i}.bin /data/l{i}.bin")?;
         }
         std::fs::write(ctx.join("Dockerfile"), df)?;
-        let ctx = ctx.to_str().context("non-UTF-8 path")?;
+        let ctx_str = ctx.to_str().context("non-UTF-8 path")?;
         self.rbk(
             store,
             &[],
-            &["build", "--progress=quiet", "-t", "big:1", ctx],
+            &["build", "--progress=quiet", "-t", "big:1", ctx_str],
         )?;
+        // The disk is shared: keep only what the pushes and pulls need.
+        std::fs::remove_dir_all(&ctx)?;
         Ok(())
     }
 

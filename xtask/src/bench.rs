@@ -4,6 +4,7 @@
 
 mod build;
 mod frontend;
+mod registry;
 mod store;
 
 use std::fmt::Write as _;
@@ -45,7 +46,8 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store]` runs one group; no argument runs all.
+    // `cargo xtask bench [frontend|build|store|registry]` runs one group; no
+    // argument runs all.
     let only = std::env::args().nth(2).unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only == group;
     let mut figures = Vec::new();
@@ -57,6 +59,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if wanted("store") {
         figures.extend(store::figures(root)?);
+    }
+    if wanted("registry") {
+        figures.extend(registry::figures(root)?);
     }
     let dir = root
         .join("bench/runs")

@@ -25,6 +25,8 @@ pub struct ClientOptions {
     pub docker_config_dir: Option<PathBuf>,
     /// `os/arch[/variant]` to pick from indexes; default the host's.
     pub platform: Option<String>,
+    /// Most blobs moved at once by one pull or push; default 4.
+    pub parallel_blobs: Option<usize>,
 }
 
 /// Attempts per request before giving up (connect errors, 5xx, 429, cut
@@ -86,6 +88,14 @@ impl Client {
         Ok(())
     }
 
+    /// How many blobs one pull or push moves at once (at least 1).
+    pub fn parallel_blobs(&self) -> usize {
+        self.options
+            .parallel_blobs
+            .unwrap_or(crate::pull::PARALLEL_BLOBS)
+            .max(1)
+    }
+
     /// Whether `domain` is spoken to over plain HTTP.
     pub fn is_insecure(&self, domain: &str) -> bool {
         let host = host_of(domain);
@@ -130,8 +140,8 @@ impl Client {
             use_monolithic_push: true,
             connect_timeout: Some(Duration::from_secs(15)),
             read_timeout: Some(Duration::from_secs(120)),
-            max_concurrent_download: 4,
-            max_concurrent_upload: 4,
+            max_concurrent_download: self.parallel_blobs(),
+            max_concurrent_upload: self.parallel_blobs(),
             ..Default::default()
         };
         let client = oci_client::Client::new(config);

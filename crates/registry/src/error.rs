@@ -60,6 +60,17 @@ pub enum Error {
         /// The platforms the index offers, comma-separated.
         available: String,
     },
+    /// A manifest named directly (not through an index) is for another
+    /// platform than the one asked for, by its config's `os`/`architecture`.
+    #[error("{reference}: the image is for {actual}, not the requested platform {platform} (choose it with --platform {actual})")]
+    PlatformMismatch {
+        /// The image reference.
+        reference: String,
+        /// The platform asked for.
+        platform: String,
+        /// The platform the image's config names.
+        actual: String,
+    },
     /// Content from the registry did not match its digest or size.
     #[error("{what} from registry {registry}: content does not match digest {expected}")]
     Mismatch {

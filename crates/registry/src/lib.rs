@@ -38,7 +38,7 @@
 //! - Retries: connect errors, timeouts, 5xx, 429 and bodies that break off
 //!   are retried with exponential back-off (5 attempts, from 200 ms), then
 //!   fail with [`Error::GaveUp`] or [`Error::Unreachable`]. A download that
-//!   breaks off restarts from byte 0 in a fresh ingest (no resume).
+//!   breaks off resumes from the bytes already ingested.
 //! - Plain HTTP for `localhost`, `127.0.0.0/8`, `::1` and the hosts in
 //!   [`ClientOptions::insecure_registries`]; HTTPS otherwise.
 //! - Credentials: `credHelpers`, then `credsStore`, then `auths` of
@@ -46,7 +46,14 @@
 //! - Platform: an index is resolved to the first entry matching the
 //!   requested (default: host) `os/arch[/variant]`; none is an error that
 //!   lists what the index offers.
-//! - Parallelism: up to four blobs move at once, per call.
+//! - Parallelism: up to four blobs move at once, per call
+//!   ([`ClientOptions::parallel_blobs`] changes it).
+//! - Progress: [`Client::pull_reporting`] and [`Client::push_reporting`]
+//!   report each blob's [`Outcome`] to a callback as it happens.
+//! - A manifest named directly (no index) is checked against the requested
+//!   platform by its config's `os`/`architecture` before anything is stored.
+//! - Downloads resume: a retry after a body broke off asks for the rest with
+//!   a `Range` header, into the same ingest.
 //! - Cross-repository mounts: when pushing a blob the target repository
 //!   lacks, rbk first asks the registry to mount it
 //!   (`POST …/blobs/uploads/?mount=&from=`) from repositories of the same
@@ -73,6 +80,7 @@ mod client;
 mod config;
 mod error;
 mod platform;
+mod progress;
 mod pull;
 mod push;
 
@@ -80,4 +88,5 @@ pub use client::{Client, ClientOptions};
 pub use config::{credentials_for, default_config_dir, login, logout, Credentials};
 pub use error::{Error, Result};
 pub use platform::Platform;
+pub use progress::{BlobProgress, Outcome, Reporter};
 pub use push::PushReport;

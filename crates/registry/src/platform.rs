@@ -71,6 +71,44 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Checks an image config's `os`/`architecture`/`variant` against this
+    /// platform. Fields the config leaves out are not held against it (a
+    /// config without any is not an image's, e.g. a build cache's); a
+    /// variant counts only when both sides name one.
+    pub(crate) fn check_config(&self, config: &[u8], reference: &str) -> Result<()> {
+        let value: serde_json::Value =
+            serde_json::from_slice(config).map_err(|e| Error::Invalid {
+                what: format!("{reference}: image config"),
+                reason: format!("not JSON: {e}"),
+            })?;
+        let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let (os, arch, variant) = (
+            field("os"),
+            normalise_arch(field("architecture")),
+            field("variant"),
+        );
+        let os_ok = os.is_empty() || os == self.os;
+        let arch_ok = arch.is_empty() || arch == self.architecture;
+        let variant_ok = match &self.variant {
+            Some(want) if !variant.is_empty() => want == variant,
+            _ => true,
+        };
+        if os_ok && arch_ok && variant_ok {
+            return Ok(());
+        }
+        let mut actual = format!("{os}/{arch}");
+        if !variant.is_empty() {
+            actual = format!("{actual}/{variant}");
+        }
+        Err(Error::PlatformMismatch {
+            reference: reference.to_string(),
+            platform: self.to_string(),
+            actual,
+        })
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -183,6 +221,23 @@ mod tests {
             "{err}"
         );
         assert!(Platform::parse("linux").is_err());
+        let amd = Platform::parse("linux/amd64").unwrap();
+        let cfg = |os: &str, arch: &str| format!(r#"{{"os":"{os}","architecture":"{arch}"}}"#);
+        assert!(amd
+            .check_config(cfg("linux", "amd64").as_bytes(), "x")
+            .is_ok());
+        assert!(amd
+            .check_config(cfg("linux", "x86_64").as_bytes(), "x")
+            .is_ok());
+        assert!(amd.check_config(b"{}", "x").is_ok());
+        let err = amd
+            .check_config(cfg("linux", "arm64").as_bytes(), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux/arm64") && err.contains("linux/amd64"),
+            "{err}"
+        );
         assert!(Platform::parse("linux//x").is_err());
     }
 }

@@ -2,21 +2,29 @@
 //! into the store's ingest, which verifies digest and size on commit.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
+use oci_client::client::BlobResponse;
 use oci_client::secrets::RegistryAuth;
 use rbk_store::image::{
     parse_document, Document, Index, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
-use rbk_store::{BlobWrite, Descriptor, Digest, Ingestion, Reference, Store, MAX_DOCUMENT_SIZE};
+use rbk_store::{
+    BlobWrite, Descriptor, Digest, Ingest, Ingestion, Reference, Store, MAX_DOCUMENT_SIZE,
+};
 
 use crate::client::{map_oci, oci_ref, Client};
 use crate::platform::select;
+use crate::progress::{silent, BlobProgress, Outcome, Reporter};
 use crate::{Error, Result};
 
 const MANIFEST_TYPES: [&str; 4] = [OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_LIST];
 
-/// How many blobs move at once.
+/// How many blobs move at once unless [`ClientOptions::parallel_blobs`]
+/// says otherwise (Docker's defaults are 3 downloads and 5 uploads).
+///
+/// [`ClientOptions::parallel_blobs`]: crate::ClientOptions::parallel_blobs
 pub(crate) const PARALLEL_BLOBS: usize = 4;
 
 impl Client {
@@ -24,20 +32,117 @@ impl Client {
     /// the store: config and layers first, each verified, then the manifest.
     /// Returns the manifest's descriptor. Does not tag.
     pub fn pull(&self, store: &Store, reference: &Reference) -> Result<Descriptor> {
-        let (desc, bytes) = self.resolve_image(reference)?;
+        self.pull_reporting(store, reference, &silent)
+    }
+
+    /// [`pull`](Client::pull), telling `report` what became of each blob as
+    /// it happens (from several threads).
+    ///
+    /// The config is fetched into memory and checked first: when the
+    /// reference named a manifest rather than an index, the config's
+    /// `os`/`architecture` must be the requested platform's, so a mismatch
+    /// fails before anything lands in the store.
+    pub fn pull_reporting(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        report: Reporter<'_>,
+    ) -> Result<Descriptor> {
+        let (desc, bytes, from_index) = self.resolve_image(reference)?;
         let what = format!("manifest {}", desc.digest);
         let manifest = match parse_document(&bytes, Some(&desc.media_type), &what) {
             Ok(Document::Manifest(m)) => m,
             Ok(Document::Index(_)) => unreachable!("resolve_image returns manifests"),
             Err(e) => return Err(Error::store(format!("{reference}: bad manifest"), e)),
         };
-        let mut blobs = vec![manifest.config.clone()];
-        blobs.extend(manifest.layers.iter().cloned());
-        parallel(&blobs, |blob| self.fetch_blob(store, reference, blob))?;
+        let config = self.fetch_config(reference, &manifest.config)?;
+        if !from_index {
+            self.platform.check_config(&config, &reference.familiar())?;
+        }
+        store
+            .put(
+                &mut &config[..],
+                Some((manifest.config.digest, Some(manifest.config.size))),
+            )
+            .map_err(|e| Error::store(format!("storing config {}", manifest.config.digest), e))?;
+        report(&BlobProgress {
+            blob: manifest.config.clone(),
+            is_config: true,
+            outcome: Outcome::Pulled,
+        });
+        self.parallel(&manifest.layers, |blob| {
+            let fetched = self.fetch_blob_once(store, reference, blob)?;
+            report(&BlobProgress {
+                blob: blob.clone(),
+                is_config: false,
+                outcome: if fetched {
+                    Outcome::Pulled
+                } else {
+                    Outcome::AlreadyStored
+                },
+            });
+            Ok(())
+        })?;
         store
             .put(&mut &bytes[..], Some((desc.digest, Some(desc.size))))
             .map_err(|e| Error::store(format!("storing {what}"), e))?;
         Ok(desc)
+    }
+
+    /// A config blob, fetched into memory (bounded) and verified.
+    fn fetch_config(&self, reference: &Reference, blob: &Descriptor) -> Result<Vec<u8>> {
+        let registry = reference.domain();
+        let what = format!("config {}", blob.digest);
+        if blob.size > MAX_DOCUMENT_SIZE {
+            return Err(Error::Invalid {
+                what,
+                reason: format!("larger than {MAX_DOCUMENT_SIZE} bytes"),
+            });
+        }
+        let oci = self.registry(registry)?;
+        let image = oci_ref(reference);
+        let digest = blob.digest.to_string();
+        let bytes = self.retry(&what, registry, || {
+            self.runtime.block_on(async {
+                let mut stream = oci
+                    .pull_blob_stream(&image, digest.as_str())
+                    .await
+                    .map_err(|e| map_oci(&what, registry, e))?
+                    .stream;
+                let mut out = Vec::with_capacity(blob.size as usize);
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        if e.get_ref().is_some_and(|i| i.is::<reqwest::Error>()) {
+                            Error::Transfer {
+                                what: what.clone(),
+                                registry: registry.to_string(),
+                                source: e,
+                            }
+                        } else {
+                            self.mismatch(&what, registry, blob)
+                        }
+                    })?;
+                    if (out.len() + chunk.len()) as u64 > blob.size {
+                        return Err(self.mismatch(&what, registry, blob));
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
+            })
+        })?;
+        if bytes.len() as u64 != blob.size || Digest::sha256_of(&bytes) != blob.digest {
+            return Err(self.mismatch(&what, registry, blob));
+        }
+        Ok(bytes)
+    }
+
+    fn mismatch(&self, what: &str, registry: &str, blob: &Descriptor) -> Error {
+        Error::Mismatch {
+            what: what.to_string(),
+            registry: registry.to_string(),
+            expected: blob.digest,
+            source: None,
+        }
     }
 
     /// Fetches a manifest, resolving an index of images to the platform's
@@ -59,14 +164,16 @@ impl Client {
         self.resolve_index(reference, &index)
     }
 
-    /// The image manifest `reference` names (through an index, by platform).
-    fn resolve_image(&self, reference: &Reference) -> Result<(Descriptor, Vec<u8>)> {
+    /// The image manifest `reference` names (through an index, by
+    /// platform), and whether an index was involved.
+    fn resolve_image(&self, reference: &Reference) -> Result<(Descriptor, Vec<u8>, bool)> {
         let (desc, bytes) = self.fetch_document(reference, None)?;
         if !is_index(&desc.media_type) {
-            return Ok((desc, bytes));
+            return Ok((desc, bytes, false));
         }
         let index = parse_index(&bytes, &desc)?;
-        self.resolve_index(reference, &index)
+        let (desc, bytes) = self.resolve_index(reference, &index)?;
+        Ok((desc, bytes, true))
     }
 
     fn resolve_index(&self, reference: &Reference, index: &Index) -> Result<(Descriptor, Vec<u8>)> {
@@ -148,60 +255,114 @@ impl Client {
         reference: &Reference,
         blob: &Descriptor,
     ) -> Result<()> {
+        self.fetch_blob_once(store, reference, blob).map(drop)
+    }
+
+    /// [`fetch_blob`](Client::fetch_blob); `Ok(false)` when the store had it.
+    ///
+    /// The body is asked for with a `Range` from the bytes the ingest holds,
+    /// so a retry after a body that broke off resumes where it stopped, and
+    /// a ranged (206) answer is hashed once, by the store's ingest, whose
+    /// commit checks digest and size. A registry that ignores the range
+    /// answers 200 with the whole blob, which oci-client verifies as it
+    /// streams; the ingest then starts again from byte 0.
+    pub(crate) fn fetch_blob_once(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        blob: &Descriptor,
+    ) -> Result<bool> {
+        let registry = reference.domain();
+        let what = format!("blob {}", blob.digest);
+        let mut kept: Option<Box<dyn Ingest + '_>> = None;
+        self.retry(&what, registry, || {
+            let fresh = || match store.ingest(Some(blob.digest)) {
+                Ok(Ingestion::Exists(_)) => Ok(None),
+                Ok(Ingestion::Write(w)) => Ok(Some(w)),
+                Err(e) => Err(Error::store(format!("storing {what}"), e)),
+            };
+            let ingest = match kept.take() {
+                Some(w) => w,
+                None => match fresh()? {
+                    Some(w) => w,
+                    None => return Ok(false),
+                },
+            };
+            let ingest = self.stream_blob(reference, blob, ingest, &mut kept, fresh)?;
+            ingest
+                .commit(Some(blob.digest), Some(blob.size))
+                .map_err(|e| match e.is_mismatch() {
+                    true => Error::Mismatch {
+                        what: what.clone(),
+                        registry: registry.to_string(),
+                        expected: blob.digest,
+                        source: Some(Box::new(e)),
+                    },
+                    false => Error::store(format!("storing {what}"), e),
+                })?;
+            Ok(true)
+        })
+    }
+
+    /// One GET of the blob's bytes past what `ingest` holds, written into
+    /// it. When the body breaks off, the ingest is left in `kept` for the
+    /// next attempt to resume.
+    fn stream_blob<'s>(
+        &self,
+        reference: &Reference,
+        blob: &Descriptor,
+        mut ingest: Box<dyn Ingest + 's>,
+        kept: &mut Option<Box<dyn Ingest + 's>>,
+        fresh: impl Fn() -> Result<Option<Box<dyn Ingest + 's>>>,
+    ) -> Result<Box<dyn Ingest + 's>> {
         let registry = reference.domain();
         let oci = self.registry(registry)?;
         let image = oci_ref(reference);
         let what = format!("blob {}", blob.digest);
         let digest = blob.digest.to_string();
-        self.retry(&what, registry, || {
-            let mut ingest = match store.ingest(Some(blob.digest)) {
-                Ok(Ingestion::Exists(_)) => return Ok(()),
-                Ok(Ingestion::Write(w)) => w,
-                Err(e) => return Err(Error::store(format!("storing {what}"), e)),
-            };
-            let mismatch = |source| Error::Mismatch {
-                what: what.clone(),
-                registry: registry.to_string(),
-                expected: blob.digest,
-                source,
-            };
-            self.runtime.block_on(async {
-                let mut stream = oci
-                    .pull_blob_stream(&image, digest.as_str())
-                    .await
-                    .map_err(|e| map_oci(&what, registry, e))?
-                    .stream;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        // Body errors wrap reqwest's error; anything else is
-                        // oci-client's own digest check failing.
-                        if e.get_ref().is_some_and(|i| i.is::<reqwest::Error>()) {
-                            Error::Transfer {
-                                what: what.clone(),
-                                registry: registry.to_string(),
-                                source: e,
-                            }
-                        } else {
-                            mismatch(None)
-                        }
-                    })?;
-                    // Never accept more than the descriptor promised.
-                    if ingest.written() + chunk.len() as u64 > blob.size {
-                        return Err(mismatch(None));
-                    }
-                    ingest
-                        .write_all(&chunk)
-                        .map_err(|e| Error::store(format!("storing {what}"), io_err(e)))?;
+        let mismatch = || self.mismatch(&what, registry, blob);
+        let offset = ingest.written();
+        let response = self
+            .runtime
+            .block_on(oci.pull_blob_stream_partial(&image, digest.as_str(), offset, None))
+            .map_err(|e| map_oci(&what, registry, e))?;
+        let mut stream = match response {
+            BlobResponse::Partial(s) => s.stream,
+            BlobResponse::Full(s) => {
+                if offset > 0 {
+                    // The whole blob is coming: start over (dropping the
+                    // old ingest first releases its lock on the digest).
+                    drop(ingest);
+                    ingest = fresh()?.ok_or_else(mismatch)?;
                 }
-                Ok(())
-            })?;
-            ingest
-                .commit(Some(blob.digest), Some(blob.size))
-                .map_err(|e| match e.is_mismatch() {
-                    true => mismatch(Some(Box::new(e))),
-                    false => Error::store(format!("storing {what}"), e),
-                })?;
-            Ok(())
+                s.stream
+            }
+        };
+        self.runtime.block_on(async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    // Body errors wrap reqwest's error; anything else is
+                    // oci-client's own digest check failing.
+                    Err(e) if e.get_ref().is_some_and(|i| i.is::<reqwest::Error>()) => {
+                        *kept = Some(ingest);
+                        return Err(Error::Transfer {
+                            what: what.clone(),
+                            registry: registry.to_string(),
+                            source: e,
+                        });
+                    }
+                    Err(_) => return Err(mismatch()),
+                };
+                // Never accept more than the descriptor promised.
+                if ingest.written() + chunk.len() as u64 > blob.size {
+                    return Err(mismatch());
+                }
+                ingest
+                    .write_all(&chunk)
+                    .map_err(|e| Error::store(format!("storing {what}"), io_err(e)))?;
+            }
+            Ok(ingest)
         })
     }
 }
@@ -214,29 +375,36 @@ fn io_err(source: std::io::Error) -> rbk_store::Error {
     }
 }
 
-/// Runs `f` over `items`, [`PARALLEL_BLOBS`] at a time; the first error wins.
-pub(crate) fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    let errors = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL_BLOBS.min(items.len()) {
-            s.spawn(|| loop {
-                if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(item) = items.get(i) else { return };
-                if let Err(e) = f(item) {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    errors.lock().expect("poisoned").push(e);
-                }
-            });
+impl Client {
+    /// Runs `f` over `items`, [`Client::parallel_blobs`] at a time; the
+    /// first error wins and stops the others from starting new items.
+    pub(crate) fn parallel<T: Sync>(
+        &self,
+        items: &[T],
+        f: impl Fn(&T) -> Result<()> + Sync,
+    ) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let errors = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..self.parallel_blobs().min(items.len()) {
+                s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { return };
+                    if let Err(e) = f(item) {
+                        failed.store(true, Ordering::Relaxed);
+                        errors.lock().expect("poisoned").push(e);
+                    }
+                });
+            }
+        });
+        match errors.into_inner().expect("poisoned").into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-    });
-    match errors.into_inner().expect("poisoned").into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 

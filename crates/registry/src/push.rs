@@ -11,7 +11,8 @@ use rbk_store::{BlobRead, Descriptor, Digest, Reference, Store, MAX_DOCUMENT_SIZ
 use serde::Deserialize;
 
 use crate::client::{map_oci, oci_ref, Client};
-use crate::pull::{document_type, is_index, parallel};
+use crate::progress::{silent, BlobProgress, Outcome, Reporter};
+use crate::pull::{document_type, is_index};
 use crate::{Error, Result};
 
 /// What a push did.
@@ -25,6 +26,18 @@ pub struct PushReport {
     pub mounted: u64,
     /// Bytes of blob content sent.
     pub bytes: u64,
+}
+
+/// Bytes per chunk of an upload's body.
+const CHUNK: usize = 1 << 20;
+
+/// What every blob of one push shares.
+struct Job<'a> {
+    store: &'a Store,
+    reference: &'a Reference,
+    counters: &'a Counters,
+    sources: &'a MountSources,
+    report: Reporter<'a>,
 }
 
 #[derive(Default)]
@@ -56,9 +69,28 @@ impl Client {
         manifest: &Descriptor,
         reference: &Reference,
     ) -> Result<PushReport> {
+        self.push_reporting(store, manifest, reference, &silent)
+    }
+
+    /// [`push`](Client::push), telling `report` what became of each blob
+    /// as it happens (from several threads).
+    pub fn push_reporting(
+        &self,
+        store: &Store,
+        manifest: &Descriptor,
+        reference: &Reference,
+        report: Reporter<'_>,
+    ) -> Result<PushReport> {
         let counters = Counters::default();
         let sources = mount_sources(store, reference);
-        self.push_tree(store, manifest, reference, &counters, &sources, true)?;
+        let job = Job {
+            store,
+            reference,
+            counters: &counters,
+            sources: &sources,
+            report,
+        };
+        self.push_tree(&job, manifest, true)?;
         Ok(PushReport {
             uploaded: counters.uploaded.into_inner(),
             skipped: counters.skipped.into_inner(),
@@ -69,15 +101,8 @@ impl Client {
 
     /// Pushes a document and what it names; the top one goes under the
     /// reference's tag, those below it by digest.
-    fn push_tree(
-        &self,
-        store: &Store,
-        desc: &Descriptor,
-        reference: &Reference,
-        counters: &Counters,
-        sources: &MountSources,
-        top: bool,
-    ) -> Result<()> {
+    fn push_tree(&self, job: &Job<'_>, desc: &Descriptor, top: bool) -> Result<()> {
+        let (store, reference) = (job.store, job.reference);
         let what = format!("manifest {}", desc.digest);
         let bytes = store
             .read_bounded(&desc.digest, MAX_DOCUMENT_SIZE)
@@ -89,16 +114,23 @@ impl Client {
         })?;
         if is_index(&media_type) {
             for child in &refs.manifests {
-                self.push_tree(store, child, reference, counters, sources, false)?;
+                self.push_tree(job, child, false)?;
             }
         }
-        let mut blobs: Vec<Descriptor> = refs.config.into_iter().collect();
-        blobs.extend(refs.layers);
+        let mut blobs: Vec<(Descriptor, bool)> =
+            refs.config.into_iter().map(|c| (c, true)).collect();
+        blobs.extend(refs.layers.into_iter().map(|l| (l, false)));
         if !is_index(&media_type) {
-            blobs.extend(refs.manifests);
+            blobs.extend(refs.manifests.into_iter().map(|m| (m, false)));
         }
-        parallel(&blobs, |blob| {
-            self.push_blob(store, reference, blob, counters, sources)
+        self.parallel(&blobs, |(blob, is_config)| {
+            let outcome = self.push_blob(job, blob)?;
+            (job.report)(&BlobProgress {
+                blob: blob.clone(),
+                is_config: *is_config,
+                outcome,
+            });
+            Ok(())
         })?;
         let target = match (top, reference.tag()) {
             (true, Some(tag)) => oci_client::Reference::with_tag(
@@ -128,14 +160,8 @@ impl Client {
         })
     }
 
-    fn push_blob(
-        &self,
-        store: &Store,
-        reference: &Reference,
-        blob: &Descriptor,
-        counters: &Counters,
-        sources: &MountSources,
-    ) -> Result<()> {
+    fn push_blob(&self, job: &Job<'_>, blob: &Descriptor) -> Result<Outcome> {
+        let (store, reference, counters) = (job.store, job.reference, job.counters);
         let registry = reference.domain();
         let oci = self.registry(registry)?;
         let image = oci_ref(reference);
@@ -148,9 +174,9 @@ impl Client {
         })?;
         if exists {
             counters.skipped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Ok(Outcome::AlreadyInRegistry);
         }
-        for from in sources.candidates(&blob.digest) {
+        for from in job.sources.candidates(&blob.digest) {
             let source =
                 oci_client::Reference::with_tag(registry.into(), from.to_string(), "latest".into());
             // A refused mount (202, 401 on the source) just means "try the
@@ -161,7 +187,7 @@ impl Client {
                 .is_ok();
             if mounted {
                 counters.mounted.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(Outcome::Mounted(from.to_string()));
             }
         }
         self.retry(&format!("uploading {what}"), registry, || {
@@ -169,11 +195,13 @@ impl Client {
         })?;
         counters.uploaded.fetch_add(1, Ordering::Relaxed);
         counters.bytes.fetch_add(blob.size, Ordering::Relaxed);
-        Ok(())
+        Ok(Outcome::Pushed)
     }
 
-    /// One upload attempt: a thread reads the blob (verified) from the store
-    /// into a channel that is the request body's stream.
+    /// One upload attempt: a thread reads the blob from the store into a
+    /// channel that is the request body's stream. The read is not re-hashed
+    /// here: the store verified the blob when it was committed, and the
+    /// registry checks the digest of what it receives before accepting it.
     fn upload(
         &self,
         store: &Store,
@@ -191,9 +219,10 @@ impl Client {
         std::thread::scope(|s| {
             let reader = s.spawn(move || -> Result<()> {
                 let fail = |e| Error::store(format!("reading {what} from the store"), e);
-                let mut r = store.open_verified(&blob.digest).map_err(fail)?;
-                let mut buf = vec![0u8; 1 << 20];
+                let mut r = store.open(&blob.digest).map_err(fail)?;
                 loop {
+                    // A fresh buffer per chunk, frozen without a copy.
+                    let mut buf = bytes::BytesMut::zeroed(CHUNK);
                     let n = match r.read(&mut buf) {
                         Ok(0) => return Ok(()),
                         Ok(n) => n,
@@ -207,7 +236,8 @@ impl Client {
                             }));
                         }
                     };
-                    let chunk = bytes::Bytes::copy_from_slice(&buf[..n]);
+                    buf.truncate(n);
+                    let chunk = buf.freeze();
                     if tx.blocking_send(Ok(chunk)).is_err() {
                         return Ok(()); // the request ended; its result says why
                     }

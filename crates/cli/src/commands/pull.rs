@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use anyhow::Context;
-use rbk_registry::{Client, ClientOptions};
+use rbk_registry::{BlobProgress, Client, ClientOptions, Outcome};
 use rbk_store::image::Image;
 use rbk_store::{Reference, Store};
 
@@ -20,12 +20,26 @@ pub(crate) fn set_insecure_registries(hosts: Vec<String>) {
     let _ = INSECURE.set(hosts);
 }
 
+/// Environment variable: how many blobs one pull or push moves at once
+/// (default 4); `1` moves them one after another (benchmarks compare).
+const PARALLEL_ENV: &str = "RBK_REGISTRY_PARALLEL";
+
 /// A registry client with the global options and `platform`.
 pub(crate) fn client(platform: Option<&str>) -> anyhow::Result<Client> {
+    let parallel_blobs = match std::env::var(PARALLEL_ENV) {
+        Ok(v) => Some(
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{PARALLEL_ENV}={v:?}: expected a positive number"))?,
+        ),
+        Err(_) => None,
+    };
     let options = ClientOptions {
         insecure_registries: INSECURE.get().cloned().unwrap_or_default(),
         docker_config_dir: None,
         platform: platform.map(str::to_string),
+        parallel_blobs,
     };
     Ok(Client::new(options)?)
 }
@@ -40,7 +54,7 @@ pub(crate) fn run(root: Option<&Path>, args: PullArgs) -> anyhow::Result<ExitCod
     report_start(&reference);
     let before = store.resolve(&reference).ok();
     let manifest = client
-        .pull(&store, &reference)
+        .pull_reporting(&store, &reference, &report_layer)
         .with_context(|| format!("pulling {}", reference.familiar()))?;
     store.tag(&reference, manifest.clone())?;
     report_done(
@@ -59,6 +73,23 @@ fn report_start(reference: &Reference) {
         (None, None) => "latest".into(),
     };
     println!("{label}: Pulling from {}", reference.path());
+}
+
+/// Docker's line for a layer that is done: `<12 hex>: Pull complete`.
+#[allow(clippy::print_stdout)] // the CLI reports here
+fn report_layer(progress: &BlobProgress) {
+    let status = match progress.outcome {
+        _ if progress.is_config => return,
+        Outcome::Pulled => "Pull complete",
+        Outcome::AlreadyStored => "Already exists",
+        _ => return,
+    };
+    println!("{}: {status}", short_digest(&progress.blob.digest));
+}
+
+/// The first 12 hex digits of a digest, as Docker names layers.
+pub(crate) fn short_digest(digest: &rbk_store::Digest) -> String {
+    digest.hex().chars().take(12).collect()
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here

@@ -8,7 +8,10 @@ use anyhow::Context;
 use rbk_store::image::Image;
 use rbk_store::{Reference, Store};
 
+use rbk_registry::{BlobProgress, Outcome};
+
 use crate::args::{CompressionArg, PushArgs};
+use crate::commands::pull::short_digest;
 
 pub(crate) fn run(root: Option<&Path>, args: PushArgs) -> anyhow::Result<ExitCode> {
     let reference: Reference = args
@@ -37,7 +40,7 @@ pub(crate) fn push_image(
     let compressed = crate::commands::output::compressed_image(store, image, compression)?;
     let client = crate::commands::pull::client(None)?;
     let report = client
-        .push(store, &compressed.descriptor, reference)
+        .push_reporting(store, &compressed.descriptor, reference, &report_layer)
         .with_context(|| format!("pushing {}", reference.familiar()))?;
     report_done(reference, &compressed, &report);
     Ok(())
@@ -46,6 +49,20 @@ pub(crate) fn push_image(
 #[allow(clippy::print_stdout)] // the CLI reports here
 fn report_start(reference: &Reference) {
     println!("The push refers to repository [{}]", reference.name());
+}
+
+/// Docker's line for a layer that is done: `<12 hex>: Pushed`, `Layer
+/// already exists` or `Mounted from REPO`.
+#[allow(clippy::print_stdout)] // the CLI reports here
+fn report_layer(progress: &BlobProgress) {
+    let status = match &progress.outcome {
+        _ if progress.is_config => return,
+        Outcome::Pushed => "Pushed".to_string(),
+        Outcome::AlreadyInRegistry => "Layer already exists".to_string(),
+        Outcome::Mounted(from) => format!("Mounted from {from}"),
+        _ => return,
+    };
+    println!("{}: {status}", short_digest(&progress.blob.digest));
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here

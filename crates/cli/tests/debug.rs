@@ -169,11 +169,15 @@ fn build_rejects_bad_tags_and_dockerfiles_before_running_anything() {
     let out = rbk(&["--root", root, "build", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("circular"), "{}", stderr(&out));
-    // A base image that is not in the store is named, with the FROM line.
+    // A base image that is neither in the store nor pullable is named, with
+    // the FROM line.
     std::fs::write(dir.join("Dockerfile"), "FROM nowhere:1\nRUN true\n").unwrap();
     let out = rbk(&["--root", root, "build", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("nowhere:1 not found in the store"), "{err}");
+    assert!(
+        err.contains("failed to resolve source metadata for docker.io/library/nowhere:1"),
+        "{err}"
+    );
     assert!(err.contains(">>> FROM nowhere:1"), "{err}");
 }

@@ -7,7 +7,7 @@
 //! `SOURCE_DATE_EPOCH`) gets the creation time of its layer, and an entry
 //! without a layer the time of the entry before it (the first known time if
 //! none is before). The image's `created` is then the last entry's time. A
-//! layer's creation time is its blob's mtime in the store: blobs are
+//! layer's creation time is when its blob entered the store (`Store::blob_created`): blobs are
 //! content-addressed and written once, so a step served from the cache keeps
 //! the time of the build that first made its layer, and a fully cached
 //! rebuild gives the same config, hence the same image id. (A layer whose
@@ -87,7 +87,7 @@ fn pairs(layers: &[Layer], history: &[History]) -> bool {
     history.iter().filter(|h| !h.empty_layer).count() == layers.len()
 }
 
-/// Each layer's creation time (its blob's mtime), `None` for the empty
+/// Each layer's creation time (when its blob was stored), `None` for the empty
 /// layer (shared by every step that changed nothing) and unreadable blobs.
 fn layer_times(store: &Store, layers: &[Layer]) -> Vec<Option<String>> {
     layers
@@ -96,8 +96,7 @@ fn layer_times(store: &Store, layers: &[Layer]) -> Vec<Option<String>> {
             if is_empty_layer(l) {
                 return None;
             }
-            let meta = std::fs::metadata(store.blob_path(&l.blob.digest)).ok()?;
-            Some(format_rfc3339(meta.modified().ok()?))
+            Some(format_rfc3339(store.blob_created(&l.blob.digest)?))
         })
         .collect()
 }

@@ -67,6 +67,14 @@ impl Store {
         self.packed_dir().join(format!("{}.json", digest.hex()))
     }
 
+    /// When blob `digest` came into the store: the mtime of its file, or of
+    /// its packed record (both are written once and never touched again).
+    pub fn blob_created(&self, digest: &Digest) -> Option<std::time::SystemTime> {
+        let file = std::fs::metadata(self.blob_path(digest));
+        let meta = file.or_else(|_| std::fs::metadata(self.packed_path(digest)));
+        meta.ok()?.modified().ok()
+    }
+
     /// Turns the overlay-format directory `dir` (on the store's filesystem;
     /// consumed) into a layer kept as its snapshot only: hashes its tar,
     /// commits `dir` as the snapshot of that digest and records the blob as

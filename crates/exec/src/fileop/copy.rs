@@ -197,7 +197,8 @@ impl Copier<'_> {
             .and_then(|dst| self.note_parent(&dst).map(|()| dst))
             .map_err(|e| Error::io("creating", display(&target), e))?;
         if is_dir {
-            return self.copy_top_dir(&src, &st, &xrel, dst, &display(&target));
+            let contents_only = action.dir_contents_only && !action.parents;
+            return self.copy_top_dir(&src, &st, &xrel, dst, &display(&target), contents_only);
         }
         let (Some(src_name), Some(dst_base)) = (src.name.clone(), dst.name.clone()) else {
             return Err(Error::Invalid(format!(
@@ -234,8 +235,14 @@ impl Copier<'_> {
         }
     }
 
-    /// Copies a source directory onto the resolved target `dst` (merging),
-    /// then gives the target the source directory's metadata.
+    /// Copies a source directory onto the resolved target `dst` (merging).
+    /// As in BuildKit, the target's own metadata comes from the source
+    /// directory only when this copy creates it for the directory itself; a
+    /// target that receives a directory's *contents* (`contents_only`) is
+    /// created like a missing parent (0755, the `--chown` owner or root, the
+    /// op's creation time), and a target that already existed keeps its
+    /// metadata either way (`COPY . /` must not give `/` the context
+    /// directory's mode).
     fn copy_top_dir(
         &mut self,
         src: &Resolved,
@@ -243,6 +250,7 @@ impl Copier<'_> {
         xrel: &Path,
         dst: Resolved,
         dst_name: &str,
+        contents_only: bool,
     ) -> Result<()> {
         let src_dir = src
             .open_dir()
@@ -256,8 +264,19 @@ impl Copier<'_> {
             }
         }
         let (dir, created) = self.ensure_dir(&dst).map_err(err)?;
+        if !created {
+            self.times.existing(dir.as_fd(), &dst.rel).map_err(err)?;
+        }
         let dir = Dir::new(dir, created).map_err(err)?;
         self.fill_dir(&src_dir, &src.rel, xrel, &dir, &dst.rel)?;
+        if !created {
+            return Ok(());
+        }
+        if contents_only {
+            rfs::fchmod(&dir.fd, Mode::from_raw_mode(0o755)).map_err(|e| err(e.into()))?;
+            self.times.new_dir(&dst.rel);
+            return Ok(());
+        }
         let job = DirJob {
             dst: dir.fd.try_clone().map_err(err)?,
             src: src_dir,

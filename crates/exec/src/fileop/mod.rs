@@ -66,9 +66,13 @@
 //! - a directory that existed before the op and into which the op wrote,
 //!   replaced or removed entries keeps the mtime it had before the op
 //!   (rather than the time of the write);
-//! - a destination directory that receives a copied directory's contents
-//!   (`COPY dir /new`) gets that directory's metadata and times, as in
-//!   BuildKit, whether or not it existed.
+//! - a destination directory that a copy creates for a directory's
+//!   *contents* (`COPY dir /new`) is made like a missing parent (0755, the
+//!   `--chown` owner or root, the creation time above), as BuildKit makes
+//!   it before copying; one created for a directory itself (`--parents`)
+//!   takes that directory's metadata; and a destination directory that
+//!   existed keeps its own (BuildKit does not overwrite the metadata of the
+//!   top of a copy: `COPY . /` leaves `/` alone).
 //!
 //! # ADD
 //! With `auto_extract`, a source file that is a tar archive (by content, see

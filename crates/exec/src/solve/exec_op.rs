@@ -72,7 +72,11 @@ impl Solver<'_> {
             ctx.log(stream, data);
         })?;
         drop(held);
-        drop(rootfs);
+        if code == 0 {
+            rootfs.close()?;
+        } else {
+            drop(rootfs);
+        }
         remove_stubs(&work.upper(), &stubs)?;
         if code != 0 {
             return Err(Error::ProcessFailed {

@@ -59,7 +59,7 @@ impl Solver<'_> {
         apply_file_actions_with(&dest.path, &sources, &op.actions, &options)?;
         drop(sources);
         drop(views);
-        drop(dest);
+        dest.close()?;
         let empty = Solved::from_layers(Vec::new());
         self.commit_on(base.unwrap_or(&empty), &work)
     }

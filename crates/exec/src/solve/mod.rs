@@ -28,6 +28,7 @@
 mod exec_op;
 mod file_op;
 mod key;
+mod native;
 mod remote;
 mod source;
 mod stack;

@@ -39,13 +39,59 @@ pub(crate) fn is_empty_layer(layer: &Layer) -> bool {
 pub(super) struct View {
     pub(super) path: PathBuf,
     _mount: Option<MountGuard>,
+    /// A writable view of the native snapshotter: its base tree and the
+    /// upper dir [`View::close`] writes the diff into.
+    native: Option<(super::native::Tree, PathBuf)>,
 }
 
 impl View {
     /// A directory shown as it is (the build context).
     pub(super) fn unmounted(path: PathBuf) -> View {
-        View { path, _mount: None }
+        View {
+            path,
+            _mount: None,
+            native: None,
+        }
     }
+
+    /// Ends a writable view: unmounts it, or with the native snapshotter
+    /// writes what changed into the upper dir.
+    pub(super) fn close(mut self) -> Result<()> {
+        if let Some((base, upper)) = self.native.take() {
+            super::native::diff(&base, &self.path, &upper)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mounts `m` at `target`, unless overlayfs is unavailable on the first
+/// attempt (`Ok(None)`: use the native snapshotter).
+fn mount_or_native(m: &rbk_store::Mount, target: &Path) -> Result<Option<MountGuard>> {
+    match mount(m, target) {
+        Ok(guard) => {
+            super::native::overlay_worked();
+            Ok(Some(guard))
+        }
+        Err(e) if super::native::fall_back(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A native view: `lowers` applied into `target`.
+fn native_view(lowers: &[PathBuf], target: &Path) -> Result<View> {
+    super::native::apply(lowers, target)?;
+    Ok(View::unmounted(target.to_path_buf()))
+}
+
+/// A native writable view at `work.merged()`, remembering its base.
+fn native_writable(lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
+    let merged = work.merged();
+    if !merged.exists() {
+        std::fs::create_dir(&merged).map_err(|e| Error::io("creating directory", &merged, e))?;
+    }
+    let mut view = native_view(lowers, &merged)?;
+    view.native = Some((super::native::scan(&merged)?, work.upper()));
+    Ok(view)
 }
 
 /// The snapshot directories of `layers` (lowest first), unpacking any that
@@ -63,16 +109,19 @@ pub(super) fn lower_dirs(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>
 /// view.
 pub(super) fn read_only(lowers: Vec<PathBuf>, target: &Path) -> Result<View> {
     if lowers.is_empty() {
-        return Ok(View {
-            path: target.to_path_buf(),
-            _mount: None,
-        });
+        return Ok(View::unmounted(target.to_path_buf()));
+    }
+    if super::native::enabled() {
+        return native_view(&lowers, target);
     }
     check_depth(lowers.len())?;
-    let guard = mount(&overlay_mount(&lowers, None), target)?;
+    let Some(guard) = mount_or_native(&overlay_mount(&lowers, None), target)? else {
+        return native_view(&lowers, target);
+    };
     Ok(View {
         path: target.to_path_buf(),
         _mount: Some(guard),
+        native: None,
     })
 }
 
@@ -80,10 +129,10 @@ pub(super) fn read_only(lowers: Vec<PathBuf>, target: &Path) -> Result<View> {
 /// lowers the upper dir itself is the view (nothing to stack).
 pub(super) fn writable(lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
     if lowers.is_empty() {
-        return Ok(View {
-            path: work.upper(),
-            _mount: None,
-        });
+        return Ok(View::unmounted(work.upper()));
+    }
+    if super::native::enabled() {
+        return native_writable(lowers, work);
     }
     check_depth(lowers.len())?;
     let (upper, workdir, merged) = (work.upper(), work.work(), work.merged());
@@ -98,11 +147,16 @@ pub(super) fn writable(lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
     fast.options.push("volatile".into());
     let guard = match mount(&fast, &merged) {
         Ok(guard) => guard,
-        Err(_) => mount(&m, &merged)?,
+        Err(_) => match mount_or_native(&m, &merged)? {
+            Some(guard) => guard,
+            None => return native_writable(lowers, work),
+        },
     };
+    super::native::overlay_worked();
     Ok(View {
         path: merged,
         _mount: Some(guard),
+        native: None,
     })
 }
 

@@ -10,7 +10,7 @@ use std::process::Output;
 
 mod support;
 
-use support::{context, ok, rbk, scratch, stderr, store};
+use support::{context, ok, ran, rbk, scratch, stderr, store};
 
 fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["build", "--progress=plain"];
@@ -33,25 +33,6 @@ fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
         stderr(&result)
     );
     out
-}
-
-/// Steps that ran (not cached) in a plain progress log, by label. Each
-/// step's first line follows a blank line: `#N label`.
-fn ran(log: &str) -> Vec<String> {
-    let mut labels = std::collections::BTreeMap::new();
-    let mut done = Vec::new();
-    let mut after_blank = true;
-    for line in log.lines() {
-        if let Some((n, text)) = line.strip_prefix('#').and_then(|r| r.split_once(' ')) {
-            if after_blank {
-                labels.insert(n.to_string(), text.to_string());
-            } else if text.starts_with("DONE") {
-                done.extend(labels.get(n).cloned());
-            }
-        }
-        after_blank = line.is_empty();
-    }
-    done
 }
 
 /// The image config of `name` read straight from the store's OCI layout.

@@ -10,7 +10,7 @@ use std::process::Output;
 
 mod support;
 
-use support::{command, context, ok, scratch, stderr, store_named};
+use support::{command, context, ok, ran, scratch, stderr, store_named};
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS builder\n\
      COPY lib.txt /src/lib.txt\n\
@@ -41,24 +41,6 @@ fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
 
 fn iid(root: &Path) -> String {
     fs::read_to_string(root.with_extension("iid")).unwrap()
-}
-
-/// Labels of the steps that ran (were not CACHED) in a plain progress log.
-fn ran(log: &str) -> Vec<String> {
-    let mut labels = std::collections::BTreeMap::new();
-    let mut done = Vec::new();
-    let mut after_blank = true;
-    for line in log.lines() {
-        if let Some((n, text)) = line.strip_prefix('#').and_then(|r| r.split_once(' ')) {
-            if after_blank {
-                labels.insert(n.to_string(), text.to_string());
-            } else if text.starts_with("DONE") {
-                done.extend(labels.get(n).cloned());
-            }
-        }
-        after_blank = line.is_empty();
-    }
-    done
 }
 
 fn steps(log: &str) -> Vec<String> {

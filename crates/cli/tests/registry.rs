@@ -280,24 +280,8 @@ fn index_for_another_platform_only_is_a_clear_error() {
     let root = support::store(&dir);
     // An arm64 variant of the base: same layers, config saying arm64, in an index.
     let store = rbk_store::Store::open(&root).unwrap();
-    let base = store.image(&"rbk-busybox:latest".parse().unwrap()).unwrap();
-    use rbk_store::{BlobRead, BlobWrite};
-    let mut config: serde_json::Value = serde_json::from_slice(
-        &store
-            .read_bounded(&base.manifest.config.digest, 1 << 22)
-            .unwrap(),
-    )
-    .unwrap();
-    config["architecture"] = "arm64".into();
-    let info = store
-        .put_bytes(&serde_json::to_vec(&config).unwrap())
-        .unwrap();
-    let mut cfg_desc = base.manifest.config.clone();
-    cfg_desc.digest = info.digest;
-    cfg_desc.size = info.size;
-    let manifest = store
-        .put_manifest(cfg_desc, base.manifest.layers.clone())
-        .unwrap();
+    let (manifest, _) = support::registry::arm64_variant(&store);
+    use rbk_store::BlobWrite;
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 
-use rbk_store::{BlobRead, BlobWrite};
+use rbk_store::BlobRead;
 use support::registry::Registry;
 use support::{scratch, stderr, stdout};
 
@@ -67,24 +67,7 @@ fn manifest_without_index_for_another_platform_is_a_clear_error() {
     // The base's layers under a config that says arm64, pushed as a plain
     // manifest (no index to choose from).
     let store = rbk_store::Store::open(&root).unwrap();
-    let base = store.image(&"rbk-busybox:latest".parse().unwrap()).unwrap();
-    let mut config: serde_json::Value = serde_json::from_slice(
-        &store
-            .read_bounded(&base.manifest.config.digest, 1 << 22)
-            .unwrap(),
-    )
-    .unwrap();
-    config["os"] = "linux".into();
-    config["architecture"] = "arm64".into();
-    let info = store
-        .put_bytes(&serde_json::to_vec(&config).unwrap())
-        .unwrap();
-    let mut config_desc = base.manifest.config.clone();
-    config_desc.digest = info.digest;
-    config_desc.size = info.size;
-    let manifest = store
-        .put_manifest(config_desc.clone(), base.manifest.layers.clone())
-        .unwrap();
+    let (manifest, config_desc) = support::registry::arm64_variant(&store);
     let image = format!("{}/armonly:1", reg.host);
     let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
         docker_config_dir: Some(cfg.clone()),
@@ -106,6 +89,7 @@ fn manifest_without_index_for_another_platform_is_a_clear_error() {
     // Nothing landed: not the config, not a layer, no tag.
     let fresh = rbk_store::Store::open(&empty).unwrap();
     assert!(!fresh.exists(&config_desc.digest).unwrap());
+    let base = store.image(&"rbk-busybox:latest".parse().unwrap()).unwrap();
     for layer in &base.manifest.layers {
         assert!(!fresh.exists(&layer.digest).unwrap());
     }

@@ -140,3 +140,23 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
 pub(crate) mod docker;
 pub(crate) mod flatten;
 pub(crate) mod registry;
+
+/// Steps that ran (not cached) in a plain progress log, by label. Each
+/// step's first line follows a blank line: `#N label`; it ran when a later
+/// `#N DONE` line follows.
+pub(crate) fn ran(log: &str) -> Vec<String> {
+    let mut labels = std::collections::BTreeMap::new();
+    let mut done = Vec::new();
+    let mut after_blank = true;
+    for line in log.lines() {
+        if let Some((n, text)) = line.strip_prefix('#').and_then(|r| r.split_once(' ')) {
+            if after_blank {
+                labels.insert(n.to_string(), text.to_string());
+            } else if text.starts_with("DONE") {
+                done.extend(labels.get(n).cloned());
+            }
+        }
+        after_blank = line.is_empty();
+    }
+    done
+}

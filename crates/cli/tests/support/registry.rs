@@ -232,3 +232,29 @@ fn serve(mut client: TcpStream, upstream: &str, rule: &(dyn Fn(&str) -> Fault + 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The store's `rbk-busybox` base as a linux/arm64 image: the same layers
+/// under a config that says arm64, written to the store untagged. Returns
+/// the manifest and config descriptors.
+pub(crate) fn arm64_variant(
+    store: &rbk_store::Store,
+) -> (rbk_store::Descriptor, rbk_store::Descriptor) {
+    use rbk_store::{BlobRead, BlobWrite};
+    let base = store.image(&"rbk-busybox:latest".parse().unwrap()).unwrap();
+    let bytes = store
+        .read_bounded(&base.manifest.config.digest, 1 << 22)
+        .unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    config["os"] = "linux".into();
+    config["architecture"] = "arm64".into();
+    let info = store
+        .put_bytes(&serde_json::to_vec(&config).unwrap())
+        .unwrap();
+    let mut config_desc = base.manifest.config.clone();
+    config_desc.digest = info.digest;
+    config_desc.size = info.size;
+    let manifest = store
+        .put_manifest(config_desc.clone(), base.manifest.layers.clone())
+        .unwrap();
+    (manifest, config_desc)
+}

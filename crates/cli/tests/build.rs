@@ -5,59 +5,11 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 mod support;
 
-use support::{context, ok, ran, rbk, scratch, stderr, store};
-
-fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["build", "--progress=plain"];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    rbk(root, &args)
-}
-
-/// The image's final filesystem, through `--output type=local`.
-fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
-    let out = dir.join("out");
-    let _ = fs::remove_dir_all(&out);
-    let spec = format!("type=local,dest={}", out.display());
-    let mut args = vec!["--output", spec.as_str()];
-    args.extend_from_slice(extra);
-    let result = build(root, ctx, &args);
-    assert!(
-        result.status.success(),
-        "build failed:\n{}",
-        stderr(&result)
-    );
-    out
-}
-
-/// The image config of `name` read straight from the store's OCI layout.
-fn config(root: &Path, name: &str) -> serde_json::Value {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
-    let tagged = if name.contains(':') {
-        name.to_string()
-    } else {
-        format!("{name}:latest")
-    };
-    let full = format!("docker.io/library/{tagged}");
-    let manifest = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == full.as_str())
-        .unwrap_or_else(|| panic!("{full} not tagged"));
-    let blob = |digest: &serde_json::Value| -> serde_json::Value {
-        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&fs::read(root.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-    };
-    let manifest = blob(&manifest["digest"]);
-    blob(&manifest["config"]["digest"])
-}
+use support::{build, config, context, export, ok, ran, rbk, scratch, stderr, store};
 
 #[test]
 fn multi_stage_target_builds_only_what_it_needs() {

@@ -8,22 +8,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{command, context, ok, rbk, stderr, stdout, store};
+use support::{build, command, context, ok, rbk, stderr, stdout, store};
 
 fn scratch(name: &str) -> PathBuf {
     support::scratch(&format!("faults-{name}"))
-}
-
-fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["build", "--progress=plain"];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    rbk(root, &args)
 }
 
 /// What must not change when a build fails.

@@ -5,62 +5,20 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod support;
 
-use support::{command, context, file, header, ok, rbk, stderr, stdout, store, store_named};
+use support::{
+    build, build_args, command, config, context, export, file, header, ok, stderr, stdout, store,
+    store_named,
+};
 
 fn scratch(name: &str) -> PathBuf {
     support::scratch(&format!("more-{name}"))
-}
-
-fn build_args<'a>(ctx: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["build", "--progress=plain"];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    args
-}
-
-fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
-    rbk(root, &build_args(ctx, extra))
-}
-
-/// The image's final filesystem, through `--output type=local`.
-fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
-    let out = dir.join("out");
-    let _ = fs::remove_dir_all(&out);
-    let spec = format!("type=local,dest={}", out.display());
-    let mut args = vec!["--output", spec.as_str()];
-    args.extend_from_slice(extra);
-    let result = build(root, ctx, &args);
-    assert!(
-        result.status.success(),
-        "build failed:\n{}",
-        stderr(&result)
-    );
-    out
-}
-
-/// The image config of `name` (with a tag) read from the store's OCI layout.
-fn config(root: &Path, name: &str) -> Value {
-    let index: Value = serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
-    let full = format!("docker.io/library/{name}");
-    let manifest = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == full.as_str())
-        .unwrap_or_else(|| panic!("{full} not tagged"));
-    let blob = |digest: &Value| -> Value {
-        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&fs::read(root.join("blobs/sha256").join(hex)).unwrap()).unwrap()
-    };
-    let manifest = blob(&manifest["digest"]);
-    blob(&manifest["config"]["digest"])
 }
 
 /// Whether `rbk images` lists `repo`.

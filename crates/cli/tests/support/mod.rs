@@ -160,3 +160,60 @@ pub(crate) fn ran(log: &str) -> Vec<String> {
     }
     done
 }
+
+/// The arguments of `rbk build --progress=plain EXTRA... CTX`.
+pub(crate) fn build_args<'a>(ctx: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    args
+}
+
+/// `rbk build --progress=plain EXTRA... CTX` on the store at `root`.
+pub(crate) fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
+    rbk(root, &build_args(ctx, extra))
+}
+
+/// The image's final filesystem, through `--output type=local` into
+/// `dir/out` (which must build).
+pub(crate) fn export(root: &Path, ctx: &Path, dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let spec = format!("type=local,dest={}", out.display());
+    let mut args = vec!["--output", spec.as_str()];
+    args.extend_from_slice(extra);
+    let result = build(root, ctx, &args);
+    assert!(
+        result.status.success(),
+        "build failed:\n{}",
+        stderr(&result)
+    );
+    out
+}
+
+/// The image config of `name` (`latest` when untagged) read straight from
+/// the store's OCI layout.
+pub(crate) fn config(root: &Path, name: &str) -> serde_json::Value {
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let index = read(root.join("index.json"));
+    let tagged = if name.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    };
+    let full = format!("docker.io/library/{tagged}");
+    let manifest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == full.as_str())
+        .unwrap_or_else(|| panic!("{full} not tagged"));
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        read(root.join("blobs/sha256").join(hex))
+    };
+    let manifest = blob(&manifest["digest"]);
+    blob(&manifest["config"]["digest"])
+}

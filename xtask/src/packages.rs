@@ -1,7 +1,8 @@
 //! The real components the test suite drives: `runc`, `busybox`
-//! (busybox-static), `skopeo`, `umoci` and `dockerd` (docker.io, for the
-//! acceptance and differential suites), installed from Debian's packages
-//! when missing.
+//! (busybox-static), `skopeo`, `umoci`, `dockerd` (docker.io, for the
+//! acceptance, differential and interop suites), `buildah` and `podman` (the
+//! interop matrix) and `debootstrap` (the real Debian base), installed from
+//! Debian's packages when missing.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 6] = [
+const PROGRAMS: [(&str, &str); 9] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -17,6 +18,9 @@ const PROGRAMS: [(&str, &str); 6] = [
     // The registry the registry tests push to and pull from.
     ("docker-registry", "docker-registry"),
     ("dockerd", "docker.io"),
+    ("buildah", "buildah"),
+    ("podman", "podman"),
+    ("debootstrap", "debootstrap"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

@@ -69,7 +69,9 @@ pub struct Empty {}
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
-    /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`.
+    /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`; empty
+    /// (absent or `null` in a config) inherits the base image's.
+    #[serde(default)]
     pub test: Vec<String>,
     /// `--interval`.
     #[serde(default, skip_serializing_if = "is_zero")]

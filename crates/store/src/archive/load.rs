@@ -213,13 +213,24 @@ fn docker_images(store: &Store, contents: &Contents) -> Result<Vec<LoadedImage>>
     Ok(out)
 }
 
+/// An OCI manifest for a docker-archive image. Layers compressed with xz
+/// or bzip2 (which `docker load` takes) are stored decompressed, as Docker
+/// keeps them, since no manifest media type names those codecs.
 fn docker_manifest(store: &Store, config: BlobInfo, layers: &[BlobInfo]) -> Result<Descriptor> {
     let mut descs = Vec::with_capacity(layers.len());
     for l in layers {
+        let compression = super::sniff_compression(store, &l.digest)?;
+        let (media_type, blob) = match compression.layer_media_type() {
+            Some(media_type) => (media_type, *l),
+            None => (
+                image::OCI_LAYER,
+                super::decompressed_copy(store, &l.digest)?,
+            ),
+        };
         descs.push(Descriptor {
-            media_type: super::sniff_layer_media_type(store, &l.digest)?.to_string(),
-            digest: l.digest,
-            size: l.size,
+            media_type: media_type.to_string(),
+            digest: blob.digest,
+            size: blob.size,
             annotations: BTreeMap::new(),
         });
     }
@@ -284,15 +295,18 @@ fn oci_manifests(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
     };
     let mut out = Vec::new();
     for entry in index.manifests {
-        let d = entry.descriptor;
+        if entry.is_attestation() {
+            continue;
+        }
+        let mut d = entry.descriptor;
         if d.media_type == image::OCI_INDEX || d.media_type == image::DOCKER_LIST {
-            return Err(bad(
-                WHAT,
-                &format!(
-                    "nested index {} (multi-platform images) is not supported yet",
-                    d.digest
-                ),
-            ));
+            // A multi-platform image (or one with attestations, as BuildKit
+            // writes it): load the host's platform, named as the index is.
+            let annotations = std::mem::take(&mut d.annotations);
+            d = Descriptor {
+                annotations,
+                ..host_manifest(store, &d)?
+            };
         }
         if !store.exists(&d.digest)? {
             return Err(bad(WHAT, &format!("manifest blob {} is missing", d.digest)));
@@ -302,6 +316,37 @@ fn oci_manifests(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
         out.push(image);
     }
     Ok(out)
+}
+
+/// The host platform's image manifest in the nested index `index`.
+fn host_manifest(store: &Store, index: &Descriptor) -> Result<Descriptor> {
+    let what = format!("index {}", index.digest);
+    if !store.exists(&index.digest)? {
+        return Err(bad(WHAT, &format!("{what} is missing")));
+    }
+    let bytes = store.read_bounded(&index.digest, crate::MAX_DOCUMENT_SIZE)?;
+    let Document::Index(nested) = image::parse_document(&bytes, Some(&index.media_type), &what)?
+    else {
+        return Err(bad(WHAT, &format!("{what} is not an index")));
+    };
+    let arch = super::rootfs::host_architecture();
+    let field = |entry: &image::IndexEntry, key: &str| -> String {
+        entry
+            .platform
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    nested
+        .manifests
+        .iter()
+        .find(|e| {
+            !e.is_attestation() && field(e, "os") == "linux" && field(e, "architecture") == arch
+        })
+        .map(|e| e.descriptor.clone())
+        .ok_or_else(|| bad(WHAT, &format!("{what} has no image for linux/{arch}")))
 }
 
 fn oci_images(store: &Store, contents: &Contents) -> Result<Vec<LoadedImage>> {

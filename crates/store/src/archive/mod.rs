@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::io::{self, Read};
 use std::rc::Rc;
 
-use crate::{BlobRead, Digest, Error, Result, Store};
+use crate::{BlobRead, BlobWrite, Digest, Error, Result, Store};
 
 pub use load::{load_archive, LoadedImage};
 pub use rootfs::{import_rootfs, rootfs_config, ImportedLayer};
@@ -121,9 +121,32 @@ fn diff_id_of(store: &Store, digest: &Digest) -> Result<Digest> {
     Ok(hasher.finish())
 }
 
-/// The layer media type matching the compression of a stored blob.
-fn sniff_layer_media_type(store: &Store, digest: &Digest) -> Result<&'static str> {
-    let mut head = [0u8; 4];
+/// How a stored layer blob is compressed, by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+    /// xz or bzip2: Docker loads them, but no manifest media type names them.
+    Legacy,
+}
+
+impl Compression {
+    /// The OCI layer media type for this compression; `None` for
+    /// [`Compression::Legacy`], which must be decompressed first.
+    fn layer_media_type(self) -> Option<&'static str> {
+        match self {
+            Compression::None => Some(crate::image::OCI_LAYER),
+            Compression::Gzip => Some(crate::image::OCI_LAYER_GZIP),
+            Compression::Zstd => Some(crate::image::OCI_LAYER_ZSTD),
+            Compression::Legacy => None,
+        }
+    }
+}
+
+/// The compression of a stored blob.
+fn sniff_compression(store: &Store, digest: &Digest) -> Result<Compression> {
+    let mut head = [0u8; 6];
     let mut reader = store.open(digest)?;
     let mut n = 0;
     while n < head.len() {
@@ -134,8 +157,21 @@ fn sniff_layer_media_type(store: &Store, digest: &Digest) -> Result<&'static str
         }
     }
     Ok(match head[..n] {
-        [0x1f, 0x8b, ..] => crate::image::OCI_LAYER_GZIP,
-        [0x28, 0xb5, 0x2f, 0xfd] => crate::image::OCI_LAYER_ZSTD,
-        _ => crate::image::OCI_LAYER,
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        [0xfd, b'7', b'z', b'X', b'Z', 0] | [b'B', b'Z', b'h', ..] => Compression::Legacy,
+        _ => Compression::None,
+    })
+}
+
+/// Stores the decompressed form of a stored layer (bounded like every
+/// other unpack) and returns it: the blob whose digest is the diff id.
+fn decompressed_copy(store: &Store, digest: &Digest) -> Result<crate::BlobInfo> {
+    let what = format!("layer {digest}");
+    let mut reader =
+        decompress_bounded(store.open_verified(digest)?).map_err(|e| bad(&what, &e))?;
+    store.put(&mut reader, None).map_err(|e| match e {
+        Error::Io { source, .. } => bad(&what, &source),
+        other => other,
     })
 }

@@ -95,7 +95,7 @@ pub fn rootfs_config(diff_id: Digest, now: SystemTime, message: Option<&str>) ->
 }
 
 /// The host CPU in GOARCH spelling, as image configs use it.
-fn host_architecture() -> &'static str {
+pub(crate) fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

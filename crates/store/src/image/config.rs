@@ -42,6 +42,7 @@ pub struct RootFs {
     #[serde(rename = "type")]
     pub kind: String,
     /// sha256 of each uncompressed layer tar, base first.
+    #[serde(default)]
     pub diff_ids: Vec<Digest>,
 }
 

@@ -4,7 +4,12 @@
 //! A document is read at most [`MAX_DOCUMENT_SIZE`](crate::MAX_DOCUMENT_SIZE)
 //! bytes, must be a JSON object, must not carry both `manifests` and `layers`
 //! (CVE-2021-41190), and its `mediaType`, when present, must agree with the
-//! media type of the descriptor that pointed at it. Unknown fields of the
+//! media type of the descriptor that pointed at it.
+//!
+//! Elsewhere rbk reads documents the way Docker and containerd do: a JSON
+//! `null` anywhere in a document means the field is absent (Docker writes
+//! `"Env": null`, `"Volumes": null`, `"Labels": null`, … for every empty
+//! field of a config it made), and unknown fields are accepted. Unknown fields of the
 //! image config survive a parse/serialise round trip (`extra` maps), but rbk
 //! never re-serialises a config it did not write: loaded blobs keep their
 //! bytes and so their digests.
@@ -43,6 +48,21 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Docker uncompressed layer.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Docker zstd layer (containerd's name for it; BuildKit writes it with
+/// `compression=zstd` and Docker media types).
+pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
+/// Docker schema-1 manifests, signed and unsigned (refused: deprecated
+/// since Docker 1.10, and their history-embedded configs cannot keep their
+/// digests).
+const DOCKER_SCHEMA1: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+];
+/// The annotation BuildKit puts on the attestation manifests it adds to an
+/// index (platform `unknown/unknown`), and its value there.
+pub const REFERENCE_TYPE_ANNOTATION: &str = "vnd.docker.reference.type";
+/// See [`REFERENCE_TYPE_ANNOTATION`].
+pub const ATTESTATION_MANIFEST: &str = "attestation-manifest";
 
 /// Whether `media_type` is a layer type rbk can unpack.
 pub fn is_layer_media_type(media_type: &str) -> bool {
@@ -52,8 +72,16 @@ pub fn is_layer_media_type(media_type: &str) -> bool {
         OCI_LAYER_ZSTD,
         DOCKER_LAYER,
         DOCKER_LAYER_GZIP,
+        DOCKER_LAYER_ZSTD,
     ]
     .contains(&media_type)
+}
+
+/// Whether `media_type` is a foreign (Windows base) or non-distributable
+/// layer: its content lives elsewhere, so rbk cannot use the image.
+fn is_foreign_layer(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
+        || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
 }
 
 /// An image manifest (OCI or Docker schema 2; the JSON shapes agree).
@@ -83,6 +111,17 @@ pub struct IndexEntry {
     /// The platform it targets (`architecture`, `os`, `variant`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl IndexEntry {
+    /// Whether this entry is an attestation manifest (SBOM/provenance) that
+    /// BuildKit adds beside the images: never a platform's image.
+    pub fn is_attestation(&self) -> bool {
+        self.descriptor
+            .annotations
+            .get(REFERENCE_TYPE_ANNOTATION)
+            .is_some_and(|t| t == ATTESTATION_MANIFEST)
+    }
 }
 
 /// An image index (OCI) or manifest list (Docker).
@@ -117,7 +156,8 @@ fn invalid(what: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Checks the size and shape shared by every document and returns its object.
+/// Checks the size and shape shared by every document and returns its
+/// object, with every `null` member removed (see the module docs).
 fn parse_object(bytes: &[u8], what: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
     if bytes.len() as u64 > crate::MAX_DOCUMENT_SIZE {
         return Err(Error::TooLarge {
@@ -126,9 +166,31 @@ fn parse_object(bytes: &[u8], what: &str) -> Result<serde_json::Map<String, serd
         });
     }
     match serde_json::from_slice(bytes) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(serde_json::Value::Object(mut map)) => {
+            drop_nulls(&mut map);
+            Ok(map)
+        }
         Ok(_) => Err(invalid(what, "not a JSON object")),
         Err(e) => Err(invalid(what, e.to_string())),
+    }
+}
+
+/// Removes `null` members from `map` and from every object nested in it
+/// (inside arrays too). Iterative: the depth is whatever the input is,
+/// bounded only by serde_json's own nesting limit.
+fn drop_nulls(map: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    map.retain(|_, v| !v.is_null());
+    let mut pending: Vec<&mut Value> = map.values_mut().collect();
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(inner) => {
+                inner.retain(|_, v| !v.is_null());
+                pending.extend(inner.values_mut());
+            }
+            Value::Array(items) => pending.extend(items.iter_mut()),
+            _ => {}
+        }
     }
 }
 
@@ -156,6 +218,16 @@ pub fn parse_document(bytes: &[u8], media_type: Option<&str>, what: &str) -> Res
         }
     }
     let kind = own.as_deref().or(media_type);
+    let schema1 = kind.is_some_and(|k| DOCKER_SCHEMA1.contains(&k))
+        || map.get("schemaVersion").and_then(|v| v.as_u64()) == Some(1);
+    if schema1 {
+        return Err(invalid(
+            what,
+            "is a Docker schema-1 manifest, which rbk does not support (deprecated since \
+             Docker 1.10; push the image again with a current docker or convert it with \
+             `skopeo copy --format v2s2`)",
+        ));
+    }
     let is_index = match kind {
         Some(OCI_INDEX | DOCKER_LIST) => true,
         Some(OCI_MANIFEST | DOCKER_MANIFEST) => false,
@@ -189,10 +261,19 @@ fn check_manifest(m: &Manifest, what: &str) -> Result<()> {
         .iter()
         .find(|l| !is_layer_media_type(&l.media_type))
     {
-        return Err(invalid(
-            what,
-            format!("unsupported layer media type {:?}", layer.media_type),
-        ));
+        let reason = if is_foreign_layer(&layer.media_type) {
+            format!(
+                "layer {} is a foreign/non-distributable layer ({:?}), whose content is not \
+                 in the image; rbk cannot use it",
+                layer.digest, layer.media_type
+            )
+        } else {
+            format!(
+                "unsupported layer media type {:?} (layer {})",
+                layer.media_type, layer.digest
+            )
+        };
+        return Err(invalid(what, reason));
     }
     Ok(())
 }

@@ -288,12 +288,11 @@ pub(crate) fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read 
     Ok(match head {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
-        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] | [b'B', b'Z', b'h', ..] => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "xz and bzip2 layers are not supported",
-            ))
+        // Docker's own loader takes xz and bzip2 layers and archives too.
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
+            Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buf))
         }
+        [b'B', b'Z', b'h', ..] => Box::new(bzip2::bufread::MultiBzDecoder::new(buf)),
         _ => Box::new(buf),
     })
 }

@@ -80,21 +80,25 @@ pub fn resolve_user(root: impl AsFd, spec: &str) -> Result<Ids> {
     Ok(ids)
 }
 
-/// Resolves `--chown=user[:group]` inside the destination `root`. As Docker
-/// documents, a user given without a group uses the user's numeric id as the
-/// group id too.
+/// Resolves `--chown=user[:group]` (and the owner of a `WORKDIR` made under
+/// `USER`) inside the destination `root`, as BuildKit's file op does
+/// (`readUser`): a user given by name without a group gets its primary
+/// group from passwd; a numeric user without a group uses its id as the
+/// group id too, as Docker documents.
 pub fn resolve_owner(root: impl AsFd, user: &str, group: &str) -> Result<(u32, u32)> {
-    let uid = if is_numeric(user) {
-        parse_id(user)?
+    let (uid, primary) = if is_numeric(user) {
+        let uid = parse_id(user)?;
+        (uid, uid)
     } else {
         let passwd = read_db(&root, "/etc/passwd")?;
         let entry = passwd.iter().find(|e| e.name == user);
-        entry
+        let uid = entry
             .and_then(|e| e.id)
-            .ok_or_else(|| unknown("user", user, "passwd"))?
+            .ok_or_else(|| unknown("user", user, "passwd"))?;
+        (uid, entry.and_then(|e| e.gid).unwrap_or(uid))
     };
     let gid = if group.is_empty() {
-        uid
+        primary
     } else if is_numeric(group) {
         parse_id(group)?
     } else {
@@ -249,10 +253,13 @@ mod tests {
     }
 
     #[test]
-    fn chown_without_group_uses_the_uid() {
+    fn chown_without_group_follows_buildkit() {
         let dir = root();
         let fd = open_root(dir.path()).unwrap();
-        assert_eq!(resolve_owner(&fd, "app", "").unwrap(), (1000, 1000));
+        // By name: the primary group from passwd (BuildKit's readUser).
+        assert_eq!(resolve_owner(&fd, "app", "").unwrap(), (1000, 1001));
+        // By id: the id doubles as the group id, even for a known user.
+        assert_eq!(resolve_owner(&fd, "1000", "").unwrap(), (1000, 1000));
         assert_eq!(resolve_owner(&fd, "app", "staff").unwrap(), (1000, 50));
         assert_eq!(resolve_owner(&fd, "10", "11").unwrap(), (10, 11));
         assert!(resolve_owner(&fd, "ghost", "").is_err());

@@ -1,0 +1,295 @@
+//! `rbk load` of image documents that are wrong where it matters (security
+//! rules 4-6): each fails with an error naming the field and the digest,
+//! and tags nothing. Also the lenient side: docker-archive layers compressed
+//! with xz or bzip2, which `docker load` takes.
+//!
+//! The archives start as `rbk save` output of the busybox base; each case
+//! edits one document and re-hashes what points at it, so only the intended
+//! rule is broken.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::Digest as _;
+
+mod support;
+
+use support::{ok, rbk, stderr, stdout};
+
+/// An archive as path → bytes, in entry order.
+type Entries = BTreeMap<String, Vec<u8>>;
+
+fn read_archive(path: &Path) -> Entries {
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut out = Entries::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if !e.header().entry_type().is_file() {
+            continue;
+        }
+        let name = e.path().unwrap().to_str().unwrap().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+fn write_archive(entries: &Entries, path: &Path) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in entries {
+        support::file(&mut b, name, 0o644, bytes);
+    }
+    b.finish().unwrap();
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
+
+fn blob_path(digest: &str) -> String {
+    format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap())
+}
+
+/// A store with the base image, and its OCI archive's entries.
+fn saved_base(dir: &Path) -> (PathBuf, Entries) {
+    let root = support::store(dir);
+    let archive = dir.join("base.tar");
+    let path = archive.to_str().unwrap();
+    ok(
+        &root,
+        &["save", "--format", "oci", "-o", path, "rbk-busybox"],
+    );
+    (root, read_archive(&archive))
+}
+
+/// The OCI archive's single manifest, as JSON.
+fn manifest(entries: &Entries) -> Value {
+    let index: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    serde_json::from_slice(&entries[&blob_path(digest)]).unwrap()
+}
+
+/// Stores `bytes` as a blob and returns its digest.
+fn put_blob(entries: &mut Entries, bytes: Vec<u8>) -> String {
+    let digest = sha256(&bytes);
+    entries.insert(blob_path(&digest), bytes);
+    digest
+}
+
+/// Replaces the manifest with `manifest` (its bytes as given) and points
+/// index.json at it.
+fn set_manifest_bytes(entries: &mut Entries, bytes: Vec<u8>) -> String {
+    let size = bytes.len();
+    let digest = put_blob(entries, bytes);
+    let mut index: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    index["manifests"][0]["digest"] = digest.clone().into();
+    index["manifests"][0]["size"] = size.into();
+    entries.insert("index.json".into(), serde_json::to_vec(&index).unwrap());
+    digest
+}
+
+/// Replaces the config with `bytes` and re-points the manifest at it.
+/// Returns the new config digest.
+fn set_config_bytes(entries: &mut Entries, bytes: Vec<u8>) -> String {
+    let mut m = manifest(entries);
+    let size = bytes.len();
+    let digest = put_blob(entries, bytes);
+    m["config"]["digest"] = digest.clone().into();
+    m["config"]["size"] = size.into();
+    set_manifest_bytes(entries, serde_json::to_vec(&m).unwrap());
+    digest
+}
+
+fn config(entries: &Entries) -> Value {
+    let digest = manifest(entries)["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    serde_json::from_slice(&entries[&blob_path(&digest)]).unwrap()
+}
+
+/// Loads `entries` into a new store beside `base` (a store that holds the
+/// blobs would take them without reading) and expects a failure whose
+/// message holds every one of `expect`, with no tag made.
+fn assert_refused(dir: &Path, base: &Path, case: &str, entries: &Entries, expect: &[&str]) {
+    let root = &base.with_file_name(format!("fresh-{case}"));
+    let path = dir.join(format!("{case}.tar"));
+    write_archive(entries, &path);
+    let out = rbk(root, &["load", "-i", path.to_str().unwrap()]);
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{case}: load succeeded");
+    for needle in expect {
+        assert!(text.contains(needle), "{case}: {needle:?} not in: {text}");
+    }
+    assert!(text.contains("no image was tagged"), "{case}: {text}");
+    assert_eq!(
+        stdout(&ok(root, &["images", "-q", "--no-trunc"])),
+        "",
+        "{case}: an image was tagged"
+    );
+    ok(root, &["system", "verify"]);
+}
+
+fn scratch(name: &str) -> PathBuf {
+    support::scratch(&format!("load-docs-{name}"))
+}
+
+#[test]
+fn a_diff_ids_count_that_does_not_match_the_layers_is_refused() {
+    let dir = scratch("diff-ids");
+    let (root, mut entries) = saved_base(&dir);
+    let mut cfg = config(&entries);
+    let first = cfg["rootfs"]["diff_ids"][0].clone();
+    cfg["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(first);
+    let id = set_config_bytes(&mut entries, serde_json::to_vec(&cfg).unwrap());
+    assert_refused(&dir, &root, "diff-ids", &entries, &["diff_ids", &id]);
+}
+
+#[test]
+fn a_layer_that_does_not_unpack_to_its_diff_id_is_refused() {
+    let dir = scratch("diff-id-value");
+    let (root, mut entries) = saved_base(&dir);
+    let mut cfg = config(&entries);
+    let wrong = sha256(b"something else");
+    cfg["rootfs"]["diff_ids"][0] = wrong.clone().into();
+    set_config_bytes(&mut entries, serde_json::to_vec(&cfg).unwrap());
+    let layer = manifest(&entries)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_refused(&dir, &root, "diff-id-value", &entries, &[&layer, &wrong]);
+}
+
+#[test]
+fn a_blob_whose_bytes_do_not_match_its_digest_is_refused() {
+    let dir = scratch("digest");
+    let (root, mut entries) = saved_base(&dir);
+    let layer = manifest(&entries)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = entries.get_mut(&blob_path(&layer)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    assert_refused(
+        &dir,
+        &root,
+        "digest",
+        &entries,
+        &["digest mismatch", &layer],
+    );
+}
+
+#[test]
+fn a_config_that_is_not_json_is_refused() {
+    let dir = scratch("config-json");
+    let (root, mut entries) = saved_base(&dir);
+    let id = set_config_bytes(&mut entries, b"{\"architecture\": \"amd64\", oops".to_vec());
+    assert_refused(&dir, &root, "config-json", &entries, &["config", &id]);
+}
+
+#[test]
+fn an_unknown_layer_media_type_is_refused() {
+    let dir = scratch("media-type");
+    let (root, mut entries) = saved_base(&dir);
+    let mut m = manifest(&entries);
+    m["layers"][0]["mediaType"] = "application/vnd.example.layer.v1.tar+lz4".into();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let digest = set_manifest_bytes(&mut entries, serde_json::to_vec(&m).unwrap());
+    assert_refused(
+        &dir,
+        &root,
+        "media-type",
+        &entries,
+        &["media type", "vnd.example.layer", &layer, &digest],
+    );
+}
+
+#[test]
+fn a_manifest_over_the_size_bound_is_refused() {
+    let dir = scratch("oversize");
+    let (root, mut entries) = saved_base(&dir);
+    let mut bytes = serde_json::to_vec(&manifest(&entries)).unwrap();
+    bytes.pop();
+    bytes.extend(std::iter::repeat_n(b' ', 5 << 20));
+    bytes.push(b'}');
+    let digest = set_manifest_bytes(&mut entries, bytes);
+    assert_refused(&dir, &root, "oversize", &entries, &["exceeds the limit", &digest]);
+}
+
+#[test]
+fn a_schema1_manifest_is_refused_saying_so() {
+    let dir = scratch("schema1");
+    let (root, mut entries) = saved_base(&dir);
+    let doc = br#"{"schemaVersion":1,"name":"library/x","tag":"1","architecture":"amd64","fsLayers":[],"history":[]}"#;
+    let digest = set_manifest_bytes(&mut entries, doc.to_vec());
+    let mut index: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    index["manifests"][0]["mediaType"] =
+        "application/vnd.docker.distribution.manifest.v1+prettyjws".into();
+    entries.insert("index.json".into(), serde_json::to_vec(&index).unwrap());
+    assert_refused(&dir, &root, "schema1", &entries, &["schema-1", &digest]);
+}
+
+/// A docker-archive whose layer is compressed by `compress`: loads, the
+/// layer is stored decompressed (its digest is the diff id, as in Docker's
+/// store) and the image id is unchanged.
+fn compressed_layer_loads(name: &str, compress: fn(&[u8]) -> Vec<u8>) {
+    let dir = scratch(name);
+    let root = support::store(&dir);
+    let archive = dir.join("base.tar");
+    ok(
+        &root,
+        &["save", "-o", archive.to_str().unwrap(), "rbk-busybox"],
+    );
+    let mut entries = read_archive(&archive);
+    let docker: Value = serde_json::from_slice(&entries["manifest.json"]).unwrap();
+    let layer = docker[0]["Layers"][0].as_str().unwrap().to_string();
+    let plain = entries.remove(&layer).unwrap();
+    let packed = compress(&plain);
+    assert_ne!(packed, plain);
+    let renamed = format!("{name}/layer.tar");
+    entries.insert(renamed.clone(), packed);
+    let mut docker = docker.clone();
+    docker[0]["Layers"][0] = renamed.into();
+    docker[0]["RepoTags"] = serde_json::json!([format!("{name}:1")]);
+    entries.insert("manifest.json".into(), serde_json::to_vec(&docker).unwrap());
+    entries.remove("index.json");
+    let edited = dir.join("edited.tar");
+    write_archive(&entries, &edited);
+
+    let other = dir.join("other");
+    ok(&other, &["load", "-i", edited.to_str().unwrap()]);
+    let id = |root: &Path, image: &str| stdout(&ok(root, &["images", "-q", "--no-trunc", image]));
+    assert_eq!(id(&other, &format!("{name}:1")), id(&root, "rbk-busybox"));
+    let inspect: Value =
+        serde_json::from_slice(&ok(&other, &["inspect", &format!("{name}:1")]).stdout).unwrap();
+    assert_eq!(
+        inspect[0]["RootFS"]["Layers"][0].as_str().unwrap(),
+        sha256(&plain)
+    );
+    ok(&other, &["system", "verify"]);
+}
+
+#[test]
+fn docker_archive_layers_compressed_with_xz_load() {
+    compressed_layer_loads("xz", |bytes| {
+        let mut w = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        w.write_all(bytes).unwrap();
+        w.finish().unwrap()
+    });
+}
+
+#[test]
+fn docker_archive_layers_compressed_with_bzip2_load() {
+    compressed_layer_loads("bzip2", |bytes| {
+        let mut w = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        w.write_all(bytes).unwrap();
+        w.finish().unwrap()
+    });
+}

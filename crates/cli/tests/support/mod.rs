@@ -140,6 +140,7 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
 pub(crate) mod docker;
 pub(crate) mod flatten;
 pub(crate) mod registry;
+pub(crate) mod tools;
 
 /// Steps that ran (not cached) in a plain progress log, by label. Each
 /// step's first line follows a blank line: `#N label`; it ran when a later

@@ -4,6 +4,7 @@
 
 mod build;
 mod frontend;
+mod real;
 mod registry;
 mod store;
 
@@ -46,8 +47,9 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry]` runs one group; no
-    // argument runs all.
+    // `cargo xtask bench [frontend|build|store|registry|real]` runs one
+    // group; no argument runs all but `real` (minutes of apt, pip and npm
+    // downloads), which runs only when named.
     let only = std::env::args().nth(2).unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only == group;
     let mut figures = Vec::new();
@@ -62,6 +64,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if wanted("registry") {
         figures.extend(registry::figures(root)?);
+    }
+    if only == "real" {
+        figures.extend(real::figures(root)?);
     }
     let dir = root
         .join("bench/runs")

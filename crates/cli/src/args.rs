@@ -150,6 +150,9 @@ pub(crate) enum SystemCommand {
         /// Show detailed information on space usage.
         #[arg(short, long)]
         verbose: bool,
+        /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Re-hash every blob and check every image and snapshot; never repairs.
     Verify,
@@ -298,6 +301,10 @@ pub(crate) struct BuildArgs {
     /// Vertices solved at once (independent steps overlap up to this many).
     #[arg(long, default_value_t = 16)]
     pub(crate) jobs: usize,
+    /// Fail instead of warning where rbk would build differently from what
+    /// the Dockerfile asks (a `# syntax=` frontend rbk cannot run).
+    #[arg(long)]
+    pub(crate) strict: bool,
     /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
     #[arg(long, value_name = "PATH")]
     pub(crate) runtime: Option<PathBuf>,

@@ -7,6 +7,7 @@ mod humanize;
 mod progress;
 mod render;
 mod settings;
+mod template;
 
 use std::process::ExitCode;
 

@@ -86,6 +86,14 @@ pub enum Error {
         /// The normalised reference.
         reference: String,
     },
+    /// A short image id matches more than one image.
+    #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
+    AmbiguousImageId {
+        /// The prefix as given.
+        prefix: String,
+        /// How many image ids it matches.
+        count: usize,
+    },
     /// A JSON document in the store could not be read or written.
     #[error("malformed JSON in {path}")]
     Json {

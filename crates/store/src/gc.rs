@@ -2,8 +2,8 @@
 //!
 //! # Roots
 //!
-//! - the image index: each tagged manifest, its config and its layers (an
-//!   index's child manifests, when present, likewise);
+//! - the image index: each tagged or untagged manifest, its config and its
+//!   layers (an index's child manifests, when present, likewise);
 //! - the build-cache index: every record's layer blobs;
 //! - snapshots whose diff id appears in a live image config's
 //!   `rootfs.diff_ids` or in a cache record.
@@ -67,6 +67,8 @@ pub struct GcReport {
     pub orphans: OrphanReport,
     /// Cache records removed by [`Store::prune`].
     pub cache: Vec<Digest>,
+    /// Untagged images removed by [`Store::prune`] (their ids).
+    pub images: Vec<Digest>,
 }
 
 impl GcReport {
@@ -120,7 +122,8 @@ impl Store {
     /// image's own descriptor at least); `system verify` reports the damage.
     pub fn live_set(&self) -> Result<LiveSet> {
         let mut live = LiveSet::default();
-        for (_, desc) in self.images()? {
+        let db = self.read_images()?;
+        for desc in db.images.values().chain(db.untagged.values()) {
             self.mark_manifest(&desc.digest, Some(&desc.media_type), &mut live, 0);
         }
         for (_, record) in self.cache_records()? {
@@ -167,13 +170,19 @@ impl Store {
         self.gc_locked(Vec::new())
     }
 
-    /// [`Store::gc`] after dropping build-cache records: with `all`, every
-    /// record (BuildKit's `prune --all`); otherwise the *dangling* ones —
-    /// records whose blobs are not all part of a tagged image, and records
-    /// that are unreadable or whose content is gone. Records are dropped
-    /// under the GC lock, so a running build never loses a record it read.
+    /// [`Store::gc`] after dropping every untagged image (`docker image
+    /// prune`) and build-cache records: with `all`, every record (BuildKit's
+    /// `prune --all`); otherwise the *dangling* ones — records whose blobs
+    /// are not all part of a tagged image, and records that are unreadable
+    /// or whose content is gone. Records are dropped under the GC lock, so a
+    /// running build never loses a record it read.
     pub fn prune(&self, all: bool) -> Result<GcReport> {
         let _gc = self.gc_lock()?;
+        let mut images = Vec::new();
+        self.update_images(|db| {
+            images = std::mem::take(&mut db.untagged).into_keys().collect();
+            Ok(())
+        })?;
         let image_blobs = self.live_set()?.image_blobs;
         let mut dropped = Vec::new();
         for (key, record) in self.cache_records()? {
@@ -186,7 +195,9 @@ impl Store {
                 dropped.push(key);
             }
         }
-        self.gc_locked(dropped)
+        let mut report = self.gc_locked(dropped)?;
+        report.images = images;
+        Ok(report)
     }
 
     fn gc_locked(&self, cache: Vec<Digest>) -> Result<GcReport> {
@@ -200,6 +211,7 @@ impl Store {
             snapshots,
             orphans,
             cache,
+            images: Vec::new(),
         })
     }
 
@@ -331,8 +343,8 @@ impl Store {
 /// What [`Store::remove_reference`] did.
 #[derive(Debug, Clone)]
 pub struct Removal {
-    /// The reference removed.
-    pub reference: Reference,
+    /// The reference removed (`None` for an untagged image).
+    pub reference: Option<Reference>,
     /// The image id it pointed at.
     pub id: Digest,
     /// True when that was the image's last reference and the image was deleted.
@@ -352,17 +364,44 @@ impl Store {
     pub fn remove_reference(&self, reference: &Reference) -> Result<Removal> {
         let _gc = self.gc_lock()?;
         let desc = self.untag(reference)?;
+        self.delete_unused(Some(reference.clone()), desc)
+    }
+
+    /// Removes the untagged entry of image `id` and deletes the image as
+    /// [`Store::remove_reference`] does when nothing else names it.
+    pub fn remove_untagged(&self, id: &Digest) -> Result<Removal> {
+        let _gc = self.gc_lock()?;
+        let desc = self
+            .forget_untagged(id)?
+            .ok_or_else(|| Error::ImageNotFound {
+                reference: id.to_string(),
+            })?;
+        self.delete_unused(None, desc)
+    }
+
+    /// Deletes the image of manifest `desc` (just unnamed) unless another
+    /// tagged or untagged entry names the same image id. Caller holds the
+    /// GC lock.
+    fn delete_unused(
+        &self,
+        reference: Option<Reference>,
+        desc: crate::Descriptor,
+    ) -> Result<Removal> {
         let image = self.read_image(&desc).ok();
         let id = image.as_ref().map_or(desc.digest, |i| i.id());
         let mut removal = Removal {
-            reference: reference.clone(),
+            reference,
             id,
             deleted: false,
             blobs: Vec::new(),
             snapshots: Vec::new(),
         };
-        for (_, other) in self.images()? {
-            let other_id = self.read_image(&other).map_or(other.digest, |i| i.id());
+        let db = self.read_images()?;
+        if db.untagged.contains_key(&id) {
+            return Ok(removal);
+        }
+        for other in db.images.values() {
+            let other_id = self.read_image(other).map_or(other.digest, |i| i.id());
             if other_id == id {
                 return Ok(removal);
             }

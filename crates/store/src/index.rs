@@ -4,12 +4,23 @@
 //! (the OCI layout's index) is regenerated from it so that skopeo and umoci
 //! see the same images. Both are replaced atomically under the store lock;
 //! readers take no lock.
+//!
+//! Besides tagged images, `images.json` keeps *untagged* ones (Docker's
+//! dangling images, `<none>:<none>`): a build without `-t` records its result
+//! there, keyed by image id, so that it can be inspected, tagged, saved or
+//! built upon by id until `rbk prune` or `rbk rmi` removes it. Tagging an
+//! untagged image moves it to the tagged map. Untagged images are GC roots
+//! but are not written to `index.json` (an OCI layout names its images).
+//!
+//! [`Store::find_image`] resolves a name the way Docker does: a reference
+//! first, then a full or short image id, with or without `sha256:`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{read_small, write_atomic};
+use crate::image::Image;
 use crate::{Digest, Error, Reference, Result, Store};
 
 /// The OCI annotation naming a manifest in `index.json`.
@@ -36,7 +47,24 @@ pub struct Descriptor {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ImageDb {
     version: u32,
-    images: BTreeMap<String, Descriptor>,
+    pub(crate) images: BTreeMap<String, Descriptor>,
+    /// Untagged images: image id → manifest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) untagged: BTreeMap<Digest, Descriptor>,
+}
+
+/// An image found by [`Store::find_image`].
+#[derive(Debug, Clone)]
+pub struct FoundImage {
+    /// The image.
+    pub image: Image,
+    /// Every reference tagged to this image id, sorted.
+    pub references: Vec<Reference>,
+    /// The reference the name was, when it named the image by reference
+    /// rather than by id.
+    pub named: Option<Reference>,
+    /// Whether the image is (also) kept untagged.
+    pub untagged: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,8 +80,73 @@ impl Store {
     /// The blob need not be checked here: callers commit blobs first.
     pub fn tag(&self, reference: &Reference, manifest: Descriptor) -> Result<()> {
         self.update_images(|db| {
+            db.untagged.retain(|_, d| d.digest != manifest.digest);
             db.images.insert(reference.to_string(), manifest);
             Ok(())
+        })
+    }
+
+    /// Keeps the image `id` (manifest `manifest`) untagged, unless a
+    /// reference already points at that manifest.
+    pub fn keep_untagged(&self, id: Digest, manifest: Descriptor) -> Result<()> {
+        self.update_images(|db| {
+            if !db.images.values().any(|d| d.digest == manifest.digest) {
+                db.untagged.insert(id, manifest);
+            }
+            Ok(())
+        })
+    }
+
+    /// Drops the untagged entry of image `id`, returning its manifest.
+    pub fn forget_untagged(&self, id: &Digest) -> Result<Option<Descriptor>> {
+        let mut removed = None;
+        self.update_images(|db| {
+            removed = db.untagged.remove(id);
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Every untagged image: `(image id, manifest)`, sorted by id.
+    pub fn untagged_images(&self) -> Result<Vec<(Digest, Descriptor)>> {
+        Ok(self.read_images()?.untagged.into_iter().collect())
+    }
+
+    /// Finds `name` as Docker does: as a tagged reference first, then as a
+    /// full or short image id (any unique hex prefix, with or without
+    /// `sha256:`) among tagged and untagged images. A prefix shared by
+    /// several image ids is an error; no match is [`Error::ImageNotFound`].
+    pub fn find_image(&self, name: &str) -> Result<FoundImage> {
+        let db = self.read_images()?;
+        let named = name
+            .parse::<Reference>()
+            .ok()
+            .filter(|r| db.images.contains_key(&r.to_string()));
+        let mut ids: Vec<(Option<Reference>, Digest, &Descriptor)> = Vec::new();
+        for (reference, desc) in &db.images {
+            let Ok(image) = self.read_image(desc) else {
+                continue; // damaged: `system verify` reports it
+            };
+            ids.push((Some(reference.parse()?), image.id(), desc));
+        }
+        ids.extend(db.untagged.iter().map(|(id, d)| (None, *id, d)));
+        let (id, desc) = match &named {
+            Some(r) => {
+                let desc = &db.images[&r.to_string()];
+                (self.read_image(desc)?.id(), desc)
+            }
+            None => match_id(&ids, name)?,
+        };
+        let references = ids
+            .iter()
+            .filter(|e| e.1 == id)
+            .filter_map(|e| e.0.clone())
+            .collect();
+        Ok(FoundImage {
+            image: self.read_image(desc)?,
+            references,
+            named,
+            untagged: db.untagged.contains_key(&id),
         })
     }
 
@@ -90,7 +183,7 @@ impl Store {
         Ok(out)
     }
 
-    fn read_images(&self) -> Result<ImageDb> {
+    pub(crate) fn read_images(&self) -> Result<ImageDb> {
         let path = self.db_dir().join("images.json");
         match read_small(&path, MAX_INDEX_FILE) {
             Ok(bytes) => {
@@ -98,13 +191,16 @@ impl Store {
             }
             Err(e) if e.is_not_found() => Ok(ImageDb {
                 version: 1,
-                images: BTreeMap::new(),
+                ..ImageDb::default()
             }),
             Err(e) => Err(e),
         }
     }
 
-    fn update_images(&self, change: impl FnOnce(&mut ImageDb) -> Result<()>) -> Result<()> {
+    pub(crate) fn update_images(
+        &self,
+        change: impl FnOnce(&mut ImageDb) -> Result<()>,
+    ) -> Result<()> {
         let _lock = self.lock()?;
         let mut db = self.read_images()?;
         change(&mut db)?;
@@ -139,5 +235,33 @@ impl Store {
         let bytes =
             serde_json::to_vec_pretty(&index).map_err(|source| Error::Json { path, source })?;
         write_atomic(self.root(), "index.json", &bytes)
+    }
+}
+
+/// The image whose id starts with `name` (hex, optionally `sha256:`).
+fn match_id<'a>(
+    ids: &[(Option<Reference>, Digest, &'a Descriptor)],
+    name: &str,
+) -> Result<(Digest, &'a Descriptor)> {
+    let not_found = || Error::ImageNotFound {
+        reference: name.to_string(),
+    };
+    let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+    if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let prefix = prefix.to_ascii_lowercase();
+    let matches: Vec<_> = ids
+        .iter()
+        .filter(|e| e.1.hex().starts_with(&prefix))
+        .collect();
+    let distinct: std::collections::BTreeSet<Digest> = matches.iter().map(|e| e.1).collect();
+    match (distinct.len(), matches.first()) {
+        (1, Some(e)) => Ok((e.1, e.2)),
+        (0, _) | (_, None) => Err(not_found()),
+        (count, _) => Err(Error::AmbiguousImageId {
+            prefix: name.to_string(),
+            count,
+        }),
     }
 }

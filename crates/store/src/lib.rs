@@ -71,7 +71,7 @@ pub use cache::{CacheRecord, Layer};
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{Error, Result};
 pub use gc::{mount_points, GcReport, LiveSet, OrphanReport, Removal};
-pub use index::{Descriptor, REF_NAME_ANNOTATION};
+pub use index::{Descriptor, FoundImage, REF_NAME_ANNOTATION};
 pub use lock::FileLock;
 pub use mem::MemStore;
 pub use reference::{Reference, DEFAULT_DOMAIN};

@@ -1,29 +1,46 @@
-//! Disk usage by image and by build-cache record (`rbk system df`).
+//! Image sizes and disk usage by image and by build-cache record (`rbk
+//! images`, `rbk system df`).
 //!
-//! Sizes are blob bytes on disk. A blob used by several images is counted
-//! once in every total; per image, `shared` is the part of its size that
-//! another image also uses and `unique` the rest, so the sum of the unique
-//! sizes plus the shared bytes is what the images take on disk. Snapshots
-//! (unpacked layers) are a cache of the blobs and are not counted. A
-//! packed blob (a built layer kept only as its snapshot, see `packed.rs`)
-//! counts with its tar's size: that is its snapshot's content, on disk once.
+//! # Sizes
+//!
+//! An image's size is the sum of its layers' *uncompressed* sizes (the
+//! length of each layer's tar, whose digest is the layer's diff id), as
+//! Docker shows it: the same image id has the same size whether it was
+//! built, loaded or pulled with gzip or zstd layers. A layer stored
+//! uncompressed (every built layer, `rbk import`, docker-archive loads) has
+//! its blob's size; for a compressed blob the size is measured once by
+//! decompressing it and kept in `db/sizes/<diff id hex>` (an exact cache:
+//! a diff id names one tar).
+//!
+//! # Disk usage
+//!
+//! Layers are counted by diff id, each once in every total: per image,
+//! `shared` is the part of its size that another image also uses and
+//! `unique` the rest. Each build-cache record is charged with the layer its
+//! step produced (its top layer); a record whose layer belongs to an image,
+//! or was already charged to another record, is `shared`, and the cache
+//! total is the sum of the records that are not — so the rows add up to the
+//! total.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 
-use crate::{BlobAdmin, Descriptor, Digest, Reference, Result, Store};
+use crate::fsutil::{read_small, write_atomic};
+use crate::image::{is_layer_media_type, Image, DOCKER_LAYER, OCI_LAYER};
+use crate::{BlobRead, Descriptor, Digest, Error, Reference, Result, Store};
 
 /// One image (one image id, whatever its number of tags).
 #[derive(Debug, Clone)]
 pub struct ImageUsage {
     /// The image id (config digest).
     pub id: Digest,
-    /// Every reference tagged to it.
+    /// Every reference tagged to it (none for an untagged image).
     pub references: Vec<Reference>,
     /// The manifest of its first reference.
     pub descriptor: Descriptor,
     /// Its config's `created`, if any.
     pub created: Option<String>,
-    /// Bytes of its manifest, config and layer blobs (each blob once).
+    /// The uncompressed size of its layers.
     pub size: u64,
     /// The part of `size` another image also uses.
     pub shared: u64,
@@ -40,81 +57,134 @@ pub struct CacheUsage {
     pub description: String,
     /// Seconds since the epoch of its last use.
     pub last_used: u64,
-    /// Bytes of its layer blobs.
+    /// The uncompressed size of the layer its step produced (0 if none).
     pub size: u64,
-    /// Whether every one of its blobs also belongs to a tagged image.
+    /// Whether that layer also belongs to an image or another record.
     pub shared: bool,
 }
 
 /// The store's disk usage.
 #[derive(Debug, Clone, Default)]
 pub struct Usage {
-    /// Images, sorted by first reference.
+    /// Images, sorted by first reference (untagged ones first).
     pub images: Vec<ImageUsage>,
-    /// Bytes of every blob an image uses, each counted once.
+    /// Size of every layer an image uses, each counted once.
     pub images_size: u64,
     /// Cache records, sorted by key.
     pub cache: Vec<CacheUsage>,
-    /// Bytes of blobs used by cache records and by no image.
-    pub cache_only_size: u64,
-    /// Bytes of blobs nothing references (what GC would sweep).
-    pub unreferenced_size: u64,
+    /// The sum of the sizes of the cache records that are not shared.
+    pub cache_size: u64,
 }
 
+const MAX_SIZE_FILE: u64 = 64;
+
 impl Store {
+    /// The uncompressed size of `layer`, whose diff id is `diff_id` (see
+    /// the module docs): the blob's size when it is an uncompressed tar,
+    /// else measured once and remembered.
+    pub fn layer_size(&self, layer: &Descriptor, diff_id: &Digest) -> Result<u64> {
+        let uncompressed = layer.digest == *diff_id
+            || layer.media_type == OCI_LAYER
+            || layer.media_type == DOCKER_LAYER
+            || !is_layer_media_type(&layer.media_type);
+        if uncompressed {
+            return Ok(layer.size);
+        }
+        let dir = self.db_dir().join("sizes");
+        let path = dir.join(diff_id.hex());
+        if let Ok(bytes) = read_small(&path, MAX_SIZE_FILE) {
+            if let Some(size) = std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                return Ok(size);
+            }
+        }
+        let reader = self.open(&layer.digest)?;
+        let io_err = |source| Error::Io {
+            op: "measuring the uncompressed size of layer",
+            path: self.blob_path(&layer.digest),
+            source,
+        };
+        let mut tar = crate::unpack::decompress(reader).map_err(io_err)?;
+        let size = io::copy(&mut tar, &mut io::sink()).map_err(io_err)?;
+        std::fs::create_dir_all(&dir).map_err(Error::io("creating directory", &dir))?;
+        write_atomic(&dir, &diff_id.hex(), size.to_string().as_bytes())?;
+        Ok(size)
+    }
+
+    /// The uncompressed size of `image`: the sum of its layers' sizes (a
+    /// layer that cannot be measured counts with its blob size).
+    pub fn image_size(&self, image: &Image) -> u64 {
+        self.layer_sizes(image).values().sum()
+    }
+
+    /// Diff id → uncompressed size, for each layer of `image`.
+    fn layer_sizes(&self, image: &Image) -> BTreeMap<Digest, u64> {
+        let layers = image.manifest.layers.iter();
+        layers
+            .zip(&image.config.rootfs.diff_ids)
+            .map(|(l, d)| (*d, self.layer_size(l, d).unwrap_or(l.size)))
+            .collect()
+    }
+
     /// Measures the store: per image, per cache record, and in total.
     pub fn usage(&self) -> Result<Usage> {
-        let mut sizes = BTreeMap::new();
-        self.walk(&mut |info| {
-            sizes.insert(info.digest, info.size);
-            Ok(())
-        })?;
-        let size_of = |set: &BTreeSet<Digest>| set.iter().filter_map(|d| sizes.get(d)).sum::<u64>();
-        let images = self.image_blob_sets()?;
+        let images = self.image_layer_sets()?;
         let mut users: BTreeMap<Digest, usize> = BTreeMap::new();
-        for (_, blobs) in images.values() {
-            for d in blobs {
+        for (_, layers) in images.values() {
+            for d in layers.keys() {
                 *users.entry(*d).or_default() += 1;
             }
         }
         let mut usage = Usage::default();
-        let mut all_image_blobs = BTreeSet::new();
-        for (mut image, blobs) in images.into_values() {
-            let shared: BTreeSet<Digest> = blobs.iter().filter(|d| users[d] > 1).copied().collect();
-            image.size = size_of(&blobs);
-            image.shared = size_of(&shared);
+        let mut all_layers = BTreeMap::new();
+        for (mut image, layers) in images.into_values() {
+            image.size = layers.values().sum();
+            image.shared = layers
+                .iter()
+                .filter(|(d, _)| users[*d] > 1)
+                .map(|(_, s)| s)
+                .sum();
             image.unique = image.size - image.shared;
-            all_image_blobs.extend(blobs);
+            all_layers.extend(layers);
             usage.images.push(image);
         }
         usage.images.sort_by(|a, b| a.references.cmp(&b.references));
-        usage.images_size = size_of(&all_image_blobs);
-        let mut cache_blobs = BTreeSet::new();
+        usage.images_size = all_layers.values().sum();
+        let mut charged = BTreeSet::new();
         for (key, record) in self.cache_records()? {
-            let blobs: BTreeSet<Digest> = record.layers.iter().map(|l| l.blob.digest).collect();
+            let top = record.layers.last();
+            let size = top.map_or(0, |l| {
+                self.layer_size(&l.blob, &l.diff_id).unwrap_or(l.blob.size)
+            });
+            let shared = top
+                .is_some_and(|l| all_layers.contains_key(&l.diff_id) || !charged.insert(l.diff_id));
+            if !shared {
+                usage.cache_size += size;
+            }
             usage.cache.push(CacheUsage {
                 key,
                 description: record.description,
                 last_used: record.last_used,
-                size: size_of(&blobs),
-                shared: blobs.is_subset(&all_image_blobs),
+                size,
+                shared,
             });
-            cache_blobs.extend(blobs);
         }
-        usage.cache_only_size =
-            size_of(&cache_blobs.difference(&all_image_blobs).copied().collect());
-        usage.unreferenced_size = sizes
-            .iter()
-            .filter(|(d, _)| !all_image_blobs.contains(d) && !cache_blobs.contains(d))
-            .map(|(_, s)| s)
-            .sum();
         Ok(usage)
     }
 
-    /// Per image id: the image (sizes not yet filled) and its blob set.
-    fn image_blob_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, BTreeSet<Digest>)>> {
-        let mut out: BTreeMap<Digest, (ImageUsage, BTreeSet<Digest>)> = BTreeMap::new();
-        for (reference, desc) in self.images()? {
+    /// Per image id (tagged or untagged): the image (sizes not yet filled)
+    /// and its layers' sizes by diff id.
+    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, BTreeMap<Digest, u64>)>> {
+        let mut entries: Vec<(Option<Reference>, Descriptor)> = Vec::new();
+        let db = self.read_images()?;
+        for (name, desc) in db.images {
+            entries.push((Some(name.parse()?), desc));
+        }
+        entries.extend(db.untagged.into_values().map(|d| (None, d)));
+        let mut out: BTreeMap<Digest, (ImageUsage, BTreeMap<Digest, u64>)> = BTreeMap::new();
+        for (reference, desc) in entries {
             let Ok(image) = self.read_image(&desc) else {
                 continue; // damaged: `system verify` reports it
             };
@@ -129,14 +199,9 @@ impl Store {
                     shared: 0,
                     unique: 0,
                 };
-                (usage, BTreeSet::new())
+                (usage, self.layer_sizes(&image))
             });
-            entry.0.references.push(reference);
-            entry.1.insert(desc.digest);
-            entry.1.insert(id);
-            entry
-                .1
-                .extend(image.manifest.layers.iter().map(|l| l.digest));
+            entry.0.references.extend(reference);
         }
         Ok(out)
     }

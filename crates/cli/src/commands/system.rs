@@ -1,17 +1,21 @@
 //! `rbk system df [-v]` and `rbk system verify`.
 //!
 //! `df` prints Docker's table (TYPE TOTAL ACTIVE SIZE RECLAIMABLE) with
-//! sizes in blob bytes on disk, a blob shared by several images counted
-//! once. rbk has no containers or volumes (those rows are zero) and its
-//! index holds only tagged images, which `rbk prune` never removes: every
-//! image counts as active and image space as not reclaimable (only
-//! `rbk rmi` frees it). The Build Cache row counts the cache records; its
-//! size is the blobs used by cache records and by no image, plus blobs
-//! nothing references at all — exactly what `rbk prune -a` reclaims.
-//! With `-v`, each image (one row per tag) shows SHARED SIZE (its blobs
-//! another image also uses) and UNIQUE SIZE, and each cache record its
-//! size, last use (CREATED too: records are rewritten when used) and
-//! whether an image shares all its blobs.
+//! uncompressed layer sizes (see `rbk_store::Store::usage`), a layer shared
+//! by several images counted once. rbk has no containers or volumes (those
+//! rows are zero); ACTIVE counts images used by a container, so it is 0,
+//! and as in Docker every image not used by a container is reclaimable.
+//! The Build Cache row counts the cache records; its size is the sum of the
+//! sizes of the records that are not shared (with an image or an earlier
+//! record), the same sum `-v` prints as "Build cache usage" over its rows.
+//! With `-v`, each image (one row per tag, `<none>` for an untagged one)
+//! shows SHARED SIZE (its layers another image also uses) and UNIQUE SIZE,
+//! and each cache record its size, last use (CREATED too: records are
+//! rewritten when used) and whether it is shared.
+//!
+//! `--format` takes a Go template (see `crate::template`) over one row per
+//! type with docker's fields `.Type`, `.TotalCount`, `.Active`, `.Size` and
+//! `.Reclaimable`.
 //!
 //! `verify` re-hashes every blob and checks every tagged image and snapshot
 //! name (see `Store::verify`); it prints each problem as `PATH: WHAT` and
@@ -27,17 +31,30 @@ use anyhow::bail;
 use rbk_store::image::parse_rfc3339;
 use rbk_store::Usage;
 
+use serde_json::{json, Value};
+
 use super::images::write_table;
 use crate::args::SystemCommand;
 use crate::humanize;
+use crate::template::Format;
 
 pub(crate) fn run(root: Option<&Path>, command: SystemCommand) -> anyhow::Result<ExitCode> {
     let store = crate::settings::open_store(root)?;
     match command {
-        SystemCommand::Df { verbose } => {
+        SystemCommand::Df { verbose, format } => {
+            let format = format.as_deref().map(Format::parse).transpose()?;
             let usage = store.usage()?;
             let mut out = std::io::stdout().lock();
-            if verbose {
+            if let Some(format) = format.filter(|f| !matches!(f, Format::DefaultTable)) {
+                let rows: Vec<Value> = df_rows(&usage)
+                    .into_iter()
+                    .map(|r| {
+                        json!({"Type": r[0], "TotalCount": r[1], "Active": r[2],
+                            "Size": r[3], "Reclaimable": r[4]})
+                    })
+                    .collect();
+                format.write(&mut out, &rows, DF_HEADERS)?;
+            } else if verbose {
                 df_verbose(&mut out, &usage)?;
             } else {
                 df(&mut out, &usage)?;
@@ -48,18 +65,26 @@ pub(crate) fn run(root: Option<&Path>, command: SystemCommand) -> anyhow::Result
     }
 }
 
-fn df(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
+const DF_HEADERS: &[(&str, &str)] = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
+
+/// Docker's four rows: TYPE TOTAL ACTIVE SIZE RECLAIMABLE.
+fn df_rows(usage: &Usage) -> Vec<Vec<String>> {
     let images = usage.images.len().to_string();
     let image_size = humanize::size4(usage.images_size);
-    let image_reclaim = if usage.images_size > 0 {
-        "0B (0%)".to_string()
-    } else {
-        "0B".to_string()
+    // No container uses an image: all of it is reclaimable.
+    let image_reclaim = match usage.images_size {
+        0 => "0B".to_string(),
+        _ => format!("{image_size} (100%)"),
     };
-    let cache_size = humanize::size4(usage.cache_only_size + usage.unreferenced_size);
-    let table: Vec<Vec<String>> = vec![
-        row(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]),
-        row(&["Images", &images, &images, &image_size, &image_reclaim]),
+    let cache_size = humanize::size4(usage.cache_size);
+    vec![
+        row(&["Images", &images, "0", &image_size, &image_reclaim]),
         row(&["Containers", "0", "0", "0B", "0B"]),
         row(&["Local Volumes", "0", "0", "0B", "0B"]),
         row(&[
@@ -69,7 +94,12 @@ fn df(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
             &cache_size,
             &cache_size,
         ]),
-    ];
+    ]
+}
+
+fn df(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
+    let mut table = vec![row(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"])];
+    table.extend(df_rows(usage));
     write_table(out, &table)
 }
 
@@ -98,10 +128,15 @@ fn df_verbose(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
             .as_deref()
             .and_then(parse_rfc3339)
             .map_or_else(|| "N/A".into(), |t| humanize::ago(now - t));
-        for reference in &image.references {
+        let untagged = [None];
+        let names: Vec<Option<&rbk_store::Reference>> = match image.references.is_empty() {
+            true => untagged.to_vec(),
+            false => image.references.iter().map(Some).collect(),
+        };
+        for reference in names {
             table.push(vec![
-                repository(reference),
-                reference.tag().unwrap_or("<none>").into(),
+                reference.map_or("<none>".into(), repository),
+                reference.and_then(|r| r.tag()).unwrap_or("<none>").into(),
                 image.id.short(),
                 created.clone(),
                 humanize::size4(image.size),
@@ -124,7 +159,7 @@ fn df_verbose(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
     write_table(out, &[row(&[&headers[..], &["STATUS", "NAMES"]].concat())])?;
     writeln!(out, "\nLocal Volumes space usage:\n")?;
     write_table(out, &[row(&["VOLUME NAME", "LINKS", "SIZE"])])?;
-    let cache_size = usage.cache_only_size + usage.unreferenced_size;
+    let cache_size = usage.cache_size;
     writeln!(
         out,
         "\nBuild cache usage: {}\n",

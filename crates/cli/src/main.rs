@@ -2,6 +2,7 @@
 
 mod args;
 mod changes;
+mod emulation;
 mod commands;
 mod humanize;
 mod progress;

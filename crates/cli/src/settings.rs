@@ -96,7 +96,7 @@ pub(crate) fn build_args(
 }
 
 /// The platform rbk runs on, in OCI's vocabulary.
-fn host_platform() -> Platform {
+pub(crate) fn host_platform() -> Platform {
     let architecture = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -113,6 +113,12 @@ fn host_platform() -> Platform {
 
 /// `os/arch[/variant]`.
 pub(crate) fn parse_platform(text: &str) -> anyhow::Result<Platform> {
+    if text.contains(',') {
+        bail!(
+            "--platform {text:?} names several platforms; multi-platform builds are not \
+             supported yet: build each platform on its own"
+        );
+    }
     let parts: Vec<&str> = text.split('/').collect();
     let valid = (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty());
     if !valid {

@@ -349,4 +349,5 @@ cases! {
     metadata_instructions => "metadata",
     run_shell_and_exec_forms => "run-forms",
     run_mounts => "run-mounts",
+    env_pairs_and_scratch_config => "env-scratch",
 }

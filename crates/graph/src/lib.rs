@@ -33,6 +33,7 @@
 //!         mounts: vec![],
 //!         network: Default::default(),
 //!         security: Default::default(),
+//!         hostname: String::new(),
 //!     }),
 //!     OpMetadata::default(),
 //! );

@@ -152,6 +152,11 @@ pub struct ExecOp {
     pub network: NetworkMode,
     /// Security mode.
     pub security: SecurityMode,
+    /// The container's hostname; empty means BuildKit's `buildkitsandbox`.
+    /// (Left out of the serialised op when empty, so digests of ops that
+    /// keep the default are unchanged.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
 }
 
 /// `RUN --network`.

@@ -48,6 +48,7 @@ pub fn layered(vertices: usize, width: usize) -> (Definition, Vec<NodeId>) {
                 mounts: Vec::new(),
                 network: NetworkMode::Default,
                 security: SecurityMode::Sandbox,
+                hostname: String::new(),
             })
         };
         def.push(op, OpMetadata::default());

@@ -72,6 +72,7 @@ fn exec_variants() -> Vec<Op> {
     push(&|e| e.network = NetworkMode::None);
     push(&|e| e.network = NetworkMode::Host);
     push(&|e| e.security = SecurityMode::Insecure);
+    push(&|e| e.hostname = "builder".into());
     push(&|e| e.inputs[0].output = 1);
     push(&|e| e.inputs.push(Input::of(NodeId(0))));
     for kind in mount_kinds() {

@@ -30,6 +30,10 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: the problem is not on any line (an unknown --target).
+        if self.line == 0 {
+            return write!(f, "{}", self.file);
+        }
         write!(f, "{}:{}", self.file, self.line)?;
         if self.column > 0 {
             write!(f, ":{}", self.column)?;

@@ -58,12 +58,28 @@ pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<Ex
         &args.no_cache_filter,
         Some(&resolver),
     )?;
+    if let Some(syntax) = &planned.foreign_syntax {
+        if args.strict {
+            bail!("{syntax} (--strict)");
+        }
+    }
+    report_warnings(planned.foreign_syntax.iter().chain(&planned.warnings));
     fetch_images(&store, &planned)?;
+    let runs = planned
+        .dag
+        .vertices()
+        .iter()
+        .any(|v| matches!(v.op(), rbk_graph::Op::Exec(_)));
+    if runs {
+        let host = crate::settings::host_platform();
+        crate::emulation::check_can_run(&planned.settings.platform, &host)?;
+    }
     let runtime = Runc::new(args.runtime.clone(), store.root().join("runc"))?;
     let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
         Dockerignore::from_patterns(&planned.excludes).map_err(anyhow::Error::msg)?,
     ));
-    let created = created_time()?;
+    let epoch = source_date_epoch(&planned.settings.build_args)?;
+    let created = created_time(epoch);
     let options = SolveOptions {
         locals: [(
             "context".to_string(),
@@ -74,7 +90,7 @@ pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<Ex
         )]
         .into(),
         entitlements,
-        source_date_epoch: source_date_epoch()?,
+        source_date_epoch: epoch,
         cache_sources: cache::sources(&store, &caches.from),
         secrets: super::secrets::parse_secrets(&args.secrets)?,
         ssh: super::secrets::parse_ssh(&args.ssh)?,
@@ -91,7 +107,7 @@ pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<Ex
         .layers()
         .to_vec();
     solver.materialize(&layers)?; // layers of remote cache hits, fetched now
-    let mut spec = image_spec(&store, &planned.plan.stages, target, created)?;
+    let mut spec = image_spec(&store, &planned.plan.stages, target, created, epoch)?;
     spec.config.labels.extend(labels);
     let manifest = commit_image(&store, &layers, spec)?;
     let image = store.read_image(&manifest)?;
@@ -109,6 +125,16 @@ pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<Ex
     cache::export(&store, &solver, &planned.dag, &caches.to)?;
     report_done(args.quiet, &id.to_string(), &tags);
     Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stderr)] // the CLI reports here
+fn report_warnings<'a>(warnings: impl Iterator<Item = &'a String>) {
+    for warning in warnings {
+        match warning.starts_with('[') {
+            true => eprintln!("{warning}"),
+            false => eprintln!("WARNING: {warning}"),
+        }
+    }
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)] // the CLI reports here
@@ -131,11 +157,12 @@ fn image_spec(
     stages: &[StagePlan],
     target: &StagePlan,
     created: SystemTime,
+    epoch: Option<i64>,
 ) -> anyhow::Result<ImageSpec> {
     let mut history = base_history(store, stages, target)?;
     // Without SOURCE_DATE_EPOCH the times are left to commit_image, which
     // takes them from the layers (a cached rebuild keeps its image id).
-    let stamp = source_date_epoch()?.map(|_| format_rfc3339(created));
+    let stamp = epoch.map(|_| format_rfc3339(created));
     history.extend(target.history.iter().map(|h| History {
         created: stamp.clone(),
         created_by: Some(h.created_by.clone()),
@@ -171,9 +198,16 @@ fn base_history(
     }
 }
 
-/// `SOURCE_DATE_EPOCH` (seconds), when set.
-fn source_date_epoch() -> anyhow::Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
+/// `SOURCE_DATE_EPOCH` (seconds), when set: the build arg of that name,
+/// else the environment variable (which buildx passes on as that build arg).
+fn source_date_epoch(
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<Option<i64>> {
+    let value = match build_args.get("SOURCE_DATE_EPOCH") {
+        Some(v) => Ok(v.clone()),
+        None => std::env::var("SOURCE_DATE_EPOCH"),
+    };
+    match value {
         Ok(v) if !v.is_empty() => {
             Ok(Some(v.parse().with_context(|| {
                 format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
@@ -183,11 +217,11 @@ fn source_date_epoch() -> anyhow::Result<Option<i64>> {
     }
 }
 
-fn created_time() -> anyhow::Result<SystemTime> {
-    Ok(match source_date_epoch()? {
+fn created_time(epoch: Option<i64>) -> SystemTime {
+    match epoch {
         Some(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
         None => SystemTime::now(),
-    })
+    }
 }
 
 fn parse_labels(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -260,11 +294,44 @@ impl ImageResolver for StoreResolver<'_> {
         let parsed: Reference = reference.parse().map_err(|e| format!("{e}"))?;
         let image = crate::commands::pull::image_for_build(self.0, &parsed, platform, self.1)
             .map_err(|e| format!("{e:#}"))?;
+        check_platform(&image.config, platform)?;
         let config = image.config.config.unwrap_or_default();
         serde_json::to_value(config)
             .and_then(serde_json::from_value)
             .map_err(|e| format!("image {}: unreadable config: {e}", parsed.familiar()))
     }
+}
+
+/// A base image must be for the stage's platform: running the host's
+/// binaries under a foreign label would be a lie. Fields the config leaves
+/// empty are not held against it, and variants count only when both sides
+/// name one.
+fn check_platform(
+    config: &rbk_store::image::ImageConfig,
+    platform: &Platform,
+) -> Result<(), String> {
+    let variant = config
+        .extra
+        .get("variant")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let os_ok = config.os.is_empty() || config.os == platform.os;
+    let arch_ok = config.architecture.is_empty() || config.architecture == platform.architecture;
+    let variant_ok =
+        variant.is_empty() || platform.variant.is_empty() || variant == platform.variant;
+    if os_ok && arch_ok && variant_ok {
+        return Ok(());
+    }
+    let image = crate::emulation::describe(&Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: variant.to_string(),
+    });
+    Err(format!(
+        "the image is for {image}, and there is no base for {}: pull the image for that \
+         platform (rbk pull --platform …) or build for {image}",
+        crate::emulation::describe(platform)
+    ))
 }
 
 /// `.dockerignore` as the executor's path filter.

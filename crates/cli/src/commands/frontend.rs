@@ -18,6 +18,11 @@ pub(crate) struct Planned {
     pub(crate) settings: FrontendSettings,
     /// The context's `.dockerignore` patterns.
     pub(crate) excludes: Vec<String>,
+    /// What the parser and lowering warn about, in BuildKit's words.
+    pub(crate) warnings: Vec<String>,
+    /// Set when `# syntax=` names a frontend rbk does not implement: the
+    /// warning to give (or the error, under `--strict`).
+    pub(crate) foreign_syntax: Option<String>,
 }
 
 impl Planned {
@@ -59,6 +64,12 @@ pub(crate) fn plan_with(
         error,
     };
     let ast = rbk_parser::parse(&settings.text, &settings.file_name).map_err(wrap)?;
+    let mut warnings: Vec<String> = ast
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.location, w.message))
+        .collect();
+    let foreign_syntax = ast.directives.syntax.as_deref().and_then(foreign_frontend);
     let opts = LowerOptions {
         file: settings.file_name.clone(),
         target: settings.target.clone(),
@@ -81,12 +92,40 @@ pub(crate) fn plan_with(
         }
     }
     let dag = Dag::new(&plan.definition, &plan.roots()).context("building the graph")?;
+    warnings.extend(plan.warnings.iter().cloned());
     Ok(Planned {
         plan,
         dag,
         settings,
         excludes,
+        warnings,
+        foreign_syntax,
     })
+}
+
+/// The warning for a `# syntax=` image that is not the Dockerfile 1.x
+/// frontend (`docker/dockerfile:1…`, `-labs`, `docker/dockerfile-upstream`),
+/// which rbk would have to pull and run; `None` for the ones rbk implements.
+fn foreign_frontend(syntax: &str) -> Option<String> {
+    let name = syntax.split('@').next().unwrap_or_default();
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    let (repo, tag) = match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "latest"),
+    };
+    let known_repo = matches!(repo, "docker/dockerfile" | "docker/dockerfile-upstream");
+    let known_tag = tag == "latest"
+        || tag.starts_with("master")
+        || tag == "1"
+        || tag.starts_with("1.")
+        || tag.starts_with("1-");
+    if known_repo && known_tag {
+        return None;
+    }
+    Some(format!(
+        "# syntax={syntax} names a frontend rbk cannot run (it runs no external frontends); \
+         building with rbk's own Dockerfile frontend instead"
+    ))
 }
 
 /// The context's ignore patterns: `<Dockerfile>.dockerignore` beside the
@@ -117,4 +156,33 @@ fn read_ignore_file(path: &Path) -> anyhow::Result<Option<Vec<String>>> {
     let ignore =
         Dockerignore::parse(&text, &name).map_err(|error| DockerfileError { text, error })?;
     Ok(Some(ignore.patterns().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::foreign_frontend;
+
+    #[test]
+    fn dockerfile_1x_frontends_are_ours_others_are_foreign() {
+        for ours in [
+            "docker/dockerfile:1",
+            "docker/dockerfile:1.7",
+            "docker/dockerfile:1.7.1-labs",
+            "docker/dockerfile:1-labs",
+            "docker.io/docker/dockerfile:1@sha256:abc",
+            "docker/dockerfile",
+            "docker/dockerfile-upstream:master",
+        ] {
+            assert_eq!(foreign_frontend(ours), None, "{ours}");
+        }
+        for foreign in [
+            "docker/dockerfile:0.1",
+            "tonistiigi/dockerfile:runmount",
+            "example.com/my/frontend:2",
+            "moby/buildkit:latest",
+        ] {
+            let warning = foreign_frontend(foreign).expect(foreign);
+            assert!(warning.contains(foreign), "{warning}");
+        }
+    }
 }

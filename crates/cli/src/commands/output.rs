@@ -10,6 +10,9 @@ use rbk_store::{BlobRead, Reference, Store, UnpackOptions, Whiteouts};
 
 use crate::args::CompressionArg;
 
+/// `dest=-`: standard output, as in buildx.
+const STDOUT: &str = "-";
+
 /// One `--output`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Output {
@@ -31,6 +34,10 @@ pub(crate) fn parse_all(raw: &[String]) -> anyhow::Result<Vec<Output>> {
 }
 
 fn parse(spec: &str) -> anyhow::Result<Output> {
+    if spec == STDOUT {
+        // buildx's shorthand: the filesystem as a tarball on stdout.
+        return Ok(Output::Tar(PathBuf::from(STDOUT)));
+    }
     if !spec.contains('=') {
         return Ok(Output::Local(PathBuf::from(spec)));
     }
@@ -52,6 +59,9 @@ fn parse(spec: &str) -> anyhow::Result<Output> {
     Ok(match kind.as_deref() {
         Some("docker") => Output::Docker(dest),
         Some("oci") => Output::Oci(dest),
+        Some("local") | None if dest.as_os_str() == STDOUT => {
+            bail!("invalid --output {spec:?}: type=local writes a directory; use type=tar,dest=- for stdout")
+        }
         Some("local") | None => Output::Local(dest),
         Some("tar") => Output::Tar(dest),
         Some(other) => bail!(
@@ -100,6 +110,11 @@ pub(crate) fn write(
                 image: compressed,
                 references: tags.to_vec(),
             }];
+            if path.as_os_str() == STDOUT {
+                let mut w = stdout_writer()?;
+                rbk_store::archive::save_archive(store, &saved, format, &mut w)?;
+                return Ok(std::io::Write::flush(&mut w)?);
+            }
             crate::commands::save::write_file(store, &saved, format, path)
         }
         Output::Local(dir) => flatten(store, image, dir),
@@ -120,14 +135,28 @@ pub(crate) fn write(
             let work = store.work_dir()?;
             let root = work.upper();
             flatten(store, image, &root)?;
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            let mut w = std::io::BufWriter::new(file);
+            let mut w: Box<dyn std::io::Write> = if path.as_os_str() == STDOUT {
+                Box::new(stdout_writer()?)
+            } else {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                Box::new(std::io::BufWriter::new(file))
+            };
             rbk_exec::write_layer_tar(&root, &mut w, &Default::default())?;
             std::io::Write::flush(&mut w)?;
             Ok(())
         }
     }
+}
+
+/// Standard output for an archive, refused when it is a terminal (as
+/// buildx refuses to write to the console).
+fn stdout_writer() -> anyhow::Result<std::io::BufWriter<std::io::Stdout>> {
+    let stdout = std::io::stdout();
+    if std::io::IsTerminal::is_terminal(&stdout) {
+        bail!("refusing to write an archive to a terminal: redirect standard output or give dest=FILE");
+    }
+    Ok(std::io::BufWriter::new(stdout))
 }
 
 /// The same image with its layers compressed (layers leaving the store are
@@ -203,5 +232,11 @@ mod tests {
         assert!(parse("type=docker,name=a").is_err());
         assert!(parse("type=docker").is_err());
         assert!(parse("type=docker,dest=x,bogus=1").is_err());
+        assert_eq!(parse("-").unwrap(), Output::Tar("-".into()));
+        assert_eq!(
+            parse("type=docker,dest=-").unwrap(),
+            Output::Docker("-".into())
+        );
+        assert!(parse("type=local,dest=-").is_err());
     }
 }

@@ -60,7 +60,11 @@ impl Solver<'_> {
             network: op.network,
             security: op.security,
             entitlements: self.options.entitlements,
-            hostname: HOSTNAME,
+            hostname: if op.hostname.is_empty() {
+                HOSTNAME
+            } else {
+                &op.hostname
+            },
             mounts: &binds,
             tmpfs: &tmpfs,
         };

@@ -38,6 +38,7 @@ pub fn exec(name: &str, inputs: &[NodeId]) -> ExecOp {
         mounts: vec![],
         network: Default::default(),
         security: Default::default(),
+        hostname: String::new(),
     }
 }
 

@@ -6,7 +6,8 @@ use rbk_graph::Platform;
 use super::reference::format_platform;
 use super::state::Lowerer;
 use crate::error::Error;
-use crate::instructions::{Command, Instruction};
+use crate::instructions::{Command, Instruction, Stage};
+use crate::LowerOptions;
 
 /// Proxy args: passed to RUN when given, never written to history or config.
 pub(crate) const PROXY_ARGS: &[&str] = &[
@@ -24,6 +25,46 @@ pub(crate) const PROXY_ARGS: &[&str] = &[
 
 pub(crate) fn is_proxy_arg(name: &str) -> bool {
     PROXY_ARGS.contains(&name)
+}
+
+/// BuildKit's warning for `--build-arg`s that no `ARG` of the global scope
+/// or of any stage declares. Built-in args (the proxy
+/// variables, `SOURCE_DATE_EPOCH`, `BUILDKIT_*` settings and the platform
+/// args) are never reported.
+pub(crate) fn unconsumed_warning(
+    opts: &LowerOptions<'_>,
+    meta: &[Command],
+    stages: &[Stage],
+) -> Option<String> {
+    let declared: std::collections::BTreeSet<&str> = meta
+        .iter()
+        .chain(stages.iter().flat_map(|s| s.commands.iter()))
+        .filter_map(|cmd| match &cmd.instruction {
+            Instruction::Arg(decls) => Some(decls.iter().map(|d| d.key.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let builtin = |k: &str| {
+        is_proxy_arg(k)
+            || k == "SOURCE_DATE_EPOCH"
+            || k.starts_with("BUILDKIT_")
+            || platform_args(&opts.build_platform, &opts.target_platform)
+                .iter()
+                .any(|(name, _)| name == k)
+    };
+    let unused: Vec<&str> = opts
+        .build_args
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !declared.contains(k) && !builtin(k))
+        .collect();
+    (!unused.is_empty()).then(|| {
+        format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        )
+    })
 }
 
 /// `TARGETPLATFORM`, `TARGETOS`, … `BUILDVARIANT`, as BuildKit defines them.

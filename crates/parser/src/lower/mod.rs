@@ -209,6 +209,8 @@ pub fn lower_dockerfile(
         done[idx] = Some(plan);
         states[idx] = Some(st);
     }
+    lw.warnings
+        .extend(args::unconsumed_warning(opts, &df.meta_args, &df.stages));
     Ok(Plan {
         definition: lw.def,
         stages: done

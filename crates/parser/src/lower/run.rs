@@ -89,6 +89,13 @@ impl Lowerer<'_> {
             mounts: parts.mounts,
             network: run.network,
             security: run.security,
+            // BuildKit's frontend reads the sandbox hostname from this build arg.
+            hostname: self
+                .opts
+                .build_args
+                .get("BUILDKIT_SANDBOX_HOSTNAME")
+                .cloned()
+                .unwrap_or_default(),
         };
         let meta = self.meta(st, cmd);
         st.output = self.push(Op::Exec(op), meta);

@@ -261,6 +261,9 @@ impl<'a> Lowerer<'a> {
                     ..Default::default()
                 };
                 st.output = self.push(Op::Source(SourceOp::Scratch), meta);
+                // BuildKit's empty image (`emptyImage`) has `/` as its
+                // working directory (and PATH, added below).
+                st.config.working_dir = "/".into();
             }
             BaseRef::Image(r) => {
                 st.output = self.image(r, &info.platform);

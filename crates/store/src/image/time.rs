@@ -8,12 +8,15 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil_from_days(days);
+    // Go's RFC3339Nano, which Docker and BuildKit write: the fraction
+    // without trailing zeros, and none at all for whole seconds.
+    let fraction = format!(".{:09}", d.subsec_nanos());
+    let fraction = fraction.trim_end_matches('0').trim_end_matches('.');
     format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
         rem / 3600,
         rem / 60 % 60,
         rem % 60,
-        d.subsec_nanos()
     )
 }
 

@@ -1,0 +1,293 @@
+//! Issue 11's behaviours where rbk followed neither current BuildKit nor
+//! buildx, each checked through the real binary: build-arg driven settings
+//! (SOURCE_DATE_EPOCH, BUILDKIT_SANDBOX_HOSTNAME), warnings (unconsumed
+//! build args, foreign `# syntax=` frontends), platform checks, `-o -` and
+//! the error for an unknown `--target`. Items compared with Docker's own
+//! BuildKit (ENV pairs, the scratch config) are in the differential suite,
+//! case `env-scratch`; here they are pinned without a Docker engine.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+mod support;
+
+use support::{build, config, context, ok, stderr, store};
+
+fn scratch(name: &str) -> PathBuf {
+    support::scratch(&format!("conformance-{name}"))
+}
+
+fn fails(root: &Path, ctx: &Path, extra: &[&str]) -> String {
+    let out = build(root, ctx, extra);
+    assert!(!out.status.success(), "build succeeded:\n{}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn env_pairs_see_the_old_values_and_scratch_has_buildkits_config() {
+    let dir = scratch("env-scratch");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM scratch\nENV abc=hello\nENV abc=bye def=$abc\nLABEL l=$abc\n",
+        )],
+    );
+    ok(&root, &support::build_args(&ctx, &["-t", "envs"]));
+    let cfg = config(&root, "envs");
+    let env: Vec<&str> = cfg["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        env,
+        [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "abc=bye",
+            "def=hello"
+        ]
+    );
+    assert_eq!(cfg["config"]["WorkingDir"], "/");
+    assert_eq!(cfg["config"]["Labels"]["l"], "bye");
+}
+
+#[test]
+fn source_date_epoch_as_a_build_arg_sets_the_image_times() {
+    let dir = scratch("sde");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN echo hi > /f\nENV A=1\n",
+        )],
+    );
+    let args = ["-t", "sde", "--build-arg", "SOURCE_DATE_EPOCH=1234567890"];
+    let out = build(&root, &ctx, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A built-in arg: consumed without an ARG, so no warning.
+    assert!(!stderr(&out).contains("not consumed"), "{}", stderr(&out));
+    let cfg = config(&root, "sde");
+    assert_eq!(cfg["created"], "2009-02-13T23:31:30Z");
+    let history = cfg["history"].as_array().unwrap();
+    let built: Vec<&serde_json::Value> = history.iter().rev().take(2).collect();
+    for entry in built {
+        assert_eq!(entry["created"], "2009-02-13T23:31:30Z", "{entry}");
+    }
+}
+
+#[test]
+fn sandbox_hostname_comes_from_the_build_arg() {
+    let dir = scratch("hostname");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN hostname > /h\n")],
+    );
+    let default = support::export(&root, &ctx, &dir, &[]);
+    assert_eq!(
+        std::fs::read_to_string(default.join("h")).unwrap(),
+        "buildkitsandbox\n"
+    );
+    let named = support::export(
+        &root,
+        &ctx,
+        &dir,
+        &["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=builder-7"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(named.join("h")).unwrap(),
+        "builder-7\n"
+    );
+}
+
+#[test]
+fn unconsumed_build_args_are_warned_about() {
+    let dir = scratch("unconsumed");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "ARG GLOBAL\nFROM rbk-busybox AS unused\nARG ONLY_UNUSED\nFROM rbk-busybox\nARG USED\nRUN true\n",
+        )],
+    );
+    let out = build(
+        &root,
+        &ctx,
+        &[
+            "--build-arg",
+            "USED=1",
+            "--build-arg",
+            "GLOBAL=1",
+            "--build-arg",
+            "NOPE=1",
+            "--build-arg",
+            "ONLY_UNUSED=1",
+            "--build-arg",
+            "HTTP_PROXY=http://127.0.0.1:9",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    // An ARG in any stage consumes, even one the target does not need;
+    // proxy args are built in.
+    assert!(
+        text.contains("[Warning] One or more build-args [NOPE] were not consumed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_foreign_syntax_frontend_warns_or_fails_under_strict() {
+    let dir = scratch("syntax");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "# syntax=example.com/custom/frontend:2\nFROM rbk-busybox\nRUN true\n",
+        )],
+    );
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "WARNING: # syntax=example.com/custom/frontend:2 names a frontend rbk cannot run"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let err = fails(&root, &ctx, &["--strict"]);
+    assert!(err.contains("--strict"), "{err}");
+    let ours = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "# syntax=docker/dockerfile:1.7\nFROM rbk-busybox\n",
+        )],
+    );
+    let out = build(&root, &ours, &[]);
+    assert!(!stderr(&out).contains("WARNING"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_platform_list_is_refused_until_multi_platform_builds_exist() {
+    let dir = scratch("platform-list");
+    let root = store(&dir);
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN true\n")]);
+    let err = fails(&root, &ctx, &["--platform", "linux/amd64,linux/arm64"]);
+    assert!(err.contains("several platforms"), "{err}");
+}
+
+#[test]
+fn a_foreign_platform_needs_its_own_base_and_an_emulator() {
+    let dir = scratch("foreign-platform");
+    let root = store(&dir);
+    // The base exists for the host's platform only.
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN true\n")]);
+    let err = fails(&root, &ctx, &["--platform", "linux/s390x"]);
+    assert!(
+        err.contains("no base for linux/s390x") && err.contains("Dockerfile:1"),
+        "{err}"
+    );
+    // No base image involved, but RUN steps: they need an emulator.
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=rbk-busybox /bin /bin\nRUN true\n",
+        )],
+    );
+    let registered = Path::new("/proc/sys/fs/binfmt_misc/qemu-s390x").exists();
+    let out = build(&root, &ctx, &["--platform", "linux/s390x"]);
+    if !registered {
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("no emulator is registered for it"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Without RUN steps a foreign platform needs no emulator.
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=rbk-busybox /bin/busybox /\n",
+        )],
+    );
+    let out = build(&root, &ctx, &["--platform", "linux/s390x", "-t", "s390x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(config(&root, "s390x")["architecture"], "s390x");
+}
+
+/// `rbk build -o SPEC` with stdout captured; returns stdout's bytes.
+fn build_to_stdout(root: &Path, ctx: &Path, spec: &str) -> Vec<u8> {
+    let mut child = support::command(root, &support::build_args(ctx, &["-o", spec]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bytes = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    bytes
+}
+
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn dash_outputs_go_to_stdout() {
+    let dir = scratch("stdout");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY hello /\n"),
+            ("hello", "hi\n"),
+        ],
+    );
+    for spec in ["-", "type=tar,dest=-"] {
+        let names = tar_names(&build_to_stdout(&root, &ctx, spec));
+        assert!(
+            names.iter().any(|n| n.trim_start_matches("./") == "hello"),
+            "{spec}: {names:?}"
+        );
+    }
+    let names = tar_names(&build_to_stdout(&root, &ctx, "type=docker,dest=-"));
+    assert!(names.contains(&"manifest.json".to_string()), "{names:?}");
+    assert!(!ctx.join("-").exists() && !Path::new("-").exists());
+    let err = fails(&root, &ctx, &["-o", "type=local,dest=-"]);
+    assert!(err.contains("type=tar,dest=-"), "{err}");
+}
+
+#[test]
+fn an_unknown_target_names_no_line() {
+    let dir = scratch("target");
+    let root = store(&dir);
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox AS a\n")]);
+    let err = fails(&root, &ctx, &["--target", "nope"]);
+    assert!(
+        err.contains("target stage \"nope\" could not be found"),
+        "{err}"
+    );
+    assert!(!err.contains("Dockerfile:0"), "{err}");
+}

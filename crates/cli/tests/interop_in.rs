@@ -231,6 +231,7 @@ fn docker_build_classic_into_rbk_load() {
     docker_build(docker, &dir, "interop-classic:1", &src, false);
     let root = docker_to_rbk(docker, &dir, "interop-classic:1");
     builds_on(&root, &dir, "interop-classic:1", &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -245,6 +246,7 @@ fn docker_build_buildkit_into_rbk_load() {
     docker_build(docker, &dir, "interop-buildkit:1", &src, true);
     let root = docker_to_rbk(docker, &dir, "interop-buildkit:1");
     builds_on(&root, &dir, "interop-buildkit:1", &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -268,6 +270,7 @@ fn docker_import_into_rbk_load() {
     ]);
     let root = docker_to_rbk(docker, &dir, "interop-import:1");
     builds_on(&root, &dir, "interop-import:1", &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -305,6 +308,7 @@ fn docker_commit_into_rbk_load() {
     docker.ok(&["rm", name]);
     let root = docker_to_rbk(docker, &dir, "interop-commit:1");
     builds_on(&root, &dir, "interop-commit:1", &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------- Buildah
@@ -359,6 +363,7 @@ fn buildah_bud_oci_into_rbk_load() {
     let root = dir.join("root");
     rbk_load(&root, &archive, "interop-bud-oci:1");
     builds_on(&root, &dir, "interop-bud-oci:1", &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -377,6 +382,7 @@ fn buildah_bud_docker_into_rbk_load() {
     let root = dir.join("root");
     rbk_load(&root, &archive, "interop-bud-docker:1");
     builds_on(&root, &dir, "interop-bud-docker:1", &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -426,6 +432,7 @@ fn buildah_commit_into_rbk_pull() {
     let root = dir.join("root");
     ok(&root, &["pull", &image]);
     builds_on(&root, &dir, &image, &src);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------- skopeo
@@ -495,6 +502,7 @@ fn skopeo_copy_docker_archive_into_rbk_load() {
     );
     same_config(&root, "interop-skopeo-da:1", &dest);
     builds_on(&root, &dir, "interop-skopeo-da:1", &SKOPEO_SRC);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -507,6 +515,7 @@ fn skopeo_copy_oci_archive_into_rbk_load() {
     rbk_load(&root, &archive, "interop-skopeo-oa:1");
     same_config(&root, "interop-skopeo-oa:1", &dest);
     builds_on(&root, &dir, "interop-skopeo-oa:1", &SKOPEO_SRC);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -530,6 +539,7 @@ fn skopeo_copy_oci_dir_into_rbk_load() {
     rbk_load(&root, &archive, "interop-skopeo-dir:1");
     same_config(&root, "interop-skopeo-dir:1", &dest);
     builds_on(&root, &dir, "interop-skopeo-dir:1", &SKOPEO_SRC);
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -543,4 +553,5 @@ fn skopeo_copy_registry_into_rbk_pull() {
     ok(&root, &["pull", &image]);
     same_config(&root, &image, &dest);
     builds_on(&root, &dir, &image, &SKOPEO_SRC);
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -10,12 +10,25 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One tool with its fixed leading arguments.
 pub(crate) struct Tool {
     program: &'static str,
     leading: Vec<String>,
     dir: PathBuf,
+    /// The run root, when it is not under `dir`.
+    runroot: Option<PathBuf>,
+}
+
+/// A run root of its own, short enough for podman (it refuses one longer
+/// than 50 bytes: sockets live under it) and unique across test processes.
+fn short_runroot() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = PathBuf::from(format!("/tmp/rbk-pm-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// Panics unless `program` is installed (in `/usr/bin` or `/usr/sbin`).
@@ -54,11 +67,12 @@ impl Tool {
 
     fn with_storage(program: &'static str, dir: &Path, extra: &[String]) -> Tool {
         std::fs::create_dir_all(dir).unwrap();
+        let runroot = short_runroot();
         let mut leading = vec![
             "--root".to_string(),
             dir.join("root").display().to_string(),
             "--runroot".to_string(),
-            dir.join("run").display().to_string(),
+            runroot.display().to_string(),
             "--storage-driver".to_string(),
             "vfs".to_string(),
         ];
@@ -67,6 +81,7 @@ impl Tool {
             program,
             leading,
             dir: dir.to_path_buf(),
+            runroot: Some(runroot),
         }
     }
 
@@ -93,16 +108,18 @@ impl Tool {
             program,
             leading: Vec::new(),
             dir: PathBuf::new(),
+            runroot: None,
         }
     }
 
     /// The transport name skopeo uses for this tool's storage:
     /// `containers-storage:[vfs@ROOT+RUNROOT]`.
     pub(crate) fn storage_transport(&self) -> String {
+        let runroot = self.runroot.as_ref().expect("a tool with storage");
         format!(
             "containers-storage:[vfs@{}+{}]",
             self.dir.join("root").display(),
-            self.dir.join("run").display()
+            runroot.display()
         )
     }
 
@@ -136,6 +153,14 @@ impl Tool {
     /// Like [`Tool::ok`], returning standard output as text.
     pub(crate) fn text(&self, args: &[&str]) -> String {
         String::from_utf8(self.ok(args).stdout).unwrap()
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        if let Some(runroot) = &self.runroot {
+            let _ = std::fs::remove_dir_all(runroot);
+        }
     }
 }
 

@@ -291,3 +291,64 @@ fn an_unknown_target_names_no_line() {
     );
     assert!(!err.contains("Dockerfile:0"), "{err}");
 }
+
+/// All files under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `COPY --parents` with a `./` pivot and `**` in sources and `--exclude`
+/// (current BuildKit, dockerfile 1.7+: Docker 20.10's BuildKit has neither
+/// flag, so this pins the documented behaviour: the Dockerfile reference's
+/// `COPY --parents` section and moby/patternmatcher's `**`).
+#[test]
+fn copy_parents_pivot_and_double_star_patterns() {
+    let dir = scratch("parents");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY --parents ./x/./y/*.txt /dst/\nCOPY --parents ./src/**/*.txt /p/\nCOPY --exclude=**/*.txt src /e/\n",
+            ),
+            ("x/y/a.txt", "a"),
+            ("x/y/z/b.txt", "b"),
+            ("src/a.txt", "1"),
+            ("src/x/b.txt", "2"),
+            ("src/x/y/c.txt", "3"),
+            ("src/x/keep.md", "k"),
+        ],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    assert_eq!(
+        tree(&out),
+        [
+            "dst/y/a.txt",
+            "e/x/keep.md",
+            "p/src/a.txt",
+            "p/src/x/b.txt",
+            "p/src/x/y/c.txt"
+        ]
+    );
+    // A file only `**` reaches is part of the step's cache key.
+    std::fs::write(ctx.join("src/x/y/c.txt"), "changed").unwrap();
+    let out = support::export(&root, &ctx, &dir, &[]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("p/src/x/y/c.txt")).unwrap(),
+        "changed"
+    );
+}

@@ -19,25 +19,41 @@ pub fn has_wildcard(s: &str) -> bool {
 }
 
 /// Whether `path` matches `pattern` as a whole, component by component
-/// (both `/`-separated; leading and repeated `/` are ignored).
+/// (both `/`-separated; leading and repeated `/` are ignored). A `**`
+/// component matches any number of components, none included, as in Go's
+/// patternmatcher (what BuildKit's `--exclude` and `**` sources use).
 pub fn match_path(pattern: &str, path: &str) -> Result<bool, BadPattern> {
     for component in components(pattern) {
         let chars: Vec<char> = component.chars().collect();
         validate(&chars).ok_or_else(|| BadPattern(pattern.to_string()))?;
     }
-    let mut pat = components(pattern);
-    let mut name = components(path);
-    loop {
-        match (pat.next(), name.next()) {
-            (None, None) => return Ok(true),
-            (Some(p), Some(n)) => {
-                if !match_component(p, n)? {
-                    return Ok(false);
-                }
+    let pat: Vec<&str> = components(pattern).collect();
+    let name: Vec<&str> = components(path).collect();
+    // The component-level twin of `match_component`: one backtrack point,
+    // the last `**`, which takes one more component on each retry.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pat.len() && pat[p] == "**" {
+            star = Some((p, n));
+            p += 1;
+            continue;
+        }
+        if p < pat.len() && match_component(pat[p], name[n])? {
+            p += 1;
+            n += 1;
+            continue;
+        }
+        match star {
+            Some((sp, sn)) => {
+                p = sp + 1;
+                n = sn + 1;
+                star = Some((sp, sn + 1));
             }
-            _ => return Ok(false),
+            None => return Ok(false),
         }
     }
+    Ok(pat[p..].iter().all(|c| *c == "**"))
 }
 
 fn components(s: &str) -> impl Iterator<Item = &str> {
@@ -173,6 +189,26 @@ fn validate(pat: &[char]) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn double_star_matches_any_number_of_directories() {
+        for (pattern, path, want) in [
+            ("**/*.txt", "a.txt", true),
+            ("**/*.txt", "x/y/c.txt", true),
+            ("**/*.txt", "x/keep.md", false),
+            ("src/**/*.txt", "src/a.txt", true),
+            ("src/**/*.txt", "src/x/y/c.txt", true),
+            ("src/**/*.txt", "other/a.txt", false),
+            ("src/**", "src", true),
+            ("src/**", "src/x/y", true),
+            ("a/**/b/**/c", "a/b/c", true),
+            ("a/**/b/**/c", "a/x/b/y/z/c", true),
+            ("a/**/b/**/c", "a/x/c", false),
+            ("**", "anything/at/all", true),
+        ] {
+            assert_eq!(match_path(pattern, path), Ok(want), "{pattern} vs {path}");
+        }
+    }
 
     #[test]
     fn go_path_match_cases() {

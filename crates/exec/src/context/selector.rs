@@ -101,6 +101,33 @@ impl ContextIndex {
         let mut found = Vec::new();
         for (i, comp) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
+            if *comp == "**" {
+                // Any number of directories, none included; when last,
+                // everything below too (matching `fileop`'s expansion).
+                let mut next = Vec::new();
+                for (name, dir) in &reached {
+                    if last {
+                        if let Some(idx) = self.find(dir) {
+                            found.push((name.clone(), idx));
+                        }
+                    } else {
+                        next.push((name.clone(), dir.clone()));
+                    }
+                    let skip = if dir.is_empty() { 0 } else { dir.len() + 1 };
+                    for e in self.subtree(dir) {
+                        let below = join(name, &e.path[skip..]);
+                        if last {
+                            if let Some(idx) = self.find(&e.path) {
+                                found.push((below, idx));
+                            }
+                        } else if e.kind == Kind::Dir {
+                            next.push((below, e.path.to_vec()));
+                        }
+                    }
+                }
+                reached = next;
+                continue;
+            }
             let mut next = Vec::new();
             for (name, dir) in &reached {
                 for base in self.matching_children(dir, comp)? {

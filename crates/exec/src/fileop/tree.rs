@@ -225,8 +225,28 @@ pub(crate) fn expand(
     filter: Option<&dyn PathFilter>,
 ) -> Result<Vec<Vec<OsString>>> {
     let mut found: Vec<Vec<OsString>> = vec![Vec::new()];
-    for component in clean(pattern) {
+    let components = clean(pattern);
+    let last = components.len().saturating_sub(1);
+    for (i, component) in components.into_iter().enumerate() {
         let text = component.to_string_lossy().into_owned();
+        if text == "**" {
+            // Any number of directories, none included (Go's
+            // patternmatcher); when last, everything below as well.
+            let mut next = Vec::new();
+            for names in &found {
+                next.extend(descendants(root, names, filter, i != last)?);
+            }
+            if i == last {
+                next.sort();
+                next.dedup();
+                let kept: std::collections::BTreeSet<Vec<OsString>> =
+                    next.iter().cloned().collect();
+                // A directory's copy already holds what is below it.
+                next.retain(|n| !(1..n.len()).any(|k| kept.contains(&n[..k])));
+            }
+            found = next;
+            continue;
+        }
         if !has_wildcard(&text) {
             for names in &mut found {
                 names.push(component.clone());
@@ -259,6 +279,40 @@ pub(crate) fn expand(
     });
     found.sort();
     Ok(found)
+}
+
+/// `start` and every directory below it (and every file too unless
+/// `dirs_only`), without following symlinks. Iterative: the depth is the
+/// tree's, not the stack's.
+fn descendants(
+    root: BorrowedFd<'_>,
+    start: &[OsString],
+    filter: Option<&dyn PathFilter>,
+    dirs_only: bool,
+) -> Result<Vec<Vec<OsString>>> {
+    let mut out = vec![start.to_vec()];
+    let mut pending = vec![start.to_vec()];
+    let walk = Walk {
+        filter,
+        ..Walk::default()
+    };
+    while let Some(dir) = pending.pop() {
+        for child in list_dir(root, &dir, filter)? {
+            let mut path = dir.clone();
+            path.push(child);
+            let is_dir = matches!(
+                resolve(root, &path, walk).and_then(|r| r.stat()),
+                Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::Directory
+            );
+            if is_dir {
+                pending.push(path.clone());
+            }
+            if is_dir || !dirs_only {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The names in directory `names` (following symlinks inside the root);

@@ -183,7 +183,7 @@ impl Lowerer<'_> {
         let extract = add && c.unpack != Some(false);
         Ok(Src {
             node,
-            path: clean_path(&format!("/{p}")),
+            path: source_path(p, c.parents),
             extract,
         })
     }
@@ -362,5 +362,19 @@ fn check_chmod(m: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("invalid chmod parameter: {m:?}"))
+    }
+}
+
+/// A local source as the file op takes it: cleaned and absolute, except
+/// that `COPY --parents` keeps its last `/./` pivot (the part before it is
+/// not kept under the destination).
+fn source_path(p: &str, parents: bool) -> String {
+    let full = format!("/{p}");
+    match full.rfind("/./") {
+        Some(i) if parents && i > 0 => {
+            let (before, after) = (clean_path(&full[..i]), clean_path(&full[i + 2..]));
+            format!("{}/.{after}", before.trim_end_matches('/'))
+        }
+        _ => clean_path(&full),
     }
 }

@@ -1,5 +1,6 @@
 //! The interop matrix, into rbk: images made by Docker (`docker build` with
-//! the classic builder and with BuildKit, `docker import`, `docker commit`),
+//! the classic builder and with BuildKit, `docker import`, `docker commit`,
+//! and one `docker push`ed to a registry),
 //! by Buildah (`buildah bud --format oci|docker`, `buildah commit`) and
 //! copied by skopeo (to a docker-archive, an OCI archive, an OCI layout
 //! directory and a registry) come into rbk through `rbk load` or `rbk pull`.
@@ -308,6 +309,63 @@ fn docker_commit_into_rbk_load() {
     docker.ok(&["rm", name]);
     let root = docker_to_rbk(docker, &dir, "interop-commit:1");
     builds_on(&root, &dir, "interop-commit:1", &src);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn docker_push_into_rbk_pull() {
+    let docker = engine();
+    let dir = scratch("docker-push");
+    let src = Source {
+        marker: "pushed-by-docker",
+        mark: "docker-push",
+        workdir: "/data",
+    };
+    docker_build(docker, &dir, "interop-pushed:1", &src, false);
+    let registry = Registry::start(&dir.join("registry"), None);
+    let image = format!("{}/docker/pushed:1", registry.host);
+    docker.ok(&["tag", "interop-pushed:1", &image]);
+    docker.ok(&["push", &image]);
+    let repo_digest = docker.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{index .RepoDigests 0}}",
+        &image,
+    ]);
+    let repo_digest = stdout(&repo_digest);
+    let (_, docker_digest) = repo_digest.trim().split_once('@').unwrap();
+    let root = dir.join("root");
+    ok(&root, &["pull", &image]);
+    builds_on(&root, &dir, &image, &src);
+
+    // Pushed on by rbk, the image Docker made keeps its manifest digest.
+    let again = format!("{}/docker/again:1", registry.host);
+    ok(&root, &["tag", &image, &again]);
+    let pushed = stdout(&ok(&root, &["push", &again]));
+    assert!(
+        pushed.contains(&format!("digest: {docker_digest} ")),
+        "rbk push of {again} (Docker pushed {docker_digest}):\n{pushed}"
+    );
+    // What rbk built on it goes out with OCI media types only, and Docker
+    // runs it.
+    let result = format!("{}/docker/result:1", registry.host);
+    ok(&root, &["tag", "interop-result:1", &result]);
+    ok(&root, &["push", &result]);
+    let raw = Tool::skopeo().ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{result}"),
+    ]);
+    let raw = String::from_utf8(raw.stdout).unwrap();
+    assert!(!raw.contains("vnd.docker"), "a mixed manifest: {raw}");
+    docker.ok(&["pull", &result]);
+    let ran = docker.ok(&["run", "--rm", "--network", "none", &result, "cat", "/ran"]);
+    assert_eq!(
+        stdout(&ran),
+        "pushed-by-docker\npushed-by-docker\nenv=docker-push\n/data\n"
+    );
     let _ = fs::remove_dir_all(&dir);
 }
 

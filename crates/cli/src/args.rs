@@ -231,6 +231,16 @@ pub(crate) struct ImagesArgs {
     /// Don't truncate output.
     #[arg(long)]
     pub(crate) no_trunc: bool,
+    /// Show all images (rbk keeps no intermediate images: the same list).
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Filter the list (`dangling=true`, `reference=PATTERN`, `label=K[=V]`,
+    /// `before=IMAGE`, `since=IMAGE`).
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub(crate) filters: Vec<String>,
+    /// Format the output: `table`, `table TEMPLATE`, `json` or a Go template.
+    #[arg(long)]
+    pub(crate) format: Option<String>,
     /// Only images of this repository (`NAME[:TAG]`).
     pub(crate) repository: Option<String>,
 }

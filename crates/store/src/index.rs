@@ -135,7 +135,10 @@ impl Store {
                 let desc = &db.images[&r.to_string()];
                 (self.read_image(desc)?.id(), desc)
             }
-            None => match_id(&ids, name)?,
+            None => match id_in_normalized(name) {
+                Some(id) => match_id(&ids, id).or_else(|_| match_id(&ids, name))?,
+                None => match_id(&ids, name)?,
+            },
         };
         let references = ids
             .iter()
@@ -236,6 +239,18 @@ impl Store {
             serde_json::to_vec_pretty(&index).map_err(|source| Error::Json { path, source })?;
         write_atomic(self.root(), "index.json", &bytes)
     }
+}
+
+/// The id inside a name that a Dockerfile frontend normalised as a
+/// reference: `docker.io/library/<hex>:latest` (from `FROM <short id>`) or
+/// `docker.io/library/sha256:<hex>` (from `FROM sha256:<id>`).
+fn id_in_normalized(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("docker.io/library/")?;
+    let hex = match rest.strip_prefix("sha256:") {
+        Some(hex) => hex,
+        None => rest.strip_suffix(":latest")?,
+    };
+    hex.bytes().all(|b| b.is_ascii_hexdigit()).then_some(hex)
 }
 
 /// The image whose id starts with `name` (hex, optionally `sha256:`).

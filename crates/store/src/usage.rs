@@ -78,6 +78,9 @@ pub struct Usage {
 
 const MAX_SIZE_FILE: u64 = 64;
 
+/// Diff id → uncompressed size.
+type LayerSizes = BTreeMap<Digest, u64>;
+
 impl Store {
     /// The uncompressed size of `layer`, whose diff id is `diff_id` (see
     /// the module docs): the blob's size when it is an uncompressed tar,
@@ -176,14 +179,14 @@ impl Store {
 
     /// Per image id (tagged or untagged): the image (sizes not yet filled)
     /// and its layers' sizes by diff id.
-    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, BTreeMap<Digest, u64>)>> {
+    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, LayerSizes)>> {
         let mut entries: Vec<(Option<Reference>, Descriptor)> = Vec::new();
         let db = self.read_images()?;
         for (name, desc) in db.images {
             entries.push((Some(name.parse()?), desc));
         }
         entries.extend(db.untagged.into_values().map(|d| (None, d)));
-        let mut out: BTreeMap<Digest, (ImageUsage, BTreeMap<Digest, u64>)> = BTreeMap::new();
+        let mut out: BTreeMap<Digest, (ImageUsage, LayerSizes)> = BTreeMap::new();
         for (reference, desc) in entries {
             let Ok(image) = self.read_image(&desc) else {
                 continue; // damaged: `system verify` reports it

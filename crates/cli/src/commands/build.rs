@@ -115,6 +115,9 @@ pub(crate) fn run(root: Option<&Path>, mut args: BuildArgs) -> anyhow::Result<Ex
         store.tag(tag, manifest.clone())?;
     }
     let id = image.id();
+    if tags.is_empty() && outputs.is_empty() {
+        store.keep_untagged(id, manifest.clone())?; // `<none>` until pruned
+    }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, id.to_string())
             .with_context(|| format!("writing --iidfile {}", path.display()))?;
@@ -190,8 +193,7 @@ fn base_history(
         match &stage.base {
             BaseRef::Scratch => return Ok(Vec::new()),
             BaseRef::Image(name) => {
-                let reference: Reference = name.parse()?;
-                return Ok(store.image(&reference)?.config.history);
+                return Ok(super::inspect::find(store, name)?.image.config.history);
             }
             BaseRef::Stage(i) => stage = &stages[*i],
         }
@@ -261,6 +263,9 @@ fn fetch_images(store: &Store, planned: &frontend::Planned) -> anyhow::Result<()
         else {
             continue;
         };
+        if store.find_image(reference).is_ok() {
+            continue; // a name or an image id in the store
+        }
         let parsed: Reference = match reference.parse() {
             Ok(r) => r,
             Err(_) => continue, // the solver reports it
@@ -291,6 +296,13 @@ struct StoreResolver<'a>(&'a Store, bool);
 
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ImageConfig, String> {
+        // An image id (full, short or `sha256:`) names a local image.
+        if let Some(found) = self.0.find_image(reference).ok().filter(|f| f.named.is_none()) {
+            let config = found.image.config.config.unwrap_or_default();
+            return serde_json::to_value(config)
+                .and_then(serde_json::from_value)
+                .map_err(|e| format!("image {reference}: unreadable config: {e}"));
+        }
         let parsed: Reference = reference.parse().map_err(|e| format!("{e}"))?;
         let image = crate::commands::pull::image_for_build(self.0, &parsed, platform, self.1)
             .map_err(|e| format!("{e:#}"))?;

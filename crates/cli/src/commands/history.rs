@@ -7,28 +7,26 @@
 //! cut to 45 characters with `…` unless `--no-trunc`; tabs become spaces.
 //!
 //! SIZE is `0B` for `empty_layer` entries; the other entries take the
-//! manifest's layers in order. A layer's size is its uncompressed size: the
-//! blob's size when the blob is an uncompressed tar (what `rbk import` and
-//! builds store), else the size of its unpacked snapshot when there is one,
-//! else the compressed blob size. With no `history` at all, each layer gets
-//! a row with an empty CREATED BY.
+//! manifest's layers in order. A layer's size is its uncompressed size (its
+//! tar's length, see `Store::layer_size`), whatever the blob's compression.
+//! With no `history` at all, each layer gets a row with an empty CREATED BY.
 //!
-//! `--format` takes the template subset of `rbk inspect` over the fields
-//! `.ID`, `.CreatedSince`, `.CreatedAt`, `.CreatedBy`, `.Size` and `.Comment`.
+//! `--format` takes a Go template (see `crate::template`) over docker's
+//! fields `.ID`, `.CreatedSince`, `.CreatedAt`, `.CreatedBy`, `.Size` and
+//! `.Comment`.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rbk_store::image::{
-    is_layer_media_type, parse_rfc3339, History, Image, DOCKER_LAYER, OCI_LAYER,
-};
+use rbk_store::image::{parse_rfc3339, History, Image};
 use rbk_store::{Descriptor, Store};
 use serde_json::json;
 
 use crate::args::HistoryArgs;
 use crate::humanize;
+use crate::template::Format;
 
 /// One output row, before formatting.
 struct Row {
@@ -44,19 +42,32 @@ pub(crate) fn run(root: Option<&Path>, args: HistoryArgs) -> anyhow::Result<Exit
     let store = crate::settings::open_store(root)?;
     let found = super::inspect::find(&store, &args.image)?;
     let rows = rows(&store, &found.image, args.no_trunc);
+    let format = args.format.as_deref().map(Format::parse).transpose()?;
+    let format = format.filter(|f| !matches!(f, Format::DefaultTable));
     let mut out = std::io::stdout().lock();
     if args.quiet {
         for row in &rows {
             writeln!(out, "{}", row.id)?;
         }
-    } else if let Some(template) = &args.format {
-        for row in &rows {
-            let data = json!({
-                "ID": row.id, "CreatedSince": row.created_since, "CreatedAt": row.created_at,
-                "CreatedBy": row.created_by, "Size": row.size, "Comment": row.comment,
-            });
-            writeln!(out, "{}", super::inspect::render_template(template, &data)?)?;
-        }
+    } else if let Some(format) = format {
+        let data: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                json!({
+                    "ID": row.id, "CreatedSince": row.created_since, "CreatedAt": row.created_at,
+                    "CreatedBy": row.created_by, "Size": row.size, "Comment": row.comment,
+                })
+            })
+            .collect();
+        let headers = [
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("Comment", "COMMENT"),
+        ];
+        format.write(&mut out, &data, &headers)?;
     } else {
         let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
             .map(String::from)
@@ -125,14 +136,7 @@ fn rows(store: &Store, image: &Image, no_trunc: bool) -> Vec<Row> {
 
 /// The uncompressed size of a layer, as documented on this module.
 fn layer_size(store: &Store, blob: &Descriptor, diff_id: &rbk_store::Digest) -> u64 {
-    let uncompressed = blob.digest == *diff_id
-        || blob.media_type == OCI_LAYER
-        || blob.media_type == DOCKER_LAYER
-        || !is_layer_media_type(&blob.media_type);
-    if uncompressed {
-        return blob.size;
-    }
-    store.snapshot_size(diff_id).unwrap_or(blob.size)
+    store.layer_size(blob, diff_id).unwrap_or(blob.size)
 }
 
 /// Docker's `stringutils.Ellipsis`: at most `max` characters, the last `…`.

@@ -1,8 +1,9 @@
 //! `rbk prune [-a] [-f]`: `docker image prune` and `docker builder prune` in one.
 //!
-//! rbk's index holds no untagged ("dangling") images, so there are no
-//! images to prune; what goes is:
+//! What goes:
 //!
+//! - untagged ("dangling") images: build results without a tag, each
+//!   printed as `Deleted: sha256:<image id>`;
 //! - *dangling* build-cache records: records whose layers are not all part
 //!   of a tagged image (their content exists only for the cache), and
 //!   records whose content is gone; with `-a`, every record (BuildKit's
@@ -28,11 +29,13 @@ use crate::args::PruneArgs;
 use crate::humanize;
 
 const WARNING_DANGLING: &str = "WARNING! This will remove:
+  - all dangling images
   - all build cache not used by a tagged image
   - all blobs and snapshots no image or build cache uses
   - leftovers of interrupted rbk processes
 ";
 const WARNING_ALL: &str = "WARNING! This will remove:
+  - all dangling images
   - all build cache
   - all blobs and snapshots no image uses
   - leftovers of interrupted rbk processes
@@ -46,6 +49,9 @@ pub(crate) fn run(root: Option<&Path>, args: PruneArgs) -> anyhow::Result<ExitCo
     let report = store.prune(args.all)?;
     store.empty_trash()?;
     let mut out = std::io::stdout().lock();
+    for id in &report.images {
+        writeln!(out, "Deleted: {id}")?;
+    }
     for key in &report.cache {
         writeln!(out, "Deleted: cache {key}")?;
     }

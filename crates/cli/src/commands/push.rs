@@ -17,11 +17,29 @@ use crate::args::{CompressionArg, PushArgs};
 use crate::commands::pull::short_digest;
 
 pub(crate) fn run(root: Option<&Path>, args: PushArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::settings::open_store(root)?;
+    // An image id pushes to every name it has.
+    if let Some(found) = store
+        .find_image(&args.image)
+        .ok()
+        .filter(|f| f.named.is_none())
+    {
+        if found.references.is_empty() {
+            anyhow::bail!(
+                "image {} has no name to push to: name it first (`rbk tag {} REGISTRY/NAME:TAG`)",
+                args.image,
+                args.image
+            );
+        }
+        for reference in &found.references {
+            push_image(&store, &found.image, reference, args.compression)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let reference: Reference = args
         .image
         .parse()
         .with_context(|| format!("invalid image name {:?}", args.image))?;
-    let store = crate::settings::open_store(root)?;
     let image = store
         .image(&reference)
         .with_context(|| format!("pushing {}", reference.familiar()))?;

@@ -6,8 +6,9 @@
 //! no other image and no build-cache record uses, each printed as a
 //! `Deleted:` line. Naming an image by id (full or a prefix) removes all its
 //! references; if they span more than one repository this needs `-f`
-//! (Docker: "image is referenced in multiple repositories"). Every name is
-//! tried; the exit status is non-zero if any failed.
+//! (Docker: "image is referenced in multiple repositories"). An untagged
+//! image (a build without `-t`) is named by its id and deleted. Every name
+//! is tried; the exit status is non-zero if any failed.
 //!
 //! There are no containers yet, and rbk records no parent/child relation
 //! between images (`Parent` is always empty, as for BuildKit-built images),
@@ -46,11 +47,8 @@ pub(crate) fn run(root: Option<&Path>, args: RmiArgs) -> anyhow::Result<ExitCode
 
 fn remove(store: &Store, name: &str, force: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let found = super::inspect::find(store, name)?;
-    let named = name
-        .parse::<Reference>()
-        .ok()
-        .filter(|r| found.references.contains(r));
-    let targets = match named {
+    let untagged = found.untagged && found.named.is_none();
+    let targets = match found.named {
         Some(reference) => vec![reference],
         None => {
             let repositories: BTreeSet<String> =
@@ -67,11 +65,19 @@ fn remove(store: &Store, name: &str, force: bool, out: &mut impl Write) -> anyho
     for reference in targets {
         let removal = store.remove_reference(&reference)?;
         writeln!(out, "Untagged: {}", reference.familiar())?;
-        if removal.deleted {
-            writeln!(out, "Deleted: {}", removal.id)?;
-            for blob in removal.blobs.iter().filter(|b| b.digest != removal.id) {
-                writeln!(out, "Deleted: {}", blob.digest)?;
-            }
+        report(&removal, out)?;
+    }
+    if untagged {
+        report(&store.remove_untagged(&found.image.id())?, out)?;
+    }
+    Ok(())
+}
+
+fn report(removal: &rbk_store::Removal, out: &mut impl Write) -> std::io::Result<()> {
+    if removal.deleted {
+        writeln!(out, "Deleted: {}", removal.id)?;
+        for blob in removal.blobs.iter().filter(|b| b.digest != removal.id) {
+            writeln!(out, "Deleted: {}", blob.digest)?;
         }
     }
     Ok(())

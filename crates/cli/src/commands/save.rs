@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use rbk_store::archive::{save_archive, ArchiveFormat, SavedImage};
-use rbk_store::{Digest, Reference, Store};
+use rbk_store::{Digest, Store};
 
 use crate::args::{SaveArgs, SaveFormat};
 
@@ -40,8 +40,9 @@ fn collect(store: &Store, names: &[String]) -> anyhow::Result<Vec<SavedImage>> {
     let mut by_manifest: BTreeMap<Digest, SavedImage> = BTreeMap::new();
     let mut order = Vec::new();
     for name in names {
-        let reference: Reference = name.parse()?;
-        let image = store.image(&reference)?;
+        // A name or an image id (saved without a name, as docker does).
+        let found = super::inspect::find(store, name)?;
+        let (image, named) = (found.image, found.named);
         let key = image.descriptor.digest;
         let entry = by_manifest.entry(key).or_insert_with(|| {
             order.push(key);
@@ -50,7 +51,7 @@ fn collect(store: &Store, names: &[String]) -> anyhow::Result<Vec<SavedImage>> {
                 references: Vec::new(),
             }
         });
-        if !entry.references.contains(&reference) {
+        if let Some(reference) = named.filter(|r| !entry.references.contains(r)) {
             entry.references.push(reference);
         }
     }

@@ -1,4 +1,5 @@
-//! `rbk tag SOURCE TARGET`.
+//! `rbk tag SOURCE TARGET`: SOURCE is a reference or an image id (full,
+//! short or `sha256:`), tagged or untagged, as `docker tag` takes.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,10 +9,9 @@ use rbk_store::Reference;
 use crate::args::TagArgs;
 
 pub(crate) fn run(root: Option<&Path>, args: TagArgs) -> anyhow::Result<ExitCode> {
-    let source: Reference = args.source.parse()?;
     let target: Reference = args.target.parse()?;
     let store = crate::settings::open_store(root)?;
-    let descriptor = store.resolve(&source)?;
-    store.tag(&target, descriptor)?;
+    let found = super::inspect::find(&store, &args.source)?;
+    store.tag(&target, found.image.descriptor)?;
     Ok(ExitCode::SUCCESS)
 }

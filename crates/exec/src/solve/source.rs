@@ -58,24 +58,29 @@ impl Solver<'_> {
 
 /// The layers of the image `reference` from the store.
 pub(super) fn image_layers(store: &Store, reference: &str) -> Result<Solved> {
-    let parsed: Reference = reference
-        .parse()
-        .map_err(|e| Error::Invalid(format!("invalid image reference {reference:?}: {e}")))?;
-    let image = store.image(&parsed).map_err(|e| {
-        if e.is_not_found() {
-            Error::Invalid(format!(
-                "image {} not found in the store (load it with `rbk load` or `rbk import`)",
-                parsed.familiar()
-            ))
-        } else {
-            Error::Store(e)
+    // A name, or an image id (full, short or `sha256:`) as docker takes.
+    let image = match store.find_image(reference) {
+        Ok(found) => found.image,
+        Err(_) => {
+            let parsed: Reference = reference.parse().map_err(|e| {
+                Error::Invalid(format!("invalid image reference {reference:?}: {e}"))
+            })?;
+            store.image(&parsed).map_err(|e| {
+                if e.is_not_found() {
+                    Error::Invalid(format!(
+                        "image {} not found in the store (load it with `rbk load` or `rbk import`)",
+                        parsed.familiar()
+                    ))
+                } else {
+                    Error::Store(e)
+                }
+            })?
         }
-    })?;
+    };
     let diff_ids = &image.config.rootfs.diff_ids;
     if diff_ids.len() != image.manifest.layers.len() {
         return Err(Error::Invalid(format!(
-            "image {}: {} layers but {} diff ids in its config",
-            parsed.familiar(),
+            "image {reference}: {} layers but {} diff ids in its config",
             image.manifest.layers.len(),
             diff_ids.len()
         )));

@@ -350,4 +350,5 @@ cases! {
     run_shell_and_exec_forms => "run-forms",
     run_mounts => "run-mounts",
     env_pairs_and_scratch_config => "env-scratch",
+    steps_that_change_nothing_keep_a_layer => "empty-steps",
 }

@@ -41,9 +41,10 @@ pub struct ImageSpec {
 }
 
 /// Writes the config and manifest of the image made of `layers` (lowest
-/// first, as solved) and returns the manifest's descriptor. Layers of steps
-/// that changed nothing are dropped and their history entries marked
-/// `empty_layer`, as BuildKit does.
+/// first, as solved) and returns the manifest's descriptor. A step that
+/// changed nothing (`RUN true`, `WORKDIR` on an existing directory) keeps
+/// its empty layer (the tar of two zero blocks) and a history entry without
+/// `empty_layer`, as BuildKit writes them.
 pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<Descriptor> {
     let mut history = spec.history;
     let mut created = format_rfc3339(spec.created);
@@ -57,7 +58,6 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
                 .for_each(|h| h.created = Some(created.clone())),
         }
     }
-    let (kept, history) = drop_empty_layers(layers, history);
     let container = serde_json::to_value(&spec.config)
         .and_then(serde_json::from_value::<ContainerConfig>)
         .map_err(|e| Error::Invalid(format!("image config: {e}")))?;
@@ -73,12 +73,12 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
         config: Some(container),
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: kept.iter().map(|l| l.diff_id).collect(),
+            diff_ids: layers.iter().map(|l| l.diff_id).collect(),
         },
         history,
         extra,
     };
-    let blobs = kept.into_iter().map(|l| l.blob).collect();
+    let blobs = layers.iter().map(|l| l.blob.clone()).collect();
     Ok(store.put_image(&config, blobs)?)
 }
 
@@ -126,49 +126,9 @@ fn fill_created(history: &mut [History], times: Option<&[Option<String>]>) -> Op
     history.last().and_then(|h| h.created.clone())
 }
 
-/// Pairs non-empty history entries with layers; an empty layer is dropped
-/// and its entry marked empty. If the counts disagree (a base image with an
-/// inconsistent history), layers are kept as they are and history untouched.
-fn drop_empty_layers(layers: &[Layer], mut history: Vec<History>) -> (Vec<Layer>, Vec<History>) {
-    let with_layer = history.iter().filter(|h| !h.empty_layer).count();
-    if with_layer != layers.len() {
-        let kept = layers
-            .iter()
-            .filter(|l| !is_empty_layer(l))
-            .cloned()
-            .collect();
-        return (kept, history);
-    }
-    let mut kept = Vec::new();
-    let mut next = layers.iter();
-    for entry in history.iter_mut().filter(|h| !h.empty_layer) {
-        let Some(layer) = next.next() else { break };
-        if is_empty_layer(layer) {
-            entry.empty_layer = true;
-        } else {
-            kept.push(layer.clone());
-        }
-    }
-    (kept, history)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rbk_store::Digest;
-
-    fn layer(bytes: &[u8]) -> Layer {
-        let digest = Digest::sha256_of(bytes);
-        Layer {
-            diff_id: digest,
-            blob: Descriptor {
-                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-                digest,
-                size: bytes.len() as u64,
-                annotations: Default::default(),
-            },
-        }
-    }
 
     fn entry(by: &str, empty: bool) -> History {
         History {
@@ -176,23 +136,6 @@ mod tests {
             empty_layer: empty,
             ..History::default()
         }
-    }
-
-    #[test]
-    fn empty_layers_are_dropped_and_their_history_marked() {
-        let base = layer(b"base");
-        let empty = layer(&[0u8; 1024]);
-        let copy = layer(b"copy");
-        let history = vec![
-            entry("base", false),
-            entry("ENV a=b", true),
-            entry("RUN true", false),
-            entry("COPY x /x", false),
-        ];
-        let (kept, history) = drop_empty_layers(&[base.clone(), empty, copy.clone()], history);
-        assert_eq!(kept, vec![base, copy]);
-        let marks: Vec<bool> = history.iter().map(|h| h.empty_layer).collect();
-        assert_eq!(marks, vec![false, true, true, false]);
     }
 
     fn timed(by: &str, empty: bool, created: Option<&str>) -> History {
@@ -228,13 +171,5 @@ mod tests {
         assert_eq!(last.as_deref(), Some("2024"));
         let mut none = vec![timed("ENV a=b", true, None)];
         assert_eq!(fill_created(&mut none, None), None);
-    }
-
-    #[test]
-    fn mismatched_history_keeps_layers_as_they_are() {
-        let base = layer(b"base");
-        let (kept, history) = drop_empty_layers(std::slice::from_ref(&base), vec![]);
-        assert_eq!(kept, vec![base]);
-        assert!(history.is_empty());
     }
 }

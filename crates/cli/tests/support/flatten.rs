@@ -36,16 +36,43 @@ pub(crate) struct Image {
 /// Reads the first image of the docker-archive at `path`.
 pub(crate) fn read_archive(path: &Path) -> Image {
     let mut members: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // `docker save` writes a layer used twice once, and a symlink to it.
+    let mut links: Vec<(String, String)> = Vec::new();
     let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
+        let name = clean(&entry.path().unwrap().to_string_lossy());
+        if entry.header().entry_type() == tar::EntryType::Symlink {
+            let target = entry.link_name().unwrap().unwrap();
+            let mut resolved: Vec<String> = name.split('/').map(String::from).collect();
+            resolved.pop();
+            for part in target.to_string_lossy().split('/') {
+                match part {
+                    ".." => {
+                        resolved.pop();
+                    }
+                    "." | "" => {}
+                    p => resolved.push(p.to_string()),
+                }
+            }
+            links.push((name, resolved.join("/")));
+            continue;
+        }
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
-        let name = clean(&entry.path().unwrap().to_string_lossy());
         let mut data = Vec::new();
         entry.read_to_end(&mut data).unwrap();
         members.insert(name, data);
+    }
+    for (name, target) in links {
+        let target = target
+            .replace("/../", "/")
+            .trim_start_matches("../")
+            .to_string();
+        if let Some(data) = members.get(&target).cloned() {
+            members.insert(name, data);
+        }
     }
     let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
     let manifest = &manifest[0];

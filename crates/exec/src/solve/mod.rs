@@ -6,10 +6,9 @@
 //!
 //! A vertex's result ([`Solved`]) is a filesystem as a stack of layers,
 //! lowest first, each a committed snapshot plus its blob in the store. A step
-//! that changed nothing adds the *empty layer* (the 1024-byte empty tar):
-//! it keeps one layer per non-empty history entry while the build runs, and
-//! is dropped from the final image with its history entry marked
-//! `empty_layer`, as BuildKit does. A local source's result is the context
+//! that changed nothing adds the *empty layer* (the 1024-byte empty tar),
+//! which stays in the final image as BuildKit keeps it (overlay mounts skip
+//! it). A local source's result is the context
 //! directory itself with its checksum index: rbk has no daemon, so the
 //! context is read in place, never copied.
 //!

@@ -33,22 +33,37 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// What a source image holds: `/data/marker` with `marker` in it, `ENV
-/// MARK=mark`, and `workdir` as its working directory.
+/// MARK=mark`, `workdir` as its working directory, and `etc`: what `ls /data`
+/// lists, then `group` or `no-group` for `/etc/group`.
 struct Source<'a> {
     marker: &'a str,
     mark: &'a str,
     workdir: &'a str,
+    etc: &'a str,
 }
+
+/// The step every layered source runs: `/etc/group` and any earlier `/data`
+/// removed, then the marker in a new `/data`. The tool's layer holds a
+/// whiteout (and, over an earlier `/data`, an opaque directory or one
+/// whiteout per entry), which rbk must apply.
+fn source_step(marker: &str) -> String {
+    format!("rm -rf /data /etc/group && mkdir -p /data && echo {marker} > /data/marker")
+}
+
+/// What the check sees after [`source_step`]: `ls /data`, whether
+/// `/etc/group` is there.
+const LAYERED_ETC: &str = "marker no-group";
 
 /// The Dockerfile every source is built from (Docker and Buildah alike).
 fn source_dockerfile(base: &str, src: &Source) -> String {
     format!(
         "FROM {base}\n\
          ENV MARK={mark}\n\
-         RUN mkdir -p /data && echo {marker} > /data/marker\n\
+         RUN mkdir -p /data/old && echo old > /data/old/file\n\
+         RUN {step}\n\
          WORKDIR {workdir}\n",
         mark = src.mark,
-        marker = src.marker,
+        step = source_step(src.marker),
         workdir = src.workdir,
     )
 }
@@ -105,7 +120,8 @@ fn builds_on(root: &Path, dir: &Path, image: &str, src: &Source) {
             "FROM {image} AS src\n\
              FROM {image}\n\
              COPY --from=src /data/marker /copied\n\
-             RUN cat /data/marker /copied > /ran && echo \"env=$MARK\" >> /ran && pwd >> /ran\n"
+             RUN cat /data/marker /copied > /ran && echo \"env=$MARK\" >> /ran && pwd >> /ran \
+                 && echo $(ls /data) $(test -e /etc/group && echo group || echo no-group) >> /ran\n"
         ),
     )
     .unwrap();
@@ -120,10 +136,11 @@ fn builds_on(root: &Path, dir: &Path, image: &str, src: &Source) {
     assert_eq!(
         ran,
         format!(
-            "{m}\n{m}\nenv={mark}\n{wd}\n",
+            "{m}\n{m}\nenv={mark}\n{wd}\n{etc}\n",
             m = src.marker,
             mark = src.mark,
-            wd = src.workdir
+            wd = src.workdir,
+            etc = src.etc
         ),
         "what the RUN on {image} saw"
     );
@@ -228,6 +245,7 @@ fn docker_build_classic_into_rbk_load() {
         marker: "made-by-classic-builder",
         mark: "classic",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     docker_build(docker, &dir, "interop-classic:1", &src, false);
     let root = docker_to_rbk(docker, &dir, "interop-classic:1");
@@ -243,6 +261,7 @@ fn docker_build_buildkit_into_rbk_load() {
         marker: "made-by-buildkit",
         mark: "buildkit",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     docker_build(docker, &dir, "interop-buildkit:1", &src, true);
     let root = docker_to_rbk(docker, &dir, "interop-buildkit:1");
@@ -258,6 +277,8 @@ fn docker_import_into_rbk_load() {
         marker: "made-by-docker-import",
         mark: "import",
         workdir: "/data",
+        // One layer, the base rootfs and the marker.
+        etc: "marker group",
     };
     let tarball = marked_tarball(&dir, src.marker);
     docker.ok(&[
@@ -282,6 +303,7 @@ fn docker_commit_into_rbk_load() {
         marker: "made-by-docker-commit",
         mark: "commit",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     let base = docker_base(docker);
     let name = "interop-commit-src";
@@ -295,7 +317,7 @@ fn docker_commit_into_rbk_load() {
         base,
         "sh",
         "-c",
-        "mkdir /data && echo made-by-docker-commit > /data/marker",
+        &source_step("made-by-docker-commit"),
     ]);
     docker.ok(&[
         "commit",
@@ -320,6 +342,7 @@ fn docker_push_into_rbk_pull() {
         marker: "pushed-by-docker",
         mark: "docker-push",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     docker_build(docker, &dir, "interop-pushed:1", &src, false);
     let registry = Registry::start(&dir.join("registry"), None);
@@ -364,7 +387,7 @@ fn docker_push_into_rbk_pull() {
     let ran = docker.ok(&["run", "--rm", "--network", "none", &result, "cat", "/ran"]);
     assert_eq!(
         stdout(&ran),
-        "pushed-by-docker\npushed-by-docker\nenv=docker-push\n/data\n"
+        "pushed-by-docker\npushed-by-docker\nenv=docker-push\n/data\nmarker no-group\n"
     );
     let _ = fs::remove_dir_all(&dir);
 }
@@ -413,6 +436,7 @@ fn buildah_bud_oci_into_rbk_load() {
         marker: "made-by-buildah-bud-oci",
         mark: "bud-oci",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     buildah_bud(&buildah, &dir, "interop-bud-oci:1", &src, "oci");
     let archive = dir.join("bud-oci.tar");
@@ -432,6 +456,7 @@ fn buildah_bud_docker_into_rbk_load() {
         marker: "made-by-buildah-bud-docker",
         mark: "bud-docker",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     buildah_bud(&buildah, &dir, "interop-bud-docker:1", &src, "docker");
     let archive = dir.join("bud-docker.tar");
@@ -451,6 +476,7 @@ fn buildah_commit_into_rbk_pull() {
         marker: "made-by-buildah-commit",
         mark: "buildah-commit",
         workdir: "/data",
+        etc: LAYERED_ETC,
     };
     let base = buildah_base(&buildah);
     let container = buildah.text(&["from", base]);
@@ -465,7 +491,7 @@ fn buildah_commit_into_rbk_pull() {
         "--",
         "sh",
         "-c",
-        "mkdir /data && echo made-by-buildah-commit > /data/marker",
+        &source_step("made-by-buildah-commit"),
     ]);
     buildah.ok(&[
         "config",
@@ -527,6 +553,7 @@ const SKOPEO_SRC: Source<'static> = Source {
     marker: "copied-by-skopeo",
     mark: "skopeo",
     workdir: "/data",
+    etc: LAYERED_ETC,
 };
 
 /// `skopeo copy docker-archive:SOURCE DEST`.

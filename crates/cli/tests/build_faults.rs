@@ -186,20 +186,6 @@ fn an_unknown_group() {
 }
 
 #[test]
-fn an_unknown_chown_user() {
-    let log = fails(
-        "chown",
-        "FROM rbk-busybox\nCOPY --chown=nobody2 here.txt /here\n",
-        &[],
-    );
-    assert!(log.contains("nobody2"), "{log}");
-    assert!(
-        log.contains(">>> COPY --chown=nobody2 here.txt /here"),
-        "{log}"
-    );
-}
-
-#[test]
 fn an_unknown_base_image() {
     // A loopback registry address where nothing listens: the pull fails
     // at once, without depending on DNS.

@@ -352,3 +352,51 @@ fn copy_parents_pivot_and_double_star_patterns() {
         "changed"
     );
 }
+
+/// `--chown` with names the image does not know, as BuildKit's file op
+/// (`readUser`) treats them: no failure, ids stay 0, an unknown group keeps
+/// the user's primary group. `USER` with such a name still fails a RUN
+/// (tests/build_faults.rs).
+#[test]
+fn chown_with_unknown_names_does_not_fail() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch("chown");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nCOPY --chown=ghost f /a\nCOPY --chown=ghost:app f /b\nCOPY --chown=app:ghosts f /c\n",
+            ),
+            ("f", "x"),
+        ],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    let owner = |name: &str| {
+        let m = std::fs::metadata(out.join(name)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("a"), (0, 0));
+    assert_eq!(owner("b"), (0, 1000));
+    assert_eq!(owner("c"), (1000, 1000));
+}
+
+/// `USER name` runs with the user's supplementary groups from /etc/group;
+/// `USER name:group` with the named group only (runc's user lookup).
+#[test]
+fn supplementary_groups_come_with_a_user_named_alone() {
+    let dir = scratch("groups");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN echo staff:x:50:app >> /etc/group\nUSER app\nRUN id -G > /tmp/alone\nUSER app:app\nRUN id -G > /tmp/with-group\n",
+        )],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    let read = |name: &str| std::fs::read_to_string(out.join("tmp").join(name)).unwrap();
+    assert_eq!(read("alone"), "1000 50\n");
+    assert_eq!(read("with-group"), "1000\n");
+}

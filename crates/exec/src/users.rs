@@ -69,7 +69,9 @@ pub fn resolve_user(root: impl AsFd, spec: &str) -> Result<Ids> {
     if !group.is_empty() {
         ids.gid = lookup_group(&groups, group)?;
     }
-    if let Some(name) = name {
+    // Supplementary groups come with a user named alone; `name:group`
+    // runs with the named group only, as runc's user lookup does.
+    if let Some(name) = name.filter(|_| group.is_empty()) {
         ids.additional_gids = groups
             .iter()
             .filter(|g| g.members.contains(&name))
@@ -84,25 +86,33 @@ pub fn resolve_user(root: impl AsFd, spec: &str) -> Result<Ids> {
 /// `USER`) inside the destination `root`, as BuildKit's file op does
 /// (`readUser`): a user given by name without a group gets its primary
 /// group from passwd; a numeric user without a group uses its id as the
-/// group id too, as Docker documents.
+/// group id too, as Docker documents. Names that are not in the root's
+/// databases do not fail the step, as in BuildKit: an unknown user leaves
+/// the ids at 0, an unknown group keeps the user's primary group.
 pub fn resolve_owner(root: impl AsFd, user: &str, group: &str) -> Result<(u32, u32)> {
     let (uid, primary) = if is_numeric(user) {
         let uid = parse_id(user)?;
         (uid, uid)
     } else {
         let passwd = read_db(&root, "/etc/passwd")?;
-        let entry = passwd.iter().find(|e| e.name == user);
-        let uid = entry
-            .and_then(|e| e.id)
-            .ok_or_else(|| unknown("user", user, "passwd"))?;
-        (uid, entry.and_then(|e| e.gid).unwrap_or(uid))
+        match passwd.iter().find(|e| e.name == user) {
+            Some(e) => {
+                let uid = e.id.ok_or_else(|| bad_entry("passwd", user))?;
+                (uid, e.gid.unwrap_or(uid))
+            }
+            None => (0, 0),
+        }
     };
     let gid = if group.is_empty() {
         primary
     } else if is_numeric(group) {
         parse_id(group)?
     } else {
-        lookup_group(&read_db(&root, "/etc/group")?, group)?
+        let groups = read_db(&root, "/etc/group")?;
+        match groups.iter().find(|e| e.name == group) {
+            Some(e) => e.id.ok_or_else(|| bad_entry("group", group))?,
+            None => primary,
+        }
     };
     Ok((uid, gid))
 }
@@ -262,7 +272,20 @@ mod tests {
         assert_eq!(resolve_owner(&fd, "1000", "").unwrap(), (1000, 1000));
         assert_eq!(resolve_owner(&fd, "app", "staff").unwrap(), (1000, 50));
         assert_eq!(resolve_owner(&fd, "10", "11").unwrap(), (10, 11));
-        assert!(resolve_owner(&fd, "ghost", "").is_err());
+        // Unknown names do not fail (BuildKit's readUser): ids stay 0, an
+        // unknown group keeps the user's primary group.
+        assert_eq!(resolve_owner(&fd, "ghost", "").unwrap(), (0, 0));
+        assert_eq!(resolve_owner(&fd, "ghost", "staff").unwrap(), (0, 50));
+        assert_eq!(resolve_owner(&fd, "app", "ghosts").unwrap(), (1000, 1001));
+    }
+
+    #[test]
+    fn a_named_group_replaces_the_supplementary_groups() {
+        let dir = root();
+        let fd = open_root(dir.path()).unwrap();
+        assert_eq!(resolve_user(&fd, "app").unwrap().additional_gids, vec![50]);
+        let with_group = resolve_user(&fd, "app:apps").unwrap();
+        assert_eq!((with_group.gid, with_group.additional_gids), (1001, vec![]));
     }
 
     #[test]

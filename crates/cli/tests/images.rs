@@ -147,7 +147,7 @@ fn tag_then_images_shows_both_names() {
     assert!(listing.contains("registry:5000/team/app   2 "), "{listing}");
     let missing = rbk(&root, &["tag", "nope", "x"]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("No such image: nope"));
 }
 
 fn round_trip(format: &str) {

@@ -93,7 +93,9 @@ fn start() -> Result<Docker, String> {
     let host = format!("unix://{}/docker.sock", dir.display());
     let d = dir.display();
     // The watchdog: start dockerd, wait while the test process lives, then
-    // stop dockerd (SIGTERM: it stops its containerd too) and clean up.
+    // stop dockerd (SIGTERM: it stops its containerd too) and clean up,
+    // every mount under the directory first (dockerd leaves its default
+    // network namespace, an nsfs mount under exec/netns, behind).
     let script = format!(
         "{dockerd} --bridge=none --iptables=false --ip6tables=false \
          --data-root {d}/root --exec-root {d}/exec --host {host} --pidfile {d}/pid \
@@ -101,7 +103,9 @@ fn start() -> Result<Docker, String> {
          daemon=$!\n\
          while kill -0 {parent} 2>/dev/null; do sleep 1; done\n\
          kill $daemon; wait $daemon\n\
-         umount -R {d}/root 2>/dev/null; umount -R {d}/exec 2>/dev/null\n\
+         for m in $(awk -v d={d}/ 'index($2, d) == 1 {{ print $2 }}' /proc/mounts | sort -r); do\n\
+           umount -l \"$m\" 2>/dev/null\n\
+         done\n\
          rm -rf {d}\n",
         parent = std::process::id(),
     );

@@ -400,3 +400,28 @@ fn supplementary_groups_come_with_a_user_named_alone() {
     assert_eq!(read("alone"), "1000 50\n");
     assert_eq!(read("with-group"), "1000\n");
 }
+
+/// `RUN --mount=type=cache,from=…,source=…` starts a new cache from that
+/// path of the stage; `type=tmpfs,size=…` limits the tmpfs.
+#[test]
+fn cache_mounts_seed_from_a_stage_and_tmpfs_mounts_take_a_size() {
+    let dir = scratch("mount-options");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox AS seed\n\
+             RUN mkdir -p /seed/sub && echo seeded > /seed/sub/f\n\
+             FROM rbk-busybox\n\
+             RUN --mount=type=cache,id=seeded,target=/c,from=seed,source=/seed cat /c/sub/f > /out && echo more > /c/new\n\
+             RUN --mount=type=cache,id=seeded,target=/c,from=seed,source=/seed ls /c > /list\n\
+             RUN --mount=type=tmpfs,target=/t,size=2m df -k /t | tail -1 | awk '{print $2}' > /size\n",
+        )],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("out"), "seeded\n");
+    assert_eq!(read("list"), "new\nsub\n");
+    assert_eq!(read("size"), "2048\n");
+}

@@ -50,7 +50,7 @@ pub use remote_cache::{
     export_cache, BlobFetcher, CacheMode, CacheSource, ImportedCache, CACHE_CONFIG,
 };
 pub use run::{
-    ensure_init_layer, mount, BindMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
+    ensure_init_layer, mount, BindMount, TmpfsMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
     Runtime,
 };
 pub use run::{Secret, MAX_SECRET_SIZE};

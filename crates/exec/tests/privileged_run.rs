@@ -282,16 +282,22 @@ fn extra_binds_and_tmpfs_are_mounted() {
         target: "/src".into(),
         readonly: true,
     }];
-    let tmpfs = ["/cache".to_string()];
-    let args =
-        sh("cat /src/in.txt; touch /src/x 2>/dev/null || echo ro; touch /cache/y && echo tmp");
+    let tmpfs = [rbk_exec::TmpfsMount {
+        target: "/cache".to_string(),
+        size: 1 << 20,
+    }];
+    let args = sh(
+        "cat /src/in.txt; touch /src/x 2>/dev/null || echo ro; touch /cache/y && echo tmp; \
+            df -k /cache | tail -1 | awk '{print $2}'",
+    );
     let id = unique_id();
     let mut request = fx.request(&id, &args);
     request.mounts = &binds;
     request.tmpfs = &tmpfs;
     let (code, out, err) = fx.run(&request).unwrap();
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "from host\nro\ntmp\n");
+    // size= reaches the tmpfs: 1 MiB is 1024 KiB in df.
+    assert_eq!(out, "from host\nro\ntmp\n1024\n");
     assert!(!fx.upper.join("cache/y").exists());
 }
 

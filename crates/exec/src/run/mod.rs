@@ -95,6 +95,16 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// A fresh tmpfs in the container (`RUN --mount=type=tmpfs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TmpfsMount {
+    /// Where it appears in the container (absolute).
+    pub target: String,
+    /// Its size limit in bytes (`size=`); 0 for the kernel's default (half
+    /// of RAM), as BuildKit leaves it.
+    pub size: u64,
+}
+
 /// Everything needed to run one `RUN` step.
 #[derive(Clone, Debug)]
 pub struct RunRequest<'a> {
@@ -123,8 +133,8 @@ pub struct RunRequest<'a> {
     pub hostname: &'a str,
     /// Extra bind mounts.
     pub mounts: &'a [BindMount],
-    /// Targets of `RUN --mount=type=tmpfs`.
-    pub tmpfs: &'a [String],
+    /// `RUN --mount=type=tmpfs` mounts.
+    pub tmpfs: &'a [TmpfsMount],
 }
 
 /// An OCI runtime that can run a [`RunRequest`] to completion.

@@ -297,8 +297,13 @@ fn mounts(request: &RunRequest<'_>, etc: &EtcFiles, privileged: bool) -> Result<
     for m in request.mounts {
         out.push(bind(&m.target, &m.source, m.readonly)?);
     }
-    for target in request.tmpfs {
-        out.push(mount(target, "tmpfs", "tmpfs", &["nosuid", "nodev"])?);
+    for tmpfs in request.tmpfs {
+        let size = format!("size={}", tmpfs.size);
+        let mut options = vec!["nosuid", "nodev"];
+        if tmpfs.size > 0 {
+            options.push(&size);
+        }
+        out.push(mount(&tmpfs.target, "tmpfs", "tmpfs", &options)?);
     }
     Ok(out)
 }
@@ -336,6 +341,7 @@ fn spec_error(e: OciSpecError) -> Error {
 mod tests {
     use super::*;
     use crate::run::Entitlements;
+    use crate::run::TmpfsMount;
 
     fn spec(network: NetworkMode, security: SecurityMode) -> Spec {
         let args = ["sh".to_string(), "-c".to_string(), "true".to_string()];
@@ -352,7 +358,10 @@ mod tests {
             entitlements: Entitlements::default(),
             hostname: "h",
             mounts: &[],
-            tmpfs: &["/cache".to_string()],
+            tmpfs: &[TmpfsMount {
+                target: "/cache".into(),
+                size: 0,
+            }],
         };
         let ids = Ids {
             uid: 1000,

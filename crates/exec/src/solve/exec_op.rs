@@ -11,7 +11,7 @@ use super::stack::{self, View};
 use super::{Solved, Solver};
 use crate::inroot::open_in_root;
 use crate::layer::{commit_layer, LayerOptions};
-use crate::run::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir};
+use crate::run::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir, TmpfsMount};
 use crate::{Error, Result};
 
 /// The hostname RUN steps see, as under BuildKit.
@@ -114,7 +114,7 @@ impl Solver<'_> {
         n: usize,
         held: &mut Held,
         binds: &mut Vec<BindMount>,
-        tmpfs: &mut Vec<String>,
+        tmpfs: &mut Vec<TmpfsMount>,
     ) -> Result<()> {
         match &mount.kind {
             MountKind::Bind {
@@ -149,13 +149,30 @@ impl Solver<'_> {
             MountKind::Cache {
                 id,
                 sharing,
+                input,
+                source,
                 readonly,
                 mode,
                 uid,
                 gid,
-                ..
             } => {
-                let (dir, lock) = cache_mount_dir(self.store, id, *sharing, (*mode, *uid, *gid))?;
+                // `from=`/`source=`: a new cache directory starts as a copy
+                // of that path of the input (BuildKit's cache mount base).
+                let seed = match input {
+                    Some(i) => {
+                        let tree = inputs.get(*i as usize).ok_or_else(|| {
+                            Error::Invalid(format!("cache mount {}: no such input", mount.target))
+                        })?;
+                        let view = self.input_view(tree, work, &format!("cache-seed-{n}"))?;
+                        Some((view, source.as_str()))
+                    }
+                    None => None,
+                };
+                let seed = seed
+                    .as_ref()
+                    .map(|(view, source)| (view.path.as_path(), *source));
+                let (dir, lock) =
+                    cache_mount_dir(self.store, id, *sharing, (*mode, *uid, *gid), seed)?;
                 held.locks.extend(lock);
                 binds.push(BindMount {
                     source: dir,
@@ -163,7 +180,10 @@ impl Solver<'_> {
                     readonly: *readonly,
                 });
             }
-            MountKind::Tmpfs { .. } => tmpfs.push(mount.target.clone()),
+            MountKind::Tmpfs { size } => tmpfs.push(TmpfsMount {
+                target: mount.target.clone(),
+                size: *size,
+            }),
             MountKind::Secret {
                 id,
                 required,
@@ -340,6 +360,7 @@ fn cache_mount_dir(
     id: &str,
     sharing: CacheSharing,
     (mode, uid, gid): (u32, u32, u32),
+    seed: Option<(&Path, &str)>,
 ) -> Result<(PathBuf, Option<FileLock>)> {
     let base = store.root().join("cache-mounts");
     std::fs::create_dir_all(&base).map_err(|e| Error::io("creating directory", &base, e))?;
@@ -362,19 +383,65 @@ fn cache_mount_dir(
             }
         }
     };
-    let dir = base.join(name);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("setting mode", &dir, e))?;
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-                .map_err(|e| Error::io("changing owner", &dir, e))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io("creating directory", &dir, e)),
+    let dir = base.join(&name);
+    if dir.exists() {
+        return Ok((dir, lock));
     }
-    Ok((dir, lock))
+    // Made (and seeded) under a temporary name, then renamed: a concurrent
+    // build sees either no directory or a complete one.
+    let fresh = base.join(format!("{name}.new-{}", container_id()));
+    std::fs::create_dir(&fresh).map_err(|e| Error::io("creating directory", &fresh, e))?;
+    let made = (|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("setting mode", &fresh, e))?;
+        std::os::unix::fs::chown(&fresh, Some(uid), Some(gid))
+            .map_err(|e| Error::io("changing owner", &fresh, e))?;
+        if let Some((root, source)) = seed {
+            seed_cache(&fresh, root, source)?;
+        }
+        Ok(())
+    })();
+    let made = made.and_then(|()| match std::fs::rename(&fresh, &dir) {
+        Ok(()) => Ok(()),
+        // Another build made it first: use theirs.
+        Err(_) if dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("creating directory", &dir, e)),
+    });
+    if fresh.exists() {
+        let _ = std::fs::remove_dir_all(&fresh);
+    }
+    made.map(|()| (dir, lock))
+}
+
+/// Copies the contents of `source` inside `root` (resolved in the root,
+/// symlinks included) into the new cache directory `dir`.
+fn seed_cache(dir: &Path, root: &Path, source: &str) -> Result<()> {
+    let action = rbk_graph::CopyAction {
+        from: 0,
+        src: if source.is_empty() {
+            "/".into()
+        } else {
+            source.into()
+        },
+        dest: "/".into(),
+        owner: None,
+        mode: None,
+        follow_symlinks: true,
+        dir_contents_only: true,
+        allow_wildcard: false,
+        allow_empty_wildcard: false,
+        create_dest_path: true,
+        auto_extract: false,
+        parents: false,
+        exclude: Vec::new(),
+    };
+    let input = crate::CopySource {
+        root,
+        filter: &crate::IncludeAll,
+        reset_owner: false,
+    };
+    crate::apply_file_actions(dir, &[input], &[rbk_graph::FileAction::Copy(action)])
 }
 
 /// A container id unique within this host: process id and a counter.

@@ -2,8 +2,8 @@
 
 mod args;
 mod changes;
-mod emulation;
 mod commands;
+mod emulation;
 mod humanize;
 mod progress;
 mod render;
@@ -47,9 +47,13 @@ fn main() -> ExitCode {
 
 /// `rbk … | head` closing the pipe early is not a failure.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        // serde_json wraps the write error of `inspect` in its own type.
+        cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) == broken
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(|json| json.io_error_kind())
+                == broken
     })
 }

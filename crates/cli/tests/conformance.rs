@@ -425,3 +425,26 @@ fn cache_mounts_seed_from_a_stage_and_tmpfs_mounts_take_a_size() {
     assert_eq!(read("list"), "new\nsub\n");
     assert_eq!(read("size"), "2048\n");
 }
+
+/// `rbk inspect … | head -1` is not an error (a closed pipe ends the
+/// output early, as for any Unix filter).
+#[test]
+fn a_closed_pipe_is_not_a_failure() {
+    let dir = scratch("pipe");
+    let root = store(&dir);
+    // Enough output to fill the pipe before the reader goes away.
+    let names = vec!["rbk-busybox"; 200];
+    let mut args = vec!["inspect"];
+    args.extend(names);
+    let mut child = support::command(&root, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"[");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}

@@ -448,3 +448,31 @@ fn a_closed_pipe_is_not_a_failure() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 }
+
+/// Plain progress shows a step's stdout and stderr lines in the order the
+/// process wrote them (Docker's BuildKit prints `1 2 3 4` here too).
+#[test]
+fn plain_progress_keeps_the_order_of_stdout_and_stderr() {
+    let dir = scratch("order");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN for i in 1 2 3; do echo out$i; echo err$i >&2; done\n",
+        )],
+    );
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|w| w.starts_with("out") || w.starts_with("err"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["out1", "err1", "out2", "err2", "out3", "err3"],
+        "{log}"
+    );
+}

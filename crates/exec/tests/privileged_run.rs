@@ -153,11 +153,17 @@ fn unique_id() -> String {
     format!("rbk-test-{}-{n}", std::process::id())
 }
 
+/// stdout and stderr share one pipe, so the output keeps the order the
+/// process wrote it in (reported as one stream).
 #[test]
-fn stdout_and_stderr_are_captured_separately() {
+fn stdout_and_stderr_arrive_in_the_order_written() {
     let fx = Fixture::new(|_| {});
-    let (code, out, err) = fx.sh("echo hi; echo err >&2");
-    assert_eq!((code, out.as_str(), err.as_str()), (0, "hi\n", "err\n"));
+    let (code, out, err) = fx.sh("for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done");
+    let expected: String = (1..=5).map(|i| format!("out{i}\nerr{i}\n")).collect();
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, expected.as_str(), "")
+    );
 }
 
 #[test]

@@ -297,7 +297,12 @@ struct StoreResolver<'a>(&'a Store, bool);
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ImageConfig, String> {
         // An image id (full, short or `sha256:`) names a local image.
-        if let Some(found) = self.0.find_image(reference).ok().filter(|f| f.named.is_none()) {
+        if let Some(found) = self
+            .0
+            .find_image(reference)
+            .ok()
+            .filter(|f| f.named.is_none())
+        {
             let config = found.image.config.config.unwrap_or_default();
             return serde_json::to_value(config)
                 .and_then(serde_json::from_value)

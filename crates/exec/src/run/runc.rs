@@ -1,16 +1,17 @@
 //! [`Runtime`] through the `runc` binary.
 //!
-//! `runc --root <state> --log <bundle>/runc.log run --bundle <bundle> <id>`
-//! runs the process with stdin on `/dev/null` and stdout/stderr on pipes
-//! that two threads drain into the caller's callback; runc's exit status is
-//! the process's. runc's own messages go to the JSON log, which tells a
+//! `runc --root <state> --log <bundle>/runc.log run --detach --pid-file …
+//! --bundle <bundle> <id>` starts the process with stdin on `/dev/null` and
+//! stdout and stderr on one pipe (runc's detached pass-through), drained in
+//! order into the caller's callback. rbk is the child subreaper, so the
+//! container's init becomes its child when runc exits, and its exit status
+//! is the step's. runc's own messages go to the JSON log, which tells a
 //! failing process apart from a failing runtime. `runc delete --force`
 //! always follows, whatever happened.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 
 use rbk_graph::NetworkMode;
 
@@ -101,29 +102,48 @@ impl Runc {
         output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<i32> {
         let log = request.bundle.join("runc.log");
-        let mut child = self
+        let pid_file = request.bundle.join("init.pid");
+        become_subreaper()?;
+        // One pipe for stdout and stderr, as `2>&1`, handed to the process
+        // itself (runc's detached pass-through): lines reach the progress
+        // in the order the process wrote them. Foreground `runc run` would
+        // copy the two streams through two goroutines of its own and mix
+        // them up.
+        let (reader, writer) =
+            io::pipe().map_err(|e| Error::io("creating a pipe for", &self.binary, e))?;
+        let writer_too = writer
+            .try_clone()
+            .map_err(|e| Error::io("creating a pipe for", &self.binary, e))?;
+        let mut runc = self
             .command()
             .arg("--log")
             .arg(&log)
-            .args(["--log-format", "json", "run", "--bundle"])
+            .args(["--log-format", "json", "run", "--detach", "--pid-file"])
+            .arg(&pid_file)
+            .arg("--bundle")
             .arg(request.bundle)
             .arg(request.id)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(writer)
+            .stderr(writer_too)
             .spawn()
             .map_err(|e| Error::io("running", &self.binary, e))?;
-        let streamed = stream(&mut child, output);
-        let status = child
+        // The command (and its copies of the write end) is gone by now, so
+        // the reader sees the end once runc and the container have exited.
+        let streamed = stream(reader, output);
+        let started = runc
             .wait()
             .map_err(|e| Error::io("waiting for", &self.binary, e))?;
-        streamed.map_err(|e| Error::io("reading output of", &self.binary, e))?;
-        let code = exit_code(status);
-        if code != 0 {
-            if let Some(message) = runtime_errors(&log) {
-                return Err(self.error(format!("container {}: {message}", request.id)));
-            }
+        if !started.success() {
+            let message =
+                runtime_errors(&log).unwrap_or_else(|| format!("`run` failed: {started}"));
+            return Err(self.error(format!("container {}: {message}", request.id)));
         }
+        // runc has exited, so the container's init is this process's child
+        // now (we are its subreaper): its status is the step's.
+        let code = wait_init(&pid_file)
+            .map_err(|e| Error::io("waiting for the container of", &self.binary, e))?;
+        streamed.map_err(|e| Error::io("reading output of", &self.binary, e))?;
         Ok(code)
     }
 
@@ -158,65 +178,55 @@ impl Runtime for Runc {
     }
 }
 
-/// Drains the child's stdout and stderr on two threads, handing the chunks
-/// to `output` on this one (the callback need not be `Send`).
-fn stream(child: &mut Child, output: &mut dyn FnMut(OutputStream, &[u8])) -> io::Result<()> {
-    type Chunk = (OutputStream, io::Result<Vec<u8>>);
-    let (tx, rx) = mpsc::channel::<Chunk>();
-    let mut readers = Vec::new();
-    let pipes: [(OutputStream, Option<Box<dyn Read + Send>>); 2] = [
-        (
-            OutputStream::Stdout,
-            child.stdout.take().map(|p| Box::new(p) as _),
-        ),
-        (
-            OutputStream::Stderr,
-            child.stderr.take().map(|p| Box::new(p) as _),
-        ),
-    ];
-    for (which, pipe) in pipes {
-        let Some(mut pipe) = pipe else { continue };
-        let tx = tx.clone();
-        readers.push(std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let chunk = match pipe.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => Ok(buf[..n].to_vec()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => Err(e),
-                };
-                let failed = chunk.is_err();
-                if tx.send((which, chunk)).is_err() || failed {
-                    return;
-                }
-            }
-        }));
-    }
-    drop(tx);
-    let mut result = Ok(());
-    for (which, chunk) in rx {
-        match chunk {
-            Ok(bytes) => output(which, &bytes),
-            Err(e) => result = Err(e),
+/// Hands everything the container writes to `output` as it arrives, in
+/// order (reported as stdout: the two streams share the pipe).
+fn stream(mut pipe: io::PipeReader, output: &mut dyn FnMut(OutputStream, &[u8])) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => output(OutputStream::Stdout, &buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    for reader in readers {
-        // A reader only returns; a panic there is a bug worth surfacing.
-        if reader.join().is_err() {
-            result = Err(io::Error::other("output reader panicked"));
-        }
-    }
-    result
 }
 
-/// runc's exit status, or 128 + signal when runc itself was killed.
-fn exit_code(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(-1)
+/// Makes this process the reaper of orphaned descendants (once), so that
+/// a detached container's init, left behind by runc, can be waited for.
+fn become_subreaper() -> Result<()> {
+    static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(|e| format!("becoming a child subreaper: {e}"))
+    })
+    .clone()
+    .map_err(Error::Invalid)
+}
+
+/// Waits for the container init whose pid runc wrote to `pid_file`; its
+/// exit status, or 128 + signal when it was killed.
+fn wait_init(pid_file: &Path) -> io::Result<i32> {
+    let text = std::fs::read_to_string(pid_file)?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::other(format!("bad pid {text:?} in {}", pid_file.display())))?;
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                return Ok(status
+                    .exit_status()
+                    .or_else(|| status.terminating_signal().map(|s| 128 + s))
+                    .unwrap_or(-1))
+            }
+            Ok(None) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The `error`-level messages of runc's JSON log, if any.

@@ -402,11 +402,19 @@ fn cache_mount_dir(
         }
         Ok(())
     })();
-    let made = made.and_then(|()| match std::fs::rename(&fresh, &dir) {
-        Ok(()) => Ok(()),
-        // Another build made it first: use theirs.
-        Err(_) if dir.is_dir() => Ok(()),
-        Err(e) => Err(Error::io("creating directory", &dir, e)),
+    // Never over another build's directory (a plain rename would replace
+    // an empty one that build may have mounted already): use theirs.
+    let made = made.and_then(|()| {
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &fresh,
+            rustix::fs::CWD,
+            &dir,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+            Err(e) => Err(Error::io("creating directory", &dir, e.into())),
+        }
     });
     if fresh.exists() {
         let _ = std::fs::remove_dir_all(&fresh);

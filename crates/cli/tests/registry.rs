@@ -366,3 +366,31 @@ fn server_errors_and_cut_bodies_are_retried_then_give_up() {
     let images = ok(&root, &cfg, &["images"]);
     assert!(!stdout(&images).contains("faulty"));
 }
+
+/// `RepoDigests` (issue 11, item 20): after a push the pusher's image has
+/// `repository@<pushed digest>`; after a pull the puller's has the same,
+/// and `images --digests` shows it for that repository.
+#[test]
+fn repo_digests_are_recorded_after_push_and_pull() {
+    let dir = scratch("reg-repo-digests");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let (root, cfg, image) = pushed_base(&dir, &reg.host, "rd");
+    let pushed = pushed_digest(&ok(&root, &cfg, &["push", &image]));
+    let expected = format!("{}/rd@{pushed}", reg.host);
+    let repo_digests = |root: &Path| -> serde_json::Value {
+        let out = ok(
+            root,
+            &cfg,
+            &["inspect", "--format", "{{json .RepoDigests}}", &image],
+        );
+        serde_json::from_str(stdout(&out).trim()).unwrap()
+    };
+    assert_eq!(repo_digests(&root), serde_json::json!([expected]));
+
+    let empty = dir.join("empty");
+    let pulled = ok(&empty, &cfg, &["pull", &image]);
+    assert_eq!(pulled_digest(&pulled), pushed);
+    assert_eq!(repo_digests(&empty), serde_json::json!([expected]));
+    let listed = stdout(&ok(&empty, &cfg, &["images", "--digests", "--no-trunc"]));
+    assert!(listed.contains(&pushed), "{listed}");
+}

@@ -51,6 +51,10 @@ pub(crate) struct ImageDb {
     /// Untagged images: image id → manifest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) untagged: BTreeMap<Digest, Descriptor>,
+    /// Docker's `RepoDigests`: image id → `repository@digest` of the
+    /// manifests it was pulled as or pushed as, sorted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) repo_digests: BTreeMap<Digest, Vec<String>>,
 }
 
 /// An image found by [`Store::find_image`].
@@ -105,6 +109,31 @@ impl Store {
             Ok(())
         })?;
         Ok(removed)
+    }
+
+    /// Records that image `id` is `repository@digest` in a registry (it was
+    /// pulled from or pushed there with that manifest digest), as Docker's
+    /// `RepoDigests`. `reference`'s tag is dropped.
+    pub fn add_repo_digest(&self, id: Digest, reference: &Reference, digest: Digest) -> Result<()> {
+        let entry = format!("{}@{digest}", reference.familiar_name());
+        self.update_images(|db| {
+            let list = db.repo_digests.entry(id).or_default();
+            if !list.contains(&entry) {
+                list.push(entry);
+                list.sort();
+            }
+            Ok(())
+        })
+    }
+
+    /// The `repository@digest` names recorded for image `id`.
+    pub fn repo_digests(&self, id: &Digest) -> Result<Vec<String>> {
+        Ok(self
+            .read_images()?
+            .repo_digests
+            .get(id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Every untagged image: `(image id, manifest)`, sorted by id.

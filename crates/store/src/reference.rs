@@ -63,11 +63,20 @@ impl Reference {
         self.digest.as_ref()
     }
 
+    /// The repository in the short form Docker shows, without tag or
+    /// digest: `app`, `user/app`, `registry:5000/x/y`.
+    pub fn familiar_name(&self) -> String {
+        Self::shorten(&self.name())
+    }
+
     /// The short form Docker shows: `app:latest`, `user/app:1`,
     /// `registry:5000/x/y:tag`.
     pub fn familiar(&self) -> String {
-        let full = self.to_string();
-        let rest = full.strip_prefix("docker.io/").unwrap_or(&full);
+        Self::shorten(&self.to_string())
+    }
+
+    fn shorten(full: &str) -> String {
+        let rest = full.strip_prefix("docker.io/").unwrap_or(full);
         rest.strip_prefix("library/")
             .filter(|r| !r.contains('/'))
             .unwrap_or(rest)

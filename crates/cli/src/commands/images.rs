@@ -162,9 +162,15 @@ fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
         let image = store.read_image(&descriptor)?;
         let id = image.id();
         let size = *sizes.entry(id).or_insert_with(|| store.image_size(&image));
+        // The digest the repository has in its registry (Docker's repo
+        // digest) when rbk pulled or pushed it; else the local manifest's.
+        let digest = reference
+            .as_ref()
+            .and_then(|r| repo_digest(store, &id, r))
+            .unwrap_or(descriptor.digest);
         rows.push(Row {
             reference,
-            digest: descriptor.digest,
+            digest,
             id,
             created: created(&image),
             size,
@@ -173,6 +179,17 @@ fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.created));
     Ok(rows)
+}
+
+/// The recorded `repository@digest` of image `id` for `reference`'s
+/// repository.
+fn repo_digest(store: &Store, id: &Digest, reference: &Reference) -> Option<Digest> {
+    let prefix = format!("{}@", reference.familiar_name());
+    store
+        .repo_digests(id)
+        .ok()?
+        .iter()
+        .find_map(|d| d.strip_prefix(&prefix)?.parse().ok())
 }
 
 fn created(image: &Image) -> Option<i64> {

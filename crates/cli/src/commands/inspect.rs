@@ -1,7 +1,7 @@
 //! `rbk inspect [--format T] IMAGE...`: a JSON array like `docker image inspect`.
 //!
-//! Fields, in Docker's order: `Id`, `RepoTags`, `RepoDigests` (always empty:
-//! rbk does not pull yet), `Parent` (`""`: rbk records no parent images),
+//! Fields, in Docker's order: `Id`, `RepoTags`, `RepoDigests` (the
+//! `repository@digest` names rbk pulled or pushed the image as), `Parent` (`""`: rbk records no parent images),
 //! `Comment`, `Created`, `DockerVersion` (`""`), `Author`, `Config` (the image
 //! config's `config` object as stored), `Architecture`, `Variant` (when set),
 //! `Os`, `Size` (uncompressed, as `rbk images` shows), `GraphDriver`
@@ -115,7 +115,7 @@ fn document(store: &Store, found: &FoundImage) -> anyhow::Result<Document> {
     let doc = Document {
         id: image.id().to_string(),
         repo_tags: found.references.iter().map(|r| r.familiar()).collect(),
-        repo_digests: Vec::new(),
+        repo_digests: store.repo_digests(&image.id())?,
         parent: "",
         comment: config.extra.get("comment").cloned().unwrap_or(json!("")),
         created: config

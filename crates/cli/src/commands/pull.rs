@@ -57,6 +57,8 @@ pub(crate) fn run(root: Option<&Path>, args: PullArgs) -> anyhow::Result<ExitCod
         .pull_reporting(&store, &reference, &report_layer)
         .with_context(|| format!("pulling {}", reference.familiar()))?;
     store.tag(&reference, manifest.clone())?;
+    let id = store.read_image(&manifest)?.id();
+    store.add_repo_digest(id, &reference, manifest.digest)?;
     report_done(
         &reference,
         &manifest.digest.to_string(),
@@ -135,5 +137,7 @@ pub(crate) fn image_for_build(
         }
     })?;
     store.tag(reference, manifest.clone())?;
-    Ok(store.read_image(&manifest)?)
+    let image = store.read_image(&manifest)?;
+    store.add_repo_digest(image.id(), reference, manifest.digest)?;
+    Ok(image)
 }

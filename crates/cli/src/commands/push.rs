@@ -63,6 +63,7 @@ pub(crate) fn push_image(
     let report = client
         .push_reporting(store, &sent.descriptor, reference, &report_layer)
         .with_context(|| format!("pushing {}", reference.familiar()))?;
+    store.add_repo_digest(image.id(), reference, sent.descriptor.digest)?;
     report_done(reference, &sent, &report);
     Ok(())
 }

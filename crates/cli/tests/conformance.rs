@@ -476,3 +476,34 @@ fn plain_progress_keeps_the_order_of_stdout_and_stderr() {
         "{log}"
     );
 }
+
+/// BuildKit's `UndefinedVar` check: a word that uses a variable neither ENV
+/// nor ARG set is warned about (an ARG declared without a value is not),
+/// unless `# check=skip=UndefinedVar` (or `skip=all`) turns it off.
+#[test]
+fn undefined_variables_are_warned_about_unless_skipped() {
+    let dir = scratch("undefined");
+    let root = store(&dir);
+    let body = "FROM rbk-busybox\nARG DECLARED\nENV A=$NOT_SET B=$DECLARED C=${PATH}\nRUN --mount=type=tmpfs,target=/t$ALSO_NOT_SET true\n";
+    let ctx = context(&dir, &[("Dockerfile", body)]);
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("UndefinedVar: Usage of undefined variable '$NOT_SET' (line 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("UndefinedVar: Usage of undefined variable '$ALSO_NOT_SET' (line 4)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("$DECLARED") && !text.contains("'$PATH'"),
+        "{text}"
+    );
+    for directive in ["# check=skip=UndefinedVar", "# check=skip=all;error=false"] {
+        let ctx = context(&dir, &[("Dockerfile", &format!("{directive}\n{body}"))]);
+        let out = build(&root, &ctx, &[]);
+        assert!(!stderr(&out).contains("UndefinedVar"), "{}", stderr(&out));
+    }
+}

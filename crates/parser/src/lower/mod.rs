@@ -176,7 +176,25 @@ impl Plan {
 /// ```
 pub fn lower(ast: &Ast, opts: &LowerOptions<'_>) -> Result<Plan, Error> {
     ast.validate(&opts.file)?;
-    lower_node(&ast.root, ast.directives.escape, opts)
+    let df = parse_dockerfile(&ast.root, &opts.file)?;
+    let check_undefined = !skips_check(ast.directives.check.as_deref(), "UndefinedVar");
+    lower_checked(&df, ast.directives.escape, opts, check_undefined)
+}
+
+/// Whether a `# check=` value (`skip=A,B;error=true`) turns off `rule`.
+fn skips_check(directive: Option<&str>, rule: &str) -> bool {
+    let Some(directive) = directive else {
+        return false;
+    };
+    directive
+        .split(';')
+        .filter_map(|part| part.trim().split_once('='))
+        .filter(|(key, _)| key.trim() == "skip")
+        .flat_map(|(_, value)| value.split(','))
+        .any(|name| {
+            let name = name.trim();
+            name.eq_ignore_ascii_case("all") || name == rule
+        })
 }
 
 /// Lowers a parse tree (`root` as produced by [`crate::syntax`], `escape`
@@ -186,11 +204,20 @@ pub fn lower_node(root: &Node, escape: char, opts: &LowerOptions<'_>) -> Result<
     lower_dockerfile(&df, escape, opts)
 }
 
-/// Lowers typed instructions.
+/// Lowers typed instructions (with BuildKit's default checks on).
 pub fn lower_dockerfile(
     df: &Dockerfile,
     escape: char,
     opts: &LowerOptions<'_>,
+) -> Result<Plan, Error> {
+    lower_checked(df, escape, opts, true)
+}
+
+fn lower_checked(
+    df: &Dockerfile,
+    escape: char,
+    opts: &LowerOptions<'_>,
+    check_undefined: bool,
 ) -> Result<Plan, Error> {
     if df.stages.is_empty() {
         let line = df.meta_args.last().map_or(1, |c| c.span.end_line.max(1));
@@ -200,6 +227,7 @@ pub fn lower_dockerfile(
         });
     }
     let mut lw = state::Lowerer::new(opts, escape);
+    lw.check_undefined = check_undefined;
     lw.global = args::global_args(&lw, &df.meta_args)?;
     let table = stages::prepare(&lw, df)?;
     let mut done: Vec<Option<StagePlan>> = vec![None; df.stages.len()];

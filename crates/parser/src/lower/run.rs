@@ -65,8 +65,7 @@ impl Lowerer<'_> {
         let mut ssh_count = 0;
         for raw in &run.mounts {
             let expand = |w: &str| {
-                self.lexer
-                    .process_word(w, &st.env)
+                self.expand_noting_unset(w, &st.env)
                     .map_err(|e| e.to_string())
             };
             let m = parse_mount(raw, Some(&expand)).map_err(|e| self.cmd_error(cmd.span, e))?;

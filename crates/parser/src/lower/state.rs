@@ -17,6 +17,22 @@ pub(crate) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
+/// An [`Env`] that notes the names looked up and found unset.
+struct Recording<'e> {
+    inner: &'e dyn Env,
+    unset: &'e std::cell::RefCell<Vec<String>>,
+}
+
+impl Env for Recording<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        let value = self.inner.get(name);
+        if value.is_none() {
+            self.unset.borrow_mut().push(name.to_string());
+        }
+        value
+    }
+}
+
 /// Shared by all stages.
 pub(crate) struct Lowerer<'a> {
     pub(crate) opts: &'a LowerOptions<'a>,
@@ -24,6 +40,10 @@ pub(crate) struct Lowerer<'a> {
     pub(crate) def: Definition,
     pub(crate) global: Vec<(String, String)>,
     pub(crate) warnings: Vec<String>,
+    /// BuildKit's `UndefinedVar` check is on (not skipped by `# check=`).
+    pub(crate) check_undefined: bool,
+    /// Names a word of the current instruction looked up and found unset.
+    unset_names: std::cell::RefCell<Vec<String>>,
     context: Option<NodeId>,
     images: BTreeMap<(String, Platform), NodeId>,
 }
@@ -126,6 +146,8 @@ impl<'a> Lowerer<'a> {
             def: Definition::new(),
             global: Vec::new(),
             warnings: Vec::new(),
+            check_undefined: true,
+            unset_names: Default::default(),
             context: None,
             images: BTreeMap::new(),
         }
@@ -135,10 +157,23 @@ impl<'a> Lowerer<'a> {
         &self.opts.file
     }
 
+    /// Expands one word in `env`, noting the names it found unset (for the
+    /// `UndefinedVar` check).
+    pub(crate) fn expand_noting_unset(
+        &self,
+        word: &str,
+        env: &dyn Env,
+    ) -> Result<String, crate::expand::ExpandError> {
+        let recording = Recording {
+            inner: env,
+            unset: &self.unset_names,
+        };
+        self.lexer.process_word(word, &recording)
+    }
+
     /// Expands one word in `env`; failures become errors at `span`.
     pub(crate) fn expand_in(&self, word: &str, env: &dyn Env, span: Span) -> Result<String, Error> {
-        self.lexer
-            .process_word(word, env)
+        self.expand_noting_unset(word, env)
             .map_err(|e| Error::Expand {
                 location: Location::lines(self.file(), span.start_line, span.end_line),
                 message: e.to_string(),
@@ -311,7 +346,9 @@ impl<'a> Lowerer<'a> {
         self.run_onbuild_triggers(&mut st, table, done, stage.span)?;
         for cmd in &stage.commands {
             st.step += 1;
+            self.unset_names.borrow_mut().clear();
             self.dispatch(&mut st, cmd, table, done)?;
+            self.report_undefined(&st, cmd);
         }
         let plan = StagePlan {
             name: table.stages[idx].name.clone(),
@@ -325,6 +362,25 @@ impl<'a> Lowerer<'a> {
             author: st.author.clone(),
         };
         Ok((plan, st))
+    }
+
+    /// BuildKit's `UndefinedVar` warning for each name `cmd`'s words used
+    /// unset, except ARGs the stage declared without a value.
+    fn report_undefined(&mut self, st: &StageState, cmd: &Command) {
+        let names = std::mem::take(&mut *self.unset_names.borrow_mut());
+        if !self.check_undefined {
+            return;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in names {
+            if st.args.iter().any(|(k, _)| *k == name) || !seen.insert(name.clone()) {
+                continue;
+            }
+            self.warnings.push(format!(
+                "UndefinedVar: Usage of undefined variable '${name}' (line {})",
+                cmd.span.start_line
+            ));
+        }
     }
 
     pub(crate) fn dispatch(

@@ -10,9 +10,13 @@
 //!   `docker import`, `docker save`), made here under the same lock when
 //!   missing; its unpacked rootfs `target/real-debian/rootfs` is the runc
 //!   baseline's root.
-//! - **Cold** is a fresh rbk store with only the base loaded, and for
-//!   BuildKit `docker builder prune -af` (which also empties cache mounts).
-//!   rbk and BuildKit alternate run by run, so both see the same mirror.
+//! - **Cold** is no build cache with the base present and unpacked: a
+//!   fresh rbk store with the base loaded and unpacked (rbk unpacks a
+//!   layer on first use, Docker at `docker load`), and for BuildKit
+//!   `docker builder prune -af` (which also empties cache mounts). rbk and
+//!   BuildKit alternate run by run, so both see the same mirror. **From
+//!   the archive** adds the load: `rbk load` into an empty store against
+//!   `docker load` into an engine without the base, each plus the build.
 //! - **Warm** is the same build again with nothing changed; **edit** is a
 //!   one-line change to the Node app's source (its `npm install` and the
 //!   final copies run again; the npm cache mount is warm).
@@ -34,8 +38,10 @@ use dockerd::Dockerd;
 
 /// Runs of each cold build (each downloads every package again).
 const COLD_RUNS: usize = 3;
-/// Runs of each warm build and of the overhead build.
+/// Runs of each warm build.
 const WARM_RUNS: usize = 5;
+/// Rounds of the overhead build (this machine is shared: take many).
+const OVERHEAD_RUNS: usize = 11;
 /// The tag of the base, in Docker and in rbk.
 const IMAGE: &str = "rbk-real/debian:bookworm";
 /// The host's CA bundle, passed to the builds as secret `ca`.
@@ -72,9 +78,21 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
         "cargo",
         &["build", "--release", "--quiet", "-p", "rbk-cli"],
     )?;
+    // The last run's stores (gigabytes) are deleted after this run's
+    // measurements: mass deletes slow file creation on this filesystem.
     let work = root.join("target/bench-real");
-    let _ = std::fs::remove_dir_all(&work);
+    let old = root.join(format!("target/bench-real.old{}", std::process::id()));
+    if work.exists() {
+        std::fs::rename(&work, &old)?;
+    }
     std::fs::create_dir_all(&work)?;
+    let figures = measure(root, &work);
+    let _ = std::fs::remove_dir_all(&old);
+    figures
+}
+
+fn measure(root: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
+    let work = work.to_path_buf();
     let docker = Dockerd::start(&work.join("dockerd"))?;
     let cache = root.join("target/real-debian");
     let archive = base_archive(&docker, &cache)?;
@@ -89,6 +107,7 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     };
     let testdata = root.join("crates/cli/tests/testdata/real-debian");
     let mut figures = bench.dockerfile("user", &testdata.join("user"), false)?;
+    figures.extend(bench.from_archive(&testdata.join("user"))?);
     figures.extend(bench.dockerfile("app", &testdata.join("app"), true)?);
     figures.extend(bench.overhead()?);
     Ok(figures)
@@ -203,11 +222,61 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
 }
 
 impl Bench {
-    /// A store under the work dir holding only the base.
+    /// A store under the work dir holding only the base, unpacked (by a
+    /// build of `RUN true` on it): the state Docker's engine is in after
+    /// `docker load`, which unpacks. rbk unpacks a layer when first used.
     fn fresh_store(&self, name: &str) -> anyhow::Result<PathBuf> {
         let store = self.work.join(name);
         self.rbk(&store, &["load", "-i", path_str(&self.archive)?])?;
+        let warm = self.work.join("ctx-unpack");
+        std::fs::create_dir_all(&warm)?;
+        std::fs::write(warm.join("Dockerfile"), format!("FROM {IMAGE}\nRUN true\n"))?;
+        self.rbk(&store, &["build", "--progress=quiet", path_str(&warm)?])?;
         Ok(store)
+    }
+
+    /// Everything from the saved base archive, for both: `rbk load` into an
+    /// empty store + build, against `docker load` into an engine without
+    /// the base or any build cache + build.
+    fn from_archive(&self, testdata: &Path) -> anyhow::Result<Vec<Figure>> {
+        let ctx = self.work.join("ctx-archive");
+        crate::run_quiet(
+            &self.work,
+            "cp",
+            &["-a", path_str(testdata)?, path_str(&ctx)?],
+        )?;
+        let archive = path_str(&self.archive)?;
+        let (mut rbk, mut bk) = (Vec::new(), Vec::new());
+        for run in 0..WARM_RUNS {
+            crate::say(&format!("bench real: from the archive, run {}", run + 1));
+            let store = self.work.join(format!("store-archive-{run}"));
+            let start = Instant::now();
+            self.rbk(&store, &["load", "-i", archive])?;
+            let load = start.elapsed().as_secs_f64();
+            rbk.push(load + self.rbk_build(&store, &ctx, &[])?);
+            let _ = self
+                .docker
+                .ok(&["rmi", "-f", "bench-real-archive:latest", IMAGE]);
+            self.docker.ok(&["builder", "prune", "-af"])?;
+            let start = Instant::now();
+            self.docker.ok(&["load", "-i", archive])?;
+            let load = start.elapsed().as_secs_f64();
+            bk.push(load + self.docker_build(&ctx, &["-t", "bench-real-archive:latest"])?);
+        }
+        Ok(vec![
+            Figure {
+                name: "real: user/ from the base archive (load + build) — rbk",
+                unit: "s",
+                samples: rbk,
+                target: "<= BuildKit (next row)",
+            },
+            Figure {
+                name: "real: user/ from the base archive (docker load + build) — BuildKit",
+                unit: "s",
+                samples: bk,
+                target: "(reference)",
+            },
+        ])
     }
 
     fn rbk(&self, store: &Path, args: &[&str]) -> anyhow::Result<f64> {
@@ -299,7 +368,7 @@ impl Bench {
         let store = self.fresh_store("store-overhead")?;
         let n = STEPS.len() as f64;
         let (mut rbk, mut bk, mut runc) = (Vec::new(), Vec::new(), Vec::new());
-        for run in 0..=WARM_RUNS {
+        for run in 0..=OVERHEAD_RUNS {
             let r = self.rbk_build(&store, &ctx, &["--no-cache"])?;
             let b = self.docker_build(&ctx, &["--no-cache"])?;
             let base = self.runc_steps(run)?;

@@ -86,6 +86,20 @@ impl Progress {
 
 impl Reporter for Progress {
     fn event(&self, event: Event) {
+        if let Event::Warning { message, .. } = &event {
+            // About the machine rather than a step's output: one line in
+            // every mode, as when exec printed it itself.
+            let line = format!("warning: {message}");
+            match &self.view {
+                View::Tty(tty) => {
+                    let _ = tty.multi.println(line);
+                }
+                View::Quiet | View::Plain => {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+            }
+            return;
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match &self.view {
             View::Quiet => {}

@@ -41,9 +41,92 @@ pub enum Error {
         /// `passwd` or `group`.
         file: &'static str,
     },
-    /// An op's arguments are invalid (bad `--chmod`, a numeric id out of range…).
+    /// An op's arguments are invalid (bad `--chmod`, a numeric id out of
+    /// range, a bad pattern, a hostname…): the build asked for something
+    /// that cannot be.
     #[error("{0}")]
     Invalid(String),
+    /// The build asks for something this version of rbk does not do (a git
+    /// or HTTP source, a mount type it does not know).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A vertex does not fit its op (an exec without a root filesystem, a
+    /// mount or base naming an input that is not there): the definition the
+    /// frontend produced is malformed.
+    #[error("{0}")]
+    MalformedOp(String),
+    /// An image the build names is not in the store.
+    #[error("image {reference} not found in the store (load it with `rbk load` or `rbk import`)")]
+    ImageNotFound {
+        /// The reference, in its familiar form.
+        reference: String,
+    },
+    /// An image reference that does not parse.
+    #[error("invalid image reference {reference:?}")]
+    InvalidReference {
+        /// The reference as written.
+        reference: String,
+        /// Why it does not parse.
+        #[source]
+        source: rbk_store::Error,
+    },
+    /// An image in the store contradicts itself (layer and diff id counts
+    /// differ), or a document rbk would write cannot be made.
+    #[error("image {reference}: {reason}")]
+    CorruptImage {
+        /// The image (reference or id) or document concerned.
+        reference: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A local source the build reads was not handed to the solver.
+    #[error("no local source named {name:?} was given")]
+    MissingLocal {
+        /// Its name (`context`, a named context).
+        name: String,
+    },
+    /// A required `RUN --mount=type=secret` has no value.
+    #[error("secret {id}: not found (rbk build --secret id={id},src=FILE)")]
+    MissingSecret {
+        /// The secret's id.
+        id: String,
+    },
+    /// A required `RUN --mount=type=ssh` has no agent socket.
+    #[error("no SSH agent socket was given for ssh mount id {id:?} (rbk build --ssh {id}=PATH)")]
+    MissingSsh {
+        /// The mount's id.
+        id: String,
+    },
+    /// A filesystem is deeper than overlayfs can stack.
+    #[error(
+        "the filesystem of this step has {layers} layers, more than overlayfs can \
+         stack ({max} including rbk's init layer for RUN steps): \
+         merge some RUN, COPY or ADD instructions"
+    )]
+    TooManyLayers {
+        /// The number of lower dirs asked for.
+        layers: usize,
+        /// The most overlayfs stacks.
+        max: usize,
+    },
+    /// A mount failed in a way an errno alone does not explain (the new
+    /// mount API's overlay of many layers).
+    #[error("{0}")]
+    Mount(String),
+    /// Something rbk keeps in its store is not what it wrote (an entry of
+    /// the init layer of the wrong type).
+    #[error("{what} {}: {reason}", path.display())]
+    Corrupt {
+        /// What it is, e.g. "init layer".
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// What is wrong, and what to do about it.
+        reason: String,
+    },
+    /// The OCI runtime spec of a RUN could not be made.
+    #[error("{0}")]
+    OciSpec(String),
     /// A process in a container exited unsuccessfully.
     #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
     ProcessFailed {
@@ -84,6 +167,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a "not there" error: a path, an image, a local
+    /// source, a secret or an SSH agent the build names is missing.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::NotFound { .. }
+                | Error::ImageNotFound { .. }
+                | Error::MissingLocal { .. }
+                | Error::MissingSecret { .. }
+                | Error::MissingSsh { .. }
+        )
+    }
+
+    /// Whether the build asks for something rbk does not support.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, Error::Unsupported(_))
+    }
+
     /// Wraps an I/O error with what was being done and to which path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {

@@ -20,7 +20,7 @@ use rbk_graph::Platform;
 use rbk_store::image::{format_rfc3339, ContainerConfig, History, ImageConfig, RootFs};
 use rbk_store::{Descriptor, Layer, Store};
 
-use crate::solve::is_empty_layer;
+use crate::snapshot::is_empty_layer;
 use crate::{Error, Result};
 
 /// Everything about an image besides its layers.
@@ -60,7 +60,10 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
     }
     let container = serde_json::to_value(&spec.config)
         .and_then(serde_json::from_value::<ContainerConfig>)
-        .map_err(|e| Error::Invalid(format!("image config: {e}")))?;
+        .map_err(|e| Error::CorruptImage {
+            reference: "config".into(),
+            reason: e.to_string(),
+        })?;
     let mut extra = std::collections::BTreeMap::new();
     if !spec.platform.variant.is_empty() {
         extra.insert("variant".to_string(), spec.platform.variant.clone().into());

@@ -1,58 +1,81 @@
 //! Solving build-graph vertices against the store: context transfer, `RUN`
 //! steps in containers, file ops, snapshots and layer diffs.
 //!
-//! Main pieces (one module each):
-//! - `fileop`: COPY/ADD/mkdir/mkfile/rm with Docker's semantics, fd-relative
-//!   inside their roots ([`apply_file_actions`], [`CopySource`]).
-//! - `context`: [`ContextIndex`], the content identity of the build context
-//!   (a checksum per COPY source for cache keys), and its [`StatCache`].
-//! - `users`: `USER`/`--chown` names resolved through the root's own
-//!   `/etc/passwd` and `/etc/group`, read fd-relative and bounded.
-//! - `run`: `RUN` steps in containers: [`mount`] of the store's overlay
-//!   descriptions, the [init layer](ensure_init_layer), and the [`Runtime`]
-//!   trait with its [`Runc`] implementation taking a [`RunRequest`].
-//! - `layer`: [`commit_layer`] turns an overlay upper directory into a
-//!   layer: its snapshot, with the OCI layer tar packed from it on demand
-//!   (no tar file is kept); [`compress_layer`] makes the gzip or zstd form
-//!   for export.
+//! The main types: [`Solver`] (implements [`rbk_graph::Execute`], so the
+//! graph's scheduler drives it) configured by [`SolveOptions`], running
+//! `RUN` steps through a [`Runtime`] ([`Runc`]) and showing filesystems
+//! through a [`Snapshotter`] chosen by [`SnapshotterChoice`].
+//!
+//! # Where to start reading
+//!
+//! 1. `solve/mod.rs`: the [`Solver`], what a result ([`Solved`]) is, and the
+//!    cache lookup in front of every op (`solve/key.rs` says what a cache
+//!    key covers; `solve/remote.rs` adds `--cache-from` hits, fetched
+//!    lazily).
+//! 2. `ops/`: what each op kind does, one place per kind — `source.rs`,
+//!    `exec/` (`RUN`: `exec/solve.rs`, then the container machinery:
+//!    `Runtime`, `runc.rs`, `spec.rs`…), `file/` (`COPY`/`ADD`/mkdir/rm:
+//!    `file/solve.rs`, then [`apply_file_actions`] on plain directories) and
+//!    `merge.rs`.
+//! 3. `snapshot/`: the [`Snapshotter`] trait with its `overlay` and `copy`
+//!    implementations and the automatic fallback between them.
+//! 4. `layer/`: [`commit_layer`] turns an upper dir into a layer (its
+//!    snapshot, with the OCI tar packed from it on demand);
+//!    [`compress_layer`] makes the gzip or zstd form for export.
+//!    `image.rs`: [`commit_image`] writes config and manifest.
+//!
+//! Around them: `context/` ([`ContextIndex`], the content identity of the
+//! build context, with its [`StatCache`]), `users.rs` (`USER`/`--chown`
+//! names through the root's own `/etc/passwd` and `/etc/group`),
+//! `inroot.rs` (fd-relative path resolution), `mount.rs` (the mount(2)
+//! calls), `remote_cache/` (the shared cache format) and, behind the
+//! `testing` feature, `testing.rs` ([`testing::FakeRuntime`], a recording
+//! runtime for tests without root).
 //!
 //! Every mount(2), namespace call and OCI-runtime invocation of the workspace
-//! lives in this crate.
+//! lives in this crate. It reads no environment variable and keeps no
+//! process-wide settings: what a build wants comes in [`SolveOptions`] and
+//! [`Runc::new`]'s arguments; warnings leave as [`rbk_graph::Event`]s.
 #![deny(missing_docs)]
 
 mod context;
 mod error;
-mod fileop;
 mod filter;
 mod image;
 mod inroot;
 mod layer;
+mod mount;
+mod ops;
 mod pathglob;
 mod recover;
 mod remote_cache;
-mod run;
+mod snapshot;
 mod solve;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod users;
 
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};
-pub use fileop::{apply_file_actions, CopySource};
-pub use fileop::{apply_file_actions_with, FileOpOptions};
 pub use filter::{IncludeAll, PathFilter};
 pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;
 pub use layer::{
     commit_layer, compress_layer, write_layer_tar, Compression, LayerOptions, LAYER_TAR,
 };
+pub use mount::{mount, MountGuard};
+pub use ops::exec::{
+    ensure_init_layer, BindMount, Entitlements, OutputStream, RunRequest, Runc, Runtime, TmpfsMount,
+};
+pub use ops::exec::{Secret, MAX_SECRET_SIZE};
+pub use ops::file::{apply_file_actions, apply_file_actions_with, CopySource, FileOpOptions};
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
 pub use recover::recover_store;
 pub use remote_cache::{
     export_cache, BlobFetcher, CacheMode, CacheSource, ImportedCache, CACHE_CONFIG,
 };
-pub use run::{
-    ensure_init_layer, mount, BindMount, TmpfsMount, Entitlements, MountGuard, OutputStream, RunRequest, Runc,
-    Runtime,
+pub use snapshot::{
+    AutoSnapshotter, CopySnapshotter, OverlaySnapshotter, Snapshotter, SnapshotterChoice, View,
 };
-pub use run::{Secret, MAX_SECRET_SIZE};
 pub use solve::{result_chain, LocalDir, SolveOptions, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

@@ -42,7 +42,11 @@ pub fn mount(m: &rbk_store::Mount, target: &Path) -> Result<MountGuard> {
     match m.fstype.as_str() {
         "overlay" => mount_overlay(m, target)?,
         "bind" => mount_bind(m, target)?,
-        other => return Err(Error::Invalid(format!("unsupported mount type {other:?}"))),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "unsupported mount type {other:?}"
+            )))
+        }
     }
     Ok(MountGuard {
         target: target.to_path_buf(),
@@ -90,7 +94,7 @@ fn mount_overlay_fsconfig(m: &rbk_store::Mount, target: &Path) -> Result<()> {
         .map_err(|e| Error::io("opening an overlay context", target, e.into()))?;
     let fail = |what: &str, e: rustix::io::Errno| {
         let detail = kernel_log(&fs);
-        Error::Invalid(format!(
+        Error::Mount(format!(
             "mounting an overlay of {layers} layers at {}: {what}: {e}{detail} \
              (deep stacks need Linux 6.8+ for lowerdir+; overlayfs stacks at most 500 layers)",
             target.display()

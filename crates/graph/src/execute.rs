@@ -125,6 +125,15 @@ impl ExecContext<'_> {
         });
     }
 
+    /// Reports a warning that does not stop the vertex.
+    pub fn warn(&self, message: &str) {
+        self.reporter.event(Event::Warning {
+            vertex: self.vertex,
+            digest: self.digest,
+            message: message.to_string(),
+        });
+    }
+
     /// Reports progress of a named part of the work.
     pub fn progress(&self, name: &str, current: u64, total: Option<u64>) {
         self.reporter.event(Event::Progress {

@@ -86,6 +86,17 @@ pub enum Event {
         /// Vertex digest.
         digest: Digest,
     },
+    /// Something the user should know that does not stop the build (e.g.
+    /// the machine lacks overlayfs and a slower way is used), found while
+    /// solving the vertex.
+    Warning {
+        /// Dag index.
+        vertex: usize,
+        /// Vertex digest.
+        digest: Digest,
+        /// The warning, one line, without a `warning:` prefix.
+        message: String,
+    },
 }
 
 impl Event {
@@ -98,7 +109,8 @@ impl Event {
             | Event::Progress { vertex, .. }
             | Event::Completed { vertex, .. }
             | Event::Failed { vertex, .. }
-            | Event::Cancelled { vertex, .. } => *vertex,
+            | Event::Cancelled { vertex, .. }
+            | Event::Warning { vertex, .. } => *vertex,
         }
     }
 
@@ -111,7 +123,8 @@ impl Event {
             | Event::Progress { digest, .. }
             | Event::Completed { digest, .. }
             | Event::Failed { digest, .. }
-            | Event::Cancelled { digest, .. } => *digest,
+            | Event::Cancelled { digest, .. }
+            | Event::Warning { digest, .. } => *digest,
         }
     }
 }

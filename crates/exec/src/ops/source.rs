@@ -5,14 +5,14 @@ use std::sync::Arc;
 use rbk_graph::SourceOp;
 use rbk_store::{Layer, Reference, Store};
 
-use super::{LocalTree, Solved, SolvedFs, Solver};
 use crate::context::{ContextIndex, StatCache};
+use crate::solve::{LocalTree, Solved, SolvedFs, Solver};
 use crate::{Error, Result};
 
 impl Solver<'_> {
     /// Sources that need no work: scratch and images already in the store.
     /// A missing image or an unscanned local source is left to `execute`.
-    pub(super) fn resolve_source(&self, source: &SourceOp) -> Result<Option<Solved>> {
+    pub(crate) fn resolve_source(&self, source: &SourceOp) -> Result<Option<Solved>> {
         match source {
             SourceOp::Scratch => Ok(Some(Solved::from_layers(Vec::new()))),
             SourceOp::Image { reference, .. } => image_layers(self.store, reference).map(Some),
@@ -20,16 +20,16 @@ impl Solver<'_> {
         }
     }
 
-    pub(super) fn execute_source(&self, source: &SourceOp) -> Result<Solved> {
+    pub(crate) fn execute_source(&self, source: &SourceOp) -> Result<Solved> {
         match source {
             SourceOp::Scratch | SourceOp::Image { .. } => self
                 .resolve_source(source)?
-                .ok_or_else(|| Error::Invalid("unresolvable source".into())),
+                .ok_or_else(|| Error::MalformedOp("unresolvable source".into())),
             SourceOp::Local { name, .. } => self.scan_local(name),
-            SourceOp::Git { remote, .. } => Err(Error::Invalid(format!(
+            SourceOp::Git { remote, .. } => Err(Error::Unsupported(format!(
                 "git sources ({remote}) are not supported by this version of rbk"
             ))),
-            SourceOp::Http { url, .. } => Err(Error::Invalid(format!(
+            SourceOp::Http { url, .. } => Err(Error::Unsupported(format!(
                 "remote URL sources ({url}) are not supported by this version of rbk"
             ))),
         }
@@ -42,7 +42,9 @@ impl Solver<'_> {
             .options
             .locals
             .get(name)
-            .ok_or_else(|| Error::Invalid(format!("no local source named {name:?} was given")))?
+            .ok_or_else(|| Error::MissingLocal {
+                name: name.to_string(),
+            })?
             .clone();
         let mut cache = StatCache::load(self.store, &dir.root);
         let index = ContextIndex::scan(&dir.root, dir.filter.as_ref(), Some(&mut cache))?;
@@ -57,20 +59,23 @@ impl Solver<'_> {
 }
 
 /// The layers of the image `reference` from the store.
-pub(super) fn image_layers(store: &Store, reference: &str) -> Result<Solved> {
+pub(crate) fn image_layers(store: &Store, reference: &str) -> Result<Solved> {
     // A name, or an image id (full, short or `sha256:`) as docker takes.
     let image = match store.find_image(reference) {
         Ok(found) => found.image,
         Err(_) => {
-            let parsed: Reference = reference.parse().map_err(|e| {
-                Error::Invalid(format!("invalid image reference {reference:?}: {e}"))
-            })?;
+            let parsed: Reference =
+                reference
+                    .parse()
+                    .map_err(|source| Error::InvalidReference {
+                        reference: reference.to_string(),
+                        source,
+                    })?;
             store.image(&parsed).map_err(|e| {
                 if e.is_not_found() {
-                    Error::Invalid(format!(
-                        "image {} not found in the store (load it with `rbk load` or `rbk import`)",
-                        parsed.familiar()
-                    ))
+                    Error::ImageNotFound {
+                        reference: parsed.familiar(),
+                    }
                 } else {
                     Error::Store(e)
                 }
@@ -79,11 +84,14 @@ pub(super) fn image_layers(store: &Store, reference: &str) -> Result<Solved> {
     };
     let diff_ids = &image.config.rootfs.diff_ids;
     if diff_ids.len() != image.manifest.layers.len() {
-        return Err(Error::Invalid(format!(
-            "image {reference}: {} layers but {} diff ids in its config",
-            image.manifest.layers.len(),
-            diff_ids.len()
-        )));
+        return Err(Error::CorruptImage {
+            reference: reference.to_string(),
+            reason: format!(
+                "{} layers but {} diff ids in its config",
+                image.manifest.layers.len(),
+                diff_ids.len()
+            ),
+        });
     }
     let layers = image
         .manifest

@@ -52,7 +52,9 @@ impl CacheConfig {
     /// Parses and checks a config: bounded, known version, indexes in
     /// range, layer media types, and stored/travelling blobs that agree
     /// with the diff id (an uncompressed stored blob *is* the diff id; a
-    /// compressed one travels as it is).
+    /// compressed one travels as it is). `Err` is the reason of the
+    /// [`crate::Error::Cache`] the caller makes (it knows which cache),
+    /// hence a plain `String`.
     pub(super) fn parse(bytes: &[u8]) -> std::result::Result<CacheConfig, String> {
         if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
             return Err(format!(

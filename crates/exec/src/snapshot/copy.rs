@@ -1,10 +1,11 @@
-//! The native snapshotter: stacking snapshots by copying them, for machines
-//! where overlayfs cannot be mounted (a container without `CAP_SYS_ADMIN`,
-//! a kernel without overlay).
+//! The copy snapshotter (rbk's "native" one): stacking snapshots by copying
+//! them, for machines where overlayfs cannot be mounted (a container without
+//! `CAP_SYS_ADMIN`, a kernel without overlay).
 //!
-//! It is chosen with `RBK_SNAPSHOTTER=native`, or automatically when the
-//! first overlay mount of the process fails with `EPERM`, `ENODEV` or
-//! `EINVAL` (one warning on stderr says so).
+//! It is chosen with [`SnapshotterChoice::Copy`](super::SnapshotterChoice)
+//! (the CLI's `RBK_SNAPSHOTTER=native`), or by the automatic snapshotter
+//! when its first overlay mount fails with `EPERM`, `ENODEV` or `EINVAL`
+//! (see `snapshot/mod.rs`).
 //!
 //! - A view is a fresh directory into which the lower snapshots (overlay
 //!   format) are applied in order: a 0/0 character device deletes what is
@@ -31,7 +32,6 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use rustix::fs::{
@@ -39,57 +39,45 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
+use rbk_store::WorkDir;
+
+use super::{Snapshotter, View, ViewState};
 use crate::{Error, Result};
 
-const UNDECIDED: u8 = 0;
-const OVERLAY: u8 = 1;
-const NATIVE: u8 = 2;
+/// Views made by applying snapshots into a directory; a writable view's
+/// changes found by a walking diff against its base.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CopySnapshotter;
 
-/// Which snapshotter this process uses; decided by the environment or by
-/// the first overlay mount.
-static MODE: AtomicU8 = AtomicU8::new(UNDECIDED);
-static ENV_READ: std::sync::Once = std::sync::Once::new();
-
-/// Whether views are made by copying.
-pub(super) fn enabled() -> bool {
-    ENV_READ.call_once(|| {
-        if std::env::var("RBK_SNAPSHOTTER").as_deref() == Ok("native") {
-            MODE.store(NATIVE, Ordering::SeqCst);
-        }
-    });
-    MODE.load(Ordering::SeqCst) == NATIVE
-}
-
-/// Records that an overlay mount worked: later failures are real errors.
-pub(super) fn overlay_worked() {
-    let _ = MODE.compare_exchange(UNDECIDED, OVERLAY, Ordering::SeqCst, Ordering::SeqCst);
-}
-
-/// Whether the failed overlay mount `err` switches the process to the
-/// native snapshotter: only an "overlay is not available here" errno on the
-/// first attempt does.
-// The one warning is about the machine, not a step, so it has no step log
-// to go to; it is printed once per process.
-#[allow(clippy::print_stderr)]
-pub(super) fn fall_back(err: &Error) -> bool {
-    let Error::Io { source, .. } = err else {
-        return false;
-    };
-    let unavailable = [Errno::PERM, Errno::NODEV, Errno::INVAL]
-        .iter()
-        .any(|e| source.raw_os_error() == Some(e.raw_os_error()));
-    if !unavailable {
-        return false;
+impl Snapshotter for CopySnapshotter {
+    fn view(&self, lowers: &[PathBuf], target: &Path) -> Result<View> {
+        apply(lowers, target)?;
+        Ok(View::dir(target.to_path_buf()))
     }
-    match MODE.compare_exchange(UNDECIDED, NATIVE, Ordering::SeqCst, Ordering::SeqCst) {
-        Ok(_) => {
-            eprintln!(
-                "warning: overlayfs is not available ({source}); using the native \
-                 (copying) snapshotter, which is slower"
-            );
-            true
+
+    fn writable(&self, lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
+        if lowers.is_empty() {
+            return Ok(View::dir(work.upper()));
         }
-        Err(mode) => mode == NATIVE,
+        let merged = work.merged();
+        if !merged.exists() {
+            std::fs::create_dir(&merged)
+                .map_err(|e| Error::io("creating directory", &merged, e))?;
+        }
+        apply(lowers, &merged)?;
+        let base = scan(&merged)?;
+        Ok(View::copied(merged, base, work.upper()))
+    }
+
+    fn commit(&self, view: View) -> Result<()> {
+        match view.state {
+            ViewState::Copied { base, upper } => diff(&base, &view.path, &upper),
+            ViewState::Dir | ViewState::Mounted(_) => Ok(()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "copy"
     }
 }
 
@@ -114,7 +102,7 @@ impl Meta {
 
 /// A base tree in memory: every entry's stat, and each directory's names.
 #[derive(Debug, Default)]
-pub(super) struct Tree {
+pub(crate) struct Tree {
     entries: HashMap<PathBuf, Meta>,
     children: HashMap<PathBuf, BTreeSet<OsString>>,
 }

@@ -24,16 +24,10 @@
 //! (security rule 8: every input that affects the output is in the key; no
 //! secret value ever is — secrets reach RUN only through mounts).
 
-mod exec_op;
-mod file_op;
 mod key;
-mod native;
 mod remote;
-mod source;
-mod stack;
 
 pub use remote::result_chain;
-pub(crate) use stack::is_empty_layer;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,8 +37,10 @@ use rbk_graph::{DagVertex, ExecContext, Execute, Op};
 use rbk_store::{CacheRecord, Digest, Layer, Store};
 
 use crate::context::ContextIndex;
+use crate::ops;
+use crate::ops::exec::{Entitlements, Runtime};
 use crate::remote_cache::CacheSource;
-use crate::run::{Entitlements, Runtime};
+use crate::snapshot::{Snapshotter, SnapshotterChoice};
 use crate::{Error, PathFilter, Result};
 
 /// The media type of the uncompressed layers rbk writes into its store.
@@ -75,34 +71,38 @@ pub struct SolveOptions {
     pub secrets: BTreeMap<String, crate::Secret>,
     /// `--ssh`: agent sockets by id, for `RUN --mount=type=ssh`.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// How filesystems are made visible to steps (overlay, copy, or overlay
+    /// falling back to copy; see `snapshot`).
+    pub snapshotter: SnapshotterChoice,
 }
 
 /// Solves vertices against a store, running RUN steps with a runtime.
 pub struct Solver<'a> {
-    store: &'a Store,
-    runtime: &'a dyn Runtime,
-    options: SolveOptions,
-    init_layer: PathBuf,
+    pub(crate) store: &'a Store,
+    pub(crate) runtime: &'a dyn Runtime,
+    pub(crate) options: SolveOptions,
+    pub(crate) snapshotter: Box<dyn Snapshotter>,
+    pub(crate) init_layer: PathBuf,
     tracker: remote::CacheTracker,
 }
 
 /// The result of one vertex: a filesystem. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Solved(Arc<SolvedFs>);
+pub struct Solved(pub(crate) Arc<SolvedFs>);
 
 #[derive(Debug)]
-struct SolvedFs {
-    layers: Vec<Layer>,
+pub(crate) struct SolvedFs {
+    pub(crate) layers: Vec<Layer>,
     /// What the filesystem contains, as one digest (the input side of the
     /// cache keys of the vertices that read it).
-    content: Digest,
-    local: Option<LocalTree>,
+    pub(crate) content: Digest,
+    pub(crate) local: Option<LocalTree>,
 }
 
 /// A scanned local source.
-struct LocalTree {
-    dir: LocalDir,
-    index: ContextIndex,
+pub(crate) struct LocalTree {
+    pub(crate) dir: LocalDir,
+    pub(crate) index: ContextIndex,
 }
 
 impl std::fmt::Debug for LocalTree {
@@ -114,7 +114,7 @@ impl std::fmt::Debug for LocalTree {
 }
 
 impl Solved {
-    fn from_layers(layers: Vec<Layer>) -> Solved {
+    pub(crate) fn from_layers(layers: Vec<Layer>) -> Solved {
         let content = key::chain_digest(&layers);
         Solved(Arc::new(SolvedFs {
             layers,
@@ -138,10 +138,11 @@ impl<'a> Solver<'a> {
     /// A solver over `store`. Writes the init layer (see `run`) into the
     /// store if it is not there yet.
     pub fn new(store: &'a Store, runtime: &'a dyn Runtime, options: SolveOptions) -> Result<Self> {
-        let init_layer = crate::run::ensure_init_layer(&store.root().join("init-layer"))?;
+        let init_layer = ops::exec::ensure_init_layer(&store.root().join("init-layer"))?;
         Ok(Solver {
             store,
             runtime,
+            snapshotter: options.snapshotter.build(),
             options,
             init_layer,
             tracker: Default::default(),
@@ -162,7 +163,7 @@ impl Execute for Solver<'_> {
         match vertex.op() {
             // Sources are cheap to resolve and have no cache record.
             Op::Source(source) => self.resolve_source(source),
-            Op::Merge(_) => Ok(Some(file_op::merge(inputs))),
+            Op::Merge(_) => Ok(Some(ops::merge::merge(inputs))),
             Op::Exec(_) | Op::File(_) if vertex.meta().ignore_cache => Ok(None),
             Op::Exec(_) | Op::File(_) => {
                 let key = key::cache_key(vertex, inputs)?;
@@ -185,10 +186,14 @@ impl Execute for Solver<'_> {
     ) -> Result<Solved> {
         let solved = match vertex.op() {
             Op::Source(source) => return self.execute_source(source),
-            Op::Merge(_) => return Ok(file_op::merge(inputs)),
-            Op::Exec(op) => self.run_exec(op, inputs, ctx)?,
-            Op::File(op) => self.run_file(op, inputs)?,
+            Op::Merge(_) => return Ok(ops::merge::merge(inputs)),
+            Op::Exec(op) => self.run_exec(op, inputs, ctx),
+            Op::File(op) => self.run_file(op, inputs),
         };
+        if let Some(warning) = self.snapshotter.take_warning() {
+            ctx.warn(&warning);
+        }
+        let solved = solved?;
         let key = key::cache_key(vertex, inputs)?;
         let record = CacheRecord::new(solved.layers().to_vec(), vertex.meta().description.clone());
         self.store.cache_put(&key, &record)?;

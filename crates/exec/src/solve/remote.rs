@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rbk_graph::{Dag, DagVertex, Op};
 use rbk_store::{BlobRead, CacheRecord, Digest, Layer};
 
-use super::{stack, Solved, Solver};
+use super::{Solved, Solver};
 use crate::remote_cache::{CacheMode, CacheSource};
 use crate::Result;
 
@@ -88,9 +88,9 @@ impl Solver<'_> {
     }
 
     /// The snapshot directories of `layers`, fetching lazy ones first.
-    pub(super) fn lower_dirs(&self, layers: &[Layer]) -> Result<Vec<PathBuf>> {
+    pub(crate) fn lower_dirs(&self, layers: &[Layer]) -> Result<Vec<PathBuf>> {
         self.materialize(layers)?;
-        stack::lower_dirs(self.store, layers)
+        crate::snapshot::lower_dirs(self.store, layers)
     }
 
     /// Writes the local records of remote hits whose layers are all here.

@@ -63,10 +63,11 @@ fn settle(created: io::Result<()>, path: &Path, dir: bool, mode: u32) -> Result<
                 meta.is_file() && meta.len() == 0
             };
             if !ok {
-                return Err(Error::Invalid(format!(
-                    "init layer {}: unexpected entry (delete the directory to rebuild it)",
-                    path.display()
-                )));
+                return Err(Error::Corrupt {
+                    what: "init layer",
+                    path: path.to_path_buf(),
+                    reason: "unexpected entry (delete the directory to rebuild it)".into(),
+                });
             }
         }
         Err(e) => return Err(Error::io("creating init layer", path, e)),

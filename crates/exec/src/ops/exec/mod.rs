@@ -51,9 +51,9 @@
 mod cwd;
 mod hosts;
 mod init_layer;
-mod mount;
 mod runc;
 mod secrets;
+mod solve;
 mod spec;
 
 use std::path::{Path, PathBuf};
@@ -61,7 +61,6 @@ use std::path::{Path, PathBuf};
 use rbk_graph::{NetworkMode, SecurityMode};
 
 pub use init_layer::ensure_init_layer;
-pub use mount::{mount, MountGuard};
 pub use runc::Runc;
 pub(crate) use secrets::{AgentProxy, SecretDir};
 pub use secrets::{Secret, MAX_SECRET_SIZE};
@@ -149,7 +148,9 @@ pub trait Runtime: Send + Sync {
 }
 
 /// The one place where a request's privileges are checked against the
-/// granted entitlements. `Err` carries the message for the user.
+/// granted entitlements. `Err` carries the message for the user; a plain
+/// `String` because the runtime wraps it into its [`crate::Error::Runtime`]
+/// (named after the runtime binary), which this module does not know.
 pub(crate) fn check_entitlements(request: &RunRequest<'_>) -> Result<(), String> {
     let granted = request.entitlements;
     match request.network {

@@ -31,13 +31,12 @@ pub struct Runc {
 }
 
 impl Runc {
-    /// Uses `binary` (default: `$RBK_RUNTIME`, else `runc` on `PATH`) with
-    /// its container state under `state_dir`. Fails when the binary is
-    /// missing or its version lacks the CVE-2024-21626 fix.
+    /// Uses `binary` (default: `runc` on `PATH`; the CLI resolves
+    /// `--runtime` and `RBK_RUNTIME` into it) with its container state under
+    /// `state_dir`. Fails when the binary is missing or its version lacks
+    /// the CVE-2024-21626 fix.
     pub fn new(binary: Option<PathBuf>, state_dir: PathBuf) -> Result<Runc> {
-        let binary = binary
-            .or_else(|| std::env::var_os("RBK_RUNTIME").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("runc"));
+        let binary = binary.unwrap_or_else(|| PathBuf::from("runc"));
         let runc = Runc { binary, state_dir };
         let out = match Command::new(&runc.binary).arg("--version").output() {
             Ok(out) => out,
@@ -86,7 +85,7 @@ impl Runc {
         let spec = spec::build(request, &ids, &cwd, &etc)?;
         let config = request.bundle.join("config.json");
         let json = serde_json::to_vec(&spec)
-            .map_err(|e| Error::Invalid(format!("serializing the OCI spec: {e}")))?;
+            .map_err(|e| Error::OciSpec(format!("serializing the OCI spec: {e}")))?;
         std::fs::write(&config, json).map_err(|e| Error::io("writing", config, e))
     }
 
@@ -103,7 +102,7 @@ impl Runc {
     ) -> Result<i32> {
         let log = request.bundle.join("runc.log");
         let pid_file = request.bundle.join("init.pid");
-        become_subreaper()?;
+        become_subreaper().map_err(|e| self.error(format!("becoming a child subreaper: {e}")))?;
         // One pipe for stdout and stderr, as `2>&1`, handed to the process
         // itself (runc's detached pass-through): lines reach the progress
         // in the order the process wrote them. Foreground `runc run` would
@@ -194,14 +193,14 @@ fn stream(mut pipe: io::PipeReader, output: &mut dyn FnMut(OutputStream, &[u8]))
 
 /// Makes this process the reaper of orphaned descendants (once), so that
 /// a detached container's init, left behind by runc, can be waited for.
-fn become_subreaper() -> Result<()> {
-    static DONE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-            .map_err(|e| format!("becoming a child subreaper: {e}"))
-    })
-    .clone()
-    .map_err(Error::Invalid)
+///
+/// The `OnceLock` is process-wide state on purpose: being a subreaper is a
+/// property of the process (prctl), set once and never undone, not a
+/// setting of a build.
+fn become_subreaper() -> std::result::Result<(), rustix::io::Errno> {
+    static DONE: std::sync::OnceLock<std::result::Result<(), rustix::io::Errno>> =
+        std::sync::OnceLock::new();
+    *DONE.get_or_init(|| rustix::process::set_child_subreaper(Some(rustix::process::getpid())))
 }
 
 /// Waits for the container init whose pid runc wrote to `pid_file`; its
@@ -244,6 +243,8 @@ fn runtime_errors(log: &Path) -> Option<String> {
 }
 
 /// runc ids are `[A-Za-z0-9_+.-]+`; a leading `-` would read as a flag.
+/// `Err` is the message of an [`Error::Runtime`] (the caller adds the
+/// runtime binary), hence a plain `String`.
 fn check_id(id: &str) -> Result<(), String> {
     let valid = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && id.len() <= 1024
@@ -259,7 +260,8 @@ fn check_id(id: &str) -> Result<(), String> {
 
 /// Accepts runc >= 1.1.12, or a Debian build whose `commit:` line carries
 /// `+deb12uN` (N >= 1): Debian 12's 1.1.5+ds1-1+deb12u1 backports the
-/// CVE-2024-21626 fix (security rule 10).
+/// CVE-2024-21626 fix (security rule 10). `Err` is the message of an
+/// [`Error::Runtime`], as for [`check_id`].
 fn check_version(output: &str) -> Result<(), String> {
     let version = output
         .lines()

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::mount::{mount_tmpfs, MountGuard};
+use crate::mount::{mount_tmpfs, MountGuard};
 use crate::{Error, Result};
 
 /// A secret's value: kept out of `Debug` output and error messages.

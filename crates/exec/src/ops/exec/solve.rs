@@ -7,18 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rbk_graph::{CacheSharing, ExecContext, ExecOp, LogStream, Mount as RunMount, MountKind};
 use rbk_store::{Digest, FileLock, Store, WorkDir};
 
-use super::stack::{self, View};
-use super::{Solved, Solver};
+use super::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir, TmpfsMount};
 use crate::inroot::open_in_root;
 use crate::layer::{commit_layer, LayerOptions};
-use crate::run::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir, TmpfsMount};
+use crate::snapshot::{self, View};
+use crate::solve::{Solved, Solver};
 use crate::{Error, Result};
 
 /// The hostname RUN steps see, as under BuildKit.
 const HOSTNAME: &str = "buildkitsandbox";
 
 impl Solver<'_> {
-    pub(super) fn run_exec(
+    pub(crate) fn run_exec(
         &self,
         op: &ExecOp,
         inputs: &[Solved],
@@ -26,11 +26,11 @@ impl Solver<'_> {
     ) -> Result<Solved> {
         let root = inputs
             .first()
-            .ok_or_else(|| Error::Invalid("exec op without a root filesystem".into()))?;
+            .ok_or_else(|| Error::MalformedOp("exec op without a root filesystem".into()))?;
         let work = self.store.work_dir()?;
         let mut lowers = self.lower_dirs(root.layers())?;
         lowers.push(self.init_layer.clone());
-        let rootfs = stack::writable(&lowers, &work)?;
+        let rootfs = self.snapshotter.writable(&lowers, &work)?;
         let mut held = Held::default();
         let mut binds = Vec::new();
         let mut tmpfs = Vec::new();
@@ -41,17 +41,17 @@ impl Solver<'_> {
         }
         // runc creates missing mount targets in the upper dir; they are
         // removed before the layer is taken (security A9).
-        let stubs = missing_targets(&rootfs.path, op.mounts.iter().map(|m| m.target.as_str()))?;
+        let stubs = missing_targets(rootfs.path(), op.mounts.iter().map(|m| m.target.as_str()))?;
         // With secrets, config.json (which may hold `env=` values) and the
         // bundle's other files stay in memory too.
         let bundle = match &held.secrets {
             Some(dir) => dir.bundle()?,
-            None => stack::view_dir(&work, "bundle")?,
+            None => snapshot::view_dir(&work, "bundle")?,
         };
         let id = container_id();
         let request = RunRequest {
             id: &id,
-            rootfs: &rootfs.path,
+            rootfs: rootfs.path(),
             bundle: &bundle,
             args: &op.args,
             env: &env,
@@ -77,9 +77,9 @@ impl Solver<'_> {
         })?;
         drop(held);
         if code == 0 {
-            rootfs.close()?;
+            self.snapshotter.commit(rootfs)?;
         } else {
-            drop(rootfs);
+            self.snapshotter.close(rootfs);
         }
         remove_stubs(&work.upper(), &stubs)?;
         if code != 0 {
@@ -92,13 +92,13 @@ impl Solver<'_> {
     }
 
     /// The result of a step that wrote into `work`'s upper dir over `base`.
-    pub(super) fn commit_on(&self, base: &Solved, work: &WorkDir) -> Result<Solved> {
+    pub(crate) fn commit_on(&self, base: &Solved, work: &WorkDir) -> Result<Solved> {
         let options = LayerOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
         let layer = match commit_layer(self.store, &work.upper(), &options)? {
             Some(layer) => layer,
-            None => stack::empty_layer(self.store)?,
+            None => snapshot::empty_layer(self.store)?,
         };
         let mut layers = base.layers().to_vec();
         layers.push(layer);
@@ -123,15 +123,15 @@ impl Solver<'_> {
                 readwrite,
             } => {
                 let tree = input.and_then(|i| inputs.get(i as usize)).ok_or_else(|| {
-                    Error::Invalid(format!("bind mount {}: no such input", mount.target))
+                    Error::MalformedOp(format!("bind mount {}: no such input", mount.target))
                 })?;
                 let view = self.input_view(tree, work, &format!("bind-{n}"))?;
-                let path = resolve_inside(&view.path, source)?;
+                let path = resolve_inside(view.path(), source)?;
                 let (path, readonly, extra) = if *readwrite && path.is_dir() {
                     // Writes are allowed and thrown away: an overlay with a scratch upper.
                     let scratch = self.store.work_dir()?;
-                    let rw = stack::writable(&[path], &scratch)?;
-                    (rw.path.clone(), false, Some((rw, scratch)))
+                    let rw = self.snapshotter.writable(&[path], &scratch)?;
+                    (rw.path().to_path_buf(), false, Some((rw, scratch)))
                 } else {
                     (path, !readwrite, None)
                 };
@@ -161,16 +161,17 @@ impl Solver<'_> {
                 let seed = match input {
                     Some(i) => {
                         let tree = inputs.get(*i as usize).ok_or_else(|| {
-                            Error::Invalid(format!("cache mount {}: no such input", mount.target))
+                            Error::MalformedOp(format!(
+                                "cache mount {}: no such input",
+                                mount.target
+                            ))
                         })?;
                         let view = self.input_view(tree, work, &format!("cache-seed-{n}"))?;
                         Some((view, source.as_str()))
                     }
                     None => None,
                 };
-                let seed = seed
-                    .as_ref()
-                    .map(|(view, source)| (view.path.as_path(), *source));
+                let seed = seed.as_ref().map(|(view, source)| (view.path(), *source));
                 let (dir, lock) =
                     cache_mount_dir(self.store, id, *sharing, (*mode, *uid, *gid), seed)?;
                 held.locks.extend(lock);
@@ -215,10 +216,7 @@ impl Solver<'_> {
             } => {
                 let Some(agent) = self.options.ssh.get(id) else {
                     if *required {
-                        return Err(Error::Invalid(format!(
-                            "no SSH agent socket was given for ssh mount id {id:?} \
-                             (rbk build --ssh {id}=PATH)"
-                        )));
+                        return Err(Error::MissingSsh { id: id.clone() });
                     }
                     return Ok(());
                 };
@@ -240,9 +238,7 @@ impl Solver<'_> {
     fn secret(&self, id: &str, required: bool) -> Result<Option<&Secret>> {
         match self.options.secrets.get(id) {
             Some(secret) => Ok(Some(secret)),
-            None if required => Err(Error::Invalid(format!(
-                "secret {id}: not found (rbk build --secret id={id},src=FILE)"
-            ))),
+            None if required => Err(Error::MissingSecret { id: id.to_string() }),
             None => Ok(None),
         }
     }
@@ -289,12 +285,13 @@ impl Solver<'_> {
 
     /// A directory showing `tree`: the context itself, or its layers mounted
     /// read-only under `work`.
-    pub(super) fn input_view(&self, tree: &Solved, work: &WorkDir, name: &str) -> Result<View> {
+    pub(crate) fn input_view(&self, tree: &Solved, work: &WorkDir, name: &str) -> Result<View> {
         if let Some(local) = &tree.0.local {
-            return Ok(View::unmounted(local.dir.root.clone()));
+            return Ok(View::dir(local.dir.root.clone()));
         }
         let lowers = self.lower_dirs(tree.layers())?;
-        stack::read_only(lowers, &stack::view_dir(work, name)?)
+        self.snapshotter
+            .view(&lowers, &snapshot::view_dir(work, name)?)
     }
 }
 

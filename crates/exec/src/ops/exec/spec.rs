@@ -334,14 +334,13 @@ fn bind(target: &str, source: &Path, readonly: bool) -> Result<Mount> {
 }
 
 fn spec_error(e: OciSpecError) -> Error {
-    Error::Invalid(format!("building the OCI spec: {e}"))
+    Error::OciSpec(format!("building the OCI spec: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::Entitlements;
-    use crate::run::TmpfsMount;
+    use crate::ops::exec::{Entitlements, TmpfsMount};
 
     fn spec(network: NetworkMode, security: SecurityMode) -> Spec {
         let args = ["sh".to_string(), "-c".to_string(), "true".to_string()];

@@ -52,7 +52,7 @@ pub(crate) fn copy(
     times: &DirTimes,
 ) -> Result<()> {
     let source = inputs.get(action.from as usize).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::MalformedOp(format!(
             "copy from input {}, which does not exist",
             action.from
         ))

@@ -104,6 +104,7 @@ mod chmod;
 mod copy;
 mod extract;
 mod meta;
+mod solve;
 mod times;
 mod tree;
 

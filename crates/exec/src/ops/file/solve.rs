@@ -2,27 +2,26 @@
 
 use rbk_graph::{FileAction, FileOp};
 
-use super::stack;
-use super::{Solved, Solver};
-use crate::fileop::{apply_file_actions_with, CopySource, FileOpOptions};
+use super::{apply_file_actions_with, CopySource, FileOpOptions};
+use crate::snapshot::View;
+use crate::solve::{Solved, Solver};
 use crate::{Error, IncludeAll, Result};
 
 impl Solver<'_> {
-    pub(super) fn run_file(&self, op: &FileOp, inputs: &[Solved]) -> Result<Solved> {
+    pub(crate) fn run_file(&self, op: &FileOp, inputs: &[Solved]) -> Result<Solved> {
         let work = self.store.work_dir()?;
-        let base = match op.base {
-            Some(i) => Some(
-                inputs
-                    .get(i as usize)
-                    .ok_or_else(|| Error::Invalid(format!("file op base {i}: no such input")))?,
-            ),
-            None => None,
-        };
+        let base =
+            match op.base {
+                Some(i) => Some(inputs.get(i as usize).ok_or_else(|| {
+                    Error::MalformedOp(format!("file op base {i}: no such input"))
+                })?),
+                None => None,
+            };
         let lowers = match base {
             Some(b) => self.lower_dirs(b.layers())?,
             None => Vec::new(),
         };
-        let dest = stack::writable(&lowers, &work)?;
+        let dest = self.snapshotter.writable(&lowers, &work)?;
         // Mount only the inputs a copy reads from.
         let mut views = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
@@ -33,7 +32,7 @@ impl Solver<'_> {
             let view = if read {
                 self.input_view(input, &work, &format!("src-{i}"))?
             } else {
-                stack::View::unmounted(work.path().to_path_buf())
+                View::dir(work.path().to_path_buf())
             };
             views.push(view);
         }
@@ -42,12 +41,12 @@ impl Solver<'_> {
             .zip(&views)
             .map(|(input, view)| match &input.0.local {
                 Some(local) => CopySource {
-                    root: &view.path,
+                    root: view.path(),
                     filter: local.dir.filter.as_ref(),
                     reset_owner: true,
                 },
                 None => CopySource {
-                    root: &view.path,
+                    root: view.path(),
                     filter: &IncludeAll,
                     reset_owner: false,
                 },
@@ -56,20 +55,11 @@ impl Solver<'_> {
         let options = FileOpOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
-        apply_file_actions_with(&dest.path, &sources, &op.actions, &options)?;
+        apply_file_actions_with(dest.path(), &sources, &op.actions, &options)?;
         drop(sources);
         drop(views);
-        dest.close()?;
+        self.snapshotter.commit(dest)?;
         let empty = Solved::from_layers(Vec::new());
         self.commit_on(base.unwrap_or(&empty), &work)
     }
-}
-
-/// A merge stacks its inputs' layers, later ones on top (`COPY --link`).
-pub(super) fn merge(inputs: &[Solved]) -> Solved {
-    let layers = inputs
-        .iter()
-        .flat_map(|s| s.layers().iter().cloned())
-        .collect();
-    Solved::from_layers(layers)
 }

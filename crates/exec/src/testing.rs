@@ -1,0 +1,1 @@
+//! Test doubles (the `testing` feature).

@@ -5,8 +5,10 @@
 //! --network none`). The Dockerfiles are under `testdata/real-debian/`.
 //!
 //! Builds are kept few, because apt, pip and npm are slow: one multi-stage
-//! app (two apt steps, pip, npm under a cache mount, a slim final stage)
-//! and one network-free Dockerfile for users and the container's devices.
+//! app (two apt steps, one of them the ~400-package npm install, pip, npm
+//! under a cache mount, a slim final stage), one small apt build with its
+//! cache in cache mounts (built twice), and one network-free Dockerfile
+//! for users and the container's devices.
 
 mod support;
 
@@ -172,4 +174,20 @@ fn a_python_and_node_app_in_a_slim_final_stage() {
                  test -e /root/.npm && echo npm-cache; true";
     let slim = docker_run(&root, &dir, "real-app:test", &["sh", "-c", check]);
     assert_eq!(slim, "no-npm\npip-in-venv\n0\n", "{slim}");
+}
+
+/// apt with its cache and lists in `sharing=locked` cache mounts: the
+/// second build (`--no-cache`) finds the first one's packages.
+#[test]
+fn apt_with_cache_mounts_reuses_downloads() {
+    let (dir, root) = store_with_base("apt-cache");
+    let ctx = testdata("apt-cache");
+    build(&root, &ctx, "real-apt:test", &[]);
+    let first = docker_run(&root, &dir, "real-apt:test", &[]);
+    assert_eq!(first, "0\nsymbolic link to dash\n");
+    build(&root, &ctx, "real-apt:test", &["--no-cache".to_string()]);
+    let second = docker_run(&root, &dir, "real-apt:test", &[]);
+    let debs: u32 = second.lines().next().unwrap().parse().unwrap();
+    assert!(debs >= 2, "the cache mount lost the packages: {second}");
+    assert!(second.ends_with("\nsymbolic link to dash\n"), "{second}");
 }

@@ -132,6 +132,10 @@ fn users_workdir_and_the_containers_devices() {
     let (dir, root) = store_with_base("user");
     build(&root, &testdata("user"), "real-user:test", &[]);
     let report = docker_run(&root, &dir, "real-user:test", &[]);
+    // The step's open-file limit is the builder's own (as in BuildKit),
+    // not oci-spec's or runc's default of 1024.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let nofile = format!("nofile={}", limit.current.unwrap_or(u64::MAX));
     let expected = [
         "id=app:builders groups=builders,staff,users",
         "home=/home/app cwd=/home/app/work owner=app:builders",
@@ -140,7 +144,9 @@ fn users_workdir_and_the_containers_devices() {
         "urandom=16",
         "pty=/dev/pts/N",
         "proc=1",
-        "setuid=app",
+        "setuid=app:L",
+        "privs=0000000000000000 0000000000000000 0 ",
+        &nofile,
         "hosts=127.0.0.1",
         "resolv=1",
     ];

@@ -148,10 +148,14 @@ fn process(
     } else {
         DEFAULT_CAPS.into_iter().collect()
     };
+    // Inheritable and ambient stay empty (oci-spec's default fills them),
+    // so a non-root process has no capabilities at all, as in BuildKit.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(Capabilities::new())
+        .ambient(Capabilities::new())
         .build()
         .map_err(spec_error)?;
     let user = UserBuilder::default()
@@ -167,6 +171,12 @@ fn process(
         .env(env(request.env, &ids.home))
         .cwd(cwd)
         .capabilities(capabilities)
+        // As Docker and BuildKit: setuid binaries (su, sudo, passwd) work
+        // for a non-root USER; oci-spec's default would set no_new_privs.
+        .no_new_privileges(false)
+        // No limits of its own: the process inherits the builder's, as
+        // BuildKit's (which resets oci-spec's and runc's NOFILE 1024).
+        .rlimits(Vec::new())
         .build()
         .map_err(spec_error)
 }
@@ -404,6 +414,11 @@ mod tests {
             .unwrap();
         assert_eq!(caps.len(), 14);
         assert!(!caps.contains(&Capability::SysAdmin));
+        let all = p.capabilities().as_ref().unwrap();
+        assert_eq!(all.inheritable().as_ref().map(|c| c.len()), Some(0));
+        assert_eq!(all.ambient().as_ref().map(|c| c.len()), Some(0));
+        assert_eq!(p.no_new_privileges(), Some(false));
+        assert_eq!(p.rlimits().as_ref().map(|r| r.len()), Some(0));
         assert!(!has_netns(&s));
         let linux = s.linux().as_ref().unwrap();
         assert!(linux

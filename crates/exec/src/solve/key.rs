@@ -51,3 +51,7 @@ pub(super) fn cache_key(vertex: &DagVertex, inputs: &[Solved]) -> Result<Digest>
     }
     Ok(h.finish())
 }
+
+// The golden test that pins what keys cover: `solve/key/golden.rs`.
+#[cfg(test)]
+mod golden;

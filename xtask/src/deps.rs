@@ -14,8 +14,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rbk-exec", &["rbk-graph", "rbk-store"]),
     ("rbk-registry", &["rbk-store"]),
     (
+        "rbk-build",
+        &[
+            "rbk-parser",
+            "rbk-graph",
+            "rbk-exec",
+            "rbk-store",
+            "rbk-registry",
+        ],
+    ),
+    (
         "rbk-cli",
         &[
+            "rbk-build",
             "rbk-parser",
             "rbk-graph",
             "rbk-exec",

@@ -3,7 +3,6 @@
 mod args;
 mod changes;
 mod commands;
-mod emulation;
 mod humanize;
 mod progress;
 mod render;
@@ -16,24 +15,30 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    commands::pull::set_insecure_registries(cli.insecure_registries.clone());
+    let settings = match settings::GlobalSettings::resolve(cli.root, cli.insecure_registries) {
+        Ok(settings) => settings,
+        Err(err) => {
+            render::error(&err);
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        args::Command::Build(args) => commands::build::run(cli.root.as_deref(), args),
+        args::Command::Build(args) => commands::build::run(&settings, args),
         args::Command::Debug(cmd) => commands::debug::run(cmd),
-        args::Command::Import(a) => commands::import::run(cli.root.as_deref(), a),
-        args::Command::Load(a) => commands::load::run(cli.root.as_deref(), a),
-        args::Command::Save(a) => commands::save::run(cli.root.as_deref(), a),
-        args::Command::Images(a) => commands::images::run(cli.root.as_deref(), a),
-        args::Command::Tag(a) => commands::tag::run(cli.root.as_deref(), a),
-        args::Command::Rmi(a) => commands::rmi::run(cli.root.as_deref(), a),
-        args::Command::Inspect(a) => commands::inspect::run(cli.root.as_deref(), a),
-        args::Command::History(a) => commands::history::run(cli.root.as_deref(), a),
-        args::Command::System(c) => commands::system::run(cli.root.as_deref(), c),
-        args::Command::Prune(a) => commands::prune::run(cli.root.as_deref(), a),
-        args::Command::Pull(a) => commands::pull::run(cli.root.as_deref(), a),
-        args::Command::Push(a) => commands::push::run(cli.root.as_deref(), a),
-        args::Command::Login(a) => commands::login::login(a),
-        args::Command::Logout(a) => commands::login::logout(a),
+        args::Command::Import(a) => commands::import::run(&settings, a),
+        args::Command::Load(a) => commands::load::run(&settings, a),
+        args::Command::Save(a) => commands::save::run(&settings, a),
+        args::Command::Images(a) => commands::images::run(&settings, a),
+        args::Command::Tag(a) => commands::tag::run(&settings, a),
+        args::Command::Rmi(a) => commands::rmi::run(&settings, a),
+        args::Command::Inspect(a) => commands::inspect::run(&settings, a),
+        args::Command::History(a) => commands::history::run(&settings, a),
+        args::Command::System(c) => commands::system::run(&settings, c),
+        args::Command::Prune(a) => commands::prune::run(&settings, a),
+        args::Command::Pull(a) => commands::pull::run(&settings, a),
+        args::Command::Push(a) => commands::push::run(&settings, a),
+        args::Command::Login(a) => commands::login::login(&settings, a),
+        args::Command::Logout(a) => commands::login::logout(&settings, a),
     };
     match result {
         Ok(code) => code,

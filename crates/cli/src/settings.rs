@@ -6,20 +6,99 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
+use rbk_build::Dockerfile;
+use rbk_exec::SnapshotterChoice;
 use rbk_graph::Platform;
+use rbk_registry::ClientOptions;
 use rbk_store::Store;
 
 use crate::args::FrontendArgs;
 
-/// What the frontend needs: the Dockerfile's text and the build options.
+/// Settings every command shares, resolved once from the global flags and
+/// the environment, then passed down (libraries read neither).
+#[derive(Debug)]
+pub(crate) struct GlobalSettings {
+    /// `--root`, if given (else `open_store` picks the default).
+    pub(crate) root: Option<PathBuf>,
+    /// How registries are reached: `--insecure-registry`, `$DOCKER_CONFIG`,
+    /// `$RBK_REGISTRY_PARALLEL`.
+    pub(crate) registry: ClientOptions,
+    /// The OCI runtime binary from `$RBK_RUNTIME` (`--runtime` wins).
+    pub(crate) runtime: Option<PathBuf>,
+    /// `$RBK_SNAPSHOTTER`: `overlay`, `native` (copying) or unset (overlay,
+    /// falling back to copying where overlayfs is refused).
+    pub(crate) snapshotter: SnapshotterChoice,
+}
+
+/// Environment variable: how many blobs one pull or push moves at once
+/// (default 4); `1` moves them one after another (benchmarks compare).
+const PARALLEL_ENV: &str = "RBK_REGISTRY_PARALLEL";
+
+impl GlobalSettings {
+    /// Resolves the global flags and the environment.
+    pub(crate) fn resolve(root: Option<PathBuf>, insecure: Vec<String>) -> anyhow::Result<Self> {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let parallel_blobs = match std::env::var(PARALLEL_ENV) {
+            Ok(v) => Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("{PARALLEL_ENV}={v:?}: expected a positive number"))?,
+            ),
+            Err(_) => None,
+        };
+        let docker_config_dir = env("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".docker")));
+        Ok(GlobalSettings {
+            root,
+            registry: ClientOptions {
+                insecure_registries: insecure,
+                docker_config_dir,
+                platform: None,
+                parallel_blobs,
+            },
+            runtime: env("RBK_RUNTIME").map(PathBuf::from),
+            snapshotter: match std::env::var("RBK_SNAPSHOTTER").as_deref() {
+                Ok("native" | "copy") => SnapshotterChoice::Copy,
+                Ok("overlay") => SnapshotterChoice::Overlay,
+                Ok("" | "auto") | Err(_) => SnapshotterChoice::Auto,
+                Ok(other) => bail!("RBK_SNAPSHOTTER={other:?}: expected overlay, native or auto"),
+            },
+        })
+    }
+
+    /// Opens the store selected by `--root` and the environment.
+    pub(crate) fn open_store(&self) -> anyhow::Result<Store> {
+        open_store(self.root.as_deref())
+    }
+
+    /// Registries, as the build engine reaches them.
+    pub(crate) fn registries(&self) -> rbk_build::Registries {
+        rbk_build::Registries::new(self.registry.clone())
+    }
+
+    /// Where Docker's `config.json` (credentials) lives.
+    pub(crate) fn docker_config_dir(&self) -> PathBuf {
+        self.registry
+            .docker_config_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/root/.docker"))
+    }
+
+    /// A registry client picking `platform` (`os/arch[/variant]`) from indexes.
+    pub(crate) fn client(&self, platform: Option<&str>) -> anyhow::Result<rbk_registry::Client> {
+        let mut options = self.registry.clone();
+        options.platform = platform.map(str::to_string);
+        Ok(rbk_registry::Client::new(options)?)
+    }
+}
+
+/// What the frontend needs: the Dockerfile and the build options.
 #[derive(Debug)]
 pub(crate) struct FrontendSettings {
-    /// The Dockerfile's name as shown in errors.
-    pub(crate) file_name: String,
-    /// Its path, unless it came from stdin.
-    pub(crate) dockerfile_path: Option<PathBuf>,
-    /// Its text.
-    pub(crate) text: String,
+    /// The Dockerfile.
+    pub(crate) dockerfile: Dockerfile,
     /// The context directory.
     pub(crate) context: PathBuf,
     /// `--target`.
@@ -33,15 +112,13 @@ pub(crate) struct FrontendSettings {
 impl FrontendSettings {
     /// Reads the Dockerfile and resolves build args.
     pub(crate) fn resolve(args: FrontendArgs) -> anyhow::Result<Self> {
-        let (file_name, dockerfile_path, text) = read_dockerfile(&args)?;
+        let (name, path, text) = read_dockerfile(&args)?;
         let platform = match &args.platform {
             Some(p) => parse_platform(p)?,
             None => host_platform(),
         };
         Ok(FrontendSettings {
-            file_name,
-            dockerfile_path,
-            text,
+            dockerfile: Dockerfile { name, path, text },
             context: args.context,
             target: args.target,
             build_args: build_args(&args.build_args, |k| std::env::var(k).ok())?,
@@ -159,7 +236,7 @@ fn is_root() -> bool {
 }
 
 /// Opens the store selected by `flag` and the environment.
-pub(crate) fn open_store(flag: Option<&Path>) -> anyhow::Result<Store> {
+fn open_store(flag: Option<&Path>) -> anyhow::Result<Store> {
     // Absolute, because paths under the root are handed to runc, which
     // resolves them from the bundle directory, not from our cwd.
     let root = store_root(flag)?;

@@ -11,7 +11,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use rbk_store::Reference;
 
-use crate::config::{credentials_for, default_config_dir};
+use crate::config::credentials_for;
 use crate::platform::Platform;
 use crate::{Error, Result};
 
@@ -21,7 +21,9 @@ pub struct ClientOptions {
     /// Hosts (`HOST` or `HOST:PORT`) spoken to over plain HTTP, besides
     /// `localhost` and loopback addresses, which always are.
     pub insecure_registries: Vec<String>,
-    /// Where `config.json` lives; default `$DOCKER_CONFIG` or `~/.docker`.
+    /// Where Docker's `config.json` (credentials) lives; `None`: nowhere,
+    /// every registry is reached anonymously. (The caller resolves
+    /// `$DOCKER_CONFIG` or `~/.docker`: libraries read no environment.)
     pub docker_config_dir: Option<PathBuf>,
     /// `os/arch[/variant]` to pick from indexes; default the host's.
     pub platform: Option<String>,
@@ -40,7 +42,7 @@ pub struct Client {
     pub(crate) options: ClientOptions,
     pub(crate) platform: Platform,
     pub(crate) runtime: tokio::runtime::Runtime,
-    config_dir: PathBuf,
+    config_dir: Option<PathBuf>,
     registries: Mutex<HashMap<String, oci_client::Client>>,
 }
 
@@ -56,10 +58,7 @@ impl Client {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
-        let config_dir = options
-            .docker_config_dir
-            .clone()
-            .unwrap_or_else(default_config_dir);
+        let config_dir = options.docker_config_dir.clone();
         Ok(Client {
             options,
             platform,
@@ -117,7 +116,11 @@ impl Client {
         if let Some(found) = self.registries.lock().expect("poisoned").get(domain) {
             return Ok(found.clone());
         }
-        let auth = match credentials_for(&self.config_dir, domain)? {
+        let credentials = match &self.config_dir {
+            Some(dir) => credentials_for(dir, domain)?,
+            None => None,
+        };
+        let auth = match credentials {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
         };

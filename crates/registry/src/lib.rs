@@ -42,7 +42,8 @@
 //! - Plain HTTP for `localhost`, `127.0.0.0/8`, `::1` and the hosts in
 //!   [`ClientOptions::insecure_registries`]; HTTPS otherwise.
 //! - Credentials: `credHelpers`, then `credsStore`, then `auths` of
-//!   `config.json` in `$DOCKER_CONFIG` or `~/.docker`.
+//!   `config.json` in the directory the caller names (`$DOCKER_CONFIG` or
+//!   `~/.docker`, resolved by the CLI).
 //! - Platform: an index is resolved to the first entry matching the
 //!   requested (default: host) `os/arch[/variant]`; none is an error that
 //!   lists what the index offers.
@@ -85,7 +86,7 @@ mod pull;
 mod push;
 
 pub use client::{Client, ClientOptions};
-pub use config::{credentials_for, default_config_dir, login, logout, Credentials};
+pub use config::{credentials_for, login, logout, Credentials};
 pub use error::{Error, Result};
 pub use platform::Platform;
 pub use progress::{BlobProgress, Outcome, Reporter};

@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use rbk_parser::expand::Lexer;
 
 use crate::args::DebugCommand;
-use crate::commands::frontend;
 use crate::render::DockerfileError;
+use crate::settings::FrontendSettings;
 
 pub(crate) fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -62,7 +62,19 @@ fn expand(env: &[String], words: bool, escape: char, word: &str) -> anyhow::Resu
 }
 
 fn plan(args: crate::args::FrontendArgs) -> anyhow::Result<ExitCode> {
-    let planned = frontend::plan(args, false, None)?;
+    let settings = FrontendSettings::resolve(args)?;
+    let options = rbk_build::PlanOptions {
+        dockerfile: &settings.dockerfile,
+        context: &settings.context,
+        lower: rbk_parser::LowerOptions {
+            target: settings.target.clone(),
+            build_args: settings.build_args.clone(),
+            target_platform: settings.platform.clone(),
+            ..Default::default()
+        },
+        no_cache_stages: &[],
+    };
+    let planned = rbk_build::plan(options, None)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", planned.dump())?;
     Ok(ExitCode::SUCCESS)

@@ -16,7 +16,6 @@
 //! `.Comment`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,8 +37,11 @@ struct Row {
     comment: String,
 }
 
-pub(crate) fn run(root: Option<&Path>, args: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = crate::settings::open_store(root)?;
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: HistoryArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store()?;
     let found = super::inspect::find(&store, &args.image)?;
     let rows = rows(&store, &found.image, args.no_trunc);
     let format = args.format.as_deref().map(Format::parse).transpose()?;

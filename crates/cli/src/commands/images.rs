@@ -25,7 +25,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,9 +61,12 @@ const HEADERS: &[(&str, &str)] = &[
     ("Containers", "CONTAINERS"),
 ];
 
-pub(crate) fn run(root: Option<&Path>, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: ImagesArgs,
+) -> anyhow::Result<ExitCode> {
     let format = args.format.as_deref().map(Format::parse).transpose()?;
-    let store = crate::settings::open_store(root)?;
+    let store = settings.open_store()?;
     let filters = Filters::parse(&store, &args)?;
     let rows: Vec<Row> = rows(&store)?
         .into_iter()

@@ -1,7 +1,6 @@
 //! `rbk import TARBALL NAME[:TAG]`: a rootfs tarball becomes a one-layer image.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -12,13 +11,16 @@ use rbk_store::Reference;
 
 use crate::args::ImportArgs;
 
-pub(crate) fn run(root: Option<&Path>, args: ImportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: ImportArgs,
+) -> anyhow::Result<ExitCode> {
     let reference: Reference = args.reference.parse()?;
     let mut container = ContainerConfig::default();
     for change in &args.changes {
         crate::changes::apply(&mut container, change)?;
     }
-    let store = crate::settings::open_store(root)?;
+    let store = settings.open_store()?;
     // Blobs are written before they are tagged: keep GC away until then.
     let _lease = store.lease()?;
     let input: Box<dyn Read> = if args.tarball.as_os_str() == "-" {

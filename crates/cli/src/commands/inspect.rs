@@ -14,7 +14,6 @@
 //! `crate::template`); `json` prints the default array.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -35,8 +34,11 @@ pub(crate) fn find(store: &Store, name: &str) -> anyhow::Result<FoundImage> {
     }
 }
 
-pub(crate) fn run(root: Option<&Path>, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let store = crate::settings::open_store(root)?;
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: InspectArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store()?;
     let mut docs = Vec::new();
     let mut failed = false;
     for name in &args.images {

@@ -1,15 +1,17 @@
 //! `rbk load [-i FILE]`: images from a docker-archive or OCI archive.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::args::LoadArgs;
 
-pub(crate) fn run(root: Option<&Path>, args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let store = crate::settings::open_store(root)?;
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: LoadArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store()?;
     // Blobs are written before they are tagged: keep GC away until then.
     let _lease = store.lease()?;
     let (input, name): (Box<dyn Read>, String) = match &args.input {

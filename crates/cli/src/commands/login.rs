@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::args::{LoginArgs, LogoutArgs};
+use crate::settings::GlobalSettings;
 
 /// `https://host:5000/v2/` → `host:5000`; none or Docker Hub's names → `docker.io`.
 fn server_name(raw: Option<&str>) -> String {
@@ -19,7 +20,7 @@ fn server_name(raw: Option<&str>) -> String {
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here
-pub(crate) fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn login(settings: &GlobalSettings, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
     let Some(username) = args.username.filter(|u| !u.is_empty()) else {
         bail!("rbk login {server}: a user name is required (-u USER)");
@@ -40,20 +41,20 @@ pub(crate) fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         bail!("rbk login {server}: the password is empty");
     }
-    let client = crate::commands::pull::client(None)?;
+    let client = settings.client(None)?;
     client
         .verify_credentials(&server, &username, &password)
         .with_context(|| format!("logging in to {server} as {username}"))?;
-    let dir = rbk_registry::default_config_dir();
+    let dir = settings.docker_config_dir();
     rbk_registry::login(&dir, &server, &username, &password)?;
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here
-pub(crate) fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn logout(settings: &GlobalSettings, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let server = server_name(args.server.as_deref());
-    let dir = rbk_registry::default_config_dir();
+    let dir = settings.docker_config_dir();
     if rbk_registry::logout(&dir, &server)? {
         println!("Removing login credentials for {server}");
     } else {

@@ -1,16 +1,13 @@
 //! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
 pub(crate) mod build;
-mod cache;
 pub(crate) mod debug;
-pub(crate) mod frontend;
 pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;
 pub(crate) mod inspect;
 pub(crate) mod load;
 pub(crate) mod login;
-pub(crate) mod output;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;

@@ -20,7 +20,6 @@
 //! `-f` rather than read an answer from a pipe.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -41,8 +40,11 @@ const WARNING_ALL: &str = "WARNING! This will remove:
   - leftovers of interrupted rbk processes
 ";
 
-pub(crate) fn run(root: Option<&Path>, args: PruneArgs) -> anyhow::Result<ExitCode> {
-    let store = crate::settings::open_store(root)?;
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: PruneArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store()?;
     if !args.force && !confirm(args.all)? {
         return Ok(ExitCode::SUCCESS);
     }

@@ -19,7 +19,6 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -27,8 +26,11 @@ use rbk_store::{Reference, Store};
 
 use crate::args::RmiArgs;
 
-pub(crate) fn run(root: Option<&Path>, args: RmiArgs) -> anyhow::Result<ExitCode> {
-    let store = crate::settings::open_store(root)?;
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    args: RmiArgs,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store()?;
     let mut out = std::io::stdout().lock();
     let mut failed = false;
     for name in &args.images {

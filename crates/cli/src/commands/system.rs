@@ -23,7 +23,6 @@
 //! killed processes are listed as notes; `rbk prune` clears them.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,8 +37,11 @@ use crate::args::SystemCommand;
 use crate::humanize;
 use crate::template::Format;
 
-pub(crate) fn run(root: Option<&Path>, command: SystemCommand) -> anyhow::Result<ExitCode> {
-    let store = crate::settings::open_store(root)?;
+pub(crate) fn run(
+    settings: &crate::settings::GlobalSettings,
+    command: SystemCommand,
+) -> anyhow::Result<ExitCode> {
+    let store = settings.open_store()?;
     match command {
         SystemCommand::Df { verbose, format } => {
             let format = format.as_deref().map(Format::parse).transpose()?;

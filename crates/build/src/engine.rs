@@ -1,0 +1,261 @@
+//! The engine: [`Engine::plan`] then [`Engine::run`].
+//!
+//! `plan` reads and lowers the Dockerfile (resolving base images, pulled on
+//! a store miss), fetches the other images the graph reads, checks that the
+//! build can run here, and imports `--cache-from` caches: everything that
+//! can fail before a step runs. The caller shows its warnings and sets up
+//! progress over [`Planned::dag`], then `run` solves the graph, commits the
+//! image, tags it, writes the outputs and exports caches.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rbk_exec::{
+    commit_image, CacheSource, ImageSpec, LocalDir, PathFilter, Runtime, SolveOptions, Solver,
+};
+use rbk_graph::{Op, Reporter, Scheduler};
+use rbk_parser::{BaseRef, Dockerignore, LowerOptions, StagePlan};
+use rbk_store::image::{format_rfc3339, History, Image};
+use rbk_store::Store;
+
+use crate::images::{fetch_images, ImageProvider, Resolver};
+use crate::plan::{plan, PlanOptions, Planned};
+use crate::request::BuildRequest;
+use crate::{cache, output, platform, Error, Result};
+
+/// Builds images into one store.
+pub struct Engine<'a> {
+    store: &'a Store,
+    images: &'a dyn ImageProvider,
+    runtime: &'a dyn Runtime,
+}
+
+/// A build ready to run: [`Planned`], the request, and what `plan` fetched.
+pub struct PlannedBuild {
+    /// The lowered Dockerfile and the graph of its target.
+    pub planned: Planned,
+    /// Warnings to show before the build runs (the Dockerfile's, and caches
+    /// that could not be read).
+    pub warnings: Vec<String>,
+    request: BuildRequest,
+    cache_sources: Vec<Arc<dyn CacheSource>>,
+}
+
+/// What a build made.
+pub struct BuildResult {
+    /// The image, in the store (tagged with the request's tags; kept
+    /// untagged when it has none and went nowhere else).
+    pub image: Image,
+    /// Warnings from after the build (ignored cache export failures).
+    pub warnings: Vec<String>,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine over `store`, pulling and pushing through `images`,
+    /// running RUN steps with `runtime`.
+    pub fn new(
+        store: &'a Store,
+        images: &'a dyn ImageProvider,
+        runtime: &'a dyn Runtime,
+    ) -> Engine<'a> {
+        Engine {
+            store,
+            images,
+            runtime,
+        }
+    }
+
+    /// Everything before the first step runs (see the module docs).
+    pub fn plan(&self, request: BuildRequest) -> Result<PlannedBuild> {
+        let resolver = Resolver {
+            store: self.store,
+            provider: self.images,
+            always_pull: request.always_pull,
+        };
+        let planned = plan(
+            PlanOptions {
+                dockerfile: &request.dockerfile,
+                context: &request.context,
+                lower: LowerOptions {
+                    target: request.target.clone(),
+                    build_args: request.build_args.clone(),
+                    target_platform: request.platform.clone(),
+                    no_cache: request.no_cache,
+                    ..LowerOptions::default()
+                },
+                no_cache_stages: &request.no_cache_filter,
+            },
+            Some(&resolver),
+        )?;
+        let mut warnings: Vec<String> = planned.foreign_syntax.iter().cloned().collect();
+        if let (Some(syntax), true) = (&planned.foreign_syntax, request.strict) {
+            return Err(Error::Invalid(format!("{syntax} (--strict)")));
+        }
+        warnings.extend(planned.warnings.iter().cloned());
+        fetch_images(
+            self.store,
+            self.images,
+            &planned.dag,
+            &request.platform,
+            &request.dockerfile.text,
+        )?;
+        let runs = planned
+            .dag
+            .vertices()
+            .iter()
+            .any(|v| matches!(v.op(), Op::Exec(_)));
+        if runs {
+            platform::check_can_run(&request.platform, &request.host_platform)?;
+        }
+        let (cache_sources, cache_warnings) = cache::sources(self.store, &request.cache_from);
+        warnings.extend(cache_warnings);
+        Ok(PlannedBuild {
+            planned,
+            warnings,
+            request,
+            cache_sources,
+        })
+    }
+
+    /// Solves the planned graph, reporting to `reporter`, then commits,
+    /// tags and writes the image (see the module docs).
+    pub fn run(&self, build: PlannedBuild, reporter: &dyn Reporter) -> Result<BuildResult> {
+        let PlannedBuild {
+            planned,
+            request,
+            cache_sources,
+            ..
+        } = build;
+        let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
+            Dockerignore::from_patterns(&planned.excludes)
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+        ));
+        let epoch = request.source_date_epoch;
+        let created = match epoch {
+            Some(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
+            None => SystemTime::now(),
+        };
+        let options = SolveOptions {
+            locals: [(
+                "context".to_string(),
+                LocalDir {
+                    root: request.context.clone(),
+                    filter,
+                },
+            )]
+            .into(),
+            entitlements: request.entitlements,
+            source_date_epoch: epoch,
+            cache_sources,
+            secrets: request.secrets.clone(),
+            ssh: request.ssh.clone(),
+            snapshotter: request.snapshotter,
+        };
+        let solver = Solver::new(self.store, self.runtime, options)?;
+        let solved = Scheduler::new(request.jobs.max(1))
+            .run(&planned.dag, &solver, reporter)
+            .map_err(|e| step_error(e, &planned, &request.dockerfile.text))?;
+        let layers = solved
+            .first()
+            .ok_or_else(|| Error::Invalid("the build graph produced no result".into()))?
+            .layers()
+            .to_vec();
+        solver.materialize(&layers)?; // layers of remote cache hits, fetched now
+        let target = planned.plan.target_stage();
+        let mut spec = image_spec(self.store, &planned.plan.stages, target, created, epoch)?;
+        spec.config.labels.extend(request.labels.iter().cloned());
+        let manifest = commit_image(self.store, &layers, spec)?;
+        let image = self.store.read_image(&manifest)?;
+        for tag in &request.tags {
+            self.store.tag(tag, manifest.clone())?;
+        }
+        if request.tags.is_empty() && request.outputs.is_empty() {
+            self.store.keep_untagged(image.id(), manifest.clone())?; // `<none>` until pruned
+        }
+        for out in &request.outputs {
+            output::write(
+                self.store,
+                self.images,
+                &image,
+                &request.tags,
+                out,
+                request.compression,
+            )?;
+        }
+        let warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+        Ok(BuildResult { image, warnings })
+    }
+}
+
+/// A scheduler error as a step error naming the step's Dockerfile lines.
+fn step_error(err: rbk_graph::Error, planned: &Planned, text: &str) -> Error {
+    let location = err
+        .vertex_digest()
+        .and_then(|d| planned.dag.find(d))
+        .and_then(|i| planned.dag.vertex(i).meta().span.clone())
+        .map(|span| rbk_parser::Location::lines(&span.file, span.start_line, span.end_line));
+    let message = match &err {
+        rbk_graph::Error::Vertex { source, .. } => crate::error::chain(source.as_ref()),
+        other => other.to_string(),
+    };
+    Error::Step {
+        text: text.to_string(),
+        location,
+        message,
+    }
+}
+
+/// The final image's config and history: the base image's history (when the
+/// target's chain of stages starts from an image) followed by the entries of
+/// this build, stamped with `created` under `SOURCE_DATE_EPOCH`.
+fn image_spec(
+    store: &Store,
+    stages: &[StagePlan],
+    target: &StagePlan,
+    created: SystemTime,
+    epoch: Option<i64>,
+) -> Result<ImageSpec> {
+    let mut history = base_history(store, stages, target)?;
+    // Without SOURCE_DATE_EPOCH the times are left to commit_image, which
+    // takes them from the layers (a cached rebuild keeps its image id).
+    let stamp = epoch.map(|_| format_rfc3339(created));
+    history.extend(target.history.iter().map(|h| History {
+        created: stamp.clone(),
+        created_by: Some(h.created_by.clone()),
+        author: None,
+        comment: (!h.comment.is_empty()).then(|| h.comment.clone()),
+        empty_layer: h.empty_layer,
+    }));
+    Ok(ImageSpec {
+        config: target.config.clone(),
+        history,
+        platform: target.platform.clone(),
+        author: target.author.clone(),
+        created,
+    })
+}
+
+fn base_history(store: &Store, stages: &[StagePlan], target: &StagePlan) -> Result<Vec<History>> {
+    let mut stage = target;
+    // Stage bases always point at earlier stages, so this ends.
+    loop {
+        match &stage.base {
+            BaseRef::Scratch => return Ok(Vec::new()),
+            BaseRef::Image(name) => return Ok(store.find_image(name)?.image.config.history),
+            BaseRef::Stage(i) => stage = &stages[*i],
+        }
+    }
+}
+
+/// `.dockerignore` as the executor's path filter.
+struct IgnoreFilter(Dockerignore);
+
+impl PathFilter for IgnoreFilter {
+    fn is_excluded(&self, path: &str) -> bool {
+        self.0.is_excluded(path)
+    }
+
+    fn may_reinclude_under(&self, dir: &str) -> bool {
+        self.0.may_reinclude_under(dir)
+    }
+}

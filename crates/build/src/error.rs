@@ -1,0 +1,114 @@
+//! The engine's one error type.
+
+use std::fmt;
+
+/// A boxed error from a provider or transport (their implementations are
+/// the caller's, with error types of their own).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What can go wrong in a build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Dockerfile (or `.dockerignore`) does not parse or lower; `text`
+    /// is the file, so the caller can show the offending lines.
+    #[error("{error}")]
+    Dockerfile {
+        /// The file's text.
+        text: String,
+        /// The parser's error, with its location.
+        error: rbk_parser::Error,
+    },
+    /// A step failed, or an image a step needs could not be had. `text`
+    /// and `location` point at the Dockerfile lines it came from.
+    #[error("failed to solve: {message}")]
+    Step {
+        /// The Dockerfile's text.
+        text: String,
+        /// The step's lines, when known.
+        location: Option<rbk_parser::Location>,
+        /// What went wrong, with its causes (`a: b: c`).
+        message: String,
+    },
+    /// The request asks for something rbk cannot do or that is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading an input of the build (the Dockerfile, `.dockerignore`).
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output could not be written.
+    #[error("{what}: {source}")]
+    Output {
+        /// Which output.
+        what: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// A `--cache-to` export failed (one marked `ignore-error` only warns).
+    #[error("--cache-to {what}: {source}")]
+    CacheExport {
+        /// Which cache.
+        what: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// Pulling or pushing an image failed.
+    #[error("{what}: {source}")]
+    Registry {
+        /// What was being done, naming the image.
+        what: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// From the build graph.
+    #[error(transparent)]
+    Graph(#[from] rbk_graph::Error),
+    /// From solving or committing.
+    #[error(transparent)]
+    Exec(#[from] rbk_exec::Error),
+    /// From the store.
+    #[error(transparent)]
+    Store(#[from] rbk_store::Error),
+}
+
+/// The error chain of `err` on one line, `a: b: c`.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Formats a platform as `os/arch[/variant]`.
+pub(crate) struct ShowPlatform<'a>(pub(crate) &'a rbk_graph::Platform);
+
+impl fmt::Display for ShowPlatform<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.os, self.0.architecture)?;
+        if !self.0.variant.is_empty() {
+            write!(f, "/{}", self.0.variant)?;
+        }
+        Ok(())
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,200 @@
+//! Images a build reads: base images for `FROM`, and the images of
+//! `COPY --from` and `RUN --mount=from`. They come from the store, or from
+//! an [`ImageProvider`] (a registry) on a miss or with `--pull`.
+
+use rbk_graph::image::ImageConfig as RuntimeConfig;
+use rbk_graph::{Dag, Op, Platform, SourceOp};
+use rbk_parser::{ImageResolver, Location};
+use rbk_registry::{Client, ClientOptions};
+use rbk_store::image::Image;
+use rbk_store::{Descriptor, Reference, Store};
+
+use crate::error::BoxError;
+use crate::platform::check_image_platform;
+use crate::{Error, Result};
+
+/// Where images the store lacks come from, and where pushed images go. The
+/// engine asks it nothing else, so tests can hand in a fake.
+pub trait ImageProvider: Sync {
+    /// Pulls `reference` for `platform` into `store` (blobs and manifest,
+    /// not tagged) and returns the manifest's descriptor.
+    fn pull(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> std::result::Result<Descriptor, BoxError>;
+
+    /// Pushes the image whose manifest (in `store`) is `manifest` to
+    /// `reference`.
+    fn push(
+        &self,
+        store: &Store,
+        manifest: &Descriptor,
+        reference: &Reference,
+    ) -> std::result::Result<(), BoxError>;
+}
+
+/// The real [`ImageProvider`]: OCI registries through `rbk-registry`.
+#[derive(Clone, Debug, Default)]
+pub struct Registries {
+    options: ClientOptions,
+}
+
+impl Registries {
+    /// Registries reached with `options` (the platform field is set per
+    /// pull).
+    pub fn new(options: ClientOptions) -> Registries {
+        Registries { options }
+    }
+
+    /// A client for `platform` (`None`: the options' own).
+    pub fn client(&self, platform: Option<&Platform>) -> rbk_registry::Result<Client> {
+        let mut options = self.options.clone();
+        if let Some(p) = platform.filter(|p| !p.os.is_empty()) {
+            options.platform = Some(crate::error::ShowPlatform(p).to_string());
+        }
+        Client::new(options)
+    }
+}
+
+impl ImageProvider for Registries {
+    fn pull(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> std::result::Result<Descriptor, BoxError> {
+        Ok(self.client(Some(platform))?.pull(store, reference)?)
+    }
+
+    fn push(
+        &self,
+        store: &Store,
+        manifest: &Descriptor,
+        reference: &Reference,
+    ) -> std::result::Result<(), BoxError> {
+        self.client(None)?.push(store, manifest, reference)?;
+        Ok(())
+    }
+}
+
+/// The image `reference` names for a build, from the store, else (or
+/// always, with `always_pull`) from `provider`: pulled, tagged, and its
+/// registry digest recorded.
+pub fn image_for_build(
+    store: &Store,
+    provider: &dyn ImageProvider,
+    reference: &Reference,
+    platform: &Platform,
+    always_pull: bool,
+) -> Result<Image> {
+    if !always_pull {
+        match store.image(reference) {
+            Ok(image) => return Ok(image),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let name = reference.familiar();
+    let what = match always_pull {
+        true => format!("pulling image {name} (--pull)"),
+        false => format!("image {name} is not in the store, and pulling it failed"),
+    };
+    let manifest = provider
+        .pull(store, reference, platform)
+        .map_err(|source| Error::Registry { what, source })?;
+    store.tag(reference, manifest.clone())?;
+    let image = store.read_image(&manifest)?;
+    store.add_repo_digest(image.id(), reference, manifest.digest)?;
+    Ok(image)
+}
+
+/// Base image configs for the frontend: the store, then the provider.
+pub(crate) struct Resolver<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) provider: &'a dyn ImageProvider,
+    pub(crate) always_pull: bool,
+}
+
+impl ImageResolver for Resolver<'_> {
+    // The parser's resolver trait carries a sentence, which it shows at the
+    // FROM line; the causes are flattened into it here.
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<RuntimeConfig, String> {
+        // An image id (full, short or `sha256:`) names a local image.
+        if let Some(found) = self
+            .store
+            .find_image(reference)
+            .ok()
+            .filter(|f| f.named.is_none())
+        {
+            return runtime_config(&found.image, reference);
+        }
+        let parsed: Reference = reference.parse().map_err(|e| format!("{e}"))?;
+        let image = image_for_build(
+            self.store,
+            self.provider,
+            &parsed,
+            platform,
+            self.always_pull,
+        )
+        .map_err(|e| crate::error::chain(&e))?;
+        check_image_platform(&image.config, platform)?;
+        runtime_config(&image, &parsed.familiar())
+    }
+}
+
+/// The image's `config` object in the graph's model.
+fn runtime_config(image: &Image, name: &str) -> Result<RuntimeConfig, String> {
+    let config = image.config.config.clone().unwrap_or_default();
+    serde_json::to_value(config)
+        .and_then(serde_json::from_value)
+        .map_err(|e| format!("image {name}: unreadable config: {e}"))
+}
+
+/// Makes sure every image the graph reads is in the store before anything
+/// runs. `FROM` images were resolved (and pulled on a miss) by the frontend;
+/// this covers `COPY --from=IMAGE` and `RUN --mount=from=IMAGE`, which are
+/// pulled on a store miss too. A failure names the instruction that wanted
+/// the image (the image vertex itself has no Dockerfile lines).
+pub(crate) fn fetch_images(
+    store: &Store,
+    provider: &dyn ImageProvider,
+    dag: &Dag,
+    default_platform: &Platform,
+    text: &str,
+) -> Result<()> {
+    for vertex in dag.vertices() {
+        let Op::Source(SourceOp::Image {
+            reference,
+            platform,
+        }) = vertex.op()
+        else {
+            continue;
+        };
+        if store.find_image(reference).is_ok() {
+            continue; // a name or an image id in the store
+        }
+        let parsed: Reference = match reference.parse() {
+            Ok(r) => r,
+            Err(_) => continue, // the solver reports it
+        };
+        let platform = platform.clone().unwrap_or_else(|| default_platform.clone());
+        let Err(err) = image_for_build(store, provider, &parsed, &platform, false) else {
+            continue;
+        };
+        let span = vertex
+            .dependents()
+            .iter()
+            .find_map(|&d| dag.vertex(d).meta().span.clone());
+        return Err(Error::Step {
+            text: text.to_string(),
+            location: span.map(|s| Location::lines(&s.file, s.start_line, s.end_line)),
+            message: format!(
+                "failed to resolve source metadata for {reference}: {}",
+                crate::error::chain(&err)
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! rbk's build engine: a Dockerfile and its context in, an image in the
+//! store (and the requested outputs and caches) out.
+//!
+//! Where to start reading: [`Engine::plan`] then [`Engine::run`] in
+//! `engine.rs`, which call, in order,
+//! - `plan.rs`: the parser (text → stages → a graph of ops), with base
+//!   images resolved through `images.rs`;
+//! - `images.rs`: images from the store, else from an [`ImageProvider`]
+//!   ([`Registries`] for real, a fake in tests);
+//! - `rbk_exec::Solver` under `rbk_graph::Scheduler`: the steps themselves;
+//! - `rbk_exec::commit_image`: the image config, history and manifest;
+//! - `output.rs`: `--output` and `--push`;
+//! - `cache.rs`: `--cache-from` / `--cache-to` over a [`CacheTransport`].
+//!
+//! The engine reports progress through the graph's `Reporter` and returns
+//! warnings as data; it never prints and never reads the environment: the
+//! caller resolves settings into a [`BuildRequest`]. `run`, `commit` and
+//! debug commands reuse it.
+
+mod cache;
+mod engine;
+mod error;
+mod images;
+mod output;
+mod plan;
+mod platform;
+mod request;
+
+pub use cache::{
+    parse_cache_from, parse_cache_to, CacheFrom, CacheTo, CacheTransport, LocalLayout,
+    RegistryCache,
+};
+pub use engine::{BuildResult, Engine, PlannedBuild};
+pub use error::{BoxError, Error, Result};
+pub use images::{image_for_build, ImageProvider, Registries};
+pub use output::{compressed_image, distribution_image, push_image};
+pub use plan::{plan, PlanOptions, Planned};
+pub use platform::check_can_run;
+pub use request::{BuildRequest, Dockerfile, Output, STDOUT};

@@ -1,0 +1,211 @@
+//! Where a build's result goes besides the store (`--output`, `--push`),
+//! and the form an image takes when it leaves the store.
+
+use std::io::Write;
+use std::path::Path;
+
+use rbk_exec::{compress_layer, Compression};
+use rbk_store::archive::{save_archive, save_archive_file, ArchiveFormat, SavedImage};
+use rbk_store::image::{
+    Image, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, OCI_CONFIG,
+    OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
+};
+use rbk_store::{BlobRead, Descriptor, Reference, Store, UnpackOptions, Whiteouts};
+
+use crate::error::BoxError;
+use crate::images::ImageProvider;
+use crate::request::{Output, STDOUT};
+use crate::{Error, Result};
+
+/// Writes `image` to `out`; `tags` are the build's `-t` names.
+pub(crate) fn write(
+    store: &Store,
+    provider: &dyn ImageProvider,
+    image: &Image,
+    tags: &[Reference],
+    out: &Output,
+    compression: Compression,
+) -> Result<()> {
+    let what = |path: &Path| format!("--output {}", path.display());
+    match out {
+        Output::Docker(path) | Output::Oci(path) => {
+            let format = match out {
+                Output::Docker(_) => ArchiveFormat::Docker,
+                _ => ArchiveFormat::Oci,
+            };
+            let saved = [SavedImage {
+                image: compressed_image(store, image, compression)?,
+                references: tags.to_vec(),
+            }];
+            let written = if path.as_os_str() == STDOUT {
+                stdout_writer().and_then(|mut w| {
+                    save_archive(store, &saved, format, &mut w)?;
+                    Ok(w.flush()?)
+                })
+            } else {
+                save_archive_file(store, &saved, format, path).map_err(BoxError::from)
+            };
+            written.map_err(|source| Error::Output {
+                what: what(path),
+                source,
+            })
+        }
+        Output::Local(dir) => flatten(store, image, dir),
+        Output::Registry(name) => {
+            let targets = match name {
+                Some(n) => vec![n.clone()],
+                None => tags.to_vec(),
+            };
+            if targets.is_empty() {
+                return Err(Error::Invalid(
+                    "--output type=registry needs a name: give name=REF or -t NAME".into(),
+                ));
+            }
+            for target in &targets {
+                push_image(store, provider, image, target, compression)?;
+            }
+            Ok(())
+        }
+        Output::Tar(path) => {
+            let work = store.work_dir()?;
+            let root = work.upper();
+            flatten(store, image, &root)?;
+            let written = (|| -> std::result::Result<(), BoxError> {
+                let mut w: Box<dyn Write> = if path.as_os_str() == STDOUT {
+                    Box::new(stdout_writer()?)
+                } else {
+                    Box::new(std::io::BufWriter::new(std::fs::File::create(path)?))
+                };
+                rbk_exec::write_layer_tar(&root, &mut w, &Default::default())?;
+                Ok(w.flush()?)
+            })();
+            written.map_err(|source| Error::Output {
+                what: what(path),
+                source,
+            })
+        }
+    }
+}
+
+/// Standard output for an archive, refused when it is a terminal (as
+/// buildx refuses to write to the console).
+fn stdout_writer() -> std::result::Result<std::io::BufWriter<std::io::Stdout>, BoxError> {
+    let stdout = std::io::stdout();
+    if std::io::IsTerminal::is_terminal(&stdout) {
+        return Err(
+            "refusing to write an archive to a terminal: redirect standard output \
+                    or give dest=FILE"
+                .into(),
+        );
+    }
+    Ok(std::io::BufWriter::new(stdout))
+}
+
+/// The same image with its layers compressed (layers leaving the store are
+/// compressed; inside it they need not be).
+pub fn compressed_image(store: &Store, image: &Image, compression: Compression) -> Result<Image> {
+    let mut layers = Vec::new();
+    for (blob, diff_id) in image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+    {
+        let layer = rbk_store::Layer {
+            diff_id: *diff_id,
+            blob: blob.clone(),
+        };
+        layers.push(compress_layer(store, &layer, compression)?);
+    }
+    let manifest = store.put_manifest(image.manifest.config.clone(), layers)?;
+    Ok(store.read_image(&manifest)?)
+}
+
+/// Writes the image's filesystem into `dir` (created if missing), applying
+/// each layer's whiteouts in turn.
+fn flatten(store: &Store, image: &Image, dir: &Path) -> Result<()> {
+    let failed = |source: BoxError| Error::Output {
+        what: format!("writing the image's files into {}", dir.display()),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(e.into()))?;
+    let options = UnpackOptions::default().whiteouts(Whiteouts::Apply);
+    for layer in &image.manifest.layers {
+        let reader = store.open(&layer.digest)?;
+        rbk_store::unpack_layer_onto(reader, dir, &options).map_err(|e| failed(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Pushes `image` to `reference` through `provider` (see
+/// [`distribution_image`] for what is sent) and records the repository
+/// digest; returns the pushed image.
+pub fn push_image(
+    store: &Store,
+    provider: &dyn ImageProvider,
+    image: &Image,
+    reference: &Reference,
+    compression: Compression,
+) -> Result<Image> {
+    // The distribution manifest is untagged: keep GC off it until it is sent.
+    let _lease = store.lease()?;
+    let sent = distribution_image(store, image, compression)?;
+    provider
+        .push(store, &sent.descriptor, reference)
+        .map_err(|source| Error::Registry {
+            what: format!("pushing {}", reference.familiar()),
+            source,
+        })?;
+    store.add_repo_digest(image.id(), reference, sent.descriptor.digest)?;
+    Ok(sent)
+}
+
+/// What goes to the registry for `image`. An image whose layers are all
+/// compressed already (one that was pulled, or loaded with compressed
+/// layers) goes as it is stored: its manifest keeps its bytes and digest,
+/// as `docker push` of a pulled image does. Otherwise its uncompressed
+/// layers leave the store compressed (as with `rbk save`) in a new OCI
+/// manifest, in which every descriptor gets its OCI media type: layers of
+/// a base pulled with Docker's media types keep their bytes but are not
+/// named as Docker's inside an OCI manifest (BuildKit's exporter converts
+/// them the same way).
+pub fn distribution_image(store: &Store, image: &Image, compression: Compression) -> Result<Image> {
+    // The rule `compress_layer` uses: anything not ending in `.tar` is
+    // compressed already and would be sent unchanged.
+    if image
+        .manifest
+        .layers
+        .iter()
+        .all(|l| !l.media_type.ends_with(".tar"))
+    {
+        return Ok(image.clone());
+    }
+    let compressed = compressed_image(store, image, compression)?;
+    let config = with_oci_type(&compressed.manifest.config);
+    let layers: Vec<Descriptor> = compressed
+        .manifest
+        .layers
+        .iter()
+        .map(with_oci_type)
+        .collect();
+    if config == compressed.manifest.config && layers == compressed.manifest.layers {
+        return Ok(compressed);
+    }
+    let manifest = store.put_manifest(config, layers)?;
+    Ok(store.read_image(&manifest)?)
+}
+
+/// `desc` named with the OCI media type for what Docker's type says.
+fn with_oci_type(desc: &Descriptor) -> Descriptor {
+    let media_type = match desc.media_type.as_str() {
+        DOCKER_CONFIG => OCI_CONFIG,
+        DOCKER_LAYER => OCI_LAYER,
+        DOCKER_LAYER_GZIP => OCI_LAYER_GZIP,
+        DOCKER_LAYER_ZSTD => OCI_LAYER_ZSTD,
+        other => other,
+    };
+    Descriptor {
+        media_type: media_type.to_string(),
+        ..desc.clone()
+    }
+}

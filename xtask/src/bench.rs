@@ -88,10 +88,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         )?;
     }
     // A run of one group keeps the files of the full run.
-    let suffix = if only.is_empty() {
-        String::new()
-    } else {
-        format!("-{only}")
+    let suffix = match (only.as_str(), std::env::args().nth(3)) {
+        ("", _) => String::new(),
+        (group, Some(part)) => format!("-{group}-{part}"),
+        (group, None) => format!("-{group}"),
     };
     std::fs::write(dir.join(format!("raw{suffix}.csv")), raw)?;
     std::fs::write(dir.join(format!("summary{suffix}.md")), &summary)?;

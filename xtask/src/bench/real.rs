@@ -22,7 +22,10 @@
 //!   final copies run again; the npm cache mount is warm).
 //! - **Overhead per RUN step**: a Dockerfile of ten network-free commands
 //!   built `--no-cache`, minus the same ten commands run one after another
-//!   by `runc run` on a copy of the base's rootfs, divided by ten.
+//!   by `runc run` on a copy of the base's rootfs, divided by ten; rbk,
+//!   BuildKit and runc take turns each round. `cargo xtask bench real
+//!   overhead` runs only these rows (`summary-real-overhead.md`): they are
+//!   the ones a busy machine spoils.
 
 mod dockerd;
 
@@ -105,6 +108,11 @@ fn measure(root: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         docker,
         package_args: package_args(),
     };
+    // `cargo xtask bench real overhead` measures only the overhead rows
+    // (they need a quiet machine; the builds take many minutes).
+    if std::env::args().nth(3).as_deref() == Some("overhead") {
+        return bench.overhead();
+    }
     let testdata = root.join("crates/cli/tests/testdata/real-debian");
     let mut figures = bench.dockerfile("user", &testdata.join("user"), false)?;
     figures.extend(bench.from_archive(&testdata.join("user"))?);

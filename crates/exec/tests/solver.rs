@@ -185,13 +185,22 @@ fn copy_action(src: &str, dest: &str) -> CopyAction {
     }
 }
 
-/// `COPY src /dest/` from the context onto `base`.
+/// `COPY --chown=<uid>:<gid> src /dest/` from the context onto `base`, as
+/// the user running the test (a COPY from the context otherwise chowns to
+/// root, which only root may do).
 fn copy(def: &mut Definition, base: NodeId, ctx: NodeId, src: &str) -> NodeId {
+    let owner = rbk_graph::Owner {
+        user: rustix::process::getuid().as_raw().to_string(),
+        group: rustix::process::getgid().as_raw().to_string(),
+    };
     def.push(
         Op::File(FileOp {
             inputs: vec![Input::of(base), Input::of(ctx)],
             base: Some(0),
-            actions: vec![FileAction::Copy(copy_action(src, "/dest/"))],
+            actions: vec![FileAction::Copy(CopyAction {
+                owner: Some(owner),
+                ..copy_action(src, "/dest/")
+            })],
         }),
         OpMetadata::default(),
     )

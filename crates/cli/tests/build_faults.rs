@@ -307,7 +307,7 @@ fn started(tmp: &Path) -> bool {
 }
 
 /// overlayfs stacks at most 500 lower dirs: a deeper stage fails with a
-/// clear error before mounting (security A14), and the store is unchanged
+/// clear error before mounting (docs/security.md A14), and the store is unchanged
 /// but for the cached layers of the steps that did run.
 #[test]
 fn a_stage_deeper_than_overlayfs_allows() {

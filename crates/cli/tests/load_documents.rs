@@ -1,4 +1,4 @@
-//! `rbk load` of image documents that are wrong where it matters (security
+//! `rbk load` of image documents that are wrong where it matters (docs/security.md
 //! rules 4-6): each fails with an error naming the field and the digest,
 //! and tags nothing. Also the lenient side: docker-archive layers compressed
 //! with xz or bzip2, which `docker load` takes.

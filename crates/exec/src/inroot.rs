@@ -4,7 +4,7 @@
 //! WORKDIR) is untrusted: a symlink in the image or the context may point
 //! anywhere. `openat2(RESOLVE_IN_ROOT)` makes the kernel resolve `..` and
 //! symlinks (absolute ones too) as if the directory were `/`, at the moment
-//! of use, which is what security rule 1 asks for.
+//! of use, which is what docs/security.md rule 1 asks for.
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -1,6 +1,6 @@
 //! Recovery after a killed build: a process killed mid-RUN leaves its
 //! overlay mounts under `<root>/tmp` behind (the store never mounts and
-//! cannot undo them; security F3).
+//! cannot undo them; docs/security.md F3).
 
 use rbk_store::{FileLock, Store};
 

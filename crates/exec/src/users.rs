@@ -3,7 +3,7 @@
 //! Names are looked up in the root's `/etc/passwd` and `/etc/group`, opened
 //! inside the root (a symlinked `/etc/passwd` cannot point at the host's) and
 //! read with a size bound; no NSS module of the image is ever loaded
-//! (security rule 2). Numeric ids must fit in a non-negative `i32`, as
+//! (docs/security.md rule 2). Numeric ids must fit in a non-negative `i32`, as
 //! runc's and Docker's parsers require, so `USER 4294967296` cannot wrap to
 //! root (CVE-2024-40635).
 

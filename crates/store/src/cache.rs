@@ -5,7 +5,7 @@
 //! of the result, lowest first, each with its blob; GC keeps those blobs and
 //! snapshots alive while the record exists. Records live one per file at
 //! `db/cache/<key hex>.json`, written atomically, so concurrent builds never
-//! see half a record and a corrupt record is only a cache miss (security
+//! see half a record and a corrupt record is only a cache miss (docs/security.md
 //! F6: the cache index may be reset, content never).
 
 use std::fs;

@@ -107,7 +107,7 @@ impl BlobWrite for Store {
             None => (unique_name("tmp-"), None),
         };
         let path = self.ingest_dir().join(name);
-        // Truncate: a leftover from a killed writer is never resumed (rule 0.4).
+        // Truncate: a leftover from a killed writer is never resumed (docs/security.md rule 4).
         let file = OpenOptions::new()
             .write(true)
             .create(true)

@@ -22,7 +22,7 @@
 //! root (a build, `rbk load`, `rbk import`) holds a *lease*: a shared flock on
 //! `db/gc.lock`, taken with [`Store::lease`] for its whole life. GC and image
 //! deletion take the same lock exclusively, waiting for every lease to end,
-//! so content in use is never swept (security F9). Locks are flocks, so a
+//! so content in use is never swept (docs/security.md F9). Locks are flocks, so a
 //! killed process releases its lease (F8).
 //!
 //! Lock order: `db/gc.lock` before `db/lock` (the index lock), never the

@@ -1,6 +1,6 @@
 //! File locks tied to an open file description (`flock(2)`), so the kernel
 //! releases them when the holder exits for any reason, SIGKILL included
-//! (security rule 0.9). Locks are advisory and taken on small lock files that
+//! (docs/security.md rule 9). Locks are advisory and taken on small lock files that
 //! are never deleted while the store is in use.
 //!
 //! rustix is used for the syscall: it is the safe, well-maintained wrapper

@@ -25,7 +25,7 @@ const DIRS: [&str; 7] = [
 /// # On-disk layout
 ///
 /// ```text
-/// <root>/                      0700, owned by the user running rbk (security F12)
+/// <root>/                      0700, owned by the user running rbk (docs/security.md F12)
 ///   oci-layout                 {"imageLayoutVersion":"1.0.0"}  ┐ an OCI image layout:
 ///   index.json                 tagged manifests, mirrored      │ skopeo `oci:<root>:<ref>`
 ///   blobs/sha256/<hex>         committed blobs, mode 0444      ┘ and umoci read it directly

@@ -4,7 +4,7 @@
 //! name — a packed blob by re-packing its snapshot; every tagged manifest, its config and its layers must be present and
 //! parse; every snapshot directory must be named by a digest. Problems are
 //! reported, never repaired: a damaged blob is evidence, and repairing it
-//! silently would hide a failing disk (security F5). Leftovers of killed
+//! silently would hide a failing disk (docs/security.md F5). Leftovers of killed
 //! processes are listed separately: they are not damage, `rbk prune` clears
 //! them.
 

@@ -1,4 +1,4 @@
-//! Hostile layer archives (security.md table C): each must leave the host
+//! Hostile layer archives (docs/security.md table C): each must leave the host
 //! untouched, fail with a clear error where the archive is invalid, and leave
 //! nothing half-extracted. "Host" files live in a temp dir outside the
 //! extraction root, addressed by absolute symlinks and `../` escapes, so a

@@ -1,5 +1,5 @@
 //! Manifest, index and config parsing: valid documents, ambiguity and size
-//! limits (security.md D1, D3), and the store's image helpers.
+//! limits (docs/security.md D1, D3), and the store's image helpers.
 
 use rbk_store::image::{self, Document, ImageConfig, OCI_INDEX, OCI_MANIFEST};
 use rbk_store::{BlobWrite, Descriptor, Digest, Error, Store, MAX_DOCUMENT_SIZE};

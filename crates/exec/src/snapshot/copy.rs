@@ -24,7 +24,7 @@
 //! nanosecond) is not seen as changed; overlayfs would copy it up.
 //!
 //! Every walk is fd-relative with `O_NOFOLLOW`: a symlink in a snapshot or
-//! written by a RUN is copied as a link, never followed (security rule 1).
+//! written by a RUN is copied as a link, never followed (docs/security.md rule 1).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{CString, OsStr, OsString};

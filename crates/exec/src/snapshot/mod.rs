@@ -78,7 +78,7 @@ pub(crate) const EMPTY_LAYER_DIFF_ID: &str =
 
 /// overlayfs stacks at most this many lower dirs (the kernel's
 /// `OVL_MAX_STACK`); a deeper stack is refused before anything is mounted
-/// (security A14) instead of failing in mount(2) with a bare EINVAL.
+/// (docs/security.md A14) instead of failing in mount(2) with a bare EINVAL.
 pub(crate) const MAX_LOWER_DIRS: usize = 500;
 
 /// Makes views of stacks of snapshots (see the module docs for the

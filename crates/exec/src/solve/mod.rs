@@ -21,7 +21,7 @@
 //! ([`ContextIndex::selector_digest`]). So an edit of a file that only a late
 //! COPY reads misses the cache from that COPY on and nowhere else, and a step
 //! whose inputs came out identical hits the cache again after a re-run
-//! (security rule 8: every input that affects the output is in the key; no
+//! (docs/security.md rule 8: every input that affects the output is in the key; no
 //! secret value ever is — secrets reach RUN only through mounts).
 
 mod key;

@@ -44,7 +44,7 @@ fn bad(what: &str, e: &dyn std::fmt::Display) -> Error {
 /// No stream rbk imports may expand more than this many times its
 /// compressed size. gzip cannot exceed about 1032:1, so no gzip stream is
 /// ever refused; zstd (or nested compression) beyond it is treated as a
-/// decompression bomb (security C11).
+/// decompression bomb (docs/security.md C11).
 pub const MAX_COMPRESSION_RATIO: u64 = 1100;
 /// The ratio is checked only past this many decompressed bytes, so small
 /// streams of zeros stay acceptable; a bomb is stopped after at most this much work.

@@ -1,5 +1,5 @@
 //! Image documents: OCI and Docker schema-2 manifests and indexes, and the
-//! image config, with strict, bounded parsing (security.md rules 0.5, 0.6).
+//! image config, with strict, bounded parsing (docs/security.md rules 5, 6).
 //!
 //! A document is read at most [`MAX_DOCUMENT_SIZE`](crate::MAX_DOCUMENT_SIZE)
 //! bytes, must be a JSON object, must not carry both `manifests` and `layers`

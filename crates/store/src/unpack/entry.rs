@@ -227,7 +227,7 @@ impl<'o> Unpacker<'o> {
         let name = &item.name;
         let existing = Root::kind(parent, base).map_err(extract("inspecting", name))?;
         if existing != Some(FileType::Directory) {
-            // A symlink (or file) of this name is replaced, never followed (C6).
+            // A symlink (or file) of this name is replaced, never followed (docs/security.md C6).
             self.root
                 .remove(parent, base)
                 .map_err(extract("replacing existing entry", name))?;
@@ -287,7 +287,8 @@ impl<'o> Unpacker<'o> {
         self.root
             .remove(parent, base)
             .map_err(extract("replacing existing entry", name))?;
-        // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, never followed (C3, C4).
+        // No AT_SYMLINK_FOLLOW: a symlink target is linked itself, never
+        // followed (docs/security.md C3, C4).
         rfs::linkat(&tparent, tbase, parent, base, AtFlags::empty())
             .map_err(errno("creating hardlink", name))?;
         self.stats.hardlinks += 1;

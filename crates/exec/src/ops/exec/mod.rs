@@ -21,7 +21,7 @@
 //!   `network.host` entitlement, as in BuildKit.
 //! - **Entitlements** are checked in one place ([`check_entitlements`]),
 //!   before anything is written; the match is exhaustive, so a new mode
-//!   cannot silently fall into a permissive branch (security rule 3).
+//!   cannot silently fall into a permissive branch (docs/security.md rule 3).
 //! - **Confinement** follows Docker's defaults: namespaces pid, ipc, uts,
 //!   mount (and net unless shared), Docker's 14 default capabilities, its
 //!   masked and read-only paths, a device cgroup that denies everything but
@@ -40,7 +40,7 @@
 //! - **Runtime version.** [`Runc::new`] refuses runc without the
 //!   CVE-2024-21626 fix: upstream 1.1.12 or later, or a Debian 12 build
 //!   (`+deb12uN`, N >= 1) that backports it. It does not yet require the
-//!   CVE-2025-31133/52565/52881 fixes (1.2.8/1.3.3) that security rule 10
+//!   CVE-2025-31133/52565/52881 fixes (1.2.8/1.3.3) that docs/security.md rule 10
 //!   lists, since Debian 12's runc is the supported runtime; the init layer
 //!   is what covers CVE-2026-41579.
 //! - **Mountpoint stubs** for extra binds and tmpfs targets that do not

@@ -260,7 +260,7 @@ fn check_id(id: &str) -> Result<(), String> {
 
 /// Accepts runc >= 1.1.12, or a Debian build whose `commit:` line carries
 /// `+deb12uN` (N >= 1): Debian 12's 1.1.5+ds1-1+deb12u1 backports the
-/// CVE-2024-21626 fix (security rule 10). `Err` is the message of an
+/// CVE-2024-21626 fix (docs/security.md rule 10). `Err` is the message of an
 /// [`Error::Runtime`], as for [`check_id`].
 fn check_version(output: &str) -> Result<(), String> {
     let version = output

@@ -40,7 +40,7 @@ impl Solver<'_> {
             self.mount_env(mount, &work, &mut held, &mut env)?;
         }
         // runc creates missing mount targets in the upper dir; they are
-        // removed before the layer is taken (security A9).
+        // removed before the layer is taken (docs/security.md A9).
         let stubs = missing_targets(rootfs.path(), op.mounts.iter().map(|m| m.target.as_str()))?;
         // With secrets, config.json (which may hold `env=` values) and the
         // bundle's other files stay in memory too.
@@ -320,7 +320,7 @@ impl Held {
 
 /// Resolves `source` inside `root` the safe way (openat2 RESOLVE_IN_ROOT),
 /// then names the result by its real path, checked to lie under `root`
-/// (security A8: a symlink to `/` in a stage mounts that stage's root, never
+/// (docs/security.md A8: a symlink to `/` in a stage mounts that stage's root, never
 /// the host's).
 fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
     let root_fd = crate::open_root(root).map_err(|e| Error::io("opening", root, e))?;
@@ -343,10 +343,10 @@ fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
 }
 
 /// The host directory of a `--mount=type=cache`: named by a digest of the
-/// id, so an id is an opaque key and never a path (security A7), and the
+/// id, so an id is an opaque key and never a path (docs/security.md A7), and the
 /// lock that keeps it for this step. Locks are flocks on files beside the
 /// directories, so they hold across processes and die with the process
-/// (security F10, rule 9):
+/// (docs/security.md F10, rule 9):
 /// - `shared`: no lock, every user at once;
 /// - `locked`: an exclusive lock; other users (any process) wait for it;
 /// - `private`: the first of `<hex>`, `<hex>-1`, `<hex>-2`… whose lock is

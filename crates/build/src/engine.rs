@@ -221,10 +221,7 @@ fn image_spec(
     let stamp = epoch.map(|_| format_rfc3339(created));
     history.extend(target.history.iter().map(|h| History {
         created: stamp.clone(),
-        created_by: Some(h.created_by.clone()),
-        author: None,
-        comment: (!h.comment.is_empty()).then(|| h.comment.clone()),
-        empty_layer: h.empty_layer,
+        ..h.clone()
     }));
     Ok(ImageSpec {
         config: target.config.clone(),

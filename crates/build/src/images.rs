@@ -144,12 +144,12 @@ impl ImageResolver for Resolver<'_> {
     }
 }
 
-/// The image's `config` object in the graph's model.
-fn runtime_config(image: &Image, name: &str) -> Result<RuntimeConfig, String> {
-    let config = image.config.config.clone().unwrap_or_default();
-    serde_json::to_value(config)
-        .and_then(serde_json::from_value)
-        .map_err(|e| format!("image {name}: unreadable config: {e}"))
+/// The image's `config` object as a build inherits it: without the fields
+/// rbk does not model (Docker's `Hostname`, `Tty`, …), as BuildKit.
+fn runtime_config(image: &Image, _name: &str) -> Result<RuntimeConfig, String> {
+    let mut config = image.config.config.clone().unwrap_or_default();
+    config.extra.clear();
+    Ok(config)
 }
 
 /// Makes sure every image the graph reads is in the store before anything

@@ -26,17 +26,17 @@ pub(crate) fn apply(config: &mut ContainerConfig, change: &str) -> anyhow::Resul
         "EXPOSE" => {
             for port in words(rest)? {
                 let port = if port.contains('/') { port } else { format!("{port}/tcp") };
-                config.exposed_ports.insert(port, serde_json::json!({}));
+                config.exposed_ports.insert(port, Default::default());
             }
         }
         "VOLUME" => {
             for v in list_or_words(rest)? {
-                config.volumes.insert(v, serde_json::json!({}));
+                config.volumes.insert(v, Default::default());
             }
         }
-        "WORKDIR" => config.working_dir = Some(nonempty(rest, "WORKDIR")?),
-        "USER" => config.user = Some(nonempty(rest, "USER")?),
-        "STOPSIGNAL" => config.stop_signal = Some(nonempty(rest, "STOPSIGNAL")?),
+        "WORKDIR" => config.working_dir = nonempty(rest, "WORKDIR")?,
+        "USER" => config.user = nonempty(rest, "USER")?,
+        "STOPSIGNAL" => config.stop_signal = nonempty(rest, "STOPSIGNAL")?,
         other => bail!("--change {change:?}: {other} is not supported (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR)"),
     }
     Ok(())
@@ -149,8 +149,8 @@ mod tests {
         assert_eq!(c.env, ["B=two words", "A=3"]);
         assert_eq!(c.labels["org.x"], "y");
         assert!(c.exposed_ports.contains_key("80/tcp") && c.exposed_ports.contains_key("53/udp"));
-        assert_eq!(c.working_dir.as_deref(), Some("/srv"));
-        assert_eq!(c.user.as_deref(), Some("nobody"));
+        assert_eq!(c.working_dir, "/srv");
+        assert_eq!(c.user, "nobody");
     }
 
     #[test]

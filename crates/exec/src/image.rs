@@ -17,11 +17,11 @@
 use std::time::SystemTime;
 
 use rbk_graph::Platform;
-use rbk_store::image::{format_rfc3339, ContainerConfig, History, ImageConfig, RootFs};
+use rbk_store::image::{format_rfc3339, History, ImageConfig, RootFs};
 use rbk_store::{Descriptor, Layer, Store};
 
 use crate::snapshot::is_empty_layer;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Everything about an image besides its layers.
 #[derive(Clone, Debug)]
@@ -58,12 +58,7 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
                 .for_each(|h| h.created = Some(created.clone())),
         }
     }
-    let container = serde_json::to_value(&spec.config)
-        .and_then(serde_json::from_value::<ContainerConfig>)
-        .map_err(|e| Error::CorruptImage {
-            reference: "config".into(),
-            reason: e.to_string(),
-        })?;
+    let container = spec.config;
     let mut extra = std::collections::BTreeMap::new();
     if !spec.platform.variant.is_empty() {
         extra.insert("variant".to_string(), spec.platform.variant.clone().into());

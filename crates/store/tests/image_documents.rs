@@ -82,7 +82,7 @@ fn rejects_oversize_documents() {
 fn config_keeps_unknown_fields_through_a_round_trip() {
     let text = format!(
         r#"{{"architecture":"amd64","os":"linux","docker_version":"25.0",
-        "config":{{"Cmd":["sh"],"Env":["A=1"],"Healthcheck":{{"Test":["NONE"]}}}},
+        "config":{{"Cmd":["sh"],"Env":["A=1"],"Healthcheck":{{"Test":["NONE"]}},"Tty":false}},
         "rootfs":{{"type":"layers","diff_ids":["{D}"]}},
         "history":[{{"created_by":"x","empty_layer":true}}]}}"#
     );
@@ -94,7 +94,10 @@ fn config_keeps_unknown_fields_through_a_round_trip() {
     let again: ImageConfig = serde_json::from_slice(&serde_json::to_vec(&cfg).unwrap()).unwrap();
     assert_eq!(again, cfg);
     assert_eq!(again.extra["docker_version"], "25.0");
-    assert!(again.config.unwrap().extra.contains_key("Healthcheck"));
+    // Healthcheck is modelled; unknown fields of the object are kept.
+    let runtime = again.config.unwrap();
+    assert_eq!(runtime.healthcheck.unwrap().test, ["NONE"]);
+    assert_eq!(runtime.extra["Tty"], false);
 }
 
 #[test]

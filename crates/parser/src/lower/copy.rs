@@ -314,10 +314,11 @@ impl Lowerer<'_> {
             let meta = self.meta(st, cmd);
             st.output = self.push(Op::File(op), meta);
         }
-        st.history.push(rbk_graph::image::HistoryEntry {
-            created_by: format!("WORKDIR {wd}"),
-            comment: "buildkit.dockerfile.v0".into(),
+        st.history.push(rbk_graph::image::History {
+            created_by: Some(format!("WORKDIR {wd}")),
+            comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: !layer,
+            ..Default::default()
         });
         Ok(())
     }

@@ -33,7 +33,8 @@ pub(super) fn dump(plan: &Plan) -> String {
         let _ = writeln!(out, "  config: {}", config.replace('\n', "\n  "));
         for h in &s.history {
             let empty = if h.empty_layer { " (empty)" } else { "" };
-            let _ = writeln!(out, "  history: {}{empty}", h.created_by.escape_debug());
+            let by = h.created_by.as_deref().unwrap_or_default();
+            let _ = writeln!(out, "  history: {}{empty}", by.escape_debug());
         }
     }
     let _ = writeln!(out, "vertices:");

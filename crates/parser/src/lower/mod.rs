@@ -30,7 +30,7 @@ mod state;
 
 use std::collections::BTreeMap;
 
-use rbk_graph::image::{HistoryEntry, ImageConfig};
+use rbk_graph::image::{History, ImageConfig};
 use rbk_graph::{Definition, NodeId, Platform};
 
 use crate::error::Error;
@@ -127,7 +127,7 @@ pub struct StagePlan {
     pub config: ImageConfig,
     /// History entries this Dockerfile added (inherited from earlier stages
     /// built on; a base image's own history is not included).
-    pub history: Vec<HistoryEntry>,
+    pub history: Vec<History>,
     /// The stage's platform.
     pub platform: Platform,
     /// `MAINTAINER` (the image's `author`), empty when unset.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rbk_graph::image::{HistoryEntry, ImageConfig};
+use rbk_graph::image::{History, ImageConfig};
 use rbk_graph::{Definition, NodeId, Op, OpMetadata, Platform, SourceOp, SourceSpan};
 
 use super::stages::{stage_error, StageTable};
@@ -55,7 +55,7 @@ pub(crate) struct StageState {
     pub(crate) platform: Platform,
     pub(crate) output: NodeId,
     pub(crate) config: ImageConfig,
-    pub(crate) history: Vec<HistoryEntry>,
+    pub(crate) history: Vec<History>,
     /// The environment RUN sees and words expand in: ENV plus ARG values.
     pub(crate) env: Vec<(String, String)>,
     /// Every declared ARG with its value (empty when it has none), for
@@ -84,14 +84,15 @@ impl StageState {
 
     /// Adds a history entry as BuildKit's `commitToHistory` does.
     pub(crate) fn commit(&mut self, created_by: String, layer: bool) {
-        self.history.push(HistoryEntry {
-            created_by: if layer {
+        self.history.push(History {
+            created_by: Some(if layer {
                 format!("{created_by} # buildkit")
             } else {
                 created_by
-            },
-            comment: HISTORY_COMMENT.into(),
+            }),
+            comment: Some(HISTORY_COMMENT.into()),
             empty_layer: !layer,
+            ..History::default()
         });
     }
 }

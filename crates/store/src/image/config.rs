@@ -75,16 +75,20 @@ pub struct History {
     pub empty_layer: bool,
 }
 
-/// The `config` object: what a container started from the image gets.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The `config` object: what a container started from the image gets
+/// (Docker's `ContainerConfig` subset that images carry). This is rbk's one
+/// model of it: the Dockerfile frontend accumulates it (`rbk_graph::image`
+/// re-exports it), the executor writes it, the CLI shows it. Field names
+/// serialise as Docker spells them; `null` or absent fields read as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
     /// `USER`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
     /// `EXPOSE`: `"80/tcp": {}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub exposed_ports: BTreeMap<String, Value>,
+    pub exposed_ports: BTreeMap<String, Empty>,
     /// `ENV`: `KEY=VALUE`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
@@ -96,17 +100,70 @@ pub struct ContainerConfig {
     pub cmd: Option<Vec<String>>,
     /// `VOLUME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub volumes: BTreeMap<String, Value>,
+    pub volumes: BTreeMap<String, Empty>,
     /// `WORKDIR`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
     /// `LABEL`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// `STOPSIGNAL`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// `HEALTHCHECK`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-    /// Everything else, preserved.
+    pub healthcheck: Option<Healthcheck>,
+    /// `SHELL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shell: Vec<String>,
+    /// `ONBUILD` triggers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
+    /// True when `Cmd`/`Entrypoint` came from a shell form (Windows
+    /// quoting); BuildKit sets it for `CMD`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
+    /// Fields rbk does not model (`Hostname`, `Tty`, … of images Docker
+    /// made), kept for display. A build never carries them over into the
+    /// image it makes, as BuildKit does not.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// The `{}` value Docker uses in port and volume sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// `HEALTHCHECK`. Durations are nanoseconds, as Docker stores them; zero
+/// means "inherit the default".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`; empty
+    /// (absent or `null` in a config) inherits the base image's.
+    #[serde(default)]
+    pub test: Vec<String>,
+    /// `--interval`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interval: u64,
+    /// `--timeout`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    /// `--start-period`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+    /// `--start-interval`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_interval: u64,
+    /// `--retries`.
+    #[serde(default, skip_serializing_if = "is_zero_i")]
+    pub retries: i64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_i(v: &i64) -> bool {
+    *v == 0
 }

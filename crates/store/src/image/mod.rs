@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BlobRead, BlobWrite, Descriptor, Digest, Error, Reference, Result, Store};
 
-pub use config::{ContainerConfig, History, ImageConfig, RootFs};
+pub use config::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
 pub use time::{format_rfc3339, parse_rfc3339};
 
 /// OCI image manifest.

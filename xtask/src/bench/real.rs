@@ -115,7 +115,7 @@ fn measure(root: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
     }
     let testdata = root.join("crates/cli/tests/testdata/real-debian");
     let mut figures = bench.dockerfile("user", &testdata.join("user"), false)?;
-    figures.extend(bench.from_archive(&testdata.join("user"))?);
+    figures.extend(bench.build_from_archive(&testdata.join("user"))?);
     figures.extend(bench.dockerfile("app", &testdata.join("app"), true)?);
     figures.extend(bench.overhead()?);
     Ok(figures)
@@ -246,7 +246,7 @@ impl Bench {
     /// Everything from the saved base archive, for both: `rbk load` into an
     /// empty store + build, against `docker load` into an engine without
     /// the base or any build cache + build.
-    fn from_archive(&self, testdata: &Path) -> anyhow::Result<Vec<Figure>> {
+    fn build_from_archive(&self, testdata: &Path) -> anyhow::Result<Vec<Figure>> {
         let ctx = self.work.join("ctx-archive");
         crate::run_quiet(
             &self.work,

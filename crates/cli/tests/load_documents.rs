@@ -220,7 +220,13 @@ fn a_manifest_over_the_size_bound_is_refused() {
     bytes.extend(std::iter::repeat_n(b' ', 5 << 20));
     bytes.push(b'}');
     let digest = set_manifest_bytes(&mut entries, bytes);
-    assert_refused(&dir, &root, "oversize", &entries, &["exceeds the limit", &digest]);
+    assert_refused(
+        &dir,
+        &root,
+        "oversize",
+        &entries,
+        &["exceeds the limit", &digest],
+    );
 }
 
 #[test]

@@ -251,7 +251,11 @@ fn system_df_counts_a_shared_layer_once() {
     // ACTIVE counts images a container uses: none. Sizes are uncompressed
     // layer sizes, the shared layer once; all of it is reclaimable.
     let size = format!("{:.3}MB", layer as f64 / 1e6);
-    assert_eq!(images, ["2", "0", size.as_str(), size.as_str(), "(100%)"], "{out}");
+    assert_eq!(
+        images,
+        ["2", "0", size.as_str(), size.as_str(), "(100%)"],
+        "{out}"
+    );
     assert_eq!(df_row(&out, "Containers"), ["0", "0", "0B", "0B"]);
     let out = ok(&root, &["system", "df", "-v"]);
     let shared = format!("{:.3}MB", layer as f64 / 1e6);

@@ -118,9 +118,11 @@ pub(crate) struct Resolver<'a> {
 }
 
 impl ImageResolver for Resolver<'_> {
-    // The parser's resolver trait carries a sentence, which it shows at the
-    // FROM line; the causes are flattened into it here.
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<RuntimeConfig, String> {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<RuntimeConfig, rbk_parser::ResolveError> {
         // An image id (full, short or `sha256:`) names a local image.
         if let Some(found) = self
             .store
@@ -128,28 +130,27 @@ impl ImageResolver for Resolver<'_> {
             .ok()
             .filter(|f| f.named.is_none())
         {
-            return runtime_config(&found.image, reference);
+            return Ok(runtime_config(&found.image));
         }
-        let parsed: Reference = reference.parse().map_err(|e| format!("{e}"))?;
+        let parsed: Reference = reference.parse()?;
         let image = image_for_build(
             self.store,
             self.provider,
             &parsed,
             platform,
             self.always_pull,
-        )
-        .map_err(|e| crate::error::chain(&e))?;
-        check_image_platform(&image.config, platform)?;
-        runtime_config(&image, &parsed.familiar())
+        )?;
+        check_image_platform(&image.config, platform).map_err(Error::Invalid)?;
+        Ok(runtime_config(&image))
     }
 }
 
 /// The image's `config` object as a build inherits it: without the fields
 /// rbk does not model (Docker's `Hostname`, `Tty`, …), as BuildKit.
-fn runtime_config(image: &Image, _name: &str) -> Result<RuntimeConfig, String> {
+fn runtime_config(image: &Image) -> RuntimeConfig {
     let mut config = image.config.config.clone().unwrap_or_default();
     config.extra.clear();
-    Ok(config)
+    config
 }
 
 /// Makes sure every image the graph reads is in the store before anything

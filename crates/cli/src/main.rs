@@ -4,9 +4,11 @@ mod args;
 mod changes;
 mod commands;
 mod humanize;
+mod lookup;
 mod progress;
 mod render;
 mod settings;
+mod table;
 mod template;
 
 use std::process::ExitCode;

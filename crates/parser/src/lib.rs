@@ -8,6 +8,12 @@
 //! [`expand`] is the shell-like word expansion and [`dockerignore`] the
 //! `.dockerignore` matcher.
 //!
+//! Errors: what leaves the crate is [`Error`], which names the file, line
+//! and column. Helpers inside it (flag, mount, heredoc and reference
+//! parsers, and the few `pub` ones its own tests call) return
+//! `Result<_, String>` on purpose: the string is BuildKit's message text,
+//! and the caller, which knows the instruction's location, wraps it.
+//!
 //! ```
 //! use rbk_parser::{lower, parse, LowerOptions};
 //!
@@ -31,6 +37,7 @@ pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
 pub use expand::{Env, ExpandError, Lexer};
 pub use lower::{
-    lower, lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, StagePlan,
+    lower, lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, ResolveError,
+    StagePlan,
 };
 pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

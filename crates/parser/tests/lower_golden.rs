@@ -18,7 +18,11 @@ use rbk_parser::{lower, parse, ImageResolver, LowerOptions, Plan};
 struct MapResolver(BTreeMap<String, ImageConfig>);
 
 impl ImageResolver for MapResolver {
-    fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ImageConfig, String> {
+    fn resolve(
+        &self,
+        reference: &str,
+        _platform: &Platform,
+    ) -> Result<ImageConfig, rbk_parser::ResolveError> {
         match self.0.get(reference) {
             Some(c) => Ok(c.clone()),
             None if reference.contains("missing") => Err("not found".into()),

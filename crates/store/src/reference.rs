@@ -122,6 +122,8 @@ impl FromStr for Reference {
     }
 }
 
+// The private checkers below return a reason string; the public entry
+// points turn it into `Error::InvalidReference` with the input named.
 fn parse(input: &str) -> Result<Reference, String> {
     if input.is_empty() {
         return Err("empty reference".into());

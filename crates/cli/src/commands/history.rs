@@ -42,7 +42,7 @@ pub(crate) fn run(
     args: HistoryArgs,
 ) -> anyhow::Result<ExitCode> {
     let store = settings.open_store()?;
-    let found = super::inspect::find(&store, &args.image)?;
+    let found = crate::lookup::find(&store, &args.image)?;
     let rows = rows(&store, &found.image, args.no_trunc);
     let format = args.format.as_deref().map(Format::parse).transpose()?;
     let format = format.filter(|f| !matches!(f, Format::DefaultTable));
@@ -83,7 +83,7 @@ pub(crate) fn run(
                 row.comment,
             ]);
         }
-        super::images::write_table(&mut out, &table)?;
+        crate::table::write_table(&mut out, &table)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,7 @@ use serde_json::json;
 
 use crate::args::ImagesArgs;
 use crate::humanize;
+use crate::table::write_table;
 use crate::template::Format;
 
 /// One row before formatting.
@@ -280,7 +281,7 @@ impl Filters {
 }
 
 fn created_of(store: &Store, name: &str) -> anyhow::Result<i64> {
-    let found = super::inspect::find(store, name)?;
+    let found = crate::lookup::find(store, name)?;
     Ok(created(&found.image).unwrap_or(i64::MIN))
 }
 
@@ -346,36 +347,6 @@ fn glob_at(p: &[char], t: &[char]) -> bool {
         }
         Some(&c) => t.first() == Some(&c) && glob_at(&p[1..], &t[1..]),
     }
-}
-
-/// Go's `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`, as the docker CLI uses.
-pub(crate) fn write_table(out: &mut impl Write, table: &[Vec<String>]) -> std::io::Result<()> {
-    let columns = table.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            let w = table
-                .iter()
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-                + 3;
-            w.max(10)
-        })
-        .collect();
-    for row in table {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let pad = widths[c] - cell.chars().count();
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        writeln!(out, "{line}")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,23 +16,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use rbk_store::{FoundImage, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::InspectArgs;
 use crate::template::Format;
-
-/// Finds `name` the way Docker does: as a reference first, then as a full
-/// or short image id (with or without `sha256:`), tagged or untagged.
-pub(crate) fn find(store: &Store, name: &str) -> anyhow::Result<FoundImage> {
-    match store.find_image(name) {
-        Ok(found) => Ok(found),
-        Err(e) if e.is_not_found() => bail!("No such image: {name}"),
-        Err(e) => Err(e.into()),
-    }
-}
 
 pub(crate) fn run(
     settings: &crate::settings::GlobalSettings,
@@ -42,7 +31,7 @@ pub(crate) fn run(
     let mut docs = Vec::new();
     let mut failed = false;
     for name in &args.images {
-        match find(&store, name) {
+        match crate::lookup::find(&store, name) {
             Ok(found) => docs.push(document(&store, &found)?),
             Err(e) => {
                 crate::render::error(&e);

@@ -48,7 +48,7 @@ pub(crate) fn run(
 }
 
 fn remove(store: &Store, name: &str, force: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let found = super::inspect::find(store, name)?;
+    let found = crate::lookup::find(store, name)?;
     let untagged = found.untagged && found.named.is_none();
     let targets = match found.named {
         Some(reference) => vec![reference],

@@ -43,7 +43,7 @@ fn collect(store: &Store, names: &[String]) -> anyhow::Result<Vec<SavedImage>> {
     let mut order = Vec::new();
     for name in names {
         // A name or an image id (saved without a name, as docker does).
-        let found = super::inspect::find(store, name)?;
+        let found = crate::lookup::find(store, name)?;
         let (image, named) = (found.image, found.named);
         let key = image.descriptor.digest;
         let entry = by_manifest.entry(key).or_insert_with(|| {

@@ -32,9 +32,9 @@ use rbk_store::Usage;
 
 use serde_json::{json, Value};
 
-use super::images::write_table;
 use crate::args::SystemCommand;
 use crate::humanize;
+use crate::table::write_table;
 use crate::template::Format;
 
 pub(crate) fn run(

@@ -13,7 +13,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<ExitCode> {
     let target: Reference = args.target.parse()?;
     let store = settings.open_store()?;
-    let found = super::inspect::find(&store, &args.source)?;
+    let found = crate::lookup::find(&store, &args.source)?;
     store.tag(&target, found.image.descriptor)?;
     Ok(ExitCode::SUCCESS)
 }

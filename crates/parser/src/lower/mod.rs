@@ -43,10 +43,14 @@ pub use reference::{format_platform_string, normalize_image_reference};
 /// or a registry; the parser never fetches anything itself.
 pub trait ImageResolver {
     /// The config of `reference` (normalised, e.g.
-    /// `docker.io/library/alpine:latest`) for `platform`. The error text is
-    /// shown to the user after the FROM line's location.
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ImageConfig, String>;
+    /// `docker.io/library/alpine:latest`) for `platform`. The error, with
+    /// its causes, is shown to the user at the FROM line.
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ImageConfig, ResolveError>;
 }
+
+/// Why an [`ImageResolver`] could not resolve an image: the resolver's own
+/// error (a registry's, a store's), kept with its sources.
+pub type ResolveError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What [`lower`] needs besides the Dockerfile.
 #[derive(Clone)]

@@ -257,11 +257,20 @@ impl<'a> Lowerer<'a> {
     ) -> Result<ImageConfig, Error> {
         match self.opts.image_resolver {
             None => Ok(ImageConfig::default()),
-            Some(r) => r.resolve(reference, platform).map_err(|m| {
+            Some(r) => r.resolve(reference, platform).map_err(|e| {
+                let mut message = e.to_string();
+                let mut cause = e.source();
+                while let Some(c) = cause {
+                    let text = c.to_string();
+                    if !message.ends_with(&text) {
+                        message = format!("{message}: {text}");
+                    }
+                    cause = c.source();
+                }
                 stage_error(
                     self.file(),
                     span,
-                    format!("failed to resolve source metadata for {reference}: {m}"),
+                    format!("failed to resolve source metadata for {reference}: {message}"),
                 )
             }),
         }

@@ -2,7 +2,7 @@
 //! overlay mounts under `<root>/tmp` behind (the store never mounts and
 //! cannot undo them; docs/security.md F3).
 
-use rbk_store::{FileLock, Store};
+use rbk_store::Store;
 
 use crate::{Error, Result};
 
@@ -13,8 +13,7 @@ use crate::{Error, Result};
 /// Returns how many mounts were detached; does nothing (0) while another
 /// process holds a lease.
 pub fn recover_store(store: &Store) -> Result<usize> {
-    let lock_path = store.db_dir().join("gc.lock");
-    let Some(lock) = FileLock::try_exclusive(&lock_path)? else {
+    let Some(lock) = store.try_gc_lock()? else {
         return Ok(0);
     };
     let tmp = store.root().join("tmp");
@@ -29,7 +28,9 @@ pub fn recover_store(store: &Store) -> Result<usize> {
             .map_err(|e| Error::io("unmounting stale mount", path, e.into()))?;
     }
     store.empty_trash()?;
-    drop(lock);
-    store.clean_orphans()?;
+    // Under the same lock: `clean_orphans` would wait for every other
+    // build's lease, so a build starting beside a running one would stall
+    // until that one ended (two concurrent builds ran one after the other).
+    store.clean_orphans_holding(&lock)?;
     Ok(stale.len())
 }

@@ -113,6 +113,12 @@ impl Store {
         FileLock::exclusive(&self.gc_lock_path())
     }
 
+    /// Takes `db/gc.lock` exclusively if no lease is held right now;
+    /// `None` (at once) otherwise.
+    pub fn try_gc_lock(&self) -> Result<Option<FileLock>> {
+        FileLock::try_exclusive(&self.gc_lock_path())
+    }
+
     fn gc_lock_path(&self) -> PathBuf {
         self.db_dir().join("gc.lock")
     }
@@ -266,7 +272,14 @@ impl Store {
     /// something is still mounted on, `snapshots/.unpack-*`, and the
     /// temporary files of interrupted atomic writes in `db/` and the root.
     pub fn clean_orphans(&self) -> Result<OrphanReport> {
-        let _gc = self.gc_lock()?;
+        let gc = self.gc_lock()?;
+        self.clean_orphans_holding(&gc)
+    }
+
+    /// [`Store::clean_orphans`] for a caller that already holds the GC
+    /// lock (from [`Store::gc_lock`] or [`Store::try_gc_lock`]): taking it
+    /// again would wait for the caller itself.
+    pub fn clean_orphans_holding(&self, _gc: &FileLock) -> Result<OrphanReport> {
         self.clean_orphans_locked()
     }
 

@@ -57,6 +57,16 @@ pub(crate) enum Command {
     Push(PushArgs),
     /// Log in to a registry (credentials go to the docker config.json).
     Login(LoginArgs),
+    /// Run a command in a new container (in the foreground).
+    Run(RunArgs),
+    /// List containers.
+    Ps(PsArgs),
+    /// Remove containers.
+    Rm(RmArgs),
+    /// List the files a container changed (A added, C changed, D deleted).
+    Diff(ContainerArg),
+    /// Make an image of a container's changes.
+    Commit(CommitArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
 }
@@ -391,4 +401,89 @@ pub(crate) enum DebugCommand {
     },
     /// Print the pruned build graph with digests and the schedule.
     Plan(FrontendArgs),
+}
+
+/// `rbk run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub(crate) rm: bool,
+    /// The container's name (default: made up).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` from this environment).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    pub(crate) env: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub(crate) workdir: Option<String>,
+    /// The user (`name|uid[:group|gid]`).
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// Override the image's entrypoint (`''` clears it).
+    #[arg(long)]
+    pub(crate) entrypoint: Option<String>,
+    /// `none` (loopback only) or `host` (the default: rbk has no bridge).
+    #[arg(long, default_value = "host")]
+    pub(crate) network: String,
+    /// The container's hostname (default: the first 12 hex of its id).
+    #[arg(long)]
+    pub(crate) hostname: Option<String>,
+    /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) runtime: Option<PathBuf>,
+    /// The image.
+    pub(crate) image: String,
+    /// The command and its arguments (default: the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+/// `rbk ps`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PsArgs {
+    /// Show all containers (rbk's run in the foreground, so every listed
+    /// one has exited; kept for docker's muscle memory).
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Only the ids.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+/// `rbk rm`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RmArgs {
+    /// Accepted for docker compatibility (containers are never running here).
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Container names or ids.
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+/// A command taking one container.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ContainerArg {
+    /// The container's name or id.
+    pub(crate) container: String,
+}
+
+/// `rbk commit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CommitArgs {
+    /// A commit message, recorded in the history entry.
+    #[arg(short, long)]
+    pub(crate) message: Option<String>,
+    /// The author.
+    #[arg(short, long)]
+    pub(crate) author: Option<String>,
+    /// Apply a Dockerfile instruction to the image config (as `import -c`).
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    pub(crate) changes: Vec<String>,
+    /// The container's name or id.
+    pub(crate) container: String,
+    /// The new image's name, `REPO[:TAG]` (default: untagged).
+    pub(crate) reference: Option<String>,
 }

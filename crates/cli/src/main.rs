@@ -39,6 +39,11 @@ fn main() -> ExitCode {
         args::Command::Prune(a) => commands::prune::run(&settings, a),
         args::Command::Pull(a) => commands::pull::run(&settings, a),
         args::Command::Push(a) => commands::push::run(&settings, a),
+        args::Command::Run(a) => commands::container::run(&settings, a),
+        args::Command::Ps(a) => commands::container::ps(&settings, a),
+        args::Command::Rm(a) => commands::container::rm(&settings, a),
+        args::Command::Diff(a) => commands::container::diff(&settings, a),
+        args::Command::Commit(a) => commands::container::commit(&settings, a),
         args::Command::Login(a) => commands::login::login(&settings, a),
         args::Command::Logout(a) => commands::login::logout(&settings, a),
     };

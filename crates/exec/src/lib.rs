@@ -38,6 +38,7 @@
 //! [`Runc::new`]'s arguments; warnings leave as [`rbk_graph::Event`]s.
 #![deny(missing_docs)]
 
+mod container;
 mod context;
 mod error;
 mod filter;
@@ -55,6 +56,7 @@ mod solve;
 pub mod testing;
 mod users;
 
+pub use container::{container_changes, container_layer, run_container, Change, ContainerProcess};
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};
 pub use filter::{IncludeAll, PathFilter};

@@ -161,6 +161,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No container has this name or id.
+    #[error("No such container: {0}")]
+    ContainerNotFound(String),
+    /// A container name is taken, or a container name or id prefix is
+    /// ambiguous.
+    #[error("{0}")]
+    ContainerConflict(String),
 }
 
 impl Error {

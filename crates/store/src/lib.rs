@@ -43,6 +43,7 @@
 pub mod archive;
 mod blob;
 mod cache;
+mod containers;
 mod digest;
 mod error;
 mod fsblob;
@@ -68,6 +69,7 @@ pub use blob::{
     VerifyingReader, MAX_DOCUMENT_SIZE,
 };
 pub use cache::{CacheRecord, Layer};
+pub use containers::ContainerRecord;
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{Error, Result};
 pub use gc::{mount_points, GcReport, LiveSet, OrphanReport, Removal};

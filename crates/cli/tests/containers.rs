@@ -130,6 +130,14 @@ fn exit_codes_names_and_entrypoints_follow_docker() {
         ],
     );
     assert_eq!(stdout(&out), "hey /tmp\n");
+    // The image of a container stays until the container is gone or -f.
+    let refused = rbk(&root, &["rmi", "base:1"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("is using its referenced image"),
+        "{}",
+        stderr(&refused)
+    );
     ok(&root, &["rm", "taken"]);
     let missing = rbk(&root, &["diff", "taken"]);
     assert!(

@@ -10,7 +10,8 @@
 //! image (a build without `-t`) is named by its id and deleted. Every name
 //! is tried; the exit status is non-zero if any failed.
 //!
-//! There are no containers yet, and rbk records no parent/child relation
+//! An image a container (running or not) was made from is not deleted
+//! without `-f`, as docker refuses. rbk records no parent/child relation
 //! between images (`Parent` is always empty, as for BuildKit-built images),
 //! so no image is refused as "needed by a child": an image whose layers
 //! another image shares is deleted and the shared layers stay. Deletion
@@ -50,6 +51,20 @@ pub(crate) fn run(
 fn remove(store: &Store, name: &str, force: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let found = crate::lookup::find(store, name)?;
     let untagged = found.untagged && found.named.is_none();
+    // The image goes with its last name, or when named by id: not while a
+    // container uses it, unless forced (docker's rule).
+    let last = found.named.is_none() || found.references.len() <= 1;
+    let id = found.image.id();
+    if last && !force {
+        if let Some(c) = store.containers()?.iter().find(|c| c.image == id) {
+            bail!(
+                "conflict: unable to remove repository reference {name:?} (must force) - \
+                 container {} is using its referenced image {}",
+                &c.id[..12],
+                id.short()
+            );
+        }
+    }
     let targets = match found.named {
         Some(reference) => vec![reference],
         None => {

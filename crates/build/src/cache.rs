@@ -21,7 +21,6 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,8 +34,8 @@ use rbk_store::image::{
     parse_document, Document, Index, IndexEntry, Manifest, OCI_INDEX, OCI_MANIFEST,
 };
 use rbk_store::{
-    read_to_end_bounded, BlobRead, BlobWrite, Descriptor, Digest, Reference, Store,
-    MAX_DOCUMENT_SIZE, REF_NAME_ANNOTATION,
+    layout_blob_path, read_to_end_bounded, write_atomic, BlobRead, BlobWrite, Descriptor, Digest,
+    Reference, Store, MAX_DOCUMENT_SIZE, REF_NAME_ANNOTATION,
 };
 
 use crate::error::BoxError;
@@ -396,13 +395,9 @@ fn parse_from(spec: &str, registries: &Registries) -> anyhow::Result<CacheFrom> 
 
 // ---- the local transport ----
 
-fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs").join("sha256").join(digest.hex())
-}
-
 /// Reads a document blob of the layout, verified against its digest.
 fn read_layout_blob(dir: &Path, d: &Descriptor) -> anyhow::Result<Vec<u8>> {
-    let path = blob_path(dir, &d.digest);
+    let path = layout_blob_path(dir, &d.digest);
     let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let bytes = read_to_end_bounded(file, MAX_DOCUMENT_SIZE, &path.display().to_string())?;
     if Digest::sha256_of(&bytes) != d.digest || bytes.len() as u64 != d.size {
@@ -465,7 +460,7 @@ fn import_local(dir: &Path, tag: &str) -> anyhow::Result<ImportedCache> {
     let config = read_layout_blob(dir, &manifest.config)?;
     let root = dir.to_path_buf();
     let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
-        let path = blob_path(&root, &d.digest);
+        let path = layout_blob_path(&root, &d.digest);
         let mut file = fs::File::open(&path)
             .map_err(|e| rbk_exec::Error::io("opening cache blob", &path, e))?;
         store.put(&mut file, Some((d.digest, Some(d.size))))?;
@@ -488,10 +483,7 @@ fn write_local(store: &Store, manifest: &Descriptor, dir: &Path, tag: &str) -> a
     for d in doc.layers.iter().chain([&doc.config, manifest]) {
         copy_blob(store, d, dir)?;
     }
-    write_atomic(
-        &dir.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
+    write_atomic(dir, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     // Keep other tags' entries of an existing, readable index.
     let mut entries: Vec<IndexEntry> = read_index(dir)
         .map(|i| i.manifests)
@@ -519,14 +511,15 @@ fn write_local(store: &Store, manifest: &Descriptor, dir: &Path, tag: &str) -> a
         manifests: entries,
         annotations: Default::default(),
     };
-    write_atomic(&dir.join("index.json"), &serde_json::to_vec(&index)?)
+    write_atomic(dir, "index.json", &serde_json::to_vec(&index)?)?;
+    Ok(())
 }
 
 /// Copies one blob unless the layout has it already (same name and size:
 /// names are digests, so the content is the same or the layout is corrupt,
 /// which an import detects).
 fn copy_blob(store: &Store, d: &Descriptor, dir: &Path) -> anyhow::Result<()> {
-    let path = blob_path(dir, &d.digest);
+    let path = layout_blob_path(dir, &d.digest);
     if fs::metadata(&path).is_ok_and(|m| m.len() == d.size) {
         return Ok(());
     }
@@ -540,18 +533,6 @@ fn copy_blob(store: &Store, d: &Descriptor, dir: &Path) -> anyhow::Result<()> {
         .sync_all()
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.persist(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("creating a file in {}", parent.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

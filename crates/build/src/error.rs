@@ -1,7 +1,5 @@
 //! The engine's one error type.
 
-use std::fmt;
-
 /// A boxed error from a provider or transport (their implementations are
 /// the caller's, with error types of their own).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -95,19 +93,6 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
-}
-
-/// Formats a platform as `os/arch[/variant]`.
-pub(crate) struct ShowPlatform<'a>(pub(crate) &'a rbk_graph::Platform);
-
-impl fmt::Display for ShowPlatform<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.0.os, self.0.architecture)?;
-        if !self.0.variant.is_empty() {
-            write!(f, "/{}", self.0.variant)?;
-        }
-        Ok(())
-    }
 }
 
 /// The result type of this crate.

@@ -7,7 +7,7 @@ use rbk_graph::{Dag, Op, Platform, SourceOp};
 use rbk_parser::{ImageResolver, Location};
 use rbk_registry::{Client, ClientOptions};
 use rbk_store::image::Image;
-use rbk_store::{Descriptor, Reference, Store};
+use rbk_store::{looks_like_image_id, Descriptor, Reference, Store};
 
 use crate::error::BoxError;
 use crate::platform::check_image_platform;
@@ -52,7 +52,7 @@ impl Registries {
     pub fn client(&self, platform: Option<&Platform>) -> rbk_registry::Result<Client> {
         let mut options = self.options.clone();
         if let Some(p) = platform.filter(|p| !p.os.is_empty()) {
-            options.platform = Some(crate::error::ShowPlatform(p).to_string());
+            options.platform = Some(p.to_string());
         }
         Client::new(options)
     }
@@ -123,14 +123,17 @@ impl ImageResolver for Resolver<'_> {
         reference: &str,
         platform: &Platform,
     ) -> Result<RuntimeConfig, rbk_parser::ResolveError> {
-        // An image id (full, short or `sha256:`) names a local image.
-        if let Some(found) = self
-            .store
-            .find_image(reference)
-            .ok()
-            .filter(|f| f.named.is_none())
-        {
-            return Ok(runtime_config(&found.image));
+        // An image id (full, short or `sha256:`) names a local image; only
+        // then is every image read to match it.
+        if looks_like_image_id(reference) {
+            if let Some(found) = self
+                .store
+                .find_image(reference)
+                .ok()
+                .filter(|f| f.named.is_none())
+            {
+                return Ok(runtime_config(&found.image));
+            }
         }
         let parsed: Reference = reference.parse()?;
         let image = image_for_build(
@@ -173,13 +176,15 @@ pub(crate) fn fetch_images(
         else {
             continue;
         };
-        if store.find_image(reference).is_ok() {
-            continue; // a name or an image id in the store
-        }
         let parsed: Reference = match reference.parse() {
             Ok(r) => r,
             Err(_) => continue, // the solver reports it
         };
+        let stored = store.resolve(&parsed).is_ok()
+            || (looks_like_image_id(reference) && store.find_image(reference).is_ok());
+        if stored {
+            continue; // a name or an image id in the store
+        }
         let platform = platform.clone().unwrap_or_else(|| default_platform.clone());
         let Err(err) = image_for_build(store, provider, &parsed, &platform, false) else {
             continue;

@@ -7,7 +7,6 @@ use std::path::Path;
 use rbk_graph::Platform;
 use rbk_store::image::ImageConfig;
 
-use crate::error::ShowPlatform;
 use crate::{Error, Result};
 
 /// Where the kernel lists registered binfmt_misc handlers.
@@ -19,7 +18,7 @@ pub fn check_can_run(platform: &Platform, host: &Platform) -> Result<()> {
     if platform.architecture == host.architecture {
         return Ok(());
     }
-    let shown = ShowPlatform(platform);
+    let shown = platform;
     let Some(qemu) = qemu_name(&platform.architecture) else {
         return Err(Error::Invalid(format!(
             "cannot run RUN steps for {shown}: no emulator is known for that architecture"
@@ -65,9 +64,7 @@ pub(crate) fn check_image_platform(
     Err(format!(
         "the image is for {}, and there is no base for {}: pull the image for that \
          platform (rbk pull --platform …) or build for {}",
-        ShowPlatform(&image),
-        ShowPlatform(platform),
-        ShowPlatform(&image),
+        &image, platform, &image,
     ))
 }
 

@@ -47,14 +47,15 @@ impl GlobalSettings {
             ),
             Err(_) => None,
         };
+        let home = env("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
         let docker_config_dir = env("DOCKER_CONFIG")
             .map(PathBuf::from)
-            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".docker")));
+            .unwrap_or_else(|| home.join(".docker"));
         Ok(GlobalSettings {
             root,
             registry: ClientOptions {
                 insecure_registries: insecure,
-                docker_config_dir,
+                docker_config_dir: Some(docker_config_dir),
                 platform: None,
                 parallel_blobs,
             },
@@ -80,10 +81,8 @@ impl GlobalSettings {
 
     /// Where Docker's `config.json` (credentials) lives.
     pub(crate) fn docker_config_dir(&self) -> PathBuf {
-        self.registry
-            .docker_config_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/root/.docker"))
+        // Always set by `resolve`.
+        self.registry.docker_config_dir.clone().unwrap_or_default()
     }
 
     /// A registry client picking `platform` (`os/arch[/variant]`) from indexes.

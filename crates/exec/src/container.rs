@@ -81,16 +81,22 @@ pub fn container_layer(store: &Store, upper: &Path) -> Result<Option<Layer>> {
     if empty {
         return Ok(None);
     }
-    let work = store.work_dir()?;
-    let tar = work.path().join("layer.tar");
-    let file = std::fs::File::create(&tar).map_err(|e| Error::io("creating", &tar, e))?;
-    crate::write_layer_tar(
-        upper,
-        std::io::BufWriter::new(file),
-        &LayerOptions::default(),
-    )?;
-    let mut reader = std::fs::File::open(&tar).map_err(|e| Error::io("opening", &tar, e))?;
-    let info = store.put(&mut reader, None)?;
+    // Packed straight into the store's ingest through a pipe: no temporary
+    // tar on disk, each byte written and hashed once.
+    let (mut reader, writer) = std::io::pipe().map_err(|e| Error::io("packing", upper, e))?;
+    let dir = upper.to_path_buf();
+    let packer = std::thread::spawn(move || -> Result<()> {
+        let mut out = std::io::BufWriter::new(writer);
+        crate::write_layer_tar(&dir, &mut out, &LayerOptions::default())?;
+        std::io::Write::flush(&mut out).map_err(|e| Error::io("packing", &dir, e))
+    });
+    let stored = store.put(&mut reader, None);
+    drop(reader); // a failed ingest stops the packer with EPIPE
+    let packed = packer
+        .join()
+        .map_err(|_| Error::io("packing", upper, std::io::Error::other("packer panicked")))?;
+    packed?;
+    let info = stored?;
     Ok(Some(Layer {
         diff_id: info.digest,
         blob: Descriptor {

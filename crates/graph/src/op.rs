@@ -89,6 +89,17 @@ pub struct Platform {
     pub variant: String,
 }
 
+impl std::fmt::Display for Platform {
+    /// `os/arch[/variant]`, as `--platform` and `TARGETPLATFORM` spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
 /// A filesystem that comes from outside the graph.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,11 +11,17 @@ use crate::fsutil::{nofollow, sync_dir, unique_name};
 use crate::lock::FileLock;
 use crate::{Digest, Error, Result, Sha256Writer, Store, VerifyingReader};
 
+/// `<layout>/blobs/sha256/<hex>` of any OCI image layout directory (the
+/// store's own, or a cache directory written by `--cache-to type=local`).
+pub fn layout_blob_path(layout: &std::path::Path, digest: &Digest) -> PathBuf {
+    layout.join("blobs").join("sha256").join(digest.hex())
+}
+
 impl Store {
     /// `<root>/blobs/sha256/<hex>`. The digest is a validated type, so the
     /// path cannot escape the blobs directory.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs_dir().join(digest.hex())
+        layout_blob_path(self.root(), digest)
     }
 
     fn not_found(&self, digest: &Digest) -> impl FnOnce(io::Error) -> Error + '_ {

@@ -33,7 +33,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `dir/name` with `bytes` atomically and durably: temp file in the
 /// same directory, fsync, rename, fsync the directory.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(unique_name(&format!(".{name}.tmp-")));
     let result = (|| {
         let mut f = OpenOptions::new()

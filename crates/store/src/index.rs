@@ -273,6 +273,15 @@ impl Store {
 /// The id inside a name that a Dockerfile frontend normalised as a
 /// reference: `docker.io/library/<hex>:latest` (from `FROM <short id>`) or
 /// `docker.io/library/sha256:<hex>` (from `FROM sha256:<id>`).
+/// Whether `name` could name an image by id (a hex prefix, `sha256:…`, or
+/// the frontend's normalised form of either), so that looking it up needs
+/// [`Store::find_image`]'s scan of every image rather than one tag.
+pub fn looks_like_image_id(name: &str) -> bool {
+    let hex = id_in_normalized(name).unwrap_or(name);
+    let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+    !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn id_in_normalized(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("docker.io/library/")?;
     let hex = match rest.strip_prefix("sha256:") {
@@ -307,5 +316,31 @@ fn match_id<'a>(
             prefix: name.to_string(),
             count,
         }),
+    }
+}
+
+#[cfg(test)]
+mod id_shape_tests {
+    use super::looks_like_image_id;
+
+    #[test]
+    fn only_hex_prefixes_and_their_normalised_forms_look_like_ids() {
+        for id in [
+            "3d533d2c8e49",
+            "sha256:3d533d2c8e49",
+            "docker.io/library/3d533d2c8e49:latest",
+            "docker.io/library/sha256:3d533d2c8e49",
+        ] {
+            assert!(looks_like_image_id(id), "{id}");
+        }
+        for name in [
+            "busybox",
+            "docker.io/library/busybox:latest",
+            "",
+            "sha256:",
+            "x:1",
+        ] {
+            assert!(!looks_like_image_id(name), "{name}");
+        }
     }
 }

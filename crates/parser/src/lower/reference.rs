@@ -176,11 +176,7 @@ pub(crate) fn parse_platform(s: &str, default: &Platform) -> Result<Platform, St
 
 /// `os/arch[/variant]`.
 pub(crate) fn format_platform(p: &Platform) -> String {
-    if p.variant.is_empty() {
-        format!("{}/{}", p.os, p.architecture)
-    } else {
-        format!("{}/{}/{}", p.os, p.architecture, p.variant)
-    }
+    p.to_string()
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ fn tree(tmp: &Path, name: &str, seed: u8) -> PathBuf {
     fs::write(dir.join("app/sub/small"), b"hello").unwrap();
     fs::hard_link(dir.join("app/sub/small"), dir.join("app/linked")).unwrap();
     std::os::unix::fs::symlink("sub/small", dir.join("app/sym")).unwrap();
-    for p in ["app/big", "app/sub/small", "app/sub", "app"] {
+    // Every entry gets a fixed mtime (the symlink too): two trees made a
+    // second apart must pack to the same bytes.
+    for p in ["app/big", "app/sub/small", "app/sym", "app/sub", "app"] {
         let t = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec {
                 tv_sec: 1_600_000_000,

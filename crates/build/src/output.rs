@@ -10,6 +10,7 @@ use rbk_store::image::{
     Image, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_LAYER_ZSTD, OCI_CONFIG,
     OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
 };
+use rbk_store::output::OutputFile;
 use rbk_store::{BlobRead, Descriptor, Reference, Store, UnpackOptions, Whiteouts};
 
 use crate::error::BoxError;
@@ -71,13 +72,14 @@ pub(crate) fn write(
             let root = work.upper();
             flatten(store, image, &root)?;
             let written = (|| -> std::result::Result<(), BoxError> {
-                let mut w: Box<dyn Write> = if path.as_os_str() == STDOUT {
-                    Box::new(stdout_writer()?)
-                } else {
-                    Box::new(std::io::BufWriter::new(std::fs::File::create(path)?))
-                };
+                if path.as_os_str() == STDOUT {
+                    let mut w = stdout_writer()?;
+                    rbk_exec::write_layer_tar(&root, &mut w, &Default::default())?;
+                    return Ok(w.flush()?);
+                }
+                let mut w = std::io::BufWriter::new(OutputFile::create(path)?);
                 rbk_exec::write_layer_tar(&root, &mut w, &Default::default())?;
-                Ok(w.flush()?)
+                Ok(w.into_inner().map_err(|e| e.into_error())?.commit()?)
             })();
             written.map_err(|source| Error::Output {
                 what: what(path),

@@ -53,6 +53,7 @@ pub mod image;
 mod index;
 mod lock;
 mod mem;
+pub mod output;
 pub mod pack;
 mod packed;
 mod reference;

@@ -90,7 +90,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     report_warnings(&result.warnings);
     let id = result.image.id();
     if let Some(path) = &args.iidfile {
-        std::fs::write(path, id.to_string())
+        rbk_store::output::write_output(path, id.to_string().as_bytes())
             .with_context(|| format!("writing --iidfile {}", path.display()))?;
     }
     report_done(args.quiet && !to_stdout, &id.to_string(), &tags);

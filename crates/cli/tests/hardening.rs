@@ -1,0 +1,177 @@
+//! Regression tests for the defects of issue 20 (the 2026-12 probe), each
+//! through the real binary. Root, runc and /usr/bin/busybox.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod support;
+
+use support::{build, context, ok, rbk, stderr, store};
+
+fn scratch(name: &str) -> PathBuf {
+    support::scratch(&format!("hardening-{name}"))
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().unwrap();
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+/// A private character device with the numbers of /dev/null (1, 3), made in
+/// the test's own directory: the real /dev/null is never used as a
+/// destination.
+fn null_device(dir: &Path) -> PathBuf {
+    let path = dir.join("null");
+    run(
+        "mknod",
+        &["-m", "666", path.to_str().unwrap(), "c", "1", "3"],
+    );
+    path
+}
+
+fn assert_char_device(path: &Path) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    assert!(
+        meta.file_type().is_char_device(),
+        "{} is no longer a character device",
+        path.display()
+    );
+    assert_eq!(meta.rdev(), rustix::fs::makedev(1, 3));
+}
+
+/// A FIFO at `dir/name` and a thread that reads it to the end, returning
+/// how many bytes came through.
+fn fifo_reader(dir: &Path, name: &str) -> (PathBuf, std::thread::JoinHandle<Vec<u8>>) {
+    let path = dir.join(name);
+    run("mkfifo", &[path.to_str().unwrap()]);
+    let reader = path.clone();
+    let handle = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        fs::File::open(reader)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    });
+    (path, handle)
+}
+
+fn is_tar_with(bytes: &[u8], name: &str) -> bool {
+    tar::Archive::new(bytes)
+        .entries()
+        .unwrap()
+        .any(|e| e.unwrap().path().unwrap().to_str() == Some(name))
+}
+
+/// Defect 0: outputs never replace a device node or FIFO; a directory is a
+/// clear error; a regular file is still replaced whole.
+#[test]
+fn outputs_write_into_devices_and_fifos() {
+    let dir = scratch("outputs");
+    let root = store(&dir);
+    let null = null_device(&dir);
+
+    // save -o DEVICE: written into the device, which stays a device.
+    ok(
+        &root,
+        &["save", "-o", null.to_str().unwrap(), "rbk-busybox"],
+    );
+    assert_char_device(&null);
+
+    // save -o FIFO: the archive comes through the FIFO.
+    let (fifo, reader) = fifo_reader(&dir, "save.fifo");
+    ok(
+        &root,
+        &["save", "-o", fifo.to_str().unwrap(), "rbk-busybox"],
+    );
+    let bytes = reader.join().unwrap();
+    assert!(is_tar_with(&bytes, "manifest.json"), "no archive via FIFO");
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // save -o /dev/stdout redirected to a regular file.
+    let redirected = dir.join("stdout.tar");
+    let status = support::command(&root, &["save", "-o", "/dev/stdout", "rbk-busybox"])
+        .stdout(fs::File::create(&redirected).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(is_tar_with(
+        &fs::read(&redirected).unwrap(),
+        "manifest.json"
+    ));
+
+    // A directory, or a symlink to one: a clear error, nothing replaced.
+    let target = dir.join("a-dir");
+    fs::create_dir(&target).unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("dir-link")).unwrap();
+    for dest in [target.clone(), dir.join("dir-link")] {
+        let out = rbk(
+            &root,
+            &["save", "-o", dest.to_str().unwrap(), "rbk-busybox"],
+        );
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("is a directory") && stderr(&out).contains("a-dir")
+                || stderr(&out).contains("dir-link"),
+            "unclear error: {}",
+            stderr(&out)
+        );
+        assert!(fs::metadata(&target).unwrap().is_dir());
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    }
+    assert!(fs::symlink_metadata(dir.join("dir-link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A regular file is replaced by the archive; no temp file is left.
+    let regular = dir.join("out.tar");
+    fs::write(&regular, b"old").unwrap();
+    ok(
+        &root,
+        &["save", "-o", regular.to_str().unwrap(), "rbk-busybox"],
+    );
+    assert!(is_tar_with(&fs::read(&regular).unwrap(), "manifest.json"));
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("rbk-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+
+    // build: --iidfile, --output type=tar and type=docker into the device
+    // and FIFOs.
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nCOPY Dockerfile /d\n")],
+    );
+    let null_s = null.to_str().unwrap();
+    let (iid, iid_reader) = fifo_reader(&dir, "iid.fifo");
+    let (tar_fifo, tar_reader) = fifo_reader(&dir, "tar.fifo");
+    let tar_spec = format!("type=tar,dest={}", tar_fifo.display());
+    let out = build(
+        &root,
+        &ctx,
+        &["--iidfile", iid.to_str().unwrap(), "--output", &tar_spec],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = String::from_utf8(iid_reader.join().unwrap()).unwrap();
+    assert!(id.starts_with("sha256:"), "iidfile gave {id:?}");
+    assert!(is_tar_with(&tar_reader.join().unwrap(), "d"));
+    for spec in [
+        format!("type=tar,dest={null_s}"),
+        format!("type=docker,dest={null_s}"),
+        format!("type=oci,dest={null_s}"),
+    ] {
+        let out = build(&root, &ctx, &["--iidfile", null_s, "--output", &spec]);
+        assert!(out.status.success(), "{spec}: {}", stderr(&out));
+        assert_char_device(&null);
+    }
+    let spec = format!("type=docker,dest={}", target.display());
+    let out = build(&root, &ctx, &["--output", &spec]);
+    assert!(!out.status.success(), "a directory dest was accepted");
+    assert!(stderr(&out).contains("a-dir"), "{}", stderr(&out));
+}

@@ -18,6 +18,7 @@ use rbk_parser::{BaseRef, Dockerignore, LowerOptions, StagePlan};
 use rbk_store::image::{format_rfc3339, History, Image};
 use rbk_store::Store;
 
+use crate::checks::CheckReport;
 use crate::images::{fetch_images, ImageProvider, Resolver};
 use crate::plan::{plan, PlanOptions, Planned};
 use crate::request::BuildRequest;
@@ -67,12 +68,52 @@ impl<'a> Engine<'a> {
 
     /// Everything before the first step runs (see the module docs).
     pub fn plan(&self, request: BuildRequest) -> Result<PlannedBuild> {
+        let planned = self.lower(&request)?;
+        if let Some(message) = &planned.checks.violation {
+            return Err(Error::Checks {
+                message: message.clone(),
+                findings: planned.checks.buildkit(),
+            });
+        }
+        self.prepare(planned, request)
+    }
+
+    /// `--check` / `--call=check`: the build checks, rbk's advice included
+    /// (and `LargeContextSentForSmallCopy`, which reads the context), with
+    /// no step run and no image but the base images' configs fetched.
+    pub fn check(&self, request: &BuildRequest) -> Result<CheckReport> {
+        let planned = self.lower(request)?;
+        let mut report = planned.checks;
+        let ast = rbk_parser::parse(&request.dockerfile.text, &request.dockerfile.name).map_err(
+            |error| Error::Dockerfile {
+                text: request.dockerfile.text.clone(),
+                error,
+            },
+        )?;
+        if let Ok(df) =
+            rbk_parser::instructions::parse_dockerfile(&ast.root, &request.dockerfile.name)
+        {
+            let all: Vec<_> = df
+                .stages
+                .iter()
+                .flat_map(|s| s.commands.iter().map(|c| &c.instruction))
+                .collect();
+            if let Some(f) =
+                crate::checks::context_finding(&request.context, &planned.excludes, &all)
+            {
+                report.findings.insert(0, f);
+            }
+        }
+        Ok(report)
+    }
+
+    fn lower(&self, request: &BuildRequest) -> Result<Planned> {
         let resolver = Resolver {
             store: self.store,
             provider: self.images,
             always_pull: request.always_pull,
         };
-        let planned = plan(
+        plan(
             PlanOptions {
                 dockerfile: &request.dockerfile,
                 context: &request.context,
@@ -86,7 +127,10 @@ impl<'a> Engine<'a> {
                 no_cache_stages: &request.no_cache_filter,
             },
             Some(&resolver),
-        )?;
+        )
+    }
+
+    fn prepare(&self, planned: Planned, request: BuildRequest) -> Result<PlannedBuild> {
         let mut warnings: Vec<String> = planned.foreign_syntax.iter().cloned().collect();
         if let (Some(syntax), true) = (&planned.foreign_syntax, request.strict) {
             return Err(Error::Invalid(format!("{syntax} (--strict)")));

@@ -28,6 +28,15 @@ pub enum Error {
         /// What went wrong, with its causes (`a: b: c`).
         message: String,
     },
+    /// `# check=error=true` and the build checks found something: BuildKit's
+    /// `lint violation found for rules: …`, with the findings to show.
+    #[error("{message}")]
+    Checks {
+        /// The message.
+        message: String,
+        /// What was found.
+        findings: Vec<rbk_parser::checks::Finding>,
+    },
     /// The request asks for something rbk cannot do or that is malformed.
     #[error("{0}")]
     Invalid(String),

@@ -18,6 +18,7 @@
 //! debug commands reuse it.
 
 mod cache;
+mod checks;
 mod engine;
 mod error;
 mod images;
@@ -30,6 +31,7 @@ pub use cache::{
     parse_cache_from, parse_cache_to, CacheFrom, CacheTo, CacheTransport, LocalLayout,
     RegistryCache,
 };
+pub use checks::CheckReport;
 pub use engine::{BuildResult, Engine, PlannedBuild};
 pub use error::{BoxError, Error, Result};
 pub use images::{image_for_build, ImageProvider, Registries};

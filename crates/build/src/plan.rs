@@ -5,8 +5,10 @@
 use std::path::Path;
 
 use rbk_graph::Dag;
+use rbk_parser::checks::Checks;
 use rbk_parser::{Dockerignore, ImageResolver, LowerOptions, Plan};
 
+use crate::checks::CheckReport;
 use crate::request::Dockerfile;
 use crate::{Error, Result};
 
@@ -18,8 +20,10 @@ pub struct Planned {
     pub dag: Dag,
     /// The context's `.dockerignore` patterns.
     pub excludes: Vec<String>,
-    /// What the parser and lowering warn about, in BuildKit's words.
+    /// What lowering warns about, in BuildKit's words (unused build args).
     pub warnings: Vec<String>,
+    /// The build checks' findings, filtered by `# check=`.
+    pub checks: CheckReport,
     /// Set when `# syntax=` names a frontend rbk does not implement: the
     /// warning to give (or the error, under `strict`).
     pub foreign_syntax: Option<String>,
@@ -66,11 +70,6 @@ pub fn plan<'a>(
         error,
     };
     let ast = rbk_parser::parse(&dockerfile.text, &dockerfile.name).map_err(wrap)?;
-    let mut warnings: Vec<String> = ast
-        .warnings
-        .iter()
-        .map(|w| format!("{}: {}", w.location, w.message))
-        .collect();
     let foreign_syntax = ast.directives.syntax.as_deref().and_then(foreign_frontend);
     options.lower.file = dockerfile.name.clone();
     options.lower.context_excludes = excludes.clone();
@@ -88,13 +87,45 @@ pub fn plan<'a>(
         }
     }
     let dag = Dag::new(&plan.definition, &plan.roots())?;
-    warnings.extend(plan.warnings.iter().cloned());
+    let checks = run_checks(&ast, dockerfile, &options.lower, &plan)?;
     Ok(Planned {
+        warnings: plan.warnings.clone(),
         plan,
         dag,
         excludes,
-        warnings,
+        checks,
         foreign_syntax,
+    })
+}
+
+/// The parser's rules plus lowering's findings, filtered by the
+/// Dockerfile's `# check=` (or the `BUILDKIT_DOCKERFILE_CHECK` build arg).
+fn run_checks(
+    ast: &rbk_parser::Ast,
+    dockerfile: &Dockerfile,
+    lower: &LowerOptions<'_>,
+    plan: &Plan,
+) -> Result<CheckReport> {
+    let build_arg = lower.build_args.get("BUILDKIT_DOCKERFILE_CHECK");
+    let config = Checks::new(
+        ast.directives.check.as_deref(),
+        build_arg.map(String::as_str),
+        &dockerfile.text,
+    )
+    .map_err(|e| Error::Invalid(format!("{}: {e}", dockerfile.name)))?;
+    let mut found = rbk_parser::checks::run(ast, &dockerfile.text, lower);
+    found.extend(plan.findings.iter().cloned());
+    found.sort_by_key(|f| f.line);
+    let findings = config.filter(found);
+    let buildkit: Vec<_> = findings
+        .iter()
+        .filter(|f| f.rule.origin == rbk_parser::checks::Origin::BuildKit)
+        .cloned()
+        .collect();
+    Ok(CheckReport {
+        violation: config.violation(&buildkit),
+        notes: config.notes.clone(),
+        findings,
     })
 }
 

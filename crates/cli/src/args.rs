@@ -289,6 +289,8 @@ pub(crate) struct FrontendArgs {
 pub(crate) struct BuildArgs {
     #[command(flatten)]
     pub(crate) frontend: FrontendArgs,
+    #[command(flatten)]
+    pub(crate) supply: SupplyChainArgs,
     /// Name and optionally a tag (`name:tag`); may be repeated.
     #[arg(short = 't', long = "tag")]
     pub(crate) tags: Vec<String>,
@@ -486,4 +488,23 @@ pub(crate) struct CommitArgs {
     pub(crate) container: String,
     /// The new image's name, `REPO[:TAG]` (default: untagged).
     pub(crate) reference: Option<String>,
+}
+
+/// `rbk build` flags for CI pipelines: checks, metadata, annotations.
+#[derive(Debug, Args)]
+pub(crate) struct SupplyChainArgs {
+    /// Run the build checks only (`--call=check`): no step runs.
+    #[arg(long)]
+    pub(crate) check: bool,
+    /// What to do with the Dockerfile: `build` (default) or
+    /// `check[,format=json]`.
+    #[arg(long, value_name = "METHOD")]
+    pub(crate) call: Option<String>,
+    /// Write the build result metadata (buildx's keys) to FILE.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub(crate) metadata_file: Option<PathBuf>,
+    /// Add an annotation: `[TYPE[,TYPE…][\[PLATFORM\]]:]KEY=VALUE`, TYPE
+    /// one of manifest, index, manifest-descriptor, index-descriptor.
+    #[arg(long = "annotation", value_name = "ANNOTATION")]
+    pub(crate) annotations: Vec<String>,
 }

@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checks;
 pub mod dockerignore;
 mod error;
 pub mod expand;

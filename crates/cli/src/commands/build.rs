@@ -8,6 +8,7 @@ use rbk_build::{BuildRequest, Engine, Output};
 use rbk_exec::{Compression, Entitlements, Runc};
 use rbk_store::Reference;
 
+use super::build_check::Call;
 use crate::args::{BuildArgs, CompressionArg};
 use crate::progress::Progress;
 use crate::settings::{FrontendSettings, GlobalSettings};
@@ -81,7 +82,10 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());
     let runtime = Runc::new(runtime_binary, store.root().join("runc"))?;
     let engine = Engine::new(&store, &registries, &runtime);
-    let planned = engine.plan(request)?;
+    if let Call::Check { json } = super::build_check::call(&args.supply)? {
+        return super::build_check::run(&engine, &request, json);
+    }
+    let planned = super::build_check::plan(&engine, request)?;
     report_warnings(&planned.warnings);
     let progress = Progress::new(args.progress, args.quiet, &planned.planned.dag);
     let result = engine.run(planned, &progress);

@@ -149,6 +149,9 @@ pub struct Plan {
     pub target: usize,
     /// Non-fatal findings.
     pub warnings: Vec<String>,
+    /// Build-check findings that lowering makes (`UndefinedVar`),
+    /// unfiltered: [`crate::checks::Checks`] decides which are shown.
+    pub findings: Vec<crate::checks::Finding>,
 }
 
 impl Plan {
@@ -169,6 +172,11 @@ impl Plan {
     }
 }
 
+/// The platform args (`TARGETPLATFORM`, …) as FROM lines see them.
+pub(crate) fn platform_scope(opts: &LowerOptions<'_>) -> Vec<(String, String)> {
+    args::platform_args(&opts.build_platform, &opts.target_platform)
+}
+
 /// Lowers a parsed Dockerfile: the usual entry point.
 ///
 /// ```
@@ -181,24 +189,7 @@ impl Plan {
 pub fn lower(ast: &Ast, opts: &LowerOptions<'_>) -> Result<Plan, Error> {
     ast.validate(&opts.file)?;
     let df = parse_dockerfile(&ast.root, &opts.file)?;
-    let check_undefined = !skips_check(ast.directives.check.as_deref(), "UndefinedVar");
-    lower_checked(&df, ast.directives.escape, opts, check_undefined)
-}
-
-/// Whether a `# check=` value (`skip=A,B;error=true`) turns off `rule`.
-fn skips_check(directive: Option<&str>, rule: &str) -> bool {
-    let Some(directive) = directive else {
-        return false;
-    };
-    directive
-        .split(';')
-        .filter_map(|part| part.trim().split_once('='))
-        .filter(|(key, _)| key.trim() == "skip")
-        .flat_map(|(_, value)| value.split(','))
-        .any(|name| {
-            let name = name.trim();
-            name.eq_ignore_ascii_case("all") || name == rule
-        })
+    lower_checked(&df, ast.directives.escape, opts, true)
 }
 
 /// Lowers a parse tree (`root` as produced by [`crate::syntax`], `escape`
@@ -251,5 +242,6 @@ fn lower_checked(
             .collect(),
         target: table.target,
         warnings: lw.warnings,
+        findings: lw.findings,
     })
 }

@@ -40,7 +40,9 @@ pub(crate) struct Lowerer<'a> {
     pub(crate) def: Definition,
     pub(crate) global: Vec<(String, String)>,
     pub(crate) warnings: Vec<String>,
-    /// BuildKit's `UndefinedVar` check is on (not skipped by `# check=`).
+    /// Build-check findings that need the stage's scope (`UndefinedVar`).
+    pub(crate) findings: Vec<crate::checks::Finding>,
+    /// BuildKit's `UndefinedVar` check is on.
     pub(crate) check_undefined: bool,
     /// Names a word of the current instruction looked up and found unset.
     unset_names: std::cell::RefCell<Vec<String>>,
@@ -147,6 +149,7 @@ impl<'a> Lowerer<'a> {
             def: Definition::new(),
             global: Vec::new(),
             warnings: Vec::new(),
+            findings: Vec::new(),
             check_undefined: true,
             unset_names: Default::default(),
             context: None,
@@ -386,9 +389,14 @@ impl<'a> Lowerer<'a> {
             if st.args.iter().any(|(k, _)| *k == name) || !seen.insert(name.clone()) {
                 continue;
             }
-            self.warnings.push(format!(
-                "UndefinedVar: Usage of undefined variable '${name}' (line {})",
-                cmd.span.start_line
+            let options = st.env.iter().map(|(k, _)| k.as_str());
+            let hint = crate::checks::suggest(&name, options)
+                .map(|m| format!(" (did you mean ${m}?)"))
+                .unwrap_or_default();
+            self.findings.push(crate::checks::Finding::new(
+                &crate::checks::rules::UNDEFINED_VAR,
+                format!("Usage of undefined variable '${name}'{hint}"),
+                cmd.span,
             ));
         }
     }

@@ -136,6 +136,7 @@ impl<'a> Engine<'a> {
             return Err(Error::Invalid(format!("{syntax} (--strict)")));
         }
         warnings.extend(planned.warnings.iter().cloned());
+        crate::annotate::refuse_index(&request.annotations)?;
         fetch_images(
             self.store,
             self.images,
@@ -208,7 +209,10 @@ impl<'a> Engine<'a> {
         let target = planned.plan.target_stage();
         let mut spec = image_spec(self.store, &planned.plan.stages, target, created, epoch)?;
         spec.config.labels.extend(request.labels.iter().cloned());
+        let platform = spec.platform.clone();
         let manifest = commit_image(self.store, &layers, spec)?;
+        let manifest =
+            crate::annotate::apply(self.store, manifest, &request.annotations, &platform, false)?;
         let image = self.store.read_image(&manifest)?;
         for tag in &request.tags {
             self.store.tag(tag, manifest.clone())?;

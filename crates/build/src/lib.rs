@@ -17,6 +17,7 @@
 //! caller resolves settings into a [`BuildRequest`]. `run`, `commit` and
 //! debug commands reuse it.
 
+mod annotate;
 mod cache;
 mod checks;
 mod engine;
@@ -27,6 +28,7 @@ mod plan;
 mod platform;
 mod request;
 
+pub use annotate::{Annotation, AnnotationTarget};
 pub use cache::{
     parse_cache_from, parse_cache_to, CacheFrom, CacheTo, CacheTransport, LocalLayout,
     RegistryCache,

@@ -69,6 +69,8 @@ pub struct BuildRequest {
     /// How steps see their filesystems (overlay, copy, or overlay falling
     /// back to copy).
     pub snapshotter: SnapshotterChoice,
+    /// `--annotation`s.
+    pub annotations: Vec<crate::Annotation>,
 }
 
 /// `dest=-`: standard output, as in buildx.

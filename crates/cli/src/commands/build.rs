@@ -77,6 +77,12 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             .collect::<Result<_, _>>()?,
         jobs: args.jobs,
         snapshotter: settings.snapshotter,
+        annotations: args
+            .supply
+            .annotations
+            .iter()
+            .map(|s| rbk_build::Annotation::parse(s))
+            .collect::<Result<_, _>>()?,
     };
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());
@@ -85,7 +91,9 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     if let Call::Check { json } = super::build_check::call(&args.supply)? {
         return super::build_check::run(&engine, &request, json);
     }
+    let dockerfile = request.dockerfile.clone();
     let planned = super::build_check::plan(&engine, request)?;
+    let findings = planned.planned.checks.buildkit();
     report_warnings(&planned.warnings);
     let progress = Progress::new(args.progress, args.quiet, &planned.planned.dag);
     let result = engine.run(planned, &progress);
@@ -96,6 +104,10 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     if let Some(path) = &args.iidfile {
         rbk_store::output::write_output(path, id.to_string().as_bytes())
             .with_context(|| format!("writing --iidfile {}", path.display()))?;
+    }
+    if let Some(path) = &args.supply.metadata_file {
+        let doc = super::metadata::document(&result, &tags, &findings, &dockerfile);
+        super::metadata::write(path, &doc)?;
     }
     report_done(args.quiet && !to_stdout, &id.to_string(), &tags);
     Ok(ExitCode::SUCCESS)

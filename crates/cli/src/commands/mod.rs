@@ -10,6 +10,7 @@ pub(crate) mod import;
 pub(crate) mod inspect;
 pub(crate) mod load;
 pub(crate) mod login;
+mod metadata;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;

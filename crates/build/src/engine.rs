@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use rbk_exec::{
     commit_image, CacheSource, ImageSpec, LocalDir, PathFilter, Runtime, SolveOptions, Solver,
 };
-use rbk_graph::{Op, Reporter, Scheduler};
+use rbk_graph::{Reporter, Scheduler};
 use rbk_parser::{BaseRef, Dockerignore, LowerOptions, StagePlan};
 use rbk_store::image::{format_rfc3339, History, Image};
 use rbk_store::Store;
@@ -22,7 +22,7 @@ use crate::checks::CheckReport;
 use crate::images::{fetch_images, ImageProvider, Resolver};
 use crate::plan::{plan, PlanOptions, Planned};
 use crate::request::BuildRequest;
-use crate::{cache, output, platform, Error, Result};
+use crate::{cache, multi, output, platform, Error, Result};
 
 /// Builds images into one store.
 pub struct Engine<'a> {
@@ -40,6 +40,8 @@ pub struct PlannedBuild {
     pub warnings: Vec<String>,
     request: BuildRequest,
     cache_sources: Vec<Arc<dyn CacheSource>>,
+    /// Each platform's plan, for a multi-platform build (else empty).
+    targets: Vec<multi::Target>,
 }
 
 /// What a build made.
@@ -49,6 +51,9 @@ pub struct BuildResult {
     pub image: Image,
     /// Warnings from after the build (ignored cache export failures).
     pub warnings: Vec<String>,
+    /// The image index of a multi-platform build (then `image` is the
+    /// host's image, or the first platform's).
+    pub index: Option<rbk_store::Descriptor>,
 }
 
 impl<'a> Engine<'a> {
@@ -68,14 +73,17 @@ impl<'a> Engine<'a> {
 
     /// Everything before the first step runs (see the module docs).
     pub fn plan(&self, request: BuildRequest) -> Result<PlannedBuild> {
-        let planned = self.lower(&request)?;
+        let (planned, targets) = match request.platforms.len() > 1 {
+            true => multi::plan_platforms(&self.resolver(&request), &request)?,
+            false => (self.lower(&request)?, Vec::new()),
+        };
         if let Some(message) = &planned.checks.violation {
             return Err(Error::Checks {
                 message: message.clone(),
                 findings: planned.checks.buildkit(),
             });
         }
-        self.prepare(planned, request)
+        self.prepare(planned, request, targets)
     }
 
     /// `--check` / `--call=check`: the build checks, rbk's advice included
@@ -107,12 +115,16 @@ impl<'a> Engine<'a> {
         Ok(report)
     }
 
-    fn lower(&self, request: &BuildRequest) -> Result<Planned> {
-        let resolver = Resolver {
+    fn resolver(&self, request: &BuildRequest) -> Resolver<'_> {
+        Resolver {
             store: self.store,
             provider: self.images,
             always_pull: request.always_pull,
-        };
+        }
+    }
+
+    fn lower(&self, request: &BuildRequest) -> Result<Planned> {
+        let resolver = self.resolver(request);
         plan(
             PlanOptions {
                 dockerfile: &request.dockerfile,
@@ -120,6 +132,7 @@ impl<'a> Engine<'a> {
                 lower: LowerOptions {
                     target: request.target.clone(),
                     build_args: request.build_args.clone(),
+                    build_platform: request.host_platform.clone(),
                     target_platform: request.platform.clone(),
                     no_cache: request.no_cache,
                     ..LowerOptions::default()
@@ -130,7 +143,12 @@ impl<'a> Engine<'a> {
         )
     }
 
-    fn prepare(&self, planned: Planned, request: BuildRequest) -> Result<PlannedBuild> {
+    fn prepare(
+        &self,
+        planned: Planned,
+        request: BuildRequest,
+        targets: Vec<multi::Target>,
+    ) -> Result<PlannedBuild> {
         let mut warnings: Vec<String> = planned.foreign_syntax.iter().cloned().collect();
         if let (Some(syntax), true) = (&planned.foreign_syntax, request.strict) {
             return Err(Error::Invalid(format!("{syntax} (--strict)")));
@@ -144,13 +162,13 @@ impl<'a> Engine<'a> {
             &request.platform,
             &request.dockerfile.text,
         )?;
-        let runs = planned
-            .dag
-            .vertices()
-            .iter()
-            .any(|v| matches!(v.op(), Op::Exec(_)));
-        if runs {
-            platform::check_can_run(&request.platform, &request.host_platform)?;
+        // Every platform whose RUN steps run needs to be able to run here.
+        let plans: Vec<&rbk_parser::Plan> = match targets.is_empty() {
+            true => vec![&planned.plan],
+            false => targets.iter().map(|t| &t.plan).collect(),
+        };
+        for p in multi::run_platforms(&plans, &planned.dag) {
+            platform::check_can_run(&p, &request.host_platform, &request.binfmt_dir)?;
         }
         let (cache_sources, cache_warnings) = cache::sources(self.store, &request.cache_from);
         warnings.extend(cache_warnings);
@@ -159,6 +177,7 @@ impl<'a> Engine<'a> {
             warnings,
             request,
             cache_sources,
+            targets,
         })
     }
 
@@ -169,6 +188,7 @@ impl<'a> Engine<'a> {
             planned,
             request,
             cache_sources,
+            targets,
             ..
         } = build;
         let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
@@ -200,6 +220,19 @@ impl<'a> Engine<'a> {
         let solved = Scheduler::new(request.jobs.max(1))
             .run(&planned.dag, &solver, reporter)
             .map_err(|e| step_error(e, &planned, &request.dockerfile.text))?;
+        if !targets.is_empty() {
+            let committed =
+                multi::commit(self.store, &solver, &targets, &solved, &request, created)?;
+            for out in &request.outputs {
+                multi::write(self.store, self.images, &committed, &request, out)?;
+            }
+            let warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+            return Ok(BuildResult {
+                image: self.store.read_image(&committed.index)?,
+                warnings,
+                index: Some(committed.index),
+            });
+        }
         let layers = solved
             .first()
             .ok_or_else(|| Error::Invalid("the build graph produced no result".into()))?
@@ -231,7 +264,11 @@ impl<'a> Engine<'a> {
             )?;
         }
         let warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
-        Ok(BuildResult { image, warnings })
+        Ok(BuildResult {
+            image,
+            warnings,
+            index: None,
+        })
     }
 }
 
@@ -242,10 +279,13 @@ fn step_error(err: rbk_graph::Error, planned: &Planned, text: &str) -> Error {
         .and_then(|d| planned.dag.find(d))
         .and_then(|i| planned.dag.vertex(i).meta().span.clone())
         .map(|span| rbk_parser::Location::lines(&span.file, span.start_line, span.end_line));
-    let message = match &err {
+    let mut message = match &err {
         rbk_graph::Error::Vertex { source, .. } => crate::error::chain(source.as_ref()),
         other => other.to_string(),
     };
+    if let Some(platform) = multi::failed_platform(&err, planned) {
+        message = format!("{platform}: {message}"); // which platform's step failed
+    }
     Error::Step {
         text: text.to_string(),
         location,
@@ -256,7 +296,7 @@ fn step_error(err: rbk_graph::Error, planned: &Planned, text: &str) -> Error {
 /// The final image's config and history: the base image's history (when the
 /// target's chain of stages starts from an image) followed by the entries of
 /// this build, stamped with `created` under `SOURCE_DATE_EPOCH`.
-fn image_spec(
+pub(crate) fn image_spec(
     store: &Store,
     stages: &[StagePlan],
     target: &StagePlan,
@@ -286,10 +326,24 @@ fn base_history(store: &Store, stages: &[StagePlan], target: &StagePlan) -> Resu
     loop {
         match &stage.base {
             BaseRef::Scratch => return Ok(Vec::new()),
-            BaseRef::Image(name) => return Ok(store.find_image(name)?.image.config.history),
+            BaseRef::Image(name) => {
+                return Ok(base_image(store, name, &stage.platform)?.config.history)
+            }
             BaseRef::Stage(i) => stage = &stages[*i],
         }
     }
+}
+
+/// The base image `name` of a stage for `platform`: its entry when the name
+/// is tagged to a multi-platform index.
+fn base_image(store: &Store, name: &str, platform: &rbk_graph::Platform) -> Result<Image> {
+    if let Ok(reference) = name.parse::<rbk_store::Reference>() {
+        if let Ok(desc) = store.resolve(&reference) {
+            let wanted = multi::image_platform(platform);
+            return Ok(store.image_for_platform(&desc, &wanted)?);
+        }
+    }
+    Ok(store.find_image(name)?.image)
 }
 
 /// `.dockerignore` as the executor's path filter.

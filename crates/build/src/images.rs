@@ -90,7 +90,10 @@ pub fn image_for_build(
     always_pull: bool,
 ) -> Result<Image> {
     if !always_pull {
-        match store.image(reference) {
+        // A name tagged to an index gives its entry for `platform`, or an
+        // error listing the platforms the index has.
+        let wanted = crate::multi::image_platform(platform);
+        match store.tagged_image_for_platform(reference, &wanted) {
             Ok(image) => return Ok(image),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),

@@ -71,27 +71,34 @@ pub(crate) fn write(
             let work = store.work_dir()?;
             let root = work.upper();
             flatten(store, image, &root)?;
-            let written = (|| -> std::result::Result<(), BoxError> {
-                if path.as_os_str() == STDOUT {
-                    let mut w = stdout_writer()?;
-                    rbk_exec::write_layer_tar(&root, &mut w, &Default::default())?;
-                    return Ok(w.flush()?);
-                }
-                let mut w = std::io::BufWriter::new(OutputFile::create(path)?);
-                rbk_exec::write_layer_tar(&root, &mut w, &Default::default())?;
-                Ok(w.into_inner().map_err(|e| e.into_error())?.commit()?)
-            })();
-            written.map_err(|source| Error::Output {
-                what: what(path),
-                source,
-            })
+            write_tree_tar(&root, path)
         }
     }
 }
 
+/// The tree at `root` as one tarball at `path` (`-`: standard output).
+pub(crate) fn write_tree_tar(root: &Path, path: &Path) -> Result<()> {
+    let written = (|| -> std::result::Result<(), BoxError> {
+        if path.as_os_str() == STDOUT {
+            let mut w = stdout_writer()?;
+            rbk_exec::write_layer_tar(root, &mut w, &Default::default())?;
+            return Ok(w.flush()?);
+        }
+        // Written beside the destination and renamed into place.
+        let mut w = std::io::BufWriter::new(OutputFile::create(path)?);
+        rbk_exec::write_layer_tar(root, &mut w, &Default::default())?;
+        Ok(w.into_inner().map_err(|e| e.into_error())?.commit()?)
+    })();
+    written.map_err(|source| Error::Output {
+        what: format!("--output {}", path.display()),
+        source,
+    })
+}
+
 /// Standard output for an archive, refused when it is a terminal (as
 /// buildx refuses to write to the console).
-fn stdout_writer() -> std::result::Result<std::io::BufWriter<std::io::Stdout>, BoxError> {
+pub(crate) fn stdout_writer() -> std::result::Result<std::io::BufWriter<std::io::Stdout>, BoxError>
+{
     let stdout = std::io::stdout();
     if std::io::IsTerminal::is_terminal(&stdout) {
         return Err(
@@ -125,7 +132,7 @@ pub fn compressed_image(store: &Store, image: &Image, compression: Compression) 
 
 /// Writes the image's filesystem into `dir` (created if missing), applying
 /// each layer's whiteouts in turn.
-fn flatten(store: &Store, image: &Image, dir: &Path) -> Result<()> {
+pub(crate) fn flatten(store: &Store, image: &Image, dir: &Path) -> Result<()> {
     let failed = |source: BoxError| Error::Output {
         what: format!("writing the image's files into {}", dir.display()),
         source,

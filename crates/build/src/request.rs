@@ -35,6 +35,13 @@ pub struct BuildRequest {
     pub platform: Platform,
     /// The platform rbk runs on.
     pub host_platform: Platform,
+    /// Every platform of a multi-platform build (`--platform a,b`), in
+    /// order; the result is an image index. Empty for a build of `platform`
+    /// alone.
+    pub platforms: Vec<Platform>,
+    /// Where binfmt_misc handlers are registered (normally
+    /// `/proc/sys/fs/binfmt_misc`), checked before a foreign RUN.
+    pub binfmt_dir: PathBuf,
     /// `--no-cache`.
     pub no_cache: bool,
     /// `--no-cache-filter`: stages that ignore the cache.

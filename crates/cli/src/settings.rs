@@ -104,24 +104,31 @@ pub(crate) struct FrontendSettings {
     pub(crate) target: Option<String>,
     /// `--build-arg`s, resolved.
     pub(crate) build_args: BTreeMap<String, String>,
-    /// `--platform`, or the host's.
+    /// `--platform` (its first platform), or the host's.
     pub(crate) platform: Platform,
+    /// Every platform `--platform` names (one: the host's, without it).
+    pub(crate) platforms: Vec<Platform>,
+    /// What parsing `--platform` warns about (a platform named twice).
+    pub(crate) platform_warnings: Vec<String>,
 }
 
 impl FrontendSettings {
     /// Reads the Dockerfile and resolves build args.
     pub(crate) fn resolve(args: FrontendArgs) -> anyhow::Result<Self> {
         let (name, path, text) = read_dockerfile(&args)?;
-        let platform = match &args.platform {
-            Some(p) => parse_platform(p)?,
-            None => host_platform(),
+        let (platforms, platform_warnings) = match &args.platform {
+            Some(p) => rbk_build::parse_platforms(p, &host_platform())?,
+            None => (vec![host_platform()], Vec::new()),
         };
+        let platform = platforms[0].clone();
         Ok(FrontendSettings {
             dockerfile: Dockerfile { name, path, text },
             context: args.context,
             target: args.target,
             build_args: build_args(&args.build_args, |k| std::env::var(k).ok())?,
             platform,
+            platforms,
+            platform_warnings,
         })
     }
 }
@@ -187,24 +194,13 @@ pub(crate) fn host_platform() -> Platform {
     }
 }
 
-/// `os/arch[/variant]`.
-pub(crate) fn parse_platform(text: &str) -> anyhow::Result<Platform> {
-    if text.contains(',') {
-        bail!(
-            "--platform {text:?} names several platforms; multi-platform builds are not \
-             supported yet: build each platform on its own"
-        );
-    }
-    let parts: Vec<&str> = text.split('/').collect();
-    let valid = (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty());
-    if !valid {
-        bail!("invalid --platform {text:?}: expected os/arch[/variant], such as linux/amd64");
-    }
-    Ok(Platform {
-        os: parts[0].to_lowercase(),
-        architecture: parts[1].to_lowercase(),
-        variant: parts.get(2).map(|v| v.to_lowercase()).unwrap_or_default(),
-    })
+/// Where binfmt_misc handlers are registered: `$RBK_BINFMT_MISC_DIR` (tests
+/// point it at an empty directory to simulate a machine without
+/// emulators), else the kernel's.
+pub(crate) fn binfmt_dir() -> PathBuf {
+    std::env::var_os("RBK_BINFMT_MISC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(rbk_build::BINFMT_MISC))
 }
 
 /// The store root: `--root`, else `$RBK_ROOT`, else `/var/lib/rbk` for root,
@@ -263,18 +259,5 @@ mod tests {
             .into();
         assert_eq!(args, expected);
         assert!(build_args(&["=v".to_string()], env).is_err());
-    }
-
-    #[test]
-    fn platforms_parse_with_optional_variant() {
-        let p = parse_platform("linux/arm64/v8").unwrap();
-        assert_eq!(
-            (p.os.as_str(), p.architecture.as_str(), p.variant.as_str()),
-            ("linux", "arm64", "v8")
-        );
-        assert_eq!(parse_platform("linux/amd64").unwrap().variant, "");
-        for bad in ["linux", "linux/", "a/b/c/d", ""] {
-            assert!(parse_platform(bad).is_err(), "{bad}");
-        }
     }
 }

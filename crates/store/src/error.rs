@@ -86,6 +86,16 @@ pub enum Error {
         /// The normalised reference.
         reference: String,
     },
+    /// An image index has no manifest for the platform asked for.
+    #[error("image index {index} has no image for {platform} (it has: {})", available.join(", "))]
+    PlatformNotFound {
+        /// The index.
+        index: Digest,
+        /// The platform asked for.
+        platform: String,
+        /// The platforms it has.
+        available: Vec<String>,
+    },
     /// A short image id matches more than one image.
     #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
     AmbiguousImageId {

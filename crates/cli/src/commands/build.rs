@@ -30,6 +30,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         false => None,
     };
     let frontend = FrontendSettings::resolve(args.frontend)?;
+    report_warnings(&frontend.platform_warnings);
     let mut outputs = args
         .outputs
         .iter()
@@ -47,6 +48,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         build_args: frontend.build_args,
         platform: frontend.platform,
         host_platform: crate::settings::host_platform(),
+        platforms: frontend.platforms,
+        binfmt_dir: crate::settings::binfmt_dir(),
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter,
         always_pull: args.pull,
@@ -100,7 +103,11 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     progress.finish(result.is_ok());
     let result = result?;
     report_warnings(&result.warnings);
-    let id = result.image.id();
+    // A multi-platform build is known by its index, as buildx reports it.
+    let id = match &result.index {
+        Some(index) => index.digest,
+        None => result.image.id(),
+    };
     if let Some(path) = &args.iidfile {
         rbk_store::output::write_output(path, id.to_string().as_bytes())
             .with_context(|| format!("writing --iidfile {}", path.display()))?;

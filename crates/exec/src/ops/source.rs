@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use rbk_graph::SourceOp;
+use rbk_graph::{Platform, SourceOp};
+use rbk_store::image::ImagePlatform;
 use rbk_store::{Layer, Reference, Store};
 
 use crate::context::{ContextIndex, StatCache};
@@ -15,7 +16,10 @@ impl Solver<'_> {
     pub(crate) fn resolve_source(&self, source: &SourceOp) -> Result<Option<Solved>> {
         match source {
             SourceOp::Scratch => Ok(Some(Solved::from_layers(Vec::new()))),
-            SourceOp::Image { reference, .. } => image_layers(self.store, reference).map(Some),
+            SourceOp::Image {
+                reference,
+                platform,
+            } => image_layers(self.store, reference, platform.as_ref()).map(Some),
             SourceOp::Local { .. } | SourceOp::Git { .. } | SourceOp::Http { .. } => Ok(None),
         }
     }
@@ -58,11 +62,26 @@ impl Solver<'_> {
     }
 }
 
-/// The layers of the image `reference` from the store.
-pub(crate) fn image_layers(store: &Store, reference: &str) -> Result<Solved> {
+/// The layers of the image `reference` from the store: for `platform`
+/// when the name is tagged to a multi-platform index.
+pub(crate) fn image_layers(
+    store: &Store,
+    reference: &str,
+    platform: Option<&Platform>,
+) -> Result<Solved> {
     // A name, or an image id (full, short or `sha256:`) as docker takes.
     let image = match store.find_image(reference) {
-        Ok(found) => found.image,
+        Ok(found) => match (&found.named, platform) {
+            (Some(named), Some(p)) => {
+                let wanted = ImagePlatform {
+                    os: p.os.clone(),
+                    architecture: p.architecture.clone(),
+                    variant: p.variant.clone(),
+                };
+                store.tagged_image_for_platform(named, &wanted)?
+            }
+            _ => found.image,
+        },
         Err(_) => {
             let parsed: Reference =
                 reference

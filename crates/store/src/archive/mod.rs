@@ -19,7 +19,7 @@ use crate::{BlobRead, BlobWrite, Digest, Error, Result, Store};
 
 pub use load::{load_archive, LoadedImage};
 pub use rootfs::{import_rootfs, rootfs_config, ImportedLayer};
-pub use save::{save_archive, save_archive_file, ArchiveFormat, SavedImage};
+pub use save::{save_archive, save_archive_file, save_index_archive, ArchiveFormat, SavedImage};
 
 /// Reads `reader` through the tar header/entry machinery so that a stream
 /// which is not a tar archive is an error. Returns the number of entries.

@@ -97,6 +97,51 @@ pub fn save_archive(
     out.flush().map_err(write_err)
 }
 
+/// Writes an OCI archive whose `index.json` names one image index (a
+/// multi-platform image): the index, and every manifest, config and layer
+/// of `images` (the images it lists), each blob once. `references` name the
+/// index, as [`save_archive`] names images.
+pub fn save_index_archive(
+    store: &Store,
+    index: &Descriptor,
+    images: &[Image],
+    references: &[Reference],
+    out: impl Write,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut written = BTreeSet::new();
+    for dir in ["blobs/", "blobs/sha256/"] {
+        append_dir(&mut tar, dir)?;
+    }
+    for image in images {
+        let m = &image.manifest;
+        let all = [&image.descriptor, &m.config].into_iter().chain(&m.layers);
+        for desc in all {
+            if written.insert(desc.digest) {
+                append_blob(store, &mut tar, desc)?;
+            }
+        }
+    }
+    append_blob(store, &mut tar, index)?;
+    let top = oci_index(&[SavedImage {
+        image: Image {
+            descriptor: index.clone(),
+            ..images
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::InvalidDocument {
+                    what: format!("index {}", index.digest),
+                    reason: "lists no image".into(),
+                })?
+        },
+        references: references.to_vec(),
+    }]);
+    append_file(&mut tar, "index.json", &to_json(&top)?)?;
+    append_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let mut out = tar.into_inner().map_err(write_err)?;
+    out.flush().map_err(write_err)
+}
+
 fn oci_index(images: &[SavedImage]) -> serde_json::Value {
     let mut manifests = Vec::new();
     for saved in images {

@@ -15,6 +15,7 @@
 //! bytes and so their digests.
 
 mod config;
+mod platforms;
 mod time;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::{BlobRead, BlobWrite, Descriptor, Digest, Error, Reference, Result, Store};
 
 pub use config::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
+pub use platforms::{is_index_media_type, ImagePlatform};
 pub use time::{format_rfc3339, parse_rfc3339};
 
 /// OCI image manifest.
@@ -346,7 +348,16 @@ impl Store {
         let bytes = self.read_bounded(&descriptor.digest, crate::MAX_DOCUMENT_SIZE)?;
         let manifest = match parse_document(&bytes, Some(&descriptor.media_type), &what)? {
             Document::Manifest(m) => m,
-            Document::Index(_) => return Err(invalid(&what, "is an index, not an image manifest")),
+            // An index tagged in the store (a multi-platform image) stands
+            // for its host entry here; see `platforms.rs`.
+            Document::Index(index) => {
+                return match self.default_entry(&index) {
+                    Some(entry) if !is_index_media_type(&entry.media_type) => {
+                        self.read_image(&entry)
+                    }
+                    _ => Err(invalid(&what, "is an index without an image manifest")),
+                }
+            }
         };
         let cfg = &manifest.config;
         let bytes = self.read_bounded(&cfg.digest, crate::MAX_DOCUMENT_SIZE)?;

@@ -1,0 +1,193 @@
+//! Images for several platforms: an index (OCI image index or Docker
+//! manifest list) tagged in the store, and choosing one platform's manifest
+//! from it.
+//!
+//! A tag may point at an index. Whoever needs one platform's image asks
+//! [`Store::image_for_platform`]; code that shows "the" image of a tag
+//! (`images`, `inspect` without `--platform`, `run`) gets, through
+//! [`Store::read_image`], the entry for the platform rbk was compiled for,
+//! else the first image entry, as Docker's containerd store shows the host's.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::{parse_document, Document, Image, Index, IndexEntry, OCI_INDEX};
+use crate::{BlobRead, BlobWrite, Descriptor, Error, Result, Store};
+
+/// A platform as an index entry names it: `os/architecture[/variant]` in
+/// OCI's (GOOS/GOARCH) vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ImagePlatform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`, …
+    pub architecture: String,
+    /// `v7`, `v8`, … or empty.
+    pub variant: String,
+}
+
+impl ImagePlatform {
+    /// The platform this program was compiled for.
+    pub fn host() -> ImagePlatform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "x86" => "386",
+            "aarch64" => "arm64",
+            "powerpc64" => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        ImagePlatform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: String::new(),
+        }
+    }
+
+    /// The platform an index entry declares (`None` when it declares none).
+    pub fn of_entry(entry: &IndexEntry) -> Option<ImagePlatform> {
+        let p = entry.platform.as_ref()?;
+        let field = |k: &str| {
+            p.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some(ImagePlatform {
+            os: field("os"),
+            architecture: field("architecture"),
+            variant: field("variant"),
+        })
+    }
+
+    /// Whether an image for `other` serves this platform: os and
+    /// architecture equal; variants count only when both name one, and an
+    /// `arm64` entry without one is `v8` (containerd's matcher).
+    pub fn accepts(&self, other: &ImagePlatform) -> bool {
+        let variant_ok =
+            self.variant.is_empty() || other.variant.is_empty() || self.variant == other.variant;
+        self.os == other.os && self.architecture == other.architecture && variant_ok
+    }
+
+    /// The `platform` object of an index entry.
+    pub fn to_entry_platform(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut map = BTreeMap::new();
+        map.insert("architecture".to_string(), self.architecture.clone().into());
+        map.insert("os".to_string(), self.os.clone().into());
+        if !self.variant.is_empty() {
+            map.insert("variant".to_string(), self.variant.clone().into());
+        }
+        map
+    }
+}
+
+impl fmt::Display for ImagePlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `media_type` names an index or manifest list.
+pub fn is_index_media_type(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == super::DOCKER_LIST
+}
+
+impl Store {
+    /// Stores an OCI image index over already stored manifests, one per
+    /// platform in the order given, and returns its descriptor. Does not tag.
+    pub fn put_index(&self, entries: &[(Descriptor, ImagePlatform)]) -> Result<Descriptor> {
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.to_string()),
+            manifests: entries
+                .iter()
+                .map(|(desc, platform)| IndexEntry {
+                    descriptor: desc.clone(),
+                    platform: Some(platform.to_entry_platform()),
+                })
+                .collect(),
+            annotations: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec(&index).map_err(|source| Error::Json {
+            path: "<image index>".into(),
+            source,
+        })?;
+        let info = self.put_bytes(&bytes)?;
+        Ok(Descriptor {
+            media_type: OCI_INDEX.to_string(),
+            digest: info.digest,
+            size: info.size,
+            annotations: BTreeMap::new(),
+        })
+    }
+
+    /// The index `descriptor` points at, or `None` when it is a manifest.
+    pub fn read_index(&self, descriptor: &Descriptor) -> Result<Option<Index>> {
+        let what = format!("index {}", descriptor.digest);
+        let bytes = self.read_bounded(&descriptor.digest, crate::MAX_DOCUMENT_SIZE)?;
+        match parse_document(&bytes, Some(&descriptor.media_type), &what)? {
+            Document::Index(index) => Ok(Some(index)),
+            Document::Manifest(_) => Ok(None),
+        }
+    }
+
+    /// The image entries of an index with their platforms (attestation
+    /// manifests and entries without a platform left out).
+    pub fn index_platforms(&self, index: &Index) -> Vec<(Descriptor, ImagePlatform)> {
+        index
+            .manifests
+            .iter()
+            .filter(|e| !e.is_attestation())
+            .filter_map(|e| Some((e.descriptor.clone(), ImagePlatform::of_entry(e)?)))
+            .collect()
+    }
+
+    /// The image for `platform` that `descriptor` names: the manifest itself
+    /// (whatever platform it is for: callers check its config), or the
+    /// matching entry of an index. An index without one is
+    /// [`Error::PlatformNotFound`], listing the platforms it has.
+    pub fn image_for_platform(
+        &self,
+        descriptor: &Descriptor,
+        platform: &ImagePlatform,
+    ) -> Result<Image> {
+        let Some(index) = self.read_index(descriptor)? else {
+            return self.read_image(descriptor);
+        };
+        let entries = self.index_platforms(&index);
+        match entries.iter().find(|(_, p)| platform.accepts(p)) {
+            Some((desc, _)) => self.read_image(desc),
+            None => Err(Error::PlatformNotFound {
+                index: descriptor.digest,
+                platform: platform.to_string(),
+                available: entries.iter().map(|(_, p)| p.to_string()).collect(),
+            }),
+        }
+    }
+
+    /// The image `reference` is tagged as, for `platform` (see
+    /// [`Store::image_for_platform`]).
+    pub fn tagged_image_for_platform(
+        &self,
+        reference: &crate::Reference,
+        platform: &ImagePlatform,
+    ) -> Result<Image> {
+        self.image_for_platform(&self.resolve(reference)?, platform)
+    }
+
+    /// The entry of `index` shown when one image stands for the whole
+    /// index: the host's, else the first image entry.
+    pub(crate) fn default_entry(&self, index: &Index) -> Option<Descriptor> {
+        let entries = self.index_platforms(index);
+        let host = ImagePlatform::host();
+        entries
+            .iter()
+            .find(|(_, p)| host.accepts(p))
+            .or(entries.first())
+            .map(|(d, _)| d.clone())
+    }
+}

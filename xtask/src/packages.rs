@@ -1,7 +1,8 @@
 //! The real components the test suite drives: `runc`, `busybox`
 //! (busybox-static), `skopeo`, `umoci`, `dockerd` (docker.io, for the
 //! acceptance, differential and interop suites), `buildah` and `podman` (the
-//! interop matrix) and `debootstrap` (the real Debian base), installed from
+//! interop matrix), `debootstrap` (the real Debian base) and qemu-user-static
+//! with binfmt-support (multi-platform builds), installed from
 //! Debian's packages when missing.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 9] = [
+const PROGRAMS: [(&str, &str); 11] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -21,6 +22,11 @@ const PROGRAMS: [(&str, &str); 9] = [
     ("buildah", "buildah"),
     ("podman", "podman"),
     ("debootstrap", "debootstrap"),
+    // Emulation for the multi-platform tests: qemu-aarch64 registered in
+    // binfmt_misc with the F flag (the tests mount binfmt_misc and enable
+    // the handler when needed).
+    ("qemu-aarch64-static", "qemu-user-static"),
+    ("update-binfmts", "binfmt-support"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

@@ -66,7 +66,7 @@ pub(crate) fn plan_platforms(
             Some(resolver),
         )?);
     }
-    let (definition, roots) = merge(&planned);
+    let (definition, roots) = merge(&planned, &request.platforms);
     let dag = Dag::new(&definition, &roots)?;
     let mut warnings: Vec<String> = Vec::new();
     for w in planned.iter().flat_map(|p| p.warnings.iter()) {
@@ -113,10 +113,10 @@ fn check_outputs(outputs: &[Output]) -> Result<()> {
 /// The platforms' definitions one after the other, inputs renumbered, and
 /// each platform's target; vertex labels name their stage's platform, as
 /// BuildKit prints them (`[linux/arm64 build 2/4] RUN …`).
-fn merge(planned: &[Planned]) -> (Definition, Vec<NodeId>) {
+fn merge(planned: &[Planned], platforms: &[Platform]) -> (Definition, Vec<NodeId>) {
     let mut merged = Definition::new();
     let mut roots = Vec::new();
-    for p in planned {
+    for (p, target) in planned.iter().zip(platforms) {
         let offset = u32::try_from(merged.len()).expect("fewer than 2^32 vertices");
         for vertex in &p.plan.definition.vertices {
             let mut op = vertex.op.clone();
@@ -125,7 +125,7 @@ fn merge(planned: &[Planned]) -> (Definition, Vec<NodeId>) {
             }
             let mut meta = vertex.meta.clone();
             if let Some(platform) = stage_platform(&p.plan, meta.stage.as_deref()) {
-                meta.description = with_platform(&meta.description, platform);
+                meta.description = with_platform(&meta.description, platform, target);
             }
             merged.push(op, meta);
         }
@@ -147,10 +147,22 @@ fn stage_platform<'p>(plan: &'p Plan, stage: Option<&str>) -> Option<&'p Platfor
         .map(|s| &s.platform)
 }
 
-/// `[build 2/4] RUN make` → `[linux/arm64 build 2/4] RUN make`.
-fn with_platform(label: &str, platform: &Platform) -> String {
+/// `[build 2/4] RUN make` → `[linux/arm64 build 2/4] RUN make`; a stage
+/// whose platform is not the target's (`FROM --platform=$BUILDPLATFORM`)
+/// shows both, as BuildKit does: `[linux/amd64->arm64 build 2/4]`.
+fn with_platform(label: &str, stage: &Platform, target: &Platform) -> String {
+    let shown = match stage == target {
+        true => stage.to_string(),
+        false => {
+            let mut arch = target.architecture.clone();
+            if !target.variant.is_empty() {
+                arch = format!("{arch}/{}", target.variant);
+            }
+            format!("{stage}->{arch}")
+        }
+    };
     match label.strip_prefix('[') {
-        Some(rest) if !rest.starts_with("internal]") => format!("[{platform} {rest}"),
+        Some(rest) if !rest.starts_with("internal]") => format!("[{shown} {rest}"),
         _ => label.to_string(),
     }
 }
@@ -357,5 +369,6 @@ pub(crate) fn failed_platform(err: &rbk_graph::Error, planned: &Planned) -> Opti
     let vertex = planned.dag.vertex(planned.dag.find(err.vertex_digest()?)?);
     let label = vertex.meta().description.strip_prefix('[')?;
     let first = label.split([' ', ']']).next()?;
+    // `linux/amd64->arm64`: the step ran on amd64 for the arm64 image.
     first.contains('/').then(|| first.to_string())
 }

@@ -14,6 +14,11 @@ pub(crate) fn run(
     let target: Reference = args.target.parse()?;
     let store = settings.open_store()?;
     let found = crate::lookup::find(&store, &args.source)?;
-    store.tag(&target, found.image.descriptor)?;
+    // A name keeps what it points at: a multi-platform index stays one.
+    let descriptor = match &found.named {
+        Some(named) => store.resolve(named)?,
+        None => found.image.descriptor,
+    };
+    store.tag(&target, descriptor)?;
     Ok(ExitCode::SUCCESS)
 }

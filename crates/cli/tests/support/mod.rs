@@ -64,33 +64,45 @@ pub(crate) fn base_tarball() -> &'static Path {
             "the build tests run containers and need root"
         );
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs.tar");
-        let applets = Command::new(BUSYBOX).arg("--list").output().unwrap();
-        let applets = String::from_utf8(applets.stdout).unwrap();
-        // Unique per process: several test binaries may build it at once.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut b = tar::Builder::new(fs::File::create(&tmp).unwrap());
-        for (dir, mode) in [
-            ("bin/", 0o755),
-            ("etc/", 0o755),
-            ("root/", 0o700),
-            ("tmp/", 0o1777),
-        ] {
-            let mut h = header(tar::EntryType::Directory, mode, 0);
-            b.append_data(&mut h, dir, std::io::empty()).unwrap();
-        }
-        file(&mut b, "bin/busybox", 0o755, &fs::read(BUSYBOX).unwrap());
-        for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
-            let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-            b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-                .unwrap();
-        }
-        let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
-        file(&mut b, "etc/passwd", 0o644, passwd.as_bytes());
-        file(&mut b, "etc/group", 0o644, b"root:x:0:\napp:x:1000:\nnogroup:x:65534:\n");
-        b.into_inner().unwrap().sync_all().unwrap();
-        fs::rename(&tmp, &path).unwrap();
+        busybox_tarball(Path::new(BUSYBOX), &path);
         path
     })
+}
+
+/// Writes a busybox rootfs tarball to `path` around the `busybox` binary
+/// (the applet links are the host busybox's list: the same Debian package
+/// for every architecture).
+pub(crate) fn busybox_tarball(busybox: &Path, path: &Path) {
+    let applets = Command::new(BUSYBOX).arg("--list").output().unwrap();
+    let applets = String::from_utf8(applets.stdout).unwrap();
+    // Unique per process: several test binaries may build it at once.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut b = tar::Builder::new(fs::File::create(&tmp).unwrap());
+    for (dir, mode) in [
+        ("bin/", 0o755),
+        ("etc/", 0o755),
+        ("root/", 0o700),
+        ("tmp/", 0o1777),
+    ] {
+        let mut h = header(tar::EntryType::Directory, mode, 0);
+        b.append_data(&mut h, dir, std::io::empty()).unwrap();
+    }
+    file(&mut b, "bin/busybox", 0o755, &fs::read(busybox).unwrap());
+    for applet in applets.lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    let passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+    file(&mut b, "etc/passwd", 0o644, passwd.as_bytes());
+    file(
+        &mut b,
+        "etc/group",
+        0o644,
+        b"root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
+    );
+    b.into_inner().unwrap().sync_all().unwrap();
+    fs::rename(&tmp, path).unwrap();
 }
 
 pub(crate) fn file<W: Write>(b: &mut tar::Builder<W>, name: &str, mode: u32, data: &[u8]) {
@@ -140,6 +152,7 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
 pub(crate) mod debian;
 pub(crate) mod docker;
 pub(crate) mod flatten;
+pub(crate) mod platforms;
 pub(crate) mod registry;
 pub(crate) mod tools;
 

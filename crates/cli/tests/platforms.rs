@@ -1,0 +1,353 @@
+//! Multi-platform builds through the binary: `--platform linux/amd64,linux/arm64`
+//! on a busybox image index made from Debian's busybox-static packages,
+//! arm64 steps emulated by qemu-user-static through binfmt_misc, the index
+//! pushed to a real `docker-registry` and read back with skopeo; the
+//! cross-compilation pattern (a `$BUILDPLATFORM` stage solved once); the
+//! up-front check for an emulator; bad platform lists.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use support::platforms::multi_base;
+use support::registry::Registry;
+use support::tools::Tool;
+use support::{ran, scratch, stderr};
+
+/// `rbk` with its own docker config dir (never the user's), and `env`.
+fn rbk(root: &Path, env: &[(&str, &Path)], args: &[&str]) -> Output {
+    let mut cmd = support::command(root, args);
+    cmd.env("DOCKER_CONFIG", root.with_extension("docker"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(root: &Path, args: &[&str]) -> Output {
+    let out = rbk(root, &[], args);
+    assert!(
+        out.status.success(),
+        "rbk {args:?} failed:\n{}",
+        stderr(&out)
+    );
+    out
+}
+
+fn fails(root: &Path, env: &[(&str, &Path)], args: &[&str]) -> String {
+    let out = rbk(root, env, args);
+    assert!(
+        !out.status.success(),
+        "rbk {args:?} should fail:\n{}",
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+/// The `(os/arch, digest)` entries of an index document.
+fn index_platforms(index: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A context under `dir` holding `dockerfile`.
+fn context(dir: &Path, dockerfile: &str) -> std::path::PathBuf {
+    support::context(dir, &[("Dockerfile", dockerfile)])
+}
+
+#[test]
+fn two_platforms_build_emulated_and_push_one_index() {
+    let dir = scratch("platforms-push");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let registry = Registry::start(&dir.join("registry"), None);
+    let ctx = context(&dir, "FROM rbk-busybox:multi\nRUN uname -m > /arch\n");
+    let name = format!("{}/multi:1", registry.host);
+    let out = dir.join("out");
+    let local = format!("type=local,dest={}", out.display());
+    let build = ok(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            &name,
+            "--push",
+            "-o",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let log = stderr(&build);
+    // Each platform's step is labelled with its platform, as BuildKit does.
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let label = format!("[{platform} stage-0 2/2] RUN uname -m > /arch");
+        assert!(log.contains(&label), "no {label:?} in:\n{log}");
+    }
+    // The RUN ran natively for amd64 and under qemu for arm64: type=local
+    // split the result into one directory per platform, as buildx does.
+    assert_eq!(read(&out.join("linux_amd64/arch")), "x86_64\n");
+    assert_eq!(read(&out.join("linux_arm64/arch")), "aarch64\n");
+
+    let skopeo = Tool::skopeo();
+    let transport = format!("docker://{name}");
+    let raw = json(
+        &skopeo
+            .ok(&["inspect", "--raw", "--tls-verify=false", &transport])
+            .stdout,
+    );
+    assert_eq!(
+        raw["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    assert_eq!(index_platforms(&raw), ["linux/amd64", "linux/arm64"]);
+    for (arch, want) in [("arm64", "arm64"), ("amd64", "amd64")] {
+        let shown = json(
+            &skopeo
+                .ok(&[
+                    "inspect",
+                    "--tls-verify=false",
+                    "--override-arch",
+                    arch,
+                    &transport,
+                ])
+                .stdout,
+        );
+        assert_eq!(shown["Architecture"], want, "{shown}");
+    }
+    // One row per tag in `rbk images`, whatever the number of platforms.
+    let images = support::stdout(&ok(&root, &["images", "--format", "{{.Repository}}"]));
+    let rows = images.lines().filter(|l| l.ends_with("/multi")).count();
+    assert_eq!(rows, 1, "{images}");
+}
+
+#[test]
+fn cross_compilation_runs_the_build_stage_once_and_natively() {
+    let dir = scratch("platforms-cross");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    // A toy compiler: the shared part ignores the target, the per-target
+    // part writes a "binary" naming TARGETARCH and the machine it ran on.
+    let ctx = context(
+        &dir,
+        "FROM --platform=$BUILDPLATFORM rbk-busybox:multi AS build\n\
+         RUN echo compiling-shared-part && uname -m > /host\n\
+         ARG TARGETARCH\n\
+         RUN echo compiling-for-$TARGETARCH && mkdir /out && \
+             echo \"$TARGETARCH binary built on $(cat /host)\" > /out/app\n\
+         FROM rbk-busybox:multi\n\
+         COPY --from=build /out/app /app\n",
+    );
+    // No emulator at all: the pattern must not need one.
+    let no_binfmt = dir.join("no-binfmt");
+    std::fs::create_dir_all(&no_binfmt).unwrap();
+    let env = [("RBK_BINFMT_MISC_DIR", no_binfmt.as_path())];
+    let out = dir.join("out");
+    let local = format!("type=local,dest={}", out.display());
+    let build = |extra: &[&str]| -> String {
+        let mut args = vec!["build", "--progress=plain", "-t", "cross:1", "-o", &local];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        let result = rbk(&root, &env, &args);
+        assert!(result.status.success(), "{}", stderr(&result));
+        stderr(&result)
+    };
+    let two = ["--platform", "linux/amd64,linux/arm64"];
+    let log = build(&two);
+    let steps = ran(&log);
+    let count = |needle: &str| steps.iter().filter(|s| s.contains(needle)).count();
+    assert_eq!(count("compiling-shared-part"), 1, "{steps:#?}\n{log}");
+    assert_eq!(count("compiling-for-"), 2, "{steps:#?}");
+    assert!(
+        log.contains("[linux/amd64 build 2/4] RUN echo compiling-shared-part"),
+        "{log}"
+    );
+    // The per-target step runs on the build platform for each target.
+    assert!(
+        log.contains("[linux/amd64->arm64 build 4/4] RUN echo compiling-for-"),
+        "{log}"
+    );
+    assert_eq!(
+        read(&out.join("linux_amd64/app")),
+        "amd64 binary built on x86_64\n"
+    );
+    assert_eq!(
+        read(&out.join("linux_arm64/app")),
+        "arm64 binary built on x86_64\n"
+    );
+    // Two images came out, under one index in the store.
+    let db = json(&std::fs::read(root.join("db/images.json")).unwrap());
+    let desc = &db["images"]["docker.io/library/cross:1"];
+    assert_eq!(desc["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let hex = desc["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let index = json(&std::fs::read(root.join("blobs/sha256").join(hex)).unwrap());
+    assert_eq!(index_platforms(&index), ["linux/amd64", "linux/arm64"]);
+
+    // --no-cache-filter names a stage across platforms: the shared step
+    // runs once again, each target's once.
+    let log = build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--no-cache-filter",
+        "build",
+    ]);
+    let steps = ran(&log);
+    let count = |needle: &str| steps.iter().filter(|s| s.contains(needle)).count();
+    assert_eq!(count("compiling-shared-part"), 1, "{steps:#?}");
+    assert_eq!(count("compiling-for-"), 2, "{steps:#?}");
+    // Cache keys carry the platform: building arm64 alone reuses
+    // everything the pair built, and gets the arm64 result.
+    let log = build(&["--platform", "linux/arm64"]);
+    assert!(ran(&log).iter().all(|s| !s.contains("compiling")), "{log}");
+    assert_eq!(read(&out.join("app")), "arm64 binary built on x86_64\n");
+}
+
+#[test]
+fn a_foreign_run_without_an_emulator_fails_before_anything_runs() {
+    let dir = scratch("platforms-no-emulator");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let ctx = context(&dir, "FROM rbk-busybox:multi\nRUN echo ran-a-step\n");
+    let no_binfmt = dir.join("no-binfmt");
+    std::fs::create_dir_all(&no_binfmt).unwrap();
+    let env = [("RBK_BINFMT_MISC_DIR", no_binfmt.as_path())];
+    for platforms in ["linux/arm64", "linux/amd64,linux/arm64"] {
+        let args = [
+            "build",
+            "--progress=plain",
+            "--platform",
+            platforms,
+            ctx.to_str().unwrap(),
+        ];
+        let err = fails(&root, &env, &args);
+        assert!(
+            err.contains("cannot run RUN steps for linux/arm64"),
+            "{err}"
+        );
+        assert!(
+            err.contains("apt-get install qemu-user-static binfmt-support"),
+            "{err}"
+        );
+        assert!(!err.contains("ran-a-step"), "a step ran:\n{err}");
+    }
+    // A handler registered without the F flag cannot work in a container.
+    std::fs::write(
+        no_binfmt.join("qemu-aarch64"),
+        "enabled\ninterpreter /usr/bin/qemu-aarch64\nflags: \noffset 0\n",
+    )
+    .unwrap();
+    let args = ["build", "--platform", "linux/arm64", ctx.to_str().unwrap()];
+    let err = fails(&root, &env, &args);
+    assert!(err.contains("lacks the F flag"), "{err}");
+}
+
+#[test]
+fn bad_platform_lists_are_refused_by_name() {
+    let dir = scratch("platforms-bad");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let ctx = context(&dir, "FROM rbk-busybox:multi\nCOPY Dockerfile /\n");
+    let c = ctx.to_str().unwrap();
+    let err = fails(&root, &[], &["build", "--platform", "linux/z80", c]);
+    assert!(err.contains("unknown architecture \"z80\""), "{err}");
+    let err = fails(&root, &[], &["build", "--platform", "linux", c]);
+    assert!(err.contains("\"linux\" is not os/arch[/variant]"), "{err}");
+    let err = fails(&root, &[], &["build", "--platform", "linux/amd64,", c]);
+    assert!(err.contains("invalid --platform"), "{err}");
+    // A platform the base's index lacks: the error lists what it has.
+    let err = fails(
+        &root,
+        &[],
+        &["build", "--platform", "linux/amd64,linux/s390x", c],
+    );
+    assert!(err.contains("no image for linux/s390x"), "{err}");
+    assert!(err.contains("it has: linux/amd64, linux/arm64"), "{err}");
+    // A docker-archive holds one image: refused as buildx refuses it.
+    let tar = dir.join("img.tar");
+    let docker = format!("type=docker,dest={}", tar.display());
+    let err = fails(
+        &root,
+        &[],
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &docker,
+            c,
+        ],
+    );
+    assert!(err.contains("manifest lists"), "{err}");
+    assert!(!tar.exists());
+    // A platform named twice is built once, with a warning.
+    let out = ok(
+        &root,
+        &[
+            "build",
+            "--platform",
+            "linux/arm64,linux/arm64",
+            "-t",
+            "twice",
+            c,
+        ],
+    );
+    assert!(stderr(&out).contains("more than once"), "{}", stderr(&out));
+    let config = support::config(&root, "twice");
+    assert_eq!(config["architecture"], "arm64");
+}
+
+#[test]
+fn oci_output_holds_the_index_with_every_platform() {
+    let dir = scratch("platforms-oci");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let ctx = context(&dir, "FROM rbk-busybox:multi\nCOPY Dockerfile /\n");
+    let tar = dir.join("multi.tar");
+    let spec = format!("type=oci,dest={}", tar.display());
+    ok(
+        &root,
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &spec,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let transport = format!("oci-archive:{}", tar.display());
+    let raw = json(&Tool::skopeo().ok(&["inspect", "--raw", &transport]).stdout);
+    assert_eq!(index_platforms(&raw), ["linux/amd64", "linux/arm64"]);
+    let arm = json(
+        &Tool::skopeo()
+            .ok(&["inspect", "--override-arch", "arm64", &transport])
+            .stdout,
+    );
+    assert_eq!(arm["Architecture"], "arm64");
+}

@@ -98,6 +98,10 @@ fn two_platforms_build_emulated_and_push_one_index() {
             "--push",
             "-o",
             &local,
+            "--metadata-file",
+            dir.join("meta.json").to_str().unwrap(),
+            "--iidfile",
+            dir.join("iid").to_str().unwrap(),
             ctx.to_str().unwrap(),
         ],
     );
@@ -138,6 +142,14 @@ fn two_platforms_build_emulated_and_push_one_index() {
         );
         assert_eq!(shown["Architecture"], want, "{shown}");
     }
+    // --metadata-file and --iidfile name the index, as buildx does.
+    let meta = json(&std::fs::read(dir.join("meta.json")).unwrap());
+    assert_eq!(
+        meta["containerimage.descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let iid = read(&dir.join("iid"));
+    assert_eq!(meta["containerimage.digest"], iid.as_str());
     // One row per tag in `rbk images`, whatever the number of platforms.
     let images = support::stdout(&ok(&root, &["images", "--format", "{{.Repository}}"]));
     let rows = images.lines().filter(|l| l.ends_with("/multi")).count();

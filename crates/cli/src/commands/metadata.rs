@@ -50,6 +50,18 @@ pub(crate) fn document(
         "containerimage.digest".into(),
         json!(image.descriptor.digest.to_string()),
     );
+    if let Some(index) = &result.index {
+        // A multi-platform build is its index, as buildx reports it.
+        doc.remove("containerimage.config.digest");
+        doc.insert(
+            "containerimage.descriptor".into(),
+            json!({"mediaType": index.media_type, "digest": index.digest.to_string(), "size": index.size}),
+        );
+        doc.insert(
+            "containerimage.digest".into(),
+            json!(index.digest.to_string()),
+        );
+    }
     if !tags.is_empty() {
         let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
         doc.insert("image.name".into(), json!(names.join(",")));

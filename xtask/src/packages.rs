@@ -1,9 +1,10 @@
 //! The real components the test suite drives: `runc`, `busybox`
 //! (busybox-static), `skopeo`, `umoci`, `dockerd` (docker.io, for the
 //! acceptance, differential and interop suites), `buildah` and `podman` (the
-//! interop matrix), `debootstrap` (the real Debian base) and qemu-user-static
-//! with binfmt-support (multi-platform builds), installed from
-//! Debian's packages when missing.
+//! interop matrix), `debootstrap` (the real Debian base), qemu-user-static
+//! with binfmt-support (multi-platform builds) and `chromium` (loads
+//! `rbk analyze --html` pages), installed from Debian's packages when
+//! missing.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +12,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 11] = [
+const PROGRAMS: [(&str, &str); 12] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -27,6 +28,8 @@ const PROGRAMS: [(&str, &str); 11] = [
     // the handler when needed).
     ("qemu-aarch64-static", "qemu-user-static"),
     ("update-binfmts", "binfmt-support"),
+    // The headless browser that loads `rbk analyze --html` pages.
+    ("chromium", "chromium"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

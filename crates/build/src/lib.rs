@@ -17,6 +17,7 @@
 //! caller resolves settings into a [`BuildRequest`]. `run`, `commit` and
 //! debug commands reuse it.
 
+mod analyze;
 mod annotate;
 mod cache;
 mod checks;
@@ -29,6 +30,7 @@ mod plan;
 mod platform;
 mod request;
 
+pub use analyze::{analyze, Analysis, FinalFile, LayerReport, WastedPath};
 pub use annotate::{Annotation, AnnotationTarget};
 pub use cache::{
     parse_cache_from, parse_cache_to, CacheFrom, CacheTo, CacheTransport, LocalLayout,

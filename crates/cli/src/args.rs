@@ -69,6 +69,8 @@ pub(crate) enum Command {
     Commit(CommitArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
+    /// Show what each layer adds, changes and removes, and the bytes wasted.
+    Analyze(AnalyzeArgs),
 }
 
 /// `rbk pull`.
@@ -507,4 +509,20 @@ pub(crate) struct SupplyChainArgs {
     /// one of manifest, index, manifest-descriptor, index-descriptor.
     #[arg(long = "annotation", value_name = "ANNOTATION")]
     pub(crate) annotations: Vec<String>,
+}
+
+/// `rbk analyze`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AnalyzeArgs {
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text")]
+    pub(crate) format: String,
+    /// Also write a self-contained HTML page (layer size chart, file tree).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+    /// How many of the most wasteful paths to list.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) top: usize,
+    /// The image (name or id).
+    pub(crate) image: String,
 }

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         args::Command::Commit(a) => commands::container::commit(&settings, a),
         args::Command::Login(a) => commands::login::login(&settings, a),
         args::Command::Logout(a) => commands::login::logout(&settings, a),
+        args::Command::Analyze(a) => commands::analyze::run(&settings, a),
     };
     match result {
         Ok(code) => code,

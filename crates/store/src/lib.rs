@@ -83,7 +83,8 @@ pub use reference::{Reference, DEFAULT_DOMAIN};
 pub use snapshot::{overlay_mount, Mount, WorkDir};
 pub use store::Store;
 pub use unpack::{
-    unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts,
+    decompress, unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats,
+    Whiteouts,
 };
 pub use usage::{CacheUsage, ImageUsage, Usage};
 pub use verify::{Problem, VerifyReport};

@@ -1,5 +1,6 @@
 //! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
 
+pub(crate) mod analyze;
 pub(crate) mod build;
 mod build_check;
 pub(crate) mod container;

@@ -275,8 +275,9 @@ pub(crate) fn read_error(
     }
 }
 
-/// Detects the compression by magic bytes and returns the tar stream.
-pub(crate) fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+/// Detects the compression by magic bytes (gzip, zstd, xz, bzip2, or
+/// none) and returns the tar stream.
+pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(64 << 10, reader);
     let head = buf.fill_buf()?;
     if head.is_empty() {

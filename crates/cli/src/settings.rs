@@ -34,6 +34,25 @@ pub(crate) struct GlobalSettings {
 /// (default 4); `1` moves them one after another (benchmarks compare).
 const PARALLEL_ENV: &str = "RBK_REGISTRY_PARALLEL";
 
+/// Environment variables: how long (seconds, e.g. `30` or `0.5`) to wait
+/// for a registry connection (default 30) and for the next bytes of a
+/// response (default 60); timeouts are retried like other transient errors.
+const CONNECT_TIMEOUT_ENV: &str = "RBK_REGISTRY_CONNECT_TIMEOUT";
+const READ_TIMEOUT_ENV: &str = "RBK_REGISTRY_READ_TIMEOUT";
+
+/// A positive number of seconds from the environment variable `key`.
+fn seconds(key: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match std::env::var(key) {
+        Ok(v) if !v.is_empty() => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+            .map(|s| Some(std::time::Duration::from_secs_f64(s)))
+            .with_context(|| format!("{key}={v:?}: expected a positive number of seconds")),
+        _ => Ok(None),
+    }
+}
+
 impl GlobalSettings {
     /// Resolves the global flags and the environment.
     pub(crate) fn resolve(root: Option<PathBuf>, insecure: Vec<String>) -> anyhow::Result<Self> {
@@ -47,6 +66,8 @@ impl GlobalSettings {
             ),
             Err(_) => None,
         };
+        let connect_timeout = seconds(CONNECT_TIMEOUT_ENV)?;
+        let read_timeout = seconds(READ_TIMEOUT_ENV)?;
         let home = env("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
         let docker_config_dir = env("DOCKER_CONFIG")
             .map(PathBuf::from)
@@ -58,6 +79,8 @@ impl GlobalSettings {
                 docker_config_dir: Some(docker_config_dir),
                 platform: None,
                 parallel_blobs,
+                connect_timeout,
+                read_timeout,
             },
             runtime: env("RBK_RUNTIME").map(PathBuf::from),
             snapshotter: match std::env::var("RBK_SNAPSHOTTER").as_deref() {

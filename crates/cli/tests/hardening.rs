@@ -175,3 +175,110 @@ fn outputs_write_into_devices_and_fifos() {
     assert!(!out.status.success(), "a directory dest was accepted");
     assert!(stderr(&out).contains("a-dir"), "{}", stderr(&out));
 }
+
+/// The hostile registry of testdata/hostile_registry.py, stopped on drop.
+struct HostileRegistry {
+    child: std::process::Child,
+    host: String,
+}
+
+impl HostileRegistry {
+    fn start() -> HostileRegistry {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/hostile_registry.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the hostile registry");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port: u16 = line.trim().parse().expect("the registry prints its port");
+        HostileRegistry {
+            child,
+            host: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for HostileRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd`, killing it (and failing the test) if it has not ended after
+/// `limit`: a hang is the defect under test, not a slow machine.
+fn run_or_kill(mut cmd: Command, limit: std::time::Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+    }
+}
+
+/// Defect 1: every registry body is bounded while it is read, and a stalled
+/// sender times out (short timeouts through the settings' environment).
+#[test]
+fn registry_bodies_are_bounded_and_stalls_time_out() {
+    let dir = scratch("registry-bounds");
+    let root = dir.join("root");
+    let registry = HostileRegistry::start();
+    let pull = |repo: &str| {
+        let mut cmd = support::command(&root, &["pull", &format!("{}/{repo}:1", registry.host)]);
+        cmd.env("RBK_REGISTRY_CONNECT_TIMEOUT", "2")
+            .env("RBK_REGISTRY_READ_TIMEOUT", "1");
+        // Generous: five attempts of 1 s plus back-off take about 10 s.
+        let out = run_or_kill(cmd, std::time::Duration::from_secs(120));
+        assert!(!out.status.success(), "pull of {repo} succeeded");
+        stderr(&out)
+    };
+
+    let err = pull("endless");
+    assert!(err.contains("larger than 4194304 bytes"), "endless: {err}");
+
+    let err = pull("huge404");
+    assert!(
+        err.len() < 4096,
+        "a 100 MB error body reached stderr: {} bytes",
+        err.len()
+    );
+    assert!(err.contains("huge404"), "huge404: {err}");
+
+    for repo in ["stall", "silent", "stallblob"] {
+        let err = pull(repo);
+        assert!(
+            err.contains("gave up after 5 attempts") || err.contains("broke off"),
+            "{repo}: {err}"
+        );
+    }
+    // The stalls were retried as transient errors.
+    let counts: serde_json::Value = {
+        use std::io::Write;
+        let mut conn = std::net::TcpStream::connect(&registry.host).unwrap();
+        write!(conn, "GET /counts HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        let body = answer.split_once("\r\n\r\n").unwrap().1;
+        serde_json::from_str(body).unwrap()
+    };
+    assert_eq!(counts["/v2/stall/manifests/1"], 5, "{counts}");
+    assert_eq!(counts["/v2/silent/manifests/1"], 5, "{counts}");
+}

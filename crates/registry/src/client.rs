@@ -12,6 +12,7 @@ use oci_client::secrets::RegistryAuth;
 use rbk_store::Reference;
 
 use crate::config::credentials_for;
+use crate::http::{Get, Http, CONNECT_TIMEOUT, READ_TIMEOUT};
 use crate::platform::Platform;
 use crate::{Error, Result};
 
@@ -29,6 +30,22 @@ pub struct ClientOptions {
     pub platform: Option<String>,
     /// Most blobs moved at once by one pull or push; default 4.
     pub parallel_blobs: Option<usize>,
+    /// Longest wait for a connection; default 30 s. A timeout is retried
+    /// like other transient errors.
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next bytes of a response (a stalled sender);
+    /// default 60 s, retried like other transient errors.
+    pub read_timeout: Option<Duration>,
+}
+
+impl ClientOptions {
+    fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(CONNECT_TIMEOUT)
+    }
+
+    fn read_timeout(&self) -> Duration {
+        self.read_timeout.unwrap_or(READ_TIMEOUT)
+    }
 }
 
 /// Attempts per request before giving up (connect errors, 5xx, 429, cut
@@ -44,6 +61,7 @@ pub struct Client {
     pub(crate) runtime: tokio::runtime::Runtime,
     config_dir: Option<PathBuf>,
     registries: Mutex<HashMap<String, oci_client::Client>>,
+    pub(crate) http: Http,
 }
 
 impl Client {
@@ -59,7 +77,15 @@ impl Client {
             .build()
             .map_err(Error::Runtime)?;
         let config_dir = options.docker_config_dir.clone();
+        let http = Http::new(options.connect_timeout(), options.read_timeout()).map_err(|e| {
+            Error::Registry {
+                what: "starting the HTTP client".into(),
+                registry: String::new(),
+                source: Box::new(e),
+            }
+        })?;
         Ok(Client {
+            http,
             options,
             platform,
             runtime,
@@ -93,6 +119,42 @@ impl Client {
             .parallel_blobs
             .unwrap_or(crate::pull::PARALLEL_BLOBS)
             .max(1)
+    }
+
+    /// The credentials `config.json` has for `domain`, if any.
+    pub(crate) fn credentials(&self, domain: &str) -> Result<Option<(String, String)>> {
+        Ok(match &self.config_dir {
+            Some(dir) => credentials_for(dir, domain)?.map(|c| (c.username, c.password)),
+            None => None,
+        })
+    }
+
+    /// A bounded GET of `object` (`manifests/REF`, `blobs/DIGEST`) in
+    /// `reference`'s repository: see [`crate::http`].
+    pub(crate) async fn get(
+        &self,
+        reference: &Reference,
+        object: String,
+        accept: &[&str],
+        offset: u64,
+        credentials: Option<(String, String)>,
+    ) -> std::result::Result<reqwest::Response, OciDistributionError> {
+        let domain = reference.domain();
+        let host = oci_ref_registry(domain);
+        let get = Get {
+            scheme: if self.is_insecure(domain) {
+                "http"
+            } else {
+                "https"
+            },
+            host: &host,
+            repository: reference.path(),
+            object,
+            accept,
+            offset,
+            credentials,
+        };
+        self.http.get(&get).await
     }
 
     /// Whether `domain` is spoken to over plain HTTP.
@@ -141,8 +203,8 @@ impl Client {
         let config = ClientConfig {
             protocol,
             use_monolithic_push: true,
-            connect_timeout: Some(Duration::from_secs(15)),
-            read_timeout: Some(Duration::from_secs(120)),
+            connect_timeout: Some(self.options.connect_timeout()),
+            read_timeout: Some(self.options.read_timeout()),
             max_concurrent_download: self.parallel_blobs(),
             max_concurrent_upload: self.parallel_blobs(),
             ..Default::default()
@@ -223,6 +285,13 @@ pub(crate) fn map_oci(what: &str, registry: &str, e: OciDistributionError) -> Er
             return Error::Unreachable {
                 registry,
                 source: Box::new(e),
+            }
+        }
+        OciDistributionError::RequestError(r) if r.is_timeout() => {
+            return Error::Transfer {
+                what,
+                registry,
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, e),
             }
         }
         OciDistributionError::RequestError(r)

@@ -80,6 +80,7 @@
 mod client;
 mod config;
 mod error;
+mod http;
 mod platform;
 mod progress;
 mod pull;

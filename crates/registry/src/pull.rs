@@ -5,8 +5,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
-use oci_client::client::BlobResponse;
-use oci_client::secrets::RegistryAuth;
 use rbk_store::image::{
     parse_document, Document, Index, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
@@ -14,7 +12,8 @@ use rbk_store::{
     BlobWrite, Descriptor, Digest, Ingest, Ingestion, Reference, Store, MAX_DOCUMENT_SIZE,
 };
 
-use crate::client::{map_oci, oci_ref, Client};
+use crate::client::{map_oci, Client};
+use crate::http::read_capped;
 use crate::platform::select;
 use crate::progress::{silent, BlobProgress, Outcome, Reporter};
 use crate::{Error, Result};
@@ -99,35 +98,27 @@ impl Client {
                 reason: format!("larger than {MAX_DOCUMENT_SIZE} bytes"),
             });
         }
-        let oci = self.registry(registry)?;
-        let image = oci_ref(reference);
-        let digest = blob.digest.to_string();
+        let credentials = self.credentials(registry)?;
         let bytes = self.retry(&what, registry, || {
             self.runtime.block_on(async {
-                let mut stream = oci
-                    .pull_blob_stream(&image, digest.as_str())
+                let response = self
+                    .get(
+                        reference,
+                        format!("blobs/{}", blob.digest),
+                        &[],
+                        0,
+                        credentials.clone(),
+                    )
                     .await
-                    .map_err(|e| map_oci(&what, registry, e))?
-                    .stream;
-                let mut out = Vec::with_capacity(blob.size as usize);
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        if e.get_ref().is_some_and(|i| i.is::<reqwest::Error>()) {
-                            Error::Transfer {
-                                what: what.clone(),
-                                registry: registry.to_string(),
-                                source: e,
-                            }
-                        } else {
-                            self.mismatch(&what, registry, blob)
-                        }
-                    })?;
-                    if (out.len() + chunk.len()) as u64 > blob.size {
-                        return Err(self.mismatch(&what, registry, blob));
-                    }
-                    out.extend_from_slice(&chunk);
+                    .map_err(|e| map_oci(&what, registry, e))?;
+                // Never more than the descriptor promised (≤ 4 MiB).
+                let (bytes, complete) = read_capped(response, blob.size as usize + 1)
+                    .await
+                    .map_err(|e| map_oci(&what, registry, e))?;
+                if !complete || bytes.len() as u64 > blob.size {
+                    return Err(self.mismatch(&what, registry, blob));
                 }
-                Ok(out)
+                Ok(bytes)
             })
         })?;
         if bytes.len() as u64 != blob.size || Digest::sha256_of(&bytes) != blob.digest {
@@ -196,29 +187,39 @@ impl Client {
         pinned: Option<&Descriptor>,
     ) -> Result<(Descriptor, Vec<u8>)> {
         let registry = reference.domain();
-        let oci = self.registry(registry)?;
-        let mut image = oci_ref(reference);
         let expected = pinned.map(|d| d.digest).or(reference.digest().copied());
-        if let Some(d) = &expected {
-            image = oci_client::Reference::with_digest(
-                registry.to_string(),
-                reference.path().to_string(),
-                d.to_string(),
-            );
-        }
         let what = format!("manifest of {}", reference.familiar());
+        let object = match &expected {
+            Some(d) => format!("manifests/{d}"),
+            None => format!("manifests/{}", reference.tag().unwrap_or("latest")),
+        };
+        let credentials = self.credentials(registry)?;
         let bytes = self.retry(&what, registry, || {
-            self.runtime
-                .block_on(oci.pull_manifest_raw(&image, &RegistryAuth::Anonymous, &MANIFEST_TYPES))
-                .map(|(b, _)| b.to_vec())
-                .map_err(|e| map_oci(&what, registry, e))
+            self.runtime.block_on(async {
+                let response = self
+                    .get(
+                        reference,
+                        object.clone(),
+                        &MANIFEST_TYPES,
+                        0,
+                        credentials.clone(),
+                    )
+                    .await
+                    .map_err(|e| map_oci(&what, registry, e))?;
+                // Read against the cap as the body arrives: a body that
+                // never ends (chunked, no Content-Length) stops here.
+                let (bytes, complete) = read_capped(response, MAX_DOCUMENT_SIZE as usize)
+                    .await
+                    .map_err(|e| map_oci(&what, registry, e))?;
+                if !complete {
+                    return Err(Error::Invalid {
+                        what: what.clone(),
+                        reason: format!("larger than {MAX_DOCUMENT_SIZE} bytes"),
+                    });
+                }
+                Ok(bytes)
+            })
         })?;
-        if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
-            return Err(Error::Invalid {
-                what,
-                reason: format!("larger than {MAX_DOCUMENT_SIZE} bytes"),
-            });
-        }
         // The digest is computed here; the registry's header is not trusted.
         let digest = Digest::sha256_of(&bytes);
         if let Some(want) = expected.filter(|d| *d != digest) {
@@ -316,43 +317,41 @@ impl Client {
         fresh: impl Fn() -> Result<Option<Box<dyn Ingest + 's>>>,
     ) -> Result<Box<dyn Ingest + 's>> {
         let registry = reference.domain();
-        let oci = self.registry(registry)?;
-        let image = oci_ref(reference);
         let what = format!("blob {}", blob.digest);
-        let digest = blob.digest.to_string();
         let mismatch = || self.mismatch(&what, registry, blob);
         let offset = ingest.written();
+        let credentials = self.credentials(registry)?;
         let response = self
             .runtime
-            .block_on(oci.pull_blob_stream_partial(&image, digest.as_str(), offset, None))
+            .block_on(self.get(
+                reference,
+                format!("blobs/{}", blob.digest),
+                &[],
+                offset,
+                credentials,
+            ))
             .map_err(|e| map_oci(&what, registry, e))?;
-        let mut stream = match response {
-            BlobResponse::Partial(s) => s.stream,
-            BlobResponse::Full(s) => {
-                if offset > 0 {
-                    // The whole blob is coming: start over (dropping the
-                    // old ingest first releases its lock on the digest).
-                    drop(ingest);
-                    ingest = fresh()?.ok_or_else(mismatch)?;
-                }
-                s.stream
-            }
-        };
+        if offset > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            // The whole blob is coming: start over (dropping the old
+            // ingest first releases its lock on the digest).
+            drop(ingest);
+            ingest = fresh()?.ok_or_else(mismatch)?;
+        }
+        let mut stream = response.bytes_stream();
         self.runtime.block_on(async {
             while let Some(chunk) = stream.next().await {
                 let chunk = match chunk {
                     Ok(c) => c,
-                    // Body errors wrap reqwest's error; anything else is
-                    // oci-client's own digest check failing.
-                    Err(e) if e.get_ref().is_some_and(|i| i.is::<reqwest::Error>()) => {
+                    // A body that broke off or stalled past the read
+                    // timeout: the next attempt resumes.
+                    Err(e) => {
                         *kept = Some(ingest);
                         return Err(Error::Transfer {
                             what: what.clone(),
                             registry: registry.to_string(),
-                            source: e,
+                            source: std::io::Error::other(e),
                         });
                     }
-                    Err(_) => return Err(mismatch()),
                 };
                 // Never accept more than the descriptor promised.
                 if ingest.written() + chunk.len() as u64 > blob.size {

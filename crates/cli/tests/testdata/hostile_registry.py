@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""A hostile registry for rbk's tests (issue 20, defect 1).
+
+Listens on 127.0.0.1 (port 0: the kernel picks) and prints the port on its
+first line. What each repository does:
+
+  endless/manifests/*   200, chunked, no Content-Length, a body that never ends
+  huge404/manifests/*   404 with a 100 MB body
+  stall/manifests/*     200 with a Content-Length, then no bytes, ever
+  silent/manifests/*    accepts the request and never answers
+  stallblob/manifests/* a valid manifest whose config blob stalls mid-body
+
+Every request is counted; GET /counts returns the counts as JSON.
+"""
+
+import hashlib
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COUNTS = {}
+LOCK = threading.Lock()
+
+CONFIG = json.dumps(
+    {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+).encode()
+CONFIG_DIGEST = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
+MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": CONFIG_DIGEST,
+            "size": len(CONFIG),
+        },
+        "layers": [],
+    }
+).encode()
+
+
+def hang():
+    # Long enough to outlast any timeout under test; the client hangs up.
+    time.sleep(600)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        parts = path.strip("/").split("/")
+        with LOCK:
+            COUNTS[path] = COUNTS.get(path, 0) + 1
+        try:
+            self.route(path, parts)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route(self, path, parts):
+        if path == "/counts":
+            with LOCK:
+                body = json.dumps(COUNTS).encode()
+            return self.send(200, body, "application/json")
+        if path in ("/v2", "/v2/"):
+            return self.send(200, b"{}", "application/json")
+        repo = parts[1] if len(parts) > 2 else ""
+        kind = parts[2] if len(parts) > 2 else ""
+        if repo == "endless" and kind == "manifests":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b" " * 65536
+            line = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+            while True:
+                self.wfile.write(line)
+        if repo == "huge404":
+            self.send_response(404)
+            total = 100 * 1024 * 1024
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(total))
+            self.end_headers()
+            chunk = b"E" * 65536
+            for _ in range(total // len(chunk)):
+                self.wfile.write(chunk)
+            return
+        if repo == "stall" and kind == "manifests":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"{")
+            self.wfile.flush()
+            return hang()
+        if repo == "silent":
+            return hang()
+        if repo == "stallblob" and kind == "manifests":
+            return self.send(200, MANIFEST, "application/vnd.oci.image.manifest.v1+json")
+        if repo == "stallblob" and kind == "blobs":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(CONFIG)))
+            self.end_headers()
+            self.wfile.write(CONFIG[:10])
+            self.wfile.flush()
+            return hang()
+        self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no such repository"}]}',
+                  "application/json")
+
+    def send(self, code, body, content_type):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+//! Bounded GETs of manifests and blobs (docs/security.md rule 5).
+//!
+//! oci-client reads whole response bodies into memory — manifests, error
+//! bodies, token bodies — however long they are, so a registry that sends
+//! an endless chunked manifest or a 100 MB 404 grows rbk without limit (the
+//! 2026-12 probe). Pulls therefore speak HTTP here, through reqwest with
+//! connect and idle-read timeouts, reading every body against a cap as it
+//! arrives: documents at [`rbk_store::MAX_DOCUMENT_SIZE`], error and token bodies at
+//! [`MAX_ERROR_BODY`] (and cut to [`MAX_MESSAGE`] in messages). The bearer
+//! flow is the distribution spec's: a 401 with a `WWW-Authenticate` challenge
+//! names a realm, whose token (asked for with the user's credentials, if
+//! any) is sent on the retried request and kept per repository.
+//!
+//! Errors are oci-client's error type, so the client's mapping and retry
+//! rules ([`crate::client`]) apply to both paths.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use oci_client::errors::{OciDistributionError, OciEnvelope};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RANGE, WWW_AUTHENTICATE};
+use reqwest::{Response, StatusCode};
+
+type OciResult<T> = std::result::Result<T, OciDistributionError>;
+
+/// Most bytes read of an error or token body.
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Most bytes of a body quoted in an error message.
+pub(crate) const MAX_MESSAGE: usize = 512;
+
+/// Default time to wait for a connection.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time to wait for the next bytes of a response.
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The HTTP side of the client for pulls: one reqwest client, the
+/// credentials per registry host, and the tokens got per repository.
+pub(crate) struct Http {
+    client: reqwest::Client,
+    tokens: Mutex<HashMap<String, HeaderValue>>,
+}
+
+/// What a GET asks for.
+pub(crate) struct Get<'a> {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// The host oci-client would talk to (`registry-1.docker.io` for Docker Hub).
+    pub host: &'a str,
+    /// The repository path.
+    pub repository: &'a str,
+    /// `manifests/<ref>` or `blobs/<digest>`.
+    pub object: String,
+    /// Accepted media types (for manifests).
+    pub accept: &'a [&'a str],
+    /// First byte wanted (a `Range` header when non-zero).
+    pub offset: u64,
+    /// `(user, password)` for this host, if any.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Get<'_> {
+    fn url(&self) -> String {
+        format!(
+            "{}://{}/v2/{}/{}",
+            self.scheme, self.host, self.repository, self.object
+        )
+    }
+
+    fn token_key(&self) -> String {
+        format!("{}/{}", self.host, self.repository)
+    }
+}
+
+impl Http {
+    pub(crate) fn new(connect: Duration, read: Duration) -> OciResult<Http> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .read_timeout(read)
+            .user_agent(concat!("rbk/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Http {
+            client,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Sends the GET (authenticating on a 401 challenge) and returns a
+    /// response whose status is 200 or 206; anything else is an error
+    /// built from at most [`MAX_ERROR_BODY`] bytes of its body.
+    pub(crate) async fn get(&self, get: &Get<'_>) -> OciResult<Response> {
+        let url = get.url();
+        let key = get.token_key();
+        let cached = self.tokens.lock().expect("poisoned").get(&key).cloned();
+        let mut response = self.send(get, &url, cached.as_ref()).await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            let challenge = response.headers().get(WWW_AUTHENTICATE).cloned();
+            drop(response);
+            let auth = self.authorize(get, challenge.as_ref()).await?;
+            response = self.send(get, &url, auth.as_ref()).await?;
+            if let Some(auth) = auth {
+                self.tokens.lock().expect("poisoned").insert(key, auth);
+            }
+        }
+        match response.status() {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(response),
+            _ => Err(error_from(response, &url).await),
+        }
+    }
+
+    async fn send(
+        &self,
+        get: &Get<'_>,
+        url: &str,
+        auth: Option<&HeaderValue>,
+    ) -> OciResult<Response> {
+        let mut headers = HeaderMap::new();
+        if !get.accept.is_empty() {
+            let accept = HeaderValue::from_str(&get.accept.join(", "))
+                .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            headers.insert(ACCEPT, accept);
+        }
+        if get.offset > 0 {
+            let range = HeaderValue::from_str(&format!("bytes={}-", get.offset))
+                .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            headers.insert(RANGE, range);
+        }
+        if let Some(auth) = auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        Ok(self.client.get(url).headers(headers).send().await?)
+    }
+
+    /// The `Authorization` value a 401's challenge asks for: basic
+    /// credentials, or a bearer token from the realm; `None` when there is
+    /// nothing to send (the retried request then fails as unauthorized).
+    async fn authorize(
+        &self,
+        get: &Get<'_>,
+        challenge: Option<&HeaderValue>,
+    ) -> OciResult<Option<HeaderValue>> {
+        let Some(challenge) = challenge.and_then(|c| c.to_str().ok()) else {
+            return Ok(None);
+        };
+        let (scheme, params) = parse_challenge(challenge);
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Ok(get.credentials.as_ref().map(|(u, p)| basic(u, p)));
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(None);
+        }
+        let Some(realm) = params.get("realm") else {
+            return Ok(None);
+        };
+        let mut query = vec![("scope", format!("repository:{}:pull", get.repository))];
+        if let Some(service) = params.get("service") {
+            query.push(("service", service.clone()));
+        }
+        let mut request = self.client.get(realm.as_str()).query(&query);
+        if let Some((user, password)) = &get.credentials {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            let (body, _) = read_capped(response, MAX_ERROR_BODY).await?;
+            return Err(OciDistributionError::AuthenticationFailure(cut(&body)));
+        }
+        let (body, complete) = read_capped(response, MAX_ERROR_BODY).await?;
+        if !complete {
+            return Err(OciDistributionError::AuthenticationFailure(format!(
+                "the token body from {realm} is larger than {MAX_ERROR_BODY} bytes"
+            )));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))?;
+        let token = value
+            .get("token")
+            .or_else(|| value.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| {
+                OciDistributionError::RegistryTokenDecodeError("no token in the answer".into())
+            })?;
+        HeaderValue::from_str(&format!("Bearer {token}"))
+            .map(Some)
+            .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))
+    }
+}
+
+fn basic(user: &str, password: &str) -> HeaderValue {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
+/// `Bearer realm="…",service="…"` → `("Bearer", {realm, service})`.
+fn parse_challenge(text: &str) -> (String, HashMap<String, String>) {
+    let text = text.trim();
+    let (scheme, mut rest) = text.split_once(' ').unwrap_or((text, ""));
+    let mut params = HashMap::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end.min(quoted.len())..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_string(), &after[end..])
+        };
+        params.insert(key, value);
+        rest = next;
+    }
+    (scheme.to_string(), params)
+}
+
+/// Reads at most `limit` bytes of the body; `true` when that was all of it.
+/// Reading stops at the cap: the rest is never read.
+pub(crate) async fn read_capped(
+    mut response: Response,
+    limit: usize,
+) -> OciResult<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
+/// At most [`MAX_MESSAGE`] bytes of `body`, as text.
+fn cut(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_MESSAGE)]).into_owned();
+    match body.len() > MAX_MESSAGE {
+        true => format!("{text}… (cut)"),
+        false => text,
+    }
+}
+
+/// The error a non-success response stands for, from a bounded read of its
+/// body (an OCI error envelope when it parses).
+async fn error_from(response: Response, url: &str) -> OciDistributionError {
+    let status = response.status();
+    let url = url.to_string();
+    if status == StatusCode::UNAUTHORIZED {
+        return OciDistributionError::UnauthorizedError { url };
+    }
+    let body = match read_capped(response, MAX_ERROR_BODY).await {
+        Ok((body, _)) => body,
+        Err(e) => return e,
+    };
+    if status.is_client_error() {
+        if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(&body) {
+            return OciDistributionError::RegistryError { envelope, url };
+        }
+    }
+    OciDistributionError::ServerError {
+        code: status.as_u16(),
+        url,
+        message: cut(&body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let (scheme, params) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="reg \"x\"",scope="repository:a:pull""#,
+        );
+        assert_eq!(scheme, "Bearer");
+        assert_eq!(params["realm"], "https://auth.example/token");
+        assert_eq!(params["service"], "reg \"x\"");
+        assert_eq!(params["scope"], "repository:a:pull");
+        let (scheme, params) = parse_challenge(r#"Basic realm=Registry"#);
+        assert_eq!(scheme, "Basic");
+        assert_eq!(params["realm"], "Registry");
+    }
+
+    #[test]
+    fn messages_are_cut() {
+        let long = vec![b'x'; 100_000];
+        assert!(cut(&long).len() < MAX_MESSAGE + 20);
+        assert_eq!(cut(b"short"), "short");
+    }
+}

@@ -16,6 +16,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // rayon's global pool runs store checks and layer work that walk trees
+    // (see rbk_store::WALK_STACK); if it was already built, keep that one.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(rbk_store::WALK_STACK)
+        .build_global();
     let cli = args::Cli::parse();
     let settings = match settings::GlobalSettings::resolve(cli.root, cli.insecure_registries) {
         Ok(settings) => settings,

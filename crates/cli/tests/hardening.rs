@@ -166,7 +166,18 @@ fn outputs_write_into_devices_and_fifos() {
         format!("type=docker,dest={null_s}"),
         format!("type=oci,dest={null_s}"),
     ] {
-        let out = build(&root, &ctx, &["--iidfile", null_s, "--output", &spec]);
+        let out = build(
+            &root,
+            &ctx,
+            &[
+                "--iidfile",
+                null_s,
+                "--metadata-file",
+                null_s,
+                "--output",
+                &spec,
+            ],
+        );
         assert!(out.status.success(), "{spec}: {}", stderr(&out));
         assert_char_device(&null);
     }
@@ -281,4 +292,118 @@ fn registry_bodies_are_bounded_and_stalls_time_out() {
     };
     assert_eq!(counts["/v2/stall/manifests/1"], 5, "{counts}");
     assert_eq!(counts["/v2/silent/manifests/1"], 5, "{counts}");
+}
+
+/// A tar of `levels` nested directories `d/d/…/d/` with a file `f` at the
+/// bottom.
+fn deep_tar(path: &Path, levels: usize) {
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    let mut name = String::new();
+    for _ in 0..levels {
+        name.push_str("d/");
+        let mut h = support::header(tar::EntryType::Directory, 0o755, 0);
+        b.append_data(&mut h, &name, std::io::empty()).unwrap();
+    }
+    name.push('f');
+    support::file(&mut b, &name, 0o644, b"deep\n");
+    b.into_inner().unwrap().sync_all().unwrap();
+}
+
+/// Mount points under `dir`.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let prefix = dir.canonicalize().unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Defect 2: a deeply nested archive neither overflows a stack nor costs
+/// work that grows with depth per entry; past the documented path limit
+/// (rbk_store::MAX_PATH_LEN, 3072 bytes) it is refused with a clear error.
+/// The result reads back (save, system verify, --output type=tar).
+#[test]
+fn deep_archives_are_added_or_refused_clearly() {
+    let dir = scratch("deep");
+    let root = store(&dir);
+    let ctx = dir.join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    // 1,400 levels: 2,800 bytes of path, under the limit.
+    deep_tar(&ctx.join("deep.tar"), 1400);
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM rbk-busybox\nADD deep.tar /x/\nRUN find /x -name f | wc -c > /depth\n",
+    )
+    .unwrap();
+    let out = build(&root, &ctx, &["-t", "deep"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved = dir.join("deep-saved.tar");
+    ok(&root, &["save", "-o", saved.to_str().unwrap(), "deep"]);
+    ok(&root, &["system", "verify"]);
+    let spec = format!("type=tar,dest={}", dir.join("flat.tar").display());
+    let out = build(&root, &ctx, &["--output", &spec]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let flat = fs::read(dir.join("flat.tar")).unwrap();
+    let want = format!("x/{}f", "d/".repeat(1400));
+    assert!(
+        is_tar_with(&flat, &want),
+        "the deep file is not in the output"
+    );
+    // A fresh store loads the saved image back.
+    let other = dir.join("other");
+    ok(&other, &["load", "-i", saved.to_str().unwrap()]);
+
+    // 3,000 levels: refused, naming the limit; nothing is tagged.
+    deep_tar(&ctx.join("deep.tar"), 3000);
+    let out = build(&root, &ctx, &["-t", "deeper"]);
+    assert!(!out.status.success(), "3,000 levels were accepted");
+    let err = stderr(&out);
+    assert!(err.contains("more than the 3072"), "unclear error: {err}");
+    assert!(!rbk(&root, &["inspect", "deeper"]).status.success());
+    assert_eq!(mounts_under(&root), Vec::<String>::new());
+    ok(&root, &["system", "verify"]);
+}
+
+/// Defect 2 (second half): prune cleans up after a build killed mid-step.
+#[test]
+fn prune_cleans_up_after_a_killed_build() {
+    let dir = scratch("killed-prune");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN touch /started; sleep 20\n",
+        )],
+    );
+    let mut child = support::command(&root, &["build", "--progress=plain"])
+        .arg(&ctx)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = root.join("tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !fs::read_dir(&tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("upper/started").exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!mounts_under(&root).is_empty(), "the kill left no mount");
+    ok(&root, &["prune", "-f"]);
+    assert_eq!(mounts_under(&root), Vec::<String>::new());
+    let left: Vec<_> = fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(left.is_empty(), "tmp/ still holds {left:?}");
+    ok(&root, &["system", "verify"]);
 }

@@ -103,6 +103,9 @@ impl Scheduler {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.jobs)
             .thread_name(|i| format!("rbk-sched-{i}"))
+            // Room for tree walks over the deepest trees the store accepts
+            // (rbk_store::MAX_PATH_LEN): 2 MiB overflowed at 2,000 levels.
+            .stack_size(rbk_store::WALK_STACK)
             .build()
             .map_err(Error::ThreadPool)?;
         // A concurrent first run may have won; its pool is as good as ours.

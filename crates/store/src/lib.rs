@@ -84,7 +84,12 @@ pub use snapshot::{overlay_mount, Mount, WorkDir};
 pub use store::Store;
 pub use unpack::{
     decompress, unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions, UnpackStats,
-    Whiteouts,
+    Whiteouts, MAX_PATH_LEN,
 };
+/// Stack size for threads that walk snapshot trees: tree walks recurse once
+/// per directory level, and 2 MiB overflowed at 2,000 levels (the 2026-12
+/// probe). Reserved address space, committed only as used.
+pub const WALK_STACK: usize = 256 << 20;
+
 pub use usage::{CacheUsage, ImageUsage, Usage};
 pub use verify::{Problem, VerifyReport};

@@ -1,7 +1,6 @@
 //! `rbk build --metadata-file FILE`: the build result with buildx's keys,
 //! written atomically (a temporary file beside FILE, then a rename).
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -95,17 +94,11 @@ fn warning(f: &Finding, dockerfile: &Dockerfile) -> Value {
     w
 }
 
-/// Writes `doc` to `path` atomically.
+/// Writes `doc` to `path` by the output rules of `rbk_store::output`
+/// (temp + rename for a new or regular file; a device or FIFO written in
+/// place, never replaced).
 pub(crate) fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     let what = || format!("writing --metadata-file {}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(what)?;
     let text = serde_json::to_string_pretty(doc).with_context(what)?;
-    tmp.write_all(text.as_bytes()).with_context(what)?;
-    tmp.as_file().sync_all().with_context(what)?;
-    tmp.persist(path).map_err(|e| e.error).with_context(what)?;
-    Ok(())
+    rbk_store::output::write_output(path, text.as_bytes()).with_context(what)
 }

@@ -48,6 +48,9 @@ pub(crate) fn run(
     if !args.force && !confirm(args.all)? {
         return Ok(ExitCode::SUCCESS);
     }
+    // A build killed mid-step leaves its mounts under tmp/: detach them
+    // (when no other process holds the store) so their dirs can go.
+    rbk_exec::recover_store(&store)?;
     let report = store.prune(args.all)?;
     store.empty_trash()?;
     let mut out = std::io::stdout().lock();

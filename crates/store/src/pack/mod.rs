@@ -109,7 +109,27 @@ impl PackReader {
     pub fn spawn(dir: &Path, options: &PackOptions) -> PackReader {
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let (dir, options) = (dir.to_path_buf(), options.clone());
-        std::thread::spawn(move || pack_into(dir, options, tx));
+        // The walk recurses once per directory level: room for the deepest
+        // tree the store accepts (MAX_PATH_LEN), reserved, not committed.
+        let spawned = std::thread::Builder::new()
+            .name("rbk-pack".into())
+            .stack_size(crate::WALK_STACK)
+            .spawn(move || pack_into(dir, options, tx));
+        if let Err(e) = spawned {
+            // The receiver sees the channel closed; report why first.
+            let (tx, rx) = sync_channel(1);
+            let _ = tx.send(Err(Error::Io {
+                op: "starting the packer thread",
+                path: PathBuf::new(),
+                source: e,
+            }));
+            return PackReader {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+                done: false,
+            };
+        }
         PackReader {
             rx,
             current: Vec::new(),

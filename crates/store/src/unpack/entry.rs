@@ -24,6 +24,31 @@ const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Largest size the 11-digit octal ustar field can hold.
 const USTAR_MAX_SIZE: u64 = 0o77777777777;
 
+/// Longest path inside a layer or an ADDed archive, in bytes. A path is
+/// used under the store's own directories (`<root>/snapshots/<id>/…`) by
+/// tools that take whole paths (the kernel's PATH_MAX is 4096); past this
+/// the archive is refused with a clear error rather than stored in a form
+/// that `save`, `verify` or an export cannot read back. It also bounds
+/// nesting: at most 1,536 levels of one-letter directories.
+pub const MAX_PATH_LEN: usize = 3072;
+
+/// The first and last bytes of a long entry name, for messages.
+fn cut_name(name: &str) -> String {
+    if name.len() <= 200 {
+        return name.to_string();
+    }
+    let head: String = name.chars().take(80).collect();
+    let tail: String = name
+        .chars()
+        .rev()
+        .take(80)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{head}…{tail}")
+}
+
 type Entry<'a, R> = tar::Entry<'a, R>;
 
 pub(super) struct Unpacker<'o> {
@@ -136,8 +161,17 @@ impl<'o> Unpacker<'o> {
             }
         }
         let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let comps = clean(&raw);
+        let length = comps.iter().map(|c| c.len() + 1).sum::<usize>();
+        if length > MAX_PATH_LEN {
+            let reason = format!(
+                "path is {length} bytes long, more than the {MAX_PATH_LEN} rbk accepts \
+                 (it could not be read back under the store's own path; docs/security.md C15)"
+            );
+            return Err(invalid(&cut_name(&name), reason));
+        }
         Ok(Item {
-            comps: clean(&raw),
+            comps,
             name,
             kind: header.entry_type(),
             header,
@@ -186,8 +220,12 @@ impl<'o> Unpacker<'o> {
                 ))
             }
         }
-        for n in 1..=item.comps.len() {
-            self.written.insert(item.comps[..n].to_vec());
+        // The set is closed under prefixes, so the walk up stops at the
+        // first ancestor already in it: O(path) per entry, not O(depth²).
+        for n in (1..=item.comps.len()).rev() {
+            if !self.written.insert(item.comps[..n].to_vec()) {
+                break;
+            }
         }
         Ok(())
     }

@@ -10,9 +10,11 @@
 //! graveyard outside the root) before anything is created, and files are
 //! opened with `O_CREAT|O_EXCL|O_NOFOLLOW`.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -50,16 +52,67 @@ pub(super) fn dir_flags() -> OFlags {
 pub(super) struct Root {
     pub(super) fd: OwnedFd,
     graveyard: OwnedFd,
+    /// The directories of the last [`Root::open_dir`] walk that met no
+    /// symlink: `(component, fd of the path up to it)`. A tar lists a tree
+    /// depth first, so the next entry's parent shares most of this chain
+    /// and only the rest is opened: work per entry does not grow with
+    /// depth (a chain of 3,000 directories was quadratic, the 2026-12
+    /// probe). Cleared whenever a directory is removed or moved, so no fd
+    /// can point into a replaced tree.
+    chain: RefCell<Vec<(Vec<u8>, Rc<OwnedFd>)>>,
 }
 
 impl Root {
     pub(super) fn new(fd: OwnedFd, graveyard: OwnedFd) -> Self {
-        Root { fd, graveyard }
+        Root {
+            fd,
+            graveyard,
+            chain: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// [`Root::open_walk`], starting from the cached chain of the previous
+    /// walk where it shares a prefix with `comps`.
+    pub(super) fn open_dir(&self, comps: &[Vec<u8>], create: bool) -> io::Result<OwnedFd> {
+        let mut chain = self.chain.borrow_mut();
+        let shared = chain
+            .iter()
+            .zip(comps)
+            .take_while(|((have, _), want)| have == *want)
+            .count();
+        chain.truncate(shared);
+        let plain = |c: &Vec<u8>| !matches!(c.as_slice(), b"" | b"." | b"..");
+        for c in &comps[shared..] {
+            let cur = chain.last().map_or(&self.fd, |(_, fd)| &**fd);
+            let opened = match plain(c) {
+                true => rfs::openat(cur, c.as_slice(), dir_flags(), Mode::empty()),
+                false => Err(Errno::INVAL),
+            };
+            match opened {
+                Ok(fd) => chain.push((c.clone(), Rc::new(fd))),
+                // A symlink (ELOOP/ENOTDIR with O_NOFOLLOW), a missing
+                // directory, anything else: the full resolving walk.
+                Err(_) => {
+                    chain.clear();
+                    drop(chain);
+                    return self.open_walk(comps, create);
+                }
+            }
+        }
+        match chain.last() {
+            Some((_, fd)) => Ok(fd.try_clone()?),
+            None => Ok(self.fd.try_clone()?),
+        }
+    }
+
+    /// Forgets the cached chain (a directory was removed or replaced).
+    fn forget(&self) {
+        self.chain.borrow_mut().clear();
     }
 
     /// Opens (with `create`, making missing directories 0755) the directory
     /// named by `comps`, resolving symlinks inside the root.
-    pub(super) fn open_dir(&self, comps: &[Vec<u8>], create: bool) -> io::Result<OwnedFd> {
+    fn open_walk(&self, comps: &[Vec<u8>], create: bool) -> io::Result<OwnedFd> {
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut queue: VecDeque<Vec<u8>> = comps.iter().cloned().collect();
         let mut hops = 0;
@@ -112,6 +165,7 @@ impl Root {
     pub(super) fn remove(&self, parent: &OwnedFd, name: &[u8]) -> io::Result<bool> {
         match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                self.forget();
                 let grave = unique_name("d-");
                 rfs::renameat(parent, name, &self.graveyard, grave.as_str())?;
                 Ok(true)

@@ -407,3 +407,71 @@ fn prune_cleans_up_after_a_killed_build() {
     assert!(left.is_empty(), "tmp/ still holds {left:?}");
     ok(&root, &["system", "verify"]);
 }
+
+/// The largest blob of the store: the base image's layer.
+fn layer_blob(root: &Path) -> PathBuf {
+    fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x20], at).unwrap();
+}
+
+/// Defect 3: a corrupted layer blob fails the build and the save naming its
+/// digest; nothing is unpacked from it; once the blob is whole again the
+/// build works.
+#[test]
+fn a_corrupted_layer_fails_the_build_and_the_save() {
+    let dir = scratch("corrupt");
+    let root = store(&dir);
+    let blob = layer_blob(&root);
+    let digest = format!("sha256:{}", blob.file_name().unwrap().to_str().unwrap());
+    let middle = fs::metadata(&blob).unwrap().len() / 2;
+    flip_byte(&blob, middle);
+
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo hi > /x\n")],
+    );
+    let out = build(&root, &ctx, &["-t", "built"]);
+    assert!(!out.status.success(), "a corrupted base layer built");
+    let err = stderr(&out);
+    assert!(err.contains(&digest) && err.contains("corrupt"), "{err}");
+    let snapshots: Vec<_> = fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        snapshots.is_empty(),
+        "snapshots made from a bad blob: {snapshots:?}"
+    );
+
+    let saved = dir.join("saved.tar");
+    let out = rbk(
+        &root,
+        &["save", "-o", saved.to_str().unwrap(), "rbk-busybox"],
+    );
+    assert!(!out.status.success(), "save exported a corrupted blob");
+    assert!(stderr(&out).contains(&digest), "{}", stderr(&out));
+    assert!(!saved.exists(), "a partial archive was left");
+    let out = rbk(&root, &["system", "verify"]);
+    assert!(!out.status.success());
+
+    // Restored, the blob builds.
+    flip_byte(&blob, middle);
+    let out = build(&root, &ctx, &["-t", "built"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&root, &["system", "verify"]);
+}

@@ -219,7 +219,8 @@ impl Client {
         std::thread::scope(|s| {
             let reader = s.spawn(move || -> Result<()> {
                 let fail = |e| Error::store(format!("reading {what} from the store"), e);
-                let mut r = store.open(&blob.digest).map_err(fail)?;
+                // Verified as it streams: a corrupt store blob is never sent.
+                let mut r = store.open_verified(&blob.digest).map_err(fail)?;
                 loop {
                     // A fresh buffer per chunk, frozen without a copy.
                     let mut buf = bytes::BytesMut::zeroed(CHUNK);

@@ -136,6 +136,15 @@ pub enum Error {
         /// Which rule it breaks.
         reason: String,
     },
+    /// A stored layer does not match its digest or diff id (bit rot, a
+    /// truncated or edited blob); nothing was unpacked from it.
+    #[error("layer {digest} is corrupt: {reason} (run `rbk system verify`, then pull or load the image again)")]
+    CorruptLayer {
+        /// The layer blob's digest.
+        digest: Digest,
+        /// What did not match.
+        reason: String,
+    },
     /// Reading or decompressing the layer stream failed.
     #[error("reading layer archive (after {entries} entries)")]
     ArchiveRead {

@@ -174,7 +174,10 @@ impl Store {
         }
         let reader = self.open(&layer.digest)?;
         let tmp = self.snapshots_dir().join(unique_name(".unpack-dest-"));
-        unpack_layer(reader, &tmp, &UnpackOptions::default())?;
+        // Verified while unpacked: a flipped bit in a stored blob fails here
+        // naming it, instead of becoming a snapshot every build then trusts.
+        let options = UnpackOptions::default().verify(layer.digest, layer.size, *diff_id);
+        unpack_layer(reader, &tmp, &options)?;
         self.commit_snapshot(&tmp, diff_id)
     }
 

@@ -233,11 +233,9 @@ fn append_blob<W: Write>(store: &Store, tar: &mut tar::Builder<W>, d: &Descripto
     h.set_cksum();
     let out = tar.get_mut();
     out.write_all(h.as_bytes()).map_err(write_err)?;
-    let copied = match store.open_blob_file(&d.digest)? {
-        Some(mut file) => io::copy(&mut file, out),
-        None => io::copy(&mut store.open_verified(&d.digest)?, out),
-    }
-    .map_err(copy_err)?;
+    // Hashed as it streams: a blob corrupted on disk fails the save naming
+    // its digest instead of leaving the store as an archive that lies.
+    let copied = io::copy(&mut store.open_verified(&d.digest)?, out).map_err(copy_err)?;
     if copied != info.size {
         return Err(Error::SizeMismatch {
             digest: Some(d.digest),

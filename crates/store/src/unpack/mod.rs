@@ -56,7 +56,7 @@ use std::rc::Rc;
 use rustix::fs::{self as rfs, Mode};
 
 use crate::fsutil::unique_name;
-use crate::{Error, Result};
+use crate::{Digest, Error, Result, VerifyingReader};
 
 /// How OCI whiteout entries are represented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,6 +90,7 @@ pub struct UnpackOptions {
     pub(crate) chown: bool,
     pub(crate) max_bytes: u64,
     pub(crate) max_entries: u64,
+    pub(crate) verify: Option<(Digest, u64, Digest)>,
 }
 
 impl Default for UnpackOptions {
@@ -100,6 +101,7 @@ impl Default for UnpackOptions {
             chown: rustix::process::geteuid().is_root(),
             max_bytes: 64 << 30,
             max_entries: 4_000_000,
+            verify: None,
         }
     }
 }
@@ -126,6 +128,15 @@ impl UnpackOptions {
     /// Cap on decompressed bytes read from the stream (default 64 GiB).
     pub fn max_bytes(mut self, limit: u64) -> Self {
         self.max_bytes = limit;
+        self
+    }
+
+    /// Checks the stream while it is unpacked: the compressed bytes must be
+    /// the blob `digest` of `size` bytes and the tar stream must hash to
+    /// `diff_id`. A mismatch fails the extraction with
+    /// [`Error::CorruptLayer`] naming the blob, and nothing is committed.
+    pub fn verify(mut self, digest: Digest, size: u64, diff_id: Digest) -> Self {
+        self.verify = Some((digest, size, diff_id));
         self
     }
 
@@ -225,14 +236,31 @@ fn extract_into(
     options: &UnpackOptions,
 ) -> Result<UnpackStats> {
     let hit = Rc::new(Cell::new(false));
-    let stream = decompress(reader).map_err(|source| read_error(&hit, options, 0, source))?;
+    let limited = tar_stream(reader, options, &hit)?;
+    entry::Unpacker::new(root, options, hit).run(limited)
+}
+
+/// The decompressed tar stream of `reader`, verified against
+/// [`UnpackOptions::verify`] when set, and capped at `max_bytes`.
+fn tar_stream<'a>(
+    reader: impl Read + 'a,
+    options: &UnpackOptions,
+    hit: &Rc<Cell<bool>>,
+) -> Result<Limit<Box<dyn Read + 'a>>> {
+    let stream: Box<dyn Read + 'a> = match options.verify {
+        Some((digest, size, diff_id)) => {
+            let blob = VerifyingReader::new(reader, digest, Some(size));
+            let stream = decompress(blob).map_err(|source| read_error(hit, options, 0, source))?;
+            Box::new(VerifyingReader::new(stream, diff_id, None))
+        }
+        None => decompress(reader).map_err(|source| read_error(hit, options, 0, source))?,
+    };
     // The cap applies to the decompressed tar stream: that is what a bomb inflates.
-    let limited = Limit {
+    Ok(Limit {
         inner: stream,
         remaining: options.max_bytes,
         hit: hit.clone(),
-    };
-    entry::Unpacker::new(root, options, hit).run(limited)
+    })
 }
 
 fn unpack_in_work_dir(
@@ -250,13 +278,7 @@ fn unpack_in_work_dir(
     rfs::fchmod(&root.fd, Mode::from_raw_mode(0o755))
         .map_err(|e| Error::io("setting mode", work.join("rootfs"))(e.into()))?;
     let hit = Rc::new(Cell::new(false));
-    let stream = decompress(reader).map_err(|source| read_error(&hit, options, 0, source))?;
-    // The cap applies to the decompressed tar stream: that is what a bomb inflates.
-    let limited = Limit {
-        inner: stream,
-        remaining: options.max_bytes,
-        hit: hit.clone(),
-    };
+    let limited = tar_stream(reader, options, &hit)?;
     let mut unpacker = entry::Unpacker::new(root, options, hit);
     unpacker.run(limited)
 }
@@ -268,12 +290,21 @@ pub(crate) fn read_error(
     source: io::Error,
 ) -> Error {
     if hit.get() {
-        Error::ArchiveTooLarge {
+        return Error::ArchiveTooLarge {
             limit: options.max_bytes,
-        }
-    } else {
-        Error::ArchiveRead { entries, source }
+        };
     }
+    // A stored layer was verified when it was committed: a mismatch, a bad
+    // checksum or a broken compressed stream now is damage on disk.
+    if let Some((digest, ..)) = options.verify {
+        let inner = source.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        let reason = match inner {
+            Some(e) => e.to_string(),
+            None => source.to_string(),
+        };
+        return Error::CorruptLayer { digest, reason };
+    }
+    Error::ArchiveRead { entries, source }
 }
 
 /// Detects the compression by magic bytes (gzip, zstd, xz, bzip2, or

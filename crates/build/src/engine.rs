@@ -22,7 +22,8 @@ use crate::checks::CheckReport;
 use crate::images::{fetch_images, ImageProvider, Resolver};
 use crate::plan::{plan, PlanOptions, Planned};
 use crate::request::BuildRequest;
-use crate::{cache, multi, output, platform, Error, Result};
+use crate::request::Output;
+use crate::{attest, cache, multi, output, platform, Error, Result};
 
 /// Builds images into one store.
 pub struct Engine<'a> {
@@ -73,6 +74,11 @@ impl<'a> Engine<'a> {
 
     /// Everything before the first step runs (see the module docs).
     pub fn plan(&self, request: BuildRequest) -> Result<PlannedBuild> {
+        if request.platforms.len() > 1 && request.attest.any() {
+            return Err(Error::Invalid(
+                "--sbom/--provenance/--attest: attestations of multi-platform builds are not supported yet; build one platform".into(),
+            ));
+        }
         let (planned, targets) = match request.platforms.len() > 1 {
             true => multi::plan_platforms(&self.resolver(&request), &request)?,
             false => (self.lower(&request)?, Vec::new()),
@@ -195,6 +201,7 @@ impl<'a> Engine<'a> {
             Dockerignore::from_patterns(&planned.excludes)
                 .map_err(|e| Error::Invalid(e.to_string()))?,
         ));
+        let started = SystemTime::now();
         let epoch = request.source_date_epoch;
         let created = match epoch {
             Some(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
@@ -247,13 +254,19 @@ impl<'a> Engine<'a> {
         let manifest =
             crate::annotate::apply(self.store, manifest, &request.annotations, &platform, false)?;
         let image = self.store.read_image(&manifest)?;
+        let attached = attest::attach(self.store, &image, &manifest, &request, &planned, started)?;
+        let tagged = attached.as_ref().map_or(&manifest, |a| &a.index);
         for tag in &request.tags {
-            self.store.tag(tag, manifest.clone())?;
+            self.store.tag(tag, tagged.clone())?;
         }
         if request.tags.is_empty() && request.outputs.is_empty() {
-            self.store.keep_untagged(image.id(), manifest.clone())?; // `<none>` until pruned
+            self.store.keep_untagged(image.id(), tagged.clone())?; // `<none>` until pruned
         }
         for out in &request.outputs {
+            if let (Some(a), Output::Registry(name)) = (&attached, out) {
+                attest::push_attested(self.store, self.images, a, &image, &request, name)?;
+                continue;
+            }
             output::write(
                 self.store,
                 self.images,
@@ -263,11 +276,12 @@ impl<'a> Engine<'a> {
                 request.compression,
             )?;
         }
-        let warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+        let mut warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+        warnings.extend(attached.iter().flat_map(|a| a.warnings().iter().cloned()));
         Ok(BuildResult {
             image,
             warnings,
-            index: None,
+            index: attached.map(|a| a.index),
         })
     }
 }

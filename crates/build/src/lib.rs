@@ -10,7 +10,10 @@
 //! - `rbk_exec::Solver` under `rbk_graph::Scheduler`: the steps themselves;
 //! - `rbk_exec::commit_image`: the image config, history and manifest;
 //! - `output.rs`: `--output` and `--push`;
-//! - `cache.rs`: `--cache-from` / `--cache-to` over a [`CacheTransport`].
+//! - `cache.rs`: `--cache-from` / `--cache-to` over a [`CacheTransport`];
+//! - `checks.rs`: the build checks' report (`--check`);
+//! - [`attest`]: SBOM and provenance attestations;
+//! - `analyze/`: `rbk analyze`'s layer-waste report.
 //!
 //! The engine reports progress through the graph's `Reporter` and returns
 //! warnings as data; it never prints and never reads the environment: the
@@ -19,6 +22,7 @@
 
 mod analyze;
 mod annotate;
+pub mod attest;
 mod cache;
 mod checks;
 mod engine;

@@ -78,6 +78,8 @@ pub struct BuildRequest {
     pub snapshotter: SnapshotterChoice,
     /// `--annotation`s.
     pub annotations: Vec<crate::Annotation>,
+    /// `--sbom`, `--provenance`, `--attest`.
+    pub attest: crate::attest::AttestOptions,
 }
 
 /// `dest=-`: standard output, as in buildx.

@@ -133,6 +133,10 @@ pub(crate) struct InspectArgs {
     /// Format the output with a Go template (`{{.Id}}`, `{{json .Config}}`).
     #[arg(short, long)]
     pub(crate) format: Option<String>,
+    /// Print the in-toto statements (SBOM, provenance) attached to the
+    /// images instead.
+    #[arg(long)]
+    pub(crate) attestations: bool,
     /// Image names or ids.
     #[arg(required = true)]
     pub(crate) images: Vec<String>,
@@ -509,6 +513,16 @@ pub(crate) struct SupplyChainArgs {
     /// one of manifest, index, manifest-descriptor, index-descriptor.
     #[arg(long = "annotation", value_name = "ANNOTATION")]
     pub(crate) annotations: Vec<String>,
+    /// Attach an SBOM attestation (`true`, `false`, or `key=value,…`).
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) sbom: Option<String>,
+    /// Attach a SLSA provenance attestation (`true`, `false`,
+    /// `mode=min|max`).
+    #[arg(long, value_name = "VALUE", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) provenance: Option<String>,
+    /// An attestation: `type=sbom` or `type=provenance[,mode=min|max]`.
+    #[arg(long = "attest", value_name = "SPEC")]
+    pub(crate) attest: Vec<String>,
 }
 
 /// `rbk analyze`.

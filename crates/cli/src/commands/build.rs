@@ -86,6 +86,11 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             .iter()
             .map(|s| rbk_build::Annotation::parse(s))
             .collect::<Result<_, _>>()?,
+        attest: rbk_build::attest::AttestOptions::parse(
+            &args.supply.attest,
+            args.supply.sbom.as_deref(),
+            args.supply.provenance.as_deref(),
+        )?,
     };
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());

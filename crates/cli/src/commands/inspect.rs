@@ -28,6 +28,9 @@ pub(crate) fn run(
     args: InspectArgs,
 ) -> anyhow::Result<ExitCode> {
     let store = settings.open_store()?;
+    if args.attestations {
+        return attestations(&store, &args.images);
+    }
     let mut docs = Vec::new();
     let mut failed = false;
     for name in &args.images {
@@ -125,4 +128,25 @@ fn document(store: &Store, found: &FoundImage) -> anyhow::Result<Document> {
         metadata: json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
     };
     Ok(doc)
+}
+
+/// `--attestations`: the statements attached to each tagged image, as one
+/// JSON array.
+fn attestations(store: &Store, names: &[String]) -> anyhow::Result<ExitCode> {
+    let mut all = Vec::new();
+    for name in names {
+        let reference: rbk_store::Reference = name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name:?} is not an image reference: {e}"))?;
+        let descriptor = store.resolve(&reference)?;
+        all.extend(rbk_build::attest::attestations_of(
+            store,
+            &descriptor,
+            None,
+        )?);
+    }
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &all)?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
 }

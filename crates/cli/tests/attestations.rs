@@ -1,0 +1,438 @@
+//! SBOM and provenance attestations (issue 16): stored as attestation
+//! manifests in the image index the way BuildKit stores them, readable with
+//! `rbk inspect --attestations`, pushed with the image (checked with
+//! `skopeo inspect --raw` against a real docker-registry), never holding a
+//! secret; a corrupt package database only warns; and the SBOM of the real
+//! Debian base lists exactly what `dpkg-query -W` lists inside it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::Digest as _;
+
+mod support;
+
+use support::registry::Registry;
+use support::tools::Tool;
+use support::{build, context, docker, ok, stderr, stdout, store};
+
+fn scratch(name: &str) -> PathBuf {
+    support::scratch(&format!("attestations-{name}"))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn blob(root: &Path, digest: &str) -> Vec<u8> {
+    std::fs::read(
+        root.join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap()),
+    )
+    .unwrap()
+}
+
+fn tagged(root: &Path, full: &str) -> Value {
+    let index = read_json(&root.join("index.json"));
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == full)
+        .unwrap_or_else(|| panic!("{full} not tagged"))
+        .clone()
+}
+
+const DOCKERFILE: &str = "FROM rbk-busybox\n\
+    RUN --mount=type=secret,id=token cat /run/secrets/token > /dev/null && mkdir -p /var/lib/dpkg /usr/lib/python3/dist-packages/requests-2.31.0.dist-info /app && \
+    printf 'Package: foo\\nStatus: install ok installed\\nVersion: 1.2-3\\nArchitecture: amd64\\n\\nPackage: old\\nStatus: purge ok not-installed\\n\\n' > /var/lib/dpkg/status && \
+    printf 'Metadata-Version: 2.1\\nName: requests\\nVersion: 2.31.0\\n' > /usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA\n\
+    COPY package-lock.json /app/\n";
+
+const LOCK: &str = r#"{"name":"app","lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/left-pad":{"version":"1.3.0"}}}"#;
+
+#[test]
+fn sbom_and_provenance_live_in_the_index_and_keep_secrets_out() {
+    let dir = scratch("store");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", DOCKERFILE), ("package-lock.json", LOCK)],
+    );
+    let secret = dir.join("token");
+    std::fs::write(&secret, "TOPSECRET-VALUE-42\n").unwrap();
+    let out = build(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "attested:1",
+            "--sbom=true",
+            "--attest",
+            "type=provenance,mode=max",
+            "--secret",
+            &format!("id=token,src={}", secret.display()),
+            "--build-arg",
+            "GREETING=hello",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The tag names an OCI index: the image, then its attestation manifest.
+    let entry = tagged(&root, "docker.io/library/attested:1");
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let index: Value =
+        serde_json::from_slice(&blob(&root, entry["digest"].as_str().unwrap())).unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{index}");
+    let image = &manifests[0];
+    assert_eq!(image["platform"]["os"], "linux");
+    let att = &manifests[1];
+    assert_eq!(
+        att["platform"],
+        serde_json::json!({"architecture": "unknown", "os": "unknown"})
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.digest"],
+        image["digest"]
+    );
+    let att_manifest: Value =
+        serde_json::from_slice(&blob(&root, att["digest"].as_str().unwrap())).unwrap();
+    let layers = att_manifest["layers"].as_array().unwrap();
+    let types: Vec<&str> = layers
+        .iter()
+        .map(|l| {
+            assert_eq!(l["mediaType"], "application/vnd.in-toto+json");
+            l["annotations"]["in-toto.io/predicate-type"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "https://spdx.dev/Document",
+            "https://slsa.dev/provenance/v1"
+        ]
+    );
+
+    // No blob of the attestations holds the secret's value.
+    for d in [
+        att["digest"].as_str().unwrap(),
+        att_manifest["config"]["digest"].as_str().unwrap(),
+    ]
+    .into_iter()
+    .chain(layers.iter().map(|l| l["digest"].as_str().unwrap()))
+    {
+        let text = String::from_utf8_lossy(&blob(&root, d)).into_owned();
+        assert!(!text.contains("TOPSECRET"), "secret in {d}: {text}");
+    }
+
+    // `rbk inspect --attestations` gives the statements.
+    let statements: Value =
+        serde_json::from_slice(&ok(&root, &["inspect", "--attestations", "attested:1"]).stdout)
+            .unwrap();
+    let statements = statements.as_array().unwrap();
+    assert_eq!(statements.len(), 2);
+    let image_hex = image["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    for s in statements {
+        assert_eq!(s["_type"], "https://in-toto.io/Statement/v0.1");
+        assert_eq!(s["subject"][0]["digest"]["sha256"], image_hex);
+    }
+    let sbom = &statements[0]["predicate"];
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    let mut purls: Vec<&str> = sbom["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["externalRefs"][0]["referenceLocator"].as_str().unwrap())
+        .collect();
+    purls.sort();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/debian/foo@1.2-3?arch=amd64",
+            "pkg:npm/left-pad@1.3.0",
+            "pkg:pypi/requests@2.31.0"
+        ]
+    );
+
+    let prov = &statements[1]["predicate"];
+    let dockerfile_hex = hex(&sha2::Sha256::digest(DOCKERFILE.as_bytes()));
+    assert_eq!(
+        prov["buildDefinition"]["externalParameters"]["configSource"]["digest"]["sha256"],
+        dockerfile_hex.as_str()
+    );
+    let base = tagged(&root, "docker.io/library/rbk-busybox:latest");
+    let deps = prov["buildDefinition"]["resolvedDependencies"]
+        .as_array()
+        .unwrap();
+    assert_eq!(deps.len(), 1, "{deps:?}");
+    assert_eq!(
+        deps[0]["uri"],
+        "pkg:docker/docker.io/library/rbk-busybox:latest?platform=linux%2Famd64"
+    );
+    assert_eq!(
+        deps[0]["digest"]["sha256"],
+        base["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap()
+    );
+    let request = &prov["buildDefinition"]["externalParameters"]["request"];
+    assert_eq!(request["args"]["build-arg:GREETING"], "hello");
+    assert_eq!(request["secrets"], serde_json::json!([{"id": "token"}]));
+    let steps = prov["buildDefinition"]["internalParameters"]["buildConfig"]["llbDefinition"]
+        .as_array()
+        .unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["name"].as_str().unwrap().contains("RUN")),
+        "{steps:?}"
+    );
+
+    // The tag still works as an image.
+    let listed = stdout(&ok(
+        &root,
+        &["run", "--rm", "attested:1", "cat", "/var/lib/dpkg/status"],
+    ));
+    assert!(listed.contains("Package: foo"), "{listed}");
+
+    // mode=min leaves build args and steps out.
+    let out = build(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "attested:min",
+            "--provenance=mode=min",
+            "--build-arg",
+            "GREETING=hello",
+            "--secret",
+            &format!("id=token,src={}", secret.display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let statements: Value =
+        serde_json::from_slice(&ok(&root, &["inspect", "--attestations", "attested:min"]).stdout)
+            .unwrap();
+    let prov = &statements[0]["predicate"];
+    assert!(
+        prov["buildDefinition"]["externalParameters"]["request"]["args"]
+            .get("build-arg:GREETING")
+            .is_none()
+    );
+    assert!(prov["buildDefinition"]["internalParameters"]
+        .get("buildConfig")
+        .is_none());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_corrupt_package_database_warns_and_the_build_succeeds() {
+    let dir = scratch("corrupt");
+    let root = store(&dir);
+    let text = "FROM rbk-busybox\nRUN mkdir -p /var/lib/dpkg /app && printf 'this is not a status file\\n' > /var/lib/dpkg/status && printf '{broken' > /app/package-lock.json\n";
+    let ctx = context(&dir, &[("Dockerfile", text)]);
+    let out = build(&root, &ctx, &["-t", "corrupt:1", "--sbom"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("WARNING: SBOM: skipped /var/lib/dpkg/status, which cannot be read as a package database: line 1: expected a `Field: value` line"),
+        "{err}"
+    );
+    assert!(
+        err.contains("WARNING: SBOM: skipped /app/package-lock.json"),
+        "{err}"
+    );
+    let statements: Value =
+        serde_json::from_slice(&ok(&root, &["inspect", "--attestations", "corrupt:1"]).stdout)
+            .unwrap();
+    assert_eq!(
+        statements[0]["predicate"]["packages"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn unknown_attestation_types_and_modes_are_refused() {
+    let dir = scratch("bad");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo must-not-run\n")],
+    );
+    for (flags, message) in [
+        (
+            vec!["--attest", "type=vex"],
+            "--attest \"type=vex\": unknown attestation type \"vex\" (expected sbom or provenance)",
+        ),
+        (
+            vec!["--attest", "mode=max"],
+            "--attest \"mode=max\": type= is required",
+        ),
+        (
+            vec!["--provenance=mode=full"],
+            "unknown mode \"full\" (expected min or max)",
+        ),
+        (
+            vec!["--sbom=maybe"],
+            "--sbom=\"maybe\": expected true, false or key=value pairs",
+        ),
+    ] {
+        let out = build(&root, &ctx, &flags);
+        assert!(!out.status.success(), "{flags:?} accepted");
+        assert!(
+            stderr(&out).contains(message),
+            "{flags:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("DONE"), "a step ran");
+    }
+}
+
+#[test]
+fn attestations_are_pushed_with_the_image() {
+    let dir = scratch("push");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo hi > /hi\n")],
+    );
+    let name = format!("{}/attested:1", reg.host);
+    let out = build(
+        &root,
+        &ctx,
+        &["-t", &name, "--sbom", "--provenance=true", "--push"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw = Tool::skopeo().ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]);
+    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{index}"
+    );
+    let m = index["manifests"].as_array().unwrap();
+    assert_eq!(m.len(), 2, "{index}");
+    assert_eq!(
+        m[1]["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        m[1]["annotations"]["vnd.docker.reference.digest"],
+        m[0]["digest"]
+    );
+    // The attestation manifest and its statements are in the registry too.
+    let att_ref = format!(
+        "docker://{}/attested@{}",
+        reg.host,
+        m[1]["digest"].as_str().unwrap()
+    );
+    let att: Value = serde_json::from_slice(
+        &Tool::skopeo()
+            .ok(&["inspect", "--raw", "--tls-verify=false", &att_ref])
+            .stdout,
+    )
+    .unwrap();
+    for layer in att["layers"].as_array().unwrap() {
+        assert!(
+            reg.blob_file(layer["digest"].as_str().unwrap()).is_file(),
+            "{layer}"
+        );
+    }
+    // The pushed image's manifest is what the statements name.
+    let prov_layer = &att["layers"][1];
+    let statement: Value = read_json(&reg.blob_file(prov_layer["digest"].as_str().unwrap()));
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            statement["subject"][0]["digest"]["sha256"]
+                .as_str()
+                .unwrap()
+        ),
+        m[0]["digest"].as_str().unwrap()
+    );
+}
+
+/// The SBOM of the real Debian base lists the packages `dpkg-query -W`
+/// lists inside it, no more and no fewer.
+#[test]
+fn the_debian_sbom_matches_dpkg_query() {
+    let archive = support::debian::base_archive(docker::engine());
+    let dir = scratch("debian");
+    let root = dir.join("root");
+    ok(&root, &["load", "-i", archive.to_str().unwrap()]);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            &format!("FROM {}\nLABEL sbom=yes\n", support::debian::IMAGE),
+        )],
+    );
+    let out = build(&root, &ctx, &["-t", "deb-sbom:1", "--sbom"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            support::debian::IMAGE,
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Package}\\n",
+        ],
+    ));
+    let dpkg: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    let statements: Value =
+        serde_json::from_slice(&ok(&root, &["inspect", "--attestations", "deb-sbom:1"]).stdout)
+            .unwrap();
+    let sbom: Vec<String> = statements[0]["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .unwrap()
+                .starts_with("pkg:deb/")
+        })
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(dpkg.len() > 50, "dpkg-query listed {} packages", dpkg.len());
+    assert_eq!(
+        sbom.len(),
+        dpkg.len(),
+        "SBOM {} vs dpkg-query {}",
+        sbom.len(),
+        dpkg.len()
+    );
+    let a: BTreeSet<&str> = dpkg.iter().copied().collect();
+    let b: BTreeSet<&str> = sbom.iter().map(String::as_str).collect();
+    assert_eq!(a, b);
+}

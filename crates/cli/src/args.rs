@@ -71,6 +71,21 @@ pub(crate) enum Command {
     Logout(LogoutArgs),
     /// Show what each layer adds, changes and removes, and the bytes wasted.
     Analyze(AnalyzeArgs),
+    /// Fetch the output of a container.
+    Logs(LogsArgs),
+    /// Stop running containers (the stop signal, then SIGKILL).
+    Stop(StopArgs),
+    /// Send a signal to running containers.
+    Kill(KillArgs),
+    /// Start stopped containers.
+    Start(StartArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(ContainersArg),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// The per-container monitor of a detached container (internal).
+    #[command(hide = true, name = "container-monitor")]
+    ContainerMonitor(MonitorArgs),
 }
 
 /// `rbk pull`.
@@ -137,7 +152,11 @@ pub(crate) struct InspectArgs {
     /// images instead.
     #[arg(long)]
     pub(crate) attestations: bool,
-    /// Image names or ids.
+    /// Only look for `container`s or `image`s (default: containers, then
+    /// images, as docker).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) kind: Option<String>,
+    /// Image or container names or ids.
     #[arg(required = true)]
     pub(crate) images: Vec<String>,
 }
@@ -417,6 +436,16 @@ pub(crate) struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
     pub(crate) rm: bool,
+    /// Run in the background (a monitor process holds the container's
+    /// output and records its exit); print the container id.
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    /// Keep stdin open: the container reads this process's stdin.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Give the process a pseudo-terminal.
+    #[arg(short, long)]
+    pub(crate) tty: bool,
     /// The container's name (default: made up).
     #[arg(long)]
     pub(crate) name: Option<String>,
@@ -458,14 +487,24 @@ pub(crate) struct PsArgs {
     /// Only the ids.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Format the output with a Go template (`{{.ID}}`, `{{.Status}}`,
+    /// `table …`, `json`).
+    #[arg(long)]
+    pub(crate) format: Option<String>,
+    /// Do not shorten ids and commands.
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
 }
 
 /// `rbk rm`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RmArgs {
-    /// Accepted for docker compatibility (containers are never running here).
+    /// Kill and remove a running container.
     #[arg(short, long)]
     pub(crate) force: bool,
+    /// Accepted for docker compatibility (rbk has no anonymous volumes).
+    #[arg(short, long)]
+    pub(crate) volumes: bool,
     /// Container names or ids.
     #[arg(required = true)]
     pub(crate) containers: Vec<String>,
@@ -539,4 +578,102 @@ pub(crate) struct AnalyzeArgs {
     pub(crate) top: usize,
     /// The image (name or id).
     pub(crate) image: String,
+}
+
+/// Commands taking containers.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ContainersArg {
+    /// Container names or ids.
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+/// `rbk logs`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogsArgs {
+    /// Follow the output until the container stops.
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+    /// Only the last N lines (`all` for every one).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub(crate) tail: String,
+    /// Prefix each line with its time (RFC 3339 with nanoseconds).
+    #[arg(short, long)]
+    pub(crate) timestamps: bool,
+    /// The container's name or id.
+    pub(crate) container: String,
+}
+
+/// `rbk stop`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StopArgs {
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub(crate) time: u64,
+    /// The signal to send first (default: the image's StopSignal, SIGTERM).
+    #[arg(short, long)]
+    pub(crate) signal: Option<String>,
+    /// Container names or ids.
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+/// `rbk kill`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KillArgs {
+    /// The signal (`KILL`, `SIGTERM`, `9`…).
+    #[arg(short, long, default_value = "KILL")]
+    pub(crate) signal: String,
+    /// Container names or ids.
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+/// `rbk start`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StartArgs {
+    /// Attach to the output and wait; exit with the container's code.
+    #[arg(short, long)]
+    pub(crate) attach: bool,
+    /// Container names or ids.
+    #[arg(required = true)]
+    pub(crate) containers: Vec<String>,
+}
+
+/// `rbk exec`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecArgs {
+    /// Keep stdin open.
+    #[arg(short, long)]
+    pub(crate) interactive: bool,
+    /// Give the process a pseudo-terminal.
+    #[arg(short, long)]
+    pub(crate) tty: bool,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` from this environment).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    pub(crate) env: Vec<String>,
+    /// The user (`name|uid[:group|gid]`).
+    #[arg(short, long)]
+    pub(crate) user: Option<String>,
+    /// The working directory.
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub(crate) workdir: Option<String>,
+    /// Run in the background (not supported yet).
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    /// The container's name or id.
+    pub(crate) container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+/// `rbk container-monitor` (internal).
+#[derive(Debug, clap::Args)]
+pub(crate) struct MonitorArgs {
+    /// The OCI runtime binary.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) runtime: Option<PathBuf>,
+    /// The container id.
+    pub(crate) id: String,
 }

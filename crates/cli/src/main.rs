@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         args::Command::Prune(a) => commands::prune::run(&settings, a),
         args::Command::Pull(a) => commands::pull::run(&settings, a),
         args::Command::Push(a) => commands::push::run(&settings, a),
-        args::Command::Run(a) => commands::container::run(&settings, a),
+        args::Command::Run(a) => commands::container_run::run(&settings, a),
         args::Command::Ps(a) => commands::container::ps(&settings, a),
         args::Command::Rm(a) => commands::container::rm(&settings, a),
         args::Command::Diff(a) => commands::container::diff(&settings, a),
@@ -52,6 +52,13 @@ fn main() -> ExitCode {
         args::Command::Login(a) => commands::login::login(&settings, a),
         args::Command::Logout(a) => commands::login::logout(&settings, a),
         args::Command::Analyze(a) => commands::analyze::run(&settings, a),
+        args::Command::Logs(a) => commands::container_life::logs(&settings, a),
+        args::Command::Stop(a) => commands::container_life::stop(&settings, a),
+        args::Command::Kill(a) => commands::container_life::kill(&settings, a),
+        args::Command::Start(a) => commands::container_life::start(&settings, a),
+        args::Command::Wait(a) => commands::container_life::wait(&settings, a),
+        args::Command::Exec(a) => commands::container_life::exec(&settings, a),
+        args::Command::ContainerMonitor(a) => commands::container_run::monitor(&settings, a),
     };
     match result {
         Ok(code) => code,

@@ -56,7 +56,12 @@ mod solve;
 pub mod testing;
 mod users;
 
-pub use container::{container_changes, container_layer, run_container, Change, ContainerProcess};
+pub use container::{
+    container_changes, container_layer, current_owner, exec_in_container, is_alive,
+    monitor_container, pause_container, prepare_container, read_log, reap_containers,
+    signal_container, spawn_foreground, Change, ContainerProcess, ExecRequest, Foreground,
+    LogEntry, LogStream, PreparedContainer, UNKNOWN_EXIT,
+};
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};
 pub use filter::{IncludeAll, PathFilter};

@@ -3,6 +3,16 @@
 //! `work/`) and its record (`container.json`), changed under
 //! `containers/containers.lock`. Names are unique: a second container asking
 //! for a taken name fails.
+//!
+//! # States
+//!
+//! A record is `created` until a process runs it, `running` while its
+//! `started` time is set and it has no exit code, and `exited` once the
+//! process that ran it (the per-container monitor of `run -d`/`start`, or
+//! the `rbk run` in the foreground) recorded the exit code. That process
+//! is named in the record (`monitor_pid`, its start time and the boot id),
+//! so a later command can tell a live one from one that was killed and
+//! repair the record (`exec::reap_containers`).
 
 use std::path::PathBuf;
 
@@ -40,6 +50,88 @@ pub struct ContainerRecord {
     /// When it exited, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
+    /// The image's entrypoint as used (for `inspect`'s `Config`).
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// The command as used (for `inspect`'s `Config`).
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// The hostname.
+    #[serde(default)]
+    pub hostname: String,
+    /// `none` or `host`.
+    #[serde(default)]
+    pub network: String,
+    /// The signal `stop` sends first (`SIGTERM` unless the image says).
+    #[serde(default)]
+    pub stop_signal: String,
+    /// The OCI runtime binary it was created with (`None`: `runc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// `--rm`: removed once it exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// `-t`: the process has a terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// When its process last started, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// The container's init process (host pid) while it runs, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// The process responsible for it while it starts or runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Owner>,
+    /// Why it failed to start, or why its exit code is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A process identified beyond its pid: its start time (clock ticks after
+/// boot, `/proc/PID/stat` field 22) and the boot it ran in, so a reused pid
+/// or a rebooted machine is not mistaken for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The pid.
+    pub pid: i32,
+    /// Its start time in clock ticks since boot.
+    pub start_time: u64,
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+}
+
+/// Where a container is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Made, never run (or its start failed).
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process exited.
+    Exited,
+}
+
+impl ContainerState {
+    /// Docker's word for it (`State.Status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Exited => "exited",
+        }
+    }
+}
+
+impl ContainerRecord {
+    /// Its state, from the times and the exit code.
+    pub fn state(&self) -> ContainerState {
+        match (&self.exit_code, &self.started) {
+            (Some(_), _) => ContainerState::Exited,
+            (None, Some(_)) => ContainerState::Running,
+            (None, None) => ContainerState::Created,
+        }
+    }
 }
 
 impl Store {
@@ -52,7 +144,10 @@ impl Store {
         self.containers_dir().join(id)
     }
 
-    fn containers_lock(&self) -> Result<FileLock> {
+    /// The lock every change of a record is made under. Hold it across a
+    /// read-check-write ([`Store::write_container_locked`]); the other
+    /// methods here take it themselves.
+    pub fn containers_lock(&self) -> Result<FileLock> {
         let dir = self.containers_dir();
         std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         FileLock::exclusive(&dir.join("containers.lock"))
@@ -67,7 +162,8 @@ impl Store {
             .any(|c| c.name == record.name || c.id == record.id)
         {
             return Err(Error::ContainerConflict(format!(
-                "the container name {:?} is already in use",
+                "Conflict. The container name \"/{}\" is already in use. You have to \
+                 remove (or rename) that container to be able to reuse that name.",
                 record.name
             )));
         }
@@ -84,6 +180,33 @@ impl Store {
     pub fn update_container(&self, record: &ContainerRecord) -> Result<()> {
         let _lock = self.containers_lock()?;
         self.write_container(record)
+    }
+
+    /// Changes the record of `id` with `change` under the lock; returns
+    /// the record as written.
+    pub fn modify_container(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord> {
+        let _lock = self.containers_lock()?;
+        let mut record = self.read_container(id)?;
+        change(&mut record);
+        self.write_container(&record)?;
+        Ok(record)
+    }
+
+    /// Replaces a record while the caller holds [`Store::containers_lock`].
+    pub fn write_container_locked(&self, _lock: &FileLock, record: &ContainerRecord) -> Result<()> {
+        self.write_container(record)
+    }
+
+    /// The record of container `id` (a full id).
+    pub fn read_container(&self, id: &str) -> Result<ContainerRecord> {
+        let path = self.container_dir(id).join("container.json");
+        let bytes =
+            read_small(&path, MAX_RECORD).map_err(|_| Error::ContainerNotFound(id.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })
     }
 
     fn write_container(&self, record: &ContainerRecord) -> Result<()> {
@@ -140,7 +263,13 @@ impl Store {
 
     /// Removes container `id` (its directory goes to the trash).
     pub fn remove_container(&self, id: &str) -> Result<()> {
-        let _lock = self.containers_lock()?;
+        let lock = self.containers_lock()?;
+        self.remove_container_locked(&lock, id)
+    }
+
+    /// [`Store::remove_container`] while the caller holds
+    /// [`Store::containers_lock`].
+    pub fn remove_container_locked(&self, _lock: &FileLock, id: &str) -> Result<()> {
         let dir = self.container_dir(id);
         if dir.exists() {
             self.move_to_trash(&dir)?;

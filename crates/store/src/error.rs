@@ -199,6 +199,11 @@ impl Error {
         }
     }
 
+    /// True when no container has the name or id asked for.
+    pub fn is_container_not_found(&self) -> bool {
+        matches!(self, Error::ContainerNotFound(_))
+    }
+
     /// True when content did not match its promised digest or size.
     pub fn is_mismatch(&self) -> bool {
         matches!(

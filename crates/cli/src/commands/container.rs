@@ -1,137 +1,52 @@
-//! Containers without a daemon: `rbk run` (in the foreground), `ps`, `rm`,
-//! `diff` and `commit`. The state lives in the store
-//! (`rbk_store::ContainerRecord`); running and packing are exec's
-//! (`rbk_exec::run_container`, `container_layer`, `container_changes`).
+//! Containers without a daemon: `ps`, `rm`, `diff` and `commit`, and what
+//! the other container commands share (`run` is in `container_run`, the
+//! life cycle in `container_life`, `inspect` in `container_inspect`). The
+//! state lives in the store (`rbk_store::ContainerRecord`); running and
+//! packing are exec's (`rbk_exec::prepare_container`, `monitor_container`,
+//! `container_layer`, `container_changes`).
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use rbk_exec::{Change, ContainerProcess, Runc};
-use rbk_graph::NetworkMode;
+use rbk_exec::{Change, Runc};
 use rbk_store::image::{format_rfc3339, parse_rfc3339, History, Image};
-use rbk_store::{ContainerRecord, Digest, Layer, Reference, Store};
+use rbk_store::{ContainerRecord, ContainerState, Digest, Layer, Reference, Store};
 
-use crate::args::{CommitArgs, ContainerArg, PsArgs, RmArgs, RunArgs};
+use crate::args::{CommitArgs, ContainerArg, PsArgs, RmArgs};
 use crate::settings::GlobalSettings;
 
-pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<ExitCode> {
+/// The store, with every container whose owner was killed repaired first
+/// (see `rbk_exec::reap_containers`): every command that looks at
+/// containers opens them through here.
+pub(crate) fn open_containers(settings: &GlobalSettings) -> anyhow::Result<Store> {
     let store = settings.open_store()?;
-    rbk_exec::recover_store(&store)?;
-    let _lease = store.lease()?;
-    let image = image_for_run(settings, &store, &args.image)?;
-    let config = image.config.config.clone().unwrap_or_default();
-    let entrypoint = match &args.entrypoint {
-        Some(e) if e.is_empty() => Vec::new(),
-        Some(e) => vec![e.clone()],
-        None => config.entrypoint.clone().unwrap_or_default(),
-    };
-    // As docker: a command replaces CMD, and --entrypoint clears CMD too.
-    let cmd = match (args.command.is_empty(), &args.entrypoint) {
-        (false, _) => args.command.clone(),
-        (true, Some(_)) => Vec::new(),
-        (true, None) => config.cmd.clone().unwrap_or_default(),
-    };
-    let process: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-    if process.is_empty() {
-        bail!("no command specified: the image has no CMD or ENTRYPOINT, give one after the image");
-    }
-    let mut env = config.env.clone();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
-    }
-    for pair in &args.env {
-        let pair = match pair.split_once('=') {
-            Some(_) => pair.clone(),
-            None => match std::env::var(pair) {
-                Ok(v) => format!("{pair}={v}"),
-                Err(_) => continue, // docker drops a bare key that is unset
-            },
-        };
-        let key = pair.split('=').next().unwrap_or_default();
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(pair);
-    }
-    let network = match args.network.as_str() {
-        "host" | "default" | "bridge" => NetworkMode::Host,
-        "none" => NetworkMode::None,
-        other => bail!("invalid --network {other:?}: expected none or host"),
-    };
-    let id = new_id();
-    let record = ContainerRecord {
-        name: args
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("rbk_{}", &id[..12])),
-        id: id.clone(),
-        image: image.id(),
-        image_name: args.image.clone(),
-        args: process,
-        env,
-        cwd: args
-            .workdir
-            .clone()
-            .or_else(|| Some(config.working_dir.clone()).filter(|w| !w.is_empty()))
-            .unwrap_or_else(|| "/".into()),
-        user: args.user.clone().unwrap_or_else(|| config.user.clone()),
-        created: format_rfc3339(SystemTime::now()),
-        exit_code: None,
-        finished: None,
-    };
-    let dir = store.create_container(&record)?;
-    let runtime = Runc::new(
-        args.runtime.clone().or_else(|| settings.runtime.clone()),
-        store.root().join("runc"),
-    )?;
-    let hostname = args
-        .hostname
-        .clone()
-        .unwrap_or_else(|| id[..12].to_string());
-    let process = ContainerProcess {
-        id: &id,
-        args: &record.args,
-        env: &record.env,
-        cwd: &record.cwd,
-        user: &record.user,
-        hostname: &hostname,
-        network,
-    };
-    let mut stdout = std::io::stdout();
-    let code = rbk_exec::run_container(
-        &store,
-        &runtime,
-        &layers(&image),
-        &dir,
-        &process,
-        &mut |data| {
-            let _ = stdout.write_all(data).and_then(|()| stdout.flush());
-        },
-    );
-    let code = match code {
-        Ok(code) => code,
-        Err(e) => {
-            let _ = store.remove_container(&id);
-            return Err(e).context("running the container");
-        }
-    };
-    if args.rm {
-        store.remove_container(&id)?;
-    } else {
-        store.update_container(&ContainerRecord {
-            exit_code: Some(code),
-            finished: Some(format_rfc3339(SystemTime::now())),
-            ..record
-        })?;
-    }
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+    rbk_exec::reap_containers(&store, settings.runtime.as_deref())?;
+    Ok(store)
+}
+
+/// The runtime that runs (or ran) `record`.
+pub(crate) fn runc_for(
+    settings: &GlobalSettings,
+    record: &ContainerRecord,
+) -> anyhow::Result<Runc> {
+    let binary = record
+        .runtime
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .or_else(|| settings.runtime.clone());
+    Ok(Runc::new(
+        binary,
+        settings.open_store()?.root().join("runc"),
+    )?)
 }
 
 /// The image `name` (a name or an id) from the store, else pulled.
-fn image_for_run(settings: &GlobalSettings, store: &Store, name: &str) -> anyhow::Result<Image> {
+pub(crate) fn image_for_run(
+    settings: &GlobalSettings,
+    store: &Store,
+    name: &str,
+) -> anyhow::Result<Image> {
     if let Ok(found) = store.find_image(name) {
         return Ok(found.image);
     }
@@ -149,7 +64,7 @@ fn image_for_run(settings: &GlobalSettings, store: &Store, name: &str) -> anyhow
 }
 
 /// The image's layers, base first.
-fn layers(image: &Image) -> Vec<Layer> {
+pub(crate) fn layers(image: &Image) -> Vec<Layer> {
     image
         .manifest
         .layers
@@ -163,7 +78,7 @@ fn layers(image: &Image) -> Vec<Layer> {
 }
 
 /// A container id: 64 hex digits, from the time, the process and a counter.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
@@ -178,53 +93,129 @@ fn new_id() -> String {
     Digest::sha256_of(seed.as_bytes()).hex().to_string()
 }
 
+/// `ps --format` columns: field name and title.
+const PS_HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("Networks", "NETWORKS"),
+];
+
 #[allow(clippy::print_stdout)] // the CLI reports here
 pub(crate) fn ps(settings: &GlobalSettings, args: PsArgs) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store()?;
+    let store = open_containers(settings)?;
+    let format = args
+        .format
+        .as_deref()
+        .map(crate::template::Format::parse)
+        .transpose()?;
     let containers = store.containers()?;
-    // Every container here has exited (runs are in the foreground); `ps`
-    // without -a lists running ones, so it lists none.
-    let shown: Vec<&ContainerRecord> = containers.iter().filter(|_| args.all).collect();
+    // Newest first, as docker; without -a only the running ones.
+    let shown: Vec<&ContainerRecord> = containers
+        .iter()
+        .rev()
+        .filter(|c| args.all || c.state() == ContainerState::Running)
+        .collect();
     if args.quiet {
         for c in shown {
-            println!("{}", &c.id[..12]);
+            println!("{}", if args.no_trunc { &c.id } else { &c.id[..12] });
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let rows: Vec<serde_json::Value> = shown.iter().map(|c| ps_row(c, args.no_trunc)).collect();
+    let mut out = std::io::stdout().lock();
+    if let Some(format) = format.filter(|f| !matches!(f, crate::template::Format::DefaultTable)) {
+        format.write(&mut out, &rows, PS_HEADERS)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let columns = [
+        "ID",
+        "Image",
+        "Command",
+        "RunningFor",
+        "Status",
+        "Ports",
+        "Names",
+    ];
+    let mut table = vec![columns
+        .iter()
+        .map(|k| {
+            PS_HEADERS
+                .iter()
+                .find(|(f, _)| f == k)
+                .map_or("", |h| h.1)
+                .to_string()
+        })
+        .collect::<Vec<_>>()];
+    for row in &rows {
+        table.push(
+            columns
+                .iter()
+                .map(|k| row[*k].as_str().unwrap_or_default().to_string())
+                .collect(),
+        );
+    }
+    crate::table::write_table(&mut out, &table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One `ps` row as docker's `--format` fields.
+fn ps_row(c: &ContainerRecord, no_trunc: bool) -> serde_json::Value {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs() as i64;
-    let ago = |t: &str| crate::humanize::ago(now - parse_rfc3339(t).unwrap_or(now));
-    let mut table = vec![[
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for c in shown.iter().rev() {
-        let command = format!("\"{}\"", shorten(&c.args.join(" "), 20));
-        let status = match (c.exit_code, &c.finished) {
-            (Some(code), Some(t)) => format!("Exited ({code}) {}", ago(t)),
-            _ => "Created".to_string(),
-        };
-        table.push(vec![
-            c.id[..12].to_string(),
-            c.image_name.clone(),
-            command,
-            ago(&c.created),
-            status,
-            String::new(),
-            c.name.clone(),
-        ]);
+    let since = |t: &str| now - parse_rfc3339(t).unwrap_or(now);
+    let command = c.args.join(" ");
+    let command = if no_trunc {
+        command
+    } else {
+        shorten(&command, 20)
+    };
+    let created = parse_rfc3339(&c.created).unwrap_or(0);
+    let created_at =
+        format_rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(created.max(0) as u64));
+    serde_json::json!({
+        "ID": if no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+        "Image": c.image_name,
+        "Command": format!("\"{command}\""),
+        "CreatedAt": format!("{} +0000 UTC", created_at.trim_end_matches('Z').replace('T', " ")),
+        "RunningFor": crate::humanize::ago(since(&c.created)),
+        "Ports": "",
+        "State": c.state().as_str(),
+        "Status": status(c, &since),
+        "Size": "0B",
+        "Names": c.name,
+        "Labels": "",
+        "Mounts": "",
+        "Networks": c.network,
+    })
+}
+
+/// docker's STATUS column: `Created`, `Up 5 seconds`, `Exited (0) 3
+/// minutes ago`.
+fn status(c: &ContainerRecord, since: &dyn Fn(&str) -> i64) -> String {
+    match c.state() {
+        ContainerState::Created => "Created".into(),
+        ContainerState::Running => {
+            let up = crate::humanize::ago(since(c.started.as_deref().unwrap_or(&c.created)));
+            format!("Up {}", up.trim_end_matches(" ago"))
+        }
+        ContainerState::Exited => format!(
+            "Exited ({}) {}",
+            c.exit_code.unwrap_or(rbk_exec::UNKNOWN_EXIT),
+            crate::humanize::ago(since(c.finished.as_deref().unwrap_or(&c.created)))
+        ),
     }
-    crate::table::write_table(&mut std::io::stdout().lock(), &table)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -236,18 +227,53 @@ fn shorten(text: &str, max: usize) -> String {
 
 #[allow(clippy::print_stdout)] // the CLI reports here
 pub(crate) fn rm(settings: &GlobalSettings, args: RmArgs) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store()?;
+    let store = open_containers(settings)?;
+    let mut failed = false;
     for name in &args.containers {
-        let c = store.find_container(name)?;
-        store.remove_container(&c.id)?;
-        println!("{name}");
+        match remove_one(settings, &store, name, args.force) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                crate::render::error(&e);
+                failed = true;
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn remove_one(
+    settings: &GlobalSettings,
+    store: &Store,
+    name: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let c = store.find_container(name)?;
+    if c.state() == ContainerState::Running {
+        if !force {
+            bail!(
+                "cannot remove container \"/{}\": container is running: stop the container \
+                 before removing or force remove",
+                c.name
+            );
+        }
+        let runc = runc_for(settings, &c)?;
+        let _ = rbk_exec::signal_container(&runc, &c.id, "KILL");
+        let waited = std::time::Duration::from_secs(10);
+        if super::container_life::wait_exited(settings, store, &c.id, waited)?.is_err() {
+            bail!("container {name} did not stop after SIGKILL");
+        }
+    }
+    store.remove_container(&c.id)?;
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here
 pub(crate) fn diff(settings: &GlobalSettings, args: ContainerArg) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store()?;
+    let store = open_containers(settings)?;
     let c = store.find_container(&args.container)?;
     let image = store.find_image(&c.image.to_string())?.image;
     let upper = store.container_dir(&c.id).join("upper");
@@ -264,7 +290,7 @@ pub(crate) fn diff(settings: &GlobalSettings, args: ContainerArg) -> anyhow::Res
 
 #[allow(clippy::print_stdout)] // the CLI reports here
 pub(crate) fn commit(settings: &GlobalSettings, args: CommitArgs) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store()?;
+    let store = open_containers(settings)?;
     let _lease = store.lease()?;
     let c = store.find_container(&args.container)?;
     let image = store

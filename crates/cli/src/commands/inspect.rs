@@ -1,4 +1,6 @@
-//! `rbk inspect [--format T] IMAGE...`: a JSON array like `docker image inspect`.
+//! `rbk inspect [--format T] [--type container|image] NAME...`: a JSON
+//! array like `docker inspect`: a container of that name first (see
+//! `container_inspect`), else an image as `docker image inspect` shows it.
 //!
 //! Fields, in Docker's order: `Id`, `RepoTags`, `RepoDigests` (the
 //! `repository@digest` names rbk pulled or pushed the image as), `Parent` (`""`: rbk records no parent images),
@@ -27,15 +29,33 @@ pub(crate) fn run(
     settings: &crate::settings::GlobalSettings,
     args: InspectArgs,
 ) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store()?;
+    let store = super::container::open_containers(settings)?;
     if args.attestations {
         return attestations(&store, &args.images);
     }
+    let (containers, images) = match args.kind.as_deref() {
+        None => (true, true),
+        Some("container") => (true, false),
+        Some("image") => (false, true),
+        Some(other) => anyhow::bail!("{other:?} is not a valid value for --type"),
+    };
     let mut docs = Vec::new();
     let mut failed = false;
     for name in &args.images {
-        match crate::lookup::find(&store, name) {
-            Ok(found) => docs.push(document(&store, &found)?),
+        // As docker: a container by that name first, then an image.
+        if containers {
+            if let Ok(c) = store.find_container(name) {
+                docs.push(super::container_inspect::document(&store, &c));
+                continue;
+            }
+        }
+        let found = match images {
+            true => crate::lookup::find(&store, name)
+                .and_then(|found| Ok(serde_json::to_value(document(&store, &found)?)?)),
+            false => Err(anyhow::anyhow!("No such container: {name}")),
+        };
+        match found {
+            Ok(doc) => docs.push(doc),
             Err(e) => {
                 crate::render::error(&e);
                 failed = true;
@@ -50,11 +70,7 @@ pub(crate) fn run(
     let mut out = std::io::stdout().lock();
     match format {
         Some(format) => {
-            let data = docs
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()?;
-            format.write(&mut out, &data, &[])?;
+            format.write(&mut out, &docs, &[])?;
         }
         None => {
             serde_json::to_writer_pretty(&mut out, &docs)?;

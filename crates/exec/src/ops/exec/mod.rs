@@ -62,6 +62,7 @@ use rbk_graph::{NetworkMode, SecurityMode};
 
 pub use init_layer::ensure_init_layer;
 pub use runc::Runc;
+pub(crate) use runc::{become_subreaper, runtime_errors, wait_init};
 pub(crate) use secrets::{AgentProxy, SecretDir};
 pub use secrets::{Secret, MAX_SECRET_SIZE};
 

@@ -54,7 +54,12 @@ impl Runc {
         Ok(runc)
     }
 
-    fn error(&self, message: String) -> Error {
+    /// The runtime binary.
+    pub(crate) fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    pub(crate) fn error(&self, message: String) -> Error {
         Error::Runtime {
             runtime: self.binary.display().to_string(),
             message,
@@ -62,7 +67,7 @@ impl Runc {
     }
 
     /// Prepares the root and the bundle for `request`.
-    fn prepare(&self, request: &RunRequest<'_>) -> Result<()> {
+    pub(crate) fn prepare(&self, request: &RunRequest<'_>) -> Result<()> {
         check_entitlements(request).map_err(|m| self.error(m))?;
         check_id(request.id).map_err(|m| self.error(m))?;
         let root =
@@ -89,7 +94,7 @@ impl Runc {
         std::fs::write(&config, json).map_err(|e| Error::io("writing", config, e))
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.state_dir);
         cmd
@@ -146,7 +151,7 @@ impl Runc {
         Ok(code)
     }
 
-    fn delete(&self, id: &str) -> Result<()> {
+    pub(crate) fn delete(&self, id: &str) -> Result<()> {
         let out = self
             .command()
             .args(["delete", "--force", id])
@@ -197,7 +202,7 @@ fn stream(mut pipe: io::PipeReader, output: &mut dyn FnMut(OutputStream, &[u8]))
 /// The `OnceLock` is process-wide state on purpose: being a subreaper is a
 /// property of the process (prctl), set once and never undone, not a
 /// setting of a build.
-fn become_subreaper() -> std::result::Result<(), rustix::io::Errno> {
+pub(crate) fn become_subreaper() -> std::result::Result<(), rustix::io::Errno> {
     static DONE: std::sync::OnceLock<std::result::Result<(), rustix::io::Errno>> =
         std::sync::OnceLock::new();
     *DONE.get_or_init(|| rustix::process::set_child_subreaper(Some(rustix::process::getpid())))
@@ -205,7 +210,7 @@ fn become_subreaper() -> std::result::Result<(), rustix::io::Errno> {
 
 /// Waits for the container init whose pid runc wrote to `pid_file`; its
 /// exit status, or 128 + signal when it was killed.
-fn wait_init(pid_file: &Path) -> io::Result<i32> {
+pub(crate) fn wait_init(pid_file: &Path) -> io::Result<i32> {
     let text = std::fs::read_to_string(pid_file)?;
     let pid = text
         .trim()
@@ -229,7 +234,7 @@ fn wait_init(pid_file: &Path) -> io::Result<i32> {
 }
 
 /// The `error`-level messages of runc's JSON log, if any.
-fn runtime_errors(log: &Path) -> Option<String> {
+pub(crate) fn runtime_errors(log: &Path) -> Option<String> {
     let file = std::fs::File::open(log).ok()?;
     let mut text = String::new();
     file.take(MAX_LOG).read_to_string(&mut text).ok()?;

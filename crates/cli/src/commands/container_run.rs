@@ -1,0 +1,340 @@
+//! `rbk run` (in the foreground, or detached with `-d`) and the hidden
+//! `rbk container-monitor ID` that runs a detached container.
+//!
+//! In the foreground `runc run` gets rbk's stdio (stdin with `-i`) and, with
+//! `-t`, makes the pseudo-terminal itself (raw mode, SIGWINCH, restoring the
+//! terminal); rbk forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and
+//! SIGUSR2 to runc, which passes them to the container's process. Detached,
+//! rbk starts a monitor (this binary again, in a session of its own) and
+//! returns once the monitor says the process runs.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::{ExitCode, Stdio};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context};
+use rbk_exec::{ContainerProcess, Runc};
+use rbk_graph::NetworkMode;
+use rbk_store::image::format_rfc3339;
+use rbk_store::{ContainerRecord, Store};
+
+use super::container::{image_for_run, layers, new_id, open_containers, runc_for};
+use crate::args::{MonitorArgs, RunArgs};
+use crate::settings::GlobalSettings;
+
+/// Signals a foreground run passes on to the container.
+const FORWARDED: [i32; 6] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+    signal_hook::consts::SIGUSR1,
+    signal_hook::consts::SIGUSR2,
+];
+
+pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.detach && (args.tty || args.interactive) {
+        bail!("rbk run -d does not support -i or -t yet: run it in the foreground");
+    }
+    if args.tty && !std::io::stdin().is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    let network = match args.network.as_str() {
+        "host" | "default" | "bridge" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        other => bail!("invalid --network {other:?}: expected none or host"),
+    };
+    let store = open_containers(settings)?;
+    rbk_exec::recover_store(&store)?;
+    let record = {
+        // Only while the image is pulled and the record written: from
+        // then on the record keeps the image (rmi and prune respect it).
+        let _lease = store.lease()?;
+        let record = new_record(settings, &store, &args, network)?;
+        store.create_container(&record)?;
+        record
+    };
+    if args.detach {
+        return match spawn_monitor_process(&store, &record) {
+            Ok(()) => {
+                println_id(&record.id)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                if record.auto_remove {
+                    let _ = store.remove_container(&record.id);
+                }
+                Err(e)
+            }
+        };
+    }
+    let code = foreground(
+        &store,
+        &runc_for(settings, &record)?,
+        &record,
+        &args,
+        network,
+    );
+    let code = match code {
+        Ok(code) => code,
+        Err(e) => {
+            let message = format!("{e:#}");
+            let _ = store.modify_container(&record.id, |r| {
+                r.monitor = None;
+                r.started = None;
+                r.error = Some(message);
+            });
+            if args.rm {
+                let _ = store.remove_container(&record.id);
+            }
+            let code = start_failure_code(&e);
+            crate::render::error(&e.context("running the container"));
+            return Ok(ExitCode::from(code));
+        }
+    };
+    if args.rm {
+        store.remove_container(&record.id)?;
+    } else {
+        store.modify_container(&record.id, |r| {
+            r.exit_code = Some(code);
+            r.finished = Some(format_rfc3339(SystemTime::now()));
+            r.monitor = None;
+        })?;
+    }
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+#[allow(clippy::print_stdout)] // the CLI reports here
+fn println_id(id: &str) -> std::io::Result<()> {
+    println!("{id}");
+    Ok(())
+}
+
+/// docker's codes for a process that could not start: 127 when the
+/// command is missing, 126 when it cannot be run, else 125.
+fn start_failure_code(e: &anyhow::Error) -> u8 {
+    let text = format!("{e:#}");
+    if text.contains("executable file not found") || text.contains("no such file or directory") {
+        127
+    } else if text.contains("permission denied") {
+        126
+    } else {
+        125
+    }
+}
+
+/// The record of a new container: the image's config with docker's
+/// override rules.
+fn new_record(
+    settings: &GlobalSettings,
+    store: &Store,
+    args: &RunArgs,
+    network: NetworkMode,
+) -> anyhow::Result<ContainerRecord> {
+    let image = image_for_run(settings, store, &args.image)?;
+    let config = image.config.config.clone().unwrap_or_default();
+    let entrypoint = match &args.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint.clone().unwrap_or_default(),
+    };
+    // As docker: a command replaces CMD, and --entrypoint clears CMD too.
+    let cmd = match (args.command.is_empty(), &args.entrypoint) {
+        (false, _) => args.command.clone(),
+        (true, Some(_)) => Vec::new(),
+        (true, None) => config.cmd.clone().unwrap_or_default(),
+    };
+    let process: Vec<String> = entrypoint.iter().cloned().chain(cmd.clone()).collect();
+    if process.is_empty() {
+        bail!("no command specified: the image has no CMD or ENTRYPOINT, give one after the image");
+    }
+    let mut env = config.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    for pair in &args.env {
+        let pair = match pair.split_once('=') {
+            Some(_) => pair.clone(),
+            None => match std::env::var(pair) {
+                Ok(v) => format!("{pair}={v}"),
+                Err(_) => continue, // docker drops a bare key that is unset
+            },
+        };
+        let key = pair.split('=').next().unwrap_or_default();
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(pair);
+    }
+    let id = new_id();
+    Ok(ContainerRecord {
+        name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("rbk_{}", &id[..12])),
+        image: image.id(),
+        image_name: args.image.clone(),
+        args: process,
+        env,
+        cwd: args
+            .workdir
+            .clone()
+            .or_else(|| Some(config.working_dir.clone()).filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into()),
+        user: args.user.clone().unwrap_or_else(|| config.user.clone()),
+        created: format_rfc3339(SystemTime::now()),
+        exit_code: None,
+        finished: None,
+        entrypoint,
+        cmd,
+        hostname: args
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_string()),
+        network: match network {
+            NetworkMode::None => "none".into(),
+            _ => "host".into(),
+        },
+        stop_signal: Some(config.stop_signal.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "SIGTERM".into()),
+        runtime: args
+            .runtime
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        auto_remove: args.rm,
+        tty: args.tty,
+        started: None,
+        pid: None,
+        monitor: None,
+        error: None,
+        id,
+    })
+}
+
+/// Runs the container with this process as its owner; its exit code.
+fn foreground(
+    store: &Store,
+    runc: &Runc,
+    record: &ContainerRecord,
+    args: &RunArgs,
+    network: NetworkMode,
+) -> anyhow::Result<i32> {
+    let image = store.find_image(&record.image.to_string())?.image;
+    store.modify_container(&record.id, |r| {
+        r.monitor = Some(rbk_exec::current_owner());
+        r.started = Some(format_rfc3339(SystemTime::now()));
+    })?;
+    let process = ContainerProcess {
+        id: &record.id,
+        args: &record.args,
+        env: &record.env,
+        cwd: &record.cwd,
+        user: &record.user,
+        hostname: &record.hostname,
+        network,
+        terminal: args.tty,
+    };
+    let dir = store.container_dir(&record.id);
+    let prepared = rbk_exec::prepare_container(store, runc, &layers(&image), &dir, &process)?;
+    let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
+    let handle = signals.handle();
+    let running = rbk_exec::spawn_foreground(&prepared, args.interactive)?;
+    let pid = rustix::process::Pid::from_raw(running.pid() as i32);
+    let forwarder = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if let (Some(pid), Some(signal)) =
+                (pid, rustix::process::Signal::from_named_raw(signal))
+            {
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+    });
+    let code = running.wait();
+    handle.close();
+    let _ = forwarder.join();
+    drop(prepared);
+    Ok(code?)
+}
+
+/// `rbk container-monitor ID`: runs detached container `ID` until it exits
+/// (see `rbk_exec::monitor_container`), telling the `rbk run -d` or `rbk
+/// start` that started it, on stdout, `ok` or `error: …` once it knows.
+pub(crate) fn monitor(settings: &GlobalSettings, args: MonitorArgs) -> anyhow::Result<ExitCode> {
+    // A session of its own: the terminal's signals and hangups are not the
+    // container's.
+    let _ = rustix::process::setsid();
+    let store = settings.open_store()?;
+    let record = store.read_container(&args.id)?;
+    let image = store
+        .find_image(&record.image.to_string())
+        .with_context(|| format!("the image of container {} is gone", record.name))?
+        .image;
+    let runc = Runc::new(
+        args.runtime.or_else(|| settings.runtime.clone()),
+        store.root().join("runc"),
+    )?;
+    let mut stdout = std::io::stdout();
+    let result =
+        rbk_exec::monitor_container(&store, &runc, &layers(&image), &args.id, &mut |ready| {
+            let line = match ready {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error: {}", error_chain(e)),
+            };
+            let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        });
+    Ok(match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    })
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// Starts the monitor of `record`'s container and waits until it says the
+/// process runs (or why it does not).
+pub(crate) fn spawn_monitor_process(store: &Store, record: &ContainerRecord) -> anyhow::Result<()> {
+    let dir = store.container_dir(&record.id);
+    let log_path = dir.join("monitor.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("--root").arg(store.root()).arg("container-monitor");
+    if let Some(runtime) = &record.runtime {
+        cmd.arg("--runtime").arg(runtime);
+    }
+    let mut child = cmd
+        .arg(&record.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .context("starting the container's monitor")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    match line.trim() {
+        "ok" => Ok(()),
+        "" => {
+            let _ = child.wait();
+            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("the container's monitor exited: {}", why.trim())
+        }
+        other => bail!("{}", other.strip_prefix("error: ").unwrap_or(other)),
+    }
+}

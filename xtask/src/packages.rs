@@ -3,7 +3,8 @@
 //! acceptance, differential and interop suites), `buildah` and `podman` (the
 //! interop matrix), `debootstrap` (the real Debian base), qemu-user-static
 //! with binfmt-support (multi-platform builds) and `chromium` (loads
-//! `rbk analyze --html` pages), installed from Debian's packages when
+//! `rbk analyze --html` pages) and `tmux` (a terminal for `run -it`),
+//! installed from Debian's packages when
 //! missing.
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 12] = [
+const PROGRAMS: [(&str, &str); 13] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -30,6 +31,8 @@ const PROGRAMS: [(&str, &str); 12] = [
     ("update-binfmts", "binfmt-support"),
     // The headless browser that loads `rbk analyze --html` pages.
     ("chromium", "chromium"),
+    // The pseudo-terminal that `rbk run -it` is tested under.
+    ("tmux", "tmux"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

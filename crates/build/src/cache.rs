@@ -5,7 +5,11 @@
 //! `type=local,src=DIR`, `type=registry,ref=REF[,mode=…]` (a bare `REF` is
 //! `type=registry,ref=REF`). Also accepted: `tag=` (local; the name of the
 //! cache in the layout's `index.json`, default `latest`),
-//! `compression=gzip|zstd` (export), and `ignore-error=true` (export).
+//! `compression=gzip|zstd` (export), `ignore-error=true` (export), and
+//! `image-manifest=`/`oci-mediatypes=` (accepted: a registry cache is
+//! always one OCI image manifest). `--cache-to type=inline` puts the cache
+//! in the image (`inline_cache.rs`); a `--cache-from` reference that names
+//! an image reads that image's inline cache.
 //!
 //! Failure policy, as buildx: a `--cache-from` that cannot be read (missing
 //! directory, garbled index, manifest or config) is a warning naming it, and
@@ -72,6 +76,13 @@ pub struct CacheTo {
 pub struct CacheFrom {
     /// Where it comes from.
     pub transport: Arc<dyn CacheTransport>,
+}
+
+impl CacheTo {
+    /// `type=inline`: the cache goes into the image itself.
+    pub fn is_inline(&self) -> bool {
+        self.transport.describe() == crate::inline_cache::INLINE
+    }
 }
 
 impl fmt::Debug for CacheTo {
@@ -150,9 +161,17 @@ impl CacheTransport for RegistryCache {
         let client = self.registries.client(None)?;
         let (descriptor, bytes) = client.fetch_manifest(&parsed)?;
         let what = format!("cache manifest {}", descriptor.digest);
-        let manifest = parse_cache_manifest(&bytes, &what)?;
-        client.fetch_blob(store, &parsed, &manifest.config)?;
-        let config = store.read_bounded(&manifest.config.digest, MAX_DOCUMENT_SIZE)?;
+        let config = match parse_cache_manifest(&bytes, &what) {
+            Ok(manifest) => {
+                client.fetch_blob(store, &parsed, &manifest.config)?;
+                store.read_bounded(&manifest.config.digest, MAX_DOCUMENT_SIZE)?
+            }
+            // An image: its inline cache (`--cache-to type=inline`).
+            Err(e) => match inline_config(store, &client, &parsed, &bytes, &descriptor)? {
+                Some(config) => config,
+                None => return Err(e.into()),
+            },
+        };
         let client = Arc::new(client);
         let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
             client
@@ -172,6 +191,47 @@ impl CacheTransport for RegistryCache {
             .push(store, manifest, &parsed)?;
         Ok(())
     }
+}
+
+/// The inline cache config of the image `bytes` (a manifest, or an index
+/// whose host-platform entry is fetched); `None` when it is no image.
+fn inline_config(
+    store: &Store,
+    client: &rbk_registry::Client,
+    reference: &Reference,
+    bytes: &[u8],
+    descriptor: &Descriptor,
+) -> std::result::Result<Option<Vec<u8>>, BoxError> {
+    let what = format!("{reference}");
+    let manifest = match parse_document(bytes, Some(&descriptor.media_type), &what) {
+        Ok(Document::Manifest(m)) => m,
+        Ok(Document::Index(index)) => {
+            let host = rbk_store::image::ImagePlatform::host();
+            let Some(entry) = index.manifests.iter().find(|e| {
+                !e.is_attestation()
+                    && rbk_store::image::ImagePlatform::of_entry(e)
+                        .is_some_and(|p| host.accepts(&p))
+            }) else {
+                return Err(format!("{reference} has no image for {host}").into());
+            };
+            let pinned: Reference =
+                format!("{}@{}", reference.name(), entry.descriptor.digest).parse()?;
+            let (d, b) = client.fetch_manifest(&pinned)?;
+            match parse_document(&b, Some(&d.media_type), &what)? {
+                Document::Manifest(m) => m,
+                Document::Index(_) => {
+                    return Err(format!("{reference}: an index inside an index").into())
+                }
+            }
+        }
+        Err(_) => return Ok(None),
+    };
+    client.fetch_blob(store, reference, &manifest.config)?;
+    let config = store.read_bounded(&manifest.config.digest, MAX_DOCUMENT_SIZE)?;
+    Ok(Some(crate::inline_cache::config_of_image(
+        &config,
+        &reference.to_string(),
+    )?))
 }
 
 /// Parses a `--cache-from` value; registry caches are reached through
@@ -216,7 +276,7 @@ pub(crate) fn export(
     to: &[CacheTo],
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
-    for spec in to {
+    for spec in to.iter().filter(|s| !s.is_inline()) {
         let done = export_one(store, solver, dag, spec);
         match done {
             Ok(()) => {}
@@ -252,6 +312,7 @@ fn export_one(
 enum Transport {
     Local { dir: PathBuf, tag: String },
     Registry { reference: String },
+    Inline,
 }
 
 impl Transport {
@@ -262,6 +323,7 @@ impl Transport {
                 reference,
                 registries: registries.clone(),
             }),
+            Transport::Inline => Arc::new(crate::inline_cache::InlineCache),
         }
     }
 }
@@ -344,8 +406,12 @@ fn parse_common(
                 format!("invalid {flag} {spec:?}: type=registry needs ref=REFERENCE")
             })?,
         },
+        Some("inline") if flag == "--cache-to" => Transport::Inline,
+        Some("inline") => bail!(
+            "invalid {flag} {spec:?}: type=inline is only for --cache-to; give the image instead (IMAGE or type=registry,ref=IMAGE)"
+        ),
         Some(other) => {
-            bail!("invalid {flag} {spec:?}: unsupported cache type {other:?} (local or registry)")
+            bail!("invalid {flag} {spec:?}: unsupported cache type {other:?} (local, registry or inline)")
         }
         None => bail!("invalid {flag} {spec:?}: type=local or type=registry is required"),
     };
@@ -372,6 +438,9 @@ fn parse_to(spec: &str, registries: &Registries) -> anyhow::Result<CacheTo> {
             ("compression", other) => {
                 bail!("invalid --cache-to {spec:?}: compression={other:?} (gzip or zstd)")
             }
+            // rbk's registry caches are always one OCI image manifest (what
+            // BuildKit writes with image-manifest=true), with OCI media types.
+            ("image-manifest" | "oci-mediatypes", "true" | "false") => {}
             ("ignore-error", v) => {
                 out.ignore_error = v
                     .parse()

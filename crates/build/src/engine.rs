@@ -74,6 +74,11 @@ impl<'a> Engine<'a> {
 
     /// Everything before the first step runs (see the module docs).
     pub fn plan(&self, request: BuildRequest) -> Result<PlannedBuild> {
+        if request.platforms.len() > 1 && request.cache_to.iter().any(|c| c.is_inline()) {
+            return Err(Error::Invalid(
+                "--cache-to type=inline: the inline cache of multi-platform builds is not supported yet; use type=registry".into(),
+            ));
+        }
         if request.platforms.len() > 1 && request.attest.any() {
             return Err(Error::Invalid(
                 "--sbom/--provenance/--attest: attestations of multi-platform builds are not supported yet; build one platform".into(),
@@ -249,6 +254,11 @@ impl<'a> Engine<'a> {
         let target = planned.plan.target_stage();
         let mut spec = image_spec(self.store, &planned.plan.stages, target, created, epoch)?;
         spec.config.labels.extend(request.labels.iter().cloned());
+        if let Some(inline) = request.cache_to.iter().find(|c| c.is_inline()) {
+            let label =
+                crate::inline_cache::label(self.store, &solver, &planned.dag, inline.compression)?;
+            spec.config.labels.extend([label]);
+        }
         let platform = spec.platform.clone();
         let manifest = commit_image(self.store, &layers, spec)?;
         let manifest =

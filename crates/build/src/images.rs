@@ -6,7 +6,7 @@ use rbk_graph::image::ImageConfig as RuntimeConfig;
 use rbk_graph::{Dag, Op, Platform, SourceOp};
 use rbk_parser::{ImageResolver, Location};
 use rbk_registry::{Client, ClientOptions};
-use rbk_store::image::Image;
+use rbk_store::image::{Image, ImagePlatform};
 use rbk_store::{looks_like_image_id, Descriptor, Reference, Store};
 
 use crate::error::BoxError;
@@ -89,13 +89,20 @@ pub fn image_for_build(
     platform: &Platform,
     always_pull: bool,
 ) -> Result<Image> {
+    let wanted = crate::multi::image_platform(platform);
+    // Set when the store has the name, but not for this platform.
+    let mut other_platform: Option<String> = None;
     if !always_pull {
-        // A name tagged to an index gives its entry for `platform`, or an
-        // error listing the platforms the index has.
-        let wanted = crate::multi::image_platform(platform);
+        // A name tagged to an index gives its entry for `platform`.
         match store.tagged_image_for_platform(reference, &wanted) {
-            Ok(image) => return Ok(image),
+            Ok(image) => match check_image_platform(&image.config, platform) {
+                Ok(()) => return Ok(image),
+                Err(why) => other_platform = Some(why),
+            },
             Err(e) if e.is_not_found() => {}
+            Err(e @ rbk_store::Error::PlatformNotFound { .. }) => {
+                other_platform = Some(e.to_string())
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -104,13 +111,68 @@ pub fn image_for_build(
         true => format!("pulling image {name} (--pull)"),
         false => format!("image {name} is not in the store, and pulling it failed"),
     };
-    let manifest = provider
-        .pull(store, reference, platform)
-        .map_err(|source| Error::Registry { what, source })?;
-    store.tag(reference, manifest.clone())?;
+    let manifest = match provider.pull(store, reference, platform) {
+        Ok(manifest) => manifest,
+        Err(source) => {
+            return Err(match other_platform {
+                // What the store has says more than the registry's error.
+                Some(why) => Error::Invalid(format!(
+                    "{why} (pulling {name} for {platform} failed too: {})",
+                    crate::error::chain(source.as_ref())
+                )),
+                None => Error::Registry { what, source },
+            });
+        }
+    };
+    // The platforms the name has already stay: it becomes an index.
+    let tagged = with_platform(store, reference, &manifest, &wanted)?;
+    store.tag(reference, tagged)?;
     let image = store.read_image(&manifest)?;
     store.add_repo_digest(image.id(), reference, manifest.digest)?;
     Ok(image)
+}
+
+/// What `reference` should point at once `manifest` (for `platform`) is
+/// pulled: `manifest` alone, or an index of the platforms the name had
+/// (its old entry for `platform` replaced) plus this one.
+fn with_platform(
+    store: &Store,
+    reference: &Reference,
+    manifest: &Descriptor,
+    platform: &ImagePlatform,
+) -> Result<Descriptor> {
+    let Ok(existing) = store.resolve(reference) else {
+        return Ok(manifest.clone());
+    };
+    let mut entries = match store.read_index(&existing) {
+        Ok(Some(index)) => store.index_platforms(&index),
+        Ok(None) => match store.read_image(&existing) {
+            Ok(image) => vec![(existing.clone(), config_platform(&image))],
+            Err(_) => Vec::new(),
+        },
+        Err(_) => Vec::new(), // a damaged entry is replaced
+    };
+    entries.retain(|(d, p)| !platform.accepts(p) && d.digest != manifest.digest);
+    if entries.is_empty() {
+        return Ok(manifest.clone());
+    }
+    entries.push((manifest.clone(), platform.clone()));
+    Ok(store.put_index(&entries)?)
+}
+
+/// The platform an image's config names.
+fn config_platform(image: &Image) -> ImagePlatform {
+    let config = &image.config;
+    ImagePlatform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config
+            .extra
+            .get("variant")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+    }
 }
 
 /// Base image configs for the frontend: the store, then the provider.

@@ -46,6 +46,7 @@ pub use engine::{BuildResult, Engine, PlannedBuild};
 pub use error::{BoxError, Error, Result};
 pub use images::{image_for_build, ImageProvider, Registries};
 pub use inline_cache::{InlineCache, LABEL as INLINE_CACHE_LABEL};
+pub use multi::distribution_index_of;
 pub use output::{compressed_image, distribution_image, push_image};
 pub use plan::{plan, PlanOptions, Planned};
 pub use platform::{check_can_run, parse_platforms, BINFMT_MISC};

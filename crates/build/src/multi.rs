@@ -22,7 +22,7 @@ use std::time::SystemTime;
 use rbk_exec::{commit_image, Compression, Solved, Solver};
 use rbk_graph::{Dag, Definition, NodeId, Op, Platform};
 use rbk_parser::{LowerOptions, Plan};
-use rbk_store::archive::save_index_archive;
+use rbk_store::archive::{save_index_archive, ArchiveFormat};
 use rbk_store::image::{Image, ImagePlatform};
 use rbk_store::output::OutputFile;
 use rbk_store::{Descriptor, Reference, Store};
@@ -317,8 +317,36 @@ fn distribution_index(
     committed: &Committed,
     compression: Compression,
 ) -> Result<Descriptor> {
+    distribution_images(store, &committed.images, compression)
+}
+
+/// [`distribution_images`] of the images of the index `index` in the store
+/// (what `rbk push` of a multi-platform image sends).
+pub fn distribution_index_of(
+    store: &Store,
+    index: &Descriptor,
+    compression: Compression,
+) -> Result<Descriptor> {
+    let Some(list) = store.read_index(index)? else {
+        return Ok(
+            output::distribution_image(store, &store.read_image(index)?, compression)?.descriptor,
+        );
+    };
+    let images = store
+        .index_platforms(&list)
+        .iter()
+        .map(|(d, _)| store.read_image(d))
+        .collect::<rbk_store::Result<Vec<_>>>()?;
+    distribution_images(store, &images, compression)
+}
+
+fn distribution_images(
+    store: &Store,
+    images: &[Image],
+    compression: Compression,
+) -> Result<Descriptor> {
     let mut entries = Vec::new();
-    for image in &committed.images {
+    for image in images {
         let sent = output::distribution_image(store, image, compression)?;
         let platform = ImagePlatform {
             os: image.config.os.clone(),
@@ -349,12 +377,12 @@ fn write_oci(store: &Store, index: &Descriptor, tags: &[Reference], path: &Path)
     let written = (|| -> std::result::Result<(), BoxError> {
         if path.as_os_str() == STDOUT {
             let mut w = output::stdout_writer()?;
-            save_index_archive(store, index, &images, tags, &mut w)?;
+            save_index_archive(store, index, &images, tags, ArchiveFormat::Oci, &mut w)?;
             return Ok(w.flush()?);
         }
         // Written beside the destination and renamed into place.
         let mut w = std::io::BufWriter::new(OutputFile::create(path)?);
-        save_index_archive(store, index, &images, tags, &mut w)?;
+        save_index_archive(store, index, &images, tags, ArchiveFormat::Oci, &mut w)?;
         Ok(w.into_inner().map_err(|e| e.into_error())?.commit()?)
     })();
     written.map_err(|source| Error::Output {

@@ -91,9 +91,13 @@ pub(crate) enum Command {
 /// `rbk pull`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PullArgs {
-    /// The platform to pull from a multi-platform image (`os/arch[/variant]`).
+    /// The platform to pull from a multi-platform image (`os/arch[/variant]`);
+    /// several, comma-separated, keep an index of them.
     #[arg(long)]
     pub(crate) platform: Option<String>,
+    /// Pull every platform of a multi-platform image, kept as an index.
+    #[arg(short = 'a', long, conflicts_with = "platform")]
+    pub(crate) all_platforms: bool,
     /// The image, e.g. `registry:5000/app:1` or `app@sha256:…`.
     pub(crate) image: String,
 }
@@ -152,6 +156,9 @@ pub(crate) struct InspectArgs {
     /// images instead.
     #[arg(long)]
     pub(crate) attestations: bool,
+    /// Of a multi-platform image, inspect this platform's image.
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
     /// Only look for `container`s or `image`s (default: containers, then
     /// images, as docker).
     #[arg(long = "type", value_name = "TYPE")]

@@ -363,3 +363,114 @@ fn oci_output_holds_the_index_with_every_platform() {
     );
     assert_eq!(arm["Architecture"], "arm64");
 }
+
+/// The media type the store's tag `name` points at.
+fn tagged_type(root: &Path, name: &str) -> String {
+    let db = json(&std::fs::read(root.join("db/images.json")).unwrap());
+    db["images"][name]["mediaType"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} not tagged: {db}"))
+        .to_string()
+}
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+#[test]
+fn indexes_are_pushed_pulled_inspected_saved_loaded_and_built_on() {
+    let dir = scratch("platforms-index");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let registry = Registry::start(&dir.join("registry"), None);
+    let name = format!("{}/base:1", registry.host);
+    // `rbk push` of a multi-platform image sends the whole index.
+    ok(&root, &["tag", "rbk-busybox:multi", &name]);
+    ok(&root, &["push", &name]);
+    let transport = format!("docker://{name}");
+    let raw = json(
+        &Tool::skopeo()
+            .ok(&["inspect", "--raw", "--tls-verify=false", &transport])
+            .stdout,
+    );
+    assert_eq!(index_platforms(&raw), ["linux/amd64", "linux/arm64"]);
+
+    // `pull --all-platforms` keeps the index; `images` shows one row;
+    // `inspect` shows the index and, with --platform, one image.
+    let pulled = dir.join("pulled");
+    ok(&pulled, &["pull", "--all-platforms", &name]);
+    assert_eq!(tagged_type(&pulled, &name), INDEX);
+    let rows = support::stdout(&ok(&pulled, &["images", "-q"]));
+    assert_eq!(rows.lines().count(), 1, "{rows}");
+    let shown = json(&ok(&pulled, &["inspect", &name]).stdout);
+    assert_eq!(shown[0]["Descriptor"]["mediaType"], INDEX, "{shown}");
+    let platforms: Vec<&str> = shown[0]["Manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    let arch = |platform: &str| {
+        let args = [
+            "inspect",
+            "--platform",
+            platform,
+            "-f",
+            "{{.Architecture}}",
+            &name,
+        ];
+        support::stdout(&ok(&pulled, &args)).trim().to_string()
+    };
+    assert_eq!(arch("linux/arm64"), "arm64");
+    assert_eq!(arch("linux/amd64"), "amd64");
+    let err = fails(
+        &pulled,
+        &[],
+        &["inspect", "--platform", "linux/s390x", &name],
+    );
+    assert!(err.contains("it has: linux/amd64, linux/arm64"), "{err}");
+
+    // save/load keep every platform.
+    let archive = dir.join("base.tar");
+    ok(&pulled, &["save", "-o", archive.to_str().unwrap(), &name]);
+    let loaded = dir.join("loaded");
+    ok(&loaded, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(tagged_type(&loaded, &name), INDEX);
+    let args = [
+        "inspect",
+        "--platform",
+        "linux/arm64",
+        "-f",
+        "{{.Architecture}}",
+        &name,
+    ];
+    assert_eq!(support::stdout(&ok(&loaded, &args)).trim(), "arm64");
+
+    // A platform the registry's index lacks: the error lists what it has.
+    let err = fails(
+        &dir.join("partial"),
+        &[],
+        &["pull", "--platform", "linux/arm64,linux/s390x", &name],
+    );
+    assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
+
+    // FROM a registry index in a fresh store: each platform's image is
+    // pulled, and the name keeps both as an index.
+    let fresh = dir.join("fresh");
+    let ctx = context(&dir, &format!("FROM {name}\nRUN uname -m > /arch\n"));
+    let out = dir.join("out");
+    let local = format!("type=local,dest={}", out.display());
+    ok(
+        &fresh,
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &local,
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(read(&out.join("linux_amd64/arch")), "x86_64\n");
+    assert_eq!(read(&out.join("linux_arm64/arch")), "aarch64\n");
+    assert_eq!(tagged_type(&fresh, &name), INDEX);
+}

@@ -81,6 +81,7 @@ mod client;
 mod config;
 mod error;
 mod http;
+mod multi;
 mod platform;
 mod progress;
 mod pull;

@@ -54,7 +54,7 @@ impl Platform {
 
     /// Whether an index entry's platform is this one. An entry for `arm64`
     /// without a variant counts as `v8`, as containerd's matcher has it.
-    fn matches(&self, entry: &IndexEntry) -> bool {
+    pub(crate) fn matches(&self, entry: &IndexEntry) -> bool {
         let Some(p) = &entry.platform else {
             return false;
         };
@@ -128,7 +128,7 @@ fn normalise_arch(arch: &str) -> &str {
     }
 }
 
-fn describe(entry: &IndexEntry) -> String {
+pub(crate) fn describe(entry: &IndexEntry) -> String {
     let Some(p) = &entry.platform else {
         return "unknown".into();
     };

@@ -48,14 +48,34 @@ impl Client {
         report: Reporter<'_>,
     ) -> Result<Descriptor> {
         let (desc, bytes, from_index) = self.resolve_image(reference)?;
+        self.store_image(store, reference, desc, &bytes, !from_index, report)
+    }
+
+    /// Stores the image manifest `bytes` (described by `desc`) with its
+    /// config and layers, fetched from `reference`'s repository; with
+    /// `check_platform`, the config must be for the client's platform.
+    pub(crate) fn store_image(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        desc: Descriptor,
+        bytes: &[u8],
+        check_platform: bool,
+        report: Reporter<'_>,
+    ) -> Result<Descriptor> {
         let what = format!("manifest {}", desc.digest);
-        let manifest = match parse_document(&bytes, Some(&desc.media_type), &what) {
+        let manifest = match parse_document(bytes, Some(&desc.media_type), &what) {
             Ok(Document::Manifest(m)) => m,
-            Ok(Document::Index(_)) => unreachable!("resolve_image returns manifests"),
+            Ok(Document::Index(_)) => {
+                return Err(Error::Invalid {
+                    what: format!("{reference}: {what}"),
+                    reason: "an index inside an index is not supported".into(),
+                })
+            }
             Err(e) => return Err(Error::store(format!("{reference}: bad manifest"), e)),
         };
         let config = self.fetch_config(reference, &manifest.config)?;
-        if !from_index {
+        if check_platform {
             self.platform.check_config(&config, &reference.familiar())?;
         }
         store
@@ -181,7 +201,7 @@ impl Client {
 
     /// GETs the document `reference` names (or `pinned`, a descriptor from an
     /// index), checks its size and digest, and returns it with a descriptor.
-    fn fetch_document(
+    pub(crate) fn fetch_document(
         &self,
         reference: &Reference,
         pinned: Option<&Descriptor>,
@@ -411,7 +431,7 @@ pub(crate) fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
-fn is_manifest(media_type: &str) -> bool {
+pub(crate) fn is_manifest(media_type: &str) -> bool {
     media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
 }
 

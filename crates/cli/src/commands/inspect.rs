@@ -50,8 +50,10 @@ pub(crate) fn run(
             }
         }
         let found = match images {
-            true => crate::lookup::find(&store, name)
-                .and_then(|found| Ok(serde_json::to_value(document(&store, &found)?)?)),
+            true => crate::lookup::find(&store, name).and_then(|found| {
+                let doc = platform_document(&store, found, args.platform.as_deref())?;
+                Ok(serde_json::to_value(doc)?)
+            }),
             false => Err(anyhow::anyhow!("No such container: {name}")),
         };
         match found {
@@ -106,6 +108,25 @@ struct Document {
     #[serde(rename = "RootFS")]
     root_fs: Value,
     metadata: Value,
+    /// A multi-platform image's index (as Docker's containerd store shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    descriptor: Option<Value>,
+    /// A multi-platform image's manifests, with their platforms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifests: Option<Vec<Value>>,
+}
+
+/// [`document`] of `platform`'s image when given, with the index a
+/// multi-platform image's name points at (see `platforms.rs`).
+fn platform_document(
+    store: &Store,
+    found: FoundImage,
+    platform: Option<&str>,
+) -> anyhow::Result<Document> {
+    let found = super::platforms::for_platform(store, found, platform)?;
+    let mut doc = document(store, &found)?;
+    super::platforms::describe_index(store, &found, &mut doc.descriptor, &mut doc.manifests)?;
+    Ok(doc)
 }
 
 /// The `docker image inspect` object for one image.
@@ -142,6 +163,8 @@ fn document(store: &Store, found: &FoundImage) -> anyhow::Result<Document> {
         graph_driver: json!({"Data": null, "Name": "overlay"}),
         root_fs: json!({"Type": config.rootfs.kind, "Layers": layers}),
         metadata: json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
+        descriptor: None,
+        manifests: None,
     };
     Ok(doc)
 }

@@ -1,4 +1,4 @@
-//! `rbk pull IMAGE [--platform P]`, and pulling base images for builds.
+//! `rbk pull IMAGE [--platform P[,P...] | --all-platforms]`.
 
 use std::process::ExitCode;
 
@@ -17,12 +17,27 @@ pub(crate) fn run(
         .parse()
         .with_context(|| format!("invalid image name {:?}", args.image))?;
     let store = settings.open_store()?;
-    let client = settings.client(args.platform.as_deref())?;
+    // Several platforms (or all) keep an index; one pulls that one image.
+    let list = match &args.platform {
+        Some(p) if p.contains(',') => Some(
+            p.split(',')
+                .map(|one| rbk_registry::Platform::parse(one.trim()))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        _ => None,
+    };
+    let keep_index = args.all_platforms || list.is_some();
+    let client = match keep_index {
+        true => settings.client(None)?,
+        false => settings.client(args.platform.as_deref())?,
+    };
     report_start(&reference);
     let before = store.resolve(&reference).ok();
-    let manifest = client
-        .pull_reporting(&store, &reference, &report_layer)
-        .with_context(|| format!("pulling {}", reference.familiar()))?;
+    let pulled = match keep_index {
+        true => client.pull_platforms(&store, &reference, list.as_deref(), &report_layer),
+        false => client.pull_reporting(&store, &reference, &report_layer),
+    };
+    let manifest = pulled.with_context(|| format!("pulling {}", reference.familiar()))?;
     store.tag(&reference, manifest.clone())?;
     let id = store.read_image(&manifest)?.id();
     store.add_repo_digest(id, &reference, manifest.digest)?;

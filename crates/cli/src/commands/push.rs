@@ -39,6 +39,10 @@ pub(crate) fn run(settings: &GlobalSettings, args: PushArgs) -> anyhow::Result<E
     let image = store
         .image(&reference)
         .with_context(|| format!("pushing {}", reference.familiar()))?;
+    if super::platforms::multi_platform_index(&store, &reference)?.is_some() {
+        // A multi-platform image goes as its index, every platform with it.
+        return push_index(settings, &store, &reference, args.compression);
+    }
     push_image(settings, &store, &image, &reference, args.compression)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -68,6 +72,38 @@ fn push_image(
     store.add_repo_digest(image.id(), reference, sent.descriptor.digest)?;
     report_done(reference, &sent, &report);
     Ok(())
+}
+
+/// Pushes the index `reference` points at with every image it lists
+/// (see [`rbk_build::distribution_index_of`]).
+fn push_index(
+    settings: &GlobalSettings,
+    store: &Store,
+    reference: &Reference,
+    compression: CompressionArg,
+) -> anyhow::Result<ExitCode> {
+    report_start(reference);
+    let _lease = store.lease()?;
+    let index = rbk_build::distribution_index_of(
+        store,
+        &store.resolve(reference)?,
+        crate::commands::build::compression(compression),
+    )?;
+    let client = settings.client(None)?;
+    let report = client
+        .push_reporting(store, &index, reference, &report_layer)
+        .with_context(|| format!("pushing {}", reference.familiar()))?;
+    let shown = store.read_image(&index)?;
+    store.add_repo_digest(shown.id(), reference, index.digest)?;
+    report_done(
+        reference,
+        &Image {
+            descriptor: index,
+            ..shown
+        },
+        &report,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here

@@ -19,6 +19,13 @@ pub(crate) fn run(
         SaveFormat::Docker => ArchiveFormat::Docker,
         SaveFormat::Oci => ArchiveFormat::Oci,
     };
+    // One multi-platform image keeps its index and every platform.
+    if let [name] = args.images.as_slice() {
+        if let Some(index) = super::platforms::tagged_index(&store, name)? {
+            super::platforms::save_index(&store, &index, format, args.output.as_deref())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     match &args.output {
         Some(path) => save_archive_file(&store, &images, format, path)?,
         None => {

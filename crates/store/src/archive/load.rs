@@ -186,7 +186,7 @@ fn docker_images(store: &Store, contents: &Contents) -> Result<Vec<LoadedImage>>
             .map(|l| contents.file(l))
             .collect::<Result<Vec<_>>>()?;
         let layer_digests: Vec<Digest> = layers.iter().map(|l| l.digest).collect();
-        let existing = oci.iter().find(|img| {
+        let existing = oci.iter().find(|(img, _)| {
             img.id() == config.digest
                 && img
                     .manifest
@@ -196,7 +196,9 @@ fn docker_images(store: &Store, contents: &Contents) -> Result<Vec<LoadedImage>>
                     .eq(layer_digests.iter().copied())
         });
         let descriptor = match existing {
-            Some(img) => Descriptor {
+            // A multi-platform image is tagged as its index (all platforms).
+            Some((_, Some(index))) => index.clone(),
+            Some((img, None)) => Descriptor {
                 annotations: BTreeMap::new(),
                 ..img.descriptor.clone()
             },
@@ -285,8 +287,11 @@ fn check_layers(store: &Store, image: &Image) -> Result<()> {
     Ok(())
 }
 
-/// The images `index.json` names, each read and checked.
-fn oci_manifests(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
+/// The images `index.json` names, each read and checked; for an entry that
+/// is a multi-platform index, the host's image and the index itself when
+/// the archive holds every image it lists (it is then what gets tagged, so
+/// `save`/`load` keep all platforms).
+fn oci_manifests(store: &Store, contents: &Contents) -> Result<Vec<(Image, Option<Descriptor>)>> {
     let bytes = &contents.documents["index.json"];
     let Document::Index(index) =
         image::parse_document(bytes, Some(image::OCI_INDEX), "index.json")?
@@ -299,7 +304,9 @@ fn oci_manifests(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
             continue;
         }
         let mut d = entry.descriptor;
+        let mut whole = None;
         if d.media_type == image::OCI_INDEX || d.media_type == image::DOCKER_LIST {
+            whole = complete_index(store, &d)?;
             // A multi-platform image (or one with attestations, as BuildKit
             // writes it): load the host's platform, named as the index is.
             let annotations = std::mem::take(&mut d.annotations);
@@ -313,9 +320,35 @@ fn oci_manifests(store: &Store, contents: &Contents) -> Result<Vec<Image>> {
         }
         let image = store.read_image(&d)?;
         check_layers(store, &image)?;
-        out.push(image);
+        out.push((image, whole));
     }
     Ok(out)
+}
+
+/// `index` (annotations dropped) when the store now has every image it
+/// lists (attestations aside), each with its layers.
+fn complete_index(store: &Store, index: &Descriptor) -> Result<Option<Descriptor>> {
+    if !store.exists(&index.digest)? {
+        return Ok(None);
+    }
+    let Some(nested) = store.read_index(index)? else {
+        return Ok(None);
+    };
+    for (child, _) in store.index_platforms(&nested) {
+        if !store.exists(&child.digest)? {
+            return Ok(None);
+        }
+        let Ok(image) = store.read_image(&child) else {
+            return Ok(None);
+        };
+        if check_layers(store, &image).is_err() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Descriptor {
+        annotations: BTreeMap::new(),
+        ..index.clone()
+    }))
 }
 
 /// The host platform's image manifest in the nested index `index`.
@@ -352,7 +385,7 @@ fn host_manifest(store: &Store, index: &Descriptor) -> Result<Descriptor> {
 fn oci_images(store: &Store, contents: &Contents) -> Result<Vec<LoadedImage>> {
     let images = oci_manifests(store, contents)?;
     let mut out = Vec::new();
-    for image in images {
+    for (image, whole) in images {
         let mut descriptor = image.descriptor.clone();
         let name = descriptor
             .annotations
@@ -365,6 +398,7 @@ fn oci_images(store: &Store, contents: &Contents) -> Result<Vec<LoadedImage>> {
             })
             .cloned();
         descriptor.annotations.clear();
+        let descriptor = whole.unwrap_or(descriptor);
         out.push(LoadedImage {
             references: name.map(|n| n.parse()).transpose()?.into_iter().collect(),
             id: image.id(),

@@ -100,12 +100,15 @@ pub fn save_archive(
 /// Writes an OCI archive whose `index.json` names one image index (a
 /// multi-platform image): the index, and every manifest, config and layer
 /// of `images` (the images it lists), each blob once. `references` name the
-/// index, as [`save_archive`] names images.
+/// index, as [`save_archive`] names images. [`ArchiveFormat::Docker`] adds
+/// a `manifest.json` naming the host's image (else the first), which is
+/// what `docker load` takes from a multi-platform archive.
 pub fn save_index_archive(
     store: &Store,
     index: &Descriptor,
     images: &[Image],
     references: &[Reference],
+    format: ArchiveFormat,
     out: impl Write,
 ) -> Result<()> {
     let mut tar = tar::Builder::new(out);
@@ -137,6 +140,25 @@ pub fn save_index_archive(
         references: references.to_vec(),
     }]);
     append_file(&mut tar, "index.json", &to_json(&top)?)?;
+    if format == ArchiveFormat::Docker {
+        let host = crate::image::ImagePlatform::host();
+        let shown = images
+            .iter()
+            .find(|i| i.config.architecture == host.architecture)
+            .or(images.first());
+        let saved: Vec<SavedImage> = shown
+            .map(|image| SavedImage {
+                image: image.clone(),
+                references: references.to_vec(),
+            })
+            .into_iter()
+            .collect();
+        append_file(
+            &mut tar,
+            "manifest.json",
+            &to_json(&docker_manifest(&saved))?,
+        )?;
+    }
     append_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut out = tar.into_inner().map_err(write_err)?;
     out.flush().map_err(write_err)

@@ -453,6 +453,38 @@ pub(crate) struct RunArgs {
     /// Give the process a pseudo-terminal.
     #[arg(short, long)]
     pub(crate) tty: bool,
+    /// Bind a host path or a named volume: `HOST:CTR[:ro|rw]`, `NAME:CTR`,
+    /// or `CTR` alone (an anonymous volume).
+    #[arg(short, long = "volume", value_name = "SPEC")]
+    pub(crate) volumes: Vec<String>,
+    /// `type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=N]`.
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub(crate) mounts: Vec<String>,
+    /// Mount the container's root file system read-only.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Add a Linux capability (`NET_ADMIN`, `CAP_SYS_TIME`, `ALL`).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub(crate) cap_add: Vec<String>,
+    /// Drop a Linux capability (`CHOWN`, `ALL`).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub(crate) cap_drop: Vec<String>,
+    /// Every capability, no masked paths, every device (as docker).
+    #[arg(long)]
+    pub(crate) privileged: bool,
+    /// Run an init (the host's tini) as pid 1 that reaps zombies and
+    /// forwards signals.
+    #[arg(long)]
+    pub(crate) init: bool,
+    /// Pull the image: `missing` (default), `always` or `never`.
+    #[arg(long, default_value = "missing", value_name = "POLICY")]
+    pub(crate) pull: String,
+    /// Read environment variables from a file (`KEY=VALUE` lines).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub(crate) env_files: Vec<PathBuf>,
+    /// The platform to pull (`os/arch[/variant]`).
+    #[arg(long)]
+    pub(crate) platform: Option<String>,
     /// The container's name (default: made up).
     #[arg(long)]
     pub(crate) name: Option<String>,

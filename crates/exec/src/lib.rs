@@ -59,8 +59,8 @@ mod users;
 pub use container::{
     container_changes, container_layer, current_owner, exec_in_container, is_alive,
     monitor_container, pause_container, prepare_container, read_log, reap_containers,
-    signal_container, spawn_foreground, Change, ContainerProcess, ExecRequest, Foreground,
-    LogEntry, LogStream, PreparedContainer, UNKNOWN_EXIT,
+    signal_container, spawn_foreground, Change, ExecRequest, Foreground, LogEntry, LogStream,
+    PreparedContainer, CAPABILITIES, UNKNOWN_EXIT,
 };
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};

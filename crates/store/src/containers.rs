@@ -86,6 +86,40 @@ pub struct ContainerRecord {
     /// Why it failed to start, or why its exit code is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `-v`/`--mount`: binds, tmpfs and named volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<ContainerMount>,
+    /// `--read-only`: the root file system is mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `--privileged`: every capability, no masked paths, every device.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--cap-add` (`CAP_`-prefixed names, or `ALL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// `--cap-drop` (`CAP_`-prefixed names, or `ALL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// `--init`: the host's init binary, run as the container's pid 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+}
+
+/// A mount of a container (`-v`, `--mount`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMount {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: String,
+    /// The host path (bind) or the volume's name; empty for tmpfs.
+    pub source: String,
+    /// Where it appears in the container (absolute).
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+    /// A tmpfs's size limit in bytes (0: the kernel's default).
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// A process identified beyond its pid: its start time (clock ticks after
@@ -259,6 +293,28 @@ impl Store {
                 "container name or id {name:?} is ambiguous"
             ))),
         }
+    }
+
+    /// The data directory of named volume `name` (`volumes/<name>/_data`,
+    /// as docker lays it out), created if missing. Names are docker's:
+    /// `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+    pub fn volume_dir(&self, name: &str) -> Result<PathBuf> {
+        let valid = name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !valid {
+            return Err(Error::ContainerConflict(format!(
+                "{name:?} includes invalid characters for a local volume name, only \
+                 \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+            )));
+        }
+        let dir = self.root().join("volumes").join(name).join("_data");
+        std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+        Ok(dir)
     }
 
     /// Removes container `id` (its directory goes to the trash).

@@ -70,7 +70,7 @@ pub use blob::{
     VerifyingReader, MAX_DOCUMENT_SIZE,
 };
 pub use cache::{CacheRecord, Layer};
-pub use containers::{ContainerRecord, ContainerState, Owner};
+pub use containers::{ContainerMount, ContainerRecord, ContainerState, Owner};
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{Error, Result};
 pub use fsblob::layout_blob_path;

@@ -46,20 +46,45 @@ pub(crate) fn image_for_run(
     settings: &GlobalSettings,
     store: &Store,
     name: &str,
+    pull: &str,
+    platform: Option<&str>,
 ) -> anyhow::Result<Image> {
-    if let Ok(found) = store.find_image(name) {
-        return Ok(found.image);
+    let host = crate::settings::host_platform();
+    let platform = match platform {
+        Some(text) => {
+            let (mut list, _) = rbk_build::parse_platforms(text, &host)?;
+            if list.len() != 1 {
+                bail!("--platform takes one platform for run, not {text:?}");
+            }
+            list.remove(0)
+        }
+        None => host,
+    };
+    let always = match pull {
+        "missing" => false,
+        "always" => true,
+        "never" => {
+            return Ok(store
+                .find_image(name)
+                .with_context(|| format!("No such image: {name} (--pull never)"))?
+                .image)
+        }
+        other => bail!("invalid pull policy {other:?}: expected missing, always or never"),
+    };
+    if !always {
+        if let Ok(found) = store.find_image(name) {
+            return Ok(found.image);
+        }
     }
     let reference: Reference = name
         .parse()
         .with_context(|| format!("invalid image name {name:?}"))?;
-    let platform = crate::settings::host_platform();
     Ok(rbk_build::image_for_build(
         store,
         &settings.registries(),
         &reference,
         &platform,
-        false,
+        always,
     )?)
 }
 

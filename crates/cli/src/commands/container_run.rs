@@ -13,12 +13,13 @@ use std::process::{ExitCode, Stdio};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
-use rbk_exec::{ContainerProcess, Runc};
+use rbk_exec::Runc;
 use rbk_graph::NetworkMode;
 use rbk_store::image::format_rfc3339;
 use rbk_store::{ContainerRecord, Store};
 
 use super::container::{image_for_run, layers, new_id, open_containers, runc_for};
+use super::container_opts;
 use crate::args::{MonitorArgs, RunArgs};
 use crate::settings::GlobalSettings;
 
@@ -68,13 +69,7 @@ pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<Ex
             }
         };
     }
-    let code = foreground(
-        &store,
-        &runc_for(settings, &record)?,
-        &record,
-        &args,
-        network,
-    );
+    let code = foreground(&store, &runc_for(settings, &record)?, &record, &args);
     let code = match code {
         Ok(code) => code,
         Err(e) => {
@@ -131,7 +126,13 @@ fn new_record(
     args: &RunArgs,
     network: NetworkMode,
 ) -> anyhow::Result<ContainerRecord> {
-    let image = image_for_run(settings, store, &args.image)?;
+    let image = image_for_run(
+        settings,
+        store,
+        &args.image,
+        &args.pull,
+        args.platform.as_deref(),
+    )?;
     let config = image.config.config.clone().unwrap_or_default();
     let entrypoint = match &args.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -158,7 +159,12 @@ fn new_record(
     if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    for pair in &args.env {
+    let mut pairs = Vec::new();
+    for file in &args.env_files {
+        pairs.extend(container_opts::env_file(file)?);
+    }
+    pairs.extend(args.env.iter().cloned());
+    for pair in &pairs {
         let pair = match pair.split_once('=') {
             Some(_) => pair.clone(),
             None => match std::env::var(pair) {
@@ -171,7 +177,41 @@ fn new_record(
         env.push(pair);
     }
     let id = new_id();
+    let mut mounts = Vec::new();
+    for (n, spec) in args.volumes.iter().enumerate() {
+        mounts.push(container_opts::parse_volume(
+            spec,
+            &format!("{}-{n}", &id[..32]),
+        )?);
+    }
+    for (n, spec) in args.mounts.iter().enumerate() {
+        let anonymous = format!("{}-m{n}", &id[..32]);
+        mounts.push(container_opts::parse_mount(spec, &anonymous)?);
+    }
+    for m in mounts.iter().filter(|m| m.kind == "volume") {
+        store.volume_dir(&m.source)?;
+    }
+    let caps = |names: &[String]| -> anyhow::Result<Vec<String>> {
+        names
+            .iter()
+            .map(|n| container_opts::capability(n))
+            .collect()
+    };
+    let init = match args.init {
+        true => Some(
+            container_opts::init_binary()?
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        false => None,
+    };
     Ok(ContainerRecord {
+        mounts,
+        read_only: args.read_only,
+        privileged: args.privileged,
+        cap_add: caps(&args.cap_add)?,
+        cap_drop: caps(&args.cap_drop)?,
+        init,
         name: args
             .name
             .clone()
@@ -222,25 +262,13 @@ fn foreground(
     runc: &Runc,
     record: &ContainerRecord,
     args: &RunArgs,
-    network: NetworkMode,
 ) -> anyhow::Result<i32> {
     let image = store.find_image(&record.image.to_string())?.image;
     store.modify_container(&record.id, |r| {
         r.monitor = Some(rbk_exec::current_owner());
         r.started = Some(format_rfc3339(SystemTime::now()));
     })?;
-    let process = ContainerProcess {
-        id: &record.id,
-        args: &record.args,
-        env: &record.env,
-        cwd: &record.cwd,
-        user: &record.user,
-        hostname: &record.hostname,
-        network,
-        terminal: args.tty,
-    };
-    let dir = store.container_dir(&record.id);
-    let prepared = rbk_exec::prepare_container(store, runc, &layers(&image), &dir, &process)?;
+    let prepared = rbk_exec::prepare_container(store, runc, &layers(&image), record, args.tty)?;
     let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
     let handle = signals.handle();
     let running = rbk_exec::spawn_foreground(&prepared, args.interactive)?;

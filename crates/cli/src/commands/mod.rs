@@ -6,6 +6,7 @@ mod build_check;
 pub(crate) mod container;
 pub(crate) mod container_inspect;
 pub(crate) mod container_life;
+mod container_opts;
 pub(crate) mod container_run;
 pub(crate) mod debug;
 pub(crate) mod history;

@@ -21,6 +21,7 @@
 
 mod logs;
 mod monitor;
+mod options;
 mod procs;
 mod reap;
 
@@ -28,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use rbk_graph::{NetworkMode, SecurityMode};
-use rbk_store::{overlay_mount, BlobWrite, Descriptor, Layer, Store};
+use rbk_store::{overlay_mount, BlobWrite, ContainerRecord, Descriptor, Layer, Store};
 
 use crate::layer::{LayerOptions, LAYER_TAR};
 use crate::ops::exec::{ensure_init_layer, runtime_errors, Entitlements, RunRequest, Runc};
@@ -37,29 +38,9 @@ use crate::{mount, Error, MountGuard, Result};
 
 pub use logs::{read_log, LogEntry, LogStream};
 pub use monitor::monitor_container;
+pub use options::CAPABILITIES;
 pub use procs::{current_owner, is_alive};
 pub use reap::{reap_containers, UNKNOWN_EXIT};
-
-/// How to run a container's process.
-#[derive(Clone, Debug)]
-pub struct ContainerProcess<'a> {
-    /// The container id (also runc's).
-    pub id: &'a str,
-    /// Entrypoint and command, resolved.
-    pub args: &'a [String],
-    /// `KEY=VALUE` pairs.
-    pub env: &'a [String],
-    /// Working directory.
-    pub cwd: &'a str,
-    /// `user[:group]`, empty for root.
-    pub user: &'a str,
-    /// Hostname.
-    pub hostname: &'a str,
-    /// Network: `none` or the host's.
-    pub network: NetworkMode,
-    /// The process gets a pseudo-terminal (`-t`).
-    pub terminal: bool,
-}
 
 /// A container's root mounted and its runc bundle written; the root is
 /// unmounted and runc's state deleted when this is dropped.
@@ -85,16 +66,20 @@ impl Drop for PreparedContainer {
     }
 }
 
-/// Mounts the container whose directory is `dir` (holding `upper/`,
-/// `work/`, `merged/` and `bundle/`) over the image `layers` and writes
-/// the bundle for `process`.
+/// Mounts container `record`'s root (the image `layers` under its own
+/// upper dir) and writes its bundle: the build's spec (Docker's defaults)
+/// plus the record's mounts, read-only root, capabilities, init and, when
+/// `terminal`, a pseudo-terminal.
 pub fn prepare_container(
     store: &Store,
     runc: &Runc,
     layers: &[Layer],
-    dir: &Path,
-    process: &ContainerProcess<'_>,
+    record: &ContainerRecord,
+    terminal: bool,
 ) -> Result<PreparedContainer> {
+    let dir = store.container_dir(&record.id);
+    let (binds, tmpfs) = options::mounts(store, record)?;
+    let args = options::args(record);
     let mut lowers = lower_dirs(store, layers)?;
     lowers.push(ensure_init_layer(&store.root().join("init-layer"))?);
     let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
@@ -105,47 +90,40 @@ pub fn prepare_container(
     let bundle = dir.join("bundle");
     // A previous run's state (a run that was killed) would make runc refuse
     // the id.
-    let _ = runc.delete(process.id);
+    let _ = runc.delete(&record.id);
     let request = RunRequest {
-        id: process.id,
+        id: &record.id,
         rootfs: &merged,
         bundle: &bundle,
-        args: process.args,
-        env: process.env,
-        cwd: process.cwd,
-        user: process.user,
-        network: process.network,
-        security: SecurityMode::Sandbox,
+        args: &args,
+        env: &record.env,
+        cwd: &record.cwd,
+        user: &record.user,
+        network: match record.network.as_str() {
+            "none" => NetworkMode::None,
+            _ => NetworkMode::Host,
+        },
+        security: if record.privileged {
+            SecurityMode::Insecure
+        } else {
+            SecurityMode::Sandbox
+        },
         entitlements: Entitlements {
             network_host: true,
-            ..Entitlements::default()
+            security_insecure: true,
         },
-        hostname: process.hostname,
-        mounts: &[],
-        tmpfs: &[],
+        hostname: &record.hostname,
+        mounts: &binds,
+        tmpfs: &tmpfs,
     };
     runc.prepare(&request)?;
-    if process.terminal {
-        set_terminal(&bundle.join("config.json"))?;
-    }
+    options::patch_spec(&bundle.join("config.json"), record, terminal)?;
     Ok(PreparedContainer {
-        id: process.id.to_string(),
+        id: record.id.clone(),
         bundle,
         runc: runc.clone(),
         _root: root,
     })
-}
-
-/// Turns on `process.terminal` in a written spec (the build's spec never
-/// has one).
-fn set_terminal(config: &Path) -> Result<()> {
-    let text = std::fs::read(config).map_err(|e| Error::io("reading", config, e))?;
-    let mut spec: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| Error::OciSpec(format!("reading back the OCI spec: {e}")))?;
-    spec["process"]["terminal"] = serde_json::Value::Bool(true);
-    let json = serde_json::to_vec(&spec)
-        .map_err(|e| Error::OciSpec(format!("serializing the OCI spec: {e}")))?;
-    std::fs::write(config, json).map_err(|e| Error::io("writing", config, e))
 }
 
 /// A container run by `runc run` in the foreground, with this process's

@@ -7,12 +7,11 @@ use std::io;
 use std::process::Stdio;
 use std::time::SystemTime;
 
-use rbk_graph::NetworkMode;
 use rbk_store::image::format_rfc3339;
 use rbk_store::{ContainerState, Error as StoreError, Layer, Store};
 
 use super::logs::{LogStream, LogWriter};
-use super::{prepare_container, procs, ContainerProcess};
+use super::{prepare_container, procs};
 use crate::ops::exec::{become_subreaper, runtime_errors, wait_init, Runc};
 use crate::{Error, Result};
 
@@ -88,22 +87,7 @@ type Running = (super::PreparedContainer, io::PipeReader, io::PipeReader);
 /// as running.
 fn start(store: &Store, runc: &Runc, layers: &[Layer], id: &str) -> Result<Running> {
     let record = store.read_container(id)?;
-    let network = match record.network.as_str() {
-        "none" => NetworkMode::None,
-        _ => NetworkMode::Host,
-    };
-    let process = ContainerProcess {
-        id,
-        args: &record.args,
-        env: &record.env,
-        cwd: &record.cwd,
-        user: &record.user,
-        hostname: &record.hostname,
-        network,
-        terminal: false,
-    };
-    let dir = store.container_dir(id);
-    let prepared = prepare_container(store, runc, layers, &dir, &process)?;
+    let prepared = prepare_container(store, runc, layers, &record, false)?;
     let bundle = prepared.bundle().to_path_buf();
     let (log, pid_file) = (bundle.join("runc.log"), bundle.join("init.pid"));
     let _ = std::fs::remove_file(&log);

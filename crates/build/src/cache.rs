@@ -56,6 +56,31 @@ pub trait CacheTransport: Send + Sync {
 
     /// Writes the cache whose manifest (in `store`) is `manifest`.
     fn export(&self, store: &Store, manifest: &Descriptor) -> std::result::Result<(), BoxError>;
+
+    /// Writes a companion artifact (cache-mount contents) under this
+    /// cache's name plus `suffix`.
+    fn export_companion(
+        &self,
+        _store: &Store,
+        _suffix: &str,
+        _manifest: &Descriptor,
+    ) -> std::result::Result<(), BoxError> {
+        Err(format!(
+            "{} cannot carry cache mounts (cache-mounts=true needs type=registry)",
+            self.describe()
+        )
+        .into())
+    }
+
+    /// Brings the companion artifact named with `suffix` (its manifest and
+    /// blobs) into the store; `None` when there is none.
+    fn import_companion(
+        &self,
+        _store: &Store,
+        _suffix: &str,
+    ) -> std::result::Result<Option<Descriptor>, BoxError> {
+        Ok(None)
+    }
 }
 
 /// One `--cache-to`.
@@ -69,6 +94,9 @@ pub struct CacheTo {
     pub compression: Compression,
     /// A failure is a warning, not an error.
     pub ignore_error: bool,
+    /// `cache-mounts=true`: also export the `RUN --mount=type=cache`
+    /// directories (`cache_mounts.rs`).
+    pub cache_mounts: bool,
 }
 
 /// One `--cache-from`.
@@ -191,6 +219,57 @@ impl CacheTransport for RegistryCache {
             .push(store, manifest, &parsed)?;
         Ok(())
     }
+
+    fn export_companion(
+        &self,
+        store: &Store,
+        suffix: &str,
+        manifest: &Descriptor,
+    ) -> std::result::Result<(), BoxError> {
+        let companion = self.companion(suffix)?;
+        self.registries
+            .client(None)?
+            .push(store, manifest, &companion)?;
+        Ok(())
+    }
+
+    fn import_companion(
+        &self,
+        store: &Store,
+        suffix: &str,
+    ) -> std::result::Result<Option<Descriptor>, BoxError> {
+        let companion = self.companion(suffix)?;
+        let client = self.registries.client(None)?;
+        let (descriptor, bytes) = match client.fetch_manifest(&companion) {
+            Ok(found) => found,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let info = store.put_bytes(&bytes)?;
+        if info.digest != descriptor.digest {
+            return Err(format!("{companion}: the manifest does not match its digest").into());
+        }
+        let manifest = parse_cache_manifest_any(&bytes, &companion.to_string())?;
+        client.fetch_blob(store, &companion, &manifest.config)?;
+        for layer in &manifest.layers {
+            client.fetch_blob(store, &companion, layer)?;
+        }
+        Ok(Some(descriptor))
+    }
+}
+
+impl RegistryCache {
+    /// The reference of a companion artifact: the tag with `suffix`.
+    fn companion(&self, suffix: &str) -> anyhow::Result<Reference> {
+        let parsed = self.parsed()?;
+        let tag = format!("{}{suffix}", parsed.tag().unwrap_or("latest"));
+        Ok(parsed.with_tag(&tag)?)
+    }
+}
+
+/// A manifest of any config type (the store's parser takes images only).
+fn parse_cache_manifest_any(bytes: &[u8], what: &str) -> anyhow::Result<Manifest> {
+    serde_json::from_slice(bytes).with_context(|| format!("{what} is not a manifest"))
 }
 
 /// The inline cache config of the image `bytes` (a manifest, or an index
@@ -256,7 +335,23 @@ pub(crate) fn sources(
     let mut warnings = Vec::new();
     for spec in from {
         match spec.transport.import(store) {
-            Ok(cache) => out.push(Arc::new(cache)),
+            Ok(cache) => {
+                out.push(Arc::new(cache));
+                let seeded = spec
+                    .transport
+                    .import_companion(store, crate::cache_mounts::SUFFIX)
+                    .and_then(|m| match m {
+                        Some(m) => crate::cache_mounts::seed(store, &m).map(|_| ()),
+                        None => Ok(()),
+                    });
+                if let Err(e) = seeded {
+                    warnings.push(format!(
+                        "--cache-from {}: cache mounts: {} (building without them)",
+                        spec.transport.describe(),
+                        crate::error::chain(e.as_ref())
+                    ));
+                }
+            }
             Err(e) => warnings.push(format!(
                 "--cache-from {}: {} (building without it)",
                 spec.transport.describe(),
@@ -304,7 +399,14 @@ fn export_one(
 ) -> std::result::Result<(), BoxError> {
     let records = solver.cache_records(dag, spec.mode)?;
     let manifest = export_cache(store, &records, spec.compression)?;
-    spec.transport.export(store, &manifest)
+    spec.transport.export(store, &manifest)?;
+    if spec.cache_mounts {
+        if let Some(m) = crate::cache_mounts::pack(store, dag, spec.compression)? {
+            spec.transport
+                .export_companion(store, crate::cache_mounts::SUFFIX, &m)?;
+        }
+    }
+    Ok(())
 }
 
 /// What a parsed spec names, before it becomes a transport.
@@ -425,6 +527,7 @@ fn parse_to(spec: &str, registries: &Registries) -> anyhow::Result<CacheTo> {
         mode: CacheMode::Min,
         compression: Compression::Gzip,
         ignore_error: false,
+        cache_mounts: false,
     };
     for (k, v) in rest {
         match (k.as_str(), v.as_str()) {
@@ -441,6 +544,11 @@ fn parse_to(spec: &str, registries: &Registries) -> anyhow::Result<CacheTo> {
             // rbk's registry caches are always one OCI image manifest (what
             // BuildKit writes with image-manifest=true), with OCI media types.
             ("image-manifest" | "oci-mediatypes", "true" | "false") => {}
+            ("cache-mounts", v) => {
+                out.cache_mounts = v
+                    .parse()
+                    .with_context(|| format!("invalid --cache-to {spec:?}: cache-mounts={v:?}"))?
+            }
             ("ignore-error", v) => {
                 out.ignore_error = v
                     .parse()

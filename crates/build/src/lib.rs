@@ -24,6 +24,7 @@ mod analyze;
 mod annotate;
 pub mod attest;
 mod cache;
+mod cache_mounts;
 mod checks;
 mod engine;
 mod error;

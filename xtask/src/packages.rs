@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 13] = [
+const PROGRAMS: [(&str, &str); 15] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -33,6 +33,9 @@ const PROGRAMS: [(&str, &str); 13] = [
     ("chromium", "chromium"),
     // The pseudo-terminal that `rbk run -it` is tested under.
     ("tmux", "tmux"),
+    // The remote-source tests: an HTTP server and `git daemon`.
+    ("python3", "python3"),
+    ("git", "git"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

@@ -227,6 +227,7 @@ impl<'a> Engine<'a> {
             secrets: request.secrets.clone(),
             ssh: request.ssh.clone(),
             snapshotter: request.snapshotter,
+            remote: request.remote.clone(),
         };
         let solver = Solver::new(self.store, self.runtime, options)?;
         let solved = Scheduler::new(request.jobs.max(1))

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rbk_exec::{Compression, Entitlements, Secret, SnapshotterChoice};
+use rbk_exec::{Compression, Entitlements, RemoteSettings, Secret, SnapshotterChoice};
 use rbk_graph::Platform;
 use rbk_store::Reference;
 
@@ -80,6 +80,9 @@ pub struct BuildRequest {
     pub annotations: Vec<crate::Annotation>,
     /// `--sbom`, `--provenance`, `--attest`.
     pub attest: crate::attest::AttestOptions,
+    /// How `ADD <url>`/`ADD <git url>` reach the network (proxies,
+    /// timeouts, retries, size limit).
+    pub remote: RemoteSettings,
 }
 
 /// `dest=-`: standard output, as in buildx.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use rbk_build::Dockerfile;
-use rbk_exec::SnapshotterChoice;
+use rbk_exec::{RemoteSettings, SnapshotterChoice};
 use rbk_graph::Platform;
 use rbk_registry::ClientOptions;
 use rbk_store::Store;
@@ -28,6 +28,10 @@ pub(crate) struct GlobalSettings {
     /// `$RBK_SNAPSHOTTER`: `overlay`, `native` (copying) or unset (overlay,
     /// falling back to copying where overlayfs is refused).
     pub(crate) snapshotter: SnapshotterChoice,
+    /// How remote sources are fetched: proxies from `HTTP_PROXY`,
+    /// `HTTPS_PROXY`, `NO_PROXY` (or their lower-case forms), and
+    /// `RBK_HTTP_TIMEOUT`/`RBK_HTTP_RETRIES`/`RBK_HTTP_MAX_SIZE`/`RBK_GIT`.
+    pub(crate) remote: RemoteSettings,
 }
 
 /// Environment variable: how many blobs one pull or push moves at once
@@ -89,6 +93,7 @@ impl GlobalSettings {
                 Ok("" | "auto") | Err(_) => SnapshotterChoice::Auto,
                 Ok(other) => bail!("RBK_SNAPSHOTTER={other:?}: expected overlay, native or auto"),
             },
+            remote: remote_settings(|k| std::env::var(k).ok())?,
         })
     }
 
@@ -114,6 +119,45 @@ impl GlobalSettings {
         options.platform = platform.map(str::to_string);
         Ok(rbk_registry::Client::new(options)?)
     }
+}
+
+/// The remote-source settings from the environment `var` reads.
+pub(crate) fn remote_settings(
+    var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<RemoteSettings> {
+    let get = |upper: &str| {
+        var(upper)
+            .or_else(|| var(&upper.to_ascii_lowercase()))
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &str| -> anyhow::Result<Option<u64>> {
+        get(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .with_context(|| format!("{name}={v:?}: expected a whole number"))
+            })
+            .transpose()
+    };
+    let mut remote = RemoteSettings {
+        http_proxy: get("HTTP_PROXY"),
+        https_proxy: get("HTTPS_PROXY"),
+        no_proxy: get("NO_PROXY"),
+        ..RemoteSettings::default()
+    };
+    if let Some(secs) = number("RBK_HTTP_TIMEOUT")? {
+        remote.idle_timeout = std::time::Duration::from_secs(secs.max(1));
+        remote.connect_timeout = remote.idle_timeout;
+    }
+    if let Some(n) = number("RBK_HTTP_RETRIES")? {
+        remote.retries = n.min(20) as u32;
+    }
+    if let Some(n) = number("RBK_HTTP_MAX_SIZE")? {
+        remote.max_size = n;
+    }
+    if let Some(git) = get("RBK_GIT") {
+        remote.git = PathBuf::from(git);
+    }
+    Ok(remote)
 }
 
 /// What the frontend needs: the Dockerfile and the build options.

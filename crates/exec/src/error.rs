@@ -46,8 +46,8 @@ pub enum Error {
     /// that cannot be.
     #[error("{0}")]
     Invalid(String),
-    /// The build asks for something this version of rbk does not do (a git
-    /// or HTTP source, a mount type it does not know).
+    /// The build asks for something this version of rbk does not do (a
+    /// mount type it does not know).
     #[error("{0}")]
     Unsupported(String),
     /// A vertex does not fit its op (an exec without a root filesystem, a
@@ -153,6 +153,15 @@ pub enum Error {
         /// The offending path.
         path: PathBuf,
         /// Why.
+        reason: String,
+    },
+    /// A remote source (`ADD <url>`, `ADD <git url>`) could not be fetched
+    /// or is not what the build pinned.
+    #[error("{url}: {reason}")]
+    Remote {
+        /// The URL, userinfo redacted.
+        url: String,
+        /// What went wrong.
         reason: String,
     },
     /// A shared build cache (`--cache-from`, `--cache-to`) is unusable: a

@@ -462,7 +462,8 @@ fn sources_fail_with_typed_errors() {
         ),
         (
             SourceOp::Git {
-                remote: "https://example.com/r.git".into(),
+                // Nothing listens on port 1: git fails at once.
+                remote: "git://127.0.0.1:1/r.git".into(),
                 reference: String::new(),
                 subdir: String::new(),
                 keep_git_dir: false,
@@ -489,7 +490,7 @@ fn sources_fail_with_typed_errors() {
                 assert!(matches!(err, Error::ImageNotFound { .. }), "{err}");
                 assert!(err.to_string().contains("rbk load"), "{err}");
             }
-            "git" => assert!(err.is_unsupported(), "{err}"),
+            "git" => assert!(matches!(err, Error::Remote { .. }), "{err}"),
             _ => assert!(matches!(err, Error::MissingLocal { .. }), "{err}"),
         }
         assert_eq!(err.is_not_found(), what != "git");

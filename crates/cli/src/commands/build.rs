@@ -91,6 +91,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             args.supply.sbom.as_deref(),
             args.supply.provenance.as_deref(),
         )?,
+        remote: settings.remote.clone(),
     };
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());

@@ -154,6 +154,7 @@ pub(crate) mod docker;
 pub(crate) mod flatten;
 pub(crate) mod platforms;
 pub(crate) mod registry;
+pub(crate) mod remote;
 pub(crate) mod tools;
 
 /// Steps that ran (not cached) in a plain progress log, by label. Each

@@ -1,8 +1,9 @@
-//! Source ops: scratch, images from the store, local directories.
+//! Source ops: scratch, images from the store, local directories, and
+//! remote sources (see `crate::remote`).
 
 use std::sync::Arc;
 
-use rbk_graph::{Platform, SourceOp};
+use rbk_graph::{ExecContext, Platform, SourceOp};
 use rbk_store::image::ImagePlatform;
 use rbk_store::{Layer, Reference, Store};
 
@@ -24,18 +25,32 @@ impl Solver<'_> {
         }
     }
 
-    pub(crate) fn execute_source(&self, source: &SourceOp) -> Result<Solved> {
+    pub(crate) fn execute_source(
+        &self,
+        source: &SourceOp,
+        ctx: Option<&ExecContext<'_>>,
+    ) -> Result<Solved> {
         match source {
             SourceOp::Scratch | SourceOp::Image { .. } => self
                 .resolve_source(source)?
                 .ok_or_else(|| Error::MalformedOp("unresolvable source".into())),
             SourceOp::Local { name, .. } => self.scan_local(name),
-            SourceOp::Git { remote, .. } => Err(Error::Unsupported(format!(
-                "git sources ({remote}) are not supported by this version of rbk"
-            ))),
-            SourceOp::Http { url, .. } => Err(Error::Unsupported(format!(
-                "remote URL sources ({url}) are not supported by this version of rbk"
-            ))),
+            SourceOp::Git {
+                remote,
+                reference,
+                subdir,
+                keep_git_dir,
+            } => self.solve_git(&crate::remote::GitSource {
+                remote,
+                reference,
+                subdir,
+                keep_git_dir: *keep_git_dir,
+            }),
+            SourceOp::Http {
+                url,
+                checksum,
+                filename,
+            } => self.solve_http(url, checksum.as_deref(), filename, ctx),
         }
     }
 

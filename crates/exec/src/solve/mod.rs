@@ -74,6 +74,8 @@ pub struct SolveOptions {
     /// How filesystems are made visible to steps (overlay, copy, or overlay
     /// falling back to copy; see `snapshot`).
     pub snapshotter: SnapshotterChoice,
+    /// How `ADD <url>` and `ADD <git url>` reach the network.
+    pub remote: crate::RemoteSettings,
 }
 
 /// Solves vertices against a store, running RUN steps with a runtime.
@@ -83,6 +85,7 @@ pub struct Solver<'a> {
     pub(crate) options: SolveOptions,
     pub(crate) snapshotter: Box<dyn Snapshotter>,
     pub(crate) init_layer: PathBuf,
+    pub(crate) http: std::sync::OnceLock<crate::HttpClient>,
     tracker: remote::CacheTracker,
 }
 
@@ -145,6 +148,7 @@ impl<'a> Solver<'a> {
             snapshotter: options.snapshotter.build(),
             options,
             init_layer,
+            http: Default::default(),
             tracker: Default::default(),
         })
     }
@@ -185,7 +189,7 @@ impl Execute for Solver<'_> {
         ctx: &ExecContext<'_>,
     ) -> Result<Solved> {
         let solved = match vertex.op() {
-            Op::Source(source) => return self.execute_source(source),
+            Op::Source(source) => return self.execute_source(source, Some(ctx)),
             Op::Merge(_) => return Ok(ops::merge::merge(inputs)),
             Op::Exec(op) => self.run_exec(op, inputs, ctx),
             Op::File(op) => self.run_file(op, inputs),

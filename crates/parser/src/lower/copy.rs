@@ -134,7 +134,9 @@ impl Lowerer<'_> {
                 (_, p) => {
                     let p = p.as_deref().unwrap_or_default();
                     created_by.push_str(&format!(" {p}"));
-                    self.path_source(st, cmd.span, add, p, from, w.checksum.as_deref(), c)?
+                    let into_dir = dest.ends_with('/');
+                    let checksum = w.checksum.as_deref();
+                    self.path_source(st, cmd.span, add, p, from, checksum, c, into_dir)?
                 }
             };
             srcs.push(src);
@@ -165,6 +167,7 @@ impl Lowerer<'_> {
         from: Option<NodeId>,
         checksum: Option<&str>,
         c: &CopyCommand,
+        into_dir: bool,
     ) -> Result<Src, Error> {
         let remote = add && from.is_none() && is_remote(p);
         if checksum.is_some() && (!remote || is_git(p)) {
@@ -174,7 +177,7 @@ impl Lowerer<'_> {
             ));
         }
         if remote {
-            return Ok(self.remote_source(st, span, p, checksum, c));
+            return Ok(self.remote_source(st, span, p, checksum, c, into_dir));
         }
         let node = match from {
             Some(n) => n,
@@ -189,6 +192,9 @@ impl Lowerer<'_> {
     }
 
     /// `ADD <git url>` or `ADD <http url>`: a source vertex of its own.
+    /// A URL whose path names no file, added into a directory, leaves the
+    /// name to the download (`Content-Disposition`): the op's `filename`
+    /// is empty and the copy takes the source's root contents.
     fn remote_source(
         &mut self,
         st: &StageState,
@@ -196,6 +202,7 @@ impl Lowerer<'_> {
         p: &str,
         checksum: Option<&str>,
         c: &CopyCommand,
+        into_dir: bool,
     ) -> Src {
         if is_git(p) {
             let (remote_url, fragment) = p.split_once('#').unwrap_or((p, ""));
@@ -214,11 +221,16 @@ impl Lowerer<'_> {
             };
         }
         let url_path = p.split(['?', '#']).next().unwrap_or(p);
-        let name = url_path
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("__unnamed__");
+        let named = url_path
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .and_then(|(_, path)| path.rsplit('/').next())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..");
+        let name = match (named, into_dir) {
+            (Some(n), _) => n,
+            (None, true) => "",
+            (None, false) => "__unnamed__",
+        };
         let op = SourceOp::Http {
             url: p.into(),
             checksum: checksum.map(str::to_string),

@@ -83,6 +83,9 @@ pub(crate) enum Command {
     Wait(ContainersArg),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Manage containers (`rbk container prune`).
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// The per-container monitor of a detached container (internal).
     #[command(hide = true, name = "container-monitor")]
     ContainerMonitor(MonitorArgs),
@@ -568,6 +571,11 @@ pub(crate) struct CommitArgs {
     /// Apply a Dockerfile instruction to the image config (as `import -c`).
     #[arg(short, long = "change", value_name = "INSTRUCTION")]
     pub(crate) changes: Vec<String>,
+    /// Freeze a running container while its layer is packed
+    /// (`--pause=false` packs it running).
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub(crate) pause: bool,
     /// The container's name or id.
     pub(crate) container: String,
     /// The new image's name, `REPO[:TAG]` (default: untagged).
@@ -715,4 +723,15 @@ pub(crate) struct MonitorArgs {
     pub(crate) runtime: Option<PathBuf>,
     /// The container id.
     pub(crate) id: String,
+}
+
+/// `rbk container …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContainerCommand {
+    /// Remove every stopped container.
+    Prune {
+        /// Do not ask (rbk never asks; accepted for docker's scripts).
+        #[arg(short, long)]
+        force: bool,
+    },
 }

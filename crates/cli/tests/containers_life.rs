@@ -14,6 +14,17 @@ mod support;
 use support::{context, ok, rbk, stderr, stdout};
 
 fn scratch(name: &str) -> PathBuf {
+    // Containers a failed earlier run left running would keep their mounts
+    // (and the directory): remove them first.
+    let old = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("build-containers-life-{name}"))
+        .join("root");
+    if old.join("containers").exists() {
+        let ids = stdout(&rbk(&old, &["ps", "-a", "-q", "--no-trunc"]));
+        for id in ids.lines() {
+            rbk(&old, &["rm", "-f", id]);
+        }
+    }
     support::scratch(&format!("containers-life-{name}"))
 }
 
@@ -490,4 +501,64 @@ fn interactive_stdin_and_signals_reach_the_process() {
     assert_eq!(inspect(&root, "sig", "{{.State.ExitCode}}"), "9");
     let missing = rbk(&root, &["run", "--rm", "base:1", "nosuchcommand"]);
     assert_eq!(missing.status.code(), Some(127), "{}", stderr(&missing));
+}
+
+/// `runc state`'s status of container `id` in the store at `root`.
+fn runc_status(root: &Path, id: &str) -> String {
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(root.join("runc"))
+        .args(["state", id])
+        .output()
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    state["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn running_commit_container_prune_and_disk_usage() {
+    let dir = scratch("commit-running");
+    let root = base(&dir);
+    let script = "i=0; while true; do echo $i > /count; i=$((i+1)); sleep 0.2; done";
+    let id = stdout(&ok(
+        &root,
+        &["run", "-d", "--name", "live", "base:1", "sh", "-c", script],
+    ));
+    let id = id.trim();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rbk(&root, &["diff", "live"]).stdout.is_empty() {
+        assert!(Instant::now() < deadline, "the loop never wrote");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Paused while packed (by default), running again afterwards.
+    let image = stdout(&ok(&root, &["commit", "live"]));
+    assert_eq!(runc_status(&root, id), "running");
+    let count = stdout(&ok(&root, &["run", "--rm", image.trim(), "cat", "/count"]));
+    assert!(count.trim().parse::<u32>().is_ok(), "{count}");
+    ok(&root, &["commit", "--pause=false", "live", "snap:2"]);
+    assert_eq!(runc_status(&root, id), "running");
+    // An untagged image a container uses survives prune; docker's df rows.
+    ok(&root, &["run", "--name", "user", image.trim(), "true"]);
+    ok(&root, &["prune", "-f"]);
+    ok(&root, &["inspect", "--type", "image", image.trim()]);
+    let df = stdout(&ok(
+        &root,
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}}",
+        ],
+    ));
+    assert!(df.contains("Containers 2 1\n"), "{df}");
+    assert!(df.contains("Images 4 2\n"), "{df}");
+    // container prune removes the stopped one only.
+    let pruned = stdout(&ok(&root, &["container", "prune", "-f"]));
+    assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
+    assert_eq!(pruned.lines().count(), 4, "{pruned}");
+    assert_eq!(
+        stdout(&ok(&root, &["ps", "-a", "--format", "{{.Names}}"])),
+        "live\n"
+    );
+    ok(&root, &["rm", "-f", "live"]);
 }

@@ -295,6 +295,11 @@ impl Store {
         }
     }
 
+    /// The bytes container `id`'s own layer (its upper dir) takes on disk.
+    pub fn container_size(&self, id: &str) -> u64 {
+        crate::gc::disk_usage(&self.container_dir(id).join("upper"))
+    }
+
     /// The data directory of named volume `name` (`volumes/<name>/_data`,
     /// as docker lays it out), created if missing. Names are docker's:
     /// `[A-Za-z0-9][A-Za-z0-9_.-]*`.

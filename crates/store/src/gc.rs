@@ -28,7 +28,7 @@
 //! Lock order: `db/gc.lock` before `db/lock` (the index lock), never the
 //! reverse.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -185,8 +185,14 @@ impl Store {
     pub fn prune(&self, all: bool) -> Result<GcReport> {
         let _gc = self.gc_lock()?;
         let mut images = Vec::new();
+        // An image a container was made from stays, as docker keeps it.
+        let in_use: BTreeSet<Digest> = self.containers()?.into_iter().map(|c| c.image).collect();
         self.update_images(|db| {
-            images = std::mem::take(&mut db.untagged).into_keys().collect();
+            let (keep, drop): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut db.untagged)
+                .into_iter()
+                .partition(|(id, _)| in_use.contains(id));
+            db.untagged = keep;
+            images = drop.into_keys().collect();
             Ok(())
         })?;
         let image_blobs = self.live_set()?.image_blobs;

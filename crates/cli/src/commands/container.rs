@@ -13,7 +13,7 @@ use rbk_exec::{Change, Runc};
 use rbk_store::image::{format_rfc3339, parse_rfc3339, History, Image};
 use rbk_store::{ContainerRecord, ContainerState, Digest, Layer, Reference, Store};
 
-use crate::args::{CommitArgs, ContainerArg, PsArgs, RmArgs};
+use crate::args::{CommitArgs, ContainerArg, ContainerCommand, PsArgs, RmArgs};
 use crate::settings::GlobalSettings;
 
 /// The store, with every container whose owner was killed repaired first
@@ -329,7 +329,24 @@ pub(crate) fn commit(settings: &GlobalSettings, args: CommitArgs) -> anyhow::Res
         .transpose()
         .context("invalid image name")?;
     let upper = store.container_dir(&c.id).join("upper");
-    let layer = rbk_exec::container_layer(&store, &upper)?;
+    // A running container is frozen while its upper dir is read, so the
+    // layer is one moment of it (docker's --pause, on by default).
+    let paused = match (
+        c.state() == ContainerState::Running && args.pause,
+        runc_for(settings, &c),
+    ) {
+        (true, Ok(runc)) => {
+            rbk_exec::pause_container(&runc, &c.id, true)?;
+            Some(runc)
+        }
+        (true, Err(e)) => return Err(e),
+        (false, _) => None,
+    };
+    let layer = rbk_exec::container_layer(&store, &upper);
+    if let Some(runc) = paused {
+        rbk_exec::pause_container(&runc, &c.id, false)?;
+    }
+    let layer = layer?;
     let now = format_rfc3339(SystemTime::now());
     let mut config = image.config.clone();
     let mut runtime = config.config.clone().unwrap_or_default();
@@ -360,5 +377,37 @@ pub(crate) fn commit(settings: &GlobalSettings, args: CommitArgs) -> anyhow::Res
         None => store.keep_untagged(id, manifest)?,
     }
     println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbk container prune`: removes every container that is not running.
+#[allow(clippy::print_stdout)] // the CLI reports here
+pub(crate) fn container(
+    settings: &GlobalSettings,
+    command: ContainerCommand,
+) -> anyhow::Result<ExitCode> {
+    let ContainerCommand::Prune { force: _ } = command;
+    let store = open_containers(settings)?;
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for c in store.containers()? {
+        if c.state() == ContainerState::Running || c.monitor.is_some() {
+            continue; // running, or being started right now
+        }
+        reclaimed += store.container_size(&c.id);
+        store.remove_container(&c.id)?;
+        removed.push(c.id);
+    }
+    if !removed.is_empty() {
+        println!("Deleted Containers:");
+        for id in &removed {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::humanize::size(reclaimed)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,11 @@
 //!
 //! `df` prints Docker's table (TYPE TOTAL ACTIVE SIZE RECLAIMABLE) with
 //! uncompressed layer sizes (see `rbk_store::Store::usage`), a layer shared
-//! by several images counted once. rbk has no containers or volumes (those
-//! rows are zero); ACTIVE counts images used by a container, so it is 0,
-//! and as in Docker every image not used by a container is reclaimable.
+//! by several images counted once. Containers count their own layers
+//! (upper dirs); ACTIVE is the running ones, and for images those a
+//! container (of any state) was made from; as in Docker an image no
+//! container uses, and a container that is not running, is reclaimable.
+//! Volumes are not counted yet (the row is zero).
 //! The Build Cache row counts the cache records; its size is the sum of the
 //! sizes of the records that are not shared (with an image or an earlier
 //! record), the same sum `-v` prints as "Build cache usage" over its rows.
@@ -41,14 +43,15 @@ pub(crate) fn run(
     settings: &crate::settings::GlobalSettings,
     command: SystemCommand,
 ) -> anyhow::Result<ExitCode> {
-    let store = settings.open_store()?;
+    let store = super::container::open_containers(settings)?;
     match command {
         SystemCommand::Df { verbose, format } => {
             let format = format.as_deref().map(Format::parse).transpose()?;
             let usage = store.usage()?;
+            let usage = &Counted::new(&store, usage)?;
             let mut out = std::io::stdout().lock();
             if let Some(format) = format.filter(|f| !matches!(f, Format::DefaultTable)) {
-                let rows: Vec<Value> = df_rows(&usage)
+                let rows: Vec<Value> = df_rows(usage)
                     .into_iter()
                     .map(|r| {
                         json!({"Type": r[0], "TotalCount": r[1], "Active": r[2],
@@ -57,9 +60,9 @@ pub(crate) fn run(
                     .collect();
                 format.write(&mut out, &rows, DF_HEADERS)?;
             } else if verbose {
-                df_verbose(&mut out, &usage)?;
+                df_verbose(&mut out, usage)?;
             } else {
-                df(&mut out, &usage)?;
+                df(&mut out, usage)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -76,18 +79,48 @@ const DF_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// Docker's four rows: TYPE TOTAL ACTIVE SIZE RECLAIMABLE.
-fn df_rows(usage: &Usage) -> Vec<Vec<String>> {
+fn df_rows(counted: &Counted) -> Vec<Vec<String>> {
+    let usage = &counted.usage;
     let images = usage.images.len().to_string();
     let image_size = humanize::size4(usage.images_size);
-    // No container uses an image: all of it is reclaimable.
-    let image_reclaim = match usage.images_size {
+    let active: Vec<&rbk_store::ImageUsage> = usage
+        .images
+        .iter()
+        .filter(|i| counted.image_ids.contains(&i.id))
+        .collect();
+    let active_size: u64 = active.iter().map(|i| i.size).sum();
+    let reclaim = |total: u64, free: u64| match total {
         0 => "0B".to_string(),
-        _ => format!("{image_size} (100%)"),
+        _ => format!("{} ({}%)", humanize::size4(free), free * 100 / total),
     };
+    let image_reclaim = reclaim(
+        usage.images_size,
+        usage.images_size.saturating_sub(active_size),
+    );
     let cache_size = humanize::size4(usage.cache_size);
+    let (containers, running) = (counted.containers.len(), counted.running);
+    let container_size: u64 = counted.containers.iter().map(|c| c.1).sum();
+    let stopped_size: u64 = counted
+        .containers
+        .iter()
+        .filter(|c| !c.0)
+        .map(|c| c.1)
+        .sum();
     vec![
-        row(&["Images", &images, "0", &image_size, &image_reclaim]),
-        row(&["Containers", "0", "0", "0B", "0B"]),
+        row(&[
+            "Images",
+            &images,
+            &active.len().to_string(),
+            &image_size,
+            &image_reclaim,
+        ]),
+        row(&[
+            "Containers",
+            &containers.to_string(),
+            &running.to_string(),
+            &humanize::size4(container_size),
+            &reclaim(container_size, stopped_size),
+        ]),
         row(&["Local Volumes", "0", "0", "0B", "0B"]),
         row(&[
             "Build Cache",
@@ -99,7 +132,36 @@ fn df_rows(usage: &Usage) -> Vec<Vec<String>> {
     ]
 }
 
-fn df(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
+/// The store's usage plus what its containers use.
+struct Counted {
+    usage: Usage,
+    /// Ids of images some container was made from.
+    image_ids: std::collections::BTreeSet<rbk_store::Digest>,
+    /// Each container: running, and its own layer's size.
+    containers: Vec<(bool, u64)>,
+    running: usize,
+}
+
+impl Counted {
+    fn new(store: &rbk_store::Store, usage: Usage) -> anyhow::Result<Counted> {
+        let records = store.containers()?;
+        let containers: Vec<(bool, u64)> = records
+            .iter()
+            .map(|c| {
+                let running = c.state() == rbk_store::ContainerState::Running;
+                (running, store.container_size(&c.id))
+            })
+            .collect();
+        Ok(Counted {
+            usage,
+            image_ids: records.iter().map(|c| c.image).collect(),
+            running: containers.iter().filter(|c| c.0).count(),
+            containers,
+        })
+    }
+}
+
+fn df(out: &mut impl Write, usage: &Counted) -> std::io::Result<()> {
     let mut table = vec![row(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"])];
     table.extend(df_rows(usage));
     write_table(out, &table)
@@ -109,7 +171,8 @@ fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
-fn df_verbose(out: &mut impl Write, usage: &Usage) -> std::io::Result<()> {
+fn df_verbose(out: &mut impl Write, counted: &Counted) -> std::io::Result<()> {
+    let usage = &counted.usage;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

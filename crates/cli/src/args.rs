@@ -83,6 +83,8 @@ pub(crate) enum Command {
     Wait(ContainersArg),
     /// Run a command in a running container.
     Exec(ExecArgs),
+    /// Write a container's file system as a tar archive.
+    Export(ExportArgs),
     /// Manage containers (`rbk container prune`).
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -734,4 +736,14 @@ pub(crate) enum ContainerCommand {
         #[arg(short, long)]
         force: bool,
     },
+}
+
+/// `rbk export`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// The container's name or id.
+    pub(crate) container: String,
 }

@@ -148,3 +148,56 @@ fn exit_codes_names_and_entrypoints_follow_docker() {
     let missing = rbk(&root, &["run", "--rm", "127.0.0.1:1/nosuch:1"]);
     assert!(!missing.status.success());
 }
+
+#[test]
+fn export_flattens_the_container_file_system() {
+    let dir = scratch("export");
+    let root = base(&dir);
+    ok(
+        &root,
+        &[
+            "run",
+            "--name",
+            "c",
+            "base:1",
+            "sh",
+            "-c",
+            "echo hi > /hello && rm /etc/motd",
+        ],
+    );
+    let file = dir.join("c.tar");
+    ok(&root, &["export", "-o", file.to_str().unwrap(), "c"]);
+    let bytes = std::fs::read(&file).unwrap();
+    // stdout gets the same bytes (the packer is deterministic).
+    assert_eq!(ok(&root, &["export", "c"]).stdout, bytes);
+    let mut names = Vec::new();
+    let mut hello = String::new();
+    for entry in tar::Archive::new(&bytes[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name == "hello" {
+            std::io::Read::read_to_string(&mut entry, &mut hello).unwrap();
+        }
+        names.push(name);
+    }
+    assert_eq!(hello, "hi\n");
+    for present in ["bin/busybox", "etc/passwd", "etc/hosts", "proc/", "dev/"] {
+        assert!(
+            names.iter().any(|n| n == present),
+            "{present} missing: {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("motd") || n.contains(".wh.")),
+        "{names:?}"
+    );
+    let missing = rbk(&root, &["export", "-o", file.to_str().unwrap(), "nosuch"]);
+    assert!(stderr(&missing).contains("No such container: nosuch"));
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        bytes,
+        "a failed export kept the old file"
+    );
+}

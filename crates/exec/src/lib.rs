@@ -58,8 +58,8 @@ pub mod testing;
 mod users;
 
 pub use container::{
-    container_changes, container_layer, current_owner, exec_in_container, is_alive,
-    monitor_container, pause_container, prepare_container, read_log, reap_containers,
+    container_changes, container_layer, current_owner, exec_in_container, export_container,
+    is_alive, monitor_container, pause_container, prepare_container, read_log, reap_containers,
     signal_container, spawn_foreground, Change, ExecRequest, Foreground, LogEntry, LogStream,
     PreparedContainer, CAPABILITIES, UNKNOWN_EXIT,
 };

@@ -13,7 +13,7 @@ use rbk_exec::{Change, Runc};
 use rbk_store::image::{format_rfc3339, parse_rfc3339, History, Image};
 use rbk_store::{ContainerRecord, ContainerState, Digest, Layer, Reference, Store};
 
-use crate::args::{CommitArgs, ContainerArg, ContainerCommand, PsArgs, RmArgs};
+use crate::args::{CommitArgs, ContainerArg, ContainerCommand, ExportArgs, PsArgs, RmArgs};
 use crate::settings::GlobalSettings;
 
 /// The store, with every container whose owner was killed repaired first
@@ -409,5 +409,42 @@ pub(crate) fn container(
         "Total reclaimed space: {}",
         crate::humanize::size(reclaimed)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbk export [-o FILE] CONTAINER`: its flattened file system as a tar,
+/// to stdout (refused on a terminal, as docker does) or written atomically
+/// to FILE.
+pub(crate) fn export(settings: &GlobalSettings, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let store = open_containers(settings)?;
+    let c = store.find_container(&args.container)?;
+    let image = store
+        .find_image(&c.image.to_string())
+        .with_context(|| format!("the image of container {} is gone", c.name))?
+        .image;
+    let upper = store.container_dir(&c.id).join("upper");
+    match &args.output {
+        Some(path) => {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let dir = dir.unwrap_or(std::path::Path::new("."));
+            let mut file = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating a file next to {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file.as_file_mut());
+            rbk_exec::export_container(&store, &layers(&image), &upper, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            drop(out);
+            file.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            rbk_exec::export_container(&store, &layers(&image), &upper, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -297,6 +297,33 @@ pub fn container_layer(store: &Store, upper: &Path) -> Result<Option<Layer>> {
     }))
 }
 
+/// Writes container `upper`'s whole file system (the image `layers`, the
+/// init layer's mountpoints and its own changes, flattened) to `out` as a
+/// tar (`rbk export`). The layers are mounted read-only, with the upper dir
+/// as the top lower layer, so a running or starting container is not
+/// touched; the mount lives under the store's `tmp/`, where a killed
+/// export's is cleaned up.
+pub fn export_container(
+    store: &Store,
+    layers: &[Layer],
+    upper: &Path,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let mut lowers = lower_dirs(store, layers)?;
+    lowers.push(ensure_init_layer(&store.root().join("init-layer"))?);
+    lowers.push(upper.to_path_buf());
+    let tmp = store.root().join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+    let target = tempfile::Builder::new()
+        .prefix("export-")
+        .tempdir_in(&tmp)
+        .map_err(|e| Error::io("creating a directory in", &tmp, e))?;
+    let guard = mount(&overlay_mount(&lowers, None), target.path())?;
+    let written = crate::write_layer_tar(guard.target(), out, &LayerOptions::default());
+    drop(guard);
+    written
+}
+
 /// A change `rbk diff` lists, as Docker prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {

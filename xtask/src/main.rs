@@ -121,9 +121,12 @@ fn demo(root: &Path) -> anyhow::Result<()> {
     ];
     run(root, rbk, &build)?;
     run(root, rbk, &["--root", store, "images"])?;
-    say("Run the result: the image's CMD, `hello`, in its own filesystem:");
-    let out = out.to_str().context("non-UTF-8 path")?;
-    run(root, "chroot", &[out, "/usr/local/bin/hello"])?;
+    say("Run the result in a container: the image's CMD, `hello`:");
+    run(
+        root,
+        rbk,
+        &["--root", store, "run", "--rm", "rbk-example:runtime"],
+    )?;
     say("Build again: every step comes from the cache.");
     run(root, rbk, &build)?;
     Ok(())

@@ -146,6 +146,7 @@ impl<'a> Engine<'a> {
                     build_platform: request.host_platform.clone(),
                     target_platform: request.platform.clone(),
                     no_cache: request.no_cache,
+                    named_contexts: crate::named::for_lowering(&request.build_contexts),
                     ..LowerOptions::default()
                 },
                 no_cache_stages: &request.no_cache_filter,
@@ -220,7 +221,9 @@ impl<'a> Engine<'a> {
                     filter,
                 },
             )]
-            .into(),
+            .into_iter()
+            .chain(crate::named::local_dirs(&request.build_contexts)?)
+            .collect(),
             entitlements: request.entitlements,
             source_date_epoch: epoch,
             cache_sources,
@@ -372,7 +375,7 @@ fn base_image(store: &Store, name: &str, platform: &rbk_graph::Platform) -> Resu
 }
 
 /// `.dockerignore` as the executor's path filter.
-struct IgnoreFilter(Dockerignore);
+pub(crate) struct IgnoreFilter(pub(crate) Dockerignore);
 
 impl PathFilter for IgnoreFilter {
     fn is_excluded(&self, path: &str) -> bool {

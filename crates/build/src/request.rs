@@ -83,6 +83,8 @@ pub struct BuildRequest {
     /// How `ADD <url>`/`ADD <git url>` reach the network (proxies,
     /// timeouts, retries, size limit).
     pub remote: RemoteSettings,
+    /// `--build-context`s by (lower-case) name.
+    pub build_contexts: BTreeMap<String, crate::BuildContext>,
 }
 
 /// `dest=-`: standard output, as in buildx.

@@ -388,6 +388,11 @@ pub(crate) struct BuildArgs {
     /// `id=ID,env=VAR` (may be repeated).
     #[arg(long = "secret", value_name = "SPEC")]
     pub(crate) secrets: Vec<String>,
+    /// An extra named context: `NAME=DIR`, `NAME=docker-image://REF` or
+    /// `NAME=<git url>` (may be repeated); `FROM NAME`, `COPY --from=NAME`
+    /// and `RUN --mount=from=NAME` use it before any stage or image.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub(crate) build_contexts: Vec<String>,
     /// An SSH agent for `RUN --mount=type=ssh`: `default` (`$SSH_AUTH_SOCK`)
     /// or `ID=SOCKET` (may be repeated).
     #[arg(long = "ssh", value_name = "SPEC")]

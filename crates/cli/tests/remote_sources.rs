@@ -469,3 +469,109 @@ fn add_git_bad_inputs_fail_clearly() {
     let out = export(&root, &ctx, &dir, &["--secret", secret.as_str()]);
     assert_eq!(fs::read_to_string(out.join("src/README")).unwrap(), "v1\n");
 }
+
+#[test]
+fn build_contexts_replace_stages_images_and_from_names() {
+    let dir = scratch("named");
+    let root = store(&dir);
+    let served = dir.join("served");
+    fs::create_dir_all(&served).unwrap();
+    make_repos(&served);
+    let daemon = GitDaemon::start(&served);
+    let extra = dir.join("extra");
+    fs::create_dir_all(&extra).unwrap();
+    fs::write(extra.join("data.txt"), "extra data\n").unwrap();
+    fs::write(extra.join("secret.txt"), "not for the build\n").unwrap();
+    fs::write(extra.join(".dockerignore"), "secret.txt\n").unwrap();
+    let tools = dir.join("tools");
+    fs::create_dir_all(&tools).unwrap();
+    fs::write(tools.join("tool"), "from the context\n").unwrap();
+    let unused = dir.join("unused");
+    fs::create_dir_all(&unused).unwrap();
+    let ctx = context(&dir, &[]);
+    write_dockerfile(
+        &ctx,
+        "FROM rbk-busybox AS tools\nRUN echo from the stage > /tool\n\
+         FROM base\n\
+         COPY --from=extra /data.txt /data.txt\n\
+         RUN --mount=from=extra,target=/m ls /m > /listing\n\
+         COPY --from=extra / /extra/\n\
+         COPY --from=tools /tool /tool\n\
+         COPY --from=repo /README /repo-readme\n\
+         COPY --from=docker-image://rbk-busybox /etc/group /direct-group\n",
+    );
+    let contexts = [
+        format!("extra={}", extra.display()),
+        format!("tools={}", tools.display()),
+        "base=docker-image://rbk-busybox".to_string(),
+        format!("repo={}#v1", daemon.url("repo.git")),
+        format!("unused={}", unused.display()),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for c in &contexts {
+        args.extend(["--build-context", c.as_str()]);
+    }
+    let outdir = dir.join("out");
+    let spec = format!("type=local,dest={}", outdir.display());
+    args.extend(["--output", spec.as_str()]);
+    let result = build(&root, &ctx, &args);
+    let log = stderr(&result);
+    assert!(result.status.success(), "{log}");
+    assert!(
+        log.contains("build context \"unused\" (--build-context) is not used by any stage"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("\"extra\" (--build-context) is not used"),
+        "{log}"
+    );
+    assert_eq!(
+        fs::read_to_string(outdir.join("data.txt")).unwrap(),
+        "extra data\n"
+    );
+    let listing = fs::read_to_string(outdir.join("listing")).unwrap();
+    assert!(listing.contains("data.txt"), "{listing}");
+    // COPY sees the context through its own .dockerignore. (A bind mount
+    // shows the directory whole, as it does for the main context.)
+    assert!(outdir.join("extra/data.txt").is_file());
+    assert!(
+        !outdir.join("extra/secret.txt").exists(),
+        "its .dockerignore was ignored"
+    );
+    // The named context overrides the stage of the same name.
+    assert_eq!(
+        fs::read_to_string(outdir.join("tool")).unwrap(),
+        "from the context\n"
+    );
+    assert_eq!(
+        fs::read_to_string(outdir.join("repo-readme")).unwrap(),
+        "v1\n"
+    );
+    assert!(fs::read_to_string(outdir.join("direct-group"))
+        .unwrap()
+        .contains("app:x:1000"));
+
+    // Bad values and uses fail naming the context.
+    let bad = build(&root, &ctx, &["--build-context", "x=oci-layout:///nowhere"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("invalid --build-context \"x=oci-layout:///nowhere\""),
+        "{}",
+        stderr(&bad)
+    );
+    let missing = format!("x={}", dir.join("nope").display());
+    let bad = build(&root, &ctx, &["--build-context", missing.as_str()]);
+    assert!(
+        stderr(&bad).contains("is not a directory"),
+        "{}",
+        stderr(&bad)
+    );
+    let local_base = format!("base={}", tools.display());
+    let bad = build(&root, &ctx, &["--build-context", local_base.as_str()]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("build context \"base\" is a directory"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -38,7 +38,7 @@ pub use dockerignore::Dockerignore;
 pub use error::{render_snippet, Error, Location};
 pub use expand::{Env, ExpandError, Lexer};
 pub use lower::{
-    lower, lower_dockerfile, lower_node, BaseRef, ImageResolver, LowerOptions, Plan, ResolveError,
-    StagePlan,
+    lower, lower_dockerfile, lower_node, normalize_image_reference, BaseRef, ImageResolver,
+    LowerOptions, NamedContext, Plan, ResolveError, StagePlan,
 };
 pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

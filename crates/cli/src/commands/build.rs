@@ -92,6 +92,11 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             args.supply.provenance.as_deref(),
         )?,
         remote: settings.remote.clone(),
+        build_contexts: args
+            .build_contexts
+            .iter()
+            .map(|s| rbk_build::BuildContext::parse(s))
+            .collect::<Result<_, _>>()?,
     };
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());

@@ -23,6 +23,7 @@ mod args;
 mod config;
 mod copy;
 mod dump;
+mod named;
 mod reference;
 mod run;
 mod stages;
@@ -37,6 +38,7 @@ use crate::error::Error;
 use crate::instructions::{parse_dockerfile, Dockerfile};
 use crate::syntax::{Ast, Node};
 
+pub use named::NamedContext;
 pub use reference::{format_platform_string, normalize_image_reference};
 
 /// Gives the config of a base image. Implemented by the CLI over the store
@@ -71,6 +73,8 @@ pub struct LowerOptions<'a> {
     pub no_cache: bool,
     /// `.dockerignore` patterns, put on the context source vertex.
     pub context_excludes: Vec<String>,
+    /// `--build-context` names (lower-case) and what they are.
+    pub named_contexts: BTreeMap<String, NamedContext>,
 }
 
 impl Default for LowerOptions<'_> {
@@ -89,6 +93,7 @@ impl Default for LowerOptions<'_> {
             image_resolver: None,
             no_cache: false,
             context_excludes: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -234,6 +239,8 @@ fn lower_checked(
     }
     lw.warnings
         .extend(args::unconsumed_warning(opts, &df.meta_args, &df.stages));
+    let unused = lw.unused_named_warnings();
+    lw.warnings.extend(unused);
     Ok(Plan {
         definition: lw.def,
         stages: done

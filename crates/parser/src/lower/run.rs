@@ -195,7 +195,9 @@ impl Lowerer<'_> {
         table: &StageTable,
         done: &[Option<StagePlan>],
     ) -> Result<NodeId, Error> {
-        match resolve_from(&table.names, from).map_err(|m| stage_error(self.file(), cmd.span, m))? {
+        let found = resolve_from(self, &table.names, from);
+        match found.map_err(|m| stage_error(self.file(), cmd.span, m))? {
+            FromRef::Named(name) => Ok(self.named_node(&name, &st.platform)),
             FromRef::Stage(i) => match &done[i] {
                 Some(plan) => Ok(plan.output),
                 None => Err(stage_error(

@@ -5,7 +5,7 @@ use rbk_graph::Platform;
 
 use super::reference::{normalize_reference, parse_platform};
 use super::state::Lowerer;
-use super::BaseRef;
+use super::{BaseRef, NamedContext};
 use crate::error::{Error, Location};
 use crate::instructions::{parse_mount, Command, Dockerfile, Instruction, Stage};
 use crate::syntax::Span;
@@ -34,6 +34,8 @@ pub(crate) struct StageInfo {
 pub(crate) enum FromRef {
     Stage(usize),
     Image(String),
+    /// A `--build-context` name.
+    Named(String),
 }
 
 impl StageTable {
@@ -54,7 +56,21 @@ pub(crate) fn stage_error(file: &str, span: Span, message: String) -> Error {
 }
 
 /// Resolves `--from` (already expanded): an index, a stage name, or an image.
-pub(crate) fn resolve_from(names: &[Option<String>], from: &str) -> Result<FromRef, String> {
+pub(crate) fn resolve_from(
+    lw: &Lowerer<'_>,
+    names: &[Option<String>],
+    from: &str,
+) -> Result<FromRef, String> {
+    let lower = from.to_ascii_lowercase();
+    if lw.named_context(&lower).is_some() {
+        return Ok(FromRef::Named(lower));
+    }
+    // `COPY --from=docker-image://REF` needs no stage, as in BuildKit.
+    if let Some(image) = from.strip_prefix("docker-image://") {
+        return normalize_reference(image)
+            .map(FromRef::Image)
+            .map_err(|e| format!("invalid from flag value {from}: {e}"));
+    }
     if let Ok(index) = from.parse::<i64>() {
         return match usize::try_from(index) {
             Ok(i) if i < names.len() => Ok(FromRef::Stage(i)),
@@ -127,8 +143,20 @@ fn stage_info(
         let msg = format!("base name ({}) should not be blank", stage.base_name);
         return Err(stage_error(file, stage.span, msg));
     }
-    let base =
-        resolve_base(&names[..i], &base_name).map_err(|m| stage_error(file, stage.span, m))?;
+    let base = match lw.named_context(&base_name.to_ascii_lowercase()) {
+        Some(NamedContext::Image(r)) => BaseRef::Image(r.clone()),
+        Some(_) => {
+            let msg = format!(
+                "build context {base_name:?} is a directory or a git repository: \
+                 use it with COPY --from or RUN --mount=from, or give FROM a \
+                 docker-image:// context"
+            );
+            return Err(stage_error(file, stage.span, msg));
+        }
+        None => {
+            resolve_base(&names[..i], &base_name).map_err(|m| stage_error(file, stage.span, m))?
+        }
+    };
     let platform = match (&stage.platform, &base) {
         (Some(p), _) => {
             let p = lw.expand_in(p, &lw.global, stage.span)?;
@@ -184,9 +212,9 @@ fn command_deps(
             _ => vec![],
         };
         for from in froms {
-            match resolve_from(names, &from).map_err(|m| stage_error(file, cmd.span, m))? {
+            match resolve_from(lw, names, &from).map_err(|m| stage_error(file, cmd.span, m))? {
                 FromRef::Stage(i) => deps.push((i, cmd.span)),
-                FromRef::Image(_) => {}
+                FromRef::Image(_) | FromRef::Named(_) => {}
             }
         }
     }

@@ -48,6 +48,8 @@ pub(crate) struct Lowerer<'a> {
     unset_names: std::cell::RefCell<Vec<String>>,
     context: Option<NodeId>,
     images: BTreeMap<(String, Platform), NodeId>,
+    /// Named contexts something resolved to.
+    pub(crate) used_named: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 /// One stage being lowered (BuildKit's `dispatchState`).
@@ -154,6 +156,7 @@ impl<'a> Lowerer<'a> {
             unset_names: Default::default(),
             context: None,
             images: BTreeMap::new(),
+            used_named: Default::default(),
         }
     }
 

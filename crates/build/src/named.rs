@@ -53,7 +53,7 @@ impl BuildContext {
         if value.starts_with("oci-layout://") {
             return Err(bad("oci-layout:// contexts are not supported yet".into()));
         }
-        if is_git(value) {
+        if is_git_url(value) {
             let (remote, fragment) = value.split_once('#').unwrap_or((value, ""));
             let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
             return Ok((
@@ -140,7 +140,9 @@ pub(crate) fn local_dirs(
     Ok(dirs)
 }
 
-fn is_git(p: &str) -> bool {
+/// Whether `p` is a git URL as BuildKit recognises one (`git@…`,
+/// `git://…`, `ssh://…`, or http(s) ending in `.git` before a fragment).
+pub fn is_git_url(p: &str) -> bool {
     p.starts_with("git@")
         || p.starts_with("git://")
         || p.starts_with("ssh://")

@@ -575,3 +575,170 @@ fn build_contexts_replace_stages_images_and_from_names() {
         stderr(&bad)
     );
 }
+
+/// A gzip tar of `entries` (name, data); names are written raw, so they
+/// may climb out (`../x`). `links` are symlinks (name, target).
+fn tarball(entries: &[(&str, &str)], links: &[(&str, &str)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let raw_name = |h: &mut tar::Header, name: &str| {
+        let bytes = &mut h.as_old_mut().name;
+        bytes.fill(0);
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+    };
+    for (name, target) in links {
+        let mut h = support::header(tar::EntryType::Symlink, 0o777, 0);
+        raw_name(&mut h, name);
+        h.set_link_name(target).unwrap();
+        h.set_cksum();
+        b.append(&h, std::io::empty()).unwrap();
+    }
+    for (name, data) in entries {
+        let mut h = support::header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        raw_name(&mut h, name);
+        h.set_cksum();
+        b.append(&h, data.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn remote_build_contexts_from_tarballs_and_git() {
+    let dir = scratch("remote-ctx");
+    let root = store(&dir);
+    let server = HttpServer::start(&dir.join("http"));
+    fs::write(
+        server.dir.join("ctx.tar.gz"),
+        tarball(
+            &[
+                ("sub/Dockerfile", "FROM rbk-busybox\nCOPY a.txt /a.txt\n"),
+                ("a.txt", "from the tarball\n"),
+            ],
+            &[],
+        ),
+    )
+    .unwrap();
+    // -f names a path inside the remote context.
+    let outdir = dir.join("out");
+    let spec = format!("type=local,dest={}", outdir.display());
+    let url = server.url("/f/ctx.tar.gz");
+    let out = support::rbk(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "-f",
+            "sub/Dockerfile",
+            "--output",
+            &spec,
+            &url,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(outdir.join("a.txt")).unwrap(),
+        "from the tarball\n"
+    );
+
+    // A git context with the Dockerfile from stdin (-f -).
+    let served = dir.join("served");
+    fs::create_dir_all(&served).unwrap();
+    make_repos(&served);
+    let daemon = GitDaemon::start(&served);
+    let git_url = format!("{}#v1:app", daemon.url("repo.git"));
+    let outdir = dir.join("out-git");
+    let spec = format!("type=local,dest={}", outdir.display());
+    let mut child = support::command(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "-f",
+            "-",
+            "--output",
+            &spec,
+            &git_url,
+        ],
+    )
+    .stdin(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM rbk-busybox\nCOPY run.sh /run.sh\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read_to_string(outdir.join("run.sh"))
+        .unwrap()
+        .contains("echo app"));
+
+    // Hostile archives: `../` entries and a symlink out, then a file
+    // through it. Nothing lands outside the context.
+    fs::write(
+        server.dir.join("escape.tar.gz"),
+        tarball(
+            &[
+                ("Dockerfile", "FROM rbk-busybox\n"),
+                ("../escaped.txt", "out\n"),
+            ],
+            &[],
+        ),
+    )
+    .unwrap();
+    let link_target = dir.join("outside");
+    fs::create_dir_all(&link_target).unwrap();
+    let target = link_target.display().to_string();
+    fs::write(
+        server.dir.join("link.tar.gz"),
+        tarball(
+            &[
+                ("Dockerfile", "FROM rbk-busybox\n"),
+                ("out/pwned.txt", "out\n"),
+            ],
+            &[("out", target.as_str())],
+        ),
+    )
+    .unwrap();
+    // The store's extractor confines both: the build may go on, but every
+    // byte stays inside the context.
+    for name in ["escape.tar.gz", "link.tar.gz"] {
+        let url = server.url(&format!("/f/{name}"));
+        let out = support::rbk(&root, &["build", "--progress=plain", &url]);
+        let text = stderr(&out);
+        assert!(
+            out.status.success() || text.contains("reading the build context"),
+            "{name}: {text}"
+        );
+    }
+    assert!(!link_target.join("pwned.txt").exists());
+    assert_eq!(fs::read_dir(&link_target).unwrap().count(), 0);
+    for path in walk_paths(&root) {
+        if path.file_name().is_some_and(|n| n == "escaped.txt") {
+            let parent = path.parent().unwrap().file_name().unwrap();
+            assert_eq!(parent, "context", "escaped the context: {}", path.display());
+        }
+    }
+    assert!(!dir.join("escaped.txt").exists());
+}
+
+fn walk_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            paths.push(e.path());
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(e.path());
+            }
+        }
+    }
+    paths
+}

@@ -79,7 +79,7 @@ pub use ops::exec::{Secret, MAX_SECRET_SIZE};
 pub use ops::file::{apply_file_actions, apply_file_actions_with, CopySource, FileOpOptions};
 pub use pathglob::{has_wildcard, match_component, match_path, BadPattern};
 pub use recover::recover_store;
-pub use remote::{HttpClient, RemoteSettings};
+pub use remote::{checkout_git_url, fetch_url, HttpClient, RemoteSettings};
 pub use remote_cache::{
     export_cache, BlobFetcher, CacheMode, CacheSource, ImportedCache, CACHE_CONFIG,
 };

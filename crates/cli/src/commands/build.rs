@@ -29,6 +29,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         }
         false => None,
     };
+    // `rbk build <git url>|<https url>`: the context fetched into the store.
+    let _remote_context = super::remote_context::open(&store, settings, &mut args)?;
     let frontend = FrontendSettings::resolve(args.frontend)?;
     report_warnings(&frontend.platform_warnings);
     let mut outputs = args

@@ -20,6 +20,7 @@ mod platforms;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;
+mod remote_context;
 pub(crate) mod rmi;
 pub(crate) mod save;
 mod secrets;

@@ -41,7 +41,7 @@ pub(crate) fn read(store: &Store, file: Option<&Path>) -> anyhow::Result<StdinCo
     from_reader(store, std::io::stdin().lock(), file)
 }
 
-fn from_reader(
+pub(crate) fn from_reader(
     store: &Store,
     input: impl Read,
     file: Option<&Path>,
@@ -97,7 +97,7 @@ fn from_reader(
 }
 
 /// `-f` as a relative path that stays inside the archive.
-fn inside(file: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn inside(file: &Path) -> anyhow::Result<PathBuf> {
     let mut out = PathBuf::new();
     for c in file.components() {
         match c {

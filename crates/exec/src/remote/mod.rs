@@ -26,6 +26,63 @@ use std::time::Duration;
 
 pub use http::HttpClient;
 
+use std::collections::BTreeMap;
+
+use rbk_store::{Store, WorkDir};
+
+use crate::{Result, Secret};
+
+/// Downloads `url` through the store's download cache (revalidated as
+/// `ADD <url>` does) and opens the body: a remote build context.
+pub fn fetch_url(store: &Store, settings: &RemoteSettings, url: &str) -> Result<std::fs::File> {
+    let client = HttpClient::new(settings)?;
+    let cache = store.root().join("remote/http");
+    let download = http::fetch_http(&client, &cache, url, None, &mut |_, _| {})?;
+    std::fs::File::open(&download.data).map_err(|e| crate::Error::io("opening", &download.data, e))
+}
+
+/// Checks out `url` (`<git url>[#ref[:subdir]]`) as `ADD <git url>` does,
+/// into a work dir of the store: a remote build context. Returns the work
+/// dir (the checkout goes to the trash when it is dropped) and the tree.
+pub fn checkout_git_url(
+    store: &Store,
+    settings: &RemoteSettings,
+    secrets: &BTreeMap<String, Secret>,
+    ssh_agent: Option<PathBuf>,
+    url: &str,
+) -> Result<(WorkDir, PathBuf)> {
+    let (remote, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+    let work = store.work_dir()?;
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).map_err(|e| crate::Error::io("creating directory", &home, e))?;
+    let env = git::GitEnv {
+        settings,
+        secrets: secrets
+            .iter()
+            .filter(|(id, _)| id.starts_with("GIT_AUTH_"))
+            .map(|(id, s)| (id.clone(), s.bytes().to_vec()))
+            .collect(),
+        ssh_agent,
+        home,
+    };
+    let source = GitSource {
+        remote,
+        reference,
+        subdir,
+        keep_git_dir: false,
+    };
+    let tree = work.path().join("tree");
+    git::checkout(
+        &env,
+        &store.root().join("remote/git"),
+        &source,
+        work.path(),
+        &tree,
+    )?;
+    Ok((work, tree))
+}
+
 /// How remote sources are fetched (resolved once by the caller).
 #[derive(Clone, Debug)]
 pub struct RemoteSettings {

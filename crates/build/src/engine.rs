@@ -92,6 +92,7 @@ impl<'a> Engine<'a> {
             return Err(Error::Checks {
                 message: message.clone(),
                 findings: planned.checks.buildkit(),
+                notes: planned.checks.notes.clone(),
             });
         }
         self.prepare(planned, request, targets)

@@ -36,6 +36,8 @@ pub enum Error {
         message: String,
         /// What was found.
         findings: Vec<rbk_parser::checks::Finding>,
+        /// Problems with the check configuration (unknown rule names).
+        notes: Vec<String>,
     },
     /// The request asks for something rbk cannot do or that is malformed.
     #[error("{0}")]

@@ -92,7 +92,7 @@ fn builds_warn_and_error_true_fails_before_any_step() {
     }
 
     let failing = format!(
-        "# check=error=true;skip=MaintainerDeprecated\n{}",
+        "# check=error=true;skip=MaintainerDeprecated,NoSuchRule\n{}",
         DOCKERFILE.replace("ran-the-step", "step-two")
     );
     let ctx = context(&dir, &[("Dockerfile", &failing)]);
@@ -104,6 +104,12 @@ fn builds_warn_and_error_true_fails_before_any_step() {
         "{err}"
     );
     assert!(!err.contains("MaintainerDeprecated"), "{err}");
+    assert!(
+        err.contains(
+            "WARNING: the # check= directive names \"NoSuchRule\", which is no build check"
+        ),
+        "{err}"
+    );
     assert!(
         err.contains("ERROR: lint violation found for rules: JSONArgsRecommended, StageNameCasing"),
         "{err}"

@@ -73,7 +73,12 @@ pub(crate) fn plan(engine: &Engine<'_>, request: BuildRequest) -> anyhow::Result
             print_warnings(&planned.planned.checks.buildkit());
             Ok(planned)
         }
-        Err(rbk_build::Error::Checks { message, findings }) => {
+        Err(rbk_build::Error::Checks {
+            message,
+            findings,
+            notes,
+        }) => {
+            print_notes(&notes);
             print_warnings(&findings);
             Err(anyhow::anyhow!(message))
         }

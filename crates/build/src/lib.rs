@@ -49,7 +49,7 @@ pub use error::{BoxError, Error, Result};
 pub use images::{image_for_build, ImageProvider, Registries};
 pub use inline_cache::{InlineCache, LABEL as INLINE_CACHE_LABEL};
 pub use multi::distribution_index_of;
-pub use named::{is_git_url, BuildContext};
+pub use named::{is_git_url, load_oci_layouts, BuildContext};
 pub use output::{compressed_image, distribution_image, push_image};
 pub use plan::{plan, PlanOptions, Planned};
 pub use platform::{check_can_run, parse_platforms, BINFMT_MISC};

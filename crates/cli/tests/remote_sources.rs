@@ -555,7 +555,7 @@ fn build_contexts_replace_stages_images_and_from_names() {
     let bad = build(&root, &ctx, &["--build-context", "x=oci-layout:///nowhere"]);
     assert!(!bad.status.success());
     assert!(
-        stderr(&bad).contains("invalid --build-context \"x=oci-layout:///nowhere\""),
+        stderr(&bad).contains("build context \"x\": oci-layout /nowhere: reading index.json"),
         "{}",
         stderr(&bad)
     );
@@ -741,4 +741,48 @@ fn walk_paths(dir: &Path) -> Vec<PathBuf> {
         }
     }
     paths
+}
+
+#[test]
+fn oci_layout_build_contexts() {
+    let dir = scratch("oci-layout");
+    let root = store(&dir);
+    // An OCI layout of the base image: rbk save --format oci, unpacked.
+    let archive = dir.join("base.tar");
+    support::ok(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            archive.to_str().unwrap(),
+            "rbk-busybox",
+        ],
+    );
+    let layout = dir.join("layout");
+    fs::create_dir_all(&layout).unwrap();
+    tar::Archive::new(fs::File::open(&archive).unwrap())
+        .unpack(&layout)
+        .unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ctx = context(&dir, &[]);
+    write_dockerfile(&ctx, "FROM base\nRUN echo built > /built\n");
+    let by_digest = format!("base=oci-layout://{}@{digest}", layout.display());
+    let out = export(&root, &ctx, &dir, &["--build-context", by_digest.as_str()]);
+    assert_eq!(fs::read_to_string(out.join("built")).unwrap(), "built\n");
+    assert!(out.join("bin/busybox").is_file());
+
+    // A broken index fails naming the layout, before any step.
+    fs::write(layout.join("index.json"), "{\"manifests\": [").unwrap();
+    let bad = build(&root, &ctx, &["--build-context", by_digest.as_str()]);
+    assert!(!bad.status.success());
+    let text = stderr(&bad);
+    assert!(text.contains("index.json is not valid JSON"), "{text}");
+    assert!(text.contains(&layout.display().to_string()), "{text}");
 }

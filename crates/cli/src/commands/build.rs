@@ -100,6 +100,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             .map(|s| rbk_build::BuildContext::parse(s))
             .collect::<Result<_, _>>()?,
     };
+    let mut request = request;
+    rbk_build::load_oci_layouts(&store, &mut request.build_contexts)?;
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());
     let runtime = Runc::new(runtime_binary, store.root().join("runc"))?;

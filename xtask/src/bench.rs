@@ -4,6 +4,7 @@
 
 mod build;
 mod frontend;
+mod platforms;
 mod real;
 mod registry;
 mod store;
@@ -47,7 +48,7 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry|real]` runs one
+    // `cargo xtask bench [frontend|build|store|registry|platforms|real]` runs one
     // group; no argument runs all but `real` (minutes of apt, pip and npm
     // downloads), which runs only when named.
     let only = std::env::args().nth(2).unwrap_or_default();
@@ -64,6 +65,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if wanted("registry") {
         figures.extend(registry::figures(root)?);
+    }
+    if wanted("platforms") {
+        figures.extend(platforms::figures(root)?);
     }
     if only == "real" {
         figures.extend(real::figures(root)?);

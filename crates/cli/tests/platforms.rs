@@ -474,3 +474,98 @@ fn indexes_are_pushed_pulled_inspected_saved_loaded_and_built_on() {
     assert_eq!(read(&out.join("linux_arm64/arch")), "aarch64\n");
     assert_eq!(tagged_type(&fresh, &name), INDEX);
 }
+
+#[test]
+fn a_cache_export_carries_every_platform() {
+    let dir = scratch("platforms-cache");
+    let first = dir.join("first");
+    multi_base(&first, &dir);
+    let ctx = context(
+        &dir,
+        "FROM --platform=$BUILDPLATFORM rbk-busybox:multi AS build\n\
+         RUN echo compiling-shared-part > /shared\n\
+         ARG TARGETARCH\n\
+         RUN echo compiling-for-$TARGETARCH && echo $TARGETARCH > /app\n\
+         FROM rbk-busybox:multi\n\
+         COPY --from=build /app /app\n\
+         RUN cat /app > /copied\n",
+    );
+    let cache = dir.join("cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    let two = "linux/amd64,linux/arm64";
+    let c = ctx.to_str().unwrap();
+    ok(&first, &["build", "--platform", two, "--cache-to", &to, c]);
+
+    // Another store with the same base (saved and loaded, every platform).
+    let archive = dir.join("base.tar");
+    ok(
+        &first,
+        &["save", "-o", archive.to_str().unwrap(), "rbk-busybox:multi"],
+    );
+    let second = dir.join("second");
+    ok(&second, &["load", "-i", archive.to_str().unwrap()]);
+    let from = format!("type=local,src={}", cache.display());
+    let tar = dir.join("fs.tar");
+    let out = format!("type=tar,dest={}", tar.display());
+    let build = ok(
+        &second,
+        &[
+            "build",
+            "--progress=plain",
+            "--platform",
+            two,
+            "--cache-from",
+            &from,
+            "-o",
+            &out,
+            c,
+        ],
+    );
+    let log = stderr(&build);
+    let steps = ran(&log);
+    assert!(
+        steps.iter().all(|s| !s.contains("RUN")),
+        "a RUN ran despite the cache: {steps:#?}\n{log}"
+    );
+    // type=tar: one tarball, a directory per platform.
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let mut copied = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name.ends_with("copied") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            copied.insert(name.trim_start_matches("./").to_string(), text);
+        }
+    }
+    let want: std::collections::BTreeMap<String, String> = [
+        ("linux_amd64/copied".to_string(), "amd64\n".to_string()),
+        ("linux_arm64/copied".to_string(), "arm64\n".to_string()),
+    ]
+    .into();
+    assert_eq!(copied, want);
+}
+
+#[test]
+fn a_step_failing_on_one_platform_names_it() {
+    let dir = scratch("platforms-fail");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let ctx = context(
+        &dir,
+        "FROM rbk-busybox:multi\nRUN test \"$(uname -m)\" = x86_64\n",
+    );
+    let err = fails(
+        &root,
+        &[],
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("linux/arm64: "), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+}

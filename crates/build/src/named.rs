@@ -7,8 +7,8 @@
 //! any base image), `oci-layout://DIR[:TAG|@DIGEST]` (loaded into the
 //! store untagged, see [`load_oci_layouts`]), a git URL
 //! (`https://…/r.git#ref:dir`, `git@…`, `git://…`, `ssh://…`), or a local
-//! directory. https tarball contexts are refused by name (not implemented
-//! yet).
+//! directory, or an http(s) URL of a context archive (fetched and unpacked
+//! by the caller, as `rbk build <url>` is).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +36,9 @@ pub enum BuildContext {
         /// The manifest digest to pick, if given.
         digest: Option<String>,
     },
+    /// An http(s) URL of a context archive; the caller fetches and unpacks
+    /// it and replaces it with [`BuildContext::Local`] before the build.
+    Url(String),
     /// A git repository.
     Git {
         /// The remote URL.
@@ -93,7 +96,7 @@ impl BuildContext {
             ));
         }
         if value.starts_with("http://") || value.starts_with("https://") {
-            return Err(bad("tarball URL contexts are not supported yet".into()));
+            return Ok((name, BuildContext::Url(value.to_string())));
         }
         let dir = PathBuf::from(value);
         if !dir.is_dir() {
@@ -105,7 +108,7 @@ impl BuildContext {
     /// What the lowering sees.
     pub(crate) fn for_lowering(&self) -> NamedContext {
         match self {
-            BuildContext::Local(_) => NamedContext::Local,
+            BuildContext::Local(_) | BuildContext::Url(_) => NamedContext::Local,
             BuildContext::Image(r) => NamedContext::Image(r.clone()),
             // Replaced by an image id before lowering (load_oci_layouts).
             BuildContext::OciLayout { dir, .. } => NamedContext::Image(dir.display().to_string()),

@@ -716,6 +716,19 @@ fn remote_build_contexts_from_tarballs_and_git() {
         );
     }
     assert!(!link_target.join("pwned.txt").exists());
+
+    // The same archive as a named context.
+    let ctx = context(&dir, &[]);
+    write_dockerfile(
+        &ctx,
+        "FROM rbk-busybox\nCOPY --from=arch /a.txt /from-archive\n",
+    );
+    let named = format!("arch={url}");
+    let out = export(&root, &ctx, &dir, &["--build-context", named.as_str()]);
+    assert_eq!(
+        fs::read_to_string(out.join("from-archive")).unwrap(),
+        "from the tarball\n"
+    );
     assert_eq!(fs::read_dir(&link_target).unwrap().count(), 0);
     for path in walk_paths(&root) {
         if path.file_name().is_some_and(|n| n == "escaped.txt") {

@@ -102,6 +102,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     };
     let mut request = request;
     rbk_build::load_oci_layouts(&store, &mut request.build_contexts)?;
+    let _named_archives =
+        super::remote_context::open_named(&store, settings, &mut request.build_contexts)?;
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());
     let runtime = Runc::new(runtime_binary, store.root().join("runc"))?;

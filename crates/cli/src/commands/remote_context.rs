@@ -78,3 +78,26 @@ pub(crate) fn open(
         _archive: Some(ctx),
     }))
 }
+
+/// Fetches and unpacks every `--build-context NAME=<https url>` (an
+/// archive, like a remote build context), replacing it with the unpacked
+/// directory; the returned guards keep the directories for the build.
+pub(crate) fn open_named(
+    store: &Store,
+    settings: &GlobalSettings,
+    contexts: &mut std::collections::BTreeMap<String, rbk_build::BuildContext>,
+) -> anyhow::Result<Vec<StdinContext>> {
+    let mut guards = Vec::new();
+    for (name, context) in contexts.iter_mut() {
+        let rbk_build::BuildContext::Url(url) = context else {
+            continue;
+        };
+        let body = rbk_exec::fetch_url(store, &settings.remote, url)
+            .with_context(|| format!("fetching build context {name:?} ({url})"))?;
+        let ctx = stdin_context::from_reader(store, body, None)
+            .with_context(|| format!("reading build context {name:?} ({url})"))?;
+        *context = rbk_build::BuildContext::Local(ctx.context.clone());
+        guards.push(ctx);
+    }
+    Ok(guards)
+}

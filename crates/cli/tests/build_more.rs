@@ -123,6 +123,27 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
     let second = export(&root, &ctx, &dir, &["--no-cache"]);
     assert_eq!(fs::read_to_string(second.join("seen")).unwrap(), "x\n");
     assert!(!second.join("cache/mark").exists(), "cache contents leaked");
+
+    // `prune -a` drops cache-mount contents, as `builder prune --all` does;
+    // a plain prune keeps them.
+    let prune = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rbk"))
+            .arg("--root")
+            .arg(&root)
+            .arg("prune")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "prune: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(!prune(&["-f"]).contains("cache-mounts/"));
+    let third = export(&root, &ctx, &dir, &["--no-cache"]);
+    assert_eq!(fs::read_to_string(third.join("seen")).unwrap(), "x\nx\n");
+    assert!(prune(&["-a", "-f"]).contains("Deleted: cache-mounts/"));
+    assert!(!root.join("cache-mounts").exists());
+    let fourth = export(&root, &ctx, &dir, &["--no-cache"]);
+    assert!(!fourth.join("seen").exists(), "the cache starts empty again");
 }
 
 #[test]

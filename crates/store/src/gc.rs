@@ -69,6 +69,10 @@ pub struct GcReport {
     pub cache: Vec<Digest>,
     /// Untagged images removed by [`Store::prune`] (their ids).
     pub images: Vec<Digest>,
+    /// Directories of `RUN --mount=type=cache` contents and of remote-source
+    /// downloads and clones removed by [`Store::prune`] with `all`, with
+    /// their sizes.
+    pub source_caches: Vec<(PathBuf, u64)>,
 }
 
 impl GcReport {
@@ -76,6 +80,7 @@ impl GcReport {
     pub fn reclaimed(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum::<u64>()
             + self.snapshots.iter().map(|s| s.1).sum::<u64>()
+            + self.source_caches.iter().map(|s| s.1).sum::<u64>()
             + self.orphans.bytes
     }
 }
@@ -209,7 +214,28 @@ impl Store {
         }
         let mut report = self.gc_locked(dropped)?;
         report.images = images;
+        if all {
+            report.source_caches = self.drop_source_caches()?;
+        }
         Ok(report)
+    }
+
+    /// Moves the cache-mount contents (`cache-mounts/`) and the remote
+    /// download and clone caches (`remote/`) to the trash, as BuildKit's
+    /// `prune --all` drops its cache-mount and source records. Called under
+    /// the GC lock: no build holds a lease, so none of them is in use.
+    fn drop_source_caches(&self) -> Result<Vec<(PathBuf, u64)>> {
+        let mut dropped = Vec::new();
+        for name in ["cache-mounts", "remote"] {
+            let dir = self.root().join(name);
+            if !dir.exists() {
+                continue;
+            }
+            let bytes = disk_usage(&dir);
+            self.move_to_trash(&dir)?;
+            dropped.push((dir, bytes));
+        }
+        Ok(dropped)
     }
 
     fn gc_locked(&self, cache: Vec<Digest>) -> Result<GcReport> {
@@ -224,6 +250,7 @@ impl Store {
             orphans,
             cache,
             images: Vec::new(),
+            source_caches: Vec::new(),
         })
     }
 

@@ -7,7 +7,9 @@
 //! - *dangling* build-cache records: records whose layers are not all part
 //!   of a tagged image (their content exists only for the cache), and
 //!   records whose content is gone; with `-a`, every record (BuildKit's
-//!   `builder prune --all`);
+//!   `builder prune --all`, which also drops the `RUN --mount=type=cache`
+//!   contents and the remote download and clone caches, printed as
+//!   `Deleted: cache-mounts/` and `Deleted: remote/`);
 //! - then every blob and snapshot that no image and no remaining record uses
 //!   (a GC run), and the leftovers of killed processes (partial ingests,
 //!   work dirs, interrupted extractions).
@@ -35,7 +37,7 @@ const WARNING_DANGLING: &str = "WARNING! This will remove:
 ";
 const WARNING_ALL: &str = "WARNING! This will remove:
   - all dangling images
-  - all build cache
+  - all build cache, RUN --mount=type=cache contents and remote downloads
   - all blobs and snapshots no image uses
   - leftovers of interrupted rbk processes
 ";
@@ -59,6 +61,10 @@ pub(crate) fn run(
     }
     for key in &report.cache {
         writeln!(out, "Deleted: cache {key}")?;
+    }
+    for (dir, _) in &report.source_caches {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        writeln!(out, "Deleted: {name}/")?;
     }
     for blob in &report.blobs {
         writeln!(out, "Deleted: {}", blob.digest)?;

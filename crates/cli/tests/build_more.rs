@@ -143,7 +143,10 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_the_image() {
     assert!(prune(&["-a", "-f"]).contains("Deleted: cache-mounts/"));
     assert!(!root.join("cache-mounts").exists());
     let fourth = export(&root, &ctx, &dir, &["--no-cache"]);
-    assert!(!fourth.join("seen").exists(), "the cache starts empty again");
+    assert!(
+        !fourth.join("seen").exists(),
+        "the cache starts empty again"
+    );
 }
 
 #[test]

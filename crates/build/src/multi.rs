@@ -283,7 +283,7 @@ pub(crate) fn write(
         }
         Output::Local(dir) => {
             for (image, platform) in split(committed) {
-                output::flatten(store, image, &dir.join(platform))?;
+                output::flatten_local(store, image, &dir.join(platform))?;
             }
             Ok(())
         }

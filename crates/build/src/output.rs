@@ -11,7 +11,7 @@ use rbk_store::image::{
     OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
 };
 use rbk_store::output::OutputFile;
-use rbk_store::{BlobRead, Descriptor, Reference, Store, UnpackOptions, Whiteouts};
+use rbk_store::{BlobRead, Descriptor, DevicePolicy, Reference, Store, UnpackOptions, Whiteouts};
 
 use crate::error::BoxError;
 use crate::images::ImageProvider;
@@ -51,7 +51,7 @@ pub(crate) fn write(
                 source,
             })
         }
-        Output::Local(dir) => flatten(store, image, dir),
+        Output::Local(dir) => flatten_local(store, image, dir),
         Output::Registry(name) => {
             let targets = match name {
                 Some(n) => vec![n.clone()],
@@ -130,18 +130,34 @@ pub fn compressed_image(store: &Store, image: &Image, compression: Compression) 
     Ok(store.read_image(&manifest)?)
 }
 
+/// [`flatten`] for `--output type=local`: the files land on the host, in a
+/// directory other users may enter, so device nodes are never created and
+/// setuid/setgid bits are cleared (docs/security.md, the 2026-12 probe).
+/// BuildKit's exporter, running as the client user, has the same effect.
+pub(crate) fn flatten_local(store: &Store, image: &Image, dir: &Path) -> Result<()> {
+    let options = UnpackOptions::default()
+        .whiteouts(Whiteouts::Apply)
+        .devices(DevicePolicy::Skip)
+        .strip_setid(true);
+    flatten_with(store, image, dir, &options)
+}
+
 /// Writes the image's filesystem into `dir` (created if missing), applying
 /// each layer's whiteouts in turn.
 pub(crate) fn flatten(store: &Store, image: &Image, dir: &Path) -> Result<()> {
+    let options = UnpackOptions::default().whiteouts(Whiteouts::Apply);
+    flatten_with(store, image, dir, &options)
+}
+
+fn flatten_with(store: &Store, image: &Image, dir: &Path, options: &UnpackOptions) -> Result<()> {
     let failed = |source: BoxError| Error::Output {
         what: format!("writing the image's files into {}", dir.display()),
         source,
     };
     std::fs::create_dir_all(dir).map_err(|e| failed(e.into()))?;
-    let options = UnpackOptions::default().whiteouts(Whiteouts::Apply);
     for layer in &image.manifest.layers {
         let reader = store.open(&layer.digest)?;
-        rbk_store::unpack_layer_onto(reader, dir, &options).map_err(|e| failed(e.into()))?;
+        rbk_store::unpack_layer_onto(reader, dir, options).map_err(|e| failed(e.into()))?;
     }
     Ok(())
 }

@@ -366,9 +366,29 @@ fn deep_archives_are_added_or_refused_clearly() {
     ok(&root, &["system", "verify"]);
 }
 
-/// Defect 2 (second half): prune cleans up after a build killed mid-step.
+/// The containers runc knows under the store's state directory.
+fn containers(root: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(root.join("runc"))
+        .args(["list", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Option<Vec<serde_json::Value>>>(&out.stdout)
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Defects 2 and 4: after a build is SIGKILLed mid-RUN, prune stops the
+/// container it left running (its owner is gone) and then removes its
+/// mounts and work directory.
 #[test]
-fn prune_cleans_up_after_a_killed_build() {
+fn prune_reaps_and_cleans_up_after_a_killed_build() {
     let dir = scratch("killed-prune");
     let root = store(&dir);
     let ctx = context(
@@ -401,7 +421,20 @@ fn prune_cleans_up_after_a_killed_build() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!mounts_under(&root).is_empty(), "the kill left no mount");
+    // The RUN's container outlived the SIGKILLed rbk (runc's detached init).
+    let running = containers(&root);
+    assert_eq!(running.len(), 1, "{running:?}");
+    let pid = running[0]["pid"].as_u64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
     ok(&root, &["prune", "-f"]);
+    assert_eq!(containers(&root), Vec::<serde_json::Value>::new());
+    // Dead: gone, or a zombie waiting for whichever reaper adopted it.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map(|(_, r)| &r[..1]);
+    assert!(
+        matches!(state, None | Some("Z")),
+        "the container's process {pid} still runs: {stat}"
+    );
     assert_eq!(mounts_under(&root), Vec::<String>::new());
     let left: Vec<_> = fs::read_dir(&tmp).unwrap().flatten().collect();
     assert!(left.is_empty(), "tmp/ still holds {left:?}");
@@ -474,4 +507,106 @@ fn a_corrupted_layer_fails_the_build_and_the_save() {
     let out = build(&root, &ctx, &["-t", "built"]);
     assert!(out.status.success(), "{}", stderr(&out));
     ok(&root, &["system", "verify"]);
+}
+
+/// The `Cap*` lines of a /proc/PID/status, as name → hex mask.
+fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap"))
+        .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
+        .collect()
+}
+
+/// Defect 7: RUN processes get explicit capability sets — root: Docker's
+/// default set effective/permitted/bounding, nothing inheritable or
+/// ambient; a non-root USER: nothing at all but the bounding set.
+#[test]
+fn run_capabilities_are_explicit() {
+    let dir = scratch("caps");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\n\
+             RUN cat /proc/self/status > /root.status\n\
+             USER app\n\
+             RUN cat /proc/self/status > /tmp/app.status\n\
+             USER 1000:1000\n\
+             RUN cat /proc/self/status > /tmp/uid.status\n",
+        )],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
+    // SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE
+    // SETFCAP.
+    const DEFAULT: u64 = 0x0000_0000_a804_25fb;
+    let root_caps = cap_sets(&fs::read_to_string(out.join("root.status")).unwrap());
+    assert_eq!(root_caps["CapEff"], DEFAULT, "{root_caps:x?}");
+    assert_eq!(root_caps["CapPrm"], DEFAULT, "{root_caps:x?}");
+    assert_eq!(root_caps["CapBnd"], DEFAULT, "{root_caps:x?}");
+    assert_eq!(root_caps["CapInh"], 0, "{root_caps:x?}");
+    assert_eq!(root_caps["CapAmb"], 0, "{root_caps:x?}");
+    for file in ["tmp/app.status", "tmp/uid.status"] {
+        let caps = cap_sets(&fs::read_to_string(out.join(file)).unwrap());
+        for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+            assert_eq!(caps[set], 0, "{file}: {caps:x?}");
+        }
+        assert_eq!(caps["CapBnd"], DEFAULT, "{file}: {caps:x?}");
+    }
+}
+
+/// Defect 6: `--output type=local` writes no device nodes onto the host and
+/// clears setuid/setgid bits; the image itself keeps them.
+#[test]
+fn local_output_makes_no_devices_and_strips_setid() {
+    let dir = scratch("local-output");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\n\
+             RUN mknod /dev-null-copy c 1 3 && mknod /blockdev b 7 0 && mkfifo /fifo \
+             && cp /bin/busybox /suid && chmod 4755 /suid \
+             && cp /bin/busybox /sgid && chmod 2755 /sgid\n",
+        )],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    for node in ["dev-null-copy", "blockdev"] {
+        assert!(
+            fs::symlink_metadata(out.join(node)).is_err(),
+            "device node {node} was written onto the host"
+        );
+    }
+    assert!(fs::symlink_metadata(out.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    for file in ["suid", "sgid"] {
+        let mode = fs::metadata(out.join(file)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{file} kept mode {mode:o}");
+    }
+    // The image still has them (a tar output is not the host's files).
+    let spec = format!("type=tar,dest={}", dir.join("image.tar").display());
+    let result = build(&root, &ctx, &["--output", &spec]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let bytes = fs::read(dir.join("image.tar")).unwrap();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let modes: std::collections::BTreeMap<String, (u32, tar::EntryType)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                (h.mode().unwrap(), h.entry_type()),
+            )
+        })
+        .collect();
+    assert_eq!(modes["suid"].0 & 0o7777, 0o4755);
+    assert_eq!(modes["dev-null-copy"].1, tar::EntryType::Char);
 }

@@ -16,6 +16,7 @@ use crate::settings::{FrontendSettings, GlobalSettings};
 pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     let registries = settings.registries();
     let store = settings.open_store()?;
+    super::prune::reap_build_containers(settings, &store, args.runtime.clone())?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
     // `rbk build -`: the context (or a lone Dockerfile) comes from stdin,

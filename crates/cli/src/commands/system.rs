@@ -66,7 +66,11 @@ pub(crate) fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
-        SystemCommand::Verify => verify(&store),
+        SystemCommand::Verify => {
+            // A killed build's container is stopped, not reported as damage.
+            super::prune::reap_build_containers(settings, &store, None)?;
+            verify(&store)
+        }
     }
 }
 

@@ -345,6 +345,7 @@ impl<'o> Unpacker<'o> {
                 DevicePolicy::Create => {}
                 DevicePolicy::Skip => {
                     self.stats.skipped += 1;
+                    self.stats.devices_skipped += 1;
                     return Ok(());
                 }
                 DevicePolicy::Reject => return Err(invalid(name, "device nodes are not allowed")),
@@ -391,6 +392,13 @@ impl<'o> Unpacker<'o> {
             .mode()
             .map_err(|e| invalid(name, format!("bad mode: {e}")))?
             & 0o7777;
+        let mode = match self.opts.strip_setid && mode & 0o6000 != 0 {
+            true => {
+                self.stats.stripped += 1;
+                mode & !0o6000
+            }
+            false => mode,
+        };
         rfs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(errno("changing mode", name))?;
         for (key, value) in &item.xattrs {
             if key.starts_with("trusted.overlay.") {

@@ -91,6 +91,7 @@ pub struct UnpackOptions {
     pub(crate) max_bytes: u64,
     pub(crate) max_entries: u64,
     pub(crate) verify: Option<(Digest, u64, Digest)>,
+    pub(crate) strip_setid: bool,
 }
 
 impl Default for UnpackOptions {
@@ -102,6 +103,7 @@ impl Default for UnpackOptions {
             max_bytes: 64 << 30,
             max_entries: 4_000_000,
             verify: None,
+            strip_setid: false,
         }
     }
 }
@@ -140,6 +142,13 @@ impl UnpackOptions {
         self
     }
 
+    /// Clears setuid and setgid bits (default: kept), for trees written
+    /// onto the host rather than into a snapshot.
+    pub fn strip_setid(mut self, strip: bool) -> Self {
+        self.strip_setid = strip;
+        self
+    }
+
     /// Cap on the number of entries (default 4,000,000).
     pub fn max_entries(mut self, limit: u64) -> Self {
         self.max_entries = limit;
@@ -169,6 +178,10 @@ pub struct UnpackStats {
     pub skipped: u64,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// Device nodes skipped by [`DevicePolicy::Skip`] (also in `skipped`).
+    pub devices_skipped: u64,
+    /// Entries whose setuid/setgid bits were cleared.
+    pub stripped: u64,
 }
 
 /// Extracts the layer `reader` into `dest`, which must not exist yet (its

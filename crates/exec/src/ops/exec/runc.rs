@@ -108,6 +108,14 @@ impl Runc {
         let log = request.bundle.join("runc.log");
         let pid_file = request.bundle.join("init.pid");
         become_subreaper().map_err(|e| self.error(format!("becoming a child subreaper: {e}")))?;
+        // Who owns this container: a later rbk reaps it once we are gone
+        // (Runc::reap_orphans), as a SIGKILLed rbk cannot stop it itself.
+        let owner = request.bundle.join(OWNER_FILE);
+        std::fs::write(
+            &owner,
+            own_identity().map_err(|e| Error::io("reading", "/proc/self/stat", e))?,
+        )
+        .map_err(|e| Error::io("writing", &owner, e))?;
         // One pipe for stdout and stderr, as `2>&1`, handed to the process
         // itself (runc's detached pass-through): lines reach the progress
         // in the order the process wrote them. Foreground `runc run` would
@@ -118,8 +126,9 @@ impl Runc {
         let writer_too = writer
             .try_clone()
             .map_err(|e| Error::io("creating a pipe for", &self.binary, e))?;
-        let mut runc = self
-            .command()
+        let mut runc = self.command();
+        die_with_parent(&mut runc);
+        let mut runc = runc
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--detach", "--pid-file"])
@@ -163,6 +172,108 @@ impl Runc {
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(self.error(format!("delete --force {id}: {}", stderr.trim())))
+    }
+}
+
+/// The file in a RUN container's bundle naming the rbk process that runs
+/// it: `PID START_TIME` (start time in clock ticks since boot, field 22 of
+/// /proc/PID/stat, so a recycled pid does not pass for the owner).
+const OWNER_FILE: &str = "rbk-owner";
+
+/// `PID START_TIME` of this process.
+fn own_identity() -> io::Result<String> {
+    let pid = std::process::id();
+    let start = start_time(pid)?.ok_or_else(|| io::Error::other("no start time"))?;
+    Ok(format!("{pid} {start}"))
+}
+
+/// Field 22 of /proc/PID/stat; `None` when the process is gone.
+fn start_time(pid: u32) -> io::Result<Option<u64>> {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    Ok(rest.split_whitespace().nth(19).and_then(|f| f.parse().ok()))
+}
+
+/// Whether the owner recorded as `PID START_TIME` still runs.
+fn owner_alive(record: &str) -> bool {
+    let mut fields = record.split_whitespace();
+    let (Some(pid), Some(start)) = (fields.next(), fields.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    matches!(start_time(pid), Ok(Some(s)) if s == start)
+}
+
+/// Makes `cmd`'s process get SIGKILL when this thread's process dies, so
+/// a runc that is still starting a container does not outlive a killed rbk.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // prctl(2), which is async-signal-safe; it touches no memory of the
+    // parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(io::Error::from)
+        });
+    }
+}
+
+impl Runc {
+    /// Stops and deletes the RUN containers under this runtime's state
+    /// directory whose rbk process is gone (a SIGKILLed build leaves its
+    /// container running: runc's detached init is not our child any more
+    /// once we die). Containers without an owner record are left alone
+    /// unless their bundle is gone too. Returns how many were reaped.
+    /// Call it before touching the store's work directories.
+    pub fn reap_orphans(&self) -> Result<usize> {
+        if !self.state_dir.is_dir() {
+            return Ok(0);
+        }
+        let out = self
+            .command()
+            .args(["list", "--format", "json"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::io("running", &self.binary, e))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(self.error(format!("list: {}", stderr.trim())));
+        }
+        let listed: Option<Vec<serde_json::Value>> =
+            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let mut reaped = 0;
+        for container in listed.unwrap_or_default() {
+            let (Some(id), Some(bundle)) = (container["id"].as_str(), container["bundle"].as_str())
+            else {
+                continue;
+            };
+            let bundle = Path::new(bundle);
+            let orphan = match std::fs::read_to_string(bundle.join(OWNER_FILE)) {
+                Ok(record) => !owner_alive(&record),
+                Err(_) => !bundle.exists(),
+            };
+            if !orphan || check_id(id).is_err() {
+                continue;
+            }
+            let _ = self
+                .command()
+                .args(["kill", id, "KILL"])
+                .stdin(Stdio::null())
+                .output();
+            self.delete(id)?;
+            reaped += 1;
+        }
+        Ok(reaped)
     }
 }
 

@@ -148,12 +148,19 @@ fn process(
     } else {
         DEFAULT_CAPS.into_iter().collect()
     };
-    // Inheritable and ambient stay empty (oci-spec's default fills them),
-    // so a non-root process has no capabilities at all, as in BuildKit.
+    // All five sets explicitly. Inheritable and ambient are empty for
+    // everyone (oci-spec's default fills them, and ambient capabilities
+    // survive exec into a non-root process); a non-root user also starts
+    // with empty effective and permitted sets, as under Docker and BuildKit
+    // (setuid-root binaries still gain the bounding set).
+    let (effective, permitted) = match ids.uid {
+        0 => (caps.clone(), caps.clone()),
+        _ => (Capabilities::new(), Capabilities::new()),
+    };
     let capabilities = LinuxCapabilitiesBuilder::default()
-        .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps)
+        .bounding(caps)
+        .effective(effective)
+        .permitted(permitted)
         .inheritable(Capabilities::new())
         .ambient(Capabilities::new())
         .build()
@@ -417,6 +424,9 @@ mod tests {
         let all = p.capabilities().as_ref().unwrap();
         assert_eq!(all.inheritable().as_ref().map(|c| c.len()), Some(0));
         assert_eq!(all.ambient().as_ref().map(|c| c.len()), Some(0));
+        // uid 1000: nothing effective or permitted.
+        assert_eq!(all.effective().as_ref().map(|c| c.len()), Some(0));
+        assert_eq!(all.permitted().as_ref().map(|c| c.len()), Some(0));
         assert_eq!(p.no_new_privileges(), Some(false));
         assert_eq!(p.rlimits().as_ref().map(|r| r.len()), Some(0));
         assert!(!has_netns(&s));

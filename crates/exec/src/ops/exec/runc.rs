@@ -126,9 +126,8 @@ impl Runc {
         let writer_too = writer
             .try_clone()
             .map_err(|e| Error::io("creating a pipe for", &self.binary, e))?;
-        let mut runc = self.command();
-        die_with_parent(&mut runc);
-        let mut runc = runc
+        let mut runc = self
+            .command()
             .arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--detach", "--pid-file"])
@@ -210,22 +209,6 @@ fn owner_alive(record: &str) -> bool {
         return false;
     };
     matches!(start_time(pid), Ok(Some(s)) if s == start)
-}
-
-/// Makes `cmd`'s process get SIGKILL when this thread's process dies, so
-/// a runc that is still starting a container does not outlive a killed rbk.
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls
-    // prctl(2), which is async-signal-safe; it touches no memory of the
-    // parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(io::Error::from)
-        });
-    }
 }
 
 impl Runc {

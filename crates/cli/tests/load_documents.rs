@@ -212,6 +212,28 @@ fn an_unknown_layer_media_type_is_refused() {
 }
 
 #[test]
+fn an_archive_with_two_index_documents_is_refused() {
+    let dir = scratch("duplicate-index");
+    let (root, entries) = saved_base(&dir);
+    // The second index.json names nothing: taking either copy silently
+    // would load a different set of images.
+    let path = dir.join("duplicate.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for (name, bytes) in &entries {
+        support::file(&mut b, name, 0o644, bytes);
+    }
+    let empty = br#"{"schemaVersion":2,"manifests":[]}"#;
+    support::file(&mut b, "index.json", 0o644, empty);
+    b.finish().unwrap();
+    let fresh = root.with_file_name("fresh-duplicate");
+    let out = rbk(&fresh, &["load", "-i", path.to_str().unwrap()]);
+    let text = stderr(&out);
+    assert!(!out.status.success(), "load succeeded: {text}");
+    assert!(text.contains("index.json appears more than once"), "{text}");
+    ok(&fresh, &["system", "verify"]);
+}
+
+#[test]
 fn a_manifest_over_the_size_bound_is_refused() {
     let dir = scratch("oversize");
     let (root, mut entries) = saved_base(&dir);

@@ -109,6 +109,14 @@ fn read_entries(store: &Store, reader: impl Read) -> Result<Contents> {
         } else if kind.is_file() {
             let size = entry.size();
             if DOCUMENTS.contains(&path.as_str()) {
+                // A second copy would silently win over the first: the
+                // archive says two things about what it holds.
+                if contents.documents.contains_key(&path) {
+                    return Err(bad(
+                        WHAT,
+                        &format!("{path} appears more than once in the archive"),
+                    ));
+                }
                 let what = format!("{WHAT} entry {path}");
                 let bytes =
                     crate::read_to_end_bounded(&mut entry, crate::MAX_DOCUMENT_SIZE, &what)?;

@@ -457,6 +457,9 @@ fn zstd_bomb(size: u64) -> Vec<u8> {
     header.set_path("zeros").unwrap();
     header.set_mode(0o644);
     header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
     header.set_cksum();
     let mut out = zstd::encode_all(&header.as_bytes()[..], 1).unwrap();
     let chunk = 64u64 << 20;
@@ -501,6 +504,32 @@ fn decompression_bombs_are_stopped_by_a_limit_and_tag_nothing() {
     let err = fails(&root, &["load", "-i", archive.to_str().unwrap()]);
     assert!(err.contains("decompression bomb"), "{err}");
     assert!(ok(&root, &["images", "-q"]).is_empty());
+
+    // Under the total limit, the expansion ratio stops a bomb on every
+    // route: ADD from the context and import alike.
+    let small = zstd_bomb(3 << 30);
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("bomb.tar.zst"), &small).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nADD bomb.tar.zst /\n").unwrap();
+    let err = fails(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "-t",
+            "bomb",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("expands more than"), "{err}");
+    let err = fails(
+        &root,
+        &["import", ctx.join("bomb.tar.zst").to_str().unwrap(), "bomb"],
+    );
+    assert!(err.contains("expands more than"), "{err}");
+    assert!(ok(&root, &["images", "-q"]).is_empty());
+    ok(&root, &["system", "verify"]);
 }
 
 fn tool(name: &str) -> &'static str {

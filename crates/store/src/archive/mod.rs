@@ -11,9 +11,7 @@ mod load;
 mod rootfs;
 mod save;
 
-use std::cell::Cell;
 use std::io::{self, Read};
-use std::rc::Rc;
 
 use crate::{BlobRead, BlobWrite, Digest, Error, Result, Store};
 
@@ -50,42 +48,21 @@ pub const MAX_COMPRESSION_RATIO: u64 = 1100;
 /// streams of zeros stay acceptable; a bomb is stopped after at most this much work.
 pub const RATIO_CHECK_AFTER: u64 = 256 << 20;
 
-/// [`crate::unpack::decompress`] with the limits of [`UnpackOptions`]
-/// (total decompressed bytes) and [`MAX_COMPRESSION_RATIO`] applied: a read
-/// past either fails with an error that says so.
+/// [`crate::unpack::decompress`] (which bounds the expansion ratio, see
+/// [`MAX_COMPRESSION_RATIO`]) with the total of [`UnpackOptions`] applied:
+/// a read past it fails with an error that says so.
 ///
 /// [`UnpackOptions`]: crate::UnpackOptions
 fn decompress_bounded<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-    let consumed = Rc::new(Cell::new(0u64));
-    let counted = Counting {
-        inner: reader,
-        count: consumed.clone(),
-    };
-    let inner = crate::unpack::decompress(counted)?;
     Ok(Box::new(Bounded {
-        inner,
-        consumed,
+        inner: crate::unpack::decompress(reader)?,
         produced: 0,
         max_bytes: crate::UnpackOptions::default().max_bytes,
     }))
 }
 
-struct Counting<R> {
-    inner: R,
-    count: Rc<Cell<u64>>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
-        Ok(n)
-    }
-}
-
 struct Bounded<'a> {
     inner: Box<dyn Read + 'a>,
-    consumed: Rc<Cell<u64>>,
     produced: u64,
     max_bytes: u64,
 }
@@ -98,13 +75,6 @@ impl Read for Bounded<'_> {
             return Err(io::Error::other(format!(
                 "decompressed stream exceeds the limit of {} bytes (decompression bomb?)",
                 self.max_bytes
-            )));
-        }
-        let consumed = self.consumed.get().max(1);
-        if self.produced > RATIO_CHECK_AFTER && self.produced / consumed > MAX_COMPRESSION_RATIO {
-            return Err(io::Error::other(format!(
-                "decompressed stream expands more than {MAX_COMPRESSION_RATIO} times its \
-                 compressed size (decompression bomb?)"
             )));
         }
         Ok(n)

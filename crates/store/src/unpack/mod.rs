@@ -321,9 +321,15 @@ pub(crate) fn read_error(
 }
 
 /// Detects the compression by magic bytes (gzip, zstd, xz, bzip2, or
-/// none) and returns the tar stream.
+/// none) and returns the tar stream; a compressed stream that expands more
+/// than [`crate::archive::MAX_COMPRESSION_RATIO`] times fails as it is read.
 pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-    let mut buf = BufReader::with_capacity(64 << 10, reader);
+    let consumed = Rc::new(Cell::new(0u64));
+    let counted = Counting {
+        inner: reader,
+        count: consumed.clone(),
+    };
+    let mut buf = BufReader::with_capacity(64 << 10, counted);
     let head = buf.fill_buf()?;
     if head.is_empty() {
         return Err(io::Error::new(
@@ -331,7 +337,7 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> 
             "empty stream is not a tar archive",
         ));
     }
-    Ok(match head {
+    let decoder: Box<dyn Read + 'a> = match head {
         [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::with_buffer(buf)?),
         // Docker's own loader takes xz and bzip2 layers and archives too.
@@ -339,8 +345,54 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> 
             Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buf))
         }
         [b'B', b'Z', b'h', ..] => Box::new(bzip2::bufread::MultiBzDecoder::new(buf)),
-        _ => Box::new(buf),
-    })
+        _ => return Ok(Box::new(buf)),
+    };
+    Ok(Box::new(RatioBound {
+        inner: decoder,
+        consumed,
+        produced: 0,
+    }))
+}
+
+/// Counts the compressed bytes a decoder has read.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Fails a decompressed stream that expands more than
+/// [`crate::archive::MAX_COMPRESSION_RATIO`] times what it has read, once
+/// past [`crate::archive::RATIO_CHECK_AFTER`] bytes. Every path that
+/// decompresses (load, import, pull, ADD, build contexts) goes through
+/// [`decompress`], so the bound holds on all of them (docs/security.md C11).
+struct RatioBound<'a> {
+    inner: Box<dyn Read + 'a>,
+    consumed: Rc<Cell<u64>>,
+    produced: u64,
+}
+
+impl Read for RatioBound<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use crate::archive::{MAX_COMPRESSION_RATIO, RATIO_CHECK_AFTER};
+        let n = self.inner.read(buf)?;
+        self.produced += n as u64;
+        let consumed = self.consumed.get().max(1);
+        if self.produced > RATIO_CHECK_AFTER && self.produced / consumed > MAX_COMPRESSION_RATIO {
+            return Err(io::Error::other(format!(
+                "decompressed stream expands more than {MAX_COMPRESSION_RATIO} times its \
+                 compressed size (decompression bomb?)"
+            )));
+        }
+        Ok(n)
+    }
 }
 
 /// Fails reads once `remaining` bytes have passed, and records that it did.

@@ -19,7 +19,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,16 +31,12 @@ use crate::{Error, Result};
 
 /// Returns the decompressed tar stream when `file` is a tar archive.
 pub(crate) fn archive_reader(file: File) -> io::Result<Option<Box<dyn Read>>> {
-    let mut magic = [0u8; 6];
-    let n = file.read_at(&mut magic, 0)?;
-    let mut stream: Box<dyn Read> = match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(file)),
-        [0xfd, b'7', b'z', b'X', b'Z', 0] => {
-            Box::new(liblzma::read::XzDecoder::new_multi_decoder(file))
-        }
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(zstd::stream::read::Decoder::new(file)?),
-        _ => Box::new(file),
+    // The store's decoder, so the expansion-ratio bound that stops
+    // decompression bombs on load and import holds for ADD too.
+    let mut stream = match rbk_store::decompress(file) {
+        Ok(stream) => stream,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
     };
     let mut header = vec![0u8; 512];
     // A stream that fails to decompress or is too short is just not an archive.

@@ -530,6 +530,58 @@ fn decompression_bombs_are_stopped_by_a_limit_and_tag_nothing() {
     assert!(err.contains("expands more than"), "{err}");
     assert!(ok(&root, &["images", "-q"]).is_empty());
     ok(&root, &["system", "verify"]);
+
+    // A GNU sparse file: a few KB of tar describing 8 GiB of zeros. Files
+    // count at their logical size, so the same ratio stops it.
+    let src = dir.join("sparse-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let zeros = std::fs::File::create(src.join("zeros")).unwrap();
+    zeros.set_len(8 << 30).unwrap();
+    let sparse_ctx = dir.join("sparse-ctx");
+    std::fs::create_dir_all(&sparse_ctx).unwrap();
+    let sparse = sparse_ctx.join("sparse.tar");
+    let tar = Command::new("tar")
+        .args(["--sparse", "--format=gnu", "-cf"])
+        .arg(&sparse)
+        .arg("-C")
+        .arg(&src)
+        .arg("zeros")
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "{tar:?}");
+    let size = std::fs::metadata(&sparse).unwrap().len();
+    assert!(size < 1 << 20, "GNU tar wrote {size} bytes");
+    std::fs::write(
+        sparse_ctx.join("Dockerfile"),
+        "FROM scratch\nADD sparse.tar /\n",
+    )
+    .unwrap();
+    let err = fails(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "-t",
+            "sparse",
+            sparse_ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("sparse file"), "{err}");
+    // import only hashes the 10 KB stream; the first unpack refuses it.
+    ok(&root, &["import", sparse.to_str().unwrap(), "sparse"]);
+    std::fs::write(sparse_ctx.join("Dockerfile"), "FROM sparse\nRUN true\n").unwrap();
+    let err = fails(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "-t",
+            "on-sparse",
+            sparse_ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("sparse file"), "{err}");
+    ok(&root, &["system", "verify"]);
 }
 
 fn tool(name: &str) -> &'static str {

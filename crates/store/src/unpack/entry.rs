@@ -51,6 +51,38 @@ fn cut_name(name: &str) -> String {
 
 type Entry<'a, R> = tar::Entry<'a, R>;
 
+/// Counts the bytes the tar reader has taken from the stream.
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+fn entry_name<R: Read>(entry: &Entry<'_, R>) -> String {
+    String::from_utf8_lossy(&entry.path_bytes()).into_owned()
+}
+
+/// Past [`crate::archive::RATIO_CHECK_AFTER`], the files of an archive may
+/// add up to at most [`crate::archive::MAX_COMPRESSION_RATIO`] times the tar
+/// bytes they take: the bound of compressed streams, applied to sparse maps.
+fn check_expansion(logical: u64, read: u64) -> std::result::Result<(), String> {
+    use crate::archive::{MAX_COMPRESSION_RATIO, RATIO_CHECK_AFTER};
+    if logical > RATIO_CHECK_AFTER && logical / read.max(1) > MAX_COMPRESSION_RATIO {
+        return Err(format!(
+            "the archive's files expand more than {MAX_COMPRESSION_RATIO} times the archive \
+             (a sparse file of {logical} bytes or more from {read} bytes of tar)"
+        ));
+    }
+    Ok(())
+}
+
 pub(super) struct Unpacker<'o> {
     root: Root,
     opts: &'o UnpackOptions,
@@ -108,8 +140,14 @@ impl<'o> Unpacker<'o> {
     }
 
     pub(super) fn run(&mut self, stream: impl Read) -> Result<UnpackStats> {
+        let read = Rc::new(Cell::new(0u64));
+        let stream = CountingReader {
+            inner: stream,
+            count: read.clone(),
+        };
         let mut archive = tar::Archive::new(stream);
         let entries = archive.entries().map_err(|e| self.read_err(e))?;
+        let mut logical = 0u64;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.read_err(e))?;
             self.stats.entries += 1;
@@ -120,6 +158,19 @@ impl<'o> Unpacker<'o> {
                     format!("archive has more than {limit} entries"),
                 ));
             }
+            // A GNU sparse entry's size is its logical size: a few KB of
+            // sparse map can describe gigabytes of zeros, which the stream
+            // limits never see. Count files by what they will occupy.
+            // Compared with the tar bytes read so far plus what this
+            // entry's data takes in the stream (not yet read).
+            logical += entry.size();
+            let stored = entry.header().entry_size().unwrap_or(0);
+            if logical > self.opts.max_bytes {
+                let limit = self.opts.max_bytes;
+                return Err(Error::ArchiveTooLarge { limit });
+            }
+            check_expansion(logical, read.get() + stored)
+                .map_err(|reason| invalid(&cut_name(&entry_name(&entry)), reason))?;
             let item = self.describe(&mut entry)?;
             self.entry(item, &mut entry)?;
         }

@@ -161,7 +161,7 @@ fn with_platform(
 }
 
 /// The platform an image's config names.
-fn config_platform(image: &Image) -> ImagePlatform {
+pub(crate) fn config_platform(image: &Image) -> ImagePlatform {
     let config = &image.config;
     ImagePlatform {
         os: config.os.clone(),

@@ -348,17 +348,7 @@ fn distribution_images(
     let mut entries = Vec::new();
     for image in images {
         let sent = output::distribution_image(store, image, compression)?;
-        let platform = ImagePlatform {
-            os: image.config.os.clone(),
-            architecture: image.config.architecture.clone(),
-            variant: image
-                .config
-                .extra
-                .get("variant")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string(),
-        };
+        let platform = crate::images::config_platform(image);
         entries.push((sent.descriptor, platform));
     }
     Ok(store.put_index(&entries)?)

@@ -48,17 +48,7 @@ pub(crate) fn attach(
         Some(t) => t.to_string(),
         None => image.id().to_string(),
     };
-    let platform = ImagePlatform {
-        os: image.config.os.clone(),
-        architecture: image.config.architecture.clone(),
-        variant: image
-            .config
-            .extra
-            .get("variant")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string(),
-    };
+    let platform = crate::images::config_platform(image);
     let created = image
         .config
         .created

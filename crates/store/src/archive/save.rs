@@ -74,15 +74,7 @@ pub fn save_archive(
         append_dir(&mut tar, dir)?;
     }
     for saved in images {
-        let m = &saved.image.manifest;
-        let all = [&saved.image.descriptor, &m.config]
-            .into_iter()
-            .chain(&m.layers);
-        for desc in all {
-            if written.insert(desc.digest) {
-                append_blob(store, &mut tar, desc)?;
-            }
-        }
+        append_image_blobs(store, &mut tar, &mut written, &saved.image)?;
     }
     append_file(&mut tar, "index.json", &to_json(&oci_index(images))?)?;
     if format == ArchiveFormat::Docker {
@@ -95,6 +87,23 @@ pub fn save_archive(
     append_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut out = tar.into_inner().map_err(write_err)?;
     out.flush().map_err(write_err)
+}
+
+/// Appends `image`'s manifest, config and layers, skipping blobs already in
+/// `written` (shared by several images).
+fn append_image_blobs<W: Write>(
+    store: &Store,
+    tar: &mut tar::Builder<W>,
+    written: &mut BTreeSet<Digest>,
+    image: &Image,
+) -> Result<()> {
+    let m = &image.manifest;
+    for desc in [&image.descriptor, &m.config].into_iter().chain(&m.layers) {
+        if written.insert(desc.digest) {
+            append_blob(store, tar, desc)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes an OCI archive whose `index.json` names one image index (a
@@ -117,13 +126,7 @@ pub fn save_index_archive(
         append_dir(&mut tar, dir)?;
     }
     for image in images {
-        let m = &image.manifest;
-        let all = [&image.descriptor, &m.config].into_iter().chain(&m.layers);
-        for desc in all {
-            if written.insert(desc.digest) {
-                append_blob(store, &mut tar, desc)?;
-            }
-        }
+        append_image_blobs(store, &mut tar, &mut written, image)?;
     }
     append_blob(store, &mut tar, index)?;
     let top = oci_index(&[SavedImage {

@@ -1,4 +1,6 @@
-//! Enforces the dependency direction of design.md: no arrow points back up.
+//! Enforces the dependency direction drawn in `crates/README.md`: no arrow
+//! points back up (exec never depends on parser or registry, no library on
+//! cli).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,7 +58,9 @@ pub(crate) fn check(root: &Path) -> anyhow::Result<()> {
     for pkg in meta["packages"].as_array().into_iter().flatten() {
         let name = pkg["name"].as_str().unwrap_or_default();
         let Some(ok) = allowed.get(name) else {
-            problems.push(format!("{name}: not a crate of design.md"));
+            problems.push(format!(
+                "{name}: not a crate of the table in xtask/src/deps.rs (see crates/README.md)"
+            ));
             continue;
         };
         for dep in pkg["dependencies"].as_array().into_iter().flatten() {
@@ -76,6 +80,6 @@ pub(crate) fn check(root: &Path) -> anyhow::Result<()> {
             problems.join("\n  ")
         );
     }
-    crate::say("deps: crate dependencies follow design.md");
+    crate::say("deps: crate dependencies follow crates/README.md");
     Ok(())
 }

@@ -15,7 +15,7 @@ const USAGE: &str = "usage: cargo xtask <ci|demo|bench|deps>
   ci     format check, clippy, dependency check, the whole test suite
   demo   rbk's main job end to end on the example in examples/multistage
   bench  benchmarks; results in bench/runs/<date>-<host>/
-  deps   check that crate dependencies follow design.md";
+  deps   check that crate dependencies follow crates/README.md";
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();

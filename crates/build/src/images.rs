@@ -2,7 +2,7 @@
 //! `COPY --from` and `RUN --mount=from`. They come from the store, or from
 //! an [`ImageProvider`] (a registry) on a miss or with `--pull`.
 
-use rbk_graph::image::ImageConfig as RuntimeConfig;
+use rbk_graph::image::ContainerConfig;
 use rbk_graph::{Dag, Op, Platform, SourceOp};
 use rbk_parser::{ImageResolver, Location};
 use rbk_registry::{Client, ClientOptions};
@@ -187,7 +187,7 @@ impl ImageResolver for Resolver<'_> {
         &self,
         reference: &str,
         platform: &Platform,
-    ) -> Result<RuntimeConfig, rbk_parser::ResolveError> {
+    ) -> Result<ContainerConfig, rbk_parser::ResolveError> {
         // An image id (full, short or `sha256:`) names a local image; only
         // then is every image read to match it.
         if looks_like_image_id(reference) {
@@ -215,7 +215,7 @@ impl ImageResolver for Resolver<'_> {
 
 /// The image's `config` object as a build inherits it: without the fields
 /// rbk does not model (Docker's `Hostname`, `Tty`, …), as BuildKit.
-fn runtime_config(image: &Image) -> RuntimeConfig {
+fn runtime_config(image: &Image) -> ContainerConfig {
     let mut config = image.config.config.clone().unwrap_or_default();
     config.extra.clear();
     config

@@ -27,7 +27,7 @@ use crate::Result;
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
     /// The runtime config the Dockerfile accumulated (base image's included).
-    pub config: rbk_graph::image::ImageConfig,
+    pub config: rbk_graph::image::ContainerConfig,
     /// The base image's history followed by the build's entries, one per
     /// instruction; entries not marked `empty_layer` pair with the layers in
     /// order.

@@ -9,10 +9,15 @@
 //! `.dockerignore` matcher.
 //!
 //! Errors: what leaves the crate is [`Error`], which names the file, line
-//! and column. Helpers inside it (flag, mount, heredoc and reference
-//! parsers, and the few `pub` ones its own tests call) return
-//! `Result<_, String>` on purpose: the string is BuildKit's message text,
-//! and the caller, which knows the instruction's location, wraps it.
+//! and column, and [`ResolveError`] from an [`ImageResolver`]. Helpers
+//! inside it (flag, mount, heredoc, duration and reference parsers, the
+//! `# check=` parser) return `Result<_, String>` on purpose: the string is
+//! BuildKit's or Docker's message text, and the caller, which knows the
+//! location, wraps it (the lowering into an [`Error`] with the
+//! instruction's span). The same holds for the two such helpers another
+//! crate calls, [`normalize_image_reference`] and [`checks::Checks::new`]:
+//! rbk-build wraps their text into its own error naming the
+//! `--build-context` flag or the Dockerfile, which this crate cannot know.
 //!
 //! ```
 //! use rbk_parser::{lower, parse, LowerOptions};

@@ -11,22 +11,22 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rbk_graph::image::ImageConfig;
+use rbk_graph::image::ContainerConfig;
 use rbk_graph::Platform;
 use rbk_parser::{lower, parse, ImageResolver, LowerOptions, Plan};
 
-struct MapResolver(BTreeMap<String, ImageConfig>);
+struct MapResolver(BTreeMap<String, ContainerConfig>);
 
 impl ImageResolver for MapResolver {
     fn resolve(
         &self,
         reference: &str,
         _platform: &Platform,
-    ) -> Result<ImageConfig, rbk_parser::ResolveError> {
+    ) -> Result<ContainerConfig, rbk_parser::ResolveError> {
         match self.0.get(reference) {
             Some(c) => Ok(c.clone()),
             None if reference.contains("missing") => Err("not found".into()),
-            None => Ok(ImageConfig::default()),
+            None => Ok(ContainerConfig::default()),
         }
     }
 }
@@ -42,7 +42,7 @@ fn platform(s: &str) -> Platform {
 
 fn run_case(dir: &Path) -> Result<Plan, rbk_parser::Error> {
     let text = fs::read_to_string(dir.join("Dockerfile")).unwrap();
-    let images: BTreeMap<String, ImageConfig> = fs::read_to_string(dir.join("images.json"))
+    let images: BTreeMap<String, ContainerConfig> = fs::read_to_string(dir.join("images.json"))
         .map(|s| serde_json::from_str(&s).expect("images.json"))
         .unwrap_or_default();
     let resolver = MapResolver(images);

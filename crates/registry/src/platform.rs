@@ -20,6 +20,7 @@ pub struct Platform {
 impl Platform {
     /// The platform this program runs on.
     pub fn host() -> Platform {
+        // `consts::ARCH` is the compile-time target, not an environment read.
         let (architecture, variant) = match std::env::consts::ARCH {
             "x86_64" => ("amd64", None),
             "x86" => ("386", None),

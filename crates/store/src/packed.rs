@@ -191,7 +191,8 @@ impl Store {
 
     /// Re-packs packed blob `digest` and checks its digest and size (for
     /// `system verify`). A record without its snapshot is an orphan, not
-    /// damage: `Ok`.
+    /// damage: `Ok`. `Err` is the `what` of the reported `Problem` (data
+    /// for the report, not an error that stops it), hence a plain `String`.
     pub(crate) fn verify_packed(&self, digest: &Digest) -> std::result::Result<(), String> {
         let (info, options) = match self.packed(digest) {
             Ok(Some(p)) => p,

@@ -159,7 +159,9 @@ impl Store {
     }
 }
 
-/// Re-hashes one file of `blobs/sha256/`.
+/// Re-hashes one file of `blobs/sha256/`. `Err` is the `what` of the
+/// [`Problem`] that `system verify` reports (data for the report, not an
+/// error that stops it), hence a plain `String`.
 fn check_blob(path: &std::path::Path) -> std::result::Result<(), String> {
     let name = path
         .file_name()

@@ -108,7 +108,9 @@ pub struct Checks {
 impl Checks {
     /// Reads the configuration: `directive` is the `# check=` directive,
     /// `build_arg` the `BUILDKIT_DOCKERFILE_CHECK` build arg (which wins),
-    /// `text` the Dockerfile (for per-instruction comments).
+    /// `text` the Dockerfile (for per-instruction comments). The error is
+    /// BuildKit's text, prefixed with the setting it came from; the caller
+    /// names the Dockerfile (see the crate docs on `Result<_, String>`).
     pub fn new(
         directive: Option<&str>,
         build_arg: Option<&str>,

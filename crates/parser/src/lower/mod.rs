@@ -31,7 +31,7 @@ mod state;
 
 use std::collections::BTreeMap;
 
-use rbk_graph::image::{History, ImageConfig};
+use rbk_graph::image::{ContainerConfig, History};
 use rbk_graph::{Definition, NodeId, Platform};
 
 use crate::error::Error;
@@ -47,7 +47,11 @@ pub trait ImageResolver {
     /// The config of `reference` (normalised, e.g.
     /// `docker.io/library/alpine:latest`) for `platform`. The error, with
     /// its causes, is shown to the user at the FROM line.
-    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ImageConfig, ResolveError>;
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<ContainerConfig, ResolveError>;
 }
 
 /// Why an [`ImageResolver`] could not resolve an image: the resolver's own
@@ -133,7 +137,7 @@ pub struct StagePlan {
     /// The vertex holding the stage's final filesystem.
     pub output: NodeId,
     /// The image config at the end of the stage.
-    pub config: ImageConfig,
+    pub config: ContainerConfig,
     /// History entries this Dockerfile added (inherited from earlier stages
     /// built on; a base image's own history is not included).
     pub history: Vec<History>,

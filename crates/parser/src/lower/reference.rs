@@ -120,7 +120,9 @@ fn valid_component(c: &str) -> bool {
 }
 
 /// Normalises an image reference as Docker does (`alpine` →
-/// `docker.io/library/alpine:latest`); the error is Docker's text.
+/// `docker.io/library/alpine:latest`); the error is Docker's text, which
+/// the caller wraps naming where the reference came from (see the crate
+/// docs on `Result<_, String>`).
 pub fn normalize_image_reference(s: &str) -> Result<String, String> {
     normalize_reference(s)
 }

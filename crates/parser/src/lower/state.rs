@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rbk_graph::image::{History, ImageConfig};
+use rbk_graph::image::{ContainerConfig, History};
 use rbk_graph::{Definition, NodeId, Op, OpMetadata, Platform, SourceOp, SourceSpan};
 
 use super::stages::{stage_error, StageTable};
@@ -58,7 +58,7 @@ pub(crate) struct StageState {
     pub(crate) display: String,
     pub(crate) platform: Platform,
     pub(crate) output: NodeId,
-    pub(crate) config: ImageConfig,
+    pub(crate) config: ContainerConfig,
     pub(crate) history: Vec<History>,
     /// The environment RUN sees and words expand in: ENV plus ARG values.
     pub(crate) env: Vec<(String, String)>,
@@ -260,9 +260,9 @@ impl<'a> Lowerer<'a> {
         reference: &str,
         platform: &Platform,
         span: Span,
-    ) -> Result<ImageConfig, Error> {
+    ) -> Result<ContainerConfig, Error> {
         match self.opts.image_resolver {
-            None => Ok(ImageConfig::default()),
+            None => Ok(ContainerConfig::default()),
             Some(r) => r.resolve(reference, platform).map_err(|e| {
                 let mut message = e.to_string();
                 let mut cause = e.source();
@@ -296,7 +296,7 @@ impl<'a> Lowerer<'a> {
             display: table.display_name(idx),
             platform: info.platform.clone(),
             output: NodeId(0),
-            config: ImageConfig::default(),
+            config: ContainerConfig::default(),
             history: Vec::new(),
             env: Vec::new(),
             args: Vec::new(),

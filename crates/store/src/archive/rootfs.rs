@@ -96,6 +96,7 @@ pub fn rootfs_config(diff_id: Digest, now: SystemTime, message: Option<&str>) ->
 
 /// The host CPU in GOARCH spelling, as image configs use it.
 pub(crate) fn host_architecture() -> &'static str {
+    // `consts::ARCH` is the compile-time target, not an environment read.
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -29,6 +29,7 @@ pub struct ImagePlatform {
 impl ImagePlatform {
     /// The platform this program was compiled for.
     pub fn host() -> ImagePlatform {
+        // `consts::ARCH` is the compile-time target, not an environment read.
         let architecture = match std::env::consts::ARCH {
             "x86_64" => "amd64",
             "x86" => "386",

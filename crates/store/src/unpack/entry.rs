@@ -72,6 +72,8 @@ fn entry_name<R: Read>(entry: &Entry<'_, R>) -> String {
 /// Past [`crate::archive::RATIO_CHECK_AFTER`], the files of an archive may
 /// add up to at most [`crate::archive::MAX_COMPRESSION_RATIO`] times the tar
 /// bytes they take: the bound of compressed streams, applied to sparse maps.
+/// `Err` is the reason of the `Error::InvalidArchive` the caller makes (it
+/// knows the entry's name), hence a plain `String`.
 fn check_expansion(logical: u64, read: u64) -> std::result::Result<(), String> {
     use crate::archive::{MAX_COMPRESSION_RATIO, RATIO_CHECK_AFTER};
     if logical > RATIO_CHECK_AFTER && logical / read.max(1) > MAX_COMPRESSION_RATIO {

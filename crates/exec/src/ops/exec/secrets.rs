@@ -202,9 +202,8 @@ mod tests {
 
     #[test]
     fn the_proxy_forwards_both_ways_and_stops_on_drop() {
-        let dir = std::env::temp_dir().join(format!("rbk-agent-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let agent = UnixListener::bind(dir.join("agent")).unwrap();
         // A toy agent: answers each request with its bytes reversed.
         std::thread::spawn(move || {
@@ -232,18 +231,17 @@ mod tests {
         let path = proxy.path().to_path_buf();
         drop(proxy);
         assert!(!path.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn only_sockets_are_agents() {
-        let file = std::env::temp_dir().join(format!("rbk-not-agent-{}", std::process::id()));
+        let temp = tempfile::tempdir().unwrap();
+        let file = temp.path().join("not-agent");
         fs::write(&file, "key").unwrap();
         let err = AgentProxy::start(file.with_extension("sock"), &file, 0o600, 0, 0)
             .err()
             .unwrap();
         assert!(err.to_string().contains("not an SSH agent socket"), "{err}");
-        fs::remove_file(&file).unwrap();
     }
 
     #[test]

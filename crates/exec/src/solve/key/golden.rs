@@ -378,6 +378,8 @@ fn cache_keys_match_the_golden_file() {
     let rows = table(FILES);
     let text = render(&rows);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    // A test-only environment read: the golden-file convention of the
+    // parser tests (`UPDATE_GOLDEN=1` rewrites the file).
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, &text).unwrap();

@@ -66,6 +66,11 @@ fn hours(h: i64, s: i64) -> String {
     }
 }
 
+/// The first 12 hex digits of a digest, as Docker names layers.
+pub(crate) fn short_digest(digest: &rbk_store::Digest) -> String {
+    digest.hex().chars().take(12).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod humanize;
 mod lookup;
 mod progress;
 mod render;
+mod runtime;
 mod settings;
 mod table;
 mod template;

@@ -307,6 +307,14 @@ fn open_store(flag: Option<&Path>) -> anyhow::Result<Store> {
     Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
 }
 
+/// The layer compression `--compression` names.
+pub(crate) fn compression(arg: crate::args::CompressionArg) -> rbk_exec::Compression {
+    match arg {
+        crate::args::CompressionArg::Gzip => rbk_exec::Compression::Gzip,
+        crate::args::CompressionArg::Zstd => rbk_exec::Compression::Zstd,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

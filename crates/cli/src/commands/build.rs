@@ -5,18 +5,18 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use rbk_build::{BuildRequest, Engine, Output};
-use rbk_exec::{Compression, Entitlements, Runc};
+use rbk_exec::{Entitlements, Runc};
 use rbk_store::Reference;
 
 use super::build_check::Call;
-use crate::args::{BuildArgs, CompressionArg};
+use crate::args::BuildArgs;
 use crate::progress::Progress;
 use crate::settings::{FrontendSettings, GlobalSettings};
 
 pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     let registries = settings.registries();
     let store = settings.open_store()?;
-    super::prune::reap_build_containers(settings, &store, args.runtime.clone())?;
+    crate::runtime::reap_build_containers(settings, &store, args.runtime.clone())?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
     // `rbk build -`: the context (or a lone Dockerfile) comes from stdin,
@@ -70,7 +70,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
         outputs,
-        compression: compression(args.compression),
+        compression: crate::settings::compression(args.compression),
         cache_from: args
             .cache_from
             .iter()
@@ -136,13 +136,6 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     }
     report_done(args.quiet && !to_stdout, &id.to_string(), &tags);
     Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn compression(arg: CompressionArg) -> Compression {
-    match arg {
-        CompressionArg::Gzip => Compression::Gzip,
-        CompressionArg::Zstd => Compression::Zstd,
-    }
 }
 
 #[allow(clippy::print_stderr)] // the CLI reports here

@@ -3,43 +3,20 @@
 //! life cycle in `container_life`, `inspect` in `container_inspect`). The
 //! state lives in the store (`rbk_store::ContainerRecord`); running and
 //! packing are exec's (`rbk_exec::prepare_container`, `monitor_container`,
-//! `container_layer`, `container_changes`).
+//! `container_layer`, `container_changes`); opening the store and the
+//! runtime is `crate::runtime`'s.
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use rbk_exec::{Change, Runc};
+use rbk_exec::Change;
 use rbk_store::image::{format_rfc3339, parse_rfc3339, History, Image};
 use rbk_store::{ContainerRecord, ContainerState, Digest, Layer, Reference, Store};
 
 use crate::args::{CommitArgs, ContainerArg, ContainerCommand, ExportArgs, PsArgs, RmArgs};
+use crate::runtime::{open_containers, runc_for};
 use crate::settings::GlobalSettings;
-
-/// The store, with every container whose owner was killed repaired first
-/// (see `rbk_exec::reap_containers`): every command that looks at
-/// containers opens them through here.
-pub(crate) fn open_containers(settings: &GlobalSettings) -> anyhow::Result<Store> {
-    let store = settings.open_store()?;
-    rbk_exec::reap_containers(&store, settings.runtime.as_deref())?;
-    Ok(store)
-}
-
-/// The runtime that runs (or ran) `record`.
-pub(crate) fn runc_for(
-    settings: &GlobalSettings,
-    record: &ContainerRecord,
-) -> anyhow::Result<Runc> {
-    let binary = record
-        .runtime
-        .as_ref()
-        .map(std::path::PathBuf::from)
-        .or_else(|| settings.runtime.clone());
-    Ok(Runc::new(
-        binary,
-        settings.open_store()?.root().join("runc"),
-    )?)
-}
 
 /// The image `name` (a name or an id) from the store, else pulled.
 pub(crate) fn image_for_run(

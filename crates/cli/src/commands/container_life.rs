@@ -12,8 +12,8 @@ use anyhow::bail;
 use rbk_exec::{LogEntry, LogStream};
 use rbk_store::{ContainerRecord, ContainerState, Store};
 
-use super::container::{open_containers, runc_for};
 use crate::args::{ContainersArg, ExecArgs, KillArgs, LogsArgs, StartArgs, StopArgs};
+use crate::runtime::{open_containers, runc_for};
 use crate::settings::GlobalSettings;
 
 /// How often a waiting command looks at the record again.

@@ -18,9 +18,10 @@ use rbk_graph::NetworkMode;
 use rbk_store::image::format_rfc3339;
 use rbk_store::{ContainerRecord, Store};
 
-use super::container::{image_for_run, layers, new_id, open_containers, runc_for};
+use super::container::{image_for_run, layers, new_id};
 use super::container_opts;
 use crate::args::{MonitorArgs, RunArgs};
+use crate::runtime::{open_containers, runc_for};
 use crate::settings::GlobalSettings;
 
 /// Signals a foreground run passes on to the container.

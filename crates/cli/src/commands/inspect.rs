@@ -29,7 +29,7 @@ pub(crate) fn run(
     settings: &crate::settings::GlobalSettings,
     args: InspectArgs,
 ) -> anyhow::Result<ExitCode> {
-    let store = super::container::open_containers(settings)?;
+    let store = crate::runtime::open_containers(settings)?;
     if args.attestations {
         return attestations(&store, &args.images);
     }

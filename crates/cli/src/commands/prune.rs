@@ -53,7 +53,7 @@ pub(crate) fn run(
     // A build killed mid-step leaves its container running and its mounts
     // under tmp/: stop the one, then detach the others (when no other
     // process holds the store) so their dirs can go.
-    reap_build_containers(settings, &store, None)?;
+    crate::runtime::reap_build_containers(settings, &store, None)?;
     rbk_exec::recover_store(&store)?;
     let report = store.prune(args.all)?;
     store.empty_trash()?;
@@ -99,19 +99,4 @@ fn confirm(all: bool) -> anyhow::Result<bool> {
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y"))
-}
-
-/// Stops the RUN containers of builds whose rbk process is gone (see
-/// `Runc::reap_orphans`), before anything touches their work directories.
-/// Without a usable runc there is nothing of ours to reap.
-pub(crate) fn reap_build_containers(
-    settings: &crate::settings::GlobalSettings,
-    store: &rbk_store::Store,
-    runtime: Option<std::path::PathBuf>,
-) -> anyhow::Result<()> {
-    let binary = runtime.or_else(|| settings.runtime.clone());
-    if let Ok(runc) = rbk_exec::Runc::new(binary, store.root().join("runc")) {
-        runc.reap_orphans()?;
-    }
-    Ok(())
 }

@@ -68,12 +68,10 @@ fn report_layer(progress: &BlobProgress) {
         Outcome::AlreadyStored => "Already exists",
         _ => return,
     };
-    println!("{}: {status}", short_digest(&progress.blob.digest));
-}
-
-/// The first 12 hex digits of a digest, as Docker names layers.
-pub(crate) fn short_digest(digest: &rbk_store::Digest) -> String {
-    digest.hex().chars().take(12).collect()
+    println!(
+        "{}: {status}",
+        crate::humanize::short_digest(&progress.blob.digest)
+    );
 }
 
 #[allow(clippy::print_stdout)] // the CLI reports here

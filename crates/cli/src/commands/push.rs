@@ -9,7 +9,7 @@ use rbk_store::{Reference, Store};
 use rbk_registry::{BlobProgress, Outcome};
 
 use crate::args::{CompressionArg, PushArgs};
-use crate::commands::pull::short_digest;
+use crate::humanize::short_digest;
 use crate::settings::GlobalSettings;
 
 pub(crate) fn run(settings: &GlobalSettings, args: PushArgs) -> anyhow::Result<ExitCode> {
@@ -60,11 +60,8 @@ fn push_image(
     report_start(reference);
     // The distribution manifest is untagged: keep GC off it until it is sent.
     let _lease = store.lease()?;
-    let sent = rbk_build::distribution_image(
-        store,
-        image,
-        crate::commands::build::compression(compression),
-    )?;
+    let sent =
+        rbk_build::distribution_image(store, image, crate::settings::compression(compression))?;
     let client = settings.client(None)?;
     let report = client
         .push_reporting(store, &sent.descriptor, reference, &report_layer)
@@ -87,7 +84,7 @@ fn push_index(
     let index = rbk_build::distribution_index_of(
         store,
         &store.resolve(reference)?,
-        crate::commands::build::compression(compression),
+        crate::settings::compression(compression),
     )?;
     let client = settings.client(None)?;
     let report = client

@@ -43,7 +43,7 @@ pub(crate) fn run(
     settings: &crate::settings::GlobalSettings,
     command: SystemCommand,
 ) -> anyhow::Result<ExitCode> {
-    let store = super::container::open_containers(settings)?;
+    let store = crate::runtime::open_containers(settings)?;
     match command {
         SystemCommand::Df { verbose, format } => {
             let format = format.as_deref().map(Format::parse).transpose()?;
@@ -68,7 +68,7 @@ pub(crate) fn run(
         }
         SystemCommand::Verify => {
             // A killed build's container is stopped, not reported as damage.
-            super::prune::reap_build_containers(settings, &store, None)?;
+            crate::runtime::reap_build_containers(settings, &store, None)?;
             verify(&store)
         }
     }

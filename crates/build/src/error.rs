@@ -53,6 +53,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A build context that is not a local directory (stdin, a URL, a git
+    /// repository) could not be read or fetched.
+    #[error("{what}")]
+    Context {
+        /// What was being done, naming the context.
+        what: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
     /// An output could not be written.
     #[error("{what}: {source}")]
     Output {

@@ -9,6 +9,8 @@
 //!   ([`Registries`] for real, a fake in tests);
 //! - `rbk_exec::Solver` under `rbk_graph::Scheduler`: the steps themselves;
 //! - `rbk_exec::commit_image`: the image config, history and manifest;
+//! - `context_source.rs`: contexts from stdin, a URL or git, made into a
+//!   directory before planning;
 //! - `output.rs`: `--output` and `--push`;
 //! - `cache.rs`: `--cache-from` / `--cache-to` over a [`CacheTransport`];
 //! - `checks.rs`: the build checks' report (`--check`);
@@ -26,6 +28,7 @@ pub mod attest;
 mod cache;
 mod cache_mounts;
 mod checks;
+mod context_source;
 mod engine;
 mod error;
 mod images;
@@ -44,6 +47,9 @@ pub use cache::{
     RegistryCache,
 };
 pub use checks::CheckReport;
+pub use context_source::{
+    context_from_stream, fetch_context, fetch_named_contexts, FetchedContext,
+};
 pub use engine::{BuildResult, Engine, PlannedBuild};
 pub use error::{BoxError, Error, Result};
 pub use images::{image_for_build, ImageProvider, Registries};

@@ -19,19 +19,9 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     crate::runtime::reap_build_containers(settings, &store, args.runtime.clone())?;
     rbk_exec::recover_store(&store)?;
     let _lease = store.lease()?;
-    // `rbk build -`: the context (or a lone Dockerfile) comes from stdin,
-    // unpacked under the store's tmp/ until the build ends.
-    let _stdin_context = match args.frontend.context.as_os_str() == "-" {
-        true => {
-            let ctx = super::stdin_context::read(&store, args.frontend.file.as_deref())?;
-            args.frontend.context = ctx.context.clone();
-            args.frontend.file = Some(ctx.dockerfile.clone());
-            Some(ctx)
-        }
-        false => None,
-    };
-    // `rbk build <git url>|<https url>`: the context fetched into the store.
-    let _remote_context = super::remote_context::open(&store, settings, &mut args)?;
+    // `rbk build -`, `rbk build <git url>|<https url>`: the context made
+    // into a directory under the store's tmp/ until the build ends.
+    let _fetched_context = fetch_context(&store, settings, &mut args)?;
     let frontend = FrontendSettings::resolve(args.frontend)?;
     report_warnings(&frontend.platform_warnings);
     let mut outputs = args
@@ -104,7 +94,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let mut request = request;
     rbk_build::load_oci_layouts(&store, &mut request.build_contexts)?;
     let _named_archives =
-        super::remote_context::open_named(&store, settings, &mut request.build_contexts)?;
+        rbk_build::fetch_named_contexts(&store, &settings.remote, &mut request.build_contexts)?;
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());
     let runtime = Runc::new(runtime_binary, store.root().join("runc"))?;
@@ -136,6 +126,53 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     }
     report_done(args.quiet && !to_stdout, &id.to_string(), &tags);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rbk build -` (stdin) or a URL as the context: fetched by the engine's
+/// `context_source`, and `args` pointed at the directory (and at the
+/// Dockerfile in it, unless `-f -` reads that from stdin).
+fn fetch_context(
+    store: &rbk_store::Store,
+    settings: &GlobalSettings,
+    args: &mut BuildArgs,
+) -> anyhow::Result<Option<rbk_build::FetchedContext>> {
+    let context = args.frontend.context.clone();
+    let stdin_dockerfile = args
+        .frontend
+        .file
+        .as_ref()
+        .is_some_and(|f| f.as_os_str() == "-");
+    let fetched = if context.as_os_str() == "-" {
+        if stdin_dockerfile {
+            bail!("the context and the Dockerfile cannot both come from stdin (`-` and `-f -`)");
+        }
+        let file = args.frontend.file.as_deref();
+        rbk_build::context_from_stream(store, std::io::stdin().lock(), file)?
+    } else {
+        let Some(url) = context.to_str() else {
+            return Ok(None);
+        };
+        let file = args.frontend.file.as_deref().filter(|_| !stdin_dockerfile);
+        let (secrets, ssh) = match rbk_build::is_git_url(url) {
+            true => (
+                super::secrets::parse_secrets(&args.secrets)?,
+                super::secrets::parse_ssh(&args.ssh)?,
+            ),
+            false => Default::default(),
+        };
+        let ssh_agent = ssh.get("default").cloned();
+        let found =
+            rbk_build::fetch_context(store, &settings.remote, &secrets, ssh_agent, url, file)?;
+        let Some(fetched) = found else {
+            return Ok(None);
+        };
+        fetched
+    };
+    args.frontend.context = fetched.context.clone();
+    if !stdin_dockerfile {
+        args.frontend.file = Some(fetched.dockerfile.clone());
+    }
+    Ok(Some(fetched))
 }
 
 #[allow(clippy::print_stderr)] // the CLI reports here

@@ -320,6 +320,30 @@ pub(crate) fn read_error(
     Error::ArchiveRead { entries, source }
 }
 
+/// Whether `block` is a tar header: not all zeros, with a checksum field
+/// matching the sum of its bytes (unsigned, or signed as old tars wrote it).
+pub fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() != 512 || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| *c != ' ' && *c != '\0')
+        .collect();
+    let Ok(expected) = i64::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0i64, 0i64);
+    for (i, b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += i64::from(b);
+        signed += i64::from(b as i8);
+    }
+    expected == unsigned || expected == signed
+}
+
 /// Detects the compression by magic bytes (gzip, zstd, xz, bzip2, or
 /// none) and returns the tar stream; a compressed stream that expands more
 /// than [`crate::archive::MAX_COMPRESSION_RATIO`] times fails as it is read.

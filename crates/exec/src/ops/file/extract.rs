@@ -40,34 +40,10 @@ pub(crate) fn archive_reader(file: File) -> io::Result<Option<Box<dyn Read>>> {
     };
     let mut header = vec![0u8; 512];
     // A stream that fails to decompress or is too short is just not an archive.
-    if stream.read_exact(&mut header).is_err() || !is_tar_header(&header) {
+    if stream.read_exact(&mut header).is_err() || !rbk_store::is_tar_header(&header) {
         return Ok(None);
     }
     Ok(Some(Box::new(Cursor::new(header).chain(stream))))
-}
-
-/// Whether `block` is a tar header: not all zeros, with a checksum field
-/// matching the sum of its bytes (unsigned, or signed as old tars wrote it).
-fn is_tar_header(block: &[u8]) -> bool {
-    if block.len() != 512 || block.iter().all(|b| *b == 0) {
-        return false;
-    }
-    let field = &block[148..156];
-    let text: String = field
-        .iter()
-        .map(|b| *b as char)
-        .filter(|c| *c != ' ' && *c != '\0')
-        .collect();
-    let Ok(expected) = i64::from_str_radix(&text, 8) else {
-        return false;
-    };
-    let (mut unsigned, mut signed) = (0i64, 0i64);
-    for (i, b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { *b };
-        unsigned += i64::from(b);
-        signed += i64::from(b as i8);
-    }
-    expected == unsigned || expected == signed
 }
 
 /// A private directory inside the destination root holding an unpacked

@@ -3,7 +3,8 @@
 //! acceptance, differential and interop suites), `buildah` and `podman` (the
 //! interop matrix), `debootstrap` (the real Debian base), qemu-user-static
 //! with binfmt-support (multi-platform builds) and `chromium` (loads
-//! `rbk analyze --html` pages) and `tmux` (a terminal for `run -it`),
+//! `rbk analyze --html` pages), `tmux` (a terminal for `run -it`), `rpm`
+//! and `golang-go` (the SBOM's RPM database and Go binary),
 //! installed from Debian's packages when
 //! missing.
 
@@ -13,7 +14,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 15] = [
+const PROGRAMS: [(&str, &str); 17] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -36,6 +37,10 @@ const PROGRAMS: [(&str, &str); 15] = [
     // The remote-source tests: an HTTP server and `git daemon`.
     ("python3", "python3"),
     ("git", "git"),
+    // The SBOM tests: a real RPM database (rpmbuild, rpm --initdb) and a
+    // Go binary with build info.
+    ("rpmbuild", "rpm"),
+    ("go", "golang-go"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

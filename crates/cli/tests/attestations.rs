@@ -249,7 +249,7 @@ fn hex(bytes: &[u8]) -> String {
 fn a_corrupt_package_database_warns_and_the_build_succeeds() {
     let dir = scratch("corrupt");
     let root = store(&dir);
-    let text = "FROM rbk-busybox\nRUN mkdir -p /var/lib/dpkg /app && printf 'this is not a status file\\n' > /var/lib/dpkg/status && printf '{broken' > /app/package-lock.json\n";
+    let text = "FROM rbk-busybox\nRUN mkdir -p /var/lib/dpkg /app /var/lib/rpm && printf 'this is not a status file\\n' > /var/lib/dpkg/status && printf '{broken' > /app/package-lock.json && printf 'not sqlite' > /var/lib/rpm/rpmdb.sqlite\n";
     let ctx = context(&dir, &[("Dockerfile", text)]);
     let out = build(&root, &ctx, &["-t", "corrupt:1", "--sbom"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -262,12 +262,176 @@ fn a_corrupt_package_database_warns_and_the_build_succeeds() {
         err.contains("WARNING: SBOM: skipped /app/package-lock.json"),
         "{err}"
     );
+    assert!(
+        err.contains("WARNING: SBOM: skipped /var/lib/rpm/rpmdb.sqlite, which cannot be read as a package database: SQLite: "),
+        "{err}"
+    );
     let statements: Value =
         serde_json::from_slice(&ok(&root, &["inspect", "--attestations", "corrupt:1"]).stdout)
             .unwrap();
     assert_eq!(
         statements[0]["predicate"]["packages"],
         serde_json::json!([])
+    );
+}
+
+/// An RPM package for `rpmbuild`: name, epoch, version, release.
+fn rpm_spec(name: &str, epoch: Option<u32>, version: &str, release: &str) -> String {
+    let epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+    format!(
+        "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: rbk SBOM test\nLicense: MIT\nBuildArch: noarch\n%description\nA package for rbk's SBOM test.\n%files\n"
+    )
+}
+
+#[test]
+fn the_sbom_lists_rpm_packages_and_go_modules() {
+    let dir = scratch("rpm-go");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY rootfs/ /\n"),
+            (
+                "greet/go.mod",
+                "module example.com/greet\n\ngo 1.19\n",
+            ),
+            (
+                "greet/greet.go",
+                "package greet\n\nfunc Hello() string { return \"hello\" }\n",
+            ),
+            (
+                "hello/go.mod",
+                "module example.com/hello\n\ngo 1.19\n\nrequire example.com/greet v1.0.0\n\nreplace example.com/greet => ../greet\n",
+            ),
+            (
+                "hello/main.go",
+                "package main\n\nimport \"example.com/greet\"\n\nfunc main() { println(greet.Hello()) }\n",
+            ),
+        ],
+    );
+    let rootfs = ctx.join("rootfs");
+
+    // A real RPM database, made by Debian's rpm: two packages built with
+    // rpmbuild, recorded with `rpm --justdb`.
+    let top = dir.join("rpmbuild");
+    let mut rpms = Vec::new();
+    for (name, epoch, version, release) in [
+        ("rbk-hello", None, "1.2", "3"),
+        ("rbk-tools", Some(4), "0.9.1", "1.fc39"),
+    ] {
+        let spec = dir.join(format!("{name}.spec"));
+        std::fs::write(&spec, rpm_spec(name, epoch, version, release)).unwrap();
+        Tool::rpmbuild().ok(&[
+            "--define",
+            &format!("_topdir {}", top.display()),
+            "--define",
+            &format!("_dbpath {}", dir.join("rpmbuild-db").display()),
+            "-bb",
+            spec.to_str().unwrap(),
+        ]);
+        rpms.push(top.join(format!("RPMS/noarch/{name}-{version}-{release}.noarch.rpm")));
+    }
+    let rpm_args = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "--root".to_string(),
+            rootfs.display().to_string(),
+            "--dbpath".to_string(),
+            "/var/lib/rpm".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let run_rpm = |extra: &[&str]| {
+        let args = rpm_args(extra);
+        Tool::rpm().text(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    run_rpm(&["--initdb"]);
+    let mut install = vec!["-i", "--justdb", "--nodeps", "--noscripts"];
+    install.extend(rpms.iter().map(|p| p.to_str().unwrap()));
+    run_rpm(&install);
+    assert!(rootfs.join("var/lib/rpm/rpmdb.sqlite").is_file());
+    let listed = run_rpm(&[
+        "-qa",
+        "--qf",
+        "pkg:rpm/%{NAME}@%{VERSION}-%{RELEASE}?arch=%{ARCH}%|EPOCH?{&epoch=%{EPOCH}}:{}|\n",
+    ]);
+    let mut expected: Vec<String> = listed.lines().map(str::to_string).collect();
+    assert_eq!(expected.len(), 2, "{listed}");
+
+    // A Go binary built by Debian's golang-go, and what `go version -m`
+    // says it holds.
+    let bin = rootfs.join("usr/local/bin/hello");
+    let out = Tool::go()
+        .command(&["build", "-buildvcs=false", "-o", bin.to_str().unwrap(), "."])
+        .current_dir(ctx.join("hello"))
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let modules = Tool::go().text(&["version", "-m", bin.to_str().unwrap()]);
+    let go_version = modules.lines().next().unwrap().rsplit(' ').next().unwrap();
+    expected.push(format!("pkg:golang/stdlib@{go_version}"));
+    // A `=>` line replaces the module of the line before; its version is
+    // the one built.
+    let mut go_packages: Vec<(String, String)> = Vec::new();
+    for line in modules.lines().skip(1) {
+        match line.trim_start().split('\t').collect::<Vec<_>>().as_slice() {
+            ["mod" | "dep", path, version, ..] => {
+                go_packages.push((path.to_string(), version.to_string()))
+            }
+            ["=>", _, version, ..] => go_packages.last_mut().unwrap().1 = version.to_string(),
+            _ => {}
+        }
+    }
+    assert!(
+        go_packages.iter().any(|(p, _)| p == "example.com/greet"),
+        "{modules}"
+    );
+    expected.extend(
+        go_packages
+            .iter()
+            .map(|(p, v)| format!("pkg:golang/{p}@{v}")),
+    );
+    expected.sort();
+
+    let out = build(&root, &ctx, &["-t", "rpm-go:1", "--sbom"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("SBOM: skipped"), "{}", stderr(&out));
+    let statements: Value =
+        serde_json::from_slice(&ok(&root, &["inspect", "--attestations", "rpm-go:1"]).stdout)
+            .unwrap();
+    let packages = statements[0]["predicate"]["packages"].as_array().unwrap();
+    let mut purls: Vec<String> = packages
+        .iter()
+        .map(|p| {
+            p["externalRefs"][0]["referenceLocator"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    purls.sort();
+    assert_eq!(purls, expected);
+    let hello = packages.iter().find(|p| p["name"] == "rbk-hello").unwrap();
+    assert_eq!(
+        hello["sourceInfo"],
+        "acquired package info from /var/lib/rpm/rpmdb.sqlite"
+    );
+    let greet = packages
+        .iter()
+        .find(|p| p["name"] == "example.com/greet")
+        .unwrap();
+    assert_eq!(
+        greet["sourceInfo"],
+        "acquired package info from /usr/local/bin/hello"
     );
 }
 

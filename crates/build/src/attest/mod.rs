@@ -6,9 +6,9 @@
 //! (`application/vnd.in-toto+json`, annotated with their
 //! `in-toto.io/predicate-type`).
 //!
-//! - `sbom.rs`: an SPDX 2.3 document of the packages the image's package
-//!   databases list (dpkg, apk, Python dist-info, npm lock files,
-//!   Cargo.lock); a database that cannot be read gives a warning naming the
+//! - `sbom/`: an SPDX 2.3 document of the packages the image's package
+//!   databases list (dpkg, apk, RPM's sqlite database, Python dist-info, npm
+//!   lock files, Cargo.lock, Go binaries' build info); a database that cannot be read gives a warning naming the
 //!   file, never a failed build.
 //! - `provenance.rs`: a SLSA provenance v1 predicate (build parameters, the
 //!   Dockerfile's digest, the base images' digests; the build steps in

@@ -95,6 +95,21 @@ impl Tool {
         Tool::plain(require("umoci", "umoci"))
     }
 
+    /// rpm (the SBOM tests make a real RPM database with it).
+    pub(crate) fn rpm() -> Tool {
+        Tool::plain(require("rpm", "rpm"))
+    }
+
+    /// rpmbuild (packages for that database).
+    pub(crate) fn rpmbuild() -> Tool {
+        Tool::plain(require("rpmbuild", "rpm"))
+    }
+
+    /// go, from Debian's golang-go (a binary with build info).
+    pub(crate) fn go() -> Tool {
+        Tool::plain(require("go", "golang-go"))
+    }
+
     /// runc with its state directory under `dir`.
     pub(crate) fn runc(dir: &Path) -> Tool {
         let mut tool = Tool::plain(require("runc", "runc"));

@@ -2,10 +2,14 @@
 //! order, whiteouts applied, so only what the final filesystem holds
 //! counts) and written as an SPDX 2.3 document.
 //!
-//! The formats are simple enough to read directly: dpkg's status file and
-//! apk's installed database are RFC 822-style stanzas, a dist-info
+//! The text formats are simple enough to read directly: dpkg's status file
+//! and apk's installed database are RFC 822-style stanzas, a dist-info
 //! `METADATA` is e-mail headers, `Cargo.lock` needs only its
-//! `[[package]]` names and versions, and npm lock files are JSON.
+//! `[[package]]` names and versions, and npm lock files are JSON. RPM's
+//! sqlite database is in `rpm.rs`, Go binaries' build info in `golang.rs`.
+
+mod golang;
+mod rpm;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,12 +21,14 @@ use serde_json::{json, Value};
 use crate::{Error, Result};
 
 /// Files larger than this are not package databases.
-const MAX_DB: u64 = 64 << 20;
+const MAX_DB: u64 = 256 << 20;
+/// Executables larger than this are not read for Go build info.
+const MAX_BINARY: u64 = 1 << 30;
 
 /// One package.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Package {
-    /// `deb`, `apk`, `pypi`, `npm`, `cargo`.
+    /// `deb`, `apk`, `rpm`, `pypi`, `npm`, `cargo`, `golang`.
     pub kind: &'static str,
     /// Its name.
     pub name: String,
@@ -30,7 +36,7 @@ pub struct Package {
     pub version: String,
     /// Its architecture, when the database says.
     pub arch: String,
-    /// The database it came from (absolute path in the image).
+    /// The database (or Go binary) it came from (absolute path in the image).
     pub source: String,
 }
 
@@ -43,6 +49,15 @@ pub struct Scan {
     pub warnings: Vec<String>,
 }
 
+/// A file of the image the scan keeps.
+enum Found {
+    /// A package database's bytes, read once the final filesystem is known
+    /// (an RPM database needs its log beside it).
+    Database(Vec<u8>),
+    /// A Go binary, read as it went by (its bytes are not kept).
+    Binary(std::result::Result<Vec<Package>, String>),
+}
+
 fn interesting(path: &str) -> bool {
     path == "var/lib/dpkg/status"
         || path == "lib/apk/db/installed"
@@ -50,20 +65,32 @@ fn interesting(path: &str) -> bool {
         || (path.ends_with("package-lock.json") && !path.contains("node_modules/"))
         || path.ends_with("/Cargo.lock")
         || path == "Cargo.lock"
+        || rpm::interesting(path)
 }
 
 /// Reads the package databases of `image`'s final filesystem.
 pub fn scan_image(store: &Store, image: &Image) -> Result<Scan> {
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut files: BTreeMap<String, Found> = BTreeMap::new();
     for layer in &image.manifest.layers {
         read_layer(store, &layer.digest, &mut files)?;
     }
     let mut scan = Scan::default();
-    for (path, bytes) in &files {
+    for (path, found) in &files {
         let shown = format!("/{path}");
-        let parsed = match std::str::from_utf8(bytes) {
-            Err(e) => Err(format!("not UTF-8 text ({e})")),
-            Ok(text) => parse(path, &shown, text),
+        let parsed = match found {
+            Found::Binary(result) => result.clone(),
+            Found::Database(bytes) if rpm::is_database(path) => {
+                let wal = match files.get(&format!("{path}-wal")) {
+                    Some(Found::Database(wal)) => Some(wal.as_slice()),
+                    _ => None,
+                };
+                rpm::packages(path, bytes, wal, &shown)
+            }
+            Found::Database(_) if rpm::interesting(path) => continue, // a log, read with its database
+            Found::Database(bytes) => match std::str::from_utf8(bytes) {
+                Err(e) => Err(format!("not UTF-8 text ({e})")),
+                Ok(text) => parse(path, &shown, text),
+            },
         };
         match parsed {
             Ok(mut p) => scan.packages.append(&mut p),
@@ -91,7 +118,7 @@ fn parse(path: &str, shown: &str, text: &str) -> std::result::Result<Vec<Package
     }
 }
 
-fn read_layer(store: &Store, digest: &Digest, files: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
+fn read_layer(store: &Store, digest: &Digest, files: &mut BTreeMap<String, Found>) -> Result<()> {
     let fail = |e: std::io::Error| Error::Invalid(format!("reading layer {digest}: {e}"));
     let mut archive = tar::Archive::new(decompress(store.open(digest)?).map_err(fail)?);
     let mut seen: Vec<String> = Vec::new();
@@ -127,16 +154,32 @@ fn read_layer(store: &Store, digest: &Digest, files: &mut BTreeMap<String, Vec<u
         }
         // A later layer's file (or directory, or link) replaces the earlier one.
         files.remove(&path);
-        if !entry.header().entry_type().is_file() || !interesting(&path) {
+        let header = entry.header();
+        if !header.entry_type().is_file() {
             continue;
         }
-        if entry.header().size().unwrap_or(u64::MAX) > MAX_DB {
-            continue;
+        let size = header.size().unwrap_or(u64::MAX);
+        let executable = header.mode().unwrap_or(0) & 0o111 != 0;
+        if interesting(&path) {
+            if size > MAX_DB {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(fail)?;
+            files.insert(path.clone(), Found::Database(bytes));
+            seen.push(path);
+        } else if executable && (4..=MAX_BINARY).contains(&size) {
+            let mut bytes = vec![0; 4];
+            entry.read_exact(&mut bytes).map_err(fail)?;
+            if !golang::is_elf(&bytes) {
+                continue;
+            }
+            entry.read_to_end(&mut bytes).map_err(fail)?;
+            if let Some(found) = golang::packages(&bytes, &format!("/{path}")) {
+                files.insert(path.clone(), Found::Binary(found));
+                seen.push(path);
+            }
         }
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(fail)?;
-        files.insert(path.clone(), bytes);
-        seen.push(path);
     }
     Ok(())
 }
@@ -345,6 +388,19 @@ fn purl(p: &Package) -> String {
             enc(&p.version),
             enc(&p.arch)
         ),
+        // The epoch is a qualifier in a package URL, not part of the version.
+        "rpm" => {
+            let (epoch, version) = match p.version.split_once(':') {
+                Some((e, v)) => (format!("&epoch={e}"), v),
+                None => (String::new(), p.version.as_str()),
+            };
+            format!(
+                "pkg:rpm/{}@{}?arch={}{epoch}",
+                enc(&p.name),
+                enc(version),
+                enc(&p.arch)
+            )
+        }
         kind => format!(
             "pkg:{kind}/{}@{}",
             p.name.replace('@', "%40"),

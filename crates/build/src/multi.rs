@@ -337,7 +337,23 @@ pub fn distribution_index_of(
         .iter()
         .map(|(d, _)| store.read_image(d))
         .collect::<rbk_store::Result<Vec<_>>>()?;
-    distribution_images(store, &images, compression)
+    let entries = distribution_entries(store, &images, compression)?;
+    // Images that go as they are stored (pulled, or loaded compressed)
+    // leave the index as it is too: its bytes, digest and attestations.
+    let listed = list
+        .manifests
+        .iter()
+        .filter(|e| !e.is_attestation())
+        .count();
+    let unchanged = listed == images.len()
+        && entries
+            .iter()
+            .zip(&images)
+            .all(|((sent, _), image)| *sent == image.descriptor);
+    if unchanged && store.attestation_blobs(&list)?.is_some() {
+        return Ok(index.clone());
+    }
+    Ok(store.put_index(&entries)?)
 }
 
 fn distribution_images(
@@ -345,13 +361,22 @@ fn distribution_images(
     images: &[Image],
     compression: Compression,
 ) -> Result<Descriptor> {
+    Ok(store.put_index(&distribution_entries(store, images, compression)?)?)
+}
+
+/// Each image as it goes to a registry, with its platform.
+fn distribution_entries(
+    store: &Store,
+    images: &[Image],
+    compression: Compression,
+) -> Result<Vec<(Descriptor, ImagePlatform)>> {
     let mut entries = Vec::new();
     for image in images {
         let sent = output::distribution_image(store, image, compression)?;
         let platform = crate::images::config_platform(image);
         entries.push((sent.descriptor, platform));
     }
-    Ok(store.put_index(&entries)?)
+    Ok(entries)
 }
 
 /// An OCI archive whose `index.json` names the image index.

@@ -504,3 +504,57 @@ fn undefined_variables_are_warned_about_unless_skipped() {
         assert!(!stderr(&out).contains("UndefinedVar"), "{}", stderr(&out));
     }
 }
+
+/// Item 5: a RUN that writes only into cache and tmpfs mounts (and one
+/// that writes nothing, and a COPY of an empty directory, and WORKDIR on
+/// a directory that exists) still makes a layer: the empty tar, with a
+/// history entry that is not `empty_layer`. Current BuildKit removes the
+/// stubs of mount targets it had to create (the fix for CVE-2024-23652),
+/// so those RUN layers are empty too; Docker 20.10's BuildKit kept them,
+/// which is why the differential case `empty-steps` leaves RUN out.
+#[test]
+fn steps_that_write_only_into_mounts_still_make_an_empty_layer() {
+    const EMPTY: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    let dir = scratch("empty-mount-steps");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\n\
+                 RUN --mount=type=cache,target=/var/cache/made echo x > /var/cache/made/f\n\
+                 RUN --mount=type=tmpfs,target=/tmp touch /tmp/gone\n\
+                 RUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t echo y > /c/y && echo z > /t/z\n\
+                 RUN true\n\
+                 COPY empty/ /etc/\n\
+                 WORKDIR /bin\n",
+            ),
+            ("empty/.keep-out", ""),
+            (".dockerignore", "empty/.keep-out\n"),
+        ],
+    );
+    ok(&root, &support::build_args(&ctx, &["-t", "mounts-only"]));
+    let base = config(&root, "rbk-busybox");
+    let cfg = config(&root, "mounts-only");
+    let base_layers = base["rootfs"]["diff_ids"].as_array().unwrap().len();
+    let diff_ids = cfg["rootfs"]["diff_ids"].as_array().unwrap();
+    let added: Vec<&str> = diff_ids[base_layers..]
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(added, [EMPTY; 6], "{cfg}");
+    let base_history = base["history"].as_array().unwrap().len();
+    let history = &cfg["history"].as_array().unwrap()[base_history..];
+    assert_eq!(history.len(), 6, "{cfg}");
+    for h in history {
+        assert_eq!(h.get("empty_layer"), None, "{h}");
+    }
+    // The layers are real blobs: the image's manifest lists six more.
+    let image: serde_json::Value =
+        serde_json::from_slice(&ok(&root, &["inspect", "mounts-only"]).stdout).unwrap();
+    assert_eq!(
+        image[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        base_layers + 6
+    );
+}

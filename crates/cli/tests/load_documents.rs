@@ -321,3 +321,202 @@ fn docker_archive_layers_compressed_with_bzip2_load() {
         w.finish().unwrap()
     });
 }
+
+#[test]
+fn a_foreign_layer_is_refused_naming_it() {
+    let dir = scratch("foreign");
+    let (root, mut entries) = saved_base(&dir);
+    let mut m = manifest(&entries);
+    // What a Windows base image's manifest holds: a layer whose content is
+    // elsewhere (`urls`), which no archive or registry carries.
+    m["layers"][0]["mediaType"] =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".into();
+    m["layers"][0]["urls"] = serde_json::json!(["https://example.invalid/layer"]);
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let digest = set_manifest_bytes(&mut entries, serde_json::to_vec(&m).unwrap());
+    assert_refused(
+        &dir,
+        &root,
+        "foreign",
+        &entries,
+        &["foreign/non-distributable layer", &layer, &digest],
+    );
+}
+
+/// The base image under an index that also lists a BuildKit attestation
+/// manifest (platform `unknown/unknown`, listed first here so that taking
+/// the first entry would be wrong), as `docker buildx build --provenance`
+/// writes it. Returns the index's digest.
+fn with_attestation(entries: &mut Entries) -> String {
+    // Its layers gzip-compressed, as an exporter writes them.
+    // The archive keeps only what the new documents name.
+    let mut m = manifest(entries);
+    let old: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    entries.remove(&blob_path(old["manifests"][0]["digest"].as_str().unwrap()));
+    for layer in m["layers"].as_array_mut().unwrap() {
+        let plain = entries
+            .remove(&blob_path(layer["digest"].as_str().unwrap()))
+            .unwrap();
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        w.write_all(&plain).unwrap();
+        let packed = w.finish().unwrap();
+        layer["size"] = packed.len().into();
+        layer["digest"] = put_blob(entries, packed).into();
+        layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+    }
+    set_manifest_bytes(entries, serde_json::to_vec(&m).unwrap());
+    let top: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    let image = &top["manifests"][0];
+    let statement = serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "subject": [{"name": "_", "digest": {"sha256": image["digest"].as_str().unwrap().trim_start_matches("sha256:")}}],
+        "predicate": {"buildType": "https://mobyproject.org/buildkit@v1"}
+    }))
+    .unwrap();
+    let statement_size = statement.len();
+    let statement_digest = put_blob(entries, statement);
+    let att_config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "unknown", "os": "unknown", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [statement_digest]}
+    }))
+    .unwrap();
+    let att_config_size = att_config.len();
+    let att_config_digest = put_blob(entries, att_config);
+    let att = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": att_config_digest, "size": att_config_size},
+        "layers": [{
+            "mediaType": "application/vnd.in-toto+json", "digest": statement_digest, "size": statement_size,
+            "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}
+        }]
+    }))
+    .unwrap();
+    let att_size = att.len();
+    let att_digest = put_blob(entries, att);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": att_digest, "size": att_size,
+                "annotations": {
+                    "vnd.docker.reference.digest": image["digest"],
+                    "vnd.docker.reference.type": "attestation-manifest"
+                },
+                "platform": {"architecture": "unknown", "os": "unknown"}
+            },
+            {
+                "mediaType": image["mediaType"], "digest": image["digest"], "size": image["size"],
+                "platform": {"architecture": "amd64", "os": "linux"}
+            }
+        ]
+    }))
+    .unwrap();
+    let index_size = index.len();
+    let index_digest = put_blob(entries, index);
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest, "size": index_size,
+            "annotations": {
+                "io.containerd.image.name": "docker.io/library/attested:1",
+                "org.opencontainers.image.ref.name": "1"
+            }
+        }]
+    });
+    entries.insert("index.json".into(), serde_json::to_vec(&top).unwrap());
+    index_digest
+}
+
+/// Issue 10: attestation entries of an index are skipped when the image
+/// for a platform is chosen (the load, `FROM`) and kept when the index is
+/// copied (`save`, `push`): the index keeps its bytes and digest.
+#[test]
+fn attestation_manifests_are_skipped_for_the_platform_and_kept_in_copies() {
+    let dir = scratch("attested");
+    let (root, mut entries) = saved_base(&dir);
+    let index_digest = with_attestation(&mut entries);
+    let archive = dir.join("attested.tar");
+    write_archive(&entries, &archive);
+    let other = dir.join("other");
+    ok(&other, &["load", "-i", archive.to_str().unwrap()]);
+    let id = |root: &Path, image: &str| stdout(&ok(root, &["images", "-q", "--no-trunc", image]));
+    assert_eq!(id(&other, "attested:1"), id(&root, "rbk-busybox"));
+    // A build on it runs the image's own binaries.
+    let ctx = support::context(
+        &dir,
+        &[("Dockerfile", "FROM attested:1\nRUN echo built-on > /on\n")],
+    );
+    ok(&other, &support::build_args(&ctx, &["-t", "on-attested"]));
+
+    // save keeps the index with its attestation, and every blob it names.
+    let saved = dir.join("saved.tar");
+    ok(
+        &other,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            saved.to_str().unwrap(),
+            "attested:1",
+        ],
+    );
+    let out = read_archive(&saved);
+    let top: Value = serde_json::from_slice(&out["index.json"]).unwrap();
+    assert_eq!(
+        top["manifests"][0]["digest"],
+        index_digest.as_str(),
+        "{top}"
+    );
+    for (name, bytes) in &entries {
+        if name.starts_with("blobs/") {
+            assert_eq!(out.get(name), Some(bytes), "{name} not kept as it was");
+        }
+    }
+    let third = dir.join("third");
+    ok(&third, &["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(id(&third, "attested:1"), id(&root, "rbk-busybox"));
+    ok(&third, &["system", "verify"]);
+
+    // push sends the same index, attestation included.
+    let registry = support::registry::Registry::start(&dir.join("registry"), None);
+    let name = format!("{}/attested:1", registry.host);
+    ok(&other, &["tag", "attested:1", &name]);
+    let pushed = stdout(&ok(&other, &["push", &name]));
+    assert!(
+        pushed.contains(&format!("digest: {index_digest} ")),
+        "{pushed}"
+    );
+    let raw = support::tools::Tool::skopeo().ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]);
+    assert_eq!(sha256(&raw.stdout), index_digest);
+    let att = top_entry_digest(&raw.stdout, 0);
+    let att = support::tools::Tool::skopeo().ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/attested@{att}", registry.host),
+    ]);
+    let att: Value = serde_json::from_slice(&att.stdout).unwrap();
+    let statement = att["layers"][0]["digest"].as_str().unwrap();
+    assert!(registry.blob_file(statement).is_file(), "{att}");
+    ok(&other, &["system", "verify"]);
+}
+
+fn top_entry_digest(index: &[u8], n: usize) -> String {
+    let index: Value = serde_json::from_slice(index).unwrap();
+    index["manifests"][n]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

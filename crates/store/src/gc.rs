@@ -169,6 +169,13 @@ impl Store {
                     self.mark_manifest(&d.digest, Some(&d.media_type), live, depth + 1);
                 }
             }
+            // An attestation manifest (in-toto statements for layers): its
+            // blobs live as long as the index that lists it.
+            Err(_) => {
+                if let Ok(parts) = image::attestation_parts(&bytes, "attestation manifest") {
+                    live.image_blobs.extend(parts.iter().map(|p| p.digest));
+                }
+            }
             _ => {}
         }
     }

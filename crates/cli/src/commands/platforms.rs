@@ -98,18 +98,22 @@ pub(crate) fn tagged_index(
     Ok(multi_platform_index(store, &named)?.map(|desc| (named, desc)))
 }
 
-/// The index `reference` points at when it lists images for several
-/// platforms (an index of one image and its attestations is not one: it
-/// is pushed and saved as that image).
+/// The index `reference` points at when it is pushed and saved as an
+/// index: it lists images for several platforms, or attestation manifests
+/// the store holds (as BuildKit writes them; the index then keeps its
+/// bytes and digest). An index of one image whose attestations were left
+/// behind is pushed and saved as that image.
 pub(crate) fn multi_platform_index(
     store: &Store,
     reference: &Reference,
 ) -> anyhow::Result<Option<Descriptor>> {
     let desc = store.resolve(reference)?;
-    Ok(match store.read_index(&desc)? {
-        Some(index) if store.index_platforms(&index).len() > 1 => Some(desc),
-        _ => None,
-    })
+    let Some(index) = store.read_index(&desc)? else {
+        return Ok(None);
+    };
+    let attested = index.manifests.iter().any(|e| e.is_attestation())
+        && store.attestation_blobs(&index)?.is_some();
+    Ok((store.index_platforms(&index).len() > 1 || attested).then_some(desc))
 }
 
 /// `rbk save` of one multi-platform image: every platform under its index

@@ -128,6 +128,15 @@ pub fn save_index_archive(
     for image in images {
         append_image_blobs(store, &mut tar, &mut written, image)?;
     }
+    // The index keeps its bytes, so the attestation manifests it lists go
+    // with it (BuildKit's provenance and SBOM beside the images).
+    if let Some(list) = store.read_index(index)? {
+        for blob in store.attestation_blobs(&list)?.unwrap_or_default() {
+            if written.insert(blob.digest) {
+                append_blob(store, &mut tar, &blob)?;
+            }
+        }
+    }
     append_blob(store, &mut tar, index)?;
     let top = oci_index(&[SavedImage {
         image: Image {

@@ -280,6 +280,24 @@ fn check_manifest(m: &Manifest, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// The blobs an attestation manifest names (its config and statements),
+/// read loosely: its layers are in-toto statements, not filesystem layers,
+/// so [`parse_document`] refuses it as an image.
+pub fn attestation_parts(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>> {
+    #[derive(Deserialize)]
+    struct Parts {
+        config: Descriptor,
+        #[serde(default)]
+        layers: Option<Vec<Descriptor>>,
+    }
+    let map = parse_object(bytes, what)?;
+    let parts: Parts = serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| invalid(what, e.to_string()))?;
+    let mut out = vec![parts.config];
+    out.extend(parts.layers.unwrap_or_default());
+    Ok(out)
+}
+
 /// Parses an image config (bounded, strict JSON).
 pub fn parse_config(bytes: &[u8], what: &str) -> Result<ImageConfig> {
     let map = parse_object(bytes, what)?;

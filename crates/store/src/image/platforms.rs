@@ -126,6 +126,30 @@ impl Store {
         })
     }
 
+    /// Every blob of the attestation manifests `index` lists (each manifest,
+    /// its config and its statements), or `None` when one is not in the
+    /// store (an index pulled for some platforms, or pruned).
+    pub fn attestation_blobs(&self, index: &Index) -> Result<Option<Vec<Descriptor>>> {
+        let mut out = Vec::new();
+        for entry in index.manifests.iter().filter(|e| e.is_attestation()) {
+            let d = &entry.descriptor;
+            if !self.exists(&d.digest)? {
+                return Ok(None);
+            }
+            let bytes = self.read_bounded(&d.digest, crate::MAX_DOCUMENT_SIZE)?;
+            let parts =
+                super::attestation_parts(&bytes, &format!("attestation manifest {}", d.digest))?;
+            for part in &parts {
+                if !self.exists(&part.digest)? {
+                    return Ok(None);
+                }
+            }
+            out.push(d.clone());
+            out.extend(parts);
+        }
+        Ok(Some(out))
+    }
+
     /// The index `descriptor` points at, or `None` when it is a manifest.
     pub fn read_index(&self, descriptor: &Descriptor) -> Result<Option<Index>> {
         let what = format!("index {}", descriptor.digest);

@@ -558,3 +558,27 @@ fn steps_that_write_only_into_mounts_still_make_an_empty_layer() {
         base_layers + 6
     );
 }
+
+/// The same layer twice in an image (`COPY a /x` after a RUN deleted it,
+/// or twice in a row) is one snapshot directory: the steps after it still
+/// run, and see the upper copy over the deletion.
+#[test]
+fn a_layer_that_repeats_in_the_stack_still_mounts() {
+    let dir = scratch("repeated-layer");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nCOPY a /x\nRUN rm /x\nCOPY a /x\nRUN cat /x > /seen\nCOPY a /y\nCOPY a /y\nRUN ls /y > /listed\n",
+            ),
+            ("a", "from-context\n"),
+        ],
+    );
+    let out = support::export(&root, &ctx, &dir, &[]);
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("seen"), "from-context\n");
+    assert_eq!(read("listed"), "/y\n");
+    assert_eq!(read("x"), "from-context\n");
+}

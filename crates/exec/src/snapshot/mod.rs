@@ -321,11 +321,22 @@ pub(crate) fn is_empty_layer(layer: &Layer) -> bool {
 }
 
 /// The snapshot directories of `layers` (lowest first), unpacking any that
-/// are not yet; empty layers are skipped.
+/// are not yet; empty layers are skipped. A layer that appears more than
+/// once (`COPY a /x` twice) is one directory, which overlayfs refuses to
+/// stack twice ("conflicting lowerdir path"): only its topmost place is
+/// kept. That merges the same: everything the lower copy holds or hides,
+/// the upper copy holds or hides too, above whatever lies between.
 pub(crate) fn lower_dirs(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>> {
-    layers
-        .iter()
-        .filter(|l| !is_empty_layer(l))
+    let mut seen = std::collections::HashSet::new();
+    let mut top_down = Vec::new();
+    for layer in layers.iter().rev().filter(|l| !is_empty_layer(l)) {
+        if seen.insert(layer.diff_id) {
+            top_down.push(layer);
+        }
+    }
+    top_down
+        .into_iter()
+        .rev()
         .map(|l| Ok(store.ensure_snapshot(&l.blob, &l.diff_id)?))
         .collect()
 }

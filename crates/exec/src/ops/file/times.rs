@@ -82,6 +82,18 @@ impl DirTimes {
         for (rel, mtime) in self.dirs.into_inner() {
             let names: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
             let at = resolve(root, &names, Walk::default())?;
+            // A directory that already has its time is left alone: touching
+            // it would copy it up into the overlay's upper dir, so a COPY that
+            // adds nothing to an existing directory would not give the
+            // empty layer BuildKit's does.
+            let st = match &at.name {
+                Some(name) => rfs::statat(&at.parent, name, AtFlags::SYMLINK_NOFOLLOW)?,
+                None => rfs::fstat(&at.parent)?,
+            };
+            #[allow(clippy::unnecessary_cast)]
+            if (st.st_mtime as i64, st.st_mtime_nsec as i64) == mtime {
+                continue;
+            }
             match &at.name {
                 Some(name) => {
                     rfs::utimensat(&at.parent, name, &stamps(mtime), AtFlags::SYMLINK_NOFOLLOW)?

@@ -4,7 +4,8 @@
 //! interop matrix), `debootstrap` (the real Debian base), qemu-user-static
 //! with binfmt-support (multi-platform builds) and `chromium` (loads
 //! `rbk analyze --html` pages), `tmux` (a terminal for `run -it`), `rpm`
-//! and `golang-go` (the SBOM's RPM database and Go binary),
+//! and `golang-go` (the SBOM's RPM database and Go binary), `newuidmap`
+//! (uidmap, for rootless rbk),
 //! installed from Debian's packages when
 //! missing.
 
@@ -14,7 +15,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 17] = [
+const PROGRAMS: [(&str, &str); 18] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -41,6 +42,9 @@ const PROGRAMS: [(&str, &str); 17] = [
     // Go binary with build info.
     ("rpmbuild", "rpm"),
     ("go", "golang-go"),
+    // Rootless rbk (the rootless tests): the setuid helpers that map a
+    // user's subordinate ids into its user namespace.
+    ("newuidmap", "uidmap"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

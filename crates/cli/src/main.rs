@@ -7,6 +7,7 @@ mod humanize;
 mod lookup;
 mod progress;
 mod render;
+mod rootless;
 mod runtime;
 mod settings;
 mod table;
@@ -17,12 +18,22 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    // Before any thread starts: a multi-threaded process cannot make a
+    // user namespace.
+    match rootless::enter() {
+        Ok(rootless::Entered::Continue) => {}
+        Ok(rootless::Entered::Done(code)) => return code,
+        Err(err) => {
+            render::error(&err);
+            return ExitCode::FAILURE;
+        }
+    }
     // rayon's global pool runs store checks and layer work that walk trees
     // (see rbk_store::WALK_STACK); if it was already built, keep that one.
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(rbk_store::WALK_STACK)
         .build_global();
-    let cli = args::Cli::parse();
     let settings = match settings::GlobalSettings::resolve(cli.root, cli.insecure_registries) {
         Ok(settings) => settings,
         Err(err) => {

@@ -18,6 +18,12 @@ impl fmt::Display for DockerfileError {
 
 impl std::error::Error for DockerfileError {}
 
+/// Prints a warning to stderr.
+#[allow(clippy::print_stderr)] // the CLI is where warnings are shown
+pub(crate) fn warning(message: &str) {
+    eprintln!("warning: {message}");
+}
+
 /// Prints `err` to stderr: the snippet for Dockerfile errors, then the chain.
 #[allow(clippy::print_stderr)] // the CLI is where errors are shown
 pub(crate) fn error(err: &anyhow::Error) {

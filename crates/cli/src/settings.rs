@@ -280,7 +280,7 @@ pub(crate) fn store_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(root) = env("RBK_ROOT") {
         return Ok(root.into());
     }
-    if is_root() {
+    if !crate::rootless::is_rootless() {
         return Ok("/var/lib/rbk".into());
     }
     if let Some(data) = env("XDG_DATA_HOME") {
@@ -290,13 +290,6 @@ pub(crate) fn store_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/rbk"))
 }
 
-fn is_root() -> bool {
-    // The uid of the store root's owner is checked by `Store::open`; here we
-    // only pick a default, so reading the environment-independent euid via
-    // /proc is enough and avoids a libc dependency in the CLI.
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
 /// Opens the store selected by `flag` and the environment.
 fn open_store(flag: Option<&Path>) -> anyhow::Result<Store> {
     // Absolute, because paths under the root are handed to runc, which
@@ -304,7 +297,20 @@ fn open_store(flag: Option<&Path>) -> anyhow::Result<Store> {
     let root = store_root(flag)?;
     let root = std::path::absolute(&root)
         .with_context(|| format!("resolving the store root {}", root.display()))?;
-    Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
+    match Store::open(&root) {
+        Ok(store) => Ok(store),
+        // Inside rootless rbk's namespace another user's files show as the
+        // overflow id; say what that means instead.
+        Err(err @ rbk_store::Error::ForeignOwner { .. }) if crate::rootless::is_rootless() => {
+            Err(anyhow::Error::new(err).context(format!(
+                "opening the store at {}: it belongs to another user, and rootless rbk uses \
+                 only its user's own stores (the default is $XDG_DATA_HOME/rbk, \
+                 ~/.local/share/rbk); rbk never changes a store's owner or mode",
+                root.display()
+            )))
+        }
+        Err(err) => Err(err).with_context(|| format!("opening the store at {}", root.display())),
+    }
 }
 
 /// The layer compression `--compression` names.

@@ -41,6 +41,16 @@ pub enum Error {
         /// `passwd` or `group`.
         file: &'static str,
     },
+    /// Rootless rbk could not set up or use its user namespace; the
+    /// message says what to do (which package, sysctl or `usermod` line).
+    #[error("{message}")]
+    Rootless {
+        /// What failed and how to fix it.
+        message: String,
+        /// The OS error, when there was one.
+        #[source]
+        source: Option<io::Error>,
+    },
     /// An op's arguments are invalid (bad `--chmod`, a numeric id out of
     /// range, a bad pattern, a hostname…): the build asked for something
     /// that cannot be.

@@ -55,6 +55,7 @@ mod snapshot;
 mod solve;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod userns;
 mod users;
 
 pub use container::{

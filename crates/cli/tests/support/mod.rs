@@ -155,6 +155,7 @@ pub(crate) mod flatten;
 pub(crate) mod platforms;
 pub(crate) mod registry;
 pub(crate) mod remote;
+pub(crate) mod rootless;
 pub(crate) mod tools;
 
 /// Steps that ran (not cached) in a plain progress log, by label. Each

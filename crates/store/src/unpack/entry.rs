@@ -119,6 +119,29 @@ fn extract(op: &'static str, name: &str) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Extract { op, entry, source }
 }
 
+/// Why `uid:gid` cannot be given: outside the ids this process's user
+/// namespace maps (rootless rbk), read from `/proc/self/uid_map`.
+fn unmapped_owner(uid: u32, gid: u32) -> String {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let ranges: Vec<String> = map
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace().map(|n| n.parse::<u64>().ok());
+            let (inner, _, count) = (f.next()??, f.next()??, f.next()??);
+            Some(match count {
+                1 => inner.to_string(),
+                _ => format!("{inner}-{}", inner + count - 1),
+            })
+        })
+        .collect();
+    format!(
+        "owner {uid}:{gid} is outside the ids this user namespace maps ({}): rootless rbk \
+         needs subordinate ids covering it in /etc/subuid and /etc/subgid \
+         (usermod --add-subuids/--add-subgids)",
+        ranges.join(", ")
+    )
+}
+
 fn errno(op: &'static str, name: &str) -> impl FnOnce(Errno) -> Error {
     let f = extract(op, name);
     move |e| f(e.into())
@@ -416,7 +439,18 @@ impl<'o> Unpacker<'o> {
             Mode::empty(),
             rfs::makedev(major, minor),
         )
-        .map_err(errno("creating device node", name))?;
+        .map_err(|e| match e {
+            // Rootless: the kernel lets a user namespace create no device
+            // but the 0/0 whiteout. An error rather than a placeholder,
+            // because a placeholder would change the layer and so every
+            // digest built on it, silently unlike a root build.
+            Errno::PERM => invalid(
+                name,
+                "this device node cannot be created: rootless rbk runs in a user namespace, \
+                 where the kernel refuses mknod; use the image as root",
+            ),
+            e => errno("creating device node", name)(e),
+        })?;
         self.path_metadata(parent, base, item, true)?;
         self.stats.special += 1;
         Ok(())
@@ -438,7 +472,11 @@ impl<'o> Unpacker<'o> {
         let name = &item.name;
         if self.opts.chown {
             let (uid, gid) = self.ids(item)?;
-            rfs::fchown(fd, Some(uid), Some(gid)).map_err(errno("changing owner", name))?;
+            rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| match e {
+                // EINVAL: an id this (rootless) user namespace has no map for.
+                Errno::INVAL => invalid(name, unmapped_owner(uid.as_raw(), gid.as_raw())),
+                e => errno("changing owner", name)(e),
+            })?;
         }
         let mode = item
             .header

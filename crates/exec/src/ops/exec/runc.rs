@@ -28,6 +28,9 @@ const MAX_LOG: u64 = 1 << 20;
 pub struct Runc {
     binary: PathBuf,
     state_dir: PathBuf,
+    /// Whether rbk runs in a user namespace (rootless), where specs need
+    /// `spec::for_user_namespace`.
+    in_userns: bool,
 }
 
 impl Runc {
@@ -37,7 +40,11 @@ impl Runc {
     /// the CVE-2024-21626 fix.
     pub fn new(binary: Option<PathBuf>, state_dir: PathBuf) -> Result<Runc> {
         let binary = binary.unwrap_or_else(|| PathBuf::from("runc"));
-        let runc = Runc { binary, state_dir };
+        let runc = Runc {
+            binary,
+            state_dir,
+            in_userns: crate::userns::in_user_namespace(),
+        };
         let out = match Command::new(&runc.binary).arg("--version").output() {
             Ok(out) => out,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -87,7 +94,13 @@ impl Runc {
             NetworkMode::Default | NetworkMode::Host => false,
         };
         let etc = hosts::write_etc_files(request.bundle, request.hostname, own_netns)?;
-        let spec = spec::build(request, &ids, &cwd, &etc)?;
+        let mut spec = spec::build(request, &ids, &cwd, &etc)?;
+        if self.in_userns {
+            let tty_gid_mapped = crate::userns::current_gid_map()
+                .iter()
+                .any(|m| m.inner <= 5 && 5 - m.inner < m.count);
+            spec::for_user_namespace(&mut spec, own_netns, tty_gid_mapped);
+        }
         let config = request.bundle.join("config.json");
         let json = serde_json::to_vec(&spec)
             .map_err(|e| Error::OciSpec(format!("serializing the OCI spec: {e}")))?;

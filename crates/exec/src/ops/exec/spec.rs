@@ -325,6 +325,38 @@ fn mounts(request: &RunRequest<'_>, etc: &EtcFiles, privileged: bool) -> Result<
     Ok(out)
 }
 
+/// What changes when runc runs inside rootless rbk's user namespace (the
+/// facts of `runc spec --rootless`): sysfs may only be mounted by a
+/// namespace that owns its network namespace, so a step sharing the host's
+/// network gets the host's `/sys` bound read-only instead; and devpts'
+/// `gid=5` needs gid 5 mapped, else the option goes (ptys are then owned by
+/// the step's group, as in podman's single-id mode).
+pub(crate) fn for_user_namespace(spec: &mut Spec, own_netns: bool, tty_gid_mapped: bool) {
+    let Some(mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mounts = mounts
+        .into_iter()
+        .map(|m| {
+            let mut m = m;
+            if m.typ().as_deref() == Some("sysfs") && !own_netns {
+                let mut options = vec!["rbind".to_string(), "nosuid".into(), "noexec".into()];
+                options.push("nodev".into());
+                options.push("ro".into());
+                m.set_typ(Some("bind".into()));
+                m.set_source(Some("/sys".into()));
+                m.set_options(Some(options));
+            }
+            if m.typ().as_deref() == Some("devpts") && !tty_gid_mapped {
+                let options = m.options().clone().unwrap_or_default();
+                m.set_options(Some(options.into_iter().filter(|o| o != "gid=5").collect()));
+            }
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
+}
+
 fn mount(target: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
     MountBuilder::default()
         .destination(target)

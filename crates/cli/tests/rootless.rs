@@ -1,0 +1,338 @@
+//! Rootless rbk: the real binary run by ordinary users (made by the test,
+//! see `support/rootless.rs`) builds in a user namespace mapped over the
+//! user's subordinate ids, and gives the layers and image ids of the same
+//! build as root; images move between the two with save/load and a
+//! registry; without ranges, or with a store of another user, rbk says what
+//! to do.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+mod support;
+
+use support::registry::Registry;
+use support::rootless::{user, Scratch, NO_RANGES, WITH_RANGES};
+use support::{base_tarball, file, header, ok, rbk, stderr, stdout, store_named};
+
+const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
+
+/// Files owned by 1000:1000 and 65534:65534 (COPY --chown and RUN chown),
+/// a setuid file, and a cache mount.
+const OWNERS: &str = "FROM rbk-busybox:latest
+COPY --chown=1000:1000 a.txt /owned/by-app
+COPY --chown=65534:65534 a.txt /owned/by-nobody
+RUN mkdir -p /data && echo hi > /data/x && chown -R 1000:1000 /data \
+ && cp /bin/busybox /data/suid && chown 65534:65534 /data/suid && chmod 4755 /data/suid
+RUN --mount=type=cache,target=/cache echo cached >> /cache/f && cp /cache/f /from-cache
+";
+
+fn inspect(out: &std::process::Output) -> (String, Vec<String>) {
+    let text = stdout(out);
+    let mut lines = text.lines();
+    let id = lines.next().unwrap().trim().to_string();
+    let layers = serde_json::from_str(lines.next().unwrap().trim()).unwrap();
+    (id, layers)
+}
+
+const FORMAT: &str = "{{.Id}}\n{{json .RootFS.Layers}}";
+
+/// Id and layers of `name` in the root store `root`.
+fn root_image(root: &Path, name: &str) -> (String, Vec<String>) {
+    inspect(&ok(root, &["inspect", "-f", FORMAT, name]))
+}
+
+/// Id and layers of `name` in the user's store.
+fn user_image(s: &Scratch, name: &str) -> (String, Vec<String>) {
+    inspect(&s.ok(&["inspect", "-f", FORMAT, name], &[]))
+}
+
+/// A root store with the base image, and the same image loaded rootless
+/// from its `rbk save` archive.
+fn both_stores(s: &Scratch) -> std::path::PathBuf {
+    let root = store_named(&s.dir, "root-store");
+    let archive = s.dir.join("base.tar");
+    ok(
+        &root,
+        &[
+            "save",
+            "-o",
+            archive.to_str().unwrap(),
+            "rbk-busybox:latest",
+        ],
+    );
+    s.share(&archive);
+    s.ok(&["load", "-i", archive.to_str().unwrap()], &[]);
+    assert_eq!(
+        user_image(s, "rbk-busybox:latest"),
+        root_image(&root, "rbk-busybox:latest")
+    );
+    root
+}
+
+fn root_build(root: &Path, ctx: &Path, extra: &[&str]) {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let out = support::command(root, &args)
+        .env(EPOCH.0, EPOCH.1)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "root build failed:\n{}", stderr(&out));
+}
+
+fn user_build(s: &Scratch, ctx: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    stderr(&s.ok(&args, &[EPOCH]))
+}
+
+#[test]
+fn a_rootless_build_gives_the_layers_and_image_ids_of_a_root_build() {
+    let s = Scratch::new("same", &user(WITH_RANGES));
+    let root = both_stores(&s);
+    let ctx = s.dir.join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), OWNERS).unwrap();
+    fs::write(ctx.join("a.txt"), "hello\n").unwrap();
+    s.share(&ctx);
+
+    root_build(&root, &ctx, &["-t", "owners:1"]);
+    let log = user_build(&s, &ctx, &["-t", "owners:1"]);
+    assert!(!log.contains("warning"), "{log}");
+    let (id, layers) = user_image(&s, "owners:1");
+    assert_eq!(
+        (&id, &layers),
+        (
+            &root_image(&root, "owners:1").0,
+            &root_image(&root, "owners:1").1
+        )
+    );
+    assert_eq!(layers.len(), 5, "{layers:?}");
+
+    // The default store is $XDG_DATA_HOME/rbk, the user's, and files the
+    // image owns as 1000 are the user's subordinate id 1000 on disk:
+    // mapped, never squashed to the user.
+    let store = s.store();
+    assert_eq!(fs::metadata(&store).unwrap().uid(), s.user.uid);
+    let (start, _) = s.user.subuids.unwrap();
+    let owned = find(&store.join("snapshots"), "by-app").expect("by-app in a snapshot");
+    let meta = fs::symlink_metadata(&owned).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (start + 999, meta.gid()),
+        "{owned:?}"
+    );
+    let suid = find(&store.join("snapshots"), "suid").expect("suid in a snapshot");
+    let meta = fs::symlink_metadata(&suid).unwrap();
+    assert_eq!(meta.uid(), start + 65533);
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o4755);
+
+    // The multi-stage example.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/multistage");
+    let example_copy = s.dir.join("multistage");
+    fs::create_dir(&example_copy).unwrap();
+    for f in ["Dockerfile", "hello.sh"] {
+        fs::copy(example.join(f), example_copy.join(f)).unwrap();
+    }
+    s.share(&example_copy);
+    root_build(&root, &example_copy, &["-t", "multi:1"]);
+    user_build(&s, &example_copy, &["-t", "multi:1"]);
+    assert_eq!(user_image(&s, "multi:1"), root_image(&root, "multi:1"));
+
+    // The cache mount kept its contents between rootless builds.
+    let again = user_build(&s, &ctx, &["--no-cache", "-t", "owners:2"]);
+    assert!(again.contains("DONE"), "{again}");
+
+    // A rootless `save` loads as root into a fresh store, same image.
+    let archive = s.dir.join("home/owners.tar");
+    s.ok(&["save", "-o", archive.to_str().unwrap(), "owners:1"], &[]);
+    let fresh = s.dir.join("fresh-root-store");
+    ok(&fresh, &["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(root_image(&fresh, "owners:1"), (id, layers));
+}
+
+fn find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in fs::read_dir(dir).ok()? {
+        let entry = entry.ok()?;
+        let path = entry.path();
+        if entry.file_name() == name {
+            return Some(path);
+        }
+        if entry.file_type().ok()?.is_dir() {
+            if let Some(found) = find(&path, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn rootless_run_steps_use_the_host_network_and_push_and_pull_work() {
+    let s = Scratch::new("network", &user(WITH_RANGES));
+    let root = both_stores(&s);
+    let registry = Registry::start(&s.dir.join("registry"), None);
+    let url = format!("http://{}/v2/", registry.host);
+    let ctx = s.dir.join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM rbk-busybox:latest\nRUN wget -q -O /reply {url} && cat /reply\n\
+             RUN --network=none ip link | grep -c ': ' > /links\n"
+        ),
+    )
+    .unwrap();
+    s.share(&ctx);
+    let log = user_build(&s, &ctx, &["-t", "net:1"]);
+    assert!(log.contains("{}"), "the registry's reply: {log}");
+    // --network=none: a namespace of its own, with only loopback.
+    let out = s.ok(&["run", "--rm", "net:1", "cat", "/links"], &[]);
+    assert_eq!(stdout(&out).trim(), "1");
+
+    // Push rootless, pull as root: the same image; and back.
+    let name = format!("{}/rootless/net:1", registry.host);
+    s.ok(&["tag", "net:1", &name], &[]);
+    s.ok(&["push", &name], &[]);
+    ok(&root, &["pull", &name]);
+    assert_eq!(root_image(&root, &name), user_image(&s, &name));
+    let from_root = format!("{}/root/base:1", registry.host);
+    ok(&root, &["tag", "rbk-busybox:latest", &from_root]);
+    ok(&root, &["push", &from_root]);
+    s.ok(&["rmi", "rbk-busybox:latest"], &[]);
+    s.ok(&["pull", &from_root], &[]);
+    assert_eq!(user_image(&s, &from_root), root_image(&root, &from_root));
+    // ~/.docker is the user's own, and rbk wrote nothing as another user
+    // into the home.
+    let home = fs::metadata(s.dir.join("home")).unwrap();
+    assert_eq!(home.uid(), s.user.uid);
+}
+
+#[test]
+fn rootless_run_and_commit() {
+    let s = Scratch::new("commit", &user(WITH_RANGES));
+    s.ok(
+        &[
+            "import",
+            base_tarball().to_str().unwrap(),
+            "rbk-busybox:latest",
+        ],
+        &[],
+    );
+    s.ok(
+        &[
+            "run",
+            "--name",
+            "c1",
+            "rbk-busybox:latest",
+            "sh",
+            "-c",
+            "echo made > /made && chown 1000:1000 /made",
+        ],
+        &[],
+    );
+    s.ok(&["commit", "c1", "committed:1"], &[]);
+    let out = s.ok(
+        &[
+            "run",
+            "--rm",
+            "committed:1",
+            "stat",
+            "-c",
+            "%u:%g %n",
+            "/made",
+        ],
+        &[],
+    );
+    assert_eq!(stdout(&out).trim(), "1000:1000 /made");
+}
+
+#[test]
+fn without_subordinate_ids_rbk_maps_one_id_and_says_how_to_add_more() {
+    let s = Scratch::new("noranges", &user(NO_RANGES));
+    assert!(s.user.subuids.is_none());
+    // Root-owned images work with the one id; the fallback is said once.
+    let out = s.ok(
+        &[
+            "import",
+            base_tarball().to_str().unwrap(),
+            "rbk-busybox:latest",
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(err.matches("usermod --add-subuids").count(), 1, "{err}");
+    assert!(err.contains(NO_RANGES), "{err}");
+    let ctx = s.dir.join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM rbk-busybox:latest\nRUN echo ok > /ok\n",
+    )
+    .unwrap();
+    s.share(&ctx);
+    user_build(&s, &ctx, &["-t", "one-id:1"]);
+
+    // An image with a file owned by 1000: the error names the file and
+    // the range, and the store keeps working.
+    let tarball = s.dir.join("owned.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tarball).unwrap());
+    let mut h = header(tar::EntryType::Regular, 0o644, 2);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    b.append_data(&mut h, "home/app-file", &b"x\n"[..]).unwrap();
+    b.into_inner().unwrap();
+    s.share(&tarball);
+    s.ok(&["import", tarball.to_str().unwrap(), "owned:1"], &[]);
+    let out = s.rbk(&["run", "--rm", "owned:1", "true"], &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("home/app-file"), "{err}");
+    assert!(err.contains("owner 1000:1000 is outside"), "{err}");
+    assert!(err.contains("(0)"), "the range: {err}");
+    s.ok(&["images"], &[]);
+}
+
+#[test]
+fn rootless_device_nodes_and_foreign_stores_are_refused() {
+    let s = Scratch::new("refused", &user(WITH_RANGES));
+    // A device node: the kernel refuses mknod in a user namespace, and a
+    // placeholder would change the layer, so it is an error saying so.
+    let tarball = s.dir.join("dev.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tarball).unwrap());
+    file(&mut b, "etc/ok", 0o644, b"ok\n");
+    let mut h = header(tar::EntryType::Char, 0o666, 0);
+    h.set_device_major(1).unwrap();
+    h.set_device_minor(3).unwrap();
+    b.append_data(&mut h, "dev/null-copy", std::io::empty())
+        .unwrap();
+    b.into_inner().unwrap();
+    s.share(&tarball);
+    s.ok(&["import", tarball.to_str().unwrap(), "dev:1"], &[]);
+    let out = s.rbk(&["run", "--rm", "dev:1", "true"], &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("dev/null-copy"), "{err}");
+    assert!(err.contains("user namespace"), "{err}");
+
+    // A store of another user (root's here) is refused and left as it was.
+    let foreign = s.dir.join("root-store");
+    ok(&foreign, &["images"]);
+    let before = fs::metadata(&foreign).unwrap();
+    let out = s.rbk(&["--root", foreign.to_str().unwrap(), "images"], &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(foreign.to_str().unwrap()), "{err}");
+    assert!(err.contains("belongs to another user"), "{err}");
+    let after = fs::metadata(&foreign).unwrap();
+    assert_eq!(
+        (after.uid(), after.mode()),
+        (before.uid(), before.mode()),
+        "never chowned or chmodded"
+    );
+    // The store root of root stays usable by root.
+    let out = rbk(&foreign, &["images"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

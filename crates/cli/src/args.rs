@@ -201,8 +201,18 @@ pub(crate) enum SystemCommand {
         #[arg(long)]
         format: Option<String>,
     },
-    /// Re-hash every blob and check every image and snapshot; never repairs.
-    Verify,
+    /// Re-hash every blob and check every image and snapshot against its
+    /// layer; repairs snapshots only with --repair, never blobs.
+    Verify {
+        /// Skip snapshot contents (re-unpacking layers, re-packing built
+        /// ones): blobs, documents and names only.
+        #[arg(long, conflicts_with = "repair")]
+        quick: bool,
+        /// Replace snapshots that no longer match their layer by a fresh,
+        /// verified unpack of the layer blob.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 /// `rbk prune`.

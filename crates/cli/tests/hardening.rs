@@ -509,6 +509,70 @@ fn a_corrupted_layer_fails_the_build_and_the_save() {
     ok(&root, &["system", "verify"]);
 }
 
+/// The snapshot of the base image's layer: the one with an `/etc/passwd`.
+fn base_snapshot(root: &Path) -> PathBuf {
+    let snapshots: Vec<PathBuf> = fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("etc/passwd").is_file())
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    snapshots.into_iter().next().unwrap()
+}
+
+/// Defect 3: a snapshot that no longer holds its layer (a byte changed on
+/// disk under `snapshots/`) is found by `system verify`, which names it and
+/// its diff id; `--quick` does not look at contents; `--repair` unpacks the
+/// layer again, after which verify is clean and the file is whole.
+#[test]
+fn verify_checks_snapshots_against_their_diff_ids_and_repairs_them() {
+    let dir = scratch("snapcheck");
+    let root = store(&dir);
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN true\n")]);
+    let out = build(&root, &ctx, &["-t", "built"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = |out: std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = stdout(ok(&root, &["system", "verify"]));
+    assert!(
+        !report.contains("(0 compared with their layer)"),
+        "{report}"
+    );
+
+    let snapshot = base_snapshot(&root);
+    let passwd = snapshot.join("etc/passwd");
+    let original = fs::read(&passwd).unwrap();
+    flip_byte(&passwd, 0);
+
+    let out = rbk(&root, &["system", "verify"]);
+    assert!(!out.status.success(), "a damaged snapshot verified");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let diff_id = format!("sha256:{}", snapshot.file_name().unwrap().to_str().unwrap());
+    assert!(
+        report.contains(snapshot.to_str().unwrap())
+            && report.contains(&format!("does not match its diff id {diff_id}")),
+        "{report}"
+    );
+    assert!(
+        stderr(&out).contains("nothing was repaired"),
+        "{}",
+        stderr(&out)
+    );
+
+    let quick = stdout(ok(&root, &["system", "verify", "--quick"]));
+    assert!(quick.contains("(0 compared with their layer)"), "{quick}");
+
+    let repaired = stdout(ok(&root, &["system", "verify", "--repair"]));
+    assert!(
+        repaired.contains(&format!("repaired: {}", snapshot.display())),
+        "{repaired}"
+    );
+    assert_eq!(fs::read(&passwd).unwrap(), original);
+    ok(&root, &["system", "verify"]);
+    let out = build(&root, &ctx, &["-t", "built", "--no-cache"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _ = fs::remove_dir_all(&dir);
+}
+
 /// The `Cap*` lines of a /proc/PID/status, as name → hex mask.
 fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
     status

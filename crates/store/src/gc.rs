@@ -47,6 +47,9 @@ pub struct LiveSet {
     pub cache_blobs: BTreeSet<Digest>,
     /// Diff ids of live snapshots.
     pub snapshots: BTreeSet<Digest>,
+    /// For each live diff id whose layer blob is known, that blob (the
+    /// first met): what `system verify` unpacks to check the snapshot.
+    pub layers: BTreeMap<Digest, BlobInfo>,
 }
 
 impl LiveSet {
@@ -141,6 +144,11 @@ impl Store {
             for layer in record.layers {
                 live.cache_blobs.insert(layer.blob.digest);
                 live.snapshots.insert(layer.diff_id);
+                let blob = BlobInfo {
+                    digest: layer.blob.digest,
+                    size: layer.blob.size,
+                };
+                live.layers.entry(layer.diff_id).or_insert(blob);
             }
         }
         Ok(live)
@@ -159,6 +167,13 @@ impl Store {
                     .read_bounded(&m.config.digest, MAX_DOCUMENT_SIZE)
                     .and_then(|b| image::parse_config(&b, "config"));
                 if let Ok(config) = config {
+                    for (diff_id, layer) in config.rootfs.diff_ids.iter().zip(&m.layers) {
+                        let blob = BlobInfo {
+                            digest: layer.digest,
+                            size: layer.size,
+                        };
+                        live.layers.entry(*diff_id).or_insert(blob);
+                    }
                     live.snapshots.extend(config.rootfs.diff_ids);
                 }
             }

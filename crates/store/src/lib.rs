@@ -92,4 +92,4 @@ pub use unpack::{
 pub const WALK_STACK: usize = 256 << 20;
 
 pub use usage::{CacheUsage, ImageUsage, Usage};
-pub use verify::{Problem, VerifyReport};
+pub use verify::{Problem, VerifyOptions, VerifyReport};

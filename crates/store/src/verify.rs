@@ -1,12 +1,21 @@
-//! `rbk system verify`: a read-only consistency check of the whole store.
+//! `rbk system verify`: a consistency check of the whole store.
 //!
 //! Every blob is re-hashed (in parallel with rayon) and compared with its
 //! name — a packed blob by re-packing its snapshot; every tagged manifest, its config and its layers must be present and
-//! parse; every snapshot directory must be named by a digest. Problems are
-//! reported, never repaired: a damaged blob is evidence, and repairing it
-//! silently would hide a failing disk (docs/security.md F5). Leftovers of killed
-//! processes are listed separately: they are not damage, `rbk prune` clears
-//! them.
+//! parse; every snapshot directory must be named by a digest, and every
+//! snapshot unpacked from a layer blob still holds that layer (it is
+//! unpacked again and compared, see `snapshots.rs`). [`VerifyOptions::quick`]
+//! skips the snapshot contents (the re-unpacking and the re-packing of
+//! packed blobs), the expensive half.
+//!
+//! Blobs are reported, never repaired: a damaged blob is evidence, and
+//! repairing it silently would hide a failing disk (docs/security.md F5).
+//! A damaged snapshot of a sound blob is derived data: with
+//! [`VerifyOptions::repair`] it is replaced by a fresh, verified unpack.
+//! Leftovers of killed processes are listed separately: they are not
+//! damage, `rbk prune` clears them.
+
+mod snapshots;
 
 use std::fs;
 use std::io;
@@ -39,21 +48,47 @@ pub struct VerifyReport {
     pub images: usize,
     /// Snapshot directories checked.
     pub snapshots: usize,
+    /// Snapshots whose contents were compared with their layer.
+    pub snapshot_contents: usize,
+    /// Snapshots replaced by a fresh unpack of their layer (`repair`).
+    pub repaired: Vec<PathBuf>,
+}
+
+/// How thorough [`Store::verify_with`] is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VerifyOptions {
+    /// Skip snapshot contents: blobs, documents and names only.
+    pub quick: bool,
+    /// Replace snapshots that do not match their layer (under the GC lock,
+    /// so no build is using them).
+    pub repair: bool,
 }
 
 impl Store {
-    /// Checks the whole store without changing it.
+    /// Checks the whole store, snapshot contents included, without
+    /// changing it.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with(VerifyOptions::default())
+    }
+
+    /// Checks the store as `options` say; changes nothing unless
+    /// [`VerifyOptions::repair`].
+    pub fn verify_with(&self, options: VerifyOptions) -> Result<VerifyReport> {
+        // Repairs wait for every build (lease) to end and keep new ones out.
+        let _gc = options.repair.then(|| self.gc_lock()).transpose()?;
         let mut report = VerifyReport::default();
-        self.verify_blobs(&mut report)?;
+        self.verify_blobs(&mut report, options.quick)?;
         self.verify_images(&mut report)?;
         self.verify_snapshots(&mut report)?;
+        if !options.quick {
+            self.verify_snapshot_contents(&mut report, options.repair)?;
+        }
         report.orphans = self.orphans()?;
         report.problems.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(report)
     }
 
-    fn verify_blobs(&self, report: &mut VerifyReport) -> Result<()> {
+    fn verify_blobs(&self, report: &mut VerifyReport, quick: bool) -> Result<()> {
         let dir = self.blobs_dir();
         let mut names = Vec::new();
         for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
@@ -70,6 +105,9 @@ impl Store {
             })
             .collect();
         report.problems.extend(problems);
+        if quick {
+            return Ok(()); // packed blobs are their snapshots: contents
+        }
         let packed: Vec<Digest> = self
             .packed_records()?
             .into_iter()
@@ -153,6 +191,38 @@ impl Store {
                         "not a snapshot: snapshot entries are directories named by a sha256 diff id"
                             .into(),
                 });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every live snapshot with a layer blob, unpacked again and compared.
+    fn verify_snapshot_contents(&self, report: &mut VerifyReport, repair: bool) -> Result<()> {
+        let live = self.live_set()?;
+        let todo: Vec<(Digest, crate::BlobInfo)> = live
+            .layers
+            .into_iter()
+            .filter(|(diff_id, _)| self.has_snapshot(diff_id) && !self.is_packed(diff_id))
+            .collect();
+        let results: Vec<_> = todo
+            .par_iter()
+            .map(|(diff_id, layer)| (diff_id, self.check_snapshot(diff_id, layer, repair)))
+            .collect();
+        for (diff_id, result) in results {
+            let path = self.snapshot_path(diff_id);
+            match result {
+                Ok(snapshots::Checked::Sound) => report.snapshot_contents += 1,
+                Ok(snapshots::Checked::Repaired) => {
+                    report.snapshot_contents += 1;
+                    report.repaired.push(path);
+                }
+                Ok(snapshots::Checked::NoBlob) => {}
+                Err(what) => {
+                    report.snapshot_contents += 1;
+                    report.problems.push(Problem { path, what });
+                }
             }
         }
         Ok(())

@@ -19,10 +19,13 @@
 //! type with docker's fields `.Type`, `.TotalCount`, `.Active`, `.Size` and
 //! `.Reclaimable`.
 //!
-//! `verify` re-hashes every blob and checks every tagged image and snapshot
-//! name (see `Store::verify`); it prints each problem as `PATH: WHAT` and
-//! exits non-zero if there is any. It never repairs anything. Leftovers of
-//! killed processes are listed as notes; `rbk prune` clears them.
+//! `verify` re-hashes every blob and checks every tagged image, snapshot
+//! name and snapshot content against its diff id (see `Store::verify_with`;
+//! `--quick` skips the contents); it prints each problem as `PATH: WHAT` and
+//! exits non-zero if there is any. Only `--repair` changes anything: a
+//! snapshot that no longer matches its (sound) layer blob is unpacked
+//! again; blobs are never repaired. Leftovers of killed processes are
+//! listed as notes; `rbk prune` clears them.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -66,10 +69,10 @@ pub(crate) fn run(
             }
             Ok(ExitCode::SUCCESS)
         }
-        SystemCommand::Verify => {
+        SystemCommand::Verify { quick, repair } => {
             // A killed build's container is stopped, not reported as damage.
             crate::runtime::reap_build_containers(settings, &store, None)?;
-            verify(&store)
+            verify(&store, rbk_store::VerifyOptions { quick, repair })
         }
     }
 }
@@ -258,11 +261,18 @@ fn df_verbose(out: &mut impl Write, counted: &Counted) -> std::io::Result<()> {
     write_table(out, &table)
 }
 
-fn verify(store: &rbk_store::Store) -> anyhow::Result<ExitCode> {
-    let report = store.verify()?;
+fn verify(store: &rbk_store::Store, options: rbk_store::VerifyOptions) -> anyhow::Result<ExitCode> {
+    let report = store.verify_with(options)?;
     let mut out = std::io::stdout().lock();
     for problem in &report.problems {
         writeln!(out, "{}: {}", problem.path.display(), problem.what)?;
+    }
+    for path in &report.repaired {
+        writeln!(
+            out,
+            "repaired: {} did not match its layer and was unpacked again",
+            path.display()
+        )?;
     }
     for orphan in &report.orphans {
         writeln!(
@@ -273,12 +283,16 @@ fn verify(store: &rbk_store::Store) -> anyhow::Result<ExitCode> {
     }
     writeln!(
         out,
-        "verified {} blobs, {} images, {} snapshots",
-        report.blobs, report.images, report.snapshots
+        "verified {} blobs, {} images, {} snapshots ({} compared with their layer)",
+        report.blobs, report.images, report.snapshots, report.snapshot_contents
     )?;
     if !report.problems.is_empty() {
+        let repaired = match report.repaired.len() {
+            0 => "nothing was repaired".to_string(),
+            n => format!("{n} snapshot(s) repaired"),
+        };
         bail!(
-            "the store has {} problem(s); nothing was repaired",
+            "the store has {} problem(s); {repaired}",
             report.problems.len()
         );
     }

@@ -473,6 +473,11 @@ fn a_corrupted_layer_fails_the_build_and_the_save() {
     let digest = format!("sha256:{}", blob.file_name().unwrap().to_str().unwrap());
     let middle = fs::metadata(&blob).unwrap().len() / 2;
     flip_byte(&blob, middle);
+    // `load` unpacked the layer already; without its snapshot (as after a
+    // pull) the build must unpack the damaged blob.
+    for entry in fs::read_dir(root.join("snapshots")).unwrap() {
+        fs::remove_dir_all(entry.unwrap().path()).unwrap();
+    }
 
     let ctx = context(
         &dir,
@@ -531,7 +536,7 @@ fn verify_checks_snapshots_against_their_diff_ids_and_repairs_them() {
     let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN true\n")]);
     let out = build(&root, &ctx, &["-t", "built"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let stdout = |out: std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let stdout = |out: std::process::Output| support::stdout(&out);
     let report = stdout(ok(&root, &["system", "verify"]));
     assert!(
         !report.contains("(0 compared with their layer)"),
@@ -673,4 +678,179 @@ fn local_output_makes_no_devices_and_strips_setid() {
         .collect();
     assert_eq!(modes["suid"].0 & 0o7777, 0o4755);
     assert_eq!(modes["dev-null-copy"].1, tar::EntryType::Char);
+}
+
+/// A layer tar of `entries`, each appended by `add` to a fresh builder.
+fn layer_tar(add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    add(&mut b);
+    b.into_inner().unwrap()
+}
+
+/// A docker-archive of one image `bad:latest` whose one layer is `layer`.
+fn one_layer_archive(path: &Path, layer: &[u8]) {
+    use sha2::Digest as _;
+    let diff_id = format!("sha256:{:x}", sha2::Sha256::digest(layer));
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": ["bad:latest"],
+        "Layers": ["layer.tar"]}]);
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, bytes) in [
+        ("config.json", config.to_string().into_bytes()),
+        ("layer.tar", layer.to_vec()),
+        ("manifest.json", manifest.to_string().into_bytes()),
+    ] {
+        support::file(&mut b, name, 0o644, &bytes);
+    }
+    b.into_inner().unwrap();
+}
+
+/// Defect 10: layers the extractor refuses (a hardlink out of the layer,
+/// an entry named `.`, bad whiteouts, a PAX size that disagrees) are
+/// refused by `load` and `import` themselves, naming the entry and why,
+/// with nothing tagged — not at the first build on the image.
+#[test]
+fn invalid_layers_are_refused_at_load_and_import() {
+    use support::{file, header};
+    use tar::EntryType;
+    let dir = scratch("invalid-layers");
+    let root = dir.join("root");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "hardlink",
+            layer_tar(|b| {
+                file(b, "a", 0o644, b"a");
+                let mut h = header(EntryType::Link, 0o644, 0);
+                b.append_link(&mut h, "evil", "../../../etc/passwd")
+                    .unwrap();
+            }),
+            "hardlink target is not in this layer",
+        ),
+        (
+            "dot",
+            layer_tar(|b| {
+                let mut h = header(EntryType::Regular, 0o644, 1);
+                h.set_path("x").unwrap();
+                // `set_path` refuses "."; write the name field directly.
+                h.as_old_mut().name[..2].copy_from_slice(b".\0");
+                h.set_cksum();
+                b.append(&h, &b"x"[..]).unwrap();
+            }),
+            "entry would replace the extraction root",
+        ),
+        (
+            "whiteout",
+            layer_tar(|b| file(b, "d/.wh..", 0o644, b"")),
+            "invalid whiteout",
+        ),
+        (
+            "whiteout-conflict",
+            layer_tar(|b| {
+                file(b, "f", 0o644, b"f");
+                file(b, ".wh.f", 0o644, b"");
+            }),
+            "whiteout conflicts with an entry of the same layer",
+        ),
+        (
+            "pax-size",
+            layer_tar(|b| {
+                b.append_pax_extensions([("size", &b"100"[..])]).unwrap();
+                let mut h = header(EntryType::Regular, 0o644, 0);
+                h.set_path("smuggled").unwrap();
+                h.set_cksum();
+                b.append(&h, &[0u8; 0][..]).unwrap();
+                file(b, "hidden", 0o644, &[b'x'; 100]);
+            }),
+            "PAX size 100 disagrees with header size 0",
+        ),
+    ];
+    for (name, layer, reason) in cases {
+        let tarball = dir.join(format!("{name}.tar"));
+        fs::write(&tarball, &layer).unwrap();
+        let out = rbk(&root, &["import", tarball.to_str().unwrap(), name]);
+        assert!(!out.status.success(), "import took the {name} layer");
+        assert!(stderr(&out).contains(reason), "{name}: {}", stderr(&out));
+
+        let archive = dir.join(format!("{name}-archive.tar"));
+        one_layer_archive(&archive, &layer);
+        let out = rbk(&root, &["load", "-i", archive.to_str().unwrap()]);
+        assert!(!out.status.success(), "load took the {name} layer");
+        let err = stderr(&out);
+        assert!(
+            err.contains(reason) && err.contains("layer sha256:"),
+            "{name}: {err}"
+        );
+        let images = support::stdout(&ok(&root, &["images", "-q"]));
+        assert!(images.trim().is_empty(), "{name}: tagged {images}");
+    }
+    ok(&root, &["system", "verify"]);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Defect 10: an image config past the 4 MiB documents are read at is
+/// refused naming the config (not just "blob sha256:…"), by `load` and by a
+/// build whose LABELs make one; nothing is tagged.
+#[test]
+fn an_oversized_config_is_refused_naming_the_config() {
+    let dir = scratch("big-config");
+    let root = store(&dir);
+    let labels: serde_json::Map<String, serde_json::Value> = (0..100_000)
+        .map(|i| (format!("label{i}"), "x".repeat(40).into()))
+        .collect();
+    let layer = layer_tar(|b| support::file(b, "a", 0o644, b"a"));
+    let archive = dir.join("big.tar");
+    one_layer_archive(&archive, &layer);
+    // Swap in a config with 100k labels (the archive helper's is small).
+    let mut config: serde_json::Value = {
+        let mut a = tar::Archive::new(fs::File::open(&archive).unwrap());
+        let mut entry = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("config.json"))
+            .unwrap();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    config["config"] = serde_json::json!({ "Labels": labels });
+    let config = config.to_string();
+    assert!(config.len() > 4 << 20, "{}", config.len());
+    let manifest = serde_json::json!([{"Config": "config.json", "RepoTags": ["big:latest"],
+        "Layers": ["layer.tar"]}]);
+    let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+    support::file(&mut b, "config.json", 0o644, config.as_bytes());
+    support::file(&mut b, "layer.tar", 0o644, &layer);
+    support::file(
+        &mut b,
+        "manifest.json",
+        0o644,
+        manifest.to_string().as_bytes(),
+    );
+    b.into_inner().unwrap();
+    let out = rbk(&root, &["load", "-i", archive.to_str().unwrap()]);
+    assert!(!out.status.success(), "a 5 MB config loaded");
+    let err = stderr(&out);
+    assert!(
+        err.contains("image config sha256:") && err.contains("exceeds the limit of 4194304"),
+        "{err}"
+    );
+
+    // 1,000 LABELs of 5 KB each: a config of about 5 MB.
+    let mut dockerfile = String::from("FROM rbk-busybox\n");
+    for i in 0..1000 {
+        dockerfile.push_str(&format!("LABEL l{i}={}\n", "y".repeat(5000)));
+    }
+    let ctx = context(&dir, &[("Dockerfile", &dockerfile)]);
+    let out = build(&root, &ctx, &["-t", "labels"]);
+    assert!(!out.status.success(), "a 5 MB config was built");
+    let err = stderr(&out);
+    assert!(
+        err.contains("the image config (") && err.contains("exceeds the limit of 4194304"),
+        "{err}"
+    );
+    let images = support::stdout(&ok(&root, &["images", "--format", "{{.Repository}}"]));
+    assert_eq!(images.trim(), "rbk-busybox", "{images}");
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -253,8 +253,9 @@ fn docker_manifest(store: &Store, config: BlobInfo, layers: &[BlobInfo]) -> Resu
     store.put_manifest(config, descs)
 }
 
-/// Every layer is present with its promised size, and the config's diff_ids
-/// match the layers' uncompressed contents.
+/// Every layer is present with its promised size, the config's diff_ids
+/// match the layers' uncompressed contents, and every layer unpacks (into
+/// its snapshot, as the first build would).
 fn check_layers(store: &Store, image: &Image) -> Result<()> {
     let diff_ids = &image.config.rootfs.diff_ids;
     if diff_ids.len() != image.manifest.layers.len() {
@@ -277,20 +278,7 @@ fn check_layers(store: &Store, image: &Image) -> Result<()> {
                 actual: info.size,
             });
         }
-        let actual = if layer.digest == *diff_id {
-            layer.digest
-        } else {
-            super::diff_id_of(store, &layer.digest)?
-        };
-        if actual != *diff_id {
-            return Err(bad(
-                WHAT,
-                &format!(
-                    "layer {} unpacks to {actual}, but the config says {diff_id}",
-                    layer.digest
-                ),
-            ));
-        }
+        super::validate_layer(store, layer, diff_id, WHAT)?;
     }
     Ok(())
 }

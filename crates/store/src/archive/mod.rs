@@ -27,10 +27,31 @@ fn check_tar(reader: impl Read, what: &str) -> Result<u64> {
     let entries = archive.entries().map_err(|e| bad(what, &e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(what, &e))?;
+        // Checked before the tar reader skips the data by the PAX size,
+        // which would turn the rest into noise: name what is wrong.
+        if let Some(reason) = pax_size_conflict(&mut entry) {
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            return Err(bad(what, &format!("entry {name:?}: {reason}")));
+        }
         io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(what, &e))?;
         n += 1;
     }
     Ok(n)
+}
+
+/// Why the entry's PAX `size` record disagrees with its header, if it has
+/// one that does.
+fn pax_size_conflict<R: Read>(entry: &mut tar::Entry<'_, R>) -> Option<String> {
+    let ustar = entry.header().entry_size().ok()?;
+    let extensions = entry.pax_extensions().ok()??;
+    let pax = extensions
+        .flatten()
+        .find(|e| e.key() == Ok("size"))
+        .map(|e| e.value().ok().and_then(|v| v.parse::<u64>().ok()))?;
+    match pax {
+        Some(pax) => crate::unpack::pax_size_conflict(pax, ustar),
+        None => Some("bad PAX size".into()),
+    }
 }
 
 fn bad(what: &str, e: &dyn std::fmt::Display) -> Error {
@@ -89,6 +110,59 @@ fn diff_id_of(store: &Store, digest: &Digest) -> Result<Digest> {
     let mut reader = reader;
     io::copy(&mut reader, &mut hasher).map_err(|e| bad(&format!("layer {digest}"), &e))?;
     Ok(hasher.finish())
+}
+
+/// Validates the stored layer `layer` the way the first build would use
+/// it: unpacked into its snapshot by the confined extractor, verified
+/// against its digest and `diff_id` as it streams (issue 20, defect 10).
+/// Whatever the extractor refuses is refused now, naming `what` and the
+/// layer. When the snapshot exists already (the layer is known), only the
+/// diff id is checked: a different blob may not claim it.
+fn validate_layer(
+    store: &Store,
+    layer: &crate::Descriptor,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<()> {
+    if store.has_snapshot(diff_id) {
+        if layer.digest == *diff_id {
+            return Ok(()); // verified when the blob was stored
+        }
+        let actual = diff_id_of(store, &layer.digest)?;
+        if actual != *diff_id {
+            let reason = format!(
+                "layer {} unpacks to {actual}, but the config says {diff_id}",
+                layer.digest
+            );
+            return Err(bad(what, &reason));
+        }
+        return Ok(());
+    }
+    match store.ensure_snapshot(layer, diff_id) {
+        Ok(_) => Ok(()),
+        Err(Error::CorruptLayer { digest, reason }) => Err(bad(
+            what,
+            &format!("layer {digest} does not match its diff id {diff_id} in the config: {reason}"),
+        )),
+        Err(
+            e @ (Error::InvalidArchive { .. }
+            | Error::ArchiveTooLarge { .. }
+            | Error::ArchiveRead { .. }),
+        ) => Err(bad(what, &format!("layer {}: {}", layer.digest, chain(&e)))),
+        Err(e) => Err(e),
+    }
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
 }
 
 /// How a stored layer blob is compressed, by its magic bytes.

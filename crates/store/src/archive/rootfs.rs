@@ -35,7 +35,11 @@ impl<R: Read> Read for Tee<'_, R> {
 
 /// Streams a rootfs tarball into the store as one uncompressed layer. The
 /// stream is parsed as tar while it is stored, so a corrupt, truncated or
-/// non-tar input is an error and nothing is committed.
+/// non-tar input is an error and nothing is committed. The layer is then
+/// unpacked into its snapshot (verified against its digest), so an archive
+/// the extractor refuses (entries replacing the root, bad whiteouts,
+/// hardlinks out of the layer, a sparse bomb…) fails the import rather than
+/// the first build on the image.
 pub fn import_rootfs(store: &Store, reader: impl Read) -> Result<ImportedLayer> {
     let what = "rootfs tarball";
     let tar_stream = super::decompress_bounded(reader).map_err(|e| super::bad(what, &e))?;
@@ -54,13 +58,15 @@ pub fn import_rootfs(store: &Store, reader: impl Read) -> Result<ImportedLayer> 
     // Keep the end-of-archive blocks and padding: the layer is the whole tar.
     io::copy(&mut tee, &mut io::sink()).map_err(|e| super::bad(what, &e))?;
     let info = ingest.commit(None, None)?;
+    let descriptor = Descriptor {
+        media_type: OCI_LAYER.to_string(),
+        digest: info.digest,
+        size: info.size,
+        annotations: BTreeMap::new(),
+    };
+    super::validate_layer(store, &descriptor, &info.digest, what)?;
     Ok(ImportedLayer {
-        descriptor: Descriptor {
-            media_type: OCI_LAYER.to_string(),
-            digest: info.digest,
-            size: info.size,
-            annotations: BTreeMap::new(),
-        },
+        descriptor,
         diff_id: info.digest,
         entries,
     })

@@ -331,7 +331,20 @@ impl Store {
     /// Stores `config` and a manifest over `layers` (already committed), and
     /// returns the manifest's descriptor. Does not tag.
     pub fn put_image(&self, config: &ImageConfig, layers: Vec<Descriptor>) -> Result<Descriptor> {
-        let info = self.put_bytes(&to_json(config)?)?;
+        let bytes = to_json(config)?;
+        if bytes.len() as u64 > crate::MAX_DOCUMENT_SIZE {
+            // Refused before anything is stored: no reader (rbk's, a
+            // registry's) would take it back.
+            return Err(Error::TooLarge {
+                what: format!(
+                    "the image config ({} bytes, {} history entries)",
+                    bytes.len(),
+                    config.history.len()
+                ),
+                limit: crate::MAX_DOCUMENT_SIZE,
+            });
+        }
+        let info = self.put_bytes(&bytes)?;
         let config = Descriptor {
             media_type: OCI_CONFIG.to_string(),
             digest: info.digest,
@@ -344,6 +357,12 @@ impl Store {
     /// Stores an OCI manifest over an already committed config and layers,
     /// and returns its descriptor. Does not tag.
     pub fn put_manifest(&self, config: Descriptor, layers: Vec<Descriptor>) -> Result<Descriptor> {
+        if config.size > crate::MAX_DOCUMENT_SIZE {
+            return Err(Error::TooLarge {
+                what: format!("image config {} ({} bytes)", config.digest, config.size),
+                limit: crate::MAX_DOCUMENT_SIZE,
+            });
+        }
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(OCI_MANIFEST.to_string()),
@@ -378,7 +397,19 @@ impl Store {
             }
         };
         let cfg = &manifest.config;
-        let bytes = self.read_bounded(&cfg.digest, crate::MAX_DOCUMENT_SIZE)?;
+        let bytes = self
+            .read_bounded(&cfg.digest, crate::MAX_DOCUMENT_SIZE)
+            .map_err(|e| match e {
+                // Name the document, not just a blob (a config of 100k LABELs).
+                Error::TooLarge { limit, .. } => Error::TooLarge {
+                    what: format!(
+                        "image config {} ({} bytes, of manifest {})",
+                        cfg.digest, cfg.size, descriptor.digest
+                    ),
+                    limit,
+                },
+                e => e,
+            })?;
         let config = parse_config(&bytes, &format!("config {}", cfg.digest))?;
         Ok(Image {
             descriptor: descriptor.clone(),

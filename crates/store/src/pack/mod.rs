@@ -80,6 +80,24 @@ pub struct PackOptions {
     pub source_date_epoch: Option<i64>,
 }
 
+/// The digest of `dir`'s tar with directory mtimes left out (see
+/// `walk::content_digest_here`), on a thread with a stack for deep trees:
+/// for comparing two unpacks of one layer.
+pub(crate) fn content_digest(dir: &Path) -> Result<crate::Digest> {
+    std::thread::scope(|scope| {
+        let walk = std::thread::Builder::new()
+            .name("rbk-compare".into())
+            .stack_size(crate::WALK_STACK)
+            .spawn_scoped(scope, || walk::content_digest_here(dir))
+            .map_err(Error::io("starting a tree walk for", dir))?;
+        walk.join().unwrap_or_else(|_| {
+            Err(Error::io("walking", dir)(io::Error::other(
+                "the walk panicked",
+            )))
+        })
+    })
+}
+
 /// The digest and size of the tar of `dir`, without writing it anywhere.
 pub fn hash_layer_tar(dir: &Path, options: &PackOptions) -> Result<BlobInfo> {
     let mut reader = PackReader::spawn(dir, options);

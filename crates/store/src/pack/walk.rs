@@ -36,9 +36,30 @@ pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &PackOption
         scratch: vec![0; 2 * XATTR_MAX],
         links: HashMap::new(),
         epoch: options.source_date_epoch,
+        dir_mtimes: true,
     };
     writer.walk(dir, &[])?;
     writer.finish(dir)
+}
+
+/// The digest of the tar of `dir` with every directory's mtime written as
+/// 0: what two unpacks of one layer agree on. The extractor gives parent
+/// directories the archive does not list the time they were made, so those
+/// differ between unpacks (as in containerd); everything else is the
+/// archive's.
+pub(super) fn content_digest_here(dir: &Path) -> Result<crate::Digest> {
+    let mut hasher = crate::Sha256Writer::new();
+    let mut writer = TarWriter {
+        out: BufWriter::with_capacity(BUFFER, &mut hasher),
+        buf: vec![0; BUFFER],
+        scratch: vec![0; 2 * XATTR_MAX],
+        links: HashMap::new(),
+        epoch: None,
+        dir_mtimes: false,
+    };
+    writer.walk(dir, &[])?;
+    writer.finish(dir)?;
+    Ok(hasher.finish())
 }
 
 struct TarWriter<W: Write> {
@@ -49,6 +70,8 @@ struct TarWriter<W: Write> {
     /// First archive name of each multiply-linked inode, by (dev, ino).
     links: HashMap<(u64, u64), Vec<u8>>,
     epoch: Option<i64>,
+    /// Whether directories carry their mtime (else 0).
+    dir_mtimes: bool,
 }
 
 /// The xattrs of one path that matter for the layer.
@@ -97,6 +120,9 @@ impl<W: Write> TarWriter<W> {
         if kind.is_dir() {
             entry.kind = Kind::Directory;
             entry.name.push(b'/');
+            if !self.dir_mtimes {
+                entry.mtime = 0;
+            }
             self.write(path, &entry)?;
             if xattrs.opaque {
                 let mut marker = entry.name.clone();

@@ -107,6 +107,35 @@ struct Item {
     link: Option<Vec<u8>>,
 }
 
+/// Why a PAX `size` record of `pax` cannot stand beside the ustar size
+/// `ustar` (CVE-2025-62518: readers that disagree on where the data ends
+/// see different files), or `None` when it may: equal, or a ustar size of 0
+/// for a file too large for the octal field.
+pub(crate) fn pax_size_conflict(pax: u64, ustar: u64) -> Option<String> {
+    if pax == ustar || (ustar == 0 && pax > USTAR_MAX_SIZE) {
+        return None;
+    }
+    Some(format!("PAX size {pax} disagrees with header size {ustar}"))
+}
+
+/// A numeric header field, read as Go's archive/tar reads it (and so
+/// Docker): a field of only NULs and spaces is 0, where the tar crate
+/// refuses it. Writers that leave uid/gid/mode unset produce such fields.
+fn numeric(raw: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if raw.iter().all(|b| matches!(b, 0 | b' ')) {
+        return Ok(0);
+    }
+    parsed
+}
+
+/// The permission bits of an entry (an empty mode field is 0).
+fn mode_of(item: &Item) -> Result<u32> {
+    let raw = &item.header.as_old().mode;
+    let mode = numeric(raw, item.header.mode().map(u64::from))
+        .map_err(|e| invalid(&item.name, format!("bad mode: {e}")))?;
+    Ok(mode as u32 & 0o7777)
+}
+
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
     Error::InvalidArchive {
         entry: name.to_string(),
@@ -228,8 +257,7 @@ impl<'o> Unpacker<'o> {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| invalid(&name, "bad PAX size"))?;
-                if pax != ustar_size && !(ustar_size == 0 && pax > USTAR_MAX_SIZE) {
-                    let reason = format!("PAX size {pax} disagrees with header size {ustar_size}");
+                if let Some(reason) = pax_size_conflict(pax, ustar_size) {
                     return Err(invalid(&name, reason));
                 }
             } else if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
@@ -461,8 +489,9 @@ impl<'o> Unpacker<'o> {
             let v = v.map_err(|e| invalid(&item.name, format!("bad {what}: {e}")))?;
             u32::try_from(v).map_err(|_| invalid(&item.name, format!("{what} {v} out of range")))
         };
-        let uid = range(item.header.uid(), "uid")?;
-        let gid = range(item.header.gid(), "gid")?;
+        let old = item.header.as_old();
+        let uid = range(numeric(&old.uid, item.header.uid()), "uid")?;
+        let gid = range(numeric(&old.gid, item.header.gid()), "gid")?;
         Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
     }
 
@@ -478,11 +507,7 @@ impl<'o> Unpacker<'o> {
                 e => errno("changing owner", name)(e),
             })?;
         }
-        let mode = item
-            .header
-            .mode()
-            .map_err(|e| invalid(name, format!("bad mode: {e}")))?
-            & 0o7777;
+        let mode = mode_of(item)?;
         let mode = match self.opts.strip_setid && mode & 0o6000 != 0 {
             true => {
                 self.stats.stripped += 1;
@@ -532,11 +557,7 @@ impl<'o> Unpacker<'o> {
         if chmod {
             // Only for nodes just created by mknodat in our private directory:
             // fchmodat cannot refuse to follow, but nothing here is a symlink.
-            let mode = item
-                .header
-                .mode()
-                .map_err(|e| invalid(name, format!("bad mode: {e}")))?
-                & 0o7777;
+            let mode = mode_of(item)?;
             rfs::chmodat(parent, base, Mode::from_raw_mode(mode), AtFlags::empty())
                 .map_err(errno("changing mode", name))?;
         }

@@ -43,6 +43,7 @@
 //! zero end blocks is a valid empty layer.
 
 mod entry;
+pub(crate) use entry::pax_size_conflict;
 pub use entry::MAX_PATH_LEN;
 mod fsops;
 

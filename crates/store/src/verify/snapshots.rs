@@ -6,7 +6,8 @@
 //! verified as it streams (blob digest and diff id, as every unpack is),
 //! and both trees are packed with [`pack`](crate::pack) into a sha256 — a
 //! pure function of names, types, modes, owners, mtimes, xattrs and
-//! contents. Different digests mean the snapshot no longer holds its layer:
+//! contents (directory mtimes aside: parents the archive does not list
+//! get the time they were made). Different digests mean the snapshot no longer holds its layer:
 //! a flipped bit on disk, a file changed by hand, or a snapshot made before
 //! unpacking verified anything. With `repair` the fresh copy takes its
 //! place (the damaged one goes to the trash); without, it is discarded.
@@ -18,7 +19,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::fsutil::{sync_dir, unique_name};
-use crate::pack::{hash_layer_tar, PackOptions};
+use crate::pack::content_digest;
 use crate::{unpack_layer, BlobInfo, BlobRead, Digest, Store, UnpackOptions};
 
 /// What checking one snapshot found.
@@ -73,15 +74,14 @@ impl Store {
         fresh: &PathBuf,
         repair: bool,
     ) -> Result<Checked, String> {
-        let options = PackOptions::default();
-        let want = hash_layer_tar(fresh, &options)
+        let want = content_digest(fresh)
             .map_err(|e| format!("the fresh unpack of its layer cannot be packed: {e}"))?;
-        let got = hash_layer_tar(snapshot, &options).map(|i| i.digest);
-        if got.as_ref().is_ok_and(|d| *d == want.digest) {
+        let got = content_digest(snapshot);
+        if got.as_ref().is_ok_and(|d| *d == want) {
             return Ok(Checked::Sound);
         }
         let what = match got {
-            Ok(d) => format!("its content packs to {d}, its layer's to {}", want.digest),
+            Ok(d) => format!("its content packs to {d}, its layer's to {want}"),
             Err(e) => format!("it cannot be packed ({e})"),
         };
         if !repair {

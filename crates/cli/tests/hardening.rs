@@ -854,3 +854,39 @@ fn an_oversized_config_is_refused_naming_the_config() {
     assert_eq!(images.trim(), "rbk-busybox", "{images}");
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Defect 8: a context path longer than a layer may hold (20 directories
+/// of 199 bytes, over 4,000 bytes) fails the COPY that selects it, naming
+/// it, instead of storing a layer that save, load and `-o type=tar` cannot
+/// read back; an unselected one is no trouble.
+#[test]
+fn context_paths_too_long_for_a_layer_fail_the_copy() {
+    let dir = scratch("long-paths");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY . /c\n"),
+            ("short", "s"),
+        ],
+    );
+    let component = "d".repeat(199);
+    let deep: PathBuf = std::iter::repeat_n(component.as_str(), 20).collect();
+    fs::create_dir_all(ctx.join(&deep)).unwrap();
+    fs::write(ctx.join(&deep).join("f"), "hi").unwrap();
+    let out = build(&root, &ctx, &["-t", "long"]);
+    assert!(!out.status.success(), "a 4,000-byte path was copied");
+    let err = stderr(&out);
+    assert!(
+        err.contains("bytes long, more than the 3072 bytes rbk accepts for a path in a layer"),
+        "{err}"
+    );
+    let images = support::stdout(&ok(&root, &["images", "--format", "{{.Repository}}"]));
+    assert_eq!(images.trim(), "rbk-busybox", "{images}");
+
+    fs::write(ctx.join("Dockerfile"), "FROM rbk-busybox\nCOPY short /c/\n").unwrap();
+    let out = build(&root, &ctx, &["-t", "short"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&root, &["system", "verify"]);
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -312,7 +312,11 @@ impl<'a> Walk<'a> {
             return Err(err("reading context file", e));
         }
         let mut file = File::from(fd);
-        let (hash, read) = hash_file(&mut file).map_err(|e| err("reading context file", e))?;
+        // Never past the size the listing saw: a file growing while it is
+        // read (a log, a sparse file being extended) is hashed as listed,
+        // its change noticed below and kept out of the stat cache.
+        let (hash, read) =
+            hash_file(&mut file, listed.size).map_err(|e| err("reading context file", e))?;
         self.hashed.fetch_add(read, Ordering::Relaxed);
         let after = Meta::of(&fstat(&file).map_err(|e| err("reading context file", e.into()))?);
         // A file that changed while being listed or read, or too recently
@@ -350,13 +354,17 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF_SIZE]);
 }
 
-/// blake3 of everything `file` holds now, and how many bytes that was.
-fn hash_file(file: &mut File) -> io::Result<([u8; 32], u64)> {
+/// blake3 of the first `limit` bytes of `file` (fewer if it ends first),
+/// and how many bytes that was.
+fn hash_file(file: &mut File, limit: u64) -> io::Result<([u8; 32], u64)> {
     BUF.with_borrow_mut(|buf| {
         let mut hasher = blake3::Hasher::new();
         let mut total = 0u64;
-        loop {
-            match file.read(buf) {
+        while total < limit {
+            let want = buf
+                .len()
+                .min(usize::try_from(limit - total).unwrap_or(usize::MAX));
+            match file.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => {
                     hasher.update(&buf[..n]);

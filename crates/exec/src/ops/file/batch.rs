@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -129,7 +129,7 @@ fn copy_file(job: &FileJob) -> io::Result<()> {
         super::tree::remove_all(job.ddir.fd.as_fd(), &job.dname)?;
     }
     let out = create_file(&job.ddir.fd, &job.dname)?;
-    copy_data(&src, &out)?;
+    copy_data(&src, &out, job.st.st_size as u64)?;
     meta::apply_fd(out.as_fd(), src.as_fd(), &job.st, job.meta)
 }
 
@@ -144,23 +144,35 @@ pub(crate) fn create_file(dir: &OwnedFd, name: &OsStr) -> io::Result<File> {
     )?))
 }
 
-/// Copies everything `src` holds from its current position to its end:
-/// `sendfile` in the kernel (the destination is usually an overlayfs file,
-/// where `copy_file_range` from another filesystem fails with `EXDEV`),
-/// falling back to a plain copy where it is not supported.
-pub(crate) fn copy_data(src: &File, out: &File) -> io::Result<()> {
+/// Copies the first `size` bytes of `src` (its size when the copy listed
+/// it): `sendfile` in the kernel (the destination is usually an overlayfs
+/// file, where `copy_file_range` from another filesystem fails with
+/// `EXDEV`), falling back to a plain copy where it is not supported. A file
+/// that grows while it is copied is copied only up to `size` (a log being
+/// written, a sparse file extended: never more than was listed; issue 20,
+/// defect 9); one that shrinks fails the copy.
+pub(crate) fn copy_data(src: &File, out: &File, size: u64) -> io::Result<()> {
     let mut copied = 0u64;
-    loop {
-        match rfs::sendfile(out, src, None, 1 << 30) {
-            Ok(0) => return Ok(()),
+    while copied < size {
+        let chunk = (size - copied).min(1 << 30) as usize;
+        match rfs::sendfile(out, src, None, chunk) {
+            Ok(0) => break,
             Ok(n) => copied += n as u64,
             Err(Errno::INTR) => {}
             Err(Errno::INVAL | Errno::NOSYS) if copied == 0 => {
-                return io::copy(&mut &*src, &mut &*out).map(drop);
+                let n = io::copy(&mut src.take(size), &mut &*out)?;
+                copied = n;
+                break;
             }
             Err(e) => return Err(e.into()),
         }
     }
+    if copied < size {
+        return Err(io::Error::other(format!(
+            "source shrank while being copied: {copied} of {size} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// Opens the regular file `name` for reading without following a symlink or

@@ -345,6 +345,9 @@ impl Copier<'_> {
     ) -> Result<u64> {
         let ft = kind(st);
         let hidden = self.filter.is_excluded(&srel.to_string_lossy());
+        if !hidden {
+            too_long(srel, drel)?;
+        }
         let err = |op| move |e: io::Error| Error::io(op, drel, e);
         if self.pending.busy(ddir, dname) {
             self.pending.run()?;
@@ -463,7 +466,7 @@ impl Copier<'_> {
         }
         replace(to, dname)?;
         let out = batch::create_file(&ddir.fd, dname)?;
-        batch::copy_data(&src, &out)?;
+        batch::copy_data(&src, &out, st.st_size as u64)?;
         meta::apply_fd(out.as_fd(), src.as_fd(), st, self.meta(st, false))?;
         self.links.insert(key, (ddir.clone(), dname.to_os_string()));
         Ok(())
@@ -597,6 +600,35 @@ impl Copier<'_> {
 #[allow(clippy::unnecessary_cast)]
 fn mtime(st: &Stat) -> (i64, i64) {
     (st.st_mtime as i64, st.st_mtime_nsec as i64)
+}
+
+/// Refuses a destination path longer than a layer may hold
+/// ([`rbk_store::MAX_PATH_LEN`]): written, it would make a layer that
+/// `save`, `load` and `--output type=tar` cannot carry (issue 20, defect 8).
+fn too_long(srel: &Path, drel: &Path) -> Result<()> {
+    let len = drel.as_os_str().len() + 1;
+    if len <= rbk_store::MAX_PATH_LEN {
+        return Ok(());
+    }
+    let shown = |p: &Path| {
+        let s = p.to_string_lossy();
+        match s.char_indices().nth(160) {
+            None => s.into_owned(),
+            Some(_) => {
+                let head: String = s.chars().take(80).collect();
+                let tail: Vec<char> = s.chars().rev().take(80).collect();
+                format!("{head}…{}", tail.into_iter().rev().collect::<String>())
+            }
+        }
+    };
+    Err(Error::Invalid(format!(
+        "cannot copy {}: its destination {} is {len} bytes long, more than the {} bytes \
+         rbk accepts for a path in a layer (the layer could not be saved, loaded or \
+         exported; docs/security.md C15)",
+        shown(srel),
+        shown(drel),
+        rbk_store::MAX_PATH_LEN
+    )))
 }
 
 fn kind(st: &Stat) -> FileType {

@@ -257,7 +257,7 @@ fn check_blob(path: &std::path::Path) -> std::result::Result<(), String> {
 }
 
 /// An error with its causes, on one line.
-fn chain(e: &Error) -> String {
+pub(crate) fn chain(e: &Error) -> String {
     let mut s = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

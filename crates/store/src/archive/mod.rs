@@ -152,7 +152,7 @@ fn validate_layer(
             e @ (Error::InvalidArchive { .. }
             | Error::ArchiveTooLarge { .. }
             | Error::ArchiveRead { .. }),
-        ) => Err(bad(what, &format!("layer {}: {}", layer.digest, chain(&e)))),
+        ) => Err(bad(what, &format!("layer {}: {}", layer.digest, crate::verify::chain(&e)))),
         Err(e) => Err(e),
     }
 }
@@ -164,17 +164,6 @@ fn maps_every_id() -> bool {
     map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
 }
 
-/// An error with its causes, on one line.
-fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
 
 /// How a stored layer blob is compressed, by its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

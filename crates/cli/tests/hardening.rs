@@ -890,3 +890,27 @@ fn context_paths_too_long_for_a_layer_fail_the_copy() {
     ok(&root, &["system", "verify"]);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Defect 9: a context file no COPY selects is never read — a 1 TiB sparse
+/// file beside the Dockerfile used to be hashed whole on every build (it
+/// never finished); the builds, first and cached, complete.
+#[test]
+fn unselected_context_files_are_not_read() {
+    let dir = scratch("lazy-context");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY small /small\n"),
+            ("small", "s"),
+        ],
+    );
+    let huge = fs::File::create(ctx.join("huge.img")).unwrap();
+    huge.set_len(1 << 40).unwrap();
+    for _ in 0..2 {
+        let out = build(&root, &ctx, &["-t", "lazy"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    ok(&root, &["system", "verify"]);
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -5,10 +5,14 @@
 //! source, so that editing one file re-runs only the steps that read it
 //! (BuildKit's `contenthash` plays this role).
 //!
-//! [`ContextIndex::scan`] walks the context once per build and records, for
-//! every visible entry, its kind, mode bits, size, symlink target and the
-//! blake3 hash of a regular file's content. [`ContextIndex::selector_digest`]
-//! then hashes the entries one source selects, in O(log n + selection).
+//! [`ContextIndex::scan_lazy`] walks the context once per build and records,
+//! for every visible entry, its kind, mode bits, size and symlink target;
+//! [`ContextIndex::selector_digest`] then hashes the entries one source
+//! selects, in O(log n + selection), reading (blake3, in parallel) the
+//! regular files among them the first time they are selected. A file no
+//! selector reaches is never read (issue 20, defect 9: an unused 4 GiB
+//! sparse file was read on every build). [`ContextIndex::scan`] hashes
+//! everything at once.
 //! [`StatCache`] remembers content hashes across builds, keyed by
 //! (device, inode, size, mtime, ctime, mode), so a warm rescan only stats.
 //!
@@ -38,7 +42,10 @@ mod selector;
 mod statcache;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use rbk_store::{Digest, Sha256Writer};
 
 use crate::filter::PathFilter;
@@ -75,22 +82,34 @@ struct Entry {
     kind: Kind,
     /// Permission bits plus setuid, setgid and sticky (`st_mode & 0o7777`).
     mode: u32,
-    /// For a regular file, the number of bytes hashed.
+    /// For a regular file, its size when listed (what is hashed).
     size: u64,
     /// A symlink's target text; empty for other kinds.
     target: Box<[u8]>,
-    /// blake3 of a regular file's content; zero for other kinds.
-    hash: [u8; 32],
+    /// blake3 of a regular file's content, once read (or from the stat
+    /// cache); unset for other kinds.
+    hash: OnceLock<[u8; 32]>,
+    /// A regular file's stat when listed.
+    listed: Option<statcache::Meta>,
 }
 
 /// Every visible entry of a context directory, sorted by path bytes, with
-/// the content hash of each regular file. Built once per build by
-/// [`ContextIndex::scan`]; cheap to query for many COPY sources.
-#[derive(Clone, Debug)]
+/// the content hash of each regular file read when first selected. Built
+/// once per build; cheap to query for many COPY sources.
 pub struct ContextIndex {
     /// Sorted by `path`; the root (`""`) is always first.
     entries: Vec<Entry>,
-    bytes_hashed: u64,
+    hasher: scan::FileHasher,
+    /// Stat-cache records of the files whose hash came from the cache.
+    cached: Vec<(Box<[u8]>, statcache::Cached)>,
+}
+
+impl std::fmt::Debug for ContextIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextIndex")
+            .field("entries", &self.entries.len())
+            .finish()
+    }
 }
 
 /// Domain separators, so a plain and a wildcard selection never collide.
@@ -98,28 +117,78 @@ const PLAIN_HEADER: &[u8] = b"rbk-context-path-v1\0";
 const WILDCARD_HEADER: &[u8] = b"rbk-context-wildcard-v1\0";
 
 impl ContextIndex {
-    /// Walks `root` without following symlinks. Entries `filter` excludes
-    /// are skipped, and an excluded directory is descended only when
-    /// `filter.may_reinclude_under(dir)` (it is then kept only if something
-    /// under it is visible). Regular files are hashed in parallel with
-    /// blake3; with a stat cache, a file whose (dev, inode, size, mtime,
-    /// ctime, mode) is unchanged is not read again, and the cache is updated
-    /// to hold exactly the files of this scan (call [`StatCache::save`]).
+    /// Walks `root` without following symlinks and hashes every regular
+    /// file ([`ContextIndex::scan_lazy`], then all of it); with a stat
+    /// cache, it is updated to hold exactly the files of this scan (call
+    /// [`StatCache::save`]).
     pub fn scan(
         root: &Path,
         filter: &dyn PathFilter,
         cache: Option<&mut StatCache>,
     ) -> Result<ContextIndex> {
-        let found = scan::scan(root, filter, cache.as_deref())?;
+        let index = Self::scan_lazy(root, filter, cache.as_deref())?;
+        index.digest()?;
         if let Some(cache) = cache {
-            cache.replace(found.fresh);
+            index.update_cache(cache);
         }
+        Ok(index)
+    }
+
+    /// Walks `root` without following symlinks, reading no file. Entries
+    /// `filter` excludes are skipped, and an excluded directory is
+    /// descended only when `filter.may_reinclude_under(dir)` (it is then
+    /// kept only if something under it is visible). A regular file whose
+    /// (dev, inode, size, mtime, ctime, mode) the stat cache holds gets its
+    /// hash from there; the others are read when first selected.
+    pub fn scan_lazy(
+        root: &Path,
+        filter: &dyn PathFilter,
+        cache: Option<&StatCache>,
+    ) -> Result<ContextIndex> {
+        let (found, hasher) = scan::scan(root, filter, cache)?;
         let mut entries = found.entries;
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(ContextIndex {
             entries,
-            bytes_hashed: found.bytes_hashed,
+            hasher,
+            cached: found.fresh,
         })
+    }
+
+    /// Makes `cache` hold the files of this index whose hash is known and
+    /// trustworthy: from the cache itself, or read since the scan.
+    pub fn update_cache(&self, cache: &mut StatCache) {
+        let mut records = self.cached.clone();
+        records.extend(scan::lock(&self.hasher.fresh).iter().cloned());
+        cache.replace(records);
+    }
+
+    /// Reads the regular files of `entries` not hashed yet, in parallel.
+    fn hash_files(&self, entries: &[Entry]) -> Result<()> {
+        let todo: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.kind == Kind::File && e.hash.get().is_none())
+            .collect();
+        todo.par_iter().try_for_each(|e| {
+            let Some(listed) = &e.listed else {
+                return Ok(());
+            };
+            let hash = self.hasher.hash(&e.path, listed)?;
+            let _ = e.hash.set(hash);
+            Ok(())
+        })
+    }
+
+    /// Hashes what [`ContextIndex::write_tree`] of `idx` will read.
+    fn hash_tree(&self, idx: usize) -> Result<()> {
+        let Some(top) = self.entries.get(idx) else {
+            return Ok(());
+        };
+        self.hash_files(std::slice::from_ref(top))?;
+        if top.kind == Kind::Dir {
+            self.hash_files(self.subtree(&top.path))?;
+        }
+        Ok(())
     }
 
     /// The checksum of what a COPY/ADD source selects. `src` is the path as
@@ -153,6 +222,9 @@ impl ContextIndex {
             if matches.is_empty() && !allow_empty {
                 return Err(not_found());
             }
+            for (_, idx) in &matches {
+                self.hash_tree(*idx)?;
+            }
             h.update(WILDCARD_HEADER);
             h.update(&(matches.len() as u64).to_le_bytes());
             for (name, idx) in &matches {
@@ -163,6 +235,7 @@ impl ContextIndex {
             let idx = self
                 .resolve(src, clean.join("/").as_bytes(), follow_symlinks)?
                 .ok_or_else(not_found)?;
+            self.hash_tree(idx)?;
             h.update(PLAIN_HEADER);
             self.write_tree(&mut h, idx);
         }
@@ -170,12 +243,13 @@ impl ContextIndex {
     }
 
     /// The checksum of the whole visible context (the same as the plain
-    /// source `/`).
-    pub fn digest(&self) -> Digest {
+    /// source `/`); reads every file not read yet.
+    pub fn digest(&self) -> Result<Digest> {
+        self.hash_files(&self.entries)?;
         let mut h = Sha256Writer::new();
         h.update(PLAIN_HEADER);
         self.write_tree(&mut h, 0);
-        h.finish()
+        Ok(h.finish())
     }
 
     /// The number of entries, not counting the root directory itself.
@@ -188,10 +262,10 @@ impl ContextIndex {
         self.len() == 0
     }
 
-    /// Bytes read and hashed by the scan that built this index (0 when every
-    /// file's hash came from the stat cache).
+    /// Bytes read and hashed so far (0 when every file's hash came from
+    /// the stat cache, or none was selected).
     pub fn bytes_hashed(&self) -> u64 {
-        self.bytes_hashed
+        self.hasher.hashed.load(Ordering::Relaxed)
     }
 
     /// The index of the entry at `path`, by binary search.
@@ -253,7 +327,8 @@ fn write_entry(h: &mut Sha256Writer, name: &[u8], e: &Entry) {
     match e.kind {
         Kind::File => {
             h.update(&e.size.to_le_bytes());
-            h.update(&e.hash);
+            // Set by `hash_tree`/`hash_files` before any write.
+            h.update(e.hash.get().unwrap_or(&[0; 32]));
         }
         Kind::Symlink => write_bytes(h, &e.target),
         Kind::Dir | Kind::Other => {}

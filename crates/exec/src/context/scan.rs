@@ -1,8 +1,9 @@
-//! The context walk: fd-relative, never following symlinks, hashing regular
-//! files in parallel.
+//! The context walk: fd-relative, never following symlinks. It only lists
+//! and stats; regular files are hashed later, in parallel, and only those a
+//! selector reaches (`FileHasher`, called by `ContextIndex`): an unused 1 TiB
+//! sparse file beside the Dockerfile costs one stat.
 //!
-//! Every directory and every batch of files to hash is a job spawned into
-//! one `rayon::scope`. Jobs never wait on each other, so the stack does not
+//! Every directory is a job spawned into one `rayon::scope`. Jobs never wait on each other, so the stack does not
 //! grow with the depth of the tree (a hostile context may nest thousands of
 //! directories), and each job opens what it needs from the context root with
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, so no directory fds are
@@ -33,11 +34,6 @@ use crate::{Error, Result};
 /// Read buffer per rayon thread: large enough for blake3's SIMD paths.
 const BUF_SIZE: usize = 256 * 1024;
 
-/// Files to hash are grouped into jobs of about this many bytes (or
-/// `BATCH_FILES` files), so small files do not cost one job each.
-const BATCH_BYTES: u64 = 4 << 20;
-const BATCH_FILES: usize = 64;
-
 /// A file whose ctime is this close to the scan's start may still change
 /// without its ctime changing (timestamps come from a coarse clock, at most
 /// one tick behind), so its hash is not cached. One tick is at most 10 ms.
@@ -54,18 +50,27 @@ const BENEATH: ResolveFlags = ResolveFlags::BENEATH
 #[derive(Default)]
 pub(super) struct Found {
     pub(super) entries: Vec<Entry>,
-    /// Stat-cache records of every regular file whose hash is trustworthy.
+    /// Stat-cache records of the files whose hash came from the cache.
     pub(super) fresh: Vec<(Box<[u8]>, Cached)>,
-    pub(super) bytes_hashed: u64,
+}
+
+/// Reads and hashes files of one context, for as long as its index lives.
+pub(super) struct FileHasher {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    /// When the scan started, for the racy-ctime rule.
+    start_ns: i64,
+    /// Bytes read and hashed so far.
+    pub(super) hashed: AtomicU64,
+    /// Stat-cache records of the files hashed since the scan whose hash is
+    /// trustworthy.
+    pub(super) fresh: Mutex<Vec<(Box<[u8]>, Cached)>>,
 }
 
 struct Walk<'a> {
-    root: &'a Path,
-    root_fd: OwnedFd,
+    hasher: &'a FileHasher,
     filter: &'a dyn PathFilter,
     cache: Option<&'a StatCache>,
-    start_ns: i64,
-    hashed: AtomicU64,
     found: Mutex<Found>,
     /// Excluded directories descended into; kept only if something under
     /// them is visible.
@@ -74,12 +79,13 @@ struct Walk<'a> {
     failed: Mutex<Option<Error>>,
 }
 
-/// Walks the context at `root`; see [`super::ContextIndex::scan`].
+/// Walks the context at `root`; see [`super::ContextIndex::scan`]. Files
+/// whose hash the stat cache does not hold are listed with an empty hash.
 pub(super) fn scan(
     root: &Path,
     filter: &dyn PathFilter,
     cache: Option<&StatCache>,
-) -> Result<Found> {
+) -> Result<(Found, FileHasher)> {
     let start_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
@@ -87,13 +93,17 @@ pub(super) fn scan(
     let root_fd = rustix::fs::open(root, flags, Mode::empty())
         .map_err(|e| Error::io("opening context directory", root, e.into()))?;
     let st = fstat(&root_fd).map_err(|e| Error::io("reading context directory", root, e.into()))?;
-    let walk = Walk {
-        root,
+    let hasher = FileHasher {
+        root: root.to_path_buf(),
         root_fd,
-        filter,
-        cache,
         start_ns,
         hashed: AtomicU64::new(0),
+        fresh: Mutex::default(),
+    };
+    let walk = Walk {
+        hasher: &hasher,
+        filter,
+        cache,
         found: Mutex::default(),
         tentative: Mutex::default(),
         failed: Mutex::default(),
@@ -105,8 +115,7 @@ pub(super) fn scan(
     let mut found = take(walk.found);
     found.entries.push(plain_entry(Vec::new(), Kind::Dir, &st));
     keep_tentative(&mut found.entries, take(walk.tentative));
-    found.bytes_hashed = walk.hashed.load(Ordering::Relaxed);
-    Ok(found)
+    Ok((found, hasher))
 }
 
 // A job that panics makes `rayon::scope` panic too, so a poisoned mutex's
@@ -115,7 +124,7 @@ fn take<T>(m: Mutex<T>) -> T {
     m.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -139,8 +148,6 @@ fn keep_tentative(entries: &mut Vec<Entry>, tentative: Vec<Entry>) {
 /// A directory's children, by what the walk does with them.
 #[derive(Default)]
 struct Children {
-    /// Regular files whose hash is not cached: (relative path, stat).
-    to_hash: Vec<(Vec<u8>, Meta)>,
     /// (relative path, excluded by the filter, stat)
     dirs: Vec<(Vec<u8>, bool, Stat)>,
     found: Found,
@@ -184,41 +191,68 @@ impl<'a> Walk<'a> {
             s.spawn(move |s| self.dir_job(s, path));
         }
         self.merge(kids.found);
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for file in kids.to_hash {
-            bytes += file.1.size;
-            batch.push(file);
-            if bytes >= BATCH_BYTES || batch.len() >= BATCH_FILES {
-                let full = mem::take(&mut batch);
-                s.spawn(move |_| self.hash_job(full));
-                bytes = 0;
-            }
-        }
-        if !batch.is_empty() {
-            s.spawn(move |_| self.hash_job(batch));
-        }
     }
 
-    fn hash_job(&self, files: Vec<(Vec<u8>, Meta)>) {
-        if self.stopped() {
-            return;
+    /// Reads the names in directory `rel`, stats each without following
+    /// symlinks, applies the filter and looks files up in the stat cache.
+    fn list(&self, rel: &[u8]) -> Result<Children> {
+        let err = |e: rustix::io::Errno| {
+            Error::io("reading context directory", self.hasher.path(rel), e.into())
+        };
+        let fd = self
+            .hasher
+            .open(rel, OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(err)?;
+        let mut dir = Dir::read_from(&fd).map_err(err)?;
+        let mut kids = Children::default();
+        while let Some(item) = dir.read() {
+            let item = item.map_err(err)?;
+            let name = item.file_name();
+            if name != c"." && name != c".." {
+                self.child(&fd, rel, name, &mut kids)?;
+            }
         }
-        let mut part = Found::default();
-        for (rel, meta) in files {
-            match self.hash(&rel, &meta) {
-                Ok((entry, cached)) => {
-                    if let Some(c) = cached {
-                        part.fresh.push((entry.path.clone(), c));
-                    }
-                    part.entries.push(entry);
+        Ok(kids)
+    }
+
+    /// Sorts one directory entry into `kids`.
+    fn child(&self, fd: &OwnedFd, rel: &[u8], name: &CStr, kids: &mut Children) -> Result<()> {
+        let path = join(rel, name.to_bytes());
+        let st = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("reading context entry", self.hasher.path(&path), e.into()))?;
+        let shown = String::from_utf8_lossy(&path);
+        let excluded = self.filter.is_excluded(&shown);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                if !excluded || self.filter.may_reinclude_under(&shown) {
+                    kids.dirs.push((path, excluded, st));
                 }
-                Err(e) => return self.fail(e),
             }
+            _ if excluded => {}
+            FileType::RegularFile => {
+                let meta = Meta::of(&st);
+                let hash = self.cache.and_then(|c| c.lookup(&path, &meta));
+                if let Some(hash) = hash {
+                    kids.found
+                        .fresh
+                        .push((path.clone().into(), Cached { meta, hash }));
+                }
+                kids.found.entries.push(file_entry(&path, &meta, hash));
+            }
+            FileType::Symlink => {
+                let target = readlinkat(fd, name, Vec::new())
+                    .map_err(|e| Error::io("reading symlink", self.hasher.path(&path), e.into()))?;
+                let mut e = plain_entry(path, Kind::Symlink, &st);
+                e.target = target.into_bytes().into();
+                kids.found.entries.push(e);
+            }
+            _ => kids.found.entries.push(plain_entry(path, Kind::Other, &st)),
         }
-        self.merge(part);
+        Ok(())
     }
+}
 
+impl FileHasher {
     /// Opens `rel` beneath the context root, through no symlink.
     fn open(&self, rel: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
         let path = if rel.is_empty() {
@@ -240,66 +274,11 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Reads the names in directory `rel`, stats each without following
-    /// symlinks, applies the filter and looks files up in the stat cache.
-    fn list(&self, rel: &[u8]) -> Result<Children> {
-        let err =
-            |e: rustix::io::Errno| Error::io("reading context directory", self.path(rel), e.into());
-        let fd = self
-            .open(rel, OFlags::RDONLY | OFlags::DIRECTORY)
-            .map_err(err)?;
-        let mut dir = Dir::read_from(&fd).map_err(err)?;
-        let mut kids = Children::default();
-        while let Some(item) = dir.read() {
-            let item = item.map_err(err)?;
-            let name = item.file_name();
-            if name != c"." && name != c".." {
-                self.child(&fd, rel, name, &mut kids)?;
-            }
-        }
-        Ok(kids)
-    }
-
-    /// Sorts one directory entry into `kids`.
-    fn child(&self, fd: &OwnedFd, rel: &[u8], name: &CStr, kids: &mut Children) -> Result<()> {
-        let path = join(rel, name.to_bytes());
-        let st = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io("reading context entry", self.path(&path), e.into()))?;
-        let shown = String::from_utf8_lossy(&path);
-        let excluded = self.filter.is_excluded(&shown);
-        match FileType::from_raw_mode(st.st_mode) {
-            FileType::Directory => {
-                if !excluded || self.filter.may_reinclude_under(&shown) {
-                    kids.dirs.push((path, excluded, st));
-                }
-            }
-            _ if excluded => {}
-            FileType::RegularFile => {
-                let meta = Meta::of(&st);
-                match self.cache.and_then(|c| c.lookup(&path, &meta)) {
-                    Some(hash) => {
-                        let entry = file_entry(&path, &meta, meta.size, hash);
-                        kids.found.fresh.push((path.into(), Cached { meta, hash }));
-                        kids.found.entries.push(entry);
-                    }
-                    None => kids.to_hash.push((path, meta)),
-                }
-            }
-            FileType::Symlink => {
-                let target = readlinkat(fd, name, Vec::new())
-                    .map_err(|e| Error::io("reading symlink", self.path(&path), e.into()))?;
-                let mut e = plain_entry(path, Kind::Symlink, &st);
-                e.target = target.into_bytes().into();
-                kids.found.entries.push(e);
-            }
-            _ => kids.found.entries.push(plain_entry(path, Kind::Other, &st)),
-        }
-        Ok(())
-    }
-
-    /// Reads and hashes the regular file `rel`, and says whether its hash
-    /// may be cached.
-    fn hash(&self, rel: &[u8], listed: &Meta) -> Result<(Entry, Option<Cached>)> {
+    /// Reads and hashes the first `listed.size` bytes of the regular file
+    /// `rel` (never more: a file growing while it is read, a log or a
+    /// sparse file being extended, is hashed as it was listed), and keeps a
+    /// stat-cache record when the hash is trustworthy.
+    pub(super) fn hash(&self, rel: &[u8], listed: &Meta) -> Result<[u8; 32]> {
         let err = |op, e: io::Error| Error::io(op, self.path(rel), e);
         // O_NONBLOCK: should the file have become a FIFO, opening must not hang.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
@@ -308,24 +287,30 @@ impl<'a> Walk<'a> {
             .map_err(|e| err("opening context file", e.into()))?;
         let before = Meta::of(&fstat(&fd).map_err(|e| err("reading context file", e.into()))?);
         if FileType::from_raw_mode(before.mode) != FileType::RegularFile {
-            let e = io::Error::new(io::ErrorKind::InvalidData, "changed type during the scan");
+            let e = io::Error::new(io::ErrorKind::InvalidData, "changed type during the build");
             return Err(err("reading context file", e));
         }
         let mut file = File::from(fd);
-        // Never past the size the listing saw: a file growing while it is
-        // read (a log, a sparse file being extended) is hashed as listed,
-        // its change noticed below and kept out of the stat cache.
         let (hash, read) =
             hash_file(&mut file, listed.size).map_err(|e| err("reading context file", e))?;
         self.hashed.fetch_add(read, Ordering::Relaxed);
+        if read < listed.size {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("shrank during the build ({read} of {} bytes)", listed.size),
+            );
+            return Err(err("reading context file", e));
+        }
         let after = Meta::of(&fstat(&file).map_err(|e| err("reading context file", e.into()))?);
-        // A file that changed while being listed or read, or too recently
-        // to be sure it cannot change unnoticed, keeps its hash out of the
-        // cache.
-        let stable =
-            *listed == before && before == after && read == before.size && !self.racy(&after);
-        let cached = stable.then_some(Cached { meta: before, hash });
-        Ok((file_entry(rel, &before, read, hash), cached))
+        // A file that changed since it was listed or while it was read, or
+        // too recently to be sure it cannot change unnoticed, keeps its
+        // hash out of the cache.
+        let stable = *listed == before && before == after && !self.racy(&after);
+        if stable {
+            let record = Cached { meta: before, hash };
+            lock(&self.fresh).push((rel.into(), record));
+        }
+        Ok(hash)
     }
 
     fn racy(&self, meta: &Meta) -> bool {
@@ -333,7 +318,7 @@ impl<'a> Walk<'a> {
     }
 
     /// The host path of `rel`, for error messages.
-    fn path(&self, rel: &[u8]) -> PathBuf {
+    pub(super) fn path(&self, rel: &[u8]) -> PathBuf {
         self.root.join(OsStr::from_bytes(rel))
     }
 }
@@ -385,18 +370,24 @@ fn plain_entry(path: Vec<u8>, kind: Kind, st: &Stat) -> Entry {
         mode: st.st_mode & 0o7777,
         size: 0,
         target: Box::default(),
-        hash: [0; 32],
+        hash: std::sync::OnceLock::new(),
+        listed: None,
     }
 }
 
-fn file_entry(rel: &[u8], meta: &Meta, size: u64, hash: [u8; 32]) -> Entry {
+fn file_entry(rel: &[u8], meta: &Meta, hash: Option<[u8; 32]>) -> Entry {
+    let lock = std::sync::OnceLock::new();
+    if let Some(hash) = hash {
+        let _ = lock.set(hash);
+    }
     Entry {
         path: rel.into(),
         kind: Kind::File,
         mode: meta.mode & 0o7777,
-        size,
+        size: meta.size,
         target: Box::default(),
-        hash,
+        hash: lock,
+        listed: Some(*meta),
     }
 }
 

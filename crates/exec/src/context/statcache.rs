@@ -100,9 +100,9 @@ impl StatCache {
     }
 
     /// Writes the cache back atomically (temporary file, fsync, rename,
-    /// directory fsync). It holds exactly the files of the last scan. Does
-    /// nothing when the last scan changed nothing.
-    pub fn save(&self) -> Result<()> {
+    /// directory fsync). It holds exactly the files of the last scan whose
+    /// hash is known. Does nothing when nothing changed since the last save.
+    pub fn save(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());
         }
@@ -122,7 +122,9 @@ impl StatCache {
         }
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io("syncing directory", dir, e))
+            .map_err(|e| Error::io("syncing directory", dir, e))?;
+        self.dirty = false;
+        Ok(())
     }
 
     /// The cached hash of `path` if its stat is still `meta`.

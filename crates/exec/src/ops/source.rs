@@ -54,8 +54,9 @@ impl Solver<'_> {
         }
     }
 
-    /// Scans a local source, reading only files whose stat changed since the
-    /// last build of the same directory.
+    /// Scans a local source, reading no file: each is read when a COPY
+    /// first selects it, unless its stat is unchanged since the last build
+    /// of the same directory (the stat cache).
     fn scan_local(&self, name: &str) -> Result<Solved> {
         let dir = self
             .options
@@ -65,14 +66,17 @@ impl Solver<'_> {
                 name: name.to_string(),
             })?
             .clone();
-        let mut cache = StatCache::load(self.store, &dir.root);
-        let index = ContextIndex::scan(&dir.root, dir.filter.as_ref(), Some(&mut cache))?;
-        cache.save()?;
-        let content = index.digest();
+        let cache = StatCache::load(self.store, &dir.root);
+        let index = ContextIndex::scan_lazy(&dir.root, dir.filter.as_ref(), Some(&cache))?;
         Ok(Solved(Arc::new(SolvedFs {
             layers: Vec::new(),
-            content,
-            local: Some(LocalTree { dir, index }),
+            // Unused: keys read a local source through its index.
+            content: crate::solve::key::chain_digest(&[]),
+            local: Some(LocalTree {
+                dir,
+                index,
+                cache: std::sync::Mutex::new(Some(cache)),
+            }),
         })))
     }
 }

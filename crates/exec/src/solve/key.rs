@@ -11,7 +11,7 @@ use crate::Result;
 const SCHEME: &[u8] = b"rbk-cache-v1\0";
 
 /// The digest of a stack of layers: sha256 over their diff ids in order.
-pub(super) fn chain_digest(layers: &[Layer]) -> Digest {
+pub(crate) fn chain_digest(layers: &[Layer]) -> Digest {
     let mut h = Sha256Writer::new();
     h.update(b"layers\0");
     for layer in layers {
@@ -45,6 +45,12 @@ pub(super) fn cache_key(vertex: &DagVertex, inputs: &[Solved]) -> Result<Digest>
                     )?;
                     h.update(selected.as_bytes());
                 }
+                local.save_cache()?;
+            }
+            // Anything else that reads a local source reads all of it.
+            (Some(local), _) => {
+                h.update(local.index.digest()?.as_bytes());
+                local.save_cache()?;
             }
             _ => h.update(input.0.content.as_bytes()),
         }

@@ -24,7 +24,7 @@
 //! (docs/security.md rule 8: every input that affects the output is in the key; no
 //! secret value ever is — secrets reach RUN only through mounts).
 
-mod key;
+pub(crate) mod key;
 mod remote;
 
 pub use remote::result_chain;
@@ -106,6 +106,24 @@ pub(crate) struct SolvedFs {
 pub(crate) struct LocalTree {
     pub(crate) dir: LocalDir,
     pub(crate) index: ContextIndex,
+    /// The stat cache the scan read, saved as files get hashed.
+    pub(crate) cache: std::sync::Mutex<Option<crate::context::StatCache>>,
+}
+
+impl LocalTree {
+    /// Records the hashes read so far in the stat cache and writes it
+    /// (nothing is written when nothing changed).
+    pub(crate) fn save_cache(&self) -> Result<()> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(cache) = cache.as_mut() else {
+            return Ok(());
+        };
+        self.index.update_cache(cache);
+        cache.save()
+    }
 }
 
 impl std::fmt::Debug for LocalTree {

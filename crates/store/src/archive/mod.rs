@@ -152,7 +152,10 @@ fn validate_layer(
             e @ (Error::InvalidArchive { .. }
             | Error::ArchiveTooLarge { .. }
             | Error::ArchiveRead { .. }),
-        ) => Err(bad(what, &format!("layer {}: {}", layer.digest, crate::verify::chain(&e)))),
+        ) => Err(bad(
+            what,
+            &format!("layer {}: {}", layer.digest, crate::verify::chain(&e)),
+        )),
         Err(e) => Err(e),
     }
 }
@@ -163,7 +166,6 @@ fn maps_every_id() -> bool {
     let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
 }
-
 
 /// How a stored layer blob is compressed, by its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

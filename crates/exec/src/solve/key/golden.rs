@@ -56,13 +56,14 @@ fn context(dir: &Path, files: &[(&str, &str)]) -> Solved {
     let index = ContextIndex::scan(dir, &IncludeAll, None).unwrap();
     Solved(Arc::new(SolvedFs {
         layers: Vec::new(),
-        content: index.digest(),
+        content: index.digest().unwrap(),
         local: Some(LocalTree {
             dir: LocalDir {
                 root: dir.to_path_buf(),
                 filter: Arc::new(IncludeAll),
             },
             index,
+            cache: std::sync::Mutex::new(None),
         }),
     }))
 }

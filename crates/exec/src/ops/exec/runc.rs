@@ -134,6 +134,8 @@ impl Runc {
         // in the order the process wrote them. Foreground `runc run` would
         // copy the two streams through two goroutines of its own and mix
         // them up.
+        // Started before the container, so no instant of it runs unwatched.
+        let _watchdog = Watchdog::spawn(self, request.id)?;
         let (reader, writer) =
             io::pipe().map_err(|e| Error::io("creating a pipe for", &self.binary, e))?;
         let writer_too = writer
@@ -184,6 +186,52 @@ impl Runc {
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         Err(self.error(format!("delete --force {id}: {}", stderr.trim())))
+    }
+}
+
+/// Kills and deletes a RUN container if rbk dies while it runs (issue 20,
+/// defect 4): a `sh` that waits on a pipe whose only write end is this
+/// process's. When the step ends normally, dropping the watchdog writes
+/// `done` and the shell exits doing nothing; when rbk is killed, the kernel
+/// closes the write end, `read` sees the end of the pipe and the shell
+/// runs `runc delete --force`, which SIGKILLs every process of the
+/// container and removes it. A container left anyway (the shell killed
+/// too, a container in the middle of starting) is reaped by the next
+/// build, prune or `system verify` ([`Runc::reap_orphans`]).
+///
+/// (`PR_SET_PDEATHSIG` on runc cannot do this: `runc run --detach`
+/// exits once the container runs, and setting it made every RUN hang.)
+struct Watchdog {
+    done: Option<std::process::ChildStdin>,
+    child: std::process::Child,
+}
+
+impl Watchdog {
+    fn spawn(runc: &Runc, id: &str) -> Result<Watchdog> {
+        let script =
+            "read -r word; [ \"$word\" = done ] || exec \"$0\" --root \"$1\" delete --force \"$2\"";
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", script])
+            .arg(&runc.binary)
+            .arg(&runc.state_dir)
+            .arg(id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::io("starting the watchdog of container", id, e))?;
+        let done = child.stdin.take();
+        Ok(Watchdog { done, child })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if let Some(mut done) = self.done.take() {
+            let _ = done.write_all(b"done\n");
+        }
+        let _ = self.child.wait();
     }
 }
 

@@ -520,3 +520,35 @@ fn top_entry_digest(index: &[u8], n: usize) -> String {
         .unwrap()
         .to_string()
 }
+
+/// An image the archive gives no name (an OCI layout entry without a
+/// reference, as `skopeo copy … oci:DIR` without a tag writes it) is kept
+/// as `<none>`, as `docker load` keeps it: listed, and found by its id.
+#[test]
+fn an_image_without_a_name_is_kept_untagged() {
+    let dir = scratch("unnamed");
+    let (root, mut entries) = saved_base(&dir);
+    let mut index: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+    index["manifests"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
+    entries.insert("index.json".into(), serde_json::to_vec(&index).unwrap());
+    let archive = dir.join("unnamed.tar");
+    write_archive(&entries, &archive);
+    let other = dir.join("other");
+    let said = stdout(&ok(&other, &["load", "-i", archive.to_str().unwrap()]));
+    let id = stdout(&ok(&root, &["images", "-q", "--no-trunc", "rbk-busybox"]));
+    assert_eq!(said, format!("Loaded image ID: {id}"));
+    let listed = stdout(&ok(
+        &other,
+        &["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+    ));
+    assert_eq!(listed, format!("<none>:<none> {}\n", &id.trim()[7..19]));
+    let ctx = support::context(
+        &dir,
+        &[("Dockerfile", &format!("FROM {}\nRUN true\n", &id.trim()[7..19]))],
+    );
+    ok(&other, &support::build_args(&ctx, &["-t", "on-unnamed"]));
+    ok(&other, &["system", "verify"]);
+}

@@ -72,7 +72,8 @@ fn resolve_link(from: &str, target: &str) -> String {
     parts.join("/")
 }
 
-/// Loads every image in the archive `reader`, then tags them. Fails with a
+/// Loads every image in the archive `reader`, then tags them (an image
+/// without a name is kept untagged). Fails with a
 /// clear error, having tagged nothing, on a truncated or corrupt archive, a
 /// digest mismatch, a missing blob or an unknown media type. Blobs committed
 /// before the failure stay untagged (GC reclaims them).
@@ -86,6 +87,11 @@ pub fn load_archive(store: &Store, reader: impl Read) -> Result<Vec<LoadedImage>
         return Err(bad(WHAT, &"neither manifest.json nor index.json found"));
     };
     for img in &images {
+        // An image the archive names nothing is kept as `<none>`, as
+        // `docker load` keeps it, findable by the id it reports.
+        if img.references.is_empty() {
+            store.keep_untagged(img.id, img.descriptor.clone())?;
+        }
         for r in &img.references {
             store.tag(r, img.descriptor.clone())?;
         }

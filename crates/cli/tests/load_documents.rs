@@ -511,6 +511,33 @@ fn attestation_manifests_are_skipped_for_the_platform_and_kept_in_copies() {
     let statement = att["layers"][0]["digest"].as_str().unwrap();
     assert!(registry.blob_file(statement).is_file(), "{att}");
     ok(&other, &["system", "verify"]);
+
+    // `pull --all-platforms` brings the attestation too, so the index is
+    // the registry's; a plain pull takes the amd64 image.
+    let pulled = dir.join("pulled");
+    ok(&pulled, &["pull", "--all-platforms", &name]);
+    let resaved = dir.join("resaved.tar");
+    ok(
+        &pulled,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            resaved.to_str().unwrap(),
+            &name,
+        ],
+    );
+    let top: Value = serde_json::from_slice(&read_archive(&resaved)["index.json"]).unwrap();
+    assert_eq!(
+        top["manifests"][0]["digest"],
+        index_digest.as_str(),
+        "{top}"
+    );
+    ok(&pulled, &["system", "verify"]);
+    let plain = dir.join("plain");
+    ok(&plain, &["pull", &name]);
+    assert_eq!(id(&plain, &name), id(&root, "rbk-busybox"));
 }
 
 fn top_entry_digest(index: &[u8], n: usize) -> String {
@@ -547,7 +574,10 @@ fn an_image_without_a_name_is_kept_untagged() {
     assert_eq!(listed, format!("<none>:<none> {}\n", &id.trim()[7..19]));
     let ctx = support::context(
         &dir,
-        &[("Dockerfile", &format!("FROM {}\nRUN true\n", &id.trim()[7..19]))],
+        &[(
+            "Dockerfile",
+            &format!("FROM {}\nRUN true\n", &id.trim()[7..19]),
+        )],
     );
     ok(&other, &support::build_args(&ctx, &["-t", "on-unnamed"]));
     ok(&other, &["system", "verify"]);

@@ -40,7 +40,16 @@ impl Client {
             });
             pulled.push((child, platform));
         }
-        if chosen.len() == index.manifests.len() {
+        // Every image pulled: the attestation manifests come too, so the
+        // registry's index is kept as it is (bytes, digest, provenance).
+        let mut attestations = 0;
+        if platforms.is_none() {
+            for entry in index.manifests.iter().filter(|e| e.is_attestation()) {
+                self.store_attestation(store, reference, &entry.descriptor)?;
+                attestations += 1;
+            }
+        }
+        if chosen.len() + attestations == index.manifests.len() {
             store
                 .put(&mut &bytes[..], Some((desc.digest, Some(desc.size))))
                 .map_err(|e| Error::store(format!("storing index {}", desc.digest), e))?;
@@ -49,6 +58,29 @@ impl Client {
         store
             .put_index(&pulled)
             .map_err(|e| Error::store(format!("storing an index for {reference}"), e))
+    }
+}
+
+impl Client {
+    /// Stores an attestation manifest with its config and statements (not
+    /// an image: its layers are in-toto JSON, fetched as plain blobs).
+    fn store_attestation(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        entry: &Descriptor,
+    ) -> Result<()> {
+        let (desc, bytes) = self.fetch_document(reference, Some(entry))?;
+        let what = format!("attestation manifest {}", desc.digest);
+        let parts = rbk_store::image::attestation_parts(&bytes, &what)
+            .map_err(|e| Error::store(format!("{reference}: {what}"), e))?;
+        self.parallel(&parts, |blob| {
+            self.fetch_blob_once(store, reference, blob).map(drop)
+        })?;
+        store
+            .put(&mut &bytes[..], Some((desc.digest, Some(desc.size))))
+            .map_err(|e| Error::store(format!("storing {what}"), e))?;
+        Ok(())
     }
 }
 

@@ -5,7 +5,8 @@
 //! with binfmt-support (multi-platform builds) and `chromium` (loads
 //! `rbk analyze --html` pages), `tmux` (a terminal for `run -it`), `rpm`
 //! and `golang-go` (the SBOM's RPM database and Go binary), `newuidmap`
-//! (uidmap, for rootless rbk),
+//! (uidmap, for rootless rbk), `nginx-light` (a registry that refuses
+//! large blobs),
 //! installed from Debian's packages when
 //! missing.
 
@@ -15,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 18] = [
+const PROGRAMS: [(&str, &str); 19] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -45,6 +46,9 @@ const PROGRAMS: [(&str, &str); 18] = [
     // Rootless rbk (the rootless tests): the setuid helpers that map a
     // user's subordinate ids into its user namespace.
     ("newuidmap", "uidmap"),
+    // A registry refusing large blobs: docker-registry behind nginx's
+    // client_max_body_size.
+    ("nginx", "nginx-light"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

@@ -108,24 +108,38 @@ impl Annotation {
     }
 }
 
-/// Index annotations on a build that makes a single manifest: refused
-/// before any step runs.
-pub(crate) fn refuse_index(annotations: &[Annotation]) -> Result<()> {
-    let index = annotations.iter().find(|a| {
-        a.targets.iter().any(|t| {
-            matches!(
-                t,
-                AnnotationTarget::Index | AnnotationTarget::IndexDescriptor
-            )
-        })
-    });
-    match index {
-        Some(a) => Err(Error::Invalid(format!(
-            "--annotation {}: this build makes a single image manifest, not an index (index annotations need a multi-platform build or attestations)",
-            a.key
-        ))),
-        None => Ok(()),
+/// Index annotations on a build that makes a single manifest (no
+/// attestations, one platform), and `index-descriptor:` annotations, which
+/// rbk does not place: refused before any step runs.
+pub(crate) fn refuse_index(annotations: &[Annotation], has_index: bool) -> Result<()> {
+    for a in annotations {
+        if a.targets.contains(&AnnotationTarget::IndexDescriptor) {
+            return Err(Error::Invalid(format!(
+                "--annotation {}: index-descriptor annotations are not supported (use index: or manifest-descriptor:)",
+                a.key
+            )));
+        }
+        if a.targets.contains(&AnnotationTarget::Index) && !has_index {
+            return Err(Error::Invalid(format!(
+                "--annotation {}: this build makes a single image manifest, not an index (index annotations need a multi-platform build or attestations)",
+                a.key
+            )));
+        }
     }
+    Ok(())
+}
+
+/// The `index:` annotations, which go into the image index's own
+/// `annotations` (a multi-platform build's index, or the index of an image
+/// and its attestations).
+pub(crate) fn index_annotations(
+    annotations: &[Annotation],
+) -> std::collections::BTreeMap<String, String> {
+    annotations
+        .iter()
+        .filter(|a| a.targets.contains(&AnnotationTarget::Index))
+        .map(|a| (a.key.clone(), a.value.clone()))
+        .collect()
 }
 
 /// A `TYPE[,TYPE][\[…\]]` prefix (as opposed to a key that holds a colon).
@@ -141,7 +155,8 @@ fn looks_like_types(prefix: &str) -> bool {
 /// manifest, so a new digest) and the descriptor annotations on the
 /// descriptor returned. Index annotations need an index: rbk makes one
 /// only for multi-platform builds and attestations, so they are refused
-/// for a single image.
+/// for a single image (the index's own go in with
+/// [`index_annotations`]).
 pub(crate) fn apply(
     store: &Store,
     manifest: Descriptor,
@@ -149,9 +164,7 @@ pub(crate) fn apply(
     platform: &Platform,
     has_index: bool,
 ) -> Result<Descriptor> {
-    if !has_index {
-        refuse_index(annotations)?;
-    }
+    refuse_index(annotations, has_index)?;
     let pick = |target| {
         annotations
             .iter()

@@ -403,7 +403,8 @@ fn export_one(
     if spec.cache_mounts {
         if let Some(m) = crate::cache_mounts::pack(store, dag, spec.compression)? {
             spec.transport
-                .export_companion(store, crate::cache_mounts::SUFFIX, &m)?;
+                .export_companion(store, crate::cache_mounts::SUFFIX, &m)
+                .map_err(|e| crate::cache_mounts::export_error(store, &m, e.as_ref()))?;
         }
     }
     Ok(())

@@ -124,6 +124,70 @@ pub(crate) fn pack(
     }))
 }
 
+/// The error of a failed export of the companion `manifest`, naming the
+/// cache mount whose blob failed (every mount when the error names no blob)
+/// and, when the registry refused the upload as too large (HTTP 413), what
+/// to do about it.
+pub(crate) fn export_error(
+    store: &Store,
+    manifest: &Descriptor,
+    error: &(dyn std::error::Error + 'static),
+) -> BoxError {
+    let text = crate::error::chain(error);
+    let mounts: Vec<(String, String, u64)> = store
+        .read_bounded(&manifest.digest, MAX_DOCUMENT_SIZE)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|m| {
+            m["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| {
+                    (
+                        l["annotations"]["rbk.cache-mount.id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        l["digest"].as_str().unwrap_or_default().to_string(),
+                        l["size"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let failed: Vec<&(String, String, u64)> = match mounts
+        .iter()
+        .filter(|m| text.contains(&m.1))
+        .collect::<Vec<_>>()
+    {
+        some if !some.is_empty() => some,
+        _ => mounts.iter().collect(),
+    };
+    let named: Vec<String> = failed
+        .iter()
+        .map(|(id, digest, size)| {
+            format!(
+                "cache mount {id:?} ({digest}, {:.1} MiB)",
+                *size as f64 / (1024.0 * 1024.0)
+            )
+        })
+        .collect();
+    let mut too_large = false;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(c) = cause {
+        too_large |= c
+            .downcast_ref::<rbk_registry::Error>()
+            .is_some_and(rbk_registry::Error::is_too_large);
+        cause = c.source();
+    }
+    let hint = match too_large {
+        true => " (the registry refuses uploads this large, HTTP 413: raise its limit, e.g. nginx's client_max_body_size, or export to this registry without cache-mounts=true)",
+        false => "",
+    };
+    format!("exporting {}{hint}: {text}", named.join(", ")).into()
+}
+
 /// Seeds the cache directories the store lacks from the companion manifest
 /// `manifest` (in the store, with its blobs); returns the ids seeded.
 pub(crate) fn seed(

@@ -79,11 +79,6 @@ impl<'a> Engine<'a> {
                 "--cache-to type=inline: the inline cache of multi-platform builds is not supported yet; use type=registry".into(),
             ));
         }
-        if request.platforms.len() > 1 && request.attest.any() {
-            return Err(Error::Invalid(
-                "--sbom/--provenance/--attest: attestations of multi-platform builds are not supported yet; build one platform".into(),
-            ));
-        }
         let (planned, targets) = match request.platforms.len() > 1 {
             true => multi::plan_platforms(&self.resolver(&request), &request)?,
             false => (self.lower(&request)?, Vec::new()),
@@ -167,7 +162,8 @@ impl<'a> Engine<'a> {
             return Err(Error::Invalid(format!("{syntax} (--strict)")));
         }
         warnings.extend(planned.warnings.iter().cloned());
-        crate::annotate::refuse_index(&request.annotations)?;
+        let has_index = request.platforms.len() > 1 || request.attest.any();
+        crate::annotate::refuse_index(&request.annotations, has_index)?;
         fetch_images(
             self.store,
             self.images,
@@ -238,12 +234,20 @@ impl<'a> Engine<'a> {
             .run(&planned.dag, &solver, reporter)
             .map_err(|e| step_error(e, &planned, &request.dockerfile.text))?;
         if !targets.is_empty() {
-            let committed =
-                multi::commit(self.store, &solver, &targets, &solved, &request, created)?;
+            let committed = multi::commit(
+                self.store,
+                &solver,
+                &targets,
+                &solved,
+                &request,
+                (started, created),
+                &planned.dag,
+            )?;
             for out in &request.outputs {
                 multi::write(self.store, self.images, &committed, &request, out)?;
             }
-            let warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+            let mut warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+            warnings.extend(committed.attached.iter().flat_map(|a| a.warnings()));
             return Ok(BuildResult {
                 image: self.store.read_image(&committed.index)?,
                 warnings,
@@ -266,10 +270,21 @@ impl<'a> Engine<'a> {
         }
         let platform = spec.platform.clone();
         let manifest = commit_image(self.store, &layers, spec)?;
-        let manifest =
-            crate::annotate::apply(self.store, manifest, &request.annotations, &platform, false)?;
+        let has_index = request.attest.any();
+        let manifest = crate::annotate::apply(
+            self.store,
+            manifest,
+            &request.annotations,
+            &platform,
+            has_index,
+        )?;
         let image = self.store.read_image(&manifest)?;
-        let attached = attest::attach(self.store, &image, &manifest, &request, &planned, started)?;
+        let subject = attest::Subject {
+            image: &image,
+            manifest: &manifest,
+            plan: &planned.plan,
+        };
+        let attached = attest::attach(self.store, &[subject], &request, &planned.dag, started)?;
         let tagged = attached.as_ref().map_or(&manifest, |a| &a.index);
         for tag in &request.tags {
             self.store.tag(tag, tagged.clone())?;
@@ -278,9 +293,21 @@ impl<'a> Engine<'a> {
             self.store.keep_untagged(image.id(), tagged.clone())?; // `<none>` until pruned
         }
         for out in &request.outputs {
-            if let (Some(a), Output::Registry(name)) = (&attached, out) {
-                attest::push_attested(self.store, self.images, a, &image, &request, name)?;
-                continue;
+            let one = std::slice::from_ref(&image);
+            match (&attached, out) {
+                (Some(a), Output::Registry(name)) => {
+                    attest::push_attested(self.store, self.images, a, one, &request, name)?;
+                    continue;
+                }
+                (Some(a), Output::Oci(path) | Output::Docker(path)) => {
+                    let format = match out {
+                        Output::Docker(_) => rbk_store::archive::ArchiveFormat::Docker,
+                        _ => rbk_store::archive::ArchiveFormat::Oci,
+                    };
+                    attest::write_archive(self.store, a, one, &request, format, path)?;
+                    continue;
+                }
+                _ => {}
             }
             output::write(
                 self.store,
@@ -292,7 +319,7 @@ impl<'a> Engine<'a> {
             )?;
         }
         let mut warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
-        warnings.extend(attached.iter().flat_map(|a| a.warnings().iter().cloned()));
+        warnings.extend(attached.iter().flat_map(|a| a.warnings()));
         Ok(BuildResult {
             image,
             warnings,

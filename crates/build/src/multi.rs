@@ -15,7 +15,6 @@
 //! (`type=local` and `type=tar` get a directory per platform, named as
 //! buildx's `platform-split` names them: `linux_arm64`).
 
-use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -24,13 +23,11 @@ use rbk_graph::{Dag, Definition, NodeId, Op, Platform};
 use rbk_parser::{LowerOptions, Plan};
 use rbk_store::archive::{save_index_archive, ArchiveFormat};
 use rbk_store::image::{Image, ImagePlatform};
-use rbk_store::output::OutputFile;
 use rbk_store::{Descriptor, Reference, Store};
 
-use crate::error::BoxError;
 use crate::images::{ImageProvider, Resolver};
 use crate::plan::{plan, PlanOptions, Planned};
-use crate::request::{BuildRequest, Output, STDOUT};
+use crate::request::{BuildRequest, Output};
 use crate::{output, Error, Result};
 
 /// One platform of a multi-platform build: its lowered Dockerfile.
@@ -188,22 +185,26 @@ pub(crate) fn run_platforms(plans: &[&Plan], dag: &Dag) -> Vec<Platform> {
     out
 }
 
-/// What [`commit`] made: each platform's image, and the index over them.
+/// What [`commit`] made: each platform's image, and the index over them
+/// (with an attestation manifest per image when the build asks for them).
 pub(crate) struct Committed {
     pub(crate) images: Vec<Image>,
     pub(crate) index: Descriptor,
+    pub(crate) attached: Option<crate::attest::Attached>,
 }
 
 /// Commits one image per platform from the solved roots and an index over
-/// them; tags the index.
+/// them (and their attestations); tags the index.
 pub(crate) fn commit(
     store: &Store,
     solver: &Solver<'_>,
     targets: &[Target],
     solved: &[Solved],
     request: &BuildRequest,
-    created: SystemTime,
+    times: (SystemTime, SystemTime),
+    dag: &Dag,
 ) -> Result<Committed> {
+    let (started, created) = times;
     let mut images = Vec::new();
     let mut entries = Vec::new();
     for (target, root) in targets.iter().zip(solved) {
@@ -224,7 +225,24 @@ pub(crate) fn commit(
         images.push(store.read_image(&manifest)?);
         entries.push((manifest, image_platform(&stage.platform)));
     }
-    let index = store.put_index(&entries)?;
+    let subjects: Vec<crate::attest::Subject<'_>> = images
+        .iter()
+        .zip(&entries)
+        .zip(targets)
+        .map(|((image, (manifest, _)), target)| crate::attest::Subject {
+            image,
+            manifest,
+            plan: &target.plan,
+        })
+        .collect();
+    let attached = crate::attest::attach(store, &subjects, request, dag, started)?;
+    let index = match &attached {
+        Some(a) => a.index.clone(),
+        None => store.put_annotated_index(
+            &entries,
+            &crate::annotate::index_annotations(&request.annotations),
+        )?,
+    };
     for tag in &request.tags {
         store.tag(tag, index.clone())?;
     }
@@ -232,7 +250,11 @@ pub(crate) fn commit(
         let shown = store.read_image(&index)?;
         store.keep_untagged(shown.id(), index.clone())?; // `<none>` until pruned
     }
-    Ok(Committed { images, index })
+    Ok(Committed {
+        images,
+        index,
+        attached,
+    })
 }
 
 /// The store's name for a graph platform.
@@ -252,7 +274,6 @@ pub(crate) fn write(
     request: &BuildRequest,
     out: &Output,
 ) -> Result<()> {
-    let compression = request.compression;
     match out {
         Output::Registry(name) => {
             let targets = match name {
@@ -264,8 +285,18 @@ pub(crate) fn write(
                     "--output type=registry needs a name: give name=REF or -t NAME".into(),
                 ));
             }
+            if let Some(a) = &committed.attached {
+                return crate::attest::push_attested(
+                    store,
+                    provider,
+                    a,
+                    &committed.images,
+                    request,
+                    name,
+                );
+            }
             let _lease = store.lease()?;
-            let index = distribution_index(store, committed, compression)?;
+            let index = distribution_index(store, committed, request)?;
             for target in &targets {
                 provider
                     .push(store, &index, target)
@@ -277,8 +308,18 @@ pub(crate) fn write(
             Ok(())
         }
         Output::Oci(path) => {
+            if let Some(a) = &committed.attached {
+                return crate::attest::write_archive(
+                    store,
+                    a,
+                    &committed.images,
+                    request,
+                    ArchiveFormat::Oci,
+                    path,
+                );
+            }
             let _lease = store.lease()?;
-            let index = distribution_index(store, committed, compression)?;
+            let index = distribution_index(store, committed, request)?;
             write_oci(store, &index, &request.tags, path)
         }
         Output::Local(dir) => {
@@ -315,9 +356,14 @@ fn split(committed: &Committed) -> impl Iterator<Item = (&Image, String)> {
 fn distribution_index(
     store: &Store,
     committed: &Committed,
-    compression: Compression,
+    request: &BuildRequest,
 ) -> Result<Descriptor> {
-    distribution_images(store, &committed.images, compression)
+    distribution_images(
+        store,
+        &committed.images,
+        request.compression,
+        &crate::annotate::index_annotations(&request.annotations),
+    )
 }
 
 /// [`distribution_images`] of the images of the index `index` in the store
@@ -353,15 +399,17 @@ pub fn distribution_index_of(
     if unchanged && store.attestation_blobs(&list)?.is_some() {
         return Ok(index.clone());
     }
-    Ok(store.put_index(&entries)?)
+    Ok(store.put_annotated_index(&entries, &list.annotations)?)
 }
 
 fn distribution_images(
     store: &Store,
     images: &[Image],
     compression: Compression,
+    annotations: &std::collections::BTreeMap<String, String>,
 ) -> Result<Descriptor> {
-    Ok(store.put_index(&distribution_entries(store, images, compression)?)?)
+    let entries = distribution_entries(store, images, compression)?;
+    Ok(store.put_annotated_index(&entries, annotations)?)
 }
 
 /// Each image as it goes to a registry, with its platform.
@@ -389,20 +437,8 @@ fn write_oci(store: &Store, index: &Descriptor, tags: &[Reference], path: &Path)
             .collect::<rbk_store::Result<_>>()?,
         None => vec![store.read_image(index)?],
     };
-    let written = (|| -> std::result::Result<(), BoxError> {
-        if path.as_os_str() == STDOUT {
-            let mut w = output::stdout_writer()?;
-            save_index_archive(store, index, &images, tags, ArchiveFormat::Oci, &mut w)?;
-            return Ok(w.flush()?);
-        }
-        // Written beside the destination and renamed into place.
-        let mut w = std::io::BufWriter::new(OutputFile::create(path)?);
-        save_index_archive(store, index, &images, tags, ArchiveFormat::Oci, &mut w)?;
-        Ok(w.into_inner().map_err(|e| e.into_error())?.commit()?)
-    })();
-    written.map_err(|source| Error::Output {
-        what: format!("--output {}", path.display()),
-        source,
+    output::write_archive_with(path, |w| {
+        save_index_archive(store, index, &images, tags, ArchiveFormat::Oci, w)
     })
 }
 

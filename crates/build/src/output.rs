@@ -11,7 +11,9 @@ use rbk_store::image::{
     OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
 };
 use rbk_store::output::OutputFile;
-use rbk_store::{BlobRead, Descriptor, DevicePolicy, Reference, Store, UnpackOptions, Whiteouts};
+use rbk_store::{
+    BlobRead, BlobWrite, Descriptor, DevicePolicy, Reference, Store, UnpackOptions, Whiteouts,
+};
 
 use crate::error::BoxError;
 use crate::images::ImageProvider;
@@ -76,6 +78,28 @@ pub(crate) fn write(
     }
 }
 
+/// Runs `write` on the archive at `path` (`-`: standard output), written
+/// beside the destination and renamed into place when whole.
+pub(crate) fn write_archive_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> rbk_store::Result<()>,
+) -> Result<()> {
+    let written = (|| -> std::result::Result<(), BoxError> {
+        if path.as_os_str() == STDOUT {
+            let mut w = stdout_writer()?;
+            write(&mut w)?;
+            return Ok(w.flush()?);
+        }
+        let mut w = std::io::BufWriter::new(OutputFile::create(path)?);
+        write(&mut w)?;
+        Ok(w.into_inner().map_err(|e| e.into_error())?.commit()?)
+    })();
+    written.map_err(|source| Error::Output {
+        what: format!("--output {}", path.display()),
+        source,
+    })
+}
+
 /// The tree at `root` as one tarball at `path` (`-`: standard output).
 pub(crate) fn write_tree_tar(root: &Path, path: &Path) -> Result<()> {
     let written = (|| -> std::result::Result<(), BoxError> {
@@ -126,8 +150,32 @@ pub fn compressed_image(store: &Store, image: &Image, compression: Compression) 
         };
         layers.push(compress_layer(store, &layer, compression)?);
     }
-    let manifest = store.put_manifest(image.manifest.config.clone(), layers)?;
-    Ok(store.read_image(&manifest)?)
+    put_manifest_like(store, image, image.manifest.config.clone(), layers)
+}
+
+/// A manifest of `config` and `layers` that keeps `image`'s manifest and
+/// descriptor annotations (`--annotation manifest:…`/`manifest-descriptor:…`
+/// travel with the image wherever it goes).
+fn put_manifest_like(
+    store: &Store,
+    image: &Image,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+) -> Result<Image> {
+    let mut descriptor = store.put_manifest(config.clone(), layers.clone())?;
+    if !image.manifest.annotations.is_empty() {
+        let mut manifest = image.manifest.clone();
+        manifest.media_type = Some(rbk_store::image::OCI_MANIFEST.to_string());
+        manifest.config = config;
+        manifest.layers = layers;
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Invalid(format!("encoding the manifest: {e}")))?;
+        let info = store.put_bytes(&bytes)?;
+        descriptor.digest = info.digest;
+        descriptor.size = info.size;
+    }
+    descriptor.annotations = image.descriptor.annotations.clone();
+    Ok(store.read_image(&descriptor)?)
 }
 
 /// [`flatten`] for `--output type=local`: the files land on the host, in a
@@ -216,8 +264,7 @@ pub fn distribution_image(store: &Store, image: &Image, compression: Compression
     if config == compressed.manifest.config && layers == compressed.manifest.layers {
         return Ok(compressed);
     }
-    let manifest = store.put_manifest(config, layers)?;
-    Ok(store.read_image(&manifest)?)
+    put_manifest_like(store, image, config, layers)
 }
 
 /// `desc` named with the OCI media type for what Docker's type says.

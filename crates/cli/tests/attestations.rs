@@ -541,6 +541,104 @@ fn attestations_are_pushed_with_the_image() {
     );
 }
 
+/// `-o type=oci` and `-o type=docker` of an attested image: the archive's
+/// `index.json` names the index of the image and its attestation manifest,
+/// whose blobs are in the archive; a docker-archive's `manifest.json` still
+/// lists the one image (what `docker load` reads).
+#[test]
+fn attestations_travel_in_oci_and_docker_archives() {
+    let dir = scratch("archives");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", DOCKERFILE), ("package-lock.json", LOCK)],
+    );
+    let secret = dir.join("token");
+    std::fs::write(&secret, "TOPSECRET-VALUE-42\n").unwrap();
+    for format in ["oci", "docker"] {
+        let tar = dir.join(format!("{format}.tar"));
+        let out = build(
+            &root,
+            &ctx,
+            &[
+                "-t",
+                "archived:1",
+                "--sbom",
+                "--provenance=mode=max",
+                "--annotation",
+                "index:org.opencontainers.image.description=attested",
+                "--secret",
+                &format!("id=token,src={}", secret.display()),
+                "-o",
+                &format!("type={format},dest={}", tar.display()),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let unpacked = dir.join(format!("{format}-unpacked"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let status = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let top = read_json(&unpacked.join("index.json"));
+        let entry = &top["manifests"][0];
+        assert_eq!(
+            entry["mediaType"], "application/vnd.oci.image.index.v1+json",
+            "{top}"
+        );
+        let index: Value =
+            serde_json::from_slice(&blob(&unpacked, entry["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            index["annotations"]["org.opencontainers.image.description"],
+            "attested"
+        );
+        let m = index["manifests"].as_array().unwrap();
+        assert_eq!(m.len(), 2, "{index}");
+        assert_eq!(
+            m[1]["annotations"]["vnd.docker.reference.digest"],
+            m[0]["digest"]
+        );
+        let att: Value =
+            serde_json::from_slice(&blob(&unpacked, m[1]["digest"].as_str().unwrap())).unwrap();
+        let statements: Vec<Value> = att["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                serde_json::from_slice(&blob(&unpacked, l["digest"].as_str().unwrap())).unwrap()
+            })
+            .collect();
+        assert_eq!(statements.len(), 2);
+        for s in &statements {
+            assert_eq!(
+                format!(
+                    "sha256:{}",
+                    s["subject"][0]["digest"]["sha256"].as_str().unwrap()
+                ),
+                m[0]["digest"].as_str().unwrap()
+            );
+            assert!(!s.to_string().contains("TOPSECRET"));
+        }
+        // The image itself reads back with skopeo.
+        let transport = match format {
+            "oci" => format!("oci-archive:{}", tar.display()),
+            _ => format!("docker-archive:{}", tar.display()),
+        };
+        let shown: Value =
+            serde_json::from_slice(&Tool::skopeo().ok(&["inspect", &transport]).stdout).unwrap();
+        assert_eq!(shown["Architecture"], "amd64", "{shown}");
+        if format == "docker" {
+            let listed = read_json(&unpacked.join("manifest.json"));
+            assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+            assert_eq!(listed[0]["RepoTags"][0], "archived:1");
+        }
+    }
+}
+
 /// The SBOM of the real Debian base lists the packages `dpkg-query -W`
 /// lists inside it, no more and no fewer.
 #[test]

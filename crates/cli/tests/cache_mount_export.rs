@@ -2,14 +2,16 @@
 //! between two stores: `cache-mounts=true` exports the contents of
 //! `RUN --mount=type=cache` by id, a fresh runner's `--cache-from` seeds its
 //! cache directory before the step runs, an unchanged directory exports the
-//! same blob, the contents never enter image layers, and a file cache is
-//! refused by name.
+//! same blob, the contents never enter image layers, a file cache is
+//! refused by name, and a registry refusing large blobs (nginx's
+//! `client_max_body_size` in front of it) fails the export naming the cache
+//! mount while the image stays built.
 
 use std::path::PathBuf;
 
 mod support;
 
-use support::registry::Registry;
+use support::registry::{Nginx, Registry};
 use support::tools::Tool;
 use support::{build, context, ok, rbk, stderr, stdout, store_named};
 
@@ -103,4 +105,47 @@ fn cache_mounts_travel_between_runners() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_registry_refusing_large_blobs_fails_the_export_by_name() {
+    let dir = scratch("too-large");
+    let reg = Registry::start(&dir.join("registry"), None);
+    // The base image's layer (about 1 MB) passes; the cache mount's 4 MiB
+    // of random bytes does not.
+    let nginx = Nginx::start(&dir.join("nginx"), &reg.host, "2m");
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN --mount=type=cache,id=big,target=/cache dd if=/dev/urandom of=/cache/big bs=1024 count=4096 2>/dev/null && echo built > /result\n",
+        )],
+    );
+    let root = store_named(&dir, "runner");
+    let cache = format!("{}/cache:main", nginx.host);
+    let to = format!("type=registry,ref={cache},mode=max,cache-mounts=true");
+    let out = build(&root, &ctx, &["-t", "big:1", "--cache-to", &to]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("cache mount \"big\""),
+        "the error names the cache mount: {err}"
+    );
+    assert!(
+        err.contains("the registry refuses uploads this large, HTTP 413"),
+        "the error says why and what to do: {err}"
+    );
+    // Nothing is lost: the image was committed before the export.
+    assert_eq!(
+        stdout(&ok(&root, &["run", "--rm", "big:1", "cat", "/result"])),
+        "built\n"
+    );
+    // The regular cache reached the registry; only the big blob did not.
+    let raw = Tool::skopeo().ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/cache:main", reg.host),
+    ]);
+    assert!(raw.status.success());
 }

@@ -569,3 +569,211 @@ fn a_step_failing_on_one_platform_names_it() {
     assert!(err.contains("linux/arm64: "), "{err}");
     assert!(err.contains("Dockerfile:2"), "{err}");
 }
+
+/// The entries of `index` that are attestation manifests, and the others.
+fn split_attestations(
+    index: &serde_json::Value,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest")
+}
+
+/// Checks that `index` holds the two platforms' images followed by one
+/// attestation manifest about each (BuildKit's layout), with the index
+/// and descriptor annotations of the build; returns the attestation
+/// manifests' digests by the image digest they are about.
+fn check_attested_index(index: &serde_json::Value) -> Vec<(String, String)> {
+    let (atts, images) = split_attestations(index);
+    assert_eq!(
+        index_platforms(&serde_json::json!({ "manifests": images })),
+        ["linux/amd64", "linux/arm64"],
+        "{index}"
+    );
+    assert_eq!(atts.len(), 2, "{index}");
+    let all = index["manifests"].as_array().unwrap();
+    assert_eq!(&all[..2], &images[..], "images come first: {index}");
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.description"], "two platforms",
+        "{index}"
+    );
+    for image in &images {
+        let arm = image["platform"]["architecture"] == "arm64";
+        assert_eq!(
+            image["annotations"].get("com.example.arm").is_some(),
+            arm,
+            "manifest-descriptor[linux/arm64] goes to the arm64 entry only: {index}"
+        );
+    }
+    let mut pairs = Vec::new();
+    for (att, image) in atts.iter().zip(&images) {
+        assert_eq!(
+            att["platform"],
+            serde_json::json!({"architecture": "unknown", "os": "unknown"})
+        );
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"], image["digest"],
+            "{index}"
+        );
+        pairs.push((
+            image["digest"].as_str().unwrap().to_string(),
+            att["digest"].as_str().unwrap().to_string(),
+        ));
+    }
+    pairs
+}
+
+#[test]
+fn attestations_of_a_multi_platform_build_one_per_platform() {
+    let dir = scratch("platforms-attest");
+    let root = dir.join("root");
+    multi_base(&root, &dir);
+    let registry = Registry::start(&dir.join("registry"), None);
+    let ctx = support::context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox:multi\nCOPY Cargo.lock /app/\n",
+            ),
+            (
+                "Cargo.lock",
+                "version = 3\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.200\"\n",
+            ),
+        ],
+    );
+    let name = format!("{}/attested-multi:1", registry.host);
+    let tar = dir.join("multi.tar");
+    let oci = format!("type=oci,dest={}", tar.display());
+    ok(
+        &root,
+        &[
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sbom=true",
+            "--provenance=mode=max",
+            "--annotation",
+            "index:org.opencontainers.image.description=two platforms",
+            "--annotation",
+            "manifest-descriptor[linux/arm64]:com.example.arm=yes",
+            "--annotation",
+            "manifest:com.example.manifest=1",
+            "-t",
+            &name,
+            "--push",
+            "-o",
+            &oci,
+            ctx.to_str().unwrap(),
+        ],
+    );
+
+    // Pushed: read back from the registry with skopeo.
+    let skopeo = Tool::skopeo();
+    let repo = format!("docker://{}/attested-multi", registry.host);
+    let raw = json(
+        &skopeo
+            .ok(&[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{name}"),
+            ])
+            .stdout,
+    );
+    for (image, att) in check_attested_index(&raw) {
+        let manifest = json(
+            &skopeo
+                .ok(&[
+                    "inspect",
+                    "--raw",
+                    "--tls-verify=false",
+                    &format!("{repo}@{image}"),
+                ])
+                .stdout,
+        );
+        assert_eq!(
+            manifest["annotations"]["com.example.manifest"], "1",
+            "{manifest}"
+        );
+        let att_manifest = json(
+            &skopeo
+                .ok(&[
+                    "inspect",
+                    "--raw",
+                    "--tls-verify=false",
+                    &format!("{repo}@{att}"),
+                ])
+                .stdout,
+        );
+        let layers = att_manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2, "{att_manifest}");
+        for layer in layers {
+            let statement = json(
+                &std::fs::read(registry.blob_file(layer["digest"].as_str().unwrap())).unwrap(),
+            );
+            assert_eq!(
+                format!(
+                    "sha256:{}",
+                    statement["subject"][0]["digest"]["sha256"]
+                        .as_str()
+                        .unwrap()
+                ),
+                image,
+                "each platform's statements are about its own image"
+            );
+        }
+    }
+
+    // The OCI archive holds the same layout and every attestation blob.
+    let transport = format!("oci-archive:{}", tar.display());
+    let raw = json(&skopeo.ok(&["inspect", "--raw", &transport]).stdout);
+    let pairs = check_attested_index(&raw);
+    let unpacked = dir.join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    assert!(std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .unwrap()
+        .success());
+    let blob = |d: &str| {
+        unpacked
+            .join("blobs/sha256")
+            .join(d.strip_prefix("sha256:").unwrap())
+    };
+    for (_, att) in &pairs {
+        let att_manifest = json(&std::fs::read(blob(att)).unwrap());
+        let sbom = json(
+            &std::fs::read(blob(att_manifest["layers"][0]["digest"].as_str().unwrap())).unwrap(),
+        );
+        assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+        assert_eq!(sbom["predicate"]["packages"][0]["name"], "serde", "{sbom}");
+    }
+
+    // The store's tag names the index too; `rbk inspect --attestations`
+    // reads every platform's statements.
+    let statements = json(&ok(&root, &["inspect", "--attestations", &name]).stdout);
+    let platforms: std::collections::BTreeSet<&str> = statements
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["subject"][0]["name"]
+                .as_str()
+                .unwrap()
+                .rsplit("platform=")
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        platforms.into_iter().collect::<Vec<_>>(),
+        ["linux%2Famd64", "linux%2Farm64"]
+    );
+}

@@ -161,6 +161,13 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
+    /// True when the registry (or the proxy in front of it) refused an
+    /// upload as too large: HTTP 413.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Error::Registry { source, .. }
+            if matches!(**source, oci_client::errors::OciDistributionError::ServerError { code: 413, .. }))
+    }
+
     /// True when the registry refused the credentials.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, Error::Unauthorized { .. })

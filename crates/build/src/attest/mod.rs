@@ -18,7 +18,7 @@ mod attach;
 mod provenance;
 mod sbom;
 
-pub(crate) use attach::{attach, push as push_attested};
+pub(crate) use attach::{attach, push as push_attested, write_archive, Attached, Subject};
 use std::collections::BTreeMap;
 
 use rbk_store::image::{Image, ImagePlatform, OCI_MANIFEST};
@@ -256,26 +256,6 @@ impl Predicates {
             items.push((SLSA_PREDICATE, provenance::predicate(input, mode)));
         }
         Ok(Predicates { items, warnings })
-    }
-
-    /// An index of `image_desc` (for `platform`) and its attestation manifest.
-    pub(crate) fn index(
-        &self,
-        store: &Store,
-        image_desc: &Descriptor,
-        platform: &ImagePlatform,
-        name: &str,
-    ) -> Result<Descriptor> {
-        let statements: Vec<Value> = self
-            .items
-            .iter()
-            .map(|(t, p)| statement(t, image_desc, name, platform, p))
-            .collect();
-        let att = attestation_manifest(store, image_desc, &statements)?;
-        Ok(store.put_index(&[
-            (image_desc.clone(), platform.clone()),
-            (att, unknown_platform()),
-        ])?)
     }
 }
 

@@ -1,7 +1,9 @@
 //! A real registry for tests: Debian's `docker-registry` (the reference
 //! distribution implementation) on 127.0.0.1, a free port and a temporary
-//! filesystem storage, optionally behind htpasswd basic auth; and a small
-//! fault-injecting TCP proxy to put in front of it.
+//! filesystem storage, optionally behind htpasswd basic auth; a small
+//! fault-injecting TCP proxy to put in front of it; and Debian's nginx as
+//! the reverse proxy with a request-body limit that many registries sit
+//! behind.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -104,6 +106,86 @@ impl Registry {
 }
 
 impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx (Debian's `nginx-light`) as a reverse proxy in front of a
+/// registry, with `client_max_body_size`: a blob upload larger than that is
+/// answered `413 Request Entity Too Large`, as by registries behind a
+/// default nginx. Killed on drop.
+pub(crate) struct Nginx {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub(crate) host: String,
+}
+
+impl Nginx {
+    /// Starts nginx under `dir` proxying to `upstream` (`HOST:PORT`),
+    /// refusing request bodies over `max_body` (nginx's size syntax: `1m`).
+    pub(crate) fn start(dir: &Path, upstream: &str, max_body: &str) -> Nginx {
+        const NGINX: &str = "/usr/sbin/nginx";
+        assert!(
+            Path::new(NGINX).is_file(),
+            "{NGINX} is missing (Debian package nginx-light; cargo xtask ci installs it)"
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let host = format!("127.0.0.1:{}", free_port());
+        let d = dir.display();
+        let config = format!(
+            "daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+             events {{ worker_connections 64; }}
+             http {{
+  access_log {d}/access.log;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+               fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+               server {{
+    listen {host};
+    client_max_body_size {max_body};
+                 location / {{
+      proxy_pass http://{upstream};
+      proxy_set_header Host $http_host;
+                   proxy_http_version 1.1;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+"
+        );
+        let config_path = dir.join("nginx.conf");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.join("nginx.log")).unwrap();
+        let child = Command::new(NGINX)
+            .arg("-c")
+            .arg(&config_path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {NGINX}: {e}"));
+        let nginx = Nginx { child, host };
+        for _ in 0..200 {
+            if TcpStream::connect(&nginx.host).is_ok() {
+                return nginx;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        panic!("nginx did not start on {}:\n{log}", nginx.host);
+    }
+}
+
+impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

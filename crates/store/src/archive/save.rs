@@ -108,7 +108,8 @@ fn append_image_blobs<W: Write>(
 
 /// Writes an OCI archive whose `index.json` names one image index (a
 /// multi-platform image): the index, and every manifest, config and layer
-/// of `images` (the images it lists), each blob once. `references` name the
+/// of `images` (the images it lists) and of the attestation manifests it
+/// lists, each blob once. `references` name the
 /// index, as [`save_archive`] names images. [`ArchiveFormat::Docker`] adds
 /// a `manifest.json` naming the host's image (else the first), which is
 /// what `docker load` takes from a multi-platform archive.

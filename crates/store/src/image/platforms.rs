@@ -101,6 +101,15 @@ impl Store {
     /// Stores an OCI image index over already stored manifests, one per
     /// platform in the order given, and returns its descriptor. Does not tag.
     pub fn put_index(&self, entries: &[(Descriptor, ImagePlatform)]) -> Result<Descriptor> {
+        self.put_annotated_index(entries, &BTreeMap::new())
+    }
+
+    /// [`Store::put_index`] with the index's own `annotations`.
+    pub fn put_annotated_index(
+        &self,
+        entries: &[(Descriptor, ImagePlatform)],
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Descriptor> {
         let index = Index {
             schema_version: 2,
             media_type: Some(OCI_INDEX.to_string()),
@@ -111,7 +120,7 @@ impl Store {
                     platform: Some(platform.to_entry_platform()),
                 })
                 .collect(),
-            annotations: BTreeMap::new(),
+            annotations: annotations.clone(),
         };
         let bytes = serde_json::to_vec(&index).map_err(|source| Error::Json {
             path: "<image index>".into(),

@@ -575,15 +575,7 @@ fn attestations_travel_in_oci_and_docker_archives() {
         );
         assert!(out.status.success(), "{}", stderr(&out));
         let unpacked = dir.join(format!("{format}-unpacked"));
-        std::fs::create_dir_all(&unpacked).unwrap();
-        let status = std::process::Command::new("tar")
-            .arg("-xf")
-            .arg(&tar)
-            .arg("-C")
-            .arg(&unpacked)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        support::untar(&tar, &unpacked);
         let top = read_json(&unpacked.join("index.json"));
         let entry = &top["manifests"][0];
         assert_eq!(

@@ -733,15 +733,7 @@ fn attestations_of_a_multi_platform_build_one_per_platform() {
     let raw = json(&skopeo.ok(&["inspect", "--raw", &transport]).stdout);
     let pairs = check_attested_index(&raw);
     let unpacked = dir.join("unpacked");
-    std::fs::create_dir_all(&unpacked).unwrap();
-    assert!(std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(&unpacked)
-        .status()
-        .unwrap()
-        .success());
+    support::untar(&tar, &unpacked);
     let blob = |d: &str| {
         unpacked
             .join("blobs/sha256")

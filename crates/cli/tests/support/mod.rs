@@ -140,6 +140,19 @@ pub(crate) fn store(dir: &Path) -> PathBuf {
 }
 
 /// Writes `files` (path, contents) under `dir/ctx` and returns it.
+/// Unpacks the tar archive `archive` into `dest` (created) with tar(1).
+pub(crate) fn untar(archive: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar -xf {}", archive.display());
+}
+
 pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     let ctx = dir.join("ctx");
     for (name, text) in files {

@@ -85,6 +85,9 @@ pub(crate) enum Command {
     Exec(ExecArgs),
     /// Write a container's file system as a tar archive.
     Export(ExportArgs),
+    /// Copy files between a container and the host (`CONTAINER:PATH`,
+    /// `-` for a tar stream on stdin or stdout).
+    Cp(CpArgs),
     /// Manage containers (`rbk container prune`).
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -722,7 +725,7 @@ pub(crate) struct ExecArgs {
     /// The working directory.
     #[arg(short, long = "workdir", value_name = "DIR")]
     pub(crate) workdir: Option<String>,
-    /// Run in the background (not supported yet).
+    /// Start the command and return (its output is discarded).
     #[arg(short, long)]
     pub(crate) detach: bool,
     /// The container's name or id.
@@ -751,6 +754,24 @@ pub(crate) enum ContainerCommand {
         #[arg(short, long)]
         force: bool,
     },
+}
+
+/// `rbk cp`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CpArgs {
+    /// Archive mode: keep the source's uid/gid (and setuid bits on the host).
+    #[arg(short, long)]
+    pub(crate) archive: bool,
+    /// Follow a symlink named by SRC.
+    #[arg(short = 'L', long)]
+    pub(crate) follow_link: bool,
+    /// Say nothing about what was copied.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// `CONTAINER:PATH`, a host path, or `-` (a tar on stdin).
+    pub(crate) source: String,
+    /// `CONTAINER:PATH`, a host path, or `-` (a tar on stdout).
+    pub(crate) destination: String,
 }
 
 /// `rbk export`.

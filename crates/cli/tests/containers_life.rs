@@ -11,21 +11,10 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{context, ok, rbk, stderr, stdout};
+use support::{context, mounts_under, ok, rbk, stderr, stdout};
 
 fn scratch(name: &str) -> PathBuf {
-    // Containers a failed earlier run left running would keep their mounts
-    // (and the directory): remove them first.
-    let old = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("build-containers-life-{name}"))
-        .join("root");
-    if old.join("containers").exists() {
-        let ids = stdout(&rbk(&old, &["ps", "-a", "-q", "--no-trunc"]));
-        for id in ids.lines() {
-            rbk(&old, &["rm", "-f", id]);
-        }
-    }
-    support::scratch(&format!("containers-life-{name}"))
+    support::container_scratch(&format!("containers-life-{name}"))
 }
 
 /// A store with `base:1`: the busybox base with an `/etc/motd`.
@@ -40,17 +29,6 @@ fn base(dir: &Path) -> PathBuf {
     );
     ok(&root, &support::build_args(&ctx, &["-t", "base:1"]));
     root
-}
-
-/// The mounts under `root` (none may be left once containers exited).
-fn mounts_under(root: &Path) -> Vec<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let root = root.to_str().unwrap();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(root))
-        .map(str::to_string)
-        .collect()
 }
 
 /// The record of container `name` as the store keeps it.
@@ -561,4 +539,60 @@ fn running_commit_container_prune_and_disk_usage() {
         "live\n"
     );
     ok(&root, &["rm", "-f", "live"]);
+}
+
+#[test]
+fn detached_with_a_terminal_or_stdin_keeps_its_shell_and_exec_d() {
+    let dir = scratch("dit");
+    let root = base(&dir);
+    ok(
+        &root,
+        &[
+            "run",
+            "-dit",
+            "--name",
+            "t",
+            "base:1",
+            "sh",
+            "-c",
+            "echo hello; exec sh",
+        ],
+    );
+    ok(&root, &["run", "-di", "--name", "i", "base:1", "sh"]);
+    // Both shells wait for input instead of exiting at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let running = stdout(&ok(&root, &["ps", "--format", "{{.Names}}"]));
+    assert!(
+        running.lines().any(|l| l == "t") && running.lines().any(|l| l == "i"),
+        "{running}"
+    );
+    let tty = stdout(&ok(&root, &["exec", "t", "readlink", "/proc/1/fd/0"]));
+    assert!(tty.starts_with("/dev/pts/"), "{tty}");
+    let pipe = stdout(&ok(&root, &["exec", "i", "readlink", "/proc/1/fd/0"]));
+    assert!(pipe.starts_with("pipe:"), "{pipe}");
+    assert!(stdout(&ok(&root, &["logs", "t"])).contains("hello"));
+    // exec -d returns at once; its process goes on.
+    ok(
+        &root,
+        &[
+            "exec",
+            "-d",
+            "t",
+            "sh",
+            "-c",
+            "sleep 0.3; echo done > /tmp/marker",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rbk(&root, &["exec", "t", "cat", "/tmp/marker"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "exec -d never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let e = stderr(&rbk(&root, &["exec", "-d", "-t", "t", "sh"]));
+    assert!(e.contains("does not support -t"), "{e}");
+    ok(&root, &["rm", "-f", "t", "i"]);
+    assert!(mounts_under(&root).is_empty(), "{:?}", mounts_under(&root));
 }

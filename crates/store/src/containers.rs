@@ -74,6 +74,9 @@ pub struct ContainerRecord {
     /// `-t`: the process has a terminal.
     #[serde(default)]
     pub tty: bool,
+    /// `-i`: its stdin stays open (detached: held open by its monitor).
+    #[serde(default)]
+    pub open_stdin: bool,
     /// When its process last started, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,

@@ -83,8 +83,8 @@ pub use reference::{Reference, DEFAULT_DOMAIN};
 pub use snapshot::{overlay_mount, Mount, WorkDir};
 pub use store::Store;
 pub use unpack::{
-    decompress, is_tar_header, unpack_layer, unpack_layer_onto, DevicePolicy, UnpackOptions,
-    UnpackStats, Whiteouts, MAX_PATH_LEN,
+    decompress, is_tar_header, unpack_into, unpack_layer, unpack_layer_onto, DevicePolicy,
+    UnpackOptions, UnpackStats, Whiteouts, MAX_PATH_LEN,
 };
 /// Stack size for threads that walk snapshot trees: tree walks recurse once
 /// per directory level, and 2 MiB overflowed at 2,000 levels (the 2026-12

@@ -201,8 +201,8 @@ fn print_entries(entries: &[LogEntry], timestamps: bool) -> std::io::Result<()> 
 }
 
 pub(crate) fn exec(settings: &GlobalSettings, args: ExecArgs) -> anyhow::Result<ExitCode> {
-    if args.detach {
-        bail!("rbk exec -d is not supported yet");
+    if args.detach && args.tty {
+        bail!("rbk exec -d does not support -t");
     }
     if args.tty && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY");
@@ -242,6 +242,7 @@ pub(crate) fn exec(settings: &GlobalSettings, args: ExecArgs) -> anyhow::Result<
         user: &user,
         stdin: args.interactive,
         tty: args.tty,
+        detach: args.detach,
     };
     let code = rbk_exec::exec_in_container(&runc_for(settings, &c)?, &c.id, &request)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))

@@ -35,10 +35,7 @@ const FORWARDED: [i32; 6] = [
 ];
 
 pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.detach && (args.tty || args.interactive) {
-        bail!("rbk run -d does not support -i or -t yet: run it in the foreground");
-    }
-    if args.tty && !std::io::stdin().is_terminal() {
+    if args.tty && !args.detach && !std::io::stdin().is_terminal() {
         bail!("the input device is not a TTY");
     }
     let network = match args.network.as_str() {
@@ -249,6 +246,7 @@ fn new_record(
             .map(|p| p.to_string_lossy().into_owned()),
         auto_remove: args.rm,
         tty: args.tty,
+        open_stdin: args.interactive,
         started: None,
         pid: None,
         monitor: None,

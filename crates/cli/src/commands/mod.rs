@@ -4,6 +4,7 @@ pub(crate) mod analyze;
 pub(crate) mod build;
 mod build_check;
 pub(crate) mod container;
+pub(crate) mod container_cp;
 pub(crate) mod container_inspect;
 pub(crate) mod container_life;
 mod container_opts;

@@ -247,3 +247,41 @@ pub(crate) fn config(root: &Path, name: &str) -> serde_json::Value {
     let manifest = blob(&manifest["digest"]);
     blob(&manifest["config"]["digest"])
 }
+
+/// A store under `dir` with `base:1` built `FROM rbk-busybox` plus
+/// `dockerfile_tail` (the container tests' image).
+pub(crate) fn container_store(dir: &Path, dockerfile_tail: &str) -> PathBuf {
+    let root = store(dir);
+    let dockerfile = format!("FROM rbk-busybox\n{dockerfile_tail}");
+    let ctx = context(dir, &[("Dockerfile", dockerfile.as_str())]);
+    ok(&root, &build_args(&ctx, &["-t", "base:1"]));
+    root
+}
+
+/// The mount points under `root` (none may be left once containers and
+/// copies are done).
+pub(crate) fn mounts_under(root: &Path) -> Vec<String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = root.to_str().unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(root))
+        .map(str::to_string)
+        .collect()
+}
+
+/// [`scratch`] for tests that run containers: the containers a failed
+/// earlier run left running (which keep their mounts, and so the
+/// directory) are removed first.
+pub(crate) fn container_scratch(name: &str) -> PathBuf {
+    let old = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("build-{name}"))
+        .join("root");
+    if old.join("containers").exists() {
+        let ids = stdout(&rbk(&old, &["ps", "-a", "-q", "--no-trunc"]));
+        for id in ids.lines() {
+            rbk(&old, &["rm", "-f", id]);
+        }
+    }
+    scratch(name)
+}

@@ -19,6 +19,8 @@
 //!   [`reap_containers`] repairs the records, runc state and mounts of
 //!   containers whose owner was killed.
 
+mod console;
+mod copy;
 mod logs;
 mod monitor;
 mod options;
@@ -36,6 +38,9 @@ use crate::ops::exec::{ensure_init_layer, runtime_errors, Entitlements, RunReque
 use crate::snapshot::lower_dirs;
 use crate::{mount, Error, MountGuard, Result};
 
+pub use copy::{
+    copy, copy_tar_in, locate, write_source_tar, Copied, CopyOptions, CopyRoot, Located,
+};
 pub use logs::{read_log, LogEntry, LogStream};
 pub use monitor::monitor_container;
 pub use options::CAPABILITIES;
@@ -50,6 +55,7 @@ pub struct PreparedContainer {
     bundle: PathBuf,
     runc: Runc,
     _root: MountGuard,
+    _lock: rbk_store::FileLock,
 }
 
 impl PreparedContainer {
@@ -78,6 +84,9 @@ pub fn prepare_container(
     terminal: bool,
 ) -> Result<PreparedContainer> {
     let dir = store.container_dir(&record.id);
+    // Held while the root is mounted: `rbk cp` into a stopped container
+    // mounts the same upper dir and must not run alongside.
+    let lock = copy::root_lock(store, &record.id)?;
     let (binds, tmpfs) = options::mounts(store, record)?;
     let args = options::args(record);
     let mut lowers = lower_dirs(store, layers)?;
@@ -123,6 +132,7 @@ pub fn prepare_container(
         bundle,
         runc: runc.clone(),
         _root: root,
+        _lock: lock,
     })
 }
 
@@ -218,6 +228,13 @@ fn runc_simple(runc: &Runc, args: &[&str]) -> Result<()> {
 pub fn exec_in_container(runc: &Runc, id: &str, exec: &ExecRequest<'_>) -> Result<i32> {
     let mut cmd: Command = runc.command();
     cmd.arg("exec");
+    if exec.detach {
+        // runc returns once the process runs; its output goes nowhere, as
+        // docker's `exec -d`.
+        cmd.arg("--detach")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    }
     if exec.tty {
         cmd.arg("--tty");
     }
@@ -231,7 +248,7 @@ pub fn exec_in_container(runc: &Runc, id: &str, exec: &ExecRequest<'_>) -> Resul
         cmd.arg("--user").arg(exec.user);
     }
     cmd.arg(id).args(exec.args);
-    cmd.stdin(if exec.stdin {
+    cmd.stdin(if exec.stdin && !exec.detach {
         Stdio::inherit()
     } else {
         Stdio::null()
@@ -257,6 +274,8 @@ pub struct ExecRequest<'a> {
     pub stdin: bool,
     /// A terminal (`-t`).
     pub tty: bool,
+    /// Start it and return (`-d`).
+    pub detach: bool,
 }
 
 /// The container's changes (its `upper` dir) as a layer in the store: the

@@ -294,7 +294,7 @@ impl<'o> Unpacker<'o> {
                 "entry would replace the extraction root",
             ));
         };
-        if base.starts_with(WHITEOUT_PREFIX) {
+        if base.starts_with(WHITEOUT_PREFIX) && self.opts.whiteouts != Whiteouts::Keep {
             return self.whiteout(&item);
         }
         if self.whited_out.contains(&item.comps) {
@@ -368,6 +368,12 @@ impl<'o> Unpacker<'o> {
     fn dir(&mut self, parent: &OwnedFd, base: &[u8], item: &Item) -> Result<()> {
         let name = &item.name;
         let existing = Root::kind(parent, base).map_err(extract("inspecting", name))?;
+        if existing.is_some_and(|k| k != FileType::Directory) && !self.root.replaces_kinds() {
+            return Err(extract("replacing existing entry", name)(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "cannot overwrite a non-directory with a directory",
+            )));
+        }
         if existing != Some(FileType::Directory) {
             // A symlink (or file) of this name is replaced, never followed (docs/security.md C6).
             self.root
@@ -641,6 +647,8 @@ impl<'o> Unpacker<'o> {
                     }
                 }
             }
+            // entry() hands `.wh.` names to file() instead.
+            Whiteouts::Keep => return Err(invalid(name, "whiteouts are kept as files here")),
         }
         self.stats.whiteouts += 1;
         Ok(())

@@ -48,10 +48,12 @@ pub(super) fn dir_flags() -> OFlags {
 }
 
 /// The extraction root plus a graveyard directory outside it (same
-/// filesystem) where replaced directories are moved in O(1).
+/// filesystem) where replaced directories are moved in O(1). Without a
+/// graveyard ([`super::unpack_into`], docker cp's rules) a directory is
+/// never replaced by something else, nor anything else by a directory.
 pub(super) struct Root {
     pub(super) fd: OwnedFd,
-    graveyard: OwnedFd,
+    graveyard: Option<OwnedFd>,
     /// The directories of the last [`Root::open_dir`] walk that met no
     /// symlink: `(component, fd of the path up to it)`. A tar lists a tree
     /// depth first, so the next entry's parent shares most of this chain
@@ -63,7 +65,7 @@ pub(super) struct Root {
 }
 
 impl Root {
-    pub(super) fn new(fd: OwnedFd, graveyard: OwnedFd) -> Self {
+    pub(super) fn new(fd: OwnedFd, graveyard: Option<OwnedFd>) -> Self {
         Root {
             fd,
             graveyard,
@@ -165,9 +167,15 @@ impl Root {
     pub(super) fn remove(&self, parent: &OwnedFd, name: &[u8]) -> io::Result<bool> {
         match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                let Some(graveyard) = &self.graveyard else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::IsADirectory,
+                        "cannot overwrite a directory with a non-directory",
+                    ));
+                };
                 self.forget();
                 let grave = unique_name("d-");
-                rfs::renameat(parent, name, &self.graveyard, grave.as_str())?;
+                rfs::renameat(parent, name, graveyard, grave.as_str())?;
                 Ok(true)
             }
             Ok(_) => {
@@ -177,6 +185,12 @@ impl Root {
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether an existing entry may be replaced by one of another kind
+    /// (a directory by a file, a file by a directory).
+    pub(super) fn replaces_kinds(&self) -> bool {
+        self.graveyard.is_some()
     }
 
     /// The type of `parent/name` (not followed), if it exists.

@@ -68,6 +68,9 @@ pub enum Whiteouts {
     Overlay,
     /// Delete the named paths from the destination.
     Apply,
+    /// Not whiteouts at all: `.wh.` names are ordinary files (a tar that
+    /// is not a layer, as `rbk cp` takes).
+    Keep,
 }
 
 /// What to do with character and block device entries.
@@ -237,11 +240,25 @@ pub fn unpack_layer_onto(
             rfs::openat(rfs::CWD, path, fsops::dir_flags(), Mode::empty())
                 .map_err(|e| Error::io("opening extraction directory", path)(e.into()))
         };
-        let root = fsops::Root::new(open(dest)?, open(&work)?);
+        let root = fsops::Root::new(open(dest)?, Some(open(&work)?));
         extract_into(reader, root, options)
     })();
     let _ = fs::remove_dir_all(&work);
     result
+}
+
+/// Extracts the tar `reader` into the open directory `dest` (docker cp's
+/// rules): the same confinement as [`unpack_layer`] with `dest` as the
+/// root, existing entries replaced by entries of the same kind only (a
+/// directory is never replaced by a file, nor a file by a directory), and
+/// nothing written outside `dest`, so `dest` can be a directory of a
+/// running container. Not atomic: on error `dest` may hold part of it.
+pub fn unpack_into(
+    reader: impl Read,
+    dest: OwnedFd,
+    options: &UnpackOptions,
+) -> Result<UnpackStats> {
+    extract_into(reader, fsops::Root::new(dest, None), options)
 }
 
 fn extract_into(
@@ -288,7 +305,7 @@ fn unpack_in_work_dir(
             .and_then(|()| rfs::openat(rfs::CWD, &path, fsops::dir_flags(), Mode::empty()))
             .map_err(|e| Error::io("creating extraction directory", &path)(e.into()))
     };
-    let root = fsops::Root::new(open("rootfs")?, open("graveyard")?);
+    let root = fsops::Root::new(open("rootfs")?, Some(open("graveyard")?));
     rfs::fchmod(&root.fd, Mode::from_raw_mode(0o755))
         .map_err(|e| Error::io("setting mode", work.join("rootfs"))(e.into()))?;
     let hit = Rc::new(Cell::new(false));

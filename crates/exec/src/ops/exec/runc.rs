@@ -174,6 +174,25 @@ impl Runc {
         Ok(code)
     }
 
+    /// The host pid of container `id`'s init while it runs (`runc state`);
+    /// `None` when runc does not know it or it is not running.
+    pub(crate) fn running_pid(&self, id: &str) -> Result<Option<i32>> {
+        let out = self
+            .command()
+            .args(["state", id])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::io("running", &self.binary, e))?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        match (state["status"].as_str(), state["pid"].as_i64()) {
+            (Some("running" | "paused"), Some(pid)) if pid > 0 => Ok(i32::try_from(pid).ok()),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn delete(&self, id: &str) -> Result<()> {
         let out = self
             .command()

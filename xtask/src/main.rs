@@ -4,15 +4,19 @@
 mod bench;
 mod deps;
 mod frontend;
+mod fuzz;
 mod packages;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: cargo xtask <ci|demo|bench|deps>
-  ci     format check, clippy, dependency check, the whole test suite
+const USAGE: &str = "usage: cargo xtask <ci|demo|bench|deps|fuzz>
+  ci     format check, clippy, dependency check, the whole test suite, a fuzz smoke run
+  fuzz   [SECONDS] [TARGET…]: the cargo-fuzz targets in fuzz/, SECONDS each (default 8)
+  soak   [KILLS] [ROUNDS]: SIGKILL loop and concurrent-build churn, with counts
   demo   rbk's main job end to end on the example in examples/multistage
   bench  benchmarks; results in bench/runs/<date>-<host>/
   deps   check that crate dependencies follow crates/README.md";
@@ -25,6 +29,8 @@ fn main() -> anyhow::Result<()> {
         "demo" => demo(&root),
         "bench" => bench::run(&root),
         "deps" => deps::check(&root),
+        "soak" => soak::run(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
+        "fuzz" => fuzz::run(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => bail!("{USAGE}"),
     }
 }
@@ -77,6 +83,9 @@ fn ci(root: &Path) -> anyhow::Result<()> {
         ],
     )?;
     run(root, "cargo", &["test", "--workspace", "--no-fail-fast"])?;
+    // The fuzz smoke run: each target 8 s (under a minute; the first
+    // nightly build of the targets takes longer).
+    fuzz::run(root, &[])?;
     say("ci: all checks passed");
     Ok(())
 }

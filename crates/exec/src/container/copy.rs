@@ -42,9 +42,8 @@ use rbk_store::{
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 
 use crate::inroot::open_in_root;
-use crate::ops::exec::{ensure_init_layer, Runc};
-use crate::snapshot::lower_dirs;
-use crate::{mount, Error, MountGuard, Result};
+use crate::ops::exec::Runc;
+use crate::{Error, MountGuard, Result};
 
 /// Symlinks followed for one path (Linux's own limit).
 const MAX_HOPS: u32 = 40;
@@ -127,8 +126,7 @@ impl CopyRoot {
         lock: FileLock,
     ) -> Result<CopyRoot> {
         let dir = store.container_dir(&record.id);
-        let mut lowers = lower_dirs(store, layers)?;
-        lowers.push(ensure_init_layer(&store.root().join("init-layer"))?);
+        let mut lowers = super::container_lowers(store, layers)?;
         let upper = dir.join("upper");
         let m = if write {
             overlay_mount(&lowers, Some((&upper, &dir.join("work"))))
@@ -136,13 +134,7 @@ impl CopyRoot {
             lowers.push(upper);
             overlay_mount(&lowers, None)
         };
-        let tmp = store.root().join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-        let target = tempfile::Builder::new()
-            .prefix("cp-")
-            .tempdir_in(&tmp)
-            .map_err(|e| Error::io("creating a directory in", &tmp, e))?;
-        let guard = mount(&m, target.path())?;
+        let (guard, target) = super::mount_in_tmp(store, &m, "cp-")?;
         let fd =
             crate::open_root(target.path()).map_err(|e| Error::io("opening", target.path(), e))?;
         Ok(CopyRoot {

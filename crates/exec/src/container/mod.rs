@@ -89,8 +89,7 @@ pub fn prepare_container(
     let lock = copy::root_lock(store, &record.id)?;
     let (binds, tmpfs) = options::mounts(store, record)?;
     let args = options::args(record);
-    let mut lowers = lower_dirs(store, layers)?;
-    lowers.push(ensure_init_layer(&store.root().join("init-layer"))?);
+    let lowers = container_lowers(store, layers)?;
     let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
     let m = overlay_mount(&lowers, Some((&upper, &work)));
     // A root left mounted by a killed run would hide under a second mount.
@@ -328,19 +327,38 @@ pub fn export_container(
     upper: &Path,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
-    let mut lowers = lower_dirs(store, layers)?;
-    lowers.push(ensure_init_layer(&store.root().join("init-layer"))?);
+    let mut lowers = container_lowers(store, layers)?;
     lowers.push(upper.to_path_buf());
-    let tmp = store.root().join("tmp");
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
-    let target = tempfile::Builder::new()
-        .prefix("export-")
-        .tempdir_in(&tmp)
-        .map_err(|e| Error::io("creating a directory in", &tmp, e))?;
-    let guard = mount(&overlay_mount(&lowers, None), target.path())?;
+    let (guard, _target) = mount_in_tmp(store, &overlay_mount(&lowers, None), "export-")?;
     let written = crate::write_layer_tar(guard.target(), out, &LayerOptions::default());
     drop(guard);
     written
+}
+
+/// The lower dirs of a container's root: the image `layers`, then the
+/// init layer.
+fn container_lowers(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>> {
+    let mut lowers = lower_dirs(store, layers)?;
+    lowers.push(ensure_init_layer(&store.root().join("init-layer"))?);
+    Ok(lowers)
+}
+
+/// Mounts `m` on a new directory under the store's `tmp/` (where a killed
+/// command's mounts are cleaned up by `recover_store`). Drop the guard
+/// before the directory.
+fn mount_in_tmp(
+    store: &Store,
+    m: &rbk_store::Mount,
+    prefix: &str,
+) -> Result<(MountGuard, tempfile::TempDir)> {
+    let tmp = store.root().join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+    let target = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&tmp)
+        .map_err(|e| Error::io("creating a directory in", &tmp, e))?;
+    let guard = mount(m, target.path())?;
+    Ok((guard, target))
 }
 
 /// A change `rbk diff` lists, as Docker prints it.

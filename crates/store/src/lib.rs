@@ -60,6 +60,8 @@ mod reference;
 mod snapshot;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
+mod synthetic;
+#[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 mod unpack;
 mod usage;
@@ -82,6 +84,8 @@ pub use mem::MemStore;
 pub use reference::{Reference, DEFAULT_DOMAIN};
 pub use snapshot::{overlay_mount, Mount, WorkDir};
 pub use store::Store;
+#[cfg(any(test, feature = "testsuite"))]
+pub use synthetic::{Synthetic, SyntheticSpec};
 pub use unpack::{
     decompress, is_tar_header, unpack_into, unpack_layer, unpack_layer_onto, DevicePolicy,
     UnpackOptions, UnpackStats, Whiteouts, MAX_PATH_LEN,

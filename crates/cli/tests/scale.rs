@@ -87,11 +87,8 @@ fn read_commands_agree(root: &Path, made: &Synthetic) {
 fn a_big_store_stays_correct_and_prune_deletes_exactly_the_unreachable() {
     let dir = scratch("scale-big-store");
     let root = dir.join("root");
-    let start = std::time::Instant::now();
     let made = big_store(&root);
-    eprintln!("made the store in {:?}", start.elapsed());
     read_commands_agree(&root, &made);
-    eprintln!("read commands done at {:?}", start.elapsed());
 
     // A second tag of one image changes nothing prune does.
     let (reference, id) = made.tagged[3].clone();
@@ -103,7 +100,6 @@ fn a_big_store_stays_correct_and_prune_deletes_exactly_the_unreachable() {
     assert_eq!(out.trim(), id.to_string());
 
     let out = ok(&root, &["prune", "-f"]);
-    eprintln!("pruned at {:?}", start.elapsed());
     let log = stdout(&out);
     let mut deleted_records = BTreeSet::new();
     let mut deleted = Vec::new();

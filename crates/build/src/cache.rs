@@ -16,7 +16,10 @@
 //! the build goes on without it; a `--cache-to` that fails is an error
 //! unless `ignore-error=true`. A blob that fails verification while a
 //! cached step's layers are being fetched is an error (the step was already
-//! reported CACHED), and the blob never lands in the store.
+//! reported CACHED), and the blob never lands in the store. A blob the
+//! source fails to deliver (the registry errs or goes away halfway) is not:
+//! the engine solves the build again without its cache sources, keeping
+//! what was already fetched, with a warning (`Engine::run`).
 //!
 //! A transport is a [`CacheTransport`]: [`LocalLayout`] is an OCI image
 //! layout (`oci-layout`, `index.json` naming the cache manifest, annotated
@@ -202,12 +205,22 @@ impl CacheTransport for RegistryCache {
         };
         let client = Arc::new(client);
         let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
-            client
-                .fetch_blob(store, &parsed, d)
-                .map_err(|e| rbk_exec::Error::Cache {
-                    name: parsed.to_string(),
-                    reason: format!("fetching {}: {e}", d.digest),
-                })
+            client.fetch_blob(store, &parsed, d).map_err(|e| {
+                // A blob that does not verify is an error; one the
+                // registry cannot deliver only means building without it.
+                if e.is_mismatch() {
+                    rbk_exec::Error::Cache {
+                        name: parsed.to_string(),
+                        reason: format!("fetching {}: {e}", d.digest),
+                    }
+                } else {
+                    rbk_exec::Error::CacheFetch {
+                        name: parsed.to_string(),
+                        digest: d.digest,
+                        reason: crate::error::chain(&e),
+                    }
+                }
+            })
         });
         Ok(ImportedCache::named(&self.reference, &config, fetch)?)
     }

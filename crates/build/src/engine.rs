@@ -192,6 +192,12 @@ impl<'a> Engine<'a> {
 
     /// Solves the planned graph, reporting to `reporter`, then commits,
     /// tags and writes the image (see the module docs).
+    ///
+    /// A `--cache-from` source that fails to deliver a layer blob halfway
+    /// (the registry errs or goes away; a blob that does not verify is
+    /// still an error) does not fail the build: it is solved again without
+    /// the cache sources, keeping what was already fetched and built in the
+    /// store's own cache, with a warning naming the failure.
     pub fn run(&self, build: PlannedBuild, reporter: &dyn Reporter) -> Result<BuildResult> {
         let PlannedBuild {
             planned,
@@ -200,6 +206,43 @@ impl<'a> Engine<'a> {
             targets,
             ..
         } = build;
+        let with_cache = !cache_sources.is_empty();
+        match self.solve_and_commit(&planned, &request, cache_sources, &targets, reporter) {
+            Err(Error::CacheFetch(reason)) if with_cache => {
+                let mut result =
+                    self.solve_and_commit(&planned, &request, Vec::new(), &targets, reporter)?;
+                result
+                    .warnings
+                    .insert(0, format!("--cache-from: {reason} (building without it)"));
+                Ok(result)
+            }
+            other => other,
+        }
+    }
+
+    fn solve_and_commit(
+        &self,
+        planned: &Planned,
+        request: &BuildRequest,
+        cache_sources: Vec<Arc<dyn CacheSource>>,
+        targets: &[multi::Target],
+        reporter: &dyn Reporter,
+    ) -> Result<BuildResult> {
+        self.solve_and_commit_inner(planned, request, cache_sources, targets, reporter)
+            .map_err(|e| match cache_fetch_failure(&e) {
+                Some(reason) => Error::CacheFetch(reason),
+                None => e,
+            })
+    }
+
+    fn solve_and_commit_inner(
+        &self,
+        planned: &Planned,
+        request: &BuildRequest,
+        cache_sources: Vec<Arc<dyn CacheSource>>,
+        targets: &[multi::Target],
+        reporter: &dyn Reporter,
+    ) -> Result<BuildResult> {
         let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
             Dockerignore::from_patterns(&planned.excludes)
                 .map_err(|e| Error::Invalid(e.to_string()))?,
@@ -232,19 +275,22 @@ impl<'a> Engine<'a> {
         let solver = Solver::new(self.store, self.runtime, options)?;
         let solved = Scheduler::new(request.jobs.max(1))
             .run(&planned.dag, &solver, reporter)
-            .map_err(|e| step_error(e, &planned, &request.dockerfile.text))?;
+            .map_err(|e| match cache_fetch_failure(&e) {
+                Some(reason) => Error::CacheFetch(reason),
+                None => step_error(e, planned, &request.dockerfile.text),
+            })?;
         if !targets.is_empty() {
             let committed = multi::commit(
                 self.store,
                 &solver,
-                &targets,
+                targets,
                 &solved,
-                &request,
+                request,
                 (started, created),
                 &planned.dag,
             )?;
             for out in &request.outputs {
-                multi::write(self.store, self.images, &committed, &request, out)?;
+                multi::write(self.store, self.images, &committed, request, out)?;
             }
             let mut warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
             warnings.extend(committed.attached.iter().flat_map(|a| a.warnings()));
@@ -284,7 +330,7 @@ impl<'a> Engine<'a> {
             manifest: &manifest,
             plan: &planned.plan,
         };
-        let attached = attest::attach(self.store, &[subject], &request, &planned.dag, started)?;
+        let attached = attest::attach(self.store, &[subject], request, &planned.dag, started)?;
         let tagged = attached.as_ref().map_or(&manifest, |a| &a.index);
         for tag in &request.tags {
             self.store.tag(tag, tagged.clone())?;
@@ -296,7 +342,7 @@ impl<'a> Engine<'a> {
             let one = std::slice::from_ref(&image);
             match (&attached, out) {
                 (Some(a), Output::Registry(name)) => {
-                    attest::push_attested(self.store, self.images, a, one, &request, name)?;
+                    attest::push_attested(self.store, self.images, a, one, request, name)?;
                     continue;
                 }
                 (Some(a), Output::Oci(path) | Output::Docker(path)) => {
@@ -304,7 +350,7 @@ impl<'a> Engine<'a> {
                         Output::Docker(_) => rbk_store::archive::ArchiveFormat::Docker,
                         _ => rbk_store::archive::ArchiveFormat::Oci,
                     };
-                    attest::write_archive(self.store, a, one, &request, format, path)?;
+                    attest::write_archive(self.store, a, one, request, format, path)?;
                     continue;
                 }
                 _ => {}
@@ -326,6 +372,25 @@ impl<'a> Engine<'a> {
             index: attached.map(|a| a.index),
         })
     }
+}
+
+/// The message of a `--cache-from` fetch failure anywhere in `err`'s chain.
+fn cache_fetch_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(Error::Exec(exec)) = e.downcast_ref::<Error>() {
+            if exec.is_cache_fetch() {
+                return Some(exec.to_string());
+            }
+        }
+        if let Some(exec) = e.downcast_ref::<rbk_exec::Error>() {
+            if exec.is_cache_fetch() {
+                return Some(exec.to_string());
+            }
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// A scheduler error as a step error naming the step's Dockerfile lines.

@@ -90,6 +90,10 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A `--cache-from` source failed to deliver a layer blob mid-build;
+    /// [`Engine::run`](crate::Engine::run) builds again without it.
+    #[error("{0}")]
+    CacheFetch(String),
     /// From the build graph.
     #[error(transparent)]
     Graph(#[from] rbk_graph::Error),

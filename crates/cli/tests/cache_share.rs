@@ -10,7 +10,7 @@ use std::process::Output;
 
 mod support;
 
-use support::{command, context, ok, ran, scratch, stderr, store_named};
+use support::{command, context, ok, ran, scratch, stderr, store_named, tripwire_runtime};
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS builder\n\
      COPY lib.txt /src/lib.txt\n\
@@ -48,24 +48,6 @@ fn steps(log: &str) -> Vec<String> {
         .into_iter()
         .filter(|l| l.contains("RUN") || l.contains("COPY"))
         .collect()
-}
-
-/// A runtime that answers `--version` like runc and fails, leaving a mark,
-/// for anything else: a build with it provably starts no container.
-fn tripwire_runtime(dir: &Path) -> (PathBuf, PathBuf) {
-    let mark = dir.join("runtime-was-called");
-    let script = dir.join("tripwire-runtime");
-    fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec runc --version; fi\n\
-             echo \"$@\" >> {}\nexit 1\n",
-            mark.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    (script, mark)
 }
 
 /// The cache config of the layout at `dir` (through index.json → manifest).
@@ -109,11 +91,7 @@ fn top_blob(config: &serde_json::Value, step: &str) -> String {
 /// Runner B's store: empty but for the same base image as runner A's (as
 /// two runners pulling one base from a registry).
 fn runner_b(dir: &Path, a: &Path) -> PathBuf {
-    let b = dir.join("runner-b");
-    let base = dir.join("base.tar");
-    ok(a, &["save", "-o", base.to_str().unwrap(), "rbk-busybox"]);
-    ok(&b, &["load", "-i", base.to_str().unwrap()]);
-    b
+    support::store_like(dir, "runner-b", a)
 }
 
 fn has_blob(root: &Path, digest: &str) -> bool {

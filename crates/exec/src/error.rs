@@ -183,6 +183,18 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A layer blob of a `--cache-from` source could not be fetched (the
+    /// transport failed, not the blob's verification): the build can go on
+    /// without that source (see [`Error::is_cache_fetch`]).
+    #[error("build cache {name}: fetching layer blob {digest}: {reason}")]
+    CacheFetch {
+        /// The cache (its directory or reference).
+        name: String,
+        /// The blob that could not be fetched.
+        digest: rbk_store::Digest,
+        /// What the transport said.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -197,6 +209,13 @@ impl Error {
                 | Error::MissingSecret { .. }
                 | Error::MissingSsh { .. }
         )
+    }
+
+    /// Whether a `--cache-from` source failed to deliver a layer blob
+    /// halfway through a build: nothing unverified was kept, and building
+    /// without that source is the way on.
+    pub fn is_cache_fetch(&self) -> bool {
+        matches!(self, Error::CacheFetch { .. })
     }
 
     /// Whether the build asks for something rbk does not support.

@@ -168,6 +168,11 @@ impl Error {
             if matches!(**source, oci_client::errors::OciDistributionError::ServerError { code: 413, .. }))
     }
 
+    /// True when content arrived but did not match its digest or size.
+    pub fn is_mismatch(&self) -> bool {
+        matches!(self, Error::Mismatch { .. })
+    }
+
     /// True when the registry refused the credentials.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, Error::Unauthorized { .. })

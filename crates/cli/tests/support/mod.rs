@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -135,6 +136,17 @@ pub(crate) fn store_named(dir: &Path, name: &str) -> PathBuf {
     root
 }
 
+/// A store under `dir/<name>` with the very same base image as the store
+/// `like` (saved from it and loaded: one base pulled by two runners).
+pub(crate) fn store_like(dir: &Path, name: &str, like: &Path) -> PathBuf {
+    let root = dir.join(name);
+    let base = dir.join(format!("{name}-base.tar"));
+    ok(like, &["save", "-o", base.to_str().unwrap(), "rbk-busybox"]);
+    ok(&root, &["load", "-i", base.to_str().unwrap()]);
+    let _ = fs::remove_file(&base);
+    root
+}
+
 pub(crate) fn store(dir: &Path) -> PathBuf {
     store_named(dir, "root")
 }
@@ -170,6 +182,24 @@ pub(crate) mod registry;
 pub(crate) mod remote;
 pub(crate) mod rootless;
 pub(crate) mod tools;
+
+/// A runtime that answers `--version` like runc and fails, leaving a mark,
+/// for anything else: a build with it provably starts no container.
+pub(crate) fn tripwire_runtime(dir: &Path) -> (PathBuf, PathBuf) {
+    let mark = dir.join("runtime-was-called");
+    let script = dir.join("tripwire-runtime");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then exec runc --version; fi\n\
+             echo \"$@\" >> {}\nexit 1\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    (script, mark)
+}
 
 /// Steps that ran (not cached) in a plain progress log, by label. Each
 /// step's first line follows a blank line: `#N label`; it ran when a later

@@ -22,6 +22,8 @@ pub(crate) struct Registry {
     pub(crate) host: String,
     /// The storage root (`docker/registry/v2/...` lies under it).
     pub(crate) storage: PathBuf,
+    /// The registry's log file.
+    pub(crate) log: PathBuf,
 }
 
 /// A port nothing listens on right now.
@@ -38,6 +40,13 @@ impl Registry {
     /// Panics with the reason when it cannot start (a missing binary
     /// included): the tests that need one fail, they never skip.
     pub(crate) fn start(dir: &Path, user: Option<(&str, &str)>) -> Registry {
+        Registry::start_logging(dir, user, "warn")
+    }
+
+    /// [`Registry::start`] logging at `level`: at `info` the log
+    /// (`registry.log` in `dir`, see [`Registry::log`]) has a line per
+    /// request, which tests count uploads in.
+    pub(crate) fn start_logging(dir: &Path, user: Option<(&str, &str)>, level: &str) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).is_file(),
             "{REGISTRY_BIN} is missing (Debian package docker-registry; cargo xtask ci installs it)"
@@ -47,7 +56,7 @@ impl Registry {
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: {level}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             storage.display()
         );
         if let Some((name, password)) = user {
@@ -73,6 +82,7 @@ impl Registry {
             child,
             host,
             storage,
+            log: dir.join("registry.log"),
         };
         registry.wait_ready(dir);
         registry

@@ -124,6 +124,31 @@ impl ImportedCache {
         &self.name
     }
 
+    /// A fetcher's failure: a blob that does not verify stays an error
+    /// ([`Error::Cache`]); any other failure to deliver it is
+    /// [`Error::CacheFetch`], which the engine answers by building
+    /// without this cache.
+    fn fetch_error(&self, e: Error, travelling: &Descriptor) -> Error {
+        let verification = match &e {
+            Error::Store(s) => s.is_mismatch(),
+            Error::Cache { .. } => true,
+            _ => false,
+        };
+        match e {
+            Error::CacheFetch { .. } => e,
+            e if verification => self.error(format!(
+                "fetching layer blob {}: {}",
+                travelling.digest,
+                error_chain(&e)
+            )),
+            e => Error::CacheFetch {
+                name: self.name.clone(),
+                digest: travelling.digest,
+                reason: error_chain(&e),
+            },
+        }
+    }
+
     fn error(&self, reason: String) -> Error {
         Error::Cache {
             name: self.name.clone(),
@@ -157,13 +182,7 @@ impl CacheSource for ImportedCache {
             .ok_or_else(|| self.error(format!("has no layer blob {}", blob.digest)))?;
         let travelling = &layer.blob;
         let fetched_now = !store.exists(&travelling.digest)?;
-        (self.fetch)(store, travelling).map_err(|e| {
-            self.error(format!(
-                "fetching layer blob {}: {}",
-                travelling.digest,
-                error_chain(&e)
-            ))
-        })?;
+        (self.fetch)(store, travelling).map_err(|e| self.fetch_error(e, travelling))?;
         // The fetcher promised a verified ingest; a wrong size here means it
         // did not keep that promise, and nothing is built on such a blob.
         let info = store.info(&travelling.digest)?;

@@ -3,10 +3,12 @@
 //! `bench/runs/<date>-<host>/{raw.csv,summary.md}`.
 
 mod build;
+mod fleet;
 mod frontend;
 mod platforms;
 mod real;
 mod registry;
+mod scale;
 mod store;
 
 use std::fmt::Write as _;
@@ -48,9 +50,10 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry|platforms|real]` runs one
-    // group; no argument runs all but `real` (minutes of apt, pip and npm
-    // downloads), which runs only when named.
+    // `cargo xtask bench [frontend|build|store|registry|platforms|real|scale|fleet]`
+    // runs one group; no argument runs all but `real` (minutes of apt, pip
+    // and npm downloads), `scale` (gigabytes of generated data) and `fleet`
+    // (eight concurrent runners), which run only when named.
     let only = std::env::args().nth(2).unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only == group;
     let mut figures = Vec::new();
@@ -68,6 +71,12 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if wanted("platforms") {
         figures.extend(platforms::figures(root)?);
+    }
+    if only == "fleet" {
+        figures.extend(fleet::figures(root)?);
+    }
+    if only == "scale" {
+        figures.extend(scale::figures(root)?);
     }
     if only == "real" {
         figures.extend(real::figures(root)?);

@@ -36,7 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "rbk-registry",
         ],
     ),
-    ("xtask", &["rbk-parser", "rbk-graph"]),
+    ("xtask", &["rbk-parser", "rbk-graph", "rbk-store"]),
 ];
 
 pub(crate) fn check(root: &Path) -> anyhow::Result<()> {

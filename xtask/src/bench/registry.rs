@@ -54,21 +54,26 @@ struct Bench {
 }
 
 /// A running `docker-registry serve` on 127.0.0.1; killed on drop.
-struct Registry {
+pub(super) struct Registry {
     child: Child,
-    host: String,
+    pub(super) host: String,
     dir: PathBuf,
 }
 
 impl Registry {
     /// Starts a registry whose storage is a fresh `dir`.
-    fn start(dir: &Path) -> anyhow::Result<Registry> {
+    pub(super) fn start(dir: &Path) -> anyhow::Result<Registry> {
+        Registry::start_logging(dir, "warn")
+    }
+
+    /// [`Registry::start`] logging at `level` into `DIR/registry.log`.
+    pub(super) fn start_logging(dir: &Path, level: &str) -> anyhow::Result<Registry> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let host = format!("127.0.0.1:{port}");
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: {level}\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
             dir.join("storage").display()
         );
         let config_path = dir.join("config.yml");
@@ -309,7 +314,7 @@ impl Bench {
     }
 }
 
-fn figure(
+pub(super) fn figure(
     name: &'static str,
     unit: &'static str,
     samples: Vec<f64>,

@@ -1,0 +1,332 @@
+//! `cargo xtask bench scale` (issue 19): a monorepo context and a big store.
+//!
+//! **Monorepo.** A generated context of `RBK_BENCH_SCALE_FILES` files
+//! (default 300,000) holding `RBK_BENCH_SCALE_BYTES` bytes (default 3 GiB)
+//! in a deep tree, a third of them in `node_modules/` and `build/` subtrees
+//! that a 200-pattern `.dockerignore` (with `!` exceptions) excludes, and
+//! Dockerfiles that `COPY` the whole tree and a few subtrees. Measured: the
+//! cold build against `cp -a` of the selected files (the build's own
+//! output, exported), the warm no-op rebuild, a one-file edit and peak RSS.
+//!
+//! **Big store.** `RBK_BENCH_STORE_IMAGES` images (default 10,000, half
+//! untagged), `RBK_BENCH_STORE_RECORDS` cache records (default 200,000) and
+//! `RBK_BENCH_STORE_SNAPSHOTS` snapshots (default 50,000) carrying
+//! `RBK_BENCH_STORE_LOGICAL` logical bytes in sparse files (default
+//! 500 GiB), made by `Store::make_synthetic`. Measured: `images`,
+//! `system df`, `inspect`, a cached build (start-up and first cache lookup
+//! included), `system verify --quick`, and `prune` of half of it.
+//!
+//! Everything lives under `target/bench-scale/` and is deleted afterwards.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rbk_store::{Store, SyntheticSpec};
+
+use super::registry::figure;
+use super::Figure;
+
+const RUNS: usize = 3;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
+    crate::run(
+        root,
+        "cargo",
+        &["build", "--release", "--quiet", "-p", "rbk-cli"],
+    )?;
+    let rbk = root.join("target/release/rbk");
+    let work = root.join("target/bench-scale");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    // `cargo xtask bench scale mono|store` runs one half.
+    let part = std::env::args().nth(3).unwrap_or_default();
+    let result = (|| {
+        let mut figures = Vec::new();
+        if part != "store" {
+            figures.extend(monorepo(&rbk, &work)?);
+            let _ = std::fs::remove_dir_all(work.join("mono"));
+        }
+        if part != "mono" {
+            figures.extend(big_store(&rbk, &work.join("store"))?);
+        }
+        Ok(figures)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+/// Runs `rbk --root ROOT args…` under `/usr/bin/time`; returns (seconds,
+/// peak RSS in MiB, stdout).
+fn rbk(bin: &Path, root: &Path, args: &[&str]) -> anyhow::Result<(f64, f64, String)> {
+    let start = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(bin)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .context("running rbk under /usr/bin/time")?;
+    let secs = start.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("rbk {args:?} failed: {stderr}");
+    }
+    let kib: f64 = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok((secs, kib / 1024.0, stdout))
+}
+
+fn path(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().context("non-UTF-8 path")
+}
+
+/// Writes the monorepo under `ctx`: `services/svcA/pkgB/dirC/fI.txt`, with
+/// every third leaf directory under a `node_modules/` or `build/` instead.
+fn generate_monorepo(ctx: &Path, files: u64, bytes: u64) -> anyhow::Result<()> {
+    let per_file = (bytes / files.max(1)) as usize;
+    let mut data = vec![b'x'; per_file.max(16)];
+    for i in 0..files {
+        let leaf = i / 100;
+        let (svc, pkg, dir) = (leaf % 40, (leaf / 40) % 25, leaf / 1000);
+        let mut rel = format!("services/svc{svc}/pkg{pkg}");
+        match leaf % 3 {
+            1 => write!(rel, "/node_modules/dep{dir}")?,
+            2 => write!(rel, "/build/out{dir}")?,
+            _ => write!(rel, "/src/dir{dir}")?,
+        }
+        let d = ctx.join(&rel);
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&d)?;
+        }
+        let stamp = format!("{i:>12}\n");
+        data[..stamp.len()].copy_from_slice(stamp.as_bytes());
+        std::fs::write(d.join(format!("f{i}.txt")), &data)?;
+    }
+    // 200 patterns: the big excluded subtrees, some file kinds, per-package
+    // rules, and `!` exceptions that re-include a few files.
+    let mut ignore = String::from("**/node_modules\n**/build\n**/*.log\n*.tmp\n.git\n");
+    for k in 0..190 {
+        match k % 4 {
+            0 => writeln!(ignore, "services/svc{}/pkg{}/*.bak", k % 40, k % 25)?,
+            1 => writeln!(ignore, "services/svc{}/**/generated-{k}", k % 40)?,
+            2 => writeln!(ignore, "**/cache-{k}/**")?,
+            _ => writeln!(ignore, "services/*/pkg{}/tmp-{k}", k % 25)?,
+        }
+    }
+    for k in 0..5 {
+        writeln!(ignore, "!services/svc{k}/pkg0/build/out0/f{}.txt", 200 + k)?;
+    }
+    std::fs::write(ctx.join(".dockerignore"), ignore)?;
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /repo\n")?;
+    std::fs::write(
+        ctx.join("Dockerfile.subtrees"),
+        "FROM scratch\nCOPY services/svc1 /svc1\nCOPY services/svc2/pkg3 /svc2-pkg3\nCOPY services/svc7/pkg0/src /svc7\n",
+    )?;
+    Ok(())
+}
+
+fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
+    let files = env_or("RBK_BENCH_SCALE_FILES", 300_000);
+    let bytes = env_or("RBK_BENCH_SCALE_BYTES", 3 << 30);
+    let mono = work.join("mono");
+    let ctx = mono.join("ctx");
+    let generated = Instant::now();
+    generate_monorepo(&ctx, files, bytes)?;
+    crate::say(&format!(
+        "generated {files} files, {bytes} bytes in {:.1} s",
+        generated.elapsed().as_secs_f64()
+    ));
+    let ctx_s = path(&ctx)?;
+    let (mut cold, mut cp, mut warm, mut edit, mut rss) = (vec![], vec![], vec![], vec![], 0f64);
+    let (mut sub_cold, mut sub_warm) = (vec![], vec![]);
+    for run in 0..RUNS {
+        let store = mono.join(format!("store{run}"));
+        let (s, m, _) = rbk(
+            bin,
+            &store,
+            &["build", "--progress=quiet", "-t", "m:1", ctx_s],
+        )?;
+        cold.push(s);
+        rss = rss.max(m);
+        let (s, m, _) = rbk(
+            bin,
+            &store,
+            &["build", "--progress=quiet", "-t", "m:1", ctx_s],
+        )?;
+        warm.push(s);
+        rss = rss.max(m);
+        let edited = ctx.join("services/svc3/pkg0/src/dir0/f0.txt");
+        std::fs::write(&edited, format!("edited {run}\n"))?;
+        let (s, m, _) = rbk(
+            bin,
+            &store,
+            &["build", "--progress=quiet", "-t", "m:1", ctx_s],
+        )?;
+        edit.push(s);
+        rss = rss.max(m);
+        let sub = ["build", "--progress=quiet", "-f"];
+        let dockerfile = ctx.join("Dockerfile.subtrees");
+        let mut args = sub.to_vec();
+        args.extend([path(&dockerfile)?, "-t", "s:1", ctx_s]);
+        let (s, _, _) = rbk(bin, &store, &args)?;
+        sub_cold.push(s);
+        let (s, _, _) = rbk(bin, &store, &args)?;
+        sub_warm.push(s);
+        if run == 0 {
+            // The selected files, as the build exported them, copied by cp -a.
+            let out = mono.join("selected");
+            let spec = format!("type=local,dest={}", path(&out)?);
+            rbk(
+                bin,
+                &store,
+                &["build", "--progress=quiet", "--output", &spec, ctx_s],
+            )?;
+            for _ in 0..RUNS {
+                let copy = mono.join("cp-copy");
+                let start = Instant::now();
+                crate::run(&mono, "cp", &["-a", path(&out)?, path(&copy)?])?;
+                cp.push(start.elapsed().as_secs_f64());
+                std::fs::remove_dir_all(&copy)?;
+            }
+            std::fs::remove_dir_all(&out)?;
+        }
+        std::fs::remove_dir_all(&store)?;
+    }
+    let cp_median = median(&cp);
+    let name = |s: &str| -> &'static str {
+        Box::leak(
+            format!("scale: monorepo ({files} files, {} MiB) {s}", bytes >> 20).into_boxed_str(),
+        )
+    };
+    Ok(vec![
+        figure(
+            name("cold build, COPY . (empty store)"),
+            "s",
+            cold,
+            leak(format!("<= {:.2} s (cp -a + 20%)", cp_median * 1.2)),
+        ),
+        figure(name("cp -a of the selected files"), "s", cp, "(reference)"),
+        figure(name("warm no-op rebuild"), "s", warm, "<= 0.3 s"),
+        figure(name("one-file edit rebuild"), "s", edit, "<= 0.5 s"),
+        figure(
+            name("COPY of three subtrees, first build"),
+            "s",
+            sub_cold,
+            "-",
+        ),
+        figure(
+            name("COPY of three subtrees, no-op rebuild"),
+            "s",
+            sub_warm,
+            "<= 0.3 s",
+        ),
+        figure(
+            name("peak RSS of any build"),
+            "MiB",
+            vec![rss],
+            "<= 200 MiB",
+        ),
+    ])
+}
+
+fn big_store(bin: &Path, root: &Path) -> anyhow::Result<Vec<Figure>> {
+    let images = env_or("RBK_BENCH_STORE_IMAGES", 10_000) as usize;
+    let records = env_or("RBK_BENCH_STORE_RECORDS", 200_000) as usize;
+    let snapshots = env_or("RBK_BENCH_STORE_SNAPSHOTS", 50_000) as usize;
+    let logical = env_or("RBK_BENCH_STORE_LOGICAL", 500 << 30);
+    let spec = SyntheticSpec {
+        tagged: images / 2,
+        untagged: images - images / 2,
+        cache_records: records,
+        cache_only_layers: snapshots.saturating_sub(images + 1).max(1),
+        sparse_bytes: logical / snapshots.max(1) as u64,
+    };
+    let made_at = Instant::now();
+    let made = Store::open(root)?.make_synthetic(&spec)?;
+    crate::say(&format!(
+        "made a store of {images} images, {records} records, {} snapshots in {:.1} s",
+        made.snapshot_count(),
+        made_at.elapsed().as_secs_f64()
+    ));
+    let label = |s: &str| -> &'static str {
+        Box::leak(
+            format!(
+                "scale: store of {images} images, {records} records, {} snapshots: {s}",
+                made.snapshot_count()
+            )
+            .into_boxed_str(),
+        )
+    };
+    let reference = made.tagged[made.tagged.len() / 2].0.familiar();
+    let time = |args: &[&str]| -> anyhow::Result<Vec<f64>> {
+        rbk(bin, root, args)?; // warm-up
+        (0..RUNS).map(|_| Ok(rbk(bin, root, args)?.0)).collect()
+    };
+    let ctx = root.with_extension("ctx");
+    std::fs::create_dir_all(&ctx)?;
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {reference}\nCOPY a.txt /a.txt\n"),
+    )?;
+    std::fs::write(ctx.join("a.txt"), "a\n")?;
+    let mut figures = vec![
+        figure(label("rbk images"), "s", time(&["images"])?, "<= 0.05 s"),
+        figure(
+            label("rbk system df"),
+            "s",
+            time(&["system", "df"])?,
+            "<= 0.05 s",
+        ),
+        figure(
+            label("rbk inspect"),
+            "s",
+            time(&["inspect", &reference])?,
+            "<= 0.05 s",
+        ),
+        figure(
+            label("cached build (open, plan, lookups, commit)"),
+            "s",
+            time(&["build", "--progress=quiet", "-t", "top:1", path(&ctx)?])?,
+            "start-up <= 0.03 s",
+        ),
+        figure(
+            label("rbk system verify --quick"),
+            "s",
+            time(&["system", "verify", "--quick"])?,
+            "<= 2 s",
+        ),
+    ];
+    let (secs, _, _) = rbk(bin, root, &["prune", "-f"])?;
+    figures.push(figure(
+        label("prune of half (untagged, dangling)"),
+        "s",
+        vec![secs],
+        "<= 5 s",
+    ));
+    Ok(figures)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}

@@ -113,6 +113,21 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `rbk` to measure: `RBK_BENCH_BIN` when set (a binary built
+/// elsewhere, e.g. while the machine is too busy to build one), otherwise
+/// this workspace's release build, built now.
+pub(crate) fn release_binary(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os("RBK_BENCH_BIN") {
+        return Ok(bin.into());
+    }
+    crate::run(
+        root,
+        "cargo",
+        &["build", "--release", "--quiet", "-p", "rbk-cli"],
+    )?;
+    Ok(root.join("target/release/rbk"))
+}
+
 fn today() -> anyhow::Result<String> {
     let out = std::process::Command::new("date")
         .arg("+%Y-%m-%d")

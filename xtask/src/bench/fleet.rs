@@ -38,12 +38,7 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(8)
         .max(2);
-    crate::run(
-        root,
-        "cargo",
-        &["build", "--release", "--quiet", "-p", "rbk-cli"],
-    )?;
-    let rbk = root.join("target/release/rbk");
+    let rbk = super::release_binary(root)?;
     let work = root.join("target/bench-fleet");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -39,12 +39,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
-    crate::run(
-        root,
-        "cargo",
-        &["build", "--release", "--quiet", "-p", "rbk-cli"],
-    )?;
-    let rbk = root.join("target/release/rbk");
+    let rbk = super::release_binary(root)?;
     let work = root.join("target/bench-scale");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -20,13 +20,13 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rbk_store::{Store, SyntheticSpec};
 
 use super::registry::figure;
+use super::store::rbk;
 use super::Figure;
 
 const RUNS: usize = 3;
@@ -58,32 +58,6 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     })();
     let _ = std::fs::remove_dir_all(&work);
     result
-}
-
-/// Runs `rbk --root ROOT args…` under `/usr/bin/time`; returns (seconds,
-/// peak RSS in MiB, stdout).
-fn rbk(bin: &Path, root: &Path, args: &[&str]) -> anyhow::Result<(f64, f64, String)> {
-    let start = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(bin)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .context("running rbk under /usr/bin/time")?;
-    let secs = start.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("rbk {args:?} failed: {stderr}");
-    }
-    let kib: f64 = stderr
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(f64::NAN);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    Ok((secs, kib / 1024.0, stdout))
 }
 
 fn path(p: &Path) -> anyhow::Result<&str> {
@@ -151,14 +125,14 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
     let (mut sub_cold, mut sub_warm) = (vec![], vec![]);
     for run in 0..RUNS {
         let store = mono.join(format!("store{run}"));
-        let (s, m, _) = rbk(
+        let (s, m) = rbk(
             bin,
             &store,
             &["build", "--progress=quiet", "-t", "m:1", ctx_s],
         )?;
         cold.push(s);
         rss = rss.max(m);
-        let (s, m, _) = rbk(
+        let (s, m) = rbk(
             bin,
             &store,
             &["build", "--progress=quiet", "-t", "m:1", ctx_s],
@@ -167,7 +141,7 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         rss = rss.max(m);
         let edited = ctx.join("services/svc3/pkg0/src/dir0/f0.txt");
         std::fs::write(&edited, format!("edited {run}\n"))?;
-        let (s, m, _) = rbk(
+        let (s, m) = rbk(
             bin,
             &store,
             &["build", "--progress=quiet", "-t", "m:1", ctx_s],
@@ -178,9 +152,9 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         let dockerfile = ctx.join("Dockerfile.subtrees");
         let mut args = sub.to_vec();
         args.extend([path(&dockerfile)?, "-t", "s:1", ctx_s]);
-        let (s, _, _) = rbk(bin, &store, &args)?;
+        let (s, _) = rbk(bin, &store, &args)?;
         sub_cold.push(s);
-        let (s, _, _) = rbk(bin, &store, &args)?;
+        let (s, _) = rbk(bin, &store, &args)?;
         sub_warm.push(s);
         if run == 0 {
             // The selected files, as the build exported them, copied by cp -a.
@@ -306,7 +280,7 @@ fn big_store(bin: &Path, root: &Path) -> anyhow::Result<Vec<Figure>> {
             "<= 2 s",
         ),
     ];
-    let (secs, _, _) = rbk(bin, root, &["prune", "-f"])?;
+    let (secs, _) = rbk(bin, root, &["prune", "-f"])?;
     figures.push(figure(
         label("prune of half (untagged, dangling)"),
         "s",

@@ -26,7 +26,7 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
 }
 
 /// Runs `rbk --root ROOT args…`; returns (seconds, peak RSS in MiB).
-fn rbk(rbk: &Path, root: &Path, args: &[&str]) -> anyhow::Result<(f64, f64)> {
+pub(super) fn rbk(rbk: &Path, root: &Path, args: &[&str]) -> anyhow::Result<(f64, f64)> {
     let start = Instant::now();
     let out = Command::new("/usr/bin/time")
         .args(["-f", "%M"])

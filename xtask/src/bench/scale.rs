@@ -104,7 +104,7 @@ fn generate_monorepo(ctx: &Path, files: u64, bytes: u64) -> anyhow::Result<()> {
     std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY . /repo\n")?;
     std::fs::write(
         ctx.join("Dockerfile.subtrees"),
-        "FROM scratch\nCOPY services/svc1 /svc1\nCOPY services/svc2/pkg3 /svc2-pkg3\nCOPY services/svc7/pkg0/src /svc7\n",
+        "FROM scratch\nCOPY services/svc1 /svc1\nCOPY services/svc2/pkg3 /svc2-pkg3\nCOPY services/svc6/pkg0/src /svc6\n",
     )?;
     Ok(())
 }

@@ -37,7 +37,8 @@ pub(crate) fn ok(root: &Path, args: &[&str]) -> Output {
     let out = rbk(root, args);
     assert!(
         out.status.success(),
-        "rbk {args:?} failed:\n{}",
+        "rbk {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     out

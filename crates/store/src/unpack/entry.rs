@@ -619,6 +619,13 @@ impl<'o> Unpacker<'o> {
                 rfs::makedev(0, 0),
             )
             .map_err(errno("creating overlay whiteout (char device 0/0)", name))?;
+            // The entry's mtime, as for every other entry: packing the
+            // snapshot writes the whiteout with its node's mtime, so a node
+            // stamped "now" would pack to another diff id than its layer
+            // (`system verify` compares the two).
+            let t = times(item.header.mtime().unwrap_or(0));
+            rfs::utimensat(&parent, target, &t, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno("setting whiteout mtime", name))?;
         }
         self.whited_out.insert(tcomps);
         self.stats.whiteouts += 1;

@@ -27,6 +27,7 @@ mod annotate;
 pub mod attest;
 mod cache;
 mod cache_mounts;
+mod changes;
 mod checks;
 mod context_source;
 mod engine;
@@ -46,6 +47,7 @@ pub use cache::{
     parse_cache_from, parse_cache_to, CacheFrom, CacheTo, CacheTransport, LocalLayout,
     RegistryCache,
 };
+pub use changes::apply_change;
 pub use checks::CheckReport;
 pub use context_source::{
     context_from_stream, fetch_context, fetch_named_contexts, FetchedContext,

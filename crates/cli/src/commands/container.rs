@@ -328,7 +328,7 @@ pub(crate) fn commit(settings: &GlobalSettings, args: CommitArgs) -> anyhow::Res
     let mut config = image.config.clone();
     let mut runtime = config.config.clone().unwrap_or_default();
     for change in &args.changes {
-        crate::changes::apply(&mut runtime, change)?;
+        rbk_build::apply_change(&mut runtime, change)?;
     }
     config.config = Some(runtime);
     config.created = Some(now.clone());

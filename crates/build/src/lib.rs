@@ -29,6 +29,7 @@ mod cache;
 mod cache_mounts;
 mod changes;
 mod checks;
+mod commit;
 mod context_source;
 mod engine;
 mod error;
@@ -49,6 +50,7 @@ pub use cache::{
 };
 pub use changes::apply_change;
 pub use checks::CheckReport;
+pub use commit::{commit_container, CommitRequest};
 pub use context_source::{
     context_from_stream, fetch_context, fetch_named_contexts, FetchedContext,
 };

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use rbk_exec::Change;
-use rbk_store::image::{format_rfc3339, parse_rfc3339, History, Image};
+use rbk_store::image::{format_rfc3339, parse_rfc3339, Image};
 use rbk_store::{ContainerRecord, ContainerState, Digest, Layer, Reference, Store};
 
 use crate::args::{CommitArgs, ContainerArg, ContainerCommand, ExportArgs, PsArgs, RmArgs};
@@ -323,36 +323,15 @@ pub(crate) fn commit(settings: &GlobalSettings, args: CommitArgs) -> anyhow::Res
     if let Some(runc) = paused {
         rbk_exec::pause_container(&runc, &c.id, false)?;
     }
-    let layer = layer?;
-    let now = format_rfc3339(SystemTime::now());
-    let mut config = image.config.clone();
-    let mut runtime = config.config.clone().unwrap_or_default();
-    for change in &args.changes {
-        rbk_build::apply_change(&mut runtime, change)?;
-    }
-    config.config = Some(runtime);
-    config.created = Some(now.clone());
-    if let Some(author) = &args.author {
-        config.author = Some(author.clone());
-    }
-    let mut blobs = image.manifest.layers.clone();
-    if let Some(layer) = &layer {
-        config.rootfs.diff_ids.push(layer.diff_id);
-        blobs.push(layer.blob.clone());
-    }
-    config.history.push(History {
-        created: Some(now),
-        created_by: Some(c.args.join(" ")),
-        author: args.author.clone(),
-        comment: args.message.clone(),
-        empty_layer: layer.is_none(),
-    });
-    let manifest = store.put_image(&config, blobs)?;
-    let id = store.read_image(&manifest)?.id();
-    match &reference {
-        Some(r) => store.tag(r, manifest)?,
-        None => store.keep_untagged(id, manifest)?,
-    }
+    let request = rbk_build::CommitRequest {
+        layer: layer?,
+        created_by: c.args.join(" "),
+        author: args.author,
+        message: args.message,
+        changes: args.changes,
+        reference,
+    };
+    let id = rbk_build::commit_container(&store, &image, request)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -201,10 +201,18 @@ impl Store {
     /// Every live snapshot with a layer blob, unpacked again and compared.
     fn verify_snapshot_contents(&self, report: &mut VerifyReport, repair: bool) -> Result<()> {
         let live = self.live_set()?;
+        // A layer whose blob is already reported corrupt cannot be unpacked
+        // to compare: one problem per cause.
+        let reported: std::collections::HashSet<std::path::PathBuf> =
+            report.problems.iter().map(|p| p.path.clone()).collect();
         let todo: Vec<(Digest, crate::BlobInfo)> = live
             .layers
             .into_iter()
-            .filter(|(diff_id, _)| self.has_snapshot(diff_id) && !self.is_packed(diff_id))
+            .filter(|(diff_id, layer)| {
+                self.has_snapshot(diff_id)
+                    && !self.is_packed(diff_id)
+                    && !reported.contains(&self.blob_path(&layer.digest))
+            })
             .collect();
         let results: Vec<_> = todo
             .par_iter()

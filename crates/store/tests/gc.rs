@@ -84,7 +84,19 @@ fn gc_keeps_what_images_and_cache_records_use() {
     assert!(!store.blob_path(&garbage.digest).exists());
     assert!(!store.has_snapshot(&garbage.digest));
     assert!(fs::read_dir(store.trash_dir()).unwrap().next().is_none());
-    assert!(store.verify().unwrap().problems.is_empty());
+    // Metadata only: the fixture's layers are not tars and its snapshots
+    // are empty directories, so their contents cannot match.
+    let quick = store_verify_quick(&store);
+    assert!(quick.problems.is_empty(), "{:?}", quick.problems);
+}
+
+fn store_verify_quick(store: &Store) -> rbk_store::VerifyReport {
+    store
+        .verify_with(rbk_store::VerifyOptions {
+            quick: true,
+            repair: false,
+        })
+        .unwrap()
 }
 
 #[test]

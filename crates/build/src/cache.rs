@@ -31,7 +31,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
 use rbk_exec::{
     export_cache, BlobFetcher, CacheMode, CacheSource, Compression, ImportedCache, Solver,
     CACHE_CONFIG,
@@ -48,6 +47,35 @@ use rbk_store::{
 use crate::error::BoxError;
 use crate::images::Registries;
 use crate::{Error, Result};
+
+/// The transports' own result: any cause, boxed; it leaves the crate as
+/// the [`BoxError`] of a [`CacheTransport`] or inside an [`Error`].
+type Res<T> = std::result::Result<T, BoxError>;
+
+/// What a transport was doing, over its cause (shown `what: cause`).
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Doing {
+    what: String,
+    #[source]
+    source: BoxError,
+}
+
+/// `.doing(|| what)`: wraps an error in [`Doing`].
+trait DoingExt<T> {
+    fn doing(self, what: impl FnOnce() -> String) -> Res<T>;
+}
+
+impl<T, E: Into<BoxError>> DoingExt<T> for std::result::Result<T, E> {
+    fn doing(self, what: impl FnOnce() -> String) -> Res<T> {
+        self.map_err(|e| {
+            Box::new(Doing {
+                what: what(),
+                source: e.into(),
+            }) as BoxError
+        })
+    }
+}
 
 /// Carries a build cache to and from somewhere.
 pub trait CacheTransport: Send + Sync {
@@ -150,11 +178,11 @@ impl CacheTransport for LocalLayout {
     }
 
     fn import(&self, _store: &Store) -> std::result::Result<ImportedCache, BoxError> {
-        Ok(import_local(&self.dir, &self.tag)?)
+        import_local(&self.dir, &self.tag)
     }
 
     fn export(&self, store: &Store, manifest: &Descriptor) -> std::result::Result<(), BoxError> {
-        Ok(write_local(store, manifest, &self.dir, &self.tag)?)
+        write_local(store, manifest, &self.dir, &self.tag)
     }
 }
 
@@ -175,10 +203,10 @@ pub struct RegistryCache {
 }
 
 impl RegistryCache {
-    fn parsed(&self) -> anyhow::Result<Reference> {
+    fn parsed(&self) -> Res<Reference> {
         self.reference
             .parse()
-            .with_context(|| format!("invalid cache reference {:?}", self.reference))
+            .doing(|| format!("invalid cache reference {:?}", self.reference))
     }
 }
 
@@ -200,7 +228,7 @@ impl CacheTransport for RegistryCache {
             // An image: its inline cache (`--cache-to type=inline`).
             Err(e) => match inline_config(store, &client, &parsed, &bytes, &descriptor)? {
                 Some(config) => config,
-                None => return Err(e.into()),
+                None => return Err(e),
             },
         };
         let client = Arc::new(client);
@@ -273,7 +301,7 @@ impl CacheTransport for RegistryCache {
 
 impl RegistryCache {
     /// The reference of a companion artifact: the tag with `suffix`.
-    fn companion(&self, suffix: &str) -> anyhow::Result<Reference> {
+    fn companion(&self, suffix: &str) -> Res<Reference> {
         let parsed = self.parsed()?;
         let tag = format!("{}{suffix}", parsed.tag().unwrap_or("latest"));
         Ok(parsed.with_tag(&tag)?)
@@ -281,8 +309,8 @@ impl RegistryCache {
 }
 
 /// A manifest of any config type (the store's parser takes images only).
-fn parse_cache_manifest_any(bytes: &[u8], what: &str) -> anyhow::Result<Manifest> {
-    serde_json::from_slice(bytes).with_context(|| format!("{what} is not a manifest"))
+fn parse_cache_manifest_any(bytes: &[u8], what: &str) -> Res<Manifest> {
+    serde_json::from_slice(bytes).doing(|| format!("{what} is not a manifest"))
 }
 
 /// The inline cache config of the image `bytes` (a manifest, or an index
@@ -329,13 +357,13 @@ fn inline_config(
 /// Parses a `--cache-from` value; registry caches are reached through
 /// `registries`.
 pub fn parse_cache_from(spec: &str, registries: &Registries) -> Result<CacheFrom> {
-    parse_from(spec, registries).map_err(|e| Error::Invalid(format!("{e:#}")))
+    parse_from(spec, registries).map_err(|e| Error::Invalid(crate::error::chain(e.as_ref())))
 }
 
 /// Parses a `--cache-to` value; registry caches are reached through
 /// `registries`.
 pub fn parse_cache_to(spec: &str, registries: &Registries) -> Result<CacheTo> {
-    parse_to(spec, registries).map_err(|e| Error::Invalid(format!("{e:#}")))
+    parse_to(spec, registries).map_err(|e| Error::Invalid(crate::error::chain(e.as_ref())))
 }
 
 /// The sources for `--cache-from`, and a warning for each one that could
@@ -448,7 +476,7 @@ impl Transport {
 
 /// Splits a buildx CSV spec into key/value fields (a field may be quoted
 /// with `"`, as in a CSV record; `""` inside quotes is one quote).
-fn fields(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
+fn fields(spec: &str) -> Res<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut field = String::new();
     let mut chars = spec.chars().peekable();
@@ -462,7 +490,9 @@ fn fields(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
             Some('"') => quoted = !quoted,
             Some(',') if !quoted => out.push(std::mem::take(&mut field)),
             Some(c) => field.push(c),
-            None if quoted => bail!("invalid cache spec {spec:?}: unterminated quote"),
+            None if quoted => {
+                return Err(format!("invalid cache spec {spec:?}: unterminated quote").into())
+            }
             None => {
                 out.push(field);
                 break;
@@ -473,20 +503,18 @@ fn fields(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
         .filter(|f| !f.is_empty())
         .map(|f| match f.split_once('=') {
             Some((k, v)) => Ok((k.trim().to_ascii_lowercase(), v.to_string())),
-            None => bail!("invalid cache spec {spec:?}: field {f:?} is not KEY=VALUE"),
+            None => {
+                Err(format!("invalid cache spec {spec:?}: field {f:?} is not KEY=VALUE").into())
+            }
         })
         .collect()
 }
 
-fn parse_common(
-    spec: &str,
-    flag: &str,
-    dir_key: &str,
-) -> anyhow::Result<(Transport, Vec<(String, String)>)> {
+fn parse_common(spec: &str, flag: &str, dir_key: &str) -> Res<(Transport, Vec<(String, String)>)> {
     if !spec.contains('=') {
         // buildx: a bare value is a registry reference.
         if spec.is_empty() {
-            bail!("invalid {flag} \"\": expected type=…");
+            return Err(format!("invalid {flag} \"\": expected type=…").into());
         }
         return Ok((
             Transport::Registry {
@@ -509,7 +537,7 @@ fn parse_common(
     }
     let transport = match kind.as_deref() {
         Some("local") => {
-            let dir = dir.with_context(|| {
+            let dir = dir.ok_or_else(|| {
                 format!("invalid {flag} {spec:?}: type=local needs {dir_key}=DIR")
             })?;
             Transport::Local {
@@ -518,23 +546,23 @@ fn parse_common(
             }
         }
         Some("registry") => Transport::Registry {
-            reference: reference.with_context(|| {
+            reference: reference.ok_or_else(|| {
                 format!("invalid {flag} {spec:?}: type=registry needs ref=REFERENCE")
             })?,
         },
         Some("inline") if flag == "--cache-to" => Transport::Inline,
-        Some("inline") => bail!(
+        Some("inline") => return Err(format!(
             "invalid {flag} {spec:?}: type=inline is only for --cache-to; give the image instead (IMAGE or type=registry,ref=IMAGE)"
-        ),
+        ).into()),
         Some(other) => {
-            bail!("invalid {flag} {spec:?}: unsupported cache type {other:?} (local, registry or inline)")
+            return Err(format!("invalid {flag} {spec:?}: unsupported cache type {other:?} (local, registry or inline)").into())
         }
-        None => bail!("invalid {flag} {spec:?}: type=local or type=registry is required"),
+        None => return Err(format!("invalid {flag} {spec:?}: type=local or type=registry is required").into()),
     };
     Ok((transport, rest))
 }
 
-fn parse_to(spec: &str, registries: &Registries) -> anyhow::Result<CacheTo> {
+fn parse_to(spec: &str, registries: &Registries) -> Res<CacheTo> {
     let (transport, rest) = parse_common(spec, "--cache-to", "dest")?;
     let mut out = CacheTo {
         transport: transport.into_arc(registries),
@@ -548,12 +576,18 @@ fn parse_to(spec: &str, registries: &Registries) -> anyhow::Result<CacheTo> {
             ("mode", "min") => out.mode = CacheMode::Min,
             ("mode", "max") => out.mode = CacheMode::Max,
             ("mode", other) => {
-                bail!("invalid --cache-to {spec:?}: mode={other:?} (expected min or max)")
+                return Err(format!(
+                    "invalid --cache-to {spec:?}: mode={other:?} (expected min or max)"
+                )
+                .into())
             }
             ("compression", "gzip") => out.compression = Compression::Gzip,
             ("compression", "zstd") => out.compression = Compression::Zstd,
             ("compression", other) => {
-                bail!("invalid --cache-to {spec:?}: compression={other:?} (gzip or zstd)")
+                return Err(format!(
+                    "invalid --cache-to {spec:?}: compression={other:?} (gzip or zstd)"
+                )
+                .into())
             }
             // rbk's registry caches are always one OCI image manifest (what
             // BuildKit writes with image-manifest=true), with OCI media types.
@@ -561,23 +595,23 @@ fn parse_to(spec: &str, registries: &Registries) -> anyhow::Result<CacheTo> {
             ("cache-mounts", v) => {
                 out.cache_mounts = v
                     .parse()
-                    .with_context(|| format!("invalid --cache-to {spec:?}: cache-mounts={v:?}"))?
+                    .doing(|| format!("invalid --cache-to {spec:?}: cache-mounts={v:?}"))?
             }
             ("ignore-error", v) => {
                 out.ignore_error = v
                     .parse()
-                    .with_context(|| format!("invalid --cache-to {spec:?}: ignore-error={v:?}"))?
+                    .doing(|| format!("invalid --cache-to {spec:?}: ignore-error={v:?}"))?
             }
-            _ => bail!("invalid --cache-to {spec:?}: unknown field {k:?}"),
+            _ => return Err(format!("invalid --cache-to {spec:?}: unknown field {k:?}").into()),
         }
     }
     Ok(out)
 }
 
-fn parse_from(spec: &str, registries: &Registries) -> anyhow::Result<CacheFrom> {
+fn parse_from(spec: &str, registries: &Registries) -> Res<CacheFrom> {
     let (transport, rest) = parse_common(spec, "--cache-from", "src")?;
     if let Some((k, _)) = rest.first() {
-        bail!("invalid --cache-from {spec:?}: unknown field {k:?}");
+        return Err(format!("invalid --cache-from {spec:?}: unknown field {k:?}").into());
     }
     Ok(CacheFrom {
         transport: transport.into_arc(registries),
@@ -587,51 +621,55 @@ fn parse_from(spec: &str, registries: &Registries) -> anyhow::Result<CacheFrom> 
 // ---- the local transport ----
 
 /// Reads a document blob of the layout, verified against its digest.
-fn read_layout_blob(dir: &Path, d: &Descriptor) -> anyhow::Result<Vec<u8>> {
+fn read_layout_blob(dir: &Path, d: &Descriptor) -> Res<Vec<u8>> {
     let path = layout_blob_path(dir, &d.digest);
-    let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let file = fs::File::open(&path).doing(|| format!("opening {}", path.display()))?;
     let bytes = read_to_end_bounded(file, MAX_DOCUMENT_SIZE, &path.display().to_string())?;
     if Digest::sha256_of(&bytes) != d.digest || bytes.len() as u64 != d.size {
-        bail!("{} does not match its digest {}", path.display(), d.digest);
+        return Err(format!("{} does not match its digest {}", path.display(), d.digest).into());
     }
     Ok(bytes)
 }
 
 /// Parses a cache manifest: an OCI image manifest whose config is a cache
 /// config (which the store's image parser, made for images, refuses).
-fn parse_cache_manifest(bytes: &[u8], what: &str) -> anyhow::Result<Manifest> {
+fn parse_cache_manifest(bytes: &[u8], what: &str) -> Res<Manifest> {
     let manifest: Manifest =
-        serde_json::from_slice(bytes).with_context(|| format!("{what} is not a manifest"))?;
+        serde_json::from_slice(bytes).doing(|| format!("{what} is not a manifest"))?;
     if manifest
         .media_type
         .as_deref()
         .is_some_and(|t| t != OCI_MANIFEST)
     {
-        bail!(
+        return Err(format!(
             "{what} has media type {:?}, not {OCI_MANIFEST:?}",
             manifest.media_type
-        );
+        )
+        .into());
     }
     if manifest.config.media_type != CACHE_CONFIG {
-        bail!(
+        return Err(format!(
             "{what} is not an rbk build cache (config media type {:?}, expected {CACHE_CONFIG:?})",
             manifest.config.media_type
-        );
+        )
+        .into());
     }
     Ok(manifest)
 }
 
-fn read_index(dir: &Path) -> anyhow::Result<Index> {
+fn read_index(dir: &Path) -> Res<Index> {
     let path = dir.join("index.json");
-    let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let file = fs::File::open(&path).doing(|| format!("opening {}", path.display()))?;
     let bytes = read_to_end_bounded(file, MAX_DOCUMENT_SIZE, &path.display().to_string())?;
     match parse_document(&bytes, None, &path.display().to_string())? {
         Document::Index(index) => Ok(index),
-        Document::Manifest(_) => bail!("{} is a manifest, not an index", path.display()),
+        Document::Manifest(_) => {
+            Err(format!("{} is a manifest, not an index", path.display()).into())
+        }
     }
 }
 
-fn import_local(dir: &Path, tag: &str) -> anyhow::Result<ImportedCache> {
+fn import_local(dir: &Path, tag: &str) -> Res<ImportedCache> {
     let index = read_index(dir)?;
     let tagged = |e: &&IndexEntry| {
         e.descriptor
@@ -643,7 +681,7 @@ fn import_local(dir: &Path, tag: &str) -> anyhow::Result<ImportedCache> {
     let entry = match index.manifests.iter().find(tagged) {
         Some(e) => e,
         None if index.manifests.len() == 1 => &index.manifests[0],
-        None => bail!("{} names no cache tagged {tag:?}", dir.display()),
+        None => return Err(format!("{} names no cache tagged {tag:?}", dir.display()).into()),
     };
     let what = format!("cache manifest {}", entry.descriptor.digest);
     let bytes = read_layout_blob(dir, &entry.descriptor)?;
@@ -666,9 +704,9 @@ fn import_local(dir: &Path, tag: &str) -> anyhow::Result<ImportedCache> {
 
 /// Copies the manifest `manifest` and every blob it names from the store
 /// into the layout `dir`, and names it `tag` in `index.json`.
-fn write_local(store: &Store, manifest: &Descriptor, dir: &Path, tag: &str) -> anyhow::Result<()> {
+fn write_local(store: &Store, manifest: &Descriptor, dir: &Path, tag: &str) -> Res<()> {
     let blobs = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
+    fs::create_dir_all(&blobs).doing(|| format!("creating {}", blobs.display()))?;
     let bytes = store.read_bounded(&manifest.digest, MAX_DOCUMENT_SIZE)?;
     let doc = parse_cache_manifest(&bytes, "the exported cache manifest")?;
     for d in doc.layers.iter().chain([&doc.config, manifest]) {
@@ -709,22 +747,22 @@ fn write_local(store: &Store, manifest: &Descriptor, dir: &Path, tag: &str) -> a
 /// Copies one blob unless the layout has it already (same name and size:
 /// names are digests, so the content is the same or the layout is corrupt,
 /// which an import detects).
-fn copy_blob(store: &Store, d: &Descriptor, dir: &Path) -> anyhow::Result<()> {
+fn copy_blob(store: &Store, d: &Descriptor, dir: &Path) -> Res<()> {
     let path = layout_blob_path(dir, &d.digest);
     if fs::metadata(&path).is_ok_and(|m| m.len() == d.size) {
         return Ok(());
     }
     let parent = path.parent().unwrap_or(dir);
     let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("creating a file in {}", parent.display()))?;
+        .doing(|| format!("creating a file in {}", parent.display()))?;
     let mut reader = store.open_verified(&d.digest)?;
     std::io::copy(&mut reader, &mut tmp)
-        .with_context(|| format!("copying blob {} to {}", d.digest, path.display()))?;
+        .doing(|| format!("copying blob {} to {}", d.digest, path.display()))?;
     tmp.as_file()
         .sync_all()
-        .with_context(|| format!("writing {}", path.display()))?;
+        .doing(|| format!("writing {}", path.display()))?;
     tmp.persist(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .doing(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -732,11 +770,11 @@ fn copy_blob(store: &Store, d: &Descriptor, dir: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn parse_to(spec: &str) -> anyhow::Result<CacheTo> {
+    fn parse_to(spec: &str) -> Res<CacheTo> {
         super::parse_to(spec, &Registries::default())
     }
 
-    fn parse_from(spec: &str) -> anyhow::Result<CacheFrom> {
+    fn parse_from(spec: &str) -> Res<CacheFrom> {
         super::parse_from(spec, &Registries::default())
     }
 

@@ -27,7 +27,9 @@ mod annotate;
 pub mod attest;
 mod cache;
 mod cache_mounts;
+mod changes;
 mod checks;
+mod commit;
 mod context_source;
 mod engine;
 mod error;
@@ -46,7 +48,9 @@ pub use cache::{
     parse_cache_from, parse_cache_to, CacheFrom, CacheTo, CacheTransport, LocalLayout,
     RegistryCache,
 };
+pub use changes::apply_change;
 pub use checks::CheckReport;
+pub use commit::{commit_container, CommitRequest};
 pub use context_source::{
     context_from_stream, fetch_context, fetch_named_contexts, FetchedContext,
 };

@@ -1,7 +1,6 @@
 //! `rbk`: parse arguments, run one command, turn its result into an exit code.
 
 mod args;
-mod changes;
 mod commands;
 mod humanize;
 mod lookup;

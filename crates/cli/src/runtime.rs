@@ -1,12 +1,18 @@
 //! The store and the OCI runtime as commands open them: what a killed rbk
-//! left behind (build containers, `rbk run` containers) is reaped first.
-//! Shared by `build`, `prune`, `system`, `inspect` and the container
-//! commands, so no verb calls into another for it.
+//! left behind (build containers, `rbk run` containers) is reaped first;
+//! and the container services several verbs share (a new id, waiting for
+//! an exit, starting a detached container's monitor). Used by `build`,
+//! `prune`, `system`, `inspect` and the container commands, so no verb
+//! calls into another for them.
 
+use std::io::BufRead;
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::{bail, Context};
 use rbk_exec::Runc;
-use rbk_store::{ContainerRecord, Store};
+use rbk_store::{ContainerRecord, ContainerState, Digest, Store};
 
 use crate::settings::GlobalSettings;
 
@@ -48,4 +54,84 @@ pub(crate) fn reap_build_containers(
         runc.reap_orphans()?;
     }
     Ok(())
+}
+
+/// A container id: 64 hex digits, from the time, the process and a counter.
+pub(crate) fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let seed = format!(
+        "{now}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    Digest::sha256_of(seed.as_bytes()).hex().to_string()
+}
+
+/// How often a waiting command looks at the record again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Waits up to `timeout` for container `id` to exit; its record then
+/// (`None` once it was removed, as `--rm` does). `Ok(Err(record))` when it
+/// still runs.
+pub(crate) fn wait_exited(
+    settings: &GlobalSettings,
+    store: &Store,
+    id: &str,
+    timeout: Duration,
+) -> anyhow::Result<Result<Option<ContainerRecord>, ContainerRecord>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        rbk_exec::reap_containers(store, settings.runtime.as_deref())?;
+        let record = match store.read_container(id) {
+            Ok(r) => r,
+            Err(e) if e.is_container_not_found() => return Ok(Ok(None)),
+            Err(e) => return Err(e.into()),
+        };
+        if record.state() != ContainerState::Running {
+            return Ok(Ok(Some(record)));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Err(record));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Starts the monitor of `record`'s container and waits until it says the
+/// process runs (or why it does not).
+pub(crate) fn spawn_monitor_process(store: &Store, record: &ContainerRecord) -> anyhow::Result<()> {
+    let dir = store.container_dir(&record.id);
+    let log_path = dir.join("monitor.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("--root").arg(store.root()).arg("container-monitor");
+    if let Some(runtime) = &record.runtime {
+        cmd.arg("--runtime").arg(runtime);
+    }
+    let mut child = cmd
+        .arg(&record.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .context("starting the container's monitor")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    match line.trim() {
+        "ok" => Ok(()),
+        "" => {
+            let _ = child.wait();
+            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("the container's monitor exited: {}", why.trim())
+        }
+        other => bail!("{}", other.strip_prefix("error: ").unwrap_or(other)),
+    }
 }

@@ -11,89 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use rbk_exec::Change;
-use rbk_store::image::{format_rfc3339, parse_rfc3339, History, Image};
-use rbk_store::{ContainerRecord, ContainerState, Digest, Layer, Reference, Store};
+use rbk_store::image::{format_rfc3339, parse_rfc3339};
+use rbk_store::{ContainerRecord, ContainerState, Reference, Store};
 
 use crate::args::{CommitArgs, ContainerArg, ContainerCommand, ExportArgs, PsArgs, RmArgs};
 use crate::runtime::{open_containers, runc_for};
 use crate::settings::GlobalSettings;
-
-/// The image `name` (a name or an id) from the store, else pulled.
-pub(crate) fn image_for_run(
-    settings: &GlobalSettings,
-    store: &Store,
-    name: &str,
-    pull: &str,
-    platform: Option<&str>,
-) -> anyhow::Result<Image> {
-    let host = crate::settings::host_platform();
-    let platform = match platform {
-        Some(text) => {
-            let (mut list, _) = rbk_build::parse_platforms(text, &host)?;
-            if list.len() != 1 {
-                bail!("--platform takes one platform for run, not {text:?}");
-            }
-            list.remove(0)
-        }
-        None => host,
-    };
-    let always = match pull {
-        "missing" => false,
-        "always" => true,
-        "never" => {
-            return Ok(store
-                .find_image(name)
-                .with_context(|| format!("No such image: {name} (--pull never)"))?
-                .image)
-        }
-        other => bail!("invalid pull policy {other:?}: expected missing, always or never"),
-    };
-    if !always {
-        if let Ok(found) = store.find_image(name) {
-            return Ok(found.image);
-        }
-    }
-    let reference: Reference = name
-        .parse()
-        .with_context(|| format!("invalid image name {name:?}"))?;
-    Ok(rbk_build::image_for_build(
-        store,
-        &settings.registries(),
-        &reference,
-        &platform,
-        always,
-    )?)
-}
-
-/// The image's layers, base first.
-pub(crate) fn layers(image: &Image) -> Vec<Layer> {
-    image
-        .manifest
-        .layers
-        .iter()
-        .zip(&image.config.rootfs.diff_ids)
-        .map(|(blob, diff_id)| Layer {
-            diff_id: *diff_id,
-            blob: blob.clone(),
-        })
-        .collect()
-}
-
-/// A container id: 64 hex digits, from the time, the process and a counter.
-pub(crate) fn new_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let seed = format!(
-        "{now}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    Digest::sha256_of(seed.as_bytes()).hex().to_string()
-}
 
 /// `ps --format` columns: field name and title.
 const PS_HEADERS: &[(&str, &str)] = &[
@@ -265,7 +188,7 @@ fn remove_one(
         let runc = runc_for(settings, &c)?;
         let _ = rbk_exec::signal_container(&runc, &c.id, "KILL");
         let waited = std::time::Duration::from_secs(10);
-        if super::container_life::wait_exited(settings, store, &c.id, waited)?.is_err() {
+        if crate::runtime::wait_exited(settings, store, &c.id, waited)?.is_err() {
             bail!("container {name} did not stop after SIGKILL");
         }
     }
@@ -279,7 +202,7 @@ pub(crate) fn diff(settings: &GlobalSettings, args: ContainerArg) -> anyhow::Res
     let c = store.find_container(&args.container)?;
     let image = store.find_image(&c.image.to_string())?.image;
     let upper = store.container_dir(&c.id).join("upper");
-    for (change, path) in rbk_exec::container_changes(&store, &layers(&image), &upper)? {
+    for (change, path) in rbk_exec::container_changes(&store, &image.layers(), &upper)? {
         let letter = match change {
             Change::Added => 'A',
             Change::Changed => 'C',
@@ -323,36 +246,15 @@ pub(crate) fn commit(settings: &GlobalSettings, args: CommitArgs) -> anyhow::Res
     if let Some(runc) = paused {
         rbk_exec::pause_container(&runc, &c.id, false)?;
     }
-    let layer = layer?;
-    let now = format_rfc3339(SystemTime::now());
-    let mut config = image.config.clone();
-    let mut runtime = config.config.clone().unwrap_or_default();
-    for change in &args.changes {
-        crate::changes::apply(&mut runtime, change)?;
-    }
-    config.config = Some(runtime);
-    config.created = Some(now.clone());
-    if let Some(author) = &args.author {
-        config.author = Some(author.clone());
-    }
-    let mut blobs = image.manifest.layers.clone();
-    if let Some(layer) = &layer {
-        config.rootfs.diff_ids.push(layer.diff_id);
-        blobs.push(layer.blob.clone());
-    }
-    config.history.push(History {
-        created: Some(now),
-        created_by: Some(c.args.join(" ")),
-        author: args.author.clone(),
-        comment: args.message.clone(),
-        empty_layer: layer.is_none(),
-    });
-    let manifest = store.put_image(&config, blobs)?;
-    let id = store.read_image(&manifest)?.id();
-    match &reference {
-        Some(r) => store.tag(r, manifest)?,
-        None => store.keep_untagged(id, manifest)?,
-    }
+    let request = rbk_build::CommitRequest {
+        layer: layer?,
+        created_by: c.args.join(" "),
+        author: args.author,
+        message: args.message,
+        changes: args.changes,
+        reference,
+    };
+    let id = rbk_build::commit_container(&store, &image, request)?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
@@ -407,7 +309,7 @@ pub(crate) fn export(settings: &GlobalSettings, args: ExportArgs) -> anyhow::Res
             let mut file = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("creating a file next to {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file.as_file_mut());
-            rbk_exec::export_container(&store, &layers(&image), &upper, &mut out)?;
+            rbk_exec::export_container(&store, &image.layers(), &upper, &mut out)?;
             std::io::Write::flush(&mut out)?;
             drop(out);
             file.persist(path)
@@ -419,7 +321,7 @@ pub(crate) fn export(settings: &GlobalSettings, args: ExportArgs) -> anyhow::Res
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            rbk_exec::export_container(&store, &layers(&image), &upper, &mut out)?;
+            rbk_exec::export_container(&store, &image.layers(), &upper, &mut out)?;
             std::io::Write::flush(&mut out)?;
         }
     }

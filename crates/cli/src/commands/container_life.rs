@@ -6,45 +6,18 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use rbk_exec::{LogEntry, LogStream};
-use rbk_store::{ContainerRecord, ContainerState, Store};
+use rbk_store::{ContainerState, Store};
 
 use crate::args::{ContainersArg, ExecArgs, KillArgs, LogsArgs, StartArgs, StopArgs};
-use crate::runtime::{open_containers, runc_for};
+use crate::runtime::{open_containers, runc_for, wait_exited};
 use crate::settings::GlobalSettings;
 
 /// How often a waiting command looks at the record again.
 const POLL: Duration = Duration::from_millis(50);
-
-/// Waits up to `timeout` for container `id` to exit; its record then
-/// (`None` once it was removed, as `--rm` does). `Ok(Err(record))` when it
-/// still runs.
-pub(crate) fn wait_exited(
-    settings: &GlobalSettings,
-    store: &Store,
-    id: &str,
-    timeout: Duration,
-) -> anyhow::Result<Result<Option<ContainerRecord>, ContainerRecord>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        rbk_exec::reap_containers(store, settings.runtime.as_deref())?;
-        let record = match store.read_container(id) {
-            Ok(r) => r,
-            Err(e) if e.is_container_not_found() => return Ok(Ok(None)),
-            Err(e) => return Err(e.into()),
-        };
-        if record.state() != ContainerState::Running {
-            return Ok(Ok(Some(record)));
-        }
-        if Instant::now() >= deadline {
-            return Ok(Err(record));
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 #[allow(clippy::print_stdout)] // the CLI reports here
 pub(crate) fn stop(settings: &GlobalSettings, args: StopArgs) -> anyhow::Result<ExitCode> {
@@ -104,14 +77,14 @@ pub(crate) fn start(settings: &GlobalSettings, args: StartArgs) -> anyhow::Resul
         }
         let log = store.container_dir(&c.id).join("container.log");
         let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
-        super::container_run::spawn_monitor_process(&store, &c)?;
+        crate::runtime::spawn_monitor_process(&store, &c)?;
         let code = follow(settings, &store, &c.id, offset, false)?;
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
     }
     each(&args.containers, |name| {
         let c = store.find_container(name)?;
         if c.state() != ContainerState::Running {
-            super::container_run::spawn_monitor_process(&store, &c)?;
+            crate::runtime::spawn_monitor_process(&store, &c)?;
         }
         println!("{name}");
         Ok(())

@@ -8,8 +8,8 @@
 //! rbk starts a monitor (this binary again, in a session of its own) and
 //! returns once the monitor says the process runs.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::process::{ExitCode, Stdio};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context};
@@ -18,10 +18,10 @@ use rbk_graph::NetworkMode;
 use rbk_store::image::format_rfc3339;
 use rbk_store::{ContainerRecord, Store};
 
-use super::container::{image_for_run, layers, new_id};
 use super::container_opts;
 use crate::args::{MonitorArgs, RunArgs};
-use crate::runtime::{open_containers, runc_for};
+use crate::lookup::image_for_run;
+use crate::runtime::{new_id, open_containers, runc_for, spawn_monitor_process};
 use crate::settings::GlobalSettings;
 
 /// Signals a foreground run passes on to the container.
@@ -267,7 +267,7 @@ fn foreground(
         r.monitor = Some(rbk_exec::current_owner());
         r.started = Some(format_rfc3339(SystemTime::now()));
     })?;
-    let prepared = rbk_exec::prepare_container(store, runc, &layers(&image), record, args.tty)?;
+    let prepared = rbk_exec::prepare_container(store, runc, &image.layers(), record, args.tty)?;
     let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
     let handle = signals.handle();
     let running = rbk_exec::spawn_foreground(&prepared, args.interactive)?;
@@ -307,7 +307,7 @@ pub(crate) fn monitor(settings: &GlobalSettings, args: MonitorArgs) -> anyhow::R
     )?;
     let mut stdout = std::io::stdout();
     let result =
-        rbk_exec::monitor_container(&store, &runc, &layers(&image), &args.id, &mut |ready| {
+        rbk_exec::monitor_container(&store, &runc, &image.layers(), &args.id, &mut |ready| {
             let line = match ready {
                 Ok(()) => "ok".to_string(),
                 Err(e) => format!("error: {}", error_chain(e)),
@@ -330,38 +330,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text.replace('\n', " ")
-}
-
-/// Starts the monitor of `record`'s container and waits until it says the
-/// process runs (or why it does not).
-pub(crate) fn spawn_monitor_process(store: &Store, record: &ContainerRecord) -> anyhow::Result<()> {
-    let dir = store.container_dir(&record.id);
-    let log_path = dir.join("monitor.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.arg("--root").arg(store.root()).arg("container-monitor");
-    if let Some(runtime) = &record.runtime {
-        cmd.arg("--runtime").arg(runtime);
-    }
-    let mut child = cmd
-        .arg(&record.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .context("starting the container's monitor")?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        std::io::BufReader::new(out).read_line(&mut line)?;
-    }
-    match line.trim() {
-        "ok" => Ok(()),
-        "" => {
-            let _ = child.wait();
-            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
-            bail!("the container's monitor exited: {}", why.trim())
-        }
-        other => bail!("{}", other.strip_prefix("error: ").unwrap_or(other)),
-    }
 }

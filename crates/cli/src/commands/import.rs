@@ -18,7 +18,7 @@ pub(crate) fn run(
     let reference: Reference = args.reference.parse()?;
     let mut container = ContainerConfig::default();
     for change in &args.changes {
-        crate::changes::apply(&mut container, change)?;
+        rbk_build::apply_change(&mut container, change)?;
     }
     let store = settings.open_store()?;
     // Blobs are written before they are tagged: keep GC away until then.

@@ -1,4 +1,10 @@
-//! One module per verb; each exposes `run(args) -> anyhow::Result<ExitCode>`.
+//! One module per verb (or family of verbs: `container*`), each exposing
+//! functions `(settings, args) -> anyhow::Result<ExitCode>`, plus private
+//! helpers of one verb (`build_check`, `metadata`, `secrets` for `build`;
+//! `container_opts`, `container_inspect`) and `platforms` (multi-platform
+//! images for `inspect`, `save`, `push`). What several verbs share lives
+//! outside this folder (`crate::lookup`, `crate::runtime`, `crate::table`,
+//! `crate::template`), so no verb calls into another.
 
 pub(crate) mod analyze;
 pub(crate) mod build;

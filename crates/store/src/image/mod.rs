@@ -316,6 +316,19 @@ pub struct Image {
 }
 
 impl Image {
+    /// The image's layers, base first: each blob with its diff id.
+    pub fn layers(&self) -> Vec<crate::Layer> {
+        self.manifest
+            .layers
+            .iter()
+            .zip(&self.config.rootfs.diff_ids)
+            .map(|(blob, diff_id)| crate::Layer {
+                diff_id: *diff_id,
+                blob: blob.clone(),
+            })
+            .collect()
+    }
+
     /// The image id, as Docker shows it: the config's digest.
     pub fn id(&self) -> Digest {
         self.manifest.config.digest

@@ -3,11 +3,13 @@
 //! `ENV K V`, `LABEL K=V …`, `EXPOSE 80 53/udp`, `WORKDIR`, `USER`, `VOLUME`,
 //! `STOPSIGNAL`.
 
-use anyhow::{bail, Context};
 use rbk_store::image::ContainerConfig;
 
-/// Applies one instruction to `config`.
-pub(crate) fn apply(config: &mut ContainerConfig, change: &str) -> anyhow::Result<()> {
+use crate::{Error, Result};
+
+/// Applies one `--change` instruction to `config` (`rbk import`, `rbk
+/// commit`).
+pub fn apply_change(config: &mut ContainerConfig, change: &str) -> Result<()> {
     let change = change.trim();
     let (keyword, rest) = change
         .split_once(char::is_whitespace)
@@ -37,20 +39,20 @@ pub(crate) fn apply(config: &mut ContainerConfig, change: &str) -> anyhow::Resul
         "WORKDIR" => config.working_dir = nonempty(rest, "WORKDIR")?,
         "USER" => config.user = nonempty(rest, "USER")?,
         "STOPSIGNAL" => config.stop_signal = nonempty(rest, "STOPSIGNAL")?,
-        other => bail!("--change {change:?}: {other} is not supported (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR)"),
+        other => return Err(Error::Invalid(format!("--change {change:?}: {other} is not supported (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR)"))),
     }
     Ok(())
 }
 
-fn nonempty(rest: &str, what: &str) -> anyhow::Result<String> {
+fn nonempty(rest: &str, what: &str) -> Result<String> {
     if rest.is_empty() {
-        bail!("--change {what} needs a value");
+        return Err(Error::Invalid(format!("--change {what} needs a value")));
     }
     Ok(rest.to_string())
 }
 
 /// Exec form (a JSON array of strings) or shell form.
-fn command(rest: &str) -> anyhow::Result<Vec<String>> {
+fn command(rest: &str) -> Result<Vec<String>> {
     if rest.starts_with('[') {
         if let Ok(list) = serde_json::from_str::<Vec<String>>(rest) {
             return Ok(list);
@@ -63,15 +65,16 @@ fn command(rest: &str) -> anyhow::Result<Vec<String>> {
     ])
 }
 
-fn list_or_words(rest: &str) -> anyhow::Result<Vec<String>> {
+fn list_or_words(rest: &str) -> Result<Vec<String>> {
     if rest.starts_with('[') {
-        return serde_json::from_str(rest).context("--change VOLUME: invalid JSON array");
+        return serde_json::from_str(rest)
+            .map_err(|e| Error::Invalid(format!("--change VOLUME: invalid JSON array: {e}")));
     }
     words(rest)
 }
 
 /// Splits on whitespace, honouring double and single quotes and `\` escapes.
-fn words(text: &str) -> anyhow::Result<Vec<String>> {
+fn words(text: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur: Option<String> = None;
     let mut quote = None;
@@ -85,26 +88,30 @@ fn words(text: &str) -> anyhow::Result<Vec<String>> {
             }
             (Some(q), c) if c == q => quote = None,
             (q, '\\') if q != Some('\'') => {
-                let next = chars.next().context("--change: trailing backslash")?;
+                let next = chars
+                    .next()
+                    .ok_or_else(|| Error::Invalid("--change: trailing backslash".into()))?;
                 cur.get_or_insert_with(String::new).push(next);
             }
             (_, c) => cur.get_or_insert_with(String::new).push(c),
         }
     }
     if quote.is_some() {
-        bail!("--change: unterminated quote in {text:?}");
+        return Err(Error::Invalid(format!(
+            "--change: unterminated quote in {text:?}"
+        )));
     }
     out.extend(cur);
     Ok(out)
 }
 
 /// `K=V K2="v 2"`, or the legacy `K V with spaces` (one pair).
-fn pairs(rest: &str, what: &str) -> anyhow::Result<Vec<(String, String)>> {
+fn pairs(rest: &str, what: &str) -> Result<Vec<(String, String)>> {
     let first = rest.split_whitespace().next().unwrap_or_default();
     if !first.contains('=') {
         let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         if k.is_empty() {
-            bail!("--change {what} needs KEY=VALUE");
+            return Err(Error::Invalid(format!("--change {what} needs KEY=VALUE")));
         }
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
@@ -112,7 +119,9 @@ fn pairs(rest: &str, what: &str) -> anyhow::Result<Vec<(String, String)>> {
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => bail!("--change {what}: {w:?} is not KEY=VALUE"),
+            _ => Err(Error::Invalid(format!(
+                "--change {what}: {w:?} is not KEY=VALUE"
+            ))),
         })
         .collect()
 }
@@ -124,7 +133,7 @@ mod tests {
     fn applied(changes: &[&str]) -> ContainerConfig {
         let mut c = ContainerConfig::default();
         for ch in changes {
-            apply(&mut c, ch).unwrap();
+            apply_change(&mut c, ch).unwrap();
         }
         c
     }
@@ -156,8 +165,8 @@ mod tests {
     #[test]
     fn rejects_unknown_instructions_and_bad_quotes() {
         let mut c = ContainerConfig::default();
-        assert!(apply(&mut c, "RUN rm -rf /").is_err());
-        assert!(apply(&mut c, "ENV A=\"x").is_err());
-        assert!(apply(&mut c, "WORKDIR").is_err());
+        assert!(apply_change(&mut c, "RUN rm -rf /").is_err());
+        assert!(apply_change(&mut c, "ENV A=\"x").is_err());
+        assert!(apply_change(&mut c, "WORKDIR").is_err());
     }
 }

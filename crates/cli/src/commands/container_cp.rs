@@ -10,7 +10,6 @@ use anyhow::{bail, Context};
 use rbk_exec::{CopyOptions, CopyRoot};
 use rbk_store::{ContainerRecord, Store};
 
-use super::container::layers;
 use crate::args::CpArgs;
 use crate::runtime::{open_containers, runc_for};
 use crate::settings::GlobalSettings;
@@ -66,7 +65,7 @@ fn container_root(
         .with_context(|| format!("the image of container {} is gone", c.name))?
         .image;
     let runc = runc_for(settings, &c)?;
-    let root = CopyRoot::container(store, &runc, &layers(&image), &c, write)?;
+    let root = CopyRoot::container(store, &runc, &image.layers(), &c, write)?;
     Ok((c, root))
 }
 

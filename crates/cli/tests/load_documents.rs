@@ -582,3 +582,86 @@ fn an_image_without_a_name_is_kept_untagged() {
     ok(&other, &support::build_args(&ctx, &["-t", "on-unnamed"]));
     ok(&other, &["system", "verify"]);
 }
+
+/// Issue 10: the layer media types of Docker and OCI, gzip, zstd and
+/// uncompressed, each in an OCI archive: loaded (the image id is the
+/// base's: the config is unchanged) and built on with a RUN.
+#[test]
+fn layers_of_every_docker_and_oci_media_type_load_and_run() {
+    let dir = scratch("media-types");
+    let (root, entries) = saved_base(&dir);
+    let gzip = |b: &[u8]| {
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        w.write_all(b).unwrap();
+        w.finish().unwrap()
+    };
+    let zstd = |b: &[u8]| zstd::encode_all(b, 1).unwrap();
+    let plain = |b: &[u8]| b.to_vec();
+    let cases: [(&str, &str, &dyn Fn(&[u8]) -> Vec<u8>); 6] = [
+        ("oci-tar", "application/vnd.oci.image.layer.v1.tar", &plain),
+        (
+            "oci-gzip",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &gzip,
+        ),
+        (
+            "oci-zstd",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            &zstd,
+        ),
+        (
+            "docker-tar",
+            "application/vnd.docker.image.rootfs.diff.tar",
+            &plain,
+        ),
+        (
+            "docker-gzip",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            &gzip,
+        ),
+        (
+            "docker-zstd",
+            "application/vnd.docker.image.rootfs.diff.tar.zstd",
+            &zstd,
+        ),
+    ];
+    let id = |root: &Path, image: &str| stdout(&ok(root, &["images", "-q", "--no-trunc", image]));
+    for (name, media_type, compress) in cases {
+        let mut entries = entries.clone();
+        let mut m = manifest(&entries);
+        for layer in m["layers"].as_array_mut().unwrap() {
+            let bytes = compress(&entries[&blob_path(layer["digest"].as_str().unwrap())]);
+            layer["size"] = bytes.len().into();
+            layer["digest"] = put_blob(&mut entries, bytes).into();
+            layer["mediaType"] = media_type.into();
+        }
+        if media_type.contains("docker") {
+            m["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json".into();
+            m["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json".into();
+        }
+        set_manifest_bytes(&mut entries, serde_json::to_vec(&m).unwrap());
+        let mut index: Value = serde_json::from_slice(&entries["index.json"]).unwrap();
+        index["manifests"][0]["mediaType"] = m["mediaType"].clone();
+        index["manifests"][0]["annotations"]["io.containerd.image.name"] =
+            format!("docker.io/library/{name}:1").into();
+        entries.insert("index.json".into(), serde_json::to_vec(&index).unwrap());
+        let archive = dir.join(format!("{name}.tar"));
+        write_archive(&entries, &archive);
+        let store = dir.join(name);
+        ok(&store, &["load", "-i", archive.to_str().unwrap()]);
+        assert_eq!(
+            id(&store, &format!("{name}:1")),
+            id(&root, "rbk-busybox"),
+            "{name}"
+        );
+        let ctx = support::context(
+            &dir.join(format!("ctx-{name}")),
+            &[(
+                "Dockerfile",
+                &format!("FROM {name}:1\nRUN busybox true && echo ran > /ran\n"),
+            )],
+        );
+        ok(&store, &support::build_args(&ctx, &["-t", "on-it"]));
+        ok(&store, &["system", "verify"]);
+    }
+}

@@ -583,6 +583,9 @@ fn an_image_without_a_name_is_kept_untagged() {
     ok(&other, &["system", "verify"]);
 }
 
+/// How a case compresses a layer.
+type Compress = dyn Fn(&[u8]) -> Vec<u8>;
+
 /// Issue 10: the layer media types of Docker and OCI, gzip, zstd and
 /// uncompressed, each in an OCI archive: loaded (the image id is the
 /// base's: the config is unchanged) and built on with a RUN.
@@ -597,7 +600,7 @@ fn layers_of_every_docker_and_oci_media_type_load_and_run() {
     };
     let zstd = |b: &[u8]| zstd::encode_all(b, 1).unwrap();
     let plain = |b: &[u8]| b.to_vec();
-    let cases: [(&str, &str, &dyn Fn(&[u8]) -> Vec<u8>); 6] = [
+    let cases: [(&str, &str, &Compress); 6] = [
         ("oci-tar", "application/vnd.oci.image.layer.v1.tar", &plain),
         (
             "oci-gzip",

@@ -20,7 +20,11 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     // Before any thread starts: a multi-threaded process cannot make a
     // user namespace.
-    match rootless::enter() {
+    let container = match &cli.command {
+        args::Command::Exec(a) => Some(a.container.as_str()),
+        _ => None,
+    };
+    match rootless::enter(cli.root.as_deref(), container) {
         Ok(rootless::Entered::Continue) => {}
         Ok(rootless::Entered::Done(code)) => return code,
         Err(err) => {

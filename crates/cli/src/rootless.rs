@@ -3,12 +3,17 @@
 //! then runs as that namespace's root.
 
 use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
 use rbk_exec::userns::{self, Invoker};
 
 /// Set on the re-run child: "make your namespace, your parent maps it".
 const CHILD_ENV: &str = "RBK_USERNS_CHILD";
+/// Set instead when the command works on a running container: "join the
+/// namespaces of this pid" (the container's monitor), which own the
+/// container's own namespaces.
+const JOIN_ENV: &str = "RBK_USERNS_JOIN";
 
 /// What `main` does next.
 pub(crate) enum Entered {
@@ -20,8 +25,17 @@ pub(crate) enum Entered {
 
 /// Enters the user namespace when rbk is not root. The parent only waits
 /// for the child and passes its exit status on.
-pub(crate) fn enter() -> anyhow::Result<Entered> {
+///
+/// `container` names the running container the command works in (`rbk
+/// exec`), whose namespaces the child joins instead of making its own.
+pub(crate) fn enter(root: Option<&Path>, container: Option<&str>) -> anyhow::Result<Entered> {
     if rustix::process::geteuid().is_root() {
+        return Ok(Entered::Continue);
+    }
+    if let Some(pid) = std::env::var_os(JOIN_ENV) {
+        let pid = pid.to_string_lossy().parse::<u32>()?;
+        userns::join(pid)?;
+        std::env::remove_var(JOIN_ENV);
         return Ok(Entered::Continue);
     }
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -30,6 +44,13 @@ pub(crate) fn enter() -> anyhow::Result<Entered> {
         // root in the namespace already and must not try again.
         std::env::remove_var(CHILD_ENV);
         return Ok(Entered::Continue);
+    }
+    if let Some(pid) = container.and_then(|c| monitor_of(root, c)) {
+        let mut child = std::process::Command::new(std::env::current_exe()?);
+        child
+            .args(std::env::args_os().skip(1))
+            .env(JOIN_ENV, pid.to_string());
+        return Ok(Entered::Done(exit_code(child.status()?)));
     }
     let plan = userns::plan(&invoker())?;
     if let Some(why) = &plan.fallback {
@@ -40,6 +61,15 @@ pub(crate) fn enter() -> anyhow::Result<Entered> {
     child.args(std::env::args_os().skip(1)).env(CHILD_ENV, "1");
     let status = userns::run_mapped(&plan, child)?;
     Ok(Entered::Done(exit_code(status)))
+}
+
+/// The live monitor process of the running container `name` in the store
+/// (read from outside the namespace: the store is the user's own files).
+fn monitor_of(root: Option<&Path>, name: &str) -> Option<u32> {
+    let root = crate::settings::store_root(root).ok()?;
+    let store = rbk_store::Store::open(&root).ok()?;
+    let monitor = store.find_container(name).ok()?.monitor?;
+    rbk_exec::is_alive(&monitor).then_some(u32::try_from(monitor.pid).ok()?)
 }
 
 /// The child's exit status as ours; killed by a signal is 128 + signal, as

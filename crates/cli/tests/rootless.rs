@@ -18,13 +18,17 @@ use support::{base_tarball, file, header, ok, rbk, stderr, stdout, store_named};
 const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
 
 /// Files owned by 1000:1000 and 65534:65534 (COPY --chown and RUN chown),
-/// a setuid file, and a cache mount.
+/// a setuid file, a cache mount, and a directory removed and made again
+/// (an opaque directory: overlayfs marks it with an xattr, `user.overlay.*`
+/// rootless).
 const OWNERS: &str = "FROM rbk-busybox:latest
 COPY --chown=1000:1000 a.txt /owned/by-app
 COPY --chown=65534:65534 a.txt /owned/by-nobody
 RUN mkdir -p /data && echo hi > /data/x && chown -R 1000:1000 /data \
  && cp /bin/busybox /data/suid && chown 65534:65534 /data/suid && chmod 4755 /data/suid
 RUN --mount=type=cache,target=/cache echo cached >> /cache/f && cp /cache/f /from-cache
+RUN mkdir -p /opq/sub && touch /opq/old /opq/sub/x
+RUN rm -rf /opq && mkdir /opq && touch /opq/new
 ";
 
 fn inspect(out: &std::process::Output) -> (String, Vec<String>) {
@@ -109,7 +113,7 @@ fn a_rootless_build_gives_the_layers_and_image_ids_of_a_root_build() {
             &root_image(&root, "owners:1").1
         )
     );
-    assert_eq!(layers.len(), 5, "{layers:?}");
+    assert_eq!(layers.len(), 7, "{layers:?}");
 
     // The default store is $XDG_DATA_HOME/rbk, the user's, and files the
     // image owns as 1000 are the user's subordinate id 1000 on disk:
@@ -151,6 +155,39 @@ fn a_rootless_build_gives_the_layers_and_image_ids_of_a_root_build() {
     let fresh = s.dir.join("fresh-root-store");
     ok(&fresh, &["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(root_image(&fresh, "owners:1"), (id, layers));
+
+    // Root's save loads rootless into another store of the user's, whose
+    // snapshots are unpacked from the layers: owners, the setuid bit and
+    // the opaque directory come back.
+    let archive = s.dir.join("owners-root.tar");
+    ok(
+        &root,
+        &["save", "-o", archive.to_str().unwrap(), "owners:1"],
+    );
+    s.share(&archive);
+    let other = s.dir.join("home/other-store");
+    let other = other.to_str().unwrap();
+    s.ok(
+        &["--root", other, "load", "-i", archive.to_str().unwrap()],
+        &[],
+    );
+    let out = s.ok(
+        &[
+            "--root",
+            other,
+            "run",
+            "--rm",
+            "owners:1",
+            "sh",
+            "-c",
+            "ls /opq; stat -c '%u:%g %a' /owned/by-app /owned/by-nobody /data/suid",
+        ],
+        &[],
+    );
+    assert_eq!(
+        stdout(&out),
+        "new\n1000:1000 644\n65534:65534 644\n65534:65534 4755\n"
+    );
 }
 
 fn find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
@@ -211,7 +248,7 @@ fn rootless_run_steps_use_the_host_network_and_push_and_pull_work() {
 }
 
 #[test]
-fn rootless_run_and_commit() {
+fn rootless_run_commit_and_exec() {
     let s = Scratch::new("commit", &user(WITH_RANGES));
     s.ok(
         &[
@@ -247,6 +284,19 @@ fn rootless_run_and_commit() {
         &[],
     );
     assert_eq!(stdout(&out).trim(), "1000:1000 /made");
+
+    // A detached container lives in the namespaces of the rbk that started
+    // it; a later `rbk exec` joins them.
+    s.ok(
+        &["run", "-d", "--name", "d1", "committed:1", "sleep", "60"],
+        &[],
+    );
+    let out = s.ok(&["exec", "d1", "cat", "/made"], &[]);
+    assert_eq!(stdout(&out), "made\n");
+    let out = s.rbk(&["exec", "d1", "sh", "-c", "exit 3"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    s.ok(&["stop", "-t", "1", "d1"], &[]);
+    s.ok(&["rm", "d1"], &[]);
 }
 
 #[test]

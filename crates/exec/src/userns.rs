@@ -344,6 +344,34 @@ pub fn become_mapped_root() -> Result<()> {
     })
 }
 
+/// Child side, instead of [`become_mapped_root`]: joins the user and
+/// mount namespaces of `pid`, a process of an earlier rootless rbk of the
+/// same user (the monitor of a detached container), so that runc can enter
+/// the container's namespaces, which that user namespace owns. The user
+/// owns the namespace, so it may join it without help. Single-threaded
+/// only, like `become_mapped_root`.
+pub fn join(pid: u32) -> Result<()> {
+    let open = |kind: &str| {
+        let path = format!("/proc/{pid}/ns/{kind}");
+        std::fs::File::open(&path).map_err(|e| Error::Rootless {
+            message: format!("opening {path} to join the container's namespaces"),
+            source: Some(e),
+        })
+    };
+    let (user, mnt) = (open("user")?, open("mnt")?);
+    let setns = |file: &std::fs::File, kind| {
+        use std::os::fd::AsFd;
+        rustix::thread::move_into_link_name_space(file.as_fd(), Some(kind)).map_err(|e| {
+            Error::Rootless {
+                message: format!("joining the namespaces of process {pid}"),
+                source: Some(e.into()),
+            }
+        })
+    };
+    setns(&user, rustix::thread::LinkNameSpaceType::User)?;
+    setns(&mnt, rustix::thread::LinkNameSpaceType::Mount)
+}
+
 /// What to do when the kernel refuses an unprivileged user namespace.
 fn userns_refused_hint(errno: rustix::io::Errno) -> String {
     let sysctls = "ask the administrator to allow unprivileged user namespaces: \

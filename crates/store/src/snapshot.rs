@@ -83,6 +83,10 @@ pub fn overlay_mount(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> Mount
         options.push(format!("upperdir={}", escape_overlay_path(upper)));
         options.push(format!("workdir={}", escape_overlay_path(work)));
     }
+    if crate::overlay_xattrs().userxattr {
+        // Rootless: overlayfs keeps its attributes in user.overlay.*.
+        options.push("userxattr".into());
+    }
     Mount {
         fstype: "overlay".into(),
         source: PathBuf::from("overlay"),

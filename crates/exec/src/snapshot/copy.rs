@@ -164,7 +164,7 @@ fn xattrs(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<BTreeMap<Ve
     let mut out = BTreeMap::new();
     let mut value = vec![0u8; 65536];
     for key in list[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
-        if key.starts_with(b"trusted.overlay.") {
+        if rbk_store::overlay_xattrs().is_overlay(key) {
             continue;
         }
         let key_c = CString::new(key).expect("xattr names have no NUL");
@@ -182,7 +182,11 @@ fn xattrs(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<BTreeMap<Ve
 fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
     let mut value = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(fd_path(dir, name), c"trusted.overlay.opaque", &mut value[..]),
+        rustix::fs::lgetxattr(
+            fd_path(dir, name),
+            rbk_store::overlay_xattrs().opaque,
+            &mut value[..]
+        ),
         Ok(1) if value[0] == b'y'
     )
 }
@@ -521,7 +525,8 @@ impl Diff<'_> {
                     apply_dir(&src, &dst, &shown, false, &mut self.links)?;
                     let mut x = now.xattrs.clone();
                     if old.is_some() {
-                        x.insert(b"trusted.overlay.opaque".to_vec(), b"y".to_vec());
+                        let opaque = rbk_store::overlay_xattrs().opaque.to_bytes();
+                        x.insert(opaque.to_vec(), b"y".to_vec());
                     }
                     set_meta(up.as_fd(), name, &st, &x, &shown)?;
                     continue;

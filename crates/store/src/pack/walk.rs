@@ -268,16 +268,26 @@ fn read_xattrs(path: &Path, scratch: &mut [u8]) -> Result<Xattrs> {
         Err(e) => return Err(Error::io("listing xattrs of", path)(e.into())),
     };
     let mut out = Xattrs::default();
+    let overlay = crate::overlay_xattrs();
     for name in list[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        match name {
-            b"trusted.overlay.redirect" | b"trusted.overlay.metacopy" => {
+        let own = name.strip_prefix(overlay.prefix.as_bytes());
+        match own {
+            Some(b"redirect" | b"metacopy") => {
                 let name = String::from_utf8_lossy(name);
                 return Err(layer_error(
                     path,
                     &format!("overlay xattr {name} (redirect_dir/metacopy) is not supported"),
                 ));
             }
-            b"trusted.overlay.opaque" => out.opaque = get_xattr(path, name, value)? == b"y",
+            Some(b"opaque") => {
+                out.opaque = get_xattr(path, name, value)? == b"y";
+                continue;
+            }
+            // overlayfs's other bookkeeping (origin, impure…).
+            Some(_) => continue,
+            None => {}
+        }
+        match name {
             n if n.starts_with(b"user.") || n == b"security.capability" => {
                 let value = get_xattr(path, name, value)?;
                 out.kept.insert(name.to_vec(), value.to_vec());

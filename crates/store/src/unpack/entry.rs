@@ -20,7 +20,6 @@ use crate::{Error, Result};
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
-const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Largest size the 11-digit octal ustar field can hold.
 const USTAR_MAX_SIZE: u64 = 0o77777777777;
 
@@ -523,7 +522,7 @@ impl<'o> Unpacker<'o> {
         };
         rfs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(errno("changing mode", name))?;
         for (key, value) in &item.xattrs {
-            if key.starts_with("trusted.overlay.") {
+            if crate::overlay_xattrs().is_overlay(key.as_bytes()) {
                 self.stats.skipped += 1;
                 continue;
             }
@@ -640,8 +639,9 @@ impl<'o> Unpacker<'o> {
             .map_err(extract("resolving opaque directory", name))?;
         match self.opts.whiteouts {
             Whiteouts::Overlay => {
-                rfs::fsetxattr(&dir, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                    .map_err(errno("setting trusted.overlay.opaque", name))?;
+                let opaque = crate::overlay_xattrs().opaque;
+                rfs::fsetxattr(&dir, opaque, b"y", XattrFlags::empty())
+                    .map_err(errno("marking an opaque directory", name))?;
             }
             Whiteouts::Apply => {
                 for child in Root::list(&dir).map_err(extract("listing opaque directory", name))? {

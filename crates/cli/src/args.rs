@@ -351,9 +351,10 @@ pub(crate) struct BuildArgs {
     #[arg(long = "no-cache-filter", value_name = "STAGE")]
     pub(crate) no_cache_filter: Vec<String>,
     /// Progress output: `auto` (tty when stderr is a terminal, else plain),
-    /// `tty`, `plain` or `quiet`.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub(crate) progress: ProgressMode,
+    /// `tty`, `plain`, `quiet`, `rawjson` (BuildKit's status stream as JSON
+    /// lines) or `none`. Default: `$BUILDKIT_PROGRESS`, else `auto`.
+    #[arg(long, value_enum)]
+    pub(crate) progress: Option<ProgressMode>,
     /// Print only the image id on success.
     #[arg(short, long)]
     pub(crate) quiet: bool,
@@ -423,6 +424,10 @@ pub(crate) enum ProgressMode {
     Plain,
     /// Nothing but errors.
     Quiet,
+    /// BuildKit's `SolveStatus` stream, one JSON object a line.
+    Rawjson,
+    /// Nothing but errors (as buildx's `none`).
+    None,
 }
 
 /// `--compression`.

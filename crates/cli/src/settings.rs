@@ -321,6 +321,51 @@ pub(crate) fn compression(arg: crate::args::CompressionArg) -> rbk_exec::Compres
     }
 }
 
+/// The progress view from `--progress` (else `$BUILDKIT_PROGRESS`, else
+/// `auto`), `--quiet`, whether stderr is a terminal, `NO_COLOR`,
+/// `BUILDKIT_COLORS` and `BUILDKIT_TTY_LOG_LINES`, as buildx resolves them.
+pub(crate) fn progress_settings(
+    flag: Option<crate::args::ProgressMode>,
+    quiet: bool,
+    env: impl Fn(&str) -> Option<String>,
+    terminal: bool,
+) -> anyhow::Result<crate::progress::ProgressSettings> {
+    use crate::args::ProgressMode as Flag;
+    use crate::progress::Mode;
+    let flag = match flag {
+        Some(f) => f,
+        None => match env("BUILDKIT_PROGRESS").filter(|v| !v.is_empty()) {
+            None => Flag::Auto,
+            Some(v) => <Flag as clap::ValueEnum>::from_str(&v, true).map_err(|_| {
+                anyhow::anyhow!(
+                    "BUILDKIT_PROGRESS={v:?}: expected auto, tty, plain, quiet, rawjson or none"
+                )
+            })?,
+        },
+    };
+    let mode = match flag {
+        _ if quiet => Mode::Quiet,
+        Flag::Quiet | Flag::None => Mode::Quiet,
+        Flag::Plain => Mode::Plain,
+        Flag::Rawjson => Mode::RawJson,
+        Flag::Auto if !terminal => Mode::Plain,
+        Flag::Tty if !terminal => bail!("--progress=tty needs stderr to be a terminal"),
+        Flag::Auto | Flag::Tty => Mode::Tty,
+    };
+    let log_lines = env("BUILDKIT_TTY_LOG_LINES")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(6);
+    Ok(crate::progress::ProgressSettings {
+        mode,
+        colors: crate::progress::Colors::resolve(
+            env("NO_COLOR").as_deref(),
+            env("BUILDKIT_COLORS").as_deref(),
+        ),
+        log_lines,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

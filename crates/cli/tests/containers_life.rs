@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use support::tmux::Tmux;
 use support::{context, mounts_under, ok, rbk, stderr, stdout};
 
 fn scratch(name: &str) -> PathBuf {
@@ -330,77 +331,19 @@ fn two_runs_with_one_name_one_wins() {
     assert_eq!(stdout(&ok(&root, &["ps", "-a", "-q"])).lines().count(), 1);
 }
 
-/// A tmux server of the test's own, on a socket named after the test.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is missing: install it (cargo xtask ci does)");
-        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
-        out
-    }
-
-    fn pane(&self) -> String {
-        stdout(&self.cmd(&["capture-pane", "-p", "-t", "t"]))
-    }
-
-    /// Waits until the pane shows `text`.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let pane = self.pane();
-            if pane.contains(text) {
-                return pane;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{text:?} never appeared:\n{pane}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
 #[test]
 fn run_it_gives_a_terminal_that_resizes_and_ends_with_ctrl_d() {
     let dir = scratch("tty");
     let root = base(&dir);
     let status = dir.join("exit");
-    let tmux = Tmux {
-        socket: format!("rbk-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("tty");
     let script = format!(
         "{} --root {} run -it --rm base:1 sh; echo $? > {}; sleep 60",
         env!("CARGO_BIN_EXE_rbk"),
         root.display(),
         status.display()
     );
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "-s",
-        "t",
-        &script,
-    ]);
+    tmux.start(80, 24, &script);
     tmux.wait_for("/ #"); // capture-pane drops trailing blanks
     tmux.cmd(&["send-keys", "-t", "t", "echo $((6*7)); tty", "Enter"]);
     let pane = tmux.wait_for("42");

@@ -14,6 +14,13 @@ use crate::progress::Progress;
 use crate::settings::{FrontendSettings, GlobalSettings};
 
 pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let planning = std::time::Instant::now();
+    let progress_settings = crate::settings::progress_settings(
+        args.progress,
+        args.quiet,
+        |k| std::env::var(k).ok(),
+        crate::progress::stderr_is_terminal(),
+    )?;
     let registries = settings.registries();
     let store = settings.open_store()?;
     crate::runtime::reap_build_containers(settings, &store, args.runtime.clone())?;
@@ -106,8 +113,23 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let planned = super::build_check::plan(&engine, request)?;
     let findings = planned.planned.checks.buildkit();
     report_warnings(&planned.warnings);
-    let progress = Progress::new(args.progress, args.quiet, &planned.planned.dag);
+    let build_id = build_id();
+    let progress = Progress::new(
+        progress_settings,
+        &planned.planned.dag,
+        planning,
+        (dockerfile.name.clone(), dockerfile.text.len() as u64),
+        Some(store.root().join("logs").join(&build_id)),
+    );
     let result = engine.run(planned, &progress);
+    if let Ok(result) = &result {
+        let id = match &result.index {
+            Some(index) => index.digest,
+            None => result.image.id(),
+        };
+        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        progress.exported(&id.to_string(), &names);
+    }
     progress.finish(result.is_ok());
     let result = result?;
     report_warnings(&result.warnings);
@@ -124,7 +146,10 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         let doc = super::metadata::document(&result, &tags, &findings, &dockerfile);
         super::metadata::write(path, &doc)?;
     }
-    report_done(args.quiet && !to_stdout, &id.to_string(), &tags);
+    match progress.shows_result() {
+        true => {}
+        false => report_done(args.quiet && !to_stdout, &id.to_string(), &tags),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -173,6 +198,19 @@ fn fetch_context(
         args.frontend.file = Some(fetched.dockerfile.clone());
     }
     Ok(Some(fetched))
+}
+
+/// A build's id, for its logs: the UTC time it started and the process,
+/// so ids sort by time.
+fn build_id() -> String {
+    let now = std::time::SystemTime::now();
+    let stamp = rbk_store::image::format_rfc3339(now);
+    let stamp: String = stamp
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{stamp}Z-{}", std::process::id())
 }
 
 #[allow(clippy::print_stderr)] // the CLI reports here

@@ -182,6 +182,7 @@ pub(crate) mod platforms;
 pub(crate) mod registry;
 pub(crate) mod remote;
 pub(crate) mod rootless;
+pub(crate) mod tmux;
 pub(crate) mod tools;
 
 /// A runtime that answers `--version` like runc and fails, leaving a mark,

@@ -3,6 +3,7 @@
 //! `bench/runs/<date>-<host>/{raw.csv,summary.md}`.
 
 mod build;
+mod cache_mounts;
 mod fleet;
 mod frontend;
 mod platforms;
@@ -50,10 +51,11 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry|platforms|real|scale|fleet]`
-    // runs one group; no argument runs all but `real` (minutes of apt, pip
-    // and npm downloads), `scale` (gigabytes of generated data) and `fleet`
-    // (eight concurrent runners), which run only when named.
+    // `cargo xtask bench [frontend|build|store|registry|platforms|real|cache-mounts|scale|fleet]`
+    // runs one group; no argument runs all but `real` and `cache-mounts`
+    // (minutes of apt, pip and npm downloads), `scale` (gigabytes of
+    // generated data) and `fleet` (eight concurrent runners), which run only
+    // when named.
     let only = std::env::args().nth(2).unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only == group;
     let mut figures = Vec::new();
@@ -80,6 +82,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if only == "real" {
         figures.extend(real::figures(root)?);
+    }
+    // Like `real`: minutes of apt, pip and npm downloads, only when named.
+    if only == "cache-mounts" {
+        figures.extend(cache_mounts::figures(root)?);
     }
     let dir = root
         .join("bench/runs")

@@ -198,7 +198,7 @@ fn mirror() -> anyhow::Result<String> {
 
 /// `--secret id=ca,…` plus `NPM_REGISTRY`/`PIP_INDEX_URL` build args from
 /// the host's npm and pip configuration, when set.
-fn package_args() -> Vec<String> {
+pub(super) fn package_args() -> Vec<String> {
     let mut args = vec!["--secret".to_string(), format!("id=ca,src={CA_BUNDLE}")];
     let output = |program: &str, a: &[&str]| {
         Command::new(program)

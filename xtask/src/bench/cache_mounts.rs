@@ -1,0 +1,185 @@
+//! `cargo xtask bench cache-mounts`: the cache-mount export (issue 16,
+//! item 7) on the real-world app Dockerfile
+//! (`crates/cli/tests/testdata/real-debian/app`, whose `npm install` runs
+//! with `RUN --mount=type=cache,target=/root/.npm`), between two stores
+//! through a loopback docker-registry.
+//!
+//! Runner A (a fresh store with the real Debian base) builds the app with
+//! `--cache-to type=registry,…,mode=max,cache-mounts=true`. Runner B
+//! (another fresh store) builds it with `--cache-from` that cache and
+//! `--no-cache-filter node`, so its `npm install` runs again while the
+//! other steps come from the layer cache. npm keeps what it downloads
+//! (tarballs and registry metadata) content-addressed in
+//! `_cacache/content-v2`: the figures are the entries runner A's cold step
+//! put there (what a runner without the export downloads), and the entries
+//! runner B's step added to the cache seeded from A's export (what B
+//! downloaded; the goal is 0), plus the exported layer's size and B's
+//! build time.
+//!
+//! The pip step of this Dockerfile installs with `--no-cache-dir` and no
+//! cache mount, so there is no pip cache to export and no pip figure.
+//!
+//! The base archive is the one `cargo xtask bench real` and the
+//! real-Debian tests make (`target/real-debian/debian-bookworm.tar`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use super::registry::Registry;
+use super::Figure;
+
+pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
+    crate::packages::ensure_packages()?;
+    crate::run(
+        root,
+        "cargo",
+        &["build", "--release", "--quiet", "-p", "rbk-cli"],
+    )?;
+    let archive = root.join("target/real-debian/debian-bookworm.tar");
+    if !archive.is_file() {
+        bail!(
+            "{} is missing: `cargo xtask bench real` or the real_debian tests make it",
+            archive.display()
+        );
+    }
+    // The last run's stores are deleted after this run (mass deletes slow
+    // file creation on this filesystem).
+    let work = root.join("target/bench-cache-mounts");
+    let old = root.join(format!(
+        "target/bench-cache-mounts.old{}",
+        std::process::id()
+    ));
+    if work.exists() {
+        std::fs::rename(&work, &old)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let figures = measure(root, &work, &archive);
+    let _ = std::fs::remove_dir_all(&old);
+    figures
+}
+
+fn measure(root: &Path, work: &Path, archive: &Path) -> anyhow::Result<Vec<Figure>> {
+    let rbk = root.join("target/release/rbk");
+    let registry = Registry::start(&work.join("registry"))?;
+    let ctx = root.join("crates/cli/tests/testdata/real-debian/app");
+    let cache = format!("{}/bench/app-cache:1", registry.host);
+    let package_args = super::real::package_args();
+    let run = |store: &Path, args: &[&str]| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let out = Command::new(&rbk)
+            .arg("--root")
+            .arg(store)
+            .args(args)
+            .output()
+            .context("running rbk")?;
+        if !out.status.success() {
+            bail!(
+                "rbk {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let build = |store: &Path, extra: &[&str]| -> anyhow::Result<f64> {
+        run(store, &["load", "-i", path_str(archive)?])?;
+        let mut args = vec!["build", "--progress=plain"];
+        args.extend(package_args.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        args.push(path_str(&ctx)?);
+        run(store, &args)
+    };
+
+    crate::say("bench cache-mounts: runner A (cold, exports the cache mounts)");
+    let a = work.join("store-a");
+    let to = format!("type=registry,ref={cache},mode=max,cache-mounts=true");
+    build(&a, &["--cache-to", &to])?;
+    let entries_a = npm_entries(&a)?;
+    let layer_mb = companion_size(&format!("{cache}-cache-mounts"))? as f64 / 1e6;
+
+    crate::say("bench cache-mounts: runner B (seeded from A's export, npm install again)");
+    let b = work.join("store-b");
+    let from = format!("type=registry,ref={cache}");
+    let secs_b = build(&b, &["--cache-from", &from, "--no-cache-filter", "node"])?;
+    let entries_b = npm_entries(&b)?;
+    if entries_a == 0 {
+        bail!("runner A's npm cache is empty: the step did not use its cache mount");
+    }
+    Ok(vec![
+        Figure {
+            name: "cache mounts: npm cache entries the first runner downloaded (empty cache)",
+            unit: "entries",
+            samples: vec![entries_a as f64],
+            target: "(reference)",
+        },
+        Figure {
+            name: "cache mounts: npm cache entries the second runner downloaded (seeded by --cache-from)",
+            unit: "entries",
+            samples: vec![entries_b.saturating_sub(entries_a) as f64],
+            target: "0",
+        },
+        Figure {
+            name: "cache mounts: the exported cache-mount layers (compressed)",
+            unit: "MB",
+            samples: vec![layer_mb],
+            target: "(reference)",
+        },
+        Figure {
+            name: "cache mounts: the second runner's build (layers from the cache, npm install again)",
+            unit: "s",
+            samples: vec![secs_b],
+            target: "(reference)",
+        },
+    ])
+}
+
+/// The files in the npm caches (`_cacache/content-v2`) of `store`'s cache
+/// mounts.
+fn npm_entries(store: &Path) -> anyhow::Result<usize> {
+    let mut count = 0;
+    let mut stack = vec![store.join("cache-mounts")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && path.to_string_lossy().contains("/_cacache/content-v2/") {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The total size of the layers of the manifest `reference` (skopeo).
+fn companion_size(reference: &str) -> anyhow::Result<u64> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .context("running skopeo")?;
+    if !out.status.success() {
+        bail!(
+            "skopeo inspect {reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(m["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["size"].as_u64())
+        .sum())
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().context("non-UTF-8 path")
+}

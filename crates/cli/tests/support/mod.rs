@@ -184,6 +184,7 @@ pub(crate) mod remote;
 pub(crate) mod rootless;
 pub(crate) mod tmux;
 pub(crate) mod tools;
+pub(crate) mod users;
 
 /// A runtime that answers `--version` like runc and fails, leaving a mark,
 /// for anything else: a build with it provably starts no container.

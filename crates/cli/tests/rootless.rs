@@ -13,7 +13,9 @@ mod support;
 
 use support::registry::Registry;
 use support::rootless::{user, Scratch, NO_RANGES, WITH_RANGES};
-use support::{base_tarball, file, header, ok, rbk, stderr, stdout, store_named};
+use support::{
+    base_tarball, file, header, ok, ran, rbk, stderr, stdout, store_named, tripwire_runtime,
+};
 
 const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1700000000");
 
@@ -74,7 +76,7 @@ fn both_stores(s: &Scratch) -> std::path::PathBuf {
     root
 }
 
-fn root_build(root: &Path, ctx: &Path, extra: &[&str]) {
+fn root_build(root: &Path, ctx: &Path, extra: &[&str]) -> String {
     let mut args = vec!["build", "--progress=plain"];
     args.extend_from_slice(extra);
     args.push(ctx.to_str().unwrap());
@@ -83,6 +85,7 @@ fn root_build(root: &Path, ctx: &Path, extra: &[&str]) {
         .output()
         .unwrap();
     assert!(out.status.success(), "root build failed:\n{}", stderr(&out));
+    stderr(&out)
 }
 
 fn user_build(s: &Scratch, ctx: &Path, extra: &[&str]) -> String {
@@ -393,4 +396,132 @@ fn rootless_device_nodes_and_foreign_stores_are_refused() {
     // The store root of root stays usable by root.
     let out = rbk(&foreign, &["images"]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Cache keys: the cache a rootless build exports is a full hit for the
+/// same build as root (which is given a runtime that fails if called, so
+/// no step runs), and the plans with their digests are the same.
+#[test]
+fn a_rootless_builds_cache_is_a_full_hit_for_the_same_build_as_root() {
+    let s = Scratch::new("cachekeys", &user(WITH_RANGES));
+    let root = both_stores(&s);
+    let ctx = s.dir.join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), OWNERS).unwrap();
+    fs::write(ctx.join("a.txt"), "hello\n").unwrap();
+    s.share(&ctx);
+
+    let plan = |out: std::process::Output| stdout(&out);
+    let ctx_arg = ctx.to_str().unwrap();
+    assert_eq!(
+        plan(s.ok(&["debug", "plan", ctx_arg], &[])),
+        plan(ok(&root, &["debug", "plan", ctx_arg]))
+    );
+
+    let cache = s.dir.join("home/cache");
+    let to = format!("type=local,dest={},mode=max", cache.display());
+    user_build(&s, &ctx, &["--cache-to", &to, "-t", "owners:1"]);
+    s.share(&cache);
+    let (tripwire, mark) = tripwire_runtime(&s.dir);
+    let from = format!("type=local,src={}", cache.display());
+    let log = root_build(
+        &root,
+        &ctx,
+        &[
+            "--cache-from",
+            &from,
+            "--runtime",
+            tripwire.to_str().unwrap(),
+            "-t",
+            "owners:1",
+        ],
+    );
+    assert!(!mark.exists(), "root ran a step: {log}");
+    let steps: Vec<String> = ran(&log)
+        .into_iter()
+        .filter(|l| l.contains("RUN") || l.contains("COPY"))
+        .collect();
+    assert_eq!(steps, Vec::<String>::new(), "{log}");
+    assert!(log.matches("CACHED").count() >= 6, "{log}");
+    assert_eq!(root_image(&root, "owners:1"), user_image(&s, "owners:1"));
+}
+
+/// Without `newuidmap` (hidden in a mount namespace) the error names the
+/// package; with user namespaces
+/// disabled (`user.max_user_namespaces` set to 0 in a user namespace the
+/// test makes as root, so the rest of the machine keeps them) it names the
+/// sysctl.
+#[test]
+fn a_missing_newuidmap_and_disabled_user_namespaces_say_what_to_do() {
+    // newuidmap and newgidmap hidden (by /dev/null, not a file) in a
+    // mount namespace of the test's, so the machine keeps them.
+    let s = Scratch::new("no-newuidmap", &user(WITH_RANGES));
+    let inner = s.command(&["images"], &[]);
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "mount --bind /dev/null /usr/bin/newuidmap && \
+             mount --bind /dev/null /usr/bin/newgidmap && exec \"$@\"",
+            "sh",
+        ])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&s.dir)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("newuidmap and newgidmap were not found"),
+        "{err}"
+    );
+    assert!(err.contains("install the `uidmap` package"), "{err}");
+
+    let n = Scratch::new("no-userns", &user(NO_RANGES));
+    let inner = n.command(&["images"], &[]);
+    let mut cmd = std::process::Command::new("unshare");
+    // The first shell waits for its maps, then execs a second one, which
+    // (now uid 0 of the namespace) holds the capabilities to set the sysctl.
+    cmd.args([
+        "--user",
+        "--",
+        "sh",
+        "-c",
+        "read go; exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"' sh \"$@\"",
+        "sh",
+    ])
+    .arg(inner.get_program())
+    .args(inner.get_args())
+    .env_clear()
+    .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+    .current_dir(&n.dir)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let ours = fs::read_link("/proc/self/ns/user").unwrap();
+    let theirs = format!("/proc/{}/ns/user", child.id());
+    let mut tries = 0;
+    while fs::read_link(&theirs).unwrap() == ours {
+        tries += 1;
+        assert!(tries < 1000, "unshare --user made no namespace");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for map in ["uid_map", "gid_map"] {
+        fs::write(format!("/proc/{}/{map}", child.id()), "0 0 65536\n").unwrap();
+    }
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("user namespaces are disabled"), "{err}");
+    assert!(err.contains("sysctl -w user.max_user_namespaces="), "{err}");
 }

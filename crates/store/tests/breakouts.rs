@@ -522,7 +522,10 @@ fn c13_device_nodes_follow_policy() {
     env.unpack(&dev()).unwrap();
     let m = fs::symlink_metadata(env.dest().join("dev/null")).unwrap();
     assert!(m.file_type().is_char_device());
-    assert_eq!((m.mode() & 0o777, m.rdev()), (0o666, rustix::fs::makedev(1, 3)));
+    assert_eq!(
+        (m.mode() & 0o777, m.rdev()),
+        (0o666, rustix::fs::makedev(1, 3))
+    );
 }
 
 #[test]
@@ -654,7 +657,9 @@ fn rootless_rerun_of_the_whole_table() {
     let source = include_str!("breakouts.rs");
     let tests = source.matches("#[test]\nfn ").count() - 1;
     assert!(
-        log.contains(&format!("test result: ok. {tests} passed; 0 failed; 0 ignored")),
+        log.contains(&format!(
+            "test result: ok. {tests} passed; 0 failed; 0 ignored"
+        )),
         "expected {tests} passing tests:\n{log}"
     );
 }

@@ -109,7 +109,6 @@ pub(crate) fn user(name: &str) -> User {
     }
 }
 
-
 impl User {
     /// `program` run as this user inside a fresh user namespace with the
     /// maps rootless rbk gives itself (the user as 0, its subordinate range

@@ -12,7 +12,8 @@ use std::path::Path;
 mod support;
 
 use support::registry::Registry;
-use support::rootless::{user, Scratch, NO_RANGES, WITH_RANGES};
+use support::rootless::Scratch;
+use support::users::{user, NO_RANGES, WITH_RANGES};
 use support::{
     base_tarball, file, header, ok, ran, rbk, stderr, stdout, store_named, tripwire_runtime,
 };

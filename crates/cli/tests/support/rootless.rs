@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub(crate) use super::users::{user, User, NO_RANGES, WITH_RANGES};
+use super::users::User;
 
 /// A directory for one rootless test under /tmp (the user must reach it,
 /// which a checkout under /root would not allow), with `home` and `data`

@@ -96,15 +96,36 @@ fn user_build(s: &Scratch, ctx: &Path, extra: &[&str]) -> String {
     stderr(&s.ok(&args, &[EPOCH]))
 }
 
-#[test]
-fn a_rootless_build_gives_the_layers_and_image_ids_of_a_root_build() {
-    let s = Scratch::new("same", &user(WITH_RANGES));
-    let root = both_stores(&s);
+/// Both stores with the base image, and a context with `OWNERS`.
+fn owners_context(s: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
+    let root = both_stores(s);
     let ctx = s.dir.join("ctx");
     fs::create_dir(&ctx).unwrap();
     fs::write(ctx.join("Dockerfile"), OWNERS).unwrap();
     fs::write(ctx.join("a.txt"), "hello\n").unwrap();
     s.share(&ctx);
+    (root, ctx)
+}
+
+/// `prefix…` (run by root) ending with the command `inner`, with its
+/// environment and directory.
+fn wrapped(prefix: &[&str], inner: &std::process::Command) -> std::process::Command {
+    let mut cmd = std::process::Command::new(prefix[0]);
+    cmd.args(&prefix[1..])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    if let Some(dir) = inner.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+#[test]
+fn a_rootless_build_gives_the_layers_and_image_ids_of_a_root_build() {
+    let s = Scratch::new("same", &user(WITH_RANGES));
+    let (root, ctx) = owners_context(&s);
 
     root_build(&root, &ctx, &["-t", "owners:1"]);
     let log = user_build(&s, &ctx, &["-t", "owners:1"]);
@@ -405,12 +426,7 @@ fn rootless_device_nodes_and_foreign_stores_are_refused() {
 #[test]
 fn a_rootless_builds_cache_is_a_full_hit_for_the_same_build_as_root() {
     let s = Scratch::new("cachekeys", &user(WITH_RANGES));
-    let root = both_stores(&s);
-    let ctx = s.dir.join("ctx");
-    fs::create_dir(&ctx).unwrap();
-    fs::write(ctx.join("Dockerfile"), OWNERS).unwrap();
-    fs::write(ctx.join("a.txt"), "hello\n").unwrap();
-    s.share(&ctx);
+    let (root, ctx) = owners_context(&s);
 
     let plan = |out: std::process::Output| stdout(&out);
     let ctx_arg = ctx.to_str().unwrap();
@@ -458,8 +474,9 @@ fn a_missing_newuidmap_and_disabled_user_namespaces_say_what_to_do() {
     // mount namespace of the test's, so the machine keeps them.
     let s = Scratch::new("no-newuidmap", &user(WITH_RANGES));
     let inner = s.command(&["images"], &[]);
-    let out = std::process::Command::new("unshare")
-        .args([
+    let out = wrapped(
+        &[
+            "unshare",
             "--mount",
             "--propagation",
             "private",
@@ -469,14 +486,11 @@ fn a_missing_newuidmap_and_disabled_user_namespaces_say_what_to_do() {
             "mount --bind /dev/null /usr/bin/newuidmap && \
              mount --bind /dev/null /usr/bin/newgidmap && exec \"$@\"",
             "sh",
-        ])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .env_clear()
-        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .current_dir(&s.dir)
-        .output()
-        .unwrap();
+        ],
+        &inner,
+    )
+    .output()
+    .unwrap();
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
     assert!(
@@ -487,25 +501,24 @@ fn a_missing_newuidmap_and_disabled_user_namespaces_say_what_to_do() {
 
     let n = Scratch::new("no-userns", &user(NO_RANGES));
     let inner = n.command(&["images"], &[]);
-    let mut cmd = std::process::Command::new("unshare");
     // The first shell waits for its maps, then execs a second one, which
     // (now uid 0 of the namespace) holds the capabilities to set the sysctl.
-    cmd.args([
-        "--user",
-        "--",
-        "sh",
-        "-c",
-        "read go; exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"' sh \"$@\"",
-        "sh",
-    ])
-    .arg(inner.get_program())
-    .args(inner.get_args())
-    .env_clear()
-    .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
-    .current_dir(&n.dir)
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
+    let mut cmd = wrapped(
+        &[
+            "unshare",
+            "--user",
+            "--",
+            "sh",
+            "-c",
+            "read go; exec sh -c \
+             'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"' sh \"$@\"",
+            "sh",
+        ],
+        &inner,
+    );
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let ours = fs::read_link("/proc/self/ns/user").unwrap();
     let theirs = format!("/proc/{}/ns/user", child.id());

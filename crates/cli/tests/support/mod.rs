@@ -204,9 +204,10 @@ pub(crate) fn tripwire_runtime(dir: &Path) -> (PathBuf, PathBuf) {
     (script, mark)
 }
 
-/// Steps that ran (not cached) in a plain progress log, by label. Each
-/// step's first line follows a blank line: `#N label`; it ran when a later
-/// `#N DONE` line follows.
+/// Dockerfile steps that ran (not cached) in a plain progress log, by label.
+/// Each vertex's first line follows a blank line: `#N label`; it ran when a
+/// later `#N DONE` line follows. Only steps count (`[stage 2/4] RUN …`):
+/// internal vertices, source loads and the export run on every build.
 pub(crate) fn ran(log: &str) -> Vec<String> {
     let mut labels = std::collections::BTreeMap::new();
     let mut done = Vec::new();
@@ -214,7 +215,9 @@ pub(crate) fn ran(log: &str) -> Vec<String> {
     for line in log.lines() {
         if let Some((n, text)) = line.strip_prefix('#').and_then(|r| r.split_once(' ')) {
             if after_blank {
-                labels.insert(n.to_string(), text.to_string());
+                if is_step(text) {
+                    labels.insert(n.to_string(), text.to_string());
+                }
             } else if text.starts_with("DONE") {
                 done.extend(labels.get(n).cloned());
             }
@@ -222,6 +225,15 @@ pub(crate) fn ran(log: &str) -> Vec<String> {
         after_blank = line.is_empty();
     }
     done
+}
+
+/// Whether a vertex label names a Dockerfile step: `[stage 2/4] RUN …`.
+fn is_step(label: &str) -> bool {
+    label
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(name, _)| name.rsplit(' ').next())
+        .is_some_and(|position| position.contains('/'))
 }
 
 /// The arguments of `rbk build --progress=plain EXTRA... CTX`.

@@ -25,7 +25,9 @@ pub(crate) struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Build an image from a Dockerfile.
+    /// Build an image from a Dockerfile (`rbk build ls`, `rbk build
+    /// timeline`: past builds).
+    #[command(args_conflicts_with_subcommands = true)]
     Build(BuildArgs),
     /// Inspect rbk's internals (parse tree, word expansion, build plan).
     #[command(subcommand)]
@@ -337,8 +339,20 @@ pub(crate) struct FrontendArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
+    /// Past builds instead of a new one (a context directory named like
+    /// one of these is given as `./ls`).
+    #[command(subcommand)]
+    pub(crate) records: Option<BuildRecordsCommand>,
     #[command(flatten)]
     pub(crate) frontend: FrontendArgs,
+    /// Print, for every step that was not cached, the first input that
+    /// differs from the previous build of this Dockerfile and target.
+    #[arg(long)]
+    pub(crate) explain: bool,
+    /// Write a timeline of the build: `FILE.html` (a page with a Gantt
+    /// chart) or `FILE.json` (Chrome trace events, for Perfetto).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) timeline: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) supply: SupplyChainArgs,
     /// Name and optionally a tag (`name:tag`); may be repeated.
@@ -411,6 +425,33 @@ pub(crate) struct BuildArgs {
     /// or `ID=SOCKET` (may be repeated).
     #[arg(long = "ssh", value_name = "SPEC")]
     pub(crate) ssh: Vec<String>,
+}
+
+/// `rbk build ls|timeline`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuildRecordsCommand {
+    /// List past builds: id, start time, target, result, duration.
+    Ls(BuildLsArgs),
+    /// Write the timeline picture of a past build (default: the last).
+    Timeline(TimelineArgs),
+}
+
+/// `rbk build ls`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildLsArgs {
+    /// `table` (default) or `json` (the records, one a line).
+    #[arg(long, default_value = "table")]
+    pub(crate) format: String,
+}
+
+/// `rbk build timeline`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TimelineArgs {
+    /// `FILE.html`, or `FILE.json` for Chrome trace events.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    /// The build (its id or a prefix of it; default: the last one).
+    pub(crate) build: Option<String>,
 }
 
 /// `--progress`.
@@ -663,6 +704,11 @@ pub(crate) struct ContainersArg {
 /// `rbk logs`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LogsArgs {
+    /// A build's step logs instead of a container's: `--build [BUILD_ID]
+    /// [STEP]` (default: the last build; STEP is `#n`, a digest prefix or
+    /// part of the step's name; without STEP, every step).
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "BUILD_ID")]
+    pub(crate) build: Option<String>,
     /// Follow the output until the container stops.
     #[arg(short, long)]
     pub(crate) follow: bool,
@@ -672,8 +718,9 @@ pub(crate) struct LogsArgs {
     /// Prefix each line with its time (RFC 3339 with nanoseconds).
     #[arg(short, long)]
     pub(crate) timestamps: bool,
-    /// The container's name or id.
-    pub(crate) container: String,
+    /// The container's name or id (with `--build`: the step).
+    #[arg(required_unless_present = "build")]
+    pub(crate) container: Option<String>,
 }
 
 /// `rbk stop`.

@@ -45,7 +45,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        args::Command::Build(args) => commands::build::run(&settings, args),
+        args::Command::Build(args) => match args.records {
+            Some(cmd) => commands::build_records::run(&settings, cmd),
+            None => commands::build::run(&settings, args),
+        },
         args::Command::Debug(cmd) => commands::debug::run(cmd),
         args::Command::Import(a) => commands::import::run(&settings, a),
         args::Command::Load(a) => commands::load::run(&settings, a),
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         args::Command::Login(a) => commands::login::login(&settings, a),
         args::Command::Logout(a) => commands::login::logout(&settings, a),
         args::Command::Analyze(a) => commands::analyze::run(&settings, a),
+        args::Command::Logs(a) if a.build.is_some() => commands::build_records::logs(&settings, a),
         args::Command::Logs(a) => commands::container_life::logs(&settings, a),
         args::Command::Stop(a) => commands::container_life::stop(&settings, a),
         args::Command::Kill(a) => commands::container_life::kill(&settings, a),

@@ -3,7 +3,6 @@
 //! and an HTML page loaded in a real headless Chromium.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod support;
 
@@ -124,59 +123,21 @@ fn html_page_renders_in_chromium() {
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "not self-contained"
     );
-    let url = format!("file://{}", page.display());
-    let profile = dir.join("chromium-profile");
-    let chromium = |extra: &[&str]| {
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--disable-gpu",
-                "--no-sandbox",
-                "--enable-logging=stderr",
-                "--v=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(extra)
-            .arg(&url)
-            .output()
-            .expect("chromium runs (cargo xtask ci installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
-    let out = chromium(&["--dump-dom"]);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !log.contains("Uncaught") && !log.contains(":CONSOLE"),
-        "console output:\n{log}"
-    );
+    let dom = support::browser::dom(&dir, &page);
     assert!(
         dom.contains("data-rendered=\"true\""),
-        "script did not finish:\n{log}"
+        "script did not finish"
     );
     assert_eq!(dom.matches("data-layer=").count(), 4, "one bar per layer");
     assert!(dom.contains("<summary>etc/"), "file tree");
 
-    let shot = dir.join("shot.png");
-    chromium(&[
-        &format!("--screenshot={}", shot.display()),
-        "--window-size=1000,700",
-    ]);
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let pixels = &buf[..info.buffer_size()];
+    let pixels = support::browser::screenshot(&dir, &page, 1000, 700);
     // The bars are #3a7bd5 (blue) and #e0584f (wasteful layers).
     let count = |rgb: [u8; 3]| {
         pixels
-            .chunks(channels)
-            .filter(|p| p[..3].iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 8))
+            .iter()
+            .flatten()
+            .filter(|p| support::browser::near(**p, rgb))
             .count()
     };
     let (blue, red) = (count([0x3a, 0x7b, 0xd5]), count([0xe0, 0x58, 0x4f]));

@@ -458,3 +458,31 @@ fn deep_trees_scan_or_fail_cleanly() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+/// `selected_entries` names each entry a source selects with a digest of
+/// that entry alone: only the edited file's digest changes.
+#[test]
+fn selected_entries_name_each_file_with_its_own_digest() {
+    let ctx = context(&[("src/a.rs", "a"), ("src/sub/b.rs", "b"), ("other", "o")]);
+    let entries = |index: &ContextIndex, src: &str, wildcard: bool| {
+        index
+            .selected_entries(src, wildcard, false)
+            .unwrap()
+            .into_iter()
+            .collect::<std::collections::BTreeMap<String, Digest>>()
+    };
+    let before = entries(&scan(ctx.path()), "src", false);
+    let names: Vec<&str> = before.keys().map(String::as_str).collect();
+    assert_eq!(names, ["src", "src/a.rs", "src/sub", "src/sub/b.rs"]);
+    write(ctx.path(), "src/sub/b.rs", "B");
+    let after = entries(&scan(ctx.path()), "src", false);
+    let changed: Vec<&str> = before
+        .keys()
+        .filter(|k| before[*k] != after[*k])
+        .map(String::as_str)
+        .collect();
+    assert_eq!(changed, ["src/sub/b.rs"]);
+    let matched = entries(&scan(ctx.path()), "src/*.rs", true);
+    assert_eq!(matched.keys().collect::<Vec<_>>(), ["src/a.rs"]);
+    assert!(entries(&scan(ctx.path()), "missing", false).is_empty());
+}

@@ -110,6 +110,9 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         return super::build_check::run(&engine, &request, json);
     }
     let dockerfile = request.dockerfile.clone();
+    let context = request.context.clone();
+    let target = request.target.clone();
+    let build_args = request.build_args.clone();
     let planned = super::build_check::plan(&engine, request)?;
     let findings = planned.planned.checks.buildkit();
     report_warnings(&planned.warnings);
@@ -121,6 +124,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         (dockerfile.name.clone(), dockerfile.text.len() as u64),
         Some(store.root().join("logs").join(&build_id)),
     );
+    let planned_dag = planned.planned.dag.clone();
+    let excludes = planned.planned.excludes.clone();
     let result = engine.run(planned, &progress);
     if let Ok(result) = &result {
         let id = match &result.index {
@@ -131,7 +136,38 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         progress.exported(&id.to_string(), &names);
     }
     progress.finish(result.is_ok());
+    let dockerfile_path = match &dockerfile.path {
+        Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+        None => std::path::absolute(&context)
+            .unwrap_or_else(|_| context.clone())
+            .join("-"),
+    };
+    let facts = crate::progress::BuildFacts {
+        dag: &planned_dag,
+        sources: crate::progress::inputs::Sources {
+            dockerfile_text: &dockerfile.text,
+            store: &store,
+            context: &context,
+            excludes: &excludes,
+        },
+        logs_root: store.root().join("logs"),
+        id: build_id,
+        dockerfile: dockerfile.name.clone(),
+        dockerfile_path: dockerfile_path.display().to_string(),
+        target,
+        build_args,
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+        image: result.as_ref().ok().map(|r| match &r.index {
+            Some(index) => index.digest.to_string(),
+            None => r.image.id().to_string(),
+        }),
+        tags: tags.iter().map(ToString::to_string).collect(),
+        explain: args.explain,
+        timeline: args.timeline.clone(),
+    };
+    let recorded = progress.record(facts);
     let result = result?;
+    recorded?;
     report_warnings(&result.warnings);
     // A multi-platform build is known by its index, as buildx reports it.
     let id = match &result.index {

@@ -113,7 +113,7 @@ pub(crate) fn wait(settings: &GlobalSettings, args: ContainersArg) -> anyhow::Re
 
 pub(crate) fn logs(settings: &GlobalSettings, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let store = open_containers(settings)?;
-    let c = store.find_container(&args.container)?;
+    let c = store.find_container(args.container.as_deref().unwrap_or_default())?;
     let path = store.container_dir(&c.id).join("container.log");
     let tail = match args.tail.as_str() {
         "all" | "-1" => None,

@@ -9,6 +9,7 @@
 pub(crate) mod analyze;
 pub(crate) mod build;
 mod build_check;
+pub(crate) mod build_records;
 pub(crate) mod container;
 pub(crate) mod container_cp;
 pub(crate) mod container_inspect;

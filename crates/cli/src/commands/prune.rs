@@ -14,6 +14,10 @@
 //!   (a GC run), and the leftovers of killed processes (partial ingests,
 //!   work dirs, interrupted extractions).
 //!
+//! - the records and step logs of past builds (`<root>/logs/`), but the
+//!   last of each Dockerfile and target (`--explain` compares with it);
+//!   with `-a`, all of them (`Deleted: build <id>`).
+//!
 //! It waits for running builds and loads to finish (the GC lock). Output:
 //! one `Deleted: …` line per cache record (`Deleted: cache sha256:<key>`)
 //! and per blob, then `Total reclaimed space: 1.2MB` (blobs, snapshots and
@@ -56,8 +60,12 @@ pub(crate) fn run(
     crate::runtime::reap_build_containers(settings, &store, None)?;
     rbk_exec::recover_store(&store)?;
     let report = store.prune(args.all)?;
+    let builds = crate::progress::record::prune(&store, args.all)?;
     store.empty_trash()?;
     let mut out = std::io::stdout().lock();
+    for id in &builds {
+        writeln!(out, "Deleted: build {id} (its record and logs)")?;
+    }
     for id in &report.images {
         writeln!(out, "Deleted: {id}")?;
     }

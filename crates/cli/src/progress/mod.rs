@@ -14,9 +14,19 @@
 //! the moment the last step finished until the image was written and
 //! named). After a failed build, `plain` and `tty` print each failed step's
 //! whole output (read back from its log file) before the error.
+//!
+//! When the build ends, [`Progress::record`] writes its record next to the
+//! steps' logs ([`record`]: what `rbk build ls`, `rbk logs --build` and
+//! `rbk build timeline` read), with why each step that ran missed the cache
+//! ([`explain`]), and the `--timeline` picture ([`timeline`]).
 
 mod colors;
+mod explain;
+pub(crate) mod inputs;
 pub(crate) mod rawjson;
+pub(crate) mod record;
+mod report;
+pub(crate) mod timeline;
 mod trace;
 mod tty;
 
@@ -30,6 +40,7 @@ use std::time::{Duration, Instant};
 use rbk_graph::{Dag, Digest, Event, LogStream, Reporter};
 
 pub(crate) use colors::Colors;
+pub(crate) use report::BuildFacts;
 use trace::{bytes, timestamp, Trace};
 
 /// How often the live view redraws (BuildKit: 100ms at most, 150ms idle).

@@ -39,6 +39,9 @@ pub(crate) struct Vertex {
     cached: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// rbk's own: why the vertex ran rather than come from the cache.
+    #[serde(rename = "cacheMiss", skip_serializing_if = "Option::is_none")]
+    pub(crate) cache_miss: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -92,6 +95,7 @@ pub(crate) fn vertex(trace: &Trace, v: &Vtx) -> Vertex {
             true => Some("context canceled".to_string()),
             false => v.error.clone(),
         },
+        cache_miss: None,
     }
 }
 

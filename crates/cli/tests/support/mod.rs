@@ -175,6 +175,7 @@ pub(crate) fn context(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
     }
     ctx
 }
+pub(crate) mod browser;
 pub(crate) mod debian;
 pub(crate) mod docker;
 pub(crate) mod flatten;

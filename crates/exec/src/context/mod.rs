@@ -242,6 +242,44 @@ impl ContextIndex {
         Ok(h.finish())
     }
 
+    /// Each entry a source selects, by its path from the context root, with
+    /// the digest of that entry alone (kind, mode, size and content, or a
+    /// symlink's target): what `rbk build --explain` compares between two
+    /// builds to name the file whose change made a COPY miss the cache.
+    /// Selection follows [`ContextIndex::selector_digest`]; a missing
+    /// source selects nothing.
+    pub fn selected_entries(
+        &self,
+        src: &str,
+        wildcard: bool,
+        follow_symlinks: bool,
+    ) -> Result<Vec<(String, Digest)>> {
+        let clean = selector::clean(src);
+        let tops: Vec<usize> = if wildcard && crate::has_wildcard(src) {
+            let matches = self.wildcard_matches(src, &clean, follow_symlinks)?;
+            matches.into_iter().map(|(_, idx)| idx).collect()
+        } else {
+            self.resolve(src, clean.join("/").as_bytes(), follow_symlinks)?
+                .into_iter()
+                .collect()
+        };
+        let mut out = Vec::new();
+        for idx in tops {
+            self.hash_tree(idx)?;
+            let top = &self.entries[idx];
+            let below = match top.kind {
+                Kind::Dir => self.subtree(&top.path),
+                _ => &[],
+            };
+            for e in std::iter::once(top).chain(below) {
+                let mut h = Sha256Writer::new();
+                write_entry(&mut h, b"", e);
+                out.push((String::from_utf8_lossy(&e.path).into_owned(), h.finish()));
+            }
+        }
+        Ok(out)
+    }
+
     /// The checksum of the whole visible context (the same as the plain
     /// source `/`); reads every file not read yet.
     pub fn digest(&self) -> Result<Digest> {

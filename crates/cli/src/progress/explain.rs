@@ -1,0 +1,193 @@
+//! `--explain`: why a step missed the cache, as the first input that differs
+//! from the most recent build of the same Dockerfile and target, in the
+//! user's terms (BuildKit cannot say: buildkit#2567). The inputs are
+//! compared in the order a user reads a step: its own text, the build args
+//! and environment it runs with, the base image, the context files it
+//! copies, and last its parents.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::record::{Fingerprint, Record, Step};
+
+/// The reason of each step of `current` that ran although it could have
+/// come from the cache, by step position.
+pub(crate) fn reasons(current: &Record, previous: Option<&Record>) -> BTreeMap<usize, String> {
+    let by_digest: HashMap<&str, &Step> = current
+        .steps
+        .iter()
+        .map(|s| (s.digest.as_str(), s))
+        .collect();
+    let mut out = BTreeMap::new();
+    for (i, step) in current.steps.iter().enumerate() {
+        let Some(f) = &step.inputs_of else { continue };
+        if step.cached || step.start.is_none() || step.canceled {
+            continue;
+        }
+        let reason = match previous {
+            None => match f.kind.as_str() {
+                "exec" | "file" | "merge" => {
+                    Some("no earlier build of this Dockerfile and target".to_string())
+                }
+                _ => None,
+            },
+            Some(prev) => explain(step, f, current, prev, &by_digest),
+        };
+        if let Some(reason) = reason {
+            out.insert(i, reason);
+        }
+    }
+    out
+}
+
+fn explain(
+    step: &Step,
+    f: &Fingerprint,
+    current: &Record,
+    prev: &Record,
+    by_digest: &HashMap<&str, &Step>,
+) -> Option<String> {
+    if f.kind == "source" {
+        // A FROM that ran: only worth a word when it resolved elsewhere.
+        return image_changed(step, f, prev);
+    }
+    if !matches!(f.kind.as_str(), "exec" | "file" | "merge") {
+        return None;
+    }
+    let Some((old, old_f)) = counterpart(step, f, prev) else {
+        return Some("no earlier build of this Dockerfile ran this step".to_string());
+    };
+    if normalized(&f.text) != normalized(&old_f.text) {
+        return Some(match f.line {
+            Some(line) => format!("instruction text changed (line {line})"),
+            None => "instruction text changed".to_string(),
+        });
+    }
+    if let Some(reason) = env_changed(&f.env, &old_f.env, current, prev) {
+        return Some(reason);
+    }
+    let parents: Vec<&Step> = step
+        .inputs
+        .iter()
+        .filter_map(|d| by_digest.get(d.as_str()).copied())
+        .collect();
+    for parent in &parents {
+        if let Some(pf) = &parent.inputs_of {
+            if let Some(reason) = image_changed(parent, pf, prev) {
+                return Some(reason);
+            }
+        }
+    }
+    if let Some(reason) = files_changed(&f.files, &old_f.files) {
+        return Some(reason);
+    }
+    for parent in &parents {
+        let ran = !parent.cached && parent.start.is_some();
+        let is_step = parent
+            .inputs_of
+            .as_ref()
+            .is_some_and(|pf| pf.kind != "source");
+        if ran && is_step {
+            return Some(format!(
+                "parent step re-ran (#{} {})",
+                parent.number, parent.name
+            ));
+        }
+    }
+    Some(match old.digest == step.digest {
+        true => "no cache record for this step (pruned since, or never stored)".to_string(),
+        false => "the step's definition changed".to_string(),
+    })
+}
+
+/// The same step in the previous build: the same vertex digest, else the
+/// same kind at the same place (`stage n`).
+fn counterpart<'a>(
+    step: &Step,
+    f: &Fingerprint,
+    prev: &'a Record,
+) -> Option<(&'a Step, &'a Fingerprint)> {
+    let with = |s: &'a Step| s.inputs_of.as_ref().map(|pf| (s, pf));
+    prev.steps
+        .iter()
+        .find(|s| s.digest == step.digest)
+        .and_then(with)
+        .or_else(|| {
+            prev.steps
+                .iter()
+                .filter_map(with)
+                .find(|(_, pf)| pf.slot == f.slot && pf.kind == f.kind)
+        })
+}
+
+fn image_changed(step: &Step, f: &Fingerprint, prev: &Record) -> Option<String> {
+    let (reference, now) = f.image.as_ref()?;
+    let before = prev
+        .steps
+        .iter()
+        .find(|s| s.digest == step.digest)
+        .and_then(|s| s.inputs_of.as_ref())
+        .and_then(|pf| pf.image.as_ref())
+        .map(|(_, resolved)| resolved.clone())?;
+    if before == *now {
+        return None;
+    }
+    let short = |r: &str| {
+        r.strip_prefix("docker.io/library/")
+            .unwrap_or(r)
+            .to_string()
+    };
+    Some(format!(
+        "base image {} now resolves to {}",
+        short(reference),
+        now.as_deref().unwrap_or("nothing in the store")
+    ))
+}
+
+fn env_changed(
+    now: &[String],
+    before: &[String],
+    current: &Record,
+    prev: &Record,
+) -> Option<String> {
+    let split = |env: &[String]| -> BTreeMap<String, String> {
+        env.iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv.clone(), String::new()),
+            })
+            .collect()
+    };
+    let (now, before) = (split(now), split(before));
+    let keys: Vec<&String> = now.keys().chain(before.keys()).collect();
+    let key = keys.into_iter().find(|k| now.get(*k) != before.get(*k))?;
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".to_string());
+    let what = match current.build_args.contains_key(key) || prev.build_args.contains_key(key) {
+        true => "build arg",
+        false => "variable",
+    };
+    Some(format!(
+        "{what} {key} changed: {} → {}",
+        show(before.get(key)),
+        show(now.get(key))
+    ))
+}
+
+fn files_changed(
+    now: &BTreeMap<String, String>,
+    before: &BTreeMap<String, String>,
+) -> Option<String> {
+    let paths: std::collections::BTreeSet<&String> = now.keys().chain(before.keys()).collect();
+    let path = paths.into_iter().find(|p| now.get(*p) != before.get(*p))?;
+    let how = match (before.get(path), now.get(path)) {
+        (None, _) => "added",
+        (_, None) => "removed",
+        _ => "content",
+    };
+    let shown = if path.is_empty() { "." } else { path.as_str() };
+    Some(format!("context file {shown} changed ({how})"))
+}
+
+/// Text compared without trailing blanks.
+fn normalized(text: &str) -> Vec<&str> {
+    text.lines().map(str::trim_end).collect()
+}

@@ -138,7 +138,7 @@ pub(crate) fn html(record: &Record) -> String {
             }
             let _ = write!(
                 body,
-                r#"<g class="row" data-step="{n}" data-start="{start}" data-end="{end}" data-state="{st}"><text class="name" x="16" y="{ty:.1}">{label}</text><rect class="{class}" x="{bx:.2}" y="{by:.1}" width="{width:.2}" height="{h:.1}"><title>{tip}</title></rect></g>"#,
+                r#"<g class="row" data-step="{n}" data-start="{start:.6}" data-end="{end:.6}" data-state="{st}"><text class="name" x="16" y="{ty:.1}">{label}</text><rect class="{class}" x="{bx:.2}" y="{by:.1}" width="{width:.2}" height="{h:.1}"><title>{tip}</title></rect></g>"#,
                 n = s.number,
                 st = state(s),
                 ty = y + 15.0,

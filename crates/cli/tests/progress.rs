@@ -424,3 +424,32 @@ fn buildkit_progress_sets_the_default_mode() {
     assert!(!tty.status.success());
     assert!(stderr(&tty).contains("terminal"), "{}", stderr(&tty));
 }
+
+#[test]
+fn load_build_context_shows_the_bytes_of_the_visible_files() {
+    let dir = scratch("progress-context-bytes");
+    let root = store(&dir);
+    let dockerfile = "FROM rbk-busybox\nCOPY data /data\n";
+    let data = "x".repeat(3000 - dockerfile.len() - "ignored\n".len());
+    let big = "y".repeat(50_000);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", dockerfile),
+            (".dockerignore", "ignored\n"),
+            ("data", &data),
+            ("ignored", &big),
+        ],
+    );
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let n = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" [internal] load build context"))
+        .unwrap_or_else(|| panic!("no load build context vertex:\n{err}"));
+    assert!(
+        err.contains(&format!("{n} transferring context: 3.00kB done")),
+        "{err}"
+    );
+}

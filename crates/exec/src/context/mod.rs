@@ -300,6 +300,15 @@ impl ContextIndex {
         self.len() == 0
     }
 
+    /// The total size of the visible regular files.
+    pub fn visible_bytes(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.size)
+            .sum()
+    }
+
     /// Bytes read and hashed so far (0 when every file's hash came from
     /// the stat cache, or none was selected).
     pub fn bytes_hashed(&self) -> u64 {

@@ -34,7 +34,7 @@ impl Solver<'_> {
             SourceOp::Scratch | SourceOp::Image { .. } => self
                 .resolve_source(source)?
                 .ok_or_else(|| Error::MalformedOp("unresolvable source".into())),
-            SourceOp::Local { name, .. } => self.scan_local(name),
+            SourceOp::Local { name, .. } => self.scan_local(name, ctx),
             SourceOp::Git {
                 remote,
                 reference,
@@ -57,7 +57,10 @@ impl Solver<'_> {
     /// Scans a local source, reading no file: each is read when a COPY
     /// first selects it, unless its stat is unchanged since the last build
     /// of the same directory (the stat cache).
-    fn scan_local(&self, name: &str) -> Result<Solved> {
+    /// The views show the visible files' total size as BuildKit's
+    /// `transferring context` (rbk reads the directory in place, so that
+    /// is what a transfer would carry).
+    fn scan_local(&self, name: &str, ctx: Option<&ExecContext<'_>>) -> Result<Solved> {
         let dir = self
             .options
             .locals
@@ -68,6 +71,13 @@ impl Solver<'_> {
             .clone();
         let cache = StatCache::load(self.store, &dir.root);
         let index = ContextIndex::scan_lazy(&dir.root, dir.filter.as_ref(), Some(&cache))?;
+        if let Some(ctx) = ctx {
+            let label = match name {
+                "context" => "transferring context:".to_string(),
+                other => format!("transferring {other}:"),
+            };
+            ctx.progress(&label, index.visible_bytes(), None);
+        }
         Ok(Solved(Arc::new(SolvedFs {
             layers: Vec::new(),
             // Unused: keys read a local source through its index.

@@ -400,17 +400,19 @@ fn step_error(err: rbk_graph::Error, planned: &Planned, text: &str) -> Error {
         .and_then(|d| planned.dag.find(d))
         .and_then(|i| planned.dag.vertex(i).meta().span.clone())
         .map(|span| rbk_parser::Location::lines(&span.file, span.start_line, span.end_line));
-    let mut message = match &err {
-        rbk_graph::Error::Vertex { source, .. } => crate::error::chain(source.as_ref()),
-        other => other.to_string(),
+    // Which platform's step failed, in a multi-platform build.
+    let context = multi::failed_platform(&err, planned);
+    // The executor's error is the cause; the graph's own "failed to solve
+    // vertex <digest>" says nothing the location does not say better.
+    let source: crate::error::BoxError = match err {
+        rbk_graph::Error::Vertex { source, .. } => source,
+        other => Box::new(other),
     };
-    if let Some(platform) = multi::failed_platform(&err, planned) {
-        message = format!("{platform}: {message}"); // which platform's step failed
-    }
     Error::Step {
         text: text.to_string(),
         location,
-        message,
+        context,
+        source,
     }
 }
 

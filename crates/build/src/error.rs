@@ -18,15 +18,20 @@ pub enum Error {
         error: rbk_parser::Error,
     },
     /// A step failed, or an image a step needs could not be had. `text`
-    /// and `location` point at the Dockerfile lines it came from.
-    #[error("failed to solve: {message}")]
+    /// and `location` point at the Dockerfile lines it came from; the cause
+    /// (the executor's error, with its own causes) is the source.
+    #[error("failed to solve{}", context.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
     Step {
         /// The Dockerfile's text.
         text: String,
         /// The step's lines, when known.
         location: Option<rbk_parser::Location>,
-        /// What went wrong, with its causes (`a: b: c`).
-        message: String,
+        /// What was being done, when more than solving the step: which
+        /// platform's step failed, or which image could not be resolved.
+        context: Option<String>,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
     },
     /// `# check=error=true` and the build checks found something: BuildKit's
     /// `lint violation found for rules: …`, with the findings to show.
@@ -43,7 +48,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// Reading an input of the build (the Dockerfile, `.dockerignore`).
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         /// What was being done.
         what: &'static str,
@@ -64,7 +69,7 @@ pub enum Error {
         source: BoxError,
     },
     /// An output could not be written.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Output {
         /// Which output.
         what: String,
@@ -73,7 +78,7 @@ pub enum Error {
         source: BoxError,
     },
     /// A `--cache-to` export failed (one marked `ignore-error` only warns).
-    #[error("--cache-to {what}: {source}")]
+    #[error("--cache-to {what}")]
     CacheExport {
         /// Which cache.
         what: String,
@@ -82,7 +87,7 @@ pub enum Error {
         source: BoxError,
     },
     /// Pulling or pushing an image failed.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Registry {
         /// What was being done, naming the image.
         what: String,
@@ -105,7 +110,9 @@ pub enum Error {
     Store(#[from] rbk_store::Error),
 }
 
-/// The error chain of `err` on one line, `a: b: c`.
+/// The error chain of `err` on one line, `a: b: c` (a cause whose text
+/// already ends the line is not repeated), for messages that are plain
+/// strings: warnings, and errors of types that carry no source.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();

@@ -261,10 +261,8 @@ pub(crate) fn fetch_images(
         return Err(Error::Step {
             text: text.to_string(),
             location: span.map(|s| Location::lines(&s.file, s.start_line, s.end_line)),
-            message: format!(
-                "failed to resolve source metadata for {reference}: {}",
-                crate::error::chain(&err)
-            ),
+            context: Some(format!("failed to resolve source metadata for {reference}")),
+            source: Box::new(err),
         });
     }
     Ok(())

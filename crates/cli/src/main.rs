@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         args::Command::Exec(a) => Some(a.container.as_str()),
         _ => None,
     };
-    match rootless::enter(cli.root.as_deref(), container) {
+    match rootless::enter(cli.global.root.as_deref(), container) {
         Ok(rootless::Entered::Continue) => {}
         Ok(rootless::Entered::Done(code)) => return code,
         Err(err) => {
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     let _ = rayon::ThreadPoolBuilder::new()
         .stack_size(rbk_store::WALK_STACK)
         .build_global();
-    let settings = match settings::GlobalSettings::resolve(cli.root, cli.insecure_registries) {
+    let settings = match settings::GlobalSettings::resolve(cli.global) {
         Ok(settings) => settings,
         Err(err) => {
             render::error(&err);

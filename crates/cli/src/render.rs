@@ -44,5 +44,64 @@ pub(crate) fn error(err: &anyhow::Error) {
         }) => eprint!("{}", rbk_parser::render_snippet(text, location)),
         _ => {}
     }
-    eprintln!("ERROR: {err:#}");
+    eprintln!("ERROR: {}", chain(err));
+}
+
+/// `err` and its causes on one line, `a: b: c`. A cause whose text already
+/// ends the line is left out: some errors of other crates repeat their
+/// cause in their own message, and "X: X" tells the reader nothing more.
+pub(crate) fn chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that repeats its cause in its message.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl fmt::Display for Repeats {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "reading x: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Repeats(io)).context("loading the image");
+        assert_eq!(chain(&err), "loading the image: reading x: no such file");
+    }
+
+    #[test]
+    fn a_build_step_error_keeps_its_cause_as_a_source() {
+        let cause = std::io::Error::other("exit code: 3");
+        let err = anyhow::Error::new(rbk_build::Error::Step {
+            text: String::new(),
+            location: None,
+            context: Some("linux/arm64".into()),
+            source: Box::new(cause),
+        });
+        assert_eq!(chain(&err), "failed to solve: linux/arm64: exit code: 3");
+        let source = err.chain().nth(1).expect("a source");
+        assert_eq!(source.to_string(), "exit code: 3");
+    }
 }

@@ -12,22 +12,29 @@ use rbk_graph::Platform;
 use rbk_registry::ClientOptions;
 use rbk_store::Store;
 
-use crate::args::FrontendArgs;
+use crate::args::{FrontendArgs, GlobalArgs, SnapshotterArg};
 
 /// Settings every command shares, resolved once from the global flags and
 /// the environment, then passed down (libraries read neither).
 #[derive(Debug)]
 pub(crate) struct GlobalSettings {
-    /// `--root`, if given (else `open_store` picks the default).
+    /// `--root` or `$RBK_ROOT`, if given (else `open_store` picks the
+    /// default).
     pub(crate) root: Option<PathBuf>,
     /// How registries are reached: `--insecure-registry`, `$DOCKER_CONFIG`,
     /// `$RBK_REGISTRY_PARALLEL`.
     pub(crate) registry: ClientOptions,
-    /// The OCI runtime binary from `$RBK_RUNTIME` (`--runtime` wins).
+    /// The OCI runtime binary from `$RBK_RUNTIME` (the `--runtime` of the
+    /// commands that take one wins). Read here by hand: the flag belongs to
+    /// those commands, while every command (reaping killed containers)
+    /// needs the variable.
     pub(crate) runtime: Option<PathBuf>,
-    /// `$RBK_SNAPSHOTTER`: `overlay`, `native` (copying) or unset (overlay,
-    /// falling back to copying where overlayfs is refused).
+    /// `--snapshotter` or `$RBK_SNAPSHOTTER`: `overlay`, `native` (copying)
+    /// or `auto` (overlay, falling back to copying where overlayfs is
+    /// refused).
     pub(crate) snapshotter: SnapshotterChoice,
+    /// `--jobs` or `$RBK_JOBS`: how many build steps are solved at once.
+    pub(crate) jobs: usize,
     /// How remote sources are fetched: proxies from `HTTP_PROXY`,
     /// `HTTPS_PROXY`, `NO_PROXY` (or their lower-case forms), and
     /// `RBK_HTTP_TIMEOUT`/`RBK_HTTP_RETRIES`/`RBK_HTTP_MAX_SIZE`/`RBK_GIT`.
@@ -58,8 +65,9 @@ fn seconds(key: &str) -> anyhow::Result<Option<std::time::Duration>> {
 }
 
 impl GlobalSettings {
-    /// Resolves the global flags and the environment.
-    pub(crate) fn resolve(root: Option<PathBuf>, insecure: Vec<String>) -> anyhow::Result<Self> {
+    /// Resolves the global flags (clap has read the variables that stand in
+    /// for flags) and the rest of the environment.
+    pub(crate) fn resolve(args: GlobalArgs) -> anyhow::Result<Self> {
         let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         let parallel_blobs = match std::env::var(PARALLEL_ENV) {
             Ok(v) => Some(
@@ -77,9 +85,9 @@ impl GlobalSettings {
             .map(PathBuf::from)
             .unwrap_or_else(|| home.join(".docker"));
         Ok(GlobalSettings {
-            root,
+            root: args.root.filter(|r| !r.as_os_str().is_empty()),
             registry: ClientOptions {
-                insecure_registries: insecure,
+                insecure_registries: args.insecure_registries,
                 docker_config_dir: Some(docker_config_dir),
                 platform: None,
                 parallel_blobs,
@@ -87,12 +95,12 @@ impl GlobalSettings {
                 read_timeout,
             },
             runtime: env("RBK_RUNTIME").map(PathBuf::from),
-            snapshotter: match std::env::var("RBK_SNAPSHOTTER").as_deref() {
-                Ok("native" | "copy") => SnapshotterChoice::Copy,
-                Ok("overlay") => SnapshotterChoice::Overlay,
-                Ok("" | "auto") | Err(_) => SnapshotterChoice::Auto,
-                Ok(other) => bail!("RBK_SNAPSHOTTER={other:?}: expected overlay, native or auto"),
+            snapshotter: match args.snapshotter {
+                SnapshotterArg::Native => SnapshotterChoice::Copy,
+                SnapshotterArg::Overlay => SnapshotterChoice::Overlay,
+                SnapshotterArg::Auto => SnapshotterChoice::Auto,
             },
+            jobs: args.jobs.max(1),
             remote: remote_settings(|k| std::env::var(k).ok())?,
         })
     }
@@ -270,16 +278,14 @@ pub(crate) fn binfmt_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(rbk_build::BINFMT_MISC))
 }
 
-/// The store root: `--root`, else `$RBK_ROOT`, else `/var/lib/rbk` for root,
-/// else `$XDG_DATA_HOME/rbk` (`~/.local/share/rbk`).
+/// The store root: `--root` (or `$RBK_ROOT`, which clap reads for it),
+/// else `/var/lib/rbk` for root, else `$XDG_DATA_HOME/rbk`
+/// (`~/.local/share/rbk`). An empty one counts as unset.
 pub(crate) fn store_root(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(root) = flag {
+    if let Some(root) = flag.filter(|r| !r.as_os_str().is_empty()) {
         return Ok(root.to_path_buf());
     }
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(root) = env("RBK_ROOT") {
-        return Ok(root.into());
-    }
     if !crate::rootless::is_rootless() {
         return Ok("/var/lib/rbk".into());
     }

@@ -78,7 +78,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
             .iter()
             .map(|s| rbk_build::parse_cache_to(s, &registries))
             .collect::<Result<_, _>>()?,
-        jobs: args.jobs,
+        jobs: settings.jobs,
         snapshotter: settings.snapshotter,
         annotations: args
             .supply

@@ -44,15 +44,17 @@ pub(crate) fn error(err: &anyhow::Error) {
         }) => eprint!("{}", rbk_parser::render_snippet(text, location)),
         _ => {}
     }
-    eprintln!("ERROR: {}", chain(err));
+    eprintln!("ERROR: {}", chain(err.as_ref()));
 }
 
 /// `err` and its causes on one line, `a: b: c`. A cause whose text already
 /// ends the line is left out: some errors of other crates repeat their
 /// cause in their own message, and "X: X" tells the reader nothing more.
-pub(crate) fn chain(err: &anyhow::Error) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in err.chain() {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        next = cause.source();
         let text = cause.to_string();
         if line.is_empty() {
             line = text;
@@ -88,20 +90,23 @@ mod tests {
     fn a_cause_is_shown_once() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
         let err = anyhow::Error::new(Repeats(io)).context("loading the image");
-        assert_eq!(chain(&err), "loading the image: reading x: no such file");
+        assert_eq!(
+            chain(err.as_ref()),
+            "loading the image: reading x: no such file"
+        );
     }
 
     #[test]
     fn a_build_step_error_keeps_its_cause_as_a_source() {
         let cause = std::io::Error::other("exit code: 3");
-        let err = anyhow::Error::new(rbk_build::Error::Step {
+        let err = rbk_build::Error::Step {
             text: String::new(),
             location: None,
             context: Some("linux/arm64".into()),
             source: Box::new(cause),
-        });
+        };
         assert_eq!(chain(&err), "failed to solve: linux/arm64: exit code: 3");
-        let source = err.chain().nth(1).expect("a source");
+        let source = std::error::Error::source(&err).expect("a source");
         assert_eq!(source.to_string(), "exit code: 3");
     }
 }

@@ -156,7 +156,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         dockerfile_path: dockerfile_path.display().to_string(),
         target,
         build_args,
-        error: result.as_ref().err().map(|e| format!("{e:#}")),
+        error: result.as_ref().err().map(|e| crate::render::chain(e)),
         image: result.as_ref().ok().map(|r| match &r.index {
             Some(index) => index.digest.to_string(),
             None => r.image.id().to_string(),

@@ -300,6 +300,8 @@ fn compression_of(media_type: &str) -> Option<Compression> {
 }
 
 /// A reader of the uncompressed bytes of a layer blob of `media_type`.
+/// `Err` is the reason of the [`Error::Cache`] each caller makes (it knows
+/// which cache and blob), hence a plain `String`.
 fn decompressor<'a>(
     media_type: &str,
     raw: Box<dyn Read + Send + 'a>,

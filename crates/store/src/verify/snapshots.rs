@@ -34,7 +34,9 @@ pub(super) enum Checked {
 
 impl Store {
     /// Unpacks `layer` beside the snapshot of `diff_id` and compares the
-    /// two trees; on a mismatch, replaces the snapshot when `repair`.
+    /// two trees; on a mismatch, replaces the snapshot when `repair`. `Err`
+    /// is the `what` of the reported `Problem` (data for the report, not an
+    /// error that stops it), hence a plain `String`.
     pub(super) fn check_snapshot(
         &self,
         diff_id: &Digest,

@@ -7,6 +7,10 @@
 //! `METADATA` is e-mail headers, `Cargo.lock` needs only its
 //! `[[package]]` names and versions, and npm lock files are JSON. RPM's
 //! sqlite database is in `rpm.rs`, Go binaries' build info in `golang.rs`.
+//!
+//! The parsers return `Result<_, String>` on purpose: a database that does
+//! not parse is a warning of the SBOM (`Scan::warnings`, naming the file),
+//! never an error that stops the build, so the reason is only ever text.
 
 mod golang;
 mod rpm;

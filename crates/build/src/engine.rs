@@ -243,35 +243,12 @@ impl<'a> Engine<'a> {
         targets: &[multi::Target],
         reporter: &dyn Reporter,
     ) -> Result<BuildResult> {
-        let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
-            Dockerignore::from_patterns(&planned.excludes)
-                .map_err(|e| Error::Invalid(e.to_string()))?,
-        ));
         let started = SystemTime::now();
-        let epoch = request.source_date_epoch;
-        let created = match epoch {
+        let created = match request.source_date_epoch {
             Some(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
             None => SystemTime::now(),
         };
-        let options = SolveOptions {
-            locals: [(
-                "context".to_string(),
-                LocalDir {
-                    root: request.context.clone(),
-                    filter,
-                },
-            )]
-            .into_iter()
-            .chain(crate::named::local_dirs(&request.build_contexts)?)
-            .collect(),
-            entitlements: request.entitlements,
-            source_date_epoch: epoch,
-            cache_sources,
-            secrets: request.secrets.clone(),
-            ssh: request.ssh.clone(),
-            snapshotter: request.snapshotter,
-            remote: request.remote.clone(),
-        };
+        let options = solve_options(planned, request, cache_sources)?;
         let solver = Solver::new(self.store, self.runtime, options)?;
         let solved = Scheduler::new(request.jobs.max(1))
             .run(&planned.dag, &solver, reporter)
@@ -305,17 +282,33 @@ impl<'a> Engine<'a> {
             .ok_or_else(|| Error::Invalid("the build graph produced no result".into()))?
             .layers()
             .to_vec();
-        solver.materialize(&layers)?; // layers of remote cache hits, fetched now
+        self.commit_single(&solver, planned, request, &layers, (started, created))
+    }
+
+    /// The image of a single-platform build from its solved `layers`:
+    /// committed, annotated, attested, tagged, written to the outputs, and
+    /// the caches exported. `times` are the build's start and its images'
+    /// `created`.
+    fn commit_single(
+        &self,
+        solver: &Solver<'_>,
+        planned: &Planned,
+        request: &BuildRequest,
+        layers: &[rbk_store::Layer],
+        (started, created): (SystemTime, SystemTime),
+    ) -> Result<BuildResult> {
+        solver.materialize(layers)?; // layers of remote cache hits, fetched now
         let target = planned.plan.target_stage();
+        let epoch = request.source_date_epoch;
         let mut spec = image_spec(self.store, &planned.plan.stages, target, created, epoch)?;
         spec.config.labels.extend(request.labels.iter().cloned());
         if let Some(inline) = request.cache_to.iter().find(|c| c.is_inline()) {
             let label =
-                crate::inline_cache::label(self.store, &solver, &planned.dag, inline.compression)?;
+                crate::inline_cache::label(self.store, solver, &planned.dag, inline.compression)?;
             spec.config.labels.extend([label]);
         }
         let platform = spec.platform.clone();
-        let manifest = commit_image(self.store, &layers, spec)?;
+        let manifest = commit_image(self.store, layers, spec)?;
         let has_index = request.attest.any();
         let manifest = crate::annotate::apply(
             self.store,
@@ -338,33 +331,8 @@ impl<'a> Engine<'a> {
         if request.tags.is_empty() && request.outputs.is_empty() {
             self.store.keep_untagged(image.id(), tagged.clone())?; // `<none>` until pruned
         }
-        for out in &request.outputs {
-            let one = std::slice::from_ref(&image);
-            match (&attached, out) {
-                (Some(a), Output::Registry(name)) => {
-                    attest::push_attested(self.store, self.images, a, one, request, name)?;
-                    continue;
-                }
-                (Some(a), Output::Oci(path) | Output::Docker(path)) => {
-                    let format = match out {
-                        Output::Docker(_) => rbk_store::archive::ArchiveFormat::Docker,
-                        _ => rbk_store::archive::ArchiveFormat::Oci,
-                    };
-                    attest::write_archive(self.store, a, one, request, format, path)?;
-                    continue;
-                }
-                _ => {}
-            }
-            output::write(
-                self.store,
-                self.images,
-                &image,
-                &request.tags,
-                out,
-                request.compression,
-            )?;
-        }
-        let mut warnings = cache::export(self.store, &solver, &planned.dag, &request.cache_to)?;
+        self.write_outputs(&image, attached.as_ref(), request)?;
+        let mut warnings = cache::export(self.store, solver, &planned.dag, &request.cache_to)?;
         warnings.extend(attached.iter().flat_map(|a| a.warnings()));
         Ok(BuildResult {
             image,
@@ -372,6 +340,71 @@ impl<'a> Engine<'a> {
             index: attached.map(|a| a.index),
         })
     }
+
+    /// Writes `image` (with its attestations, when `attached`) to every
+    /// `--output`.
+    fn write_outputs(
+        &self,
+        image: &Image,
+        attached: Option<&attest::Attached>,
+        request: &BuildRequest,
+    ) -> Result<()> {
+        let one = std::slice::from_ref(image);
+        for out in &request.outputs {
+            match (attached, out) {
+                (Some(a), Output::Registry(name)) => {
+                    attest::push_attested(self.store, self.images, a, one, request, name)?;
+                }
+                (Some(a), Output::Oci(path) | Output::Docker(path)) => {
+                    let format = match out {
+                        Output::Docker(_) => rbk_store::archive::ArchiveFormat::Docker,
+                        _ => rbk_store::archive::ArchiveFormat::Oci,
+                    };
+                    attest::write_archive(self.store, a, one, request, format, path)?;
+                }
+                _ => output::write(
+                    self.store,
+                    self.images,
+                    image,
+                    &request.tags,
+                    out,
+                    request.compression,
+                )?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the solver needs for `request`: the context (and named contexts)
+/// with `.dockerignore` applied, entitlements, secrets, caches and
+/// settings.
+fn solve_options(
+    planned: &Planned,
+    request: &BuildRequest,
+    cache_sources: Vec<Arc<dyn CacheSource>>,
+) -> Result<SolveOptions> {
+    let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
+        Dockerignore::from_patterns(&planned.excludes)
+            .map_err(|e| Error::Invalid(e.to_string()))?,
+    ));
+    let context = LocalDir {
+        root: request.context.clone(),
+        filter,
+    };
+    Ok(SolveOptions {
+        locals: [("context".to_string(), context)]
+            .into_iter()
+            .chain(crate::named::local_dirs(&request.build_contexts)?)
+            .collect(),
+        entitlements: request.entitlements,
+        source_date_epoch: request.source_date_epoch,
+        cache_sources,
+        secrets: request.secrets.clone(),
+        ssh: request.ssh.clone(),
+        snapshotter: request.snapshotter,
+        remote: request.remote.clone(),
+    })
 }
 
 /// The message of a `--cache-from` fetch failure anywhere in `err`'s chain.

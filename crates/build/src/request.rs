@@ -116,18 +116,22 @@ impl Output {
         if !spec.contains('=') {
             return Ok(Output::Local(PathBuf::from(spec)));
         }
-        let (mut kind, mut dest, mut name) = (None, None, None);
+        let (mut kind, mut dest, mut name, mut rewrite) = (None, None, None, None);
         for field in spec.split(',') {
             match field.split_once('=') {
                 Some(("type", v)) => kind = Some(v.to_string()),
                 Some(("dest", v)) => dest = Some(PathBuf::from(v)),
                 Some(("name", v)) => name = Some(v.to_string()),
+                Some(("rewrite-timestamp", v)) => rewrite = Some(v.to_string()),
                 _ => {
                     return Err(bad(format!(
                         "unknown field {field:?} (expected type=…,dest=…)"
                     )))
                 }
             }
+        }
+        if let Some(value) = rewrite {
+            check_rewrite_timestamp(kind.as_deref(), &value).map_err(bad)?;
         }
         if kind.as_deref() == Some("registry") || name.is_some() {
             if kind.as_deref() != Some("registry") {
@@ -174,6 +178,30 @@ impl Output {
     }
 }
 
+/// `rewrite-timestamp=` of an image output (BuildKit's image exporter
+/// option since v0.13): under `SOURCE_DATE_EPOCH`, file times later than
+/// the epoch are clamped to it in the layers the build made. rbk does that
+/// to every layer it makes under an epoch (see `LayerOptions`), so `true`
+/// asks for what happens anyway; `false` (BuildKit's default: layers keep
+/// the times the steps wrote) is not offered. The local and tar outputs
+/// take no such option in BuildKit either.
+fn check_rewrite_timestamp(kind: Option<&str>, value: &str) -> std::result::Result<(), String> {
+    if !matches!(kind, Some("docker" | "oci" | "registry")) {
+        return Err("rewrite-timestamp goes with type=docker, oci or registry".into());
+    }
+    match value {
+        "true" | "1" => Ok(()),
+        "false" | "0" => Err(
+            "rbk always clamps the file times of new layers to SOURCE_DATE_EPOCH: \
+             rewrite-timestamp=false is not supported"
+                .into(),
+        ),
+        other => Err(format!(
+            "rewrite-timestamp takes true or false, not {other:?}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +241,17 @@ mod tests {
             Output::Docker("-".into())
         );
         assert!(parse("type=local,dest=-").is_err());
+        assert_eq!(
+            parse("type=docker,dest=i.tar,rewrite-timestamp=true").unwrap(),
+            Output::Docker("i.tar".into())
+        );
+        assert_eq!(
+            parse("type=registry,rewrite-timestamp=true").unwrap(),
+            Output::Registry(None)
+        );
+        let err = parse("type=oci,dest=o.tar,rewrite-timestamp=false").unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+        assert!(parse("type=local,dest=d,rewrite-timestamp=true").is_err());
+        assert!(parse("type=docker,dest=i.tar,rewrite-timestamp=maybe").is_err());
     }
 }

@@ -80,6 +80,74 @@ fn source_date_epoch_as_a_build_arg_sets_the_image_times() {
     }
 }
 
+/// Item 10, outputs: `--build-arg SOURCE_DATE_EPOCH` with
+/// `rewrite-timestamp=true` on an image output (BuildKit's option since
+/// v0.13, docs/build-repro.md) clamps the file times the build wrote to the
+/// epoch; older times (a context file's) stay, and the base image's layers
+/// are not rewritten (BuildKit skips the base's diff ids). A build without
+/// the epoch ran first: its cached steps must not stand in for the epoch's.
+#[test]
+fn rewrite_timestamp_takes_the_epoch_from_the_build_arg() {
+    use support::flatten::read_archive;
+    let dir = scratch("rewrite-timestamp");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nCOPY old.txt /old.txt\nRUN echo hi > /new.txt\n",
+            ),
+            ("old.txt", "from the context\n"),
+        ],
+    );
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "@1000000000"])
+        .arg(ctx.join("old.txt"))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    ok(&root, &support::build_args(&ctx, &["-t", "no-epoch"]));
+    let archive = dir.join("image.tar");
+    let spec = format!(
+        "type=docker,dest={},rewrite-timestamp=true",
+        archive.display()
+    );
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1234567890"];
+    let mut args = vec!["-t", "epoch", "-o", spec.as_str()];
+    args.extend(epoch);
+    ok(&root, &support::build_args(&ctx, &args));
+    let image = read_archive(&archive);
+    assert_eq!(
+        image.files["new.txt"].mtime, 1_234_567_890,
+        "written by RUN"
+    );
+    assert_eq!(image.files["old.txt"].mtime, 1_000_000_000, "older: kept");
+    assert_eq!(
+        image.files["bin/busybox"].mtime, 1_700_000_000,
+        "base layer"
+    );
+    assert_eq!(image.config["created"], "2009-02-13T23:31:30Z");
+    let history = image.config["history"].as_array().unwrap();
+    for entry in history.iter().rev().take(2) {
+        assert_eq!(entry["created"], "2009-02-13T23:31:30Z", "{entry}");
+    }
+    // The image in the store is the one written out.
+    assert_eq!(config(&root, "epoch"), image.config);
+    // `false` (BuildKit's default) is not offered: rbk always clamps.
+    let spec = format!(
+        "type=oci,dest={},rewrite-timestamp=false",
+        archive.display()
+    );
+    let mut args = vec!["-o", spec.as_str()];
+    args.extend(epoch);
+    let err = fails(&root, &ctx, &args);
+    assert!(
+        err.contains("rewrite-timestamp=false is not supported"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sandbox_hostname_comes_from_the_build_arg() {
     let dir = scratch("hostname");

@@ -121,8 +121,18 @@ fn build_args(ctx: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Builds `case` with both builders and returns (docker, rbk) images.
-fn build_both(docker: &Docker, case: &str) -> (Image, Image) {
+/// What both builders made of one case.
+struct Built {
+    docker: Image,
+    rbk: Image,
+    /// `docker build --progress=plain`'s log (its standard error).
+    docker_log: String,
+    /// `rbk build --progress=plain`'s log.
+    rbk_log: String,
+}
+
+/// Builds `case` with both builders.
+fn build_both(docker: &Docker, case: &str) -> Built {
     let base = base_archive(docker);
     let dir = support::scratch(&format!("differential-{case}"));
     let ctx = prepare_context(case, &dir);
@@ -130,11 +140,11 @@ fn build_both(docker: &Docker, case: &str) -> (Image, Image) {
     let name = format!("differential-{case}:latest");
     let dockerfile = ctx.join("Dockerfile");
 
-    let mut args: Vec<&str> = vec!["build", "--network", "host", "-t", &name, "-f"];
-    args.push(dockerfile.to_str().unwrap());
+    let mut args: Vec<&str> = vec!["build", "--progress=plain", "--network", "host"];
+    args.extend(["-t", &name, "-f", dockerfile.to_str().unwrap()]);
     args.extend(extra.iter().map(String::as_str));
     args.push(ctx.to_str().unwrap());
-    docker.ok(&args);
+    let docker_log = String::from_utf8_lossy(&docker.ok(&args).stderr).into_owned();
     let docker_tar = dir.join("docker.tar");
     docker.ok(&["save", "-o", docker_tar.to_str().unwrap(), &name]);
 
@@ -144,11 +154,16 @@ fn build_both(docker: &Docker, case: &str) -> (Image, Image) {
     args.push(dockerfile.to_str().unwrap());
     args.extend(extra.iter().map(String::as_str));
     args.push(ctx.to_str().unwrap());
-    ok(&root, &args);
+    let rbk_log = support::stderr(&ok(&root, &args));
     let rbk_tar = dir.join("rbk.tar");
     ok(&root, &["save", "-o", rbk_tar.to_str().unwrap(), &name]);
 
-    (read_archive(&docker_tar), read_archive(&rbk_tar))
+    Built {
+        docker: read_archive(&docker_tar),
+        rbk: read_archive(&rbk_tar),
+        docker_log,
+        rbk_log,
+    }
 }
 
 /// Every difference between the two images, one line each.
@@ -295,9 +310,8 @@ fn expected(case: &str) -> Vec<String> {
 }
 
 fn check(case: &str) {
-    let docker = engine();
-    let (d, r) = build_both(docker, case);
-    let found = differences(&d, &r);
+    let built = build_both(engine(), case);
+    let found = differences(&built.docker, &built.rbk);
     let accepted = expected(case);
     let new: Vec<&String> = found.iter().filter(|f| !accepted.contains(f)).collect();
     let gone: Vec<&String> = accepted.iter().filter(|a| !found.contains(a)).collect();
@@ -330,13 +344,45 @@ macro_rules! cases {
 
         #[test]
         fn every_case_directory_has_a_test() {
-            let listed = [$($case),*];
+            let listed = [$($case,)* OUTPUT_ORDER];
             for entry in fs::read_dir(case_dir("")).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().into_owned();
                 assert!(listed.contains(&name.as_str()), "case {name} has no test");
             }
         }
     };
+}
+
+/// The case whose logs are compared (it is also an image case).
+const OUTPUT_ORDER: &str = "output-order";
+
+/// The output lines (`#N 0.123 out1`) of `log` whose text starts with
+/// `out` or `err`, in the order shown.
+fn output_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|w| w.starts_with("out") || w.starts_with("err"))
+        .collect()
+}
+
+/// Issue 11, item 21: plain progress keeps the order in which a step wrote
+/// its stdout and stderr lines, as Docker's BuildKit shows them.
+#[test]
+fn plain_progress_keeps_the_order_of_stdout_and_stderr() {
+    let built = build_both(engine(), OUTPUT_ORDER);
+    let (d, r) = (
+        output_lines(&built.docker_log),
+        output_lines(&built.rbk_log),
+    );
+    let want = ["out1", "err1", "out2", "err2", "out3", "err3"];
+    assert_eq!(d, want, "Docker's log:\n{}", built.docker_log);
+    assert_eq!(r, d, "rbk's log:\n{}", built.rbk_log);
+    let found = differences(&built.docker, &built.rbk);
+    assert!(
+        found.is_empty(),
+        "the images differ:\n  {}",
+        found.join("\n  ")
+    );
 }
 
 cases! {
@@ -351,4 +397,6 @@ cases! {
     run_mounts => "run-mounts",
     env_pairs_and_scratch_config => "env-scratch",
     steps_that_change_nothing_keep_a_layer => "empty-steps",
+    chown_with_unknown_names => "chown-unknown",
+    supplementary_groups_of_users => "user-groups",
 }

@@ -668,3 +668,61 @@ fn layers_of_every_docker_and_oci_media_type_load_and_run() {
         ok(&store, &["system", "verify"]);
     }
 }
+
+/// Issue 10: a base whose config has no history entry for its layer (as
+/// tools that write no history leave it) is built on the way BuildKit's
+/// exporter builds on it: one entry per unaccounted top layer is appended,
+/// with the comment `buildkit.exporter.image.v0`, so every layer has an
+/// entry. A step that changed nothing shows `0B` in `rbk history`, as in
+/// Docker (the empty layer holds no file).
+#[test]
+fn a_base_without_history_is_padded_and_empty_layers_show_0b() {
+    let dir = scratch("no-history");
+    let (root, mut entries) = saved_base(&dir);
+    let mut cfg = config(&entries);
+    cfg.as_object_mut().unwrap().remove("history");
+    set_config_bytes(&mut entries, serde_json::to_vec(&cfg).unwrap());
+    let archive = dir.join("no-history.tar");
+    write_archive(&entries, &archive);
+    let other = dir.join("other");
+    ok(&other, &["load", "-i", archive.to_str().unwrap()]);
+    let ctx = support::context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN echo hi > /f\nENV A=1\nRUN true\n",
+        )],
+    );
+    ok(&other, &support::build_args(&ctx, &["-t", "padded"]));
+    let built = support::config(&other, "padded");
+    let history = built["history"].as_array().unwrap();
+    let with_layer = history.iter().filter(|h| h["empty_layer"] != true).count();
+    assert_eq!(with_layer, 3, "one entry per layer: {history:?}");
+    let last = history.last().unwrap();
+    assert_eq!(last["comment"], "buildkit.exporter.image.v0", "{last}");
+    assert!(last["created"].is_string(), "{last}");
+    // The padded entry pairs with the top layer: the empty one of RUN true.
+    let rows = stdout(&ok(
+        &other,
+        &["history", "--format", "{{.Size}}|{{.Comment}}", "padded"],
+    ));
+    assert_eq!(
+        rows.lines().next(),
+        Some("0B|buildkit.exporter.image.v0"),
+        "{rows}"
+    );
+
+    // On a base with its history: RUN true's own row shows 0B.
+    ok(&root, &support::build_args(&ctx, &["-t", "whole"]));
+    let rows = stdout(&ok(
+        &root,
+        &["history", "--format", "{{.Size}}|{{.CreatedBy}}", "whole"],
+    ));
+    let top: Vec<&str> = rows.lines().take(3).collect();
+    assert_eq!(top[0], "0B|RUN /bin/sh -c true # buildkit", "{rows}");
+    assert_eq!(top[1], "0B|ENV A=1", "{rows}");
+    assert!(
+        !top[2].starts_with("0B") && top[2].ends_with("|RUN /bin/sh -c echo hi > /f # buildkit"),
+        "{rows}"
+    );
+}

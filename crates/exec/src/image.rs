@@ -13,6 +13,20 @@
 //! rebuild gives the same config, hence the same image id. (A layer whose
 //! exact content an earlier build already made shares that build's blob and
 //! time; BuildKit would stamp a new cache record instead.)
+//!
+//! # History that does not pair with the layers
+//!
+//! A base image may carry fewer history entries with a layer than it has
+//! layers (images made by tools that write no history, or trimmed by
+//! hand), or more. As BuildKit's exporter does (`normalizeLayersAndHistory`
+//! in `exporter/containerimage/writer.go`, the same in Docker 20.10's
+//! copy): surplus entries are marked `empty_layer` from the bottom, and for
+//! missing ones an entry per unaccounted top layer is appended at the end,
+//! with the layer's time and the comment `buildkit.exporter.image.v0`, so
+//! that every layer has an entry and `history` pairs sizes with entries.
+//! BuildKit's `created_by` there is its internal description of the
+//! layer's cache record (`mount / from exec …`, `pulled from …`); rbk keeps
+//! no such record and leaves `created_by` out.
 
 use std::time::SystemTime;
 
@@ -47,6 +61,7 @@ pub struct ImageSpec {
 /// `empty_layer`, as BuildKit writes them.
 pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<Descriptor> {
     let mut history = spec.history;
+    pad_history(&mut history, layers.len());
     let mut created = format_rfc3339(spec.created);
     if history.iter().any(|h| h.created.is_none()) {
         let times = pairs(layers, &history).then(|| layer_times(store, layers));
@@ -78,6 +93,29 @@ pub fn commit_image(store: &Store, layers: &[Layer], spec: ImageSpec) -> Result<
     };
     let blobs = layers.iter().map(|l| l.blob.clone()).collect();
     Ok(store.put_image(&config, blobs)?)
+}
+
+/// The comment BuildKit's exporter gives the entries it adds for layers
+/// that had none.
+const PADDED_HISTORY_COMMENT: &str = "buildkit.exporter.image.v0";
+
+/// Makes the entries that are not `empty_layer` as many as `layers`, as
+/// the module docs say: surplus ones become `empty_layer` (the lowest
+/// `layers` keep their layer), missing ones are appended, without a time
+/// (they take their layer's, see `fill_created`).
+fn pad_history(history: &mut Vec<History>, layers: usize) {
+    let mut with_layer = 0;
+    for entry in history.iter_mut().filter(|h| !h.empty_layer) {
+        if with_layer == layers {
+            entry.empty_layer = true;
+        } else {
+            with_layer += 1;
+        }
+    }
+    history.extend((with_layer..layers).map(|_| History {
+        comment: Some(PADDED_HISTORY_COMMENT.into()),
+        ..History::default()
+    }));
 }
 
 /// Whether the non-empty history entries pair one to one with `layers`.
@@ -159,6 +197,36 @@ mod tests {
         // the empty RUN and the LABEL the RUN's before them.
         assert_eq!(got, ["2020", "2020", "2024", "2024", "2024"]);
         assert_eq!(last.as_deref(), Some("2024"));
+    }
+
+    #[test]
+    fn history_is_padded_or_trimmed_to_the_layers() {
+        let shape = |h: &[History]| -> Vec<(Option<String>, bool, Option<String>)> {
+            h.iter()
+                .map(|e| (e.created_by.clone(), e.empty_layer, e.comment.clone()))
+                .collect()
+        };
+        // A base with no history for its two layers, then a RUN.
+        let mut short = vec![entry("ENV a=b", true), entry("RUN x", false)];
+        pad_history(&mut short, 3);
+        let padded = Some(PADDED_HISTORY_COMMENT.to_string());
+        assert_eq!(
+            shape(&short),
+            [
+                (Some("ENV a=b".into()), true, None),
+                (Some("RUN x".into()), false, None),
+                (None, false, padded.clone()),
+                (None, false, padded),
+            ]
+        );
+        // More entries with a layer than layers: the top ones lose theirs.
+        let mut long = vec![entry("a", false), entry("b", true), entry("c", false)];
+        pad_history(&mut long, 1);
+        let empty: Vec<bool> = long.iter().map(|e| e.empty_layer).collect();
+        assert_eq!(empty, [false, true, true]);
+        let mut exact = vec![entry("a", false), entry("b", true)];
+        pad_history(&mut exact, 1);
+        assert_eq!(exact.len(), 2);
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! uncompressed (every built layer, `rbk import`, docker-archive loads) has
 //! its blob's size; for a compressed blob the size is measured once by
 //! decompressing it and kept in `db/sizes/<diff id hex>` (an exact cache:
-//! a diff id names one tar).
+//! a diff id names one tar). The empty layer (a tar of nothing but its end
+//! blocks, what a step that changed nothing commits) is 0 bytes: it holds
+//! no file, and Docker, which counts the files a layer unpacks to, shows
+//! `0B` for it.
 //!
 //! # Disk usage
 //!
@@ -26,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use crate::fsutil::{read_small, write_atomic};
-use crate::image::{is_layer_media_type, Image, DOCKER_LAYER, OCI_LAYER};
+use crate::image::{is_layer_media_type, Image, DOCKER_LAYER, EMPTY_LAYER_DIFF_ID, OCI_LAYER};
 use crate::{BlobRead, Descriptor, Digest, Error, Reference, Result, Store};
 
 /// One image (one image id, whatever its number of tags).
@@ -86,6 +89,9 @@ impl Store {
     /// the module docs): the blob's size when it is an uncompressed tar,
     /// else measured once and remembered.
     pub fn layer_size(&self, layer: &Descriptor, diff_id: &Digest) -> Result<u64> {
+        if diff_id.to_string() == EMPTY_LAYER_DIFF_ID {
+            return Ok(0);
+        }
         let uncompressed = layer.digest == *diff_id
             || layer.media_type == OCI_LAYER
             || layer.media_type == DOCKER_LAYER

@@ -8,7 +8,8 @@
 //!
 //! SIZE is `0B` for `empty_layer` entries; the other entries take the
 //! manifest's layers in order. A layer's size is its uncompressed size (its
-//! tar's length, see `Store::layer_size`), whatever the blob's compression.
+//! tar's length, see `Store::layer_size`), whatever the blob's compression;
+//! the empty layer of a step that changed nothing shows `0B`, as in Docker.
 //! With no `history` at all, each layer gets a row with an empty CREATED BY.
 //!
 //! `--format` takes a Go template (see `crate::template`) over docker's

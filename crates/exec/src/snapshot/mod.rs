@@ -71,10 +71,9 @@ pub use overlay::OverlaySnapshotter;
 use crate::mount::MountGuard;
 use crate::{Error, Result};
 
-/// The diff id of the empty layer (a tar of two zero blocks), which stands
-/// for "this step changed nothing" (see `solve`).
-pub(crate) const EMPTY_LAYER_DIFF_ID: &str =
-    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+/// The diff id of the empty layer, which stands for "this step changed
+/// nothing" (see `solve`).
+pub(crate) use rbk_store::image::EMPTY_LAYER_DIFF_ID;
 
 /// overlayfs stacks at most this many lower dirs (the kernel's
 /// `OVL_MAX_STACK`); a deeper stack is refused before anything is mounted

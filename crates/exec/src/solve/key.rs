@@ -20,11 +20,23 @@ pub(crate) fn chain_digest(layers: &[Layer]) -> Digest {
     h.finish()
 }
 
-/// The cache key of `vertex` given its solved `inputs`.
-pub(super) fn cache_key(vertex: &DagVertex, inputs: &[Solved]) -> Result<Digest> {
+/// The cache key of `vertex` given its solved `inputs`, for a build under
+/// `source_date_epoch` if any: the epoch clamps the file times of new
+/// layers and dates the directories file ops create, so a layer made under
+/// another epoch (or none) is not this step's result. Without an epoch
+/// nothing is added, so those keys are what they always were.
+pub(super) fn cache_key(
+    vertex: &DagVertex,
+    inputs: &[Solved],
+    source_date_epoch: Option<i64>,
+) -> Result<Digest> {
     let mut h = Sha256Writer::new();
     h.update(SCHEME);
     h.update(vertex.digest().as_bytes());
+    if let Some(epoch) = source_date_epoch {
+        h.update(b"source-date-epoch\0");
+        h.update(&epoch.to_le_bytes());
+    }
     for (i, input) in inputs.iter().enumerate() {
         h.update(&(i as u64).to_le_bytes());
         match (&input.0.local, vertex.op()) {

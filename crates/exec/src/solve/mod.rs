@@ -188,7 +188,7 @@ impl Execute for Solver<'_> {
             Op::Merge(_) => Ok(Some(ops::merge::merge(inputs))),
             Op::Exec(_) | Op::File(_) if vertex.meta().ignore_cache => Ok(None),
             Op::Exec(_) | Op::File(_) => {
-                let key = key::cache_key(vertex, inputs)?;
+                let key = key::cache_key(vertex, inputs, self.options.source_date_epoch)?;
                 match self.store.cache_get(&key)? {
                     Some(record) => {
                         self.track(key, vertex, &record);
@@ -216,7 +216,7 @@ impl Execute for Solver<'_> {
             ctx.warn(&warning);
         }
         let solved = solved?;
-        let key = key::cache_key(vertex, inputs)?;
+        let key = key::cache_key(vertex, inputs, self.options.source_date_epoch)?;
         let record = CacheRecord::new(solved.layers().to_vec(), vertex.meta().description.clone());
         self.store.cache_put(&key, &record)?;
         self.track(key, vertex, &record);

@@ -50,6 +50,10 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Docker uncompressed layer.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// The diff id of the empty layer: a tar of nothing but its two zero
+/// end blocks (1,024 bytes), what a step that changed nothing commits.
+pub const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 /// Docker zstd layer (containerd's name for it; BuildKit writes it with
 /// `compression=zstd` and Docker media types).
 pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";

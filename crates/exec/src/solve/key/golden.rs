@@ -347,7 +347,7 @@ fn table(files: &[(&str, &str)]) -> Vec<(String, Digest, Digest)> {
         let node = def.push(op, meta);
         let dag = Dag::new(&def, &[node]).unwrap();
         let vertex = dag.vertex(dag.roots()[0]);
-        let key = cache_key(vertex, &inputs).unwrap();
+        let key = cache_key(vertex, &inputs, None).unwrap();
         out.push((name.to_string(), vertex.digest(), key));
     }
     out

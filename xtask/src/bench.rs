@@ -7,6 +7,7 @@ mod cache_mounts;
 mod fleet;
 mod frontend;
 mod platforms;
+mod progress;
 mod real;
 mod registry;
 mod scale;
@@ -51,7 +52,7 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry|platforms|real|cache-mounts|scale|fleet]`
+    // `cargo xtask bench [frontend|build|store|registry|platforms|progress|real|cache-mounts|scale|fleet]`
     // runs one group; no argument runs all but `real` and `cache-mounts`
     // (minutes of apt, pip and npm downloads), `scale` (gigabytes of
     // generated data) and `fleet` (eight concurrent runners), which run only
@@ -73,6 +74,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if wanted("platforms") {
         figures.extend(platforms::figures(root)?);
+    }
+    if wanted("progress") {
+        figures.extend(progress::figures(root)?);
     }
     if only == "fleet" {
         figures.extend(fleet::figures(root)?);

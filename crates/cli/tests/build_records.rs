@@ -468,3 +468,33 @@ fn timeline_json_is_chrome_trace_events_with_every_step() {
         .iter()
         .any(|e| e["ph"] == "X"));
 }
+
+/// A step printing a million lines: `plain` shows every one in order and
+/// `rbk logs --build` returns them all (peak memory is measured by `cargo
+/// xtask bench progress`, not here).
+#[test]
+fn a_million_line_step_is_kept_whole_in_plain_and_in_its_log() {
+    const LINES: usize = 1_000_000;
+    let dir = scratch("records-million");
+    let root = store(&dir);
+    let dockerfile = format!(
+        "FROM rbk-busybox\nRUN i=0; while [ $i -lt {LINES} ]; do echo \"line $i\"; i=$((i+1)); done\n"
+    );
+    let ctx = context(&dir, &[("Dockerfile", &dockerfile)]);
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = |text: &str, what: &str| {
+        let mut next = 0;
+        for line in text.lines() {
+            let Some((_, rest)) = line.split_once(" line ") else {
+                continue;
+            };
+            assert_eq!(rest, next.to_string(), "{what}: line {next} out of order");
+            next += 1;
+        }
+        assert_eq!(next, LINES, "{what}: lines missing");
+    };
+    check(&stderr(&out), "plain");
+    let logs = ok(&root, &["logs", "--build", "", "RUN i=0"]);
+    check(&stdout(&logs), "rbk logs --build");
+}

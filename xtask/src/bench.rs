@@ -10,6 +10,7 @@ mod platforms;
 mod progress;
 mod real;
 mod registry;
+mod rootless;
 mod scale;
 mod store;
 
@@ -29,7 +30,7 @@ pub(crate) struct Figure {
 }
 
 impl Figure {
-    fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         let mut s = self.samples.clone();
         s.sort_by(f64::total_cmp);
         s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
@@ -52,11 +53,11 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry|platforms|progress|real|cache-mounts|scale|fleet]`
+    // `cargo xtask bench [frontend|build|store|registry|platforms|progress|real|cache-mounts|scale|fleet|rootless]`
     // runs one group; no argument runs all but `real` and `cache-mounts`
     // (minutes of apt, pip and npm downloads), `scale` (gigabytes of
-    // generated data) and `fleet` (eight concurrent runners), which run only
-    // when named.
+    // generated data), `fleet` (eight concurrent runners) and `rootless` (the
+    // build rows as root and as an ordinary user), which run only when named.
     let only = std::env::args().nth(2).unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only == group;
     let mut figures = Vec::new();
@@ -77,6 +78,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if wanted("progress") {
         figures.extend(progress::figures(root)?);
+    }
+    // Every build row twice (root, then an ordinary user): only when named.
+    if only == "rootless" {
+        figures.extend(rootless::figures(root)?);
     }
     if only == "fleet" {
         figures.extend(fleet::figures(root)?);

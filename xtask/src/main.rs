@@ -7,6 +7,8 @@ mod frontend;
 mod fuzz;
 mod packages;
 mod soak;
+#[path = "../../crates/cli/tests/support/users.rs"]
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Build benchmarks: the release `rbk` binary, whole process each time, on
 //! generated Dockerfiles and contexts under `target/bench-build/`, against
-//! a busybox base image imported into a fresh store.
+//! a busybox base image imported into a fresh store. The same rows run as
+//! an ordinary user (rootless rbk) for `cargo xtask bench rootless`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,48 +11,92 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use super::Figure;
+use crate::users::User;
 
 const RUNS: usize = 5;
 
 /// Everything a build benchmark needs: the binary, a store with the base
-/// image, and a scratch directory.
+/// image, a scratch directory, and the ordinary user who runs rbk, if not
+/// root.
 struct Bench {
     rbk: PathBuf,
     store: PathBuf,
     work: PathBuf,
+    user: Option<User>,
 }
 
 pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
-    crate::run(
-        root,
-        "cargo",
-        &["build", "--release", "--quiet", "-p", "rbk-cli"],
-    )?;
-    let work = root.join("target/bench-build");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let bench = Bench {
-        rbk: root.join("target/release/rbk"),
-        store: work.join("store"),
-        work: work.clone(),
-    };
-    let tarball = crate::busybox_rootfs(&work)?;
-    bench.rbk(&["import", &tarball, "rbk-busybox:latest"])?;
-    let mut figures = vec![
-        bench.parallel_stages()?,
-        bench.noop_rebuild()?,
-        bench.one_file_edit()?,
-        bench.many_files_run()?,
-    ];
-    figures.extend(bench.big_context()?);
-    figures.extend(bench.shared_copies()?);
-    figures.extend(bench.fleet(&tarball)?);
+    let rbk = super::release_binary(root)?;
+    let mut runs = measure(&rbk, &[(root.join("target/bench-build"), None)])?;
+    Ok(runs.remove(0))
+}
+
+/// One row (or a few that share their setup) of the build benchmark; the
+/// second argument is the base image's tarball.
+type Row = fn(&Bench, &str) -> anyhow::Result<Vec<Figure>>;
+
+const ROWS: &[Row] = &[
+    |b, _| Ok(vec![b.parallel_stages()?]),
+    |b, _| Ok(vec![b.noop_rebuild()?]),
+    |b, _| Ok(vec![b.one_file_edit()?]),
+    |b, _| Ok(vec![b.many_files_run()?]),
+    |b, _| b.big_context(),
+    |b, _| b.shared_copies(),
+    |b, tarball| b.fleet(tarball),
+];
+
+/// The build rows for each runner: a scratch directory (made afresh; the
+/// user's own when there is one, so its store and exported cache can be
+/// written) and the ordinary user who runs `rbk`, or root. Each row runs
+/// for every runner before the next row, so that the machine's load
+/// weighs on the runners alike. The figures come back per runner.
+pub(crate) fn measure(
+    rbk: &Path,
+    runners: &[(PathBuf, Option<User>)],
+) -> anyhow::Result<Vec<Vec<Figure>>> {
+    let mut benches = Vec::new();
+    for (work, user) in runners {
+        let _ = std::fs::remove_dir_all(work);
+        std::fs::create_dir_all(work)?;
+        if let Some(user) = user {
+            std::os::unix::fs::chown(work, Some(user.uid), Some(user.gid))?;
+        }
+        let bench = Bench {
+            rbk: rbk.to_path_buf(),
+            store: work.join("store"),
+            work: work.clone(),
+            user: user.clone(),
+        };
+        let tarball = crate::busybox_rootfs(work)?;
+        bench.rbk(&["import", &tarball, "rbk-busybox:latest"])?;
+        benches.push((bench, tarball));
+    }
+    let mut figures: Vec<Vec<Figure>> = benches.iter().map(|_| Vec::new()).collect();
+    for row in ROWS {
+        for ((bench, tarball), out) in benches.iter().zip(&mut figures) {
+            out.extend(row(bench, tarball)?);
+        }
+    }
     Ok(figures)
 }
 
 impl Bench {
     fn rbk(&self, args: &[&str]) -> anyhow::Result<()> {
-        let out = Command::new(&self.rbk)
+        let mut cmd = match &self.user {
+            None => Command::new(&self.rbk),
+            Some(user) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.arg(format!("--reuid={}", user.uid))
+                    .arg(format!("--regid={}", user.gid))
+                    .arg("--clear-groups")
+                    .arg(&self.rbk)
+                    .env_clear()
+                    .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                    .env("HOME", &self.work);
+                cmd
+            }
+        };
+        let out = cmd
             .arg("--root")
             .arg(&self.store)
             .args(args)
@@ -284,6 +329,7 @@ impl Bench {
                 rbk: self.rbk.clone(),
                 store: self.work.join(format!("fleet-a{run}")),
                 work: self.work.clone(),
+                user: self.user.clone(),
             };
             a.rbk(&["import", tarball, "rbk-busybox:latest"])?;
             let _ = std::fs::remove_dir_all(&cache);

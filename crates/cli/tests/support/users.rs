@@ -1,8 +1,8 @@
 //! Ordinary users for the rootless tests (the suites run as root): one with
 //! subordinate id ranges in /etc/subuid and /etc/subgid, one without, made
 //! once per machine (idempotently, under a lock), and commands run as them.
-//! Also included by the store's breakout tests (`#[path]`), so it uses std
-//! and rustix only.
+//! Also included by the store's breakout tests and `cargo xtask bench
+//! rootless` (`#[path]`), so it uses std and rustix only.
 #![allow(dead_code)]
 
 use std::fs;

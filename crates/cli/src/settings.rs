@@ -376,6 +376,30 @@ pub(crate) fn progress_settings(
 mod tests {
     use super::*;
 
+    fn global(args: &[&str]) -> GlobalSettings {
+        use clap::Parser;
+        let cli = crate::args::Cli::try_parse_from(args).unwrap();
+        GlobalSettings::resolve(cli.global).unwrap()
+    }
+
+    #[test]
+    fn global_flags_become_settings_wherever_they_are_given() {
+        let s = global(&[
+            "rbk",
+            "build",
+            "--jobs",
+            "3",
+            "--snapshotter",
+            "native",
+            ".",
+        ]);
+        assert_eq!((s.jobs, s.snapshotter), (3, SnapshotterChoice::Copy));
+        let s = global(&["rbk", "--jobs", "0", "--snapshotter", "overlay", "images"]);
+        assert_eq!((s.jobs, s.snapshotter), (1, SnapshotterChoice::Overlay));
+        let s = global(&["rbk", "--root", "", "images"]);
+        assert_eq!(s.root, None, "an empty root counts as unset");
+    }
+
     #[test]
     fn build_args_take_bare_keys_from_the_environment() {
         let raw = [

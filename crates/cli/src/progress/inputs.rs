@@ -36,7 +36,12 @@ impl PathFilter for Ignore {
 /// One fingerprint per dag index.
 pub(crate) fn fingerprints(dag: &Dag, sources: &Sources<'_>) -> Vec<Fingerprint> {
     let lines: Vec<&str> = sources.dockerfile_text.lines().collect();
-    let index = context_index(sources);
+    // Only a plan that reads the context pays for the walk.
+    let reads_context = dag
+        .vertices()
+        .iter()
+        .any(|v| matches!(v.op(), Op::Source(SourceOp::Local { name, .. }) if name == "context"));
+    let index = reads_context.then(|| context_index(sources)).flatten();
     dag.vertices()
         .iter()
         .map(|v| {

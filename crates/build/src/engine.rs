@@ -435,6 +435,10 @@ fn step_error(err: rbk_graph::Error, planned: &Planned, text: &str) -> Error {
         .map(|span| rbk_parser::Location::lines(&span.file, span.start_line, span.end_line));
     // Which platform's step failed, in a multi-platform build.
     let context = multi::failed_platform(&err, planned);
+    let failed_run = match err.executor_error::<rbk_exec::Error>() {
+        Some(rbk_exec::Error::ProcessFailed { .. }) => err.vertex_digest().map(Box::new),
+        _ => None,
+    };
     // The executor's error is the cause; the graph's own "failed to solve
     // vertex <digest>" says nothing the location does not say better.
     let source: crate::error::BoxError = match err {
@@ -446,6 +450,7 @@ fn step_error(err: rbk_graph::Error, planned: &Planned, text: &str) -> Error {
         location,
         context,
         source,
+        failed_run,
     }
 }
 

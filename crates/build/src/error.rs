@@ -32,6 +32,9 @@ pub enum Error {
         /// What went wrong.
         #[source]
         source: BoxError,
+        /// The vertex of the `RUN` step that exited non-zero, when that is
+        /// what failed (its state is kept for `rbk debug step`).
+        failed_run: Option<Box<rbk_store::Digest>>,
     },
     /// `# check=error=true` and the build checks found something: BuildKit's
     /// `lint violation found for rules: …`, with the findings to show.

@@ -263,6 +263,7 @@ pub(crate) fn fetch_images(
             location: span.map(|s| Location::lines(&s.file, s.start_line, s.end_line)),
             context: Some(format!("failed to resolve source metadata for {reference}")),
             source: Box::new(err),
+            failed_run: None,
         });
     }
     Ok(())

@@ -420,6 +420,10 @@ pub(crate) struct BuildArgs {
     /// or `ID=SOCKET` (may be repeated).
     #[arg(long = "ssh", value_name = "SPEC")]
     pub(crate) ssh: Vec<String>,
+    /// What to do when a RUN step fails: `fail`, or `shell` (on a terminal,
+    /// a shell in the failed step's state before failing).
+    #[arg(long = "on-error", value_enum, default_value_t = OnError::Fail)]
+    pub(crate) on_error: OnError,
 }
 
 /// `rbk build ls|timeline`.
@@ -499,6 +503,34 @@ pub(crate) enum DebugCommand {
     },
     /// Print the pruned build graph with digests and the schedule.
     Plan(FrontendArgs),
+    /// Open a shell in the state a failed RUN step left (its file system,
+    /// mounts, environment, working directory and user); without DIGEST,
+    /// list the failed steps kept (until `rbk prune`).
+    Step(DebugStepArgs),
+}
+
+/// `rbk debug step`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DebugStepArgs {
+    /// The failed step's digest (or a unique prefix of its hex).
+    pub(crate) digest: Option<String>,
+    /// What to run instead of `/bin/sh`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+    /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) runtime: Option<PathBuf>,
+}
+
+/// `rbk build --on-error`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OnError {
+    /// Fail (the default).
+    #[default]
+    Fail,
+    /// On a terminal, open a shell in the failed RUN step's state (as
+    /// `rbk debug step` does), then fail.
+    Shell,
 }
 
 /// `rbk run`.

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod failed_step;
 mod humanize;
 mod lookup;
 mod progress;
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
             Some(cmd) => commands::build_records::run(&settings, cmd),
             None => commands::build::run(&settings, args),
         },
-        args::Command::Debug(cmd) => commands::debug::run(cmd),
+        args::Command::Debug(cmd) => commands::debug::run(&settings, cmd),
         args::Command::Import(a) => commands::import::run(&settings, a),
         args::Command::Load(a) => commands::load::run(&settings, a),
         args::Command::Save(a) => commands::save::run(&settings, a),

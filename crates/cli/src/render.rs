@@ -104,6 +104,7 @@ mod tests {
             location: None,
             context: Some("linux/arm64".into()),
             source: Box::new(cause),
+            failed_run: None,
         };
         assert_eq!(chain(&err), "failed to solve: linux/arm64: exit code: 3");
         let source = std::error::Error::source(&err).expect("a source");

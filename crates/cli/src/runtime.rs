@@ -1,7 +1,8 @@
 //! The store and the OCI runtime as commands open them: what a killed rbk
 //! left behind (build containers, `rbk run` containers) is reaped first;
 //! and the container services several verbs share (a new id, waiting for
-//! an exit, starting a detached container's monitor). Used by `build`,
+//! an exit, starting a detached container's monitor, running one in the
+//! foreground). Used by `build`,
 //! `prune`, `system`, `inspect` and the container commands, so no verb
 //! calls into another for them.
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use rbk_exec::Runc;
+use rbk_store::image::format_rfc3339;
 use rbk_store::{ContainerRecord, ContainerState, Digest, Store};
 
 use crate::settings::GlobalSettings;
@@ -134,4 +136,48 @@ pub(crate) fn spawn_monitor_process(store: &Store, record: &ContainerRecord) -> 
         }
         other => bail!("{}", other.strip_prefix("error: ").unwrap_or(other)),
     }
+}
+
+/// Signals a foreground run passes on to the container.
+const FORWARDED: [i32; 6] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGQUIT,
+    signal_hook::consts::SIGUSR1,
+    signal_hook::consts::SIGUSR2,
+];
+
+/// Runs the container over `layers` with this process as its owner (with
+/// this process's stdin when `stdin`); its exit code.
+pub(crate) fn foreground(
+    store: &Store,
+    runc: &Runc,
+    record: &ContainerRecord,
+    layers: &[rbk_store::Layer],
+    stdin: bool,
+) -> anyhow::Result<i32> {
+    store.modify_container(&record.id, |r| {
+        r.monitor = Some(rbk_exec::current_owner());
+        r.started = Some(format_rfc3339(SystemTime::now()));
+    })?;
+    let prepared = rbk_exec::prepare_container(store, runc, layers, record, record.tty)?;
+    let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
+    let handle = signals.handle();
+    let running = rbk_exec::spawn_foreground(&prepared, stdin)?;
+    let pid = rustix::process::Pid::from_raw(running.pid() as i32);
+    let forwarder = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if let (Some(pid), Some(signal)) =
+                (pid, rustix::process::Signal::from_named_raw(signal))
+            {
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+    });
+    let code = running.wait();
+    handle.close();
+    let _ = forwarder.join();
+    drop(prepared);
+    Ok(code?)
 }

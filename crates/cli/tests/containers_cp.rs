@@ -3,10 +3,8 @@
 //! containers, and hostile symlinks in the container that point at the
 //! host: every path resolves inside the container's root.
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Stdio;
 
 mod support;
 
@@ -146,23 +144,13 @@ fn copies_out_of_and_into_a_stopped_container_with_dockers_rules() {
     support::file(&mut builder, "streamed/x", 0o644, b"streamed\n");
     support::file(&mut builder, ".wh.kept", 0o644, b"not a whiteout\n");
     let tar = builder.into_inner().unwrap();
-    let mut child = support::command(&root, &["cp", "-", "c:/tmp"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&tar).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::rbk_with_stdin(&root, &["cp", "-", "c:/tmp"], &tar);
     assert!(out.status.success(), "{}", stderr(&out));
-    let e = {
-        let mut child = support::command(&root, &["cp", "-", "c:/hello"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&tar).unwrap();
-        stderr(&child.wait_with_output().unwrap())
-    };
+    let e = stderr(&support::rbk_with_stdin(
+        &root,
+        &["cp", "-", "c:/hello"],
+        &tar,
+    ));
     assert!(e.contains("must be a directory"), "{e}");
     ok(&root, &["cp", "c:/tmp/streamed/x", &h("streamed")]);
     assert_eq!(read(&host.join("streamed")), "streamed\n");

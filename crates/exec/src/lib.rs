@@ -60,10 +60,10 @@ mod users;
 
 pub use container::{
     container_changes, container_layer, copy, copy_tar_in, current_owner, exec_in_container,
-    export_container, is_alive, locate, monitor_container, pause_container, prepare_container,
-    read_log, reap_containers, signal_container, spawn_foreground, write_source_tar, Change,
-    Copied, CopyOptions, CopyRoot, ExecRequest, Foreground, Located, LogEntry, LogStream,
-    PreparedContainer, CAPABILITIES, UNKNOWN_EXIT,
+    export_container, failed_step_mounts, is_alive, locate, monitor_container, pause_container,
+    prepare_container, read_log, reap_containers, signal_container, spawn_foreground,
+    write_source_tar, Change, Copied, CopyOptions, CopyRoot, ExecRequest, Foreground, Located,
+    LogEntry, LogStream, PreparedContainer, StepMounts, CAPABILITIES, UNKNOWN_EXIT,
 };
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};

@@ -115,6 +115,11 @@ impl ExecContext<'_> {
         self.cancel.clone()
     }
 
+    /// The digest of the vertex being solved.
+    pub fn digest(&self) -> crate::Digest {
+        self.digest
+    }
+
     /// Reports output of the vertex's process.
     pub fn log(&self, stream: LogStream, data: &[u8]) {
         self.reporter.event(Event::Log {

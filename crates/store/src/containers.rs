@@ -107,6 +107,10 @@ pub struct ContainerRecord {
     /// `--init`: the host's init binary, run as the container's pid 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// `rbk debug step`: a failed build step's changes (an overlay upper
+    /// dir), stacked on the layers under the container's own upper dir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_upper: Option<String>,
 }
 
 /// A mount of a container (`-v`, `--mount`).

@@ -76,6 +76,9 @@ pub struct GcReport {
     /// downloads and clones removed by [`Store::prune`] with `all`, with
     /// their sizes.
     pub source_caches: Vec<(PathBuf, u64)>,
+    /// Failed build steps (kept for `rbk debug step`) dropped by
+    /// [`Store::prune`].
+    pub failed_steps: usize,
 }
 
 impl GcReport {
@@ -140,16 +143,24 @@ impl Store {
         for desc in db.images.values().chain(db.untagged.values()) {
             self.mark_manifest(&desc.digest, Some(&desc.media_type), &mut live, 0);
         }
-        for (_, record) in self.cache_records()? {
-            for layer in record.layers {
-                live.cache_blobs.insert(layer.blob.digest);
-                live.snapshots.insert(layer.diff_id);
-                let blob = BlobInfo {
-                    digest: layer.blob.digest,
-                    size: layer.blob.size,
-                };
-                live.layers.entry(layer.diff_id).or_insert(blob);
-            }
+        // Failed build steps kept for `rbk debug step` keep their layers.
+        let kept: Vec<_> = self
+            .failed_steps()?
+            .iter()
+            .flat_map(|s| s.all_layers().cloned().collect::<Vec<_>>())
+            .collect();
+        let cached = self
+            .cache_records()?
+            .into_iter()
+            .flat_map(|(_, r)| r.layers);
+        for layer in cached.chain(kept) {
+            live.cache_blobs.insert(layer.blob.digest);
+            live.snapshots.insert(layer.diff_id);
+            let blob = BlobInfo {
+                digest: layer.blob.digest,
+                size: layer.blob.size,
+            };
+            live.layers.entry(layer.diff_id).or_insert(blob);
         }
         Ok(live)
     }
@@ -234,8 +245,11 @@ impl Store {
                 dropped.push(key);
             }
         }
+        // Failed build steps are kept for `rbk debug step` until a prune.
+        let failed_steps = self.remove_failed_steps()?;
         let mut report = self.gc_locked(dropped)?;
         report.images = images;
+        report.failed_steps = failed_steps;
         if all {
             report.source_caches = self.drop_source_caches()?;
         }
@@ -273,6 +287,7 @@ impl Store {
             cache,
             images: Vec::new(),
             source_caches: Vec::new(),
+            failed_steps: 0,
         })
     }
 

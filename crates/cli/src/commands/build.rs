@@ -9,7 +9,9 @@ use rbk_exec::{Entitlements, Runc};
 use rbk_store::Reference;
 
 use super::build_check::Call;
-use crate::args::BuildArgs;
+use std::io::{IsTerminal, Write};
+
+use crate::args::{BuildArgs, OnError};
 use crate::progress::Progress;
 use crate::settings::{FrontendSettings, GlobalSettings};
 
@@ -104,7 +106,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         rbk_build::fetch_named_contexts(&store, &settings.remote, &mut request.build_contexts)?;
     let tags = request.tags.clone();
     let runtime_binary = args.runtime.clone().or_else(|| settings.runtime.clone());
-    let runtime = Runc::new(runtime_binary, store.root().join("runc"))?;
+    let runtime = Runc::new(runtime_binary.clone(), store.root().join("runc"))?;
     let engine = Engine::new(&store, &registries, &runtime);
     if let Call::Check { json } = super::build_check::call(&args.supply)? {
         return super::build_check::run(&engine, &request, json);
@@ -166,7 +168,18 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         timeline: args.timeline.clone(),
     };
     let recorded = progress.record(facts);
-    let result = result?;
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => match kept_failed_step(&store, &e) {
+            Some(digest) => {
+                // The error first, then the way into the failed step.
+                crate::render::error(&anyhow::Error::from(e));
+                debug_failed_step(&store, &digest, args.on_error, runtime_binary)?;
+                return Ok(ExitCode::FAILURE);
+            }
+            None => return Err(e.into()),
+        },
+    };
     recorded?;
     report_warnings(&result.warnings);
     // A multi-platform build is known by its index, as buildx reports it.
@@ -187,6 +200,49 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         false => report_done(args.quiet && !to_stdout, &id.to_string(), &tags),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The digest of the RUN step whose failure `error` is, when the step was
+/// kept for `rbk debug step`.
+fn kept_failed_step(store: &rbk_store::Store, error: &rbk_build::Error) -> Option<String> {
+    let rbk_build::Error::Step {
+        failed_run: Some(digest),
+        ..
+    } = error
+    else {
+        return None;
+    };
+    let kept = store
+        .failed_steps()
+        .ok()?
+        .iter()
+        .any(|s| s.digest == **digest);
+    kept.then(|| digest.to_string())
+}
+
+/// After a RUN step failed: `--on-error=shell` opens a shell in it (on a
+/// terminal); otherwise the user is told how to.
+fn debug_failed_step(
+    store: &rbk_store::Store,
+    digest: &str,
+    on_error: OnError,
+    runtime: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let terminal = std::io::stdin().is_terminal();
+    if on_error == OnError::Shell && terminal {
+        crate::failed_step::open_shell(store, runtime, digest, &[])?;
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    if on_error == OnError::Shell {
+        writeln!(
+            err,
+            "--on-error=shell needs a terminal on stdin: no shell opened"
+        )?;
+    }
+    // Short enough for one line of a 100-column terminal.
+    writeln!(err, "to debug: rbk debug step {digest}")?;
+    Ok(())
 }
 
 /// `rbk build -` (stdin) or a URL as the context: fetched by the engine's

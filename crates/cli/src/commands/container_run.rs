@@ -21,18 +21,8 @@ use rbk_store::{ContainerRecord, Store};
 use super::container_opts;
 use crate::args::{MonitorArgs, RunArgs};
 use crate::lookup::image_for_run;
-use crate::runtime::{new_id, open_containers, runc_for, spawn_monitor_process};
+use crate::runtime::{foreground, new_id, open_containers, runc_for, spawn_monitor_process};
 use crate::settings::GlobalSettings;
-
-/// Signals a foreground run passes on to the container.
-const FORWARDED: [i32; 6] = [
-    signal_hook::consts::SIGINT,
-    signal_hook::consts::SIGTERM,
-    signal_hook::consts::SIGHUP,
-    signal_hook::consts::SIGQUIT,
-    signal_hook::consts::SIGUSR1,
-    signal_hook::consts::SIGUSR2,
-];
 
 pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.tty && !args.detach && !std::io::stdin().is_terminal() {
@@ -67,7 +57,14 @@ pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<Ex
             }
         };
     }
-    let code = foreground(&store, &runc_for(settings, &record)?, &record, &args);
+    let code = store
+        .find_image(&record.image.to_string())
+        .map_err(anyhow::Error::from)
+        .and_then(|found| {
+            let runc = runc_for(settings, &record)?;
+            let layers = found.image.layers();
+            foreground(&store, &runc, &record, &layers, args.interactive)
+        });
     let code = match code {
         Ok(code) => code,
         Err(e) => {
@@ -210,6 +207,7 @@ fn new_record(
         cap_add: caps(&args.cap_add)?,
         cap_drop: caps(&args.cap_drop)?,
         init,
+        base_upper: None,
         name: args
             .name
             .clone()
@@ -253,39 +251,6 @@ fn new_record(
         error: None,
         id,
     })
-}
-
-/// Runs the container with this process as its owner; its exit code.
-fn foreground(
-    store: &Store,
-    runc: &Runc,
-    record: &ContainerRecord,
-    args: &RunArgs,
-) -> anyhow::Result<i32> {
-    let image = store.find_image(&record.image.to_string())?.image;
-    store.modify_container(&record.id, |r| {
-        r.monitor = Some(rbk_exec::current_owner());
-        r.started = Some(format_rfc3339(SystemTime::now()));
-    })?;
-    let prepared = rbk_exec::prepare_container(store, runc, &image.layers(), record, args.tty)?;
-    let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
-    let handle = signals.handle();
-    let running = rbk_exec::spawn_foreground(&prepared, args.interactive)?;
-    let pid = rustix::process::Pid::from_raw(running.pid() as i32);
-    let forwarder = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if let (Some(pid), Some(signal)) =
-                (pid, rustix::process::Signal::from_named_raw(signal))
-            {
-                let _ = rustix::process::kill_process(pid, signal);
-            }
-        }
-    });
-    let code = running.wait();
-    handle.close();
-    let _ = forwarder.join();
-    drop(prepared);
-    Ok(code?)
 }
 
 /// `rbk container-monitor ID`: runs detached container `ID` until it exits

@@ -8,9 +8,9 @@ use rbk_parser::expand::Lexer;
 
 use crate::args::DebugCommand;
 use crate::render::DockerfileError;
-use crate::settings::FrontendSettings;
+use crate::settings::{FrontendSettings, GlobalSettings};
 
-pub(crate) fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(settings: &GlobalSettings, cmd: DebugCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DebugCommand::Ast { file } => ast(&file),
         DebugCommand::Expand {
@@ -20,6 +20,7 @@ pub(crate) fn run(cmd: DebugCommand) -> anyhow::Result<ExitCode> {
             word,
         } => expand(&env, words, escape, &word),
         DebugCommand::Plan(args) => plan(args),
+        DebugCommand::Step(args) => super::debug_step::run(settings, args),
     }
 }
 

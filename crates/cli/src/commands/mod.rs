@@ -17,6 +17,7 @@ pub(crate) mod container_life;
 mod container_opts;
 pub(crate) mod container_run;
 pub(crate) mod debug;
+pub(crate) mod debug_step;
 pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod import;

@@ -33,6 +33,19 @@ pub(crate) fn rbk(root: &Path, args: &[&str]) -> Output {
     command(root, args).output().unwrap()
 }
 
+/// `rbk args` with `input` on its stdin (then closed).
+pub(crate) fn rbk_with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::process::Stdio;
+    let mut child = command(root, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub(crate) fn ok(root: &Path, args: &[&str]) -> Output {
     let out = rbk(root, args);
     assert!(

@@ -21,6 +21,7 @@
 
 mod console;
 mod copy;
+mod debug_step;
 mod logs;
 mod monitor;
 mod options;
@@ -41,6 +42,7 @@ use crate::{mount, Error, MountGuard, Result};
 pub use copy::{
     copy, copy_tar_in, locate, write_source_tar, Copied, CopyOptions, CopyRoot, Located,
 };
+pub use debug_step::{failed_step_mounts, StepMounts};
 pub use logs::{read_log, LogEntry, LogStream};
 pub use monitor::monitor_container;
 pub use options::CAPABILITIES;
@@ -89,7 +91,11 @@ pub fn prepare_container(
     let lock = copy::root_lock(store, &record.id)?;
     let (binds, tmpfs) = options::mounts(store, record)?;
     let args = options::args(record);
-    let lowers = container_lowers(store, layers)?;
+    let mut lowers = container_lowers(store, layers)?;
+    if let Some(base) = &record.base_upper {
+        // Under the init layer, which stays on top.
+        lowers.insert(lowers.len() - 1, PathBuf::from(base));
+    }
     let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
     let m = overlay_mount(&lowers, Some((&upper, &work)));
     // A root left mounted by a killed run would hide under a second mount.

@@ -49,12 +49,15 @@
 //!   mount-stub cleanup).
 
 mod cwd;
+mod failed;
 mod hosts;
 mod init_layer;
 mod runc;
 mod secrets;
 mod solve;
 mod spec;
+
+pub(crate) use solve::resolve_inside;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rbk_graph::{CacheSharing, ExecContext, ExecOp, LogStream, Mount as RunMount, MountKind};
-use rbk_store::{Digest, FileLock, Store, WorkDir};
+use rbk_store::{Digest, FailedStepMount, FailedStepMountKind, FileLock, Store, WorkDir};
 
 use super::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir, TmpfsMount};
 use crate::inroot::open_in_root;
@@ -15,7 +15,7 @@ use crate::solve::{Solved, Solver};
 use crate::{Error, Result};
 
 /// The hostname RUN steps see, as under BuildKit.
-const HOSTNAME: &str = "buildkitsandbox";
+pub(super) const HOSTNAME: &str = "buildkitsandbox";
 
 impl Solver<'_> {
     pub(crate) fn run_exec(
@@ -75,14 +75,17 @@ impl Solver<'_> {
             };
             ctx.log(stream, data);
         })?;
+        let debug_mounts = std::mem::take(&mut held.debug_mounts);
         drop(held);
-        if code == 0 {
-            self.snapshotter.commit(rootfs)?;
-        } else {
-            self.snapshotter.close(rootfs);
-        }
+        // A failed step's changes are kept too, for `rbk debug step`.
+        self.snapshotter.commit(rootfs)?;
         remove_stubs(&work.upper(), &stubs)?;
         if code != 0 {
+            if let Err(e) = self.keep_failed(op, root, debug_mounts, code, ctx.digest(), &work) {
+                ctx.warn(&format!(
+                    "the failed step could not be kept for `rbk debug step`: {e}"
+                ));
+            }
             return Err(Error::ProcessFailed {
                 command: op.args.join(" "),
                 code,
@@ -135,6 +138,19 @@ impl Solver<'_> {
                 } else {
                     (path, !readwrite, None)
                 };
+                held.debug_mounts.push(FailedStepMount {
+                    target: mount.target.clone(),
+                    readonly: !readwrite,
+                    kind: match &tree.0.local {
+                        Some(_) => FailedStepMountKind::Host {
+                            path: path.to_string_lossy().into_owned(),
+                        },
+                        None => FailedStepMountKind::Layers {
+                            layers: tree.layers().to_vec(),
+                            source: source.clone(),
+                        },
+                    },
+                });
                 binds.push(BindMount {
                     source: path,
                     target: mount.target.clone(),
@@ -175,16 +191,30 @@ impl Solver<'_> {
                 let (dir, lock) =
                     cache_mount_dir(self.store, id, *sharing, (*mode, *uid, *gid), seed)?;
                 held.locks.extend(lock);
+                held.debug_mounts.push(FailedStepMount {
+                    target: mount.target.clone(),
+                    readonly: *readonly,
+                    kind: FailedStepMountKind::Host {
+                        path: dir.to_string_lossy().into_owned(),
+                    },
+                });
                 binds.push(BindMount {
                     source: dir,
                     target: mount.target.clone(),
                     readonly: *readonly,
                 });
             }
-            MountKind::Tmpfs { size } => tmpfs.push(TmpfsMount {
-                target: mount.target.clone(),
-                size: *size,
-            }),
+            MountKind::Tmpfs { size } => {
+                held.debug_mounts.push(FailedStepMount {
+                    target: mount.target.clone(),
+                    readonly: false,
+                    kind: FailedStepMountKind::Tmpfs { size: *size },
+                });
+                tmpfs.push(TmpfsMount {
+                    target: mount.target.clone(),
+                    size: *size,
+                })
+            }
             MountKind::Secret {
                 id,
                 required,
@@ -306,6 +336,9 @@ struct Held {
     /// Locks on `sharing=locked|private` cache mounts, held until the
     /// process has exited.
     locks: Vec<FileLock>,
+    /// How to make the mounts again for `rbk debug step` (secrets and ssh
+    /// agents are not kept).
+    debug_mounts: Vec<FailedStepMount>,
 }
 
 impl Held {
@@ -322,7 +355,7 @@ impl Held {
 /// then names the result by its real path, checked to lie under `root`
 /// (docs/security.md A8: a symlink to `/` in a stage mounts that stage's root, never
 /// the host's).
-fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
     let root_fd = crate::open_root(root).map_err(|e| Error::io("opening", root, e))?;
     let fd = open_in_root(&root_fd, Path::new(source), rustix::fs::OFlags::PATH)
         .map_err(|e| Error::io("resolving mount source", source, e))?;

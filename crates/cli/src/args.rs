@@ -88,6 +88,9 @@ pub(crate) enum Command {
     /// Copy files between a container and the host (`CONTAINER:PATH`,
     /// `-` for a tar stream on stdin or stdout).
     Cp(CpArgs),
+    /// Manage named volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Manage containers (`rbk container prune`).
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -832,6 +835,49 @@ pub(crate) enum ContainerCommand {
         /// Do not ask (rbk never asks; accepted for docker's scripts).
         #[arg(short, long)]
         force: bool,
+    },
+}
+
+/// `rbk volume …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum VolumeCommand {
+    /// Create a volume (a name is made up when none is given).
+    Create {
+        /// The name: `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+        name: Option<String>,
+    },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        /// Only the names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON (docker's shape).
+    Inspect {
+        /// The volumes.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        /// Remove them even if containers use them.
+        #[arg(short, long)]
+        force: bool,
+        /// The volumes.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses.
+    Prune {
+        /// Do not ask (rbk never asks; accepted for docker's scripts).
+        #[arg(short, long)]
+        force: bool,
+        /// Named volumes too (docker's default removes only anonymous ones;
+        /// rbk removes both unless they are in use).
+        #[arg(short, long)]
+        all: bool,
     },
 }
 

@@ -80,6 +80,7 @@ fn main() -> ExitCode {
         args::Command::Exec(a) => commands::container_life::exec(&settings, a),
         args::Command::Export(a) => commands::container::export(&settings, a),
         args::Command::Cp(a) => commands::container_cp::cp(&settings, a),
+        args::Command::Volume(c) => commands::volume::run(&settings, c),
         args::Command::Container(c) => commands::container::container(&settings, c),
         args::Command::ContainerMonitor(a) => commands::container_run::monitor(&settings, a),
     };

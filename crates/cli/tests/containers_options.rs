@@ -177,3 +177,82 @@ fn bad_specs_get_docker_errors_and_make_no_container() {
     }
     assert_eq!(stdout(&ok(&root, &["ps", "-a", "-q"])), "");
 }
+
+#[test]
+fn volume_create_ls_inspect_rm_and_prune() {
+    let dir = support::container_scratch("containers-volumes");
+    let root = base(&dir);
+    assert_eq!(stdout(&ok(&root, &["volume", "create", "data"])), "data\n");
+    // A named volume outlives its container, seen through -v and --mount.
+    ok(
+        &root,
+        &[
+            "run",
+            "--name",
+            "w",
+            "-v",
+            "data:/v",
+            "base:1",
+            "sh",
+            "-c",
+            "echo kept > /v/f",
+        ],
+    );
+    let read = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=data,target=/m",
+            "base:1",
+            "cat",
+            "/m/f",
+        ],
+    );
+    assert_eq!(stdout(&read), "kept\n");
+    // `run -v NAME:` makes a volume that does not exist yet.
+    ok(&root, &["run", "--rm", "-v", "other:/o", "base:1", "true"]);
+    assert_eq!(stdout(&ok(&root, &["volume", "ls", "-q"])), "data\nother\n");
+    let table = stdout(&ok(&root, &["volume", "ls"]));
+    assert!(
+        table.starts_with("DRIVER") && table.contains("local     data"),
+        "{table}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_slice(&ok(&root, &["volume", "inspect", "data"]).stdout).unwrap();
+    let mountpoint = doc[0]["Mountpoint"].as_str().unwrap();
+    assert_eq!(doc[0]["Name"], "data");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(mountpoint).join("f")).unwrap(),
+        "kept\n"
+    );
+    // In use by container w (stopped): rm refuses and prune keeps it.
+    let out = rbk(&root, &["volume", "rm", "data"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("volume is in use"),
+        "{}",
+        stderr(&out)
+    );
+    let pruned = stdout(&ok(&root, &["volume", "prune", "-f"]));
+    assert!(pruned.contains("Deleted Volumes:\nother\n"), "{pruned}");
+    assert_eq!(stdout(&ok(&root, &["volume", "ls", "-q"])), "data\n");
+    ok(&root, &["rm", "w"]);
+    assert_eq!(stdout(&ok(&root, &["volume", "rm", "data"])), "data\n");
+    assert_eq!(stdout(&ok(&root, &["volume", "ls", "-q"])), "");
+    // Bad input: a volume that does not exist, a name that is not valid.
+    for args in [
+        &["volume", "rm", "nope"][..],
+        &["volume", "inspect", "nope"],
+        &["volume", "create", "../x"],
+    ] {
+        let out = rbk(&root, args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("no such volume: nope") || err.contains("invalid characters"),
+            "{args:?}: {err}"
+        );
+    }
+}

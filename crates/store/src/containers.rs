@@ -329,6 +329,40 @@ impl Store {
         Ok(dir)
     }
 
+    /// The names of every named volume, sorted.
+    pub fn volumes(&self) -> Result<Vec<String>> {
+        let dir = self.root().join("volumes");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("listing", &dir)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("listing", &dir))?;
+            if entry.path().join("_data").is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The bytes named volume `name` takes on disk.
+    pub fn volume_size(&self, name: &str) -> u64 {
+        crate::gc::disk_usage(&self.root().join("volumes").join(name))
+    }
+
+    /// Removes named volume `name` (its directory goes to the trash);
+    /// an error when there is none.
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        if !self.volumes()?.iter().any(|v| v == name) {
+            return Err(Error::ContainerConflict(format!("no such volume: {name}")));
+        }
+        self.move_to_trash(&self.root().join("volumes").join(name))?;
+        Ok(())
+    }
+
     /// Removes container `id` (its directory goes to the trash).
     pub fn remove_container(&self, id: &str) -> Result<()> {
         let lock = self.containers_lock()?;

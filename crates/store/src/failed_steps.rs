@@ -134,7 +134,7 @@ impl Store {
     pub fn failed_step(&self, digest: &str) -> Result<FailedStep> {
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
         let not_found = || {
-            Error::ContainerNotFound(format!(
+            Error::ContainerConflict(format!(
                 "no failed step {digest} is kept (`rbk debug step` lists them)"
             ))
         };

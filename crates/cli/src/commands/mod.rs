@@ -34,3 +34,4 @@ pub(crate) mod save;
 mod secrets;
 pub(crate) mod system;
 pub(crate) mod tag;
+pub(crate) mod volume;

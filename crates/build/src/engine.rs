@@ -369,6 +369,7 @@ impl<'a> Engine<'a> {
                     &request.tags,
                     out,
                     request.compression,
+                    request.source_date_epoch,
                 )?,
             }
         }

@@ -324,7 +324,12 @@ pub(crate) fn write(
         }
         Output::Local(dir) => {
             for (image, platform) in split(committed) {
-                output::flatten_local(store, image, &dir.join(platform))?;
+                output::flatten_local(
+                    store,
+                    image,
+                    &dir.join(platform),
+                    request.source_date_epoch,
+                )?;
             }
             Ok(())
         }
@@ -332,7 +337,12 @@ pub(crate) fn write(
             let work = store.work_dir()?;
             let root = work.upper();
             for (image, platform) in split(committed) {
-                output::flatten(store, image, &root.join(platform))?;
+                output::flatten(
+                    store,
+                    image,
+                    &root.join(platform),
+                    request.source_date_epoch,
+                )?;
             }
             output::write_tree_tar(&root, path)
         }

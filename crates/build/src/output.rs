@@ -20,7 +20,9 @@ use crate::images::ImageProvider;
 use crate::request::{Output, STDOUT};
 use crate::{Error, Result};
 
-/// Writes `image` to `out`; `tags` are the build's `-t` names.
+/// Writes `image` to `out`; `tags` are the build's `-t` names, `epoch` the
+/// build's `SOURCE_DATE_EPOCH` (the time of every file a local or tar
+/// output writes, see [`date_tree`]).
 pub(crate) fn write(
     store: &Store,
     provider: &dyn ImageProvider,
@@ -28,6 +30,7 @@ pub(crate) fn write(
     tags: &[Reference],
     out: &Output,
     compression: Compression,
+    epoch: Option<i64>,
 ) -> Result<()> {
     let what = |path: &Path| format!("--output {}", path.display());
     match out {
@@ -53,7 +56,7 @@ pub(crate) fn write(
                 source,
             })
         }
-        Output::Local(dir) => flatten_local(store, image, dir),
+        Output::Local(dir) => flatten_local(store, image, dir, epoch),
         Output::Registry(name) => {
             let targets = match name {
                 Some(n) => vec![n.clone()],
@@ -72,7 +75,7 @@ pub(crate) fn write(
         Output::Tar(path) => {
             let work = store.work_dir()?;
             let root = work.upper();
-            flatten(store, image, &root)?;
+            flatten(store, image, &root, epoch)?;
             write_tree_tar(&root, path)
         }
     }
@@ -182,19 +185,59 @@ fn put_manifest_like(
 /// directory other users may enter, so device nodes are never created and
 /// setuid/setgid bits are cleared (docs/security.md, the 2026-12 probe).
 /// BuildKit's exporter, running as the client user, has the same effect.
-pub(crate) fn flatten_local(store: &Store, image: &Image, dir: &Path) -> Result<()> {
+pub(crate) fn flatten_local(
+    store: &Store,
+    image: &Image,
+    dir: &Path,
+    epoch: Option<i64>,
+) -> Result<()> {
     let options = UnpackOptions::default()
         .whiteouts(Whiteouts::Apply)
         .devices(DevicePolicy::Skip)
         .strip_setid(true);
-    flatten_with(store, image, dir, &options)
+    flatten_with(store, image, dir, &options)?;
+    epoch.map_or(Ok(()), |e| date_tree(dir, e))
 }
 
 /// Writes the image's filesystem into `dir` (created if missing), applying
-/// each layer's whiteouts in turn.
-pub(crate) fn flatten(store: &Store, image: &Image, dir: &Path) -> Result<()> {
+/// each layer's whiteouts in turn; under `epoch`, dated by [`date_tree`].
+pub(crate) fn flatten(store: &Store, image: &Image, dir: &Path, epoch: Option<i64>) -> Result<()> {
     let options = UnpackOptions::default().whiteouts(Whiteouts::Apply);
-    flatten_with(store, image, dir, &options)
+    flatten_with(store, image, dir, &options)?;
+    epoch.map_or(Ok(()), |e| date_tree(dir, e))
+}
+
+/// Gives every entry under `dir` (and `dir`) the access and modification
+/// time `epoch`, symlinks themselves rather than their targets: BuildKit's
+/// local and tar exporters write every file with the `SOURCE_DATE_EPOCH`
+/// time (docs/build-repro.md, `exporter/local/fs.go`), base image files
+/// included.
+pub(crate) fn date_tree(dir: &Path, epoch: i64) -> Result<()> {
+    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD};
+    let failed = |path: &Path, e: std::io::Error| Error::Output {
+        what: format!("dating {} to SOURCE_DATE_EPOCH", path.display()),
+        source: e.into(),
+    };
+    let time = Timespec {
+        tv_sec: epoch,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| failed(&path, e))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| failed(&path, e))? {
+                pending.push(entry.map_err(|e| failed(&path, e))?.path());
+            }
+        }
+        utimensat(CWD, &path, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| failed(&path, e.into()))?;
+    }
+    Ok(())
 }
 
 fn flatten_with(store: &Store, image: &Image, dir: &Path, options: &UnpackOptions) -> Result<()> {

@@ -148,6 +148,44 @@ fn rewrite_timestamp_takes_the_epoch_from_the_build_arg() {
     );
 }
 
+/// Item 10, local and tar outputs: under `SOURCE_DATE_EPOCH` (here the
+/// build arg) every file they write has the epoch's time, base image files
+/// and symlinks included, as BuildKit's local and tar exporters write them
+/// (docs/build-repro.md).
+#[test]
+fn local_and_tar_outputs_date_every_file_to_the_epoch() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch("epoch-outputs");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM rbk-busybox\nRUN echo hi > /new.txt && ln -s new.txt /link\n",
+        )],
+    );
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1234567890"];
+    let out = support::export(&root, &ctx, &dir, &epoch);
+    for path in ["new.txt", "link", "bin", "bin/busybox", "etc/passwd"] {
+        let meta = std::fs::symlink_metadata(out.join(path)).unwrap();
+        assert_eq!(meta.mtime(), 1_234_567_890, "{path}");
+    }
+    let archive = dir.join("fs.tar");
+    let spec = format!("type=tar,dest={}", archive.display());
+    let mut args = vec!["-o", spec.as_str()];
+    args.extend(epoch);
+    ok(&root, &support::build_args(&ctx, &args));
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    let mut seen = 0;
+    for entry in tar.entries().unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        assert_eq!(entry.header().mtime().unwrap(), 1_234_567_890, "{name}");
+        seen += 1;
+    }
+    assert!(seen > 3, "{seen} entries");
+}
+
 #[test]
 fn sandbox_hostname_comes_from_the_build_arg() {
     let dir = scratch("hostname");

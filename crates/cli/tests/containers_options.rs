@@ -227,6 +227,17 @@ fn volume_create_ls_inspect_rm_and_prune() {
         std::fs::read_to_string(Path::new(mountpoint).join("f")).unwrap(),
         "kept\n"
     );
+    // system df counts both, one in use (by w).
+    let df = stdout(&ok(
+        &root,
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}}",
+        ],
+    ));
+    assert!(df.contains("Local Volumes 2 1"), "{df}");
     // In use by container w (stopped): rm refuses and prune keeps it.
     let out = rbk(&root, &["volume", "rm", "data"]);
     assert!(!out.status.success());

@@ -113,6 +113,8 @@ fn df_rows(counted: &Counted) -> Vec<Vec<String>> {
         .filter(|c| !c.0)
         .map(|c| c.1)
         .sum();
+    let volume_size: u64 = counted.volumes.iter().map(|v| v.1).sum();
+    let unused_volume_size: u64 = counted.volumes.iter().filter(|v| !v.0).map(|v| v.1).sum();
     vec![
         row(&[
             "Images",
@@ -128,7 +130,13 @@ fn df_rows(counted: &Counted) -> Vec<Vec<String>> {
             &humanize::size4(container_size),
             &reclaim(container_size, stopped_size),
         ]),
-        row(&["Local Volumes", "0", "0", "0B", "0B"]),
+        row(&[
+            "Local Volumes",
+            &counted.volumes.len().to_string(),
+            &counted.volumes.iter().filter(|v| v.0).count().to_string(),
+            &humanize::size4(volume_size),
+            &reclaim(volume_size, unused_volume_size),
+        ]),
         row(&[
             "Build Cache",
             &usage.cache.len().to_string(),
@@ -147,6 +155,8 @@ struct Counted {
     /// Each container: running, and its own layer's size.
     containers: Vec<(bool, u64)>,
     running: usize,
+    /// Each named volume: in use by a container, and its size.
+    volumes: Vec<(bool, u64)>,
 }
 
 impl Counted {
@@ -159,8 +169,20 @@ impl Counted {
                 (running, store.container_size(&c.id))
             })
             .collect();
+        let used: std::collections::BTreeSet<&str> = records
+            .iter()
+            .flat_map(|c| &c.mounts)
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.source.as_str())
+            .collect();
+        let volumes = store
+            .volumes()?
+            .into_iter()
+            .map(|v| (used.contains(v.as_str()), store.volume_size(&v)))
+            .collect();
         Ok(Counted {
             usage,
+            volumes,
             image_ids: records.iter().map(|c| c.image).collect(),
             running: containers.iter().filter(|c| c.0).count(),
             containers,

@@ -262,6 +262,84 @@ fn corrupt_blob_in_the_registry_never_lands_in_the_store() {
     let store = rbk_store::Store::open(&root).unwrap();
     use rbk_store::BlobRead;
     assert!(!store.exists(&layer.parse().unwrap()).unwrap());
+    drop(store);
+    nothing_half_stored(&root, &[]);
+}
+
+/// What a failed pull must not leave in `root`: partial ingests (lock files
+/// may stay) and snapshots of the refused layer.
+fn nothing_half_stored(root: &Path, layer_diff_ids: &[rbk_store::Digest]) {
+    let store = rbk_store::Store::open(root).unwrap();
+    let partial: Vec<_> = std::fs::read_dir(store.ingest_dir())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".lock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(partial.is_empty(), "ingests left behind: {partial:?}");
+    for diff_id in layer_diff_ids {
+        assert!(!store.has_snapshot(diff_id), "snapshot {diff_id} was made");
+    }
+}
+
+/// A registry whose layer matches its digest but not the diff id the
+/// image config gives it (issue 20: layers validated at pull time): the
+/// pull fails naming the layer and its diff id, before the manifest is
+/// stored, so nothing is tagged, no snapshot is made and `system verify`
+/// passes. Before, the pull succeeded and only the first build failed.
+#[test]
+fn a_layer_that_lies_about_its_diff_id_fails_the_pull() {
+    use rbk_store::{BlobRead, BlobWrite};
+    let dir = scratch("reg-diff-id");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let cfg = dir.join("docker-config");
+    let src = support::store_named(&dir, "src");
+    let store = rbk_store::Store::open(&src).unwrap();
+    let base = store.image(&"rbk-busybox:latest".parse().unwrap()).unwrap();
+    let bytes = store
+        .read_bounded(&base.manifest.config.digest, 1 << 22)
+        .unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let lie = rbk_store::Digest::sha256_of(b"not what the layer holds");
+    let truth: rbk_store::Digest = config["rootfs"]["diff_ids"][0]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    config["rootfs"]["diff_ids"][0] = lie.to_string().into();
+    let info = store
+        .put_bytes(&serde_json::to_vec(&config).unwrap())
+        .unwrap();
+    let mut config_desc = base.manifest.config.clone();
+    config_desc.digest = info.digest;
+    config_desc.size = info.size;
+    let manifest = store
+        .put_manifest(config_desc, base.manifest.layers.clone())
+        .unwrap();
+    let image = format!("{}/liar:1", reg.host);
+    let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
+        docker_config_dir: Some(cfg.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    client
+        .push(&store, &manifest, &image.parse().unwrap())
+        .unwrap();
+
+    let root = dir.join("victim");
+    let err = fails(&root, &cfg, &["pull", &image]);
+    let layer = base.manifest.layers[0].digest.to_string();
+    assert!(
+        err.contains(&layer) && err.contains("diff id") && err.contains(&lie.to_string()),
+        "{err}"
+    );
+    verify_passes(&root, &cfg);
+    let images = ok(&root, &cfg, &["images"]);
+    assert!(!stdout(&images).contains("liar"), "{}", stdout(&images));
+    let victim = rbk_store::Store::open(&root).unwrap();
+    assert!(!victim.exists(&manifest.digest).unwrap(), "manifest stored");
+    nothing_half_stored(&root, &[lie, truth]);
 }
 
 #[test]

@@ -5,8 +5,10 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
+use rbk_store::archive::check_layer;
 use rbk_store::image::{
-    parse_document, Document, Index, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+    parse_config, parse_document, Document, Index, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
+    OCI_MANIFEST,
 };
 use rbk_store::{
     BlobWrite, Descriptor, Digest, Ingest, Ingestion, Reference, Store, MAX_DOCUMENT_SIZE,
@@ -89,8 +91,13 @@ impl Client {
             is_config: true,
             outcome: Outcome::Pulled,
         });
-        self.parallel(&manifest.layers, |blob| {
+        let layers = layers_with_diff_ids(reference, &desc, &manifest.layers, &config)?;
+        self.parallel(&layers, |(blob, diff_id)| {
             let fetched = self.fetch_blob_once(store, reference, blob)?;
+            // Unpacked now, against the config's diff id, as load does: a
+            // registry whose bytes lie about their diff id (or that the
+            // extractor refuses) fails the pull, before any manifest or tag.
+            check_layer(store, blob, diff_id).map_err(|e| layer_refused(reference, blob, e))?;
             report(&BlobProgress {
                 blob: blob.clone(),
                 is_config: false,
@@ -383,6 +390,51 @@ impl Client {
             }
             Ok(ingest)
         })
+    }
+}
+
+/// Each layer with the diff id the image config gives it, which there must
+/// be exactly one of per layer.
+fn layers_with_diff_ids(
+    reference: &Reference,
+    desc: &Descriptor,
+    layers: &[Descriptor],
+    config: &[u8],
+) -> Result<Vec<(Descriptor, Digest)>> {
+    let what = format!("{reference}: manifest {}", desc.digest);
+    let config = parse_config(config, "image config")
+        .map_err(|e| Error::store(format!("{what}: bad config"), e))?;
+    let diff_ids = config.rootfs.diff_ids;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Invalid {
+            what,
+            reason: format!(
+                "it has {} layers but its config lists {} diff ids",
+                layers.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    Ok(layers.iter().cloned().zip(diff_ids).collect())
+}
+
+/// The error for a pulled layer that does not match its diff id or that the
+/// extractor refuses, with the store error's causes on one line.
+fn layer_refused(reference: &Reference, blob: &Descriptor, e: rbk_store::Error) -> Error {
+    let mut reason = match &e {
+        rbk_store::Error::CorruptLayer { reason, .. } => {
+            format!("does not match the diff id its config gives it: {reason}")
+        }
+        other => other.to_string(),
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        reason.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    Error::Invalid {
+        what: format!("{reference}: layer {}", blob.digest),
+        reason,
     }
 }
 

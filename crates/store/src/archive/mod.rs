@@ -113,37 +113,16 @@ fn diff_id_of(store: &Store, digest: &Digest) -> Result<Digest> {
 }
 
 /// Validates the stored layer `layer` the way the first build would use
-/// it: unpacked into its snapshot by the confined extractor, verified
-/// against its digest and `diff_id` as it streams (issue 20, defect 10).
-/// Whatever the extractor refuses is refused now, naming `what` and the
-/// layer. When the snapshot exists already (the layer is known), only the
-/// diff id is checked: a different blob may not claim it.
-///
-/// Rootless (in a user namespace that does not map every id) the layer is
-/// only hashed: such a process may store an image it cannot unpack (device
-/// nodes, owners outside its ranges), which fails at first use instead.
+/// it, for `load` and `import` (issue 20, defect 10): [`check_layer`],
+/// with its errors worded as an archive's, naming `what` and the layer.
 fn validate_layer(
     store: &Store,
     layer: &crate::Descriptor,
     diff_id: &Digest,
     what: &str,
 ) -> Result<()> {
-    if store.has_snapshot(diff_id) || !maps_every_id() {
-        if layer.digest == *diff_id {
-            return Ok(()); // verified when the blob was stored
-        }
-        let actual = diff_id_of(store, &layer.digest)?;
-        if actual != *diff_id {
-            let reason = format!(
-                "layer {} unpacks to {actual}, but the config says {diff_id}",
-                layer.digest
-            );
-            return Err(bad(what, &reason));
-        }
-        return Ok(());
-    }
-    match store.ensure_snapshot(layer, diff_id) {
-        Ok(_) => Ok(()),
+    match check_layer(store, layer, diff_id) {
+        Ok(()) => Ok(()),
         Err(Error::CorruptLayer { digest, reason }) => Err(bad(
             what,
             &format!("layer {digest} does not match its diff id {diff_id} in the config: {reason}"),
@@ -158,6 +137,40 @@ fn validate_layer(
         )),
         Err(e) => Err(e),
     }
+}
+
+/// Checks the stored layer `layer` against the `diff_id` an image config
+/// gives it, the way the first build would use it: unpacked into its
+/// snapshot by the confined extractor, verified against its digest and
+/// `diff_id` as it streams. `load`, `import` and `pull` call it for every
+/// layer they take, so that a layer whose bytes lie about their diff id, or
+/// that the extractor refuses, fails there and not at the first build.
+///
+/// When the snapshot exists already (the layer is known), only the diff id
+/// is checked: a different blob may not claim it. Rootless (in a user
+/// namespace that does not map every id) the layer is only hashed: such a
+/// process may store an image it cannot unpack (device nodes, owners
+/// outside its ranges), which fails at first use instead.
+///
+/// Errors: [`Error::CorruptLayer`] when the layer does not match `diff_id`
+/// (or its own digest), the extractor's errors ([`Error::InvalidArchive`],
+/// [`Error::ArchiveTooLarge`], [`Error::ArchiveRead`]) when it refuses the
+/// layer; no snapshot is committed then.
+pub fn check_layer(store: &Store, layer: &crate::Descriptor, diff_id: &Digest) -> Result<()> {
+    if store.has_snapshot(diff_id) || !maps_every_id() {
+        if layer.digest == *diff_id {
+            return Ok(()); // verified when the blob was stored
+        }
+        let actual = diff_id_of(store, &layer.digest)?;
+        if actual != *diff_id {
+            return Err(Error::CorruptLayer {
+                digest: layer.digest,
+                reason: format!("it unpacks to {actual}, but the config says {diff_id}"),
+            });
+        }
+        return Ok(());
+    }
+    store.ensure_snapshot(layer, diff_id).map(drop)
 }
 
 /// Whether this process's user namespace maps every id (the initial one,

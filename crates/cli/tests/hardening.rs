@@ -216,6 +216,19 @@ impl HostileRegistry {
     }
 }
 
+impl HostileRegistry {
+    /// Requests seen so far, by path (GETs) or by `METHOD path`.
+    fn counts(&self) -> serde_json::Value {
+        use std::io::Write;
+        let mut conn = std::net::TcpStream::connect(&self.host).unwrap();
+        write!(conn, "GET /counts HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        let body = answer.split_once("\r\n\r\n").unwrap().1;
+        serde_json::from_str(body).unwrap()
+    }
+}
+
 impl Drop for HostileRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -281,17 +294,53 @@ fn registry_bodies_are_bounded_and_stalls_time_out() {
         );
     }
     // The stalls were retried as transient errors.
-    let counts: serde_json::Value = {
-        use std::io::Write;
-        let mut conn = std::net::TcpStream::connect(&registry.host).unwrap();
-        write!(conn, "GET /counts HTTP/1.0\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).unwrap();
-        let body = answer.split_once("\r\n\r\n").unwrap().1;
-        serde_json::from_str(body).unwrap()
-    };
+    let counts = registry.counts();
     assert_eq!(counts["/v2/stall/manifests/1"], 5, "{counts}");
     assert_eq!(counts["/v2/silent/manifests/1"], 5, "{counts}");
+}
+
+/// Defect 1, push side (docs/security.md E6, E8): a push reads every
+/// response body against a cap too: an endless or 100 MB error body to the
+/// upload's POST, an endless error body to the manifest's PUT, and a
+/// stalled answer to the blob's PUT each fail the push with a short, clear
+/// error in bounded time, retried where the failure is transient. Before,
+/// pushes went through oci-client, which reads error bodies whole.
+#[test]
+fn push_responses_are_bounded_and_stalls_time_out() {
+    let dir = scratch("push-bounds");
+    let root = store(&dir);
+    let registry = HostileRegistry::start();
+    let push = |repo: &str| {
+        let image = format!("{}/{repo}:1", registry.host);
+        ok(&root, &["tag", "rbk-busybox:latest", &image]);
+        let mut cmd = support::command(&root, &["push", &image]);
+        cmd.env("RBK_REGISTRY_CONNECT_TIMEOUT", "2")
+            .env("RBK_REGISTRY_READ_TIMEOUT", "1");
+        let out = run_or_kill(cmd, std::time::Duration::from_secs(120));
+        assert!(!out.status.success(), "push to {repo} succeeded");
+        let err = stderr(&out);
+        assert!(err.len() < 4096, "{repo}: {} bytes of stderr", err.len());
+        err
+    };
+
+    let err = push("pushendless");
+    assert!(err.contains("gave up after 5 attempts"), "pushendless: {err}");
+    let err = push("pushhuge");
+    assert!(err.contains("pushhuge") && err.contains("(cut)"), "pushhuge: {err}");
+    let err = push("pushstall");
+    assert!(
+        err.contains("gave up after 5 attempts") || err.contains("broke off"),
+        "pushstall: {err}"
+    );
+    let err = push("manifestendless");
+    assert!(err.contains("manifest"), "manifestendless: {err}");
+
+    let counts = registry.counts();
+    // 500 is transient: five POSTs per blob attempt chain, for each blob.
+    let posts = counts["POST /v2/pushendless/blobs/uploads/"].as_u64().unwrap();
+    assert!(posts >= 5, "{counts}");
+    // A 4xx is not retried.
+    assert_eq!(counts["PUT /v2/manifestendless/manifests/1"], 1, "{counts}");
 }
 
 /// A tar of `levels` nested directories `d/d/…/d/` with a file `f` at the

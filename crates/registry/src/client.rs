@@ -1,9 +1,7 @@
 //! The [`Client`]: one `oci_client::Client` per registry host, a tokio
 //! runtime that drives them, credentials, retries and error mapping.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -60,7 +58,6 @@ pub struct Client {
     pub(crate) platform: Platform,
     pub(crate) runtime: tokio::runtime::Runtime,
     config_dir: Option<PathBuf>,
-    registries: Mutex<HashMap<String, oci_client::Client>>,
     pub(crate) http: Http,
 }
 
@@ -90,7 +87,6 @@ impl Client {
             platform,
             runtime,
             config_dir,
-            registries: Mutex::new(HashMap::new()),
         })
     }
 
@@ -171,27 +167,6 @@ impl Client {
                 .insecure_registries
                 .iter()
                 .any(|entry| entry == domain || (!entry.contains(':') && entry == host))
-    }
-
-    /// The protocol client for `domain`, made (with its credentials) on first use.
-    pub(crate) fn registry(&self, domain: &str) -> Result<oci_client::Client> {
-        if let Some(found) = self.registries.lock().expect("poisoned").get(domain) {
-            return Ok(found.clone());
-        }
-        let credentials = match &self.config_dir {
-            Some(dir) => credentials_for(dir, domain)?,
-            None => None,
-        };
-        let auth = match credentials {
-            Some(c) => RegistryAuth::Basic(c.username, c.password),
-            None => RegistryAuth::Anonymous,
-        };
-        let client = self.make_client(domain, auth);
-        self.registries
-            .lock()
-            .expect("poisoned")
-            .insert(domain.to_string(), client.clone());
-        Ok(client)
     }
 
     fn make_client(&self, domain: &str, auth: RegistryAuth) -> oci_client::Client {
@@ -345,7 +320,7 @@ fn host_of(domain: &str) -> &str {
 }
 
 /// The registry string oci-client files credentials under for `domain`.
-fn oci_ref_registry(domain: &str) -> String {
+pub(crate) fn oci_ref_registry(domain: &str) -> String {
     let probe = oci_client::Reference::with_tag(domain.to_string(), "x".into(), "latest".into());
     probe.resolve_registry().to_string()
 }

@@ -1,15 +1,18 @@
-//! Bounded GETs of manifests and blobs (docs/security.md rule 5).
+//! Bounded requests to registries (docs/security.md rule 5): the GETs of
+//! pulls, and the HEAD/POST/PUT requests of pushes.
 //!
 //! oci-client reads whole response bodies into memory — manifests, error
 //! bodies, token bodies — however long they are, so a registry that sends
 //! an endless chunked manifest or a 100 MB 404 grows rbk without limit (the
-//! 2026-12 probe). Pulls therefore speak HTTP here, through reqwest with
+//! 2026-12 probe). Pulls and pushes therefore speak HTTP here, through reqwest with
 //! connect and idle-read timeouts, reading every body against a cap as it
 //! arrives: documents at [`rbk_store::MAX_DOCUMENT_SIZE`], error and token bodies at
-//! [`MAX_ERROR_BODY`] (and cut to [`MAX_MESSAGE`] in messages). The bearer
+//! [`MAX_ERROR_BODY`] (and cut to [`MAX_MESSAGE`] in messages); a push reads
+//! no success body at all. The bearer
 //! flow is the distribution spec's: a 401 with a `WWW-Authenticate` challenge
 //! names a realm, whose token (asked for with the user's credentials, if
-//! any) is sent on the retried request and kept per repository.
+//! any, for the request's scope) is sent on the retried request and kept per
+//! repository and scope.
 //!
 //! Errors are oci-client's error type, so the client's mapping and retry
 //! rules ([`crate::client`]) apply to both paths.
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use oci_client::errors::{OciDistributionError, OciEnvelope};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RANGE, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 
 type OciResult<T> = std::result::Result<T, OciDistributionError>;
 
@@ -66,9 +69,56 @@ impl Get<'_> {
             self.scheme, self.host, self.repository, self.object
         )
     }
+}
 
+/// A request of a push (or any request that is not a pull's GET).
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    /// The whole URL.
+    pub url: String,
+    /// The host the token is for.
+    pub host: &'a str,
+    /// The repository pushed to.
+    pub repository: &'a str,
+    /// Other repositories read from (a cross-repository mount's source).
+    pub also_pull: Option<&'a str>,
+    pub headers: HeaderMap,
+    /// The body: bytes are sent again after a 401; a stream is sent once,
+    /// so a stream is only sent where an earlier request got the token.
+    pub body: CallBody,
+    /// `(user, password)` for this host, if any.
+    pub credentials: Option<(String, String)>,
+}
+
+/// The body of a [`Call`].
+pub(crate) enum CallBody {
+    Empty,
+    Bytes(bytes::Bytes),
+    Stream(Mutex<Option<reqwest::Body>>),
+}
+
+/// What a token is asked for: the repository and the actions on it.
+struct Scope<'a> {
+    host: &'a str,
+    repository: &'a str,
+    push: bool,
+    also_pull: Option<&'a str>,
+}
+
+impl Scope<'_> {
     fn token_key(&self) -> String {
-        format!("{}/{}", self.host, self.repository)
+        let actions = if self.push { "pull,push" } else { "pull" };
+        let extra = self.also_pull.unwrap_or("");
+        format!("{}/{}:{actions}+{extra}", self.host, self.repository)
+    }
+
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let actions = if self.push { "pull,push" } else { "pull" };
+        let mut out = vec![("scope", format!("repository:{}:{actions}", self.repository))];
+        if let Some(other) = self.also_pull {
+            out.push(("scope", format!("repository:{other}:pull")));
+        }
+        out
     }
 }
 
@@ -90,13 +140,21 @@ impl Http {
     /// built from at most [`MAX_ERROR_BODY`] bytes of its body.
     pub(crate) async fn get(&self, get: &Get<'_>) -> OciResult<Response> {
         let url = get.url();
-        let key = get.token_key();
+        let scope = Scope {
+            host: get.host,
+            repository: get.repository,
+            push: false,
+            also_pull: None,
+        };
+        let key = scope.token_key();
         let cached = self.tokens.lock().expect("poisoned").get(&key).cloned();
         let mut response = self.send(get, &url, cached.as_ref()).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             let challenge = response.headers().get(WWW_AUTHENTICATE).cloned();
             drop(response);
-            let auth = self.authorize(get, challenge.as_ref()).await?;
+            let auth = self
+                .authorize(&scope, get.credentials.as_ref(), challenge.as_ref())
+                .await?;
             response = self.send(get, &url, auth.as_ref()).await?;
             if let Some(auth) = auth {
                 self.tokens.lock().expect("poisoned").insert(key, auth);
@@ -131,12 +189,67 @@ impl Http {
         Ok(self.client.get(url).headers(headers).send().await?)
     }
 
+    /// Sends a push's request (authenticating on a 401 challenge when the
+    /// body can be sent again) and returns the response whatever its
+    /// status: the caller reads no body but through [`read_capped`] or
+    /// [`error_from`].
+    pub(crate) async fn call(&self, call: &Call<'_>) -> OciResult<Response> {
+        let scope = Scope {
+            host: call.host,
+            repository: call.repository,
+            push: true,
+            also_pull: call.also_pull,
+        };
+        let key = scope.token_key();
+        let cached = self.tokens.lock().expect("poisoned").get(&key).cloned();
+        let response = self.send_call(call, cached.as_ref()).await?;
+        let resendable = !matches!(call.body, CallBody::Stream(_));
+        if response.status() != StatusCode::UNAUTHORIZED || !resendable {
+            return Ok(response);
+        }
+        let challenge = response.headers().get(WWW_AUTHENTICATE).cloned();
+        drop(response);
+        let auth = self
+            .authorize(&scope, call.credentials.as_ref(), challenge.as_ref())
+            .await?;
+        let response = self.send_call(call, auth.as_ref()).await?;
+        if let Some(auth) = auth {
+            self.tokens.lock().expect("poisoned").insert(key, auth);
+        }
+        Ok(response)
+    }
+
+    async fn send_call(&self, call: &Call<'_>, auth: Option<&HeaderValue>) -> OciResult<Response> {
+        let mut request = self
+            .client
+            .request(call.method.clone(), call.url.as_str())
+            .headers(call.headers.clone());
+        if let Some(auth) = auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        request = match &call.body {
+            CallBody::Empty => request,
+            CallBody::Bytes(b) => request.body(b.clone()),
+            CallBody::Stream(s) => match s.lock().expect("poisoned").take() {
+                Some(body) => request.body(body),
+                None => {
+                    return Err(OciDistributionError::GenericError(Some(
+                        "a streamed body cannot be sent twice".into(),
+                    )))
+                }
+            },
+        };
+        Ok(request.send().await?)
+    }
+
     /// The `Authorization` value a 401's challenge asks for: basic
-    /// credentials, or a bearer token from the realm; `None` when there is
-    /// nothing to send (the retried request then fails as unauthorized).
+    /// credentials, or a bearer token from the realm for `scope`; `None`
+    /// when there is nothing to send (the retried request then fails as
+    /// unauthorized).
     async fn authorize(
         &self,
-        get: &Get<'_>,
+        scope: &Scope<'_>,
+        credentials: Option<&(String, String)>,
         challenge: Option<&HeaderValue>,
     ) -> OciResult<Option<HeaderValue>> {
         let Some(challenge) = challenge.and_then(|c| c.to_str().ok()) else {
@@ -144,7 +257,7 @@ impl Http {
         };
         let (scheme, params) = parse_challenge(challenge);
         if scheme.eq_ignore_ascii_case("basic") {
-            return Ok(get.credentials.as_ref().map(|(u, p)| basic(u, p)));
+            return Ok(credentials.map(|(u, p)| basic(u, p)));
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Ok(None);
@@ -152,12 +265,12 @@ impl Http {
         let Some(realm) = params.get("realm") else {
             return Ok(None);
         };
-        let mut query = vec![("scope", format!("repository:{}:pull", get.repository))];
+        let mut query = scope.params();
         if let Some(service) = params.get("service") {
             query.push(("service", service.clone()));
         }
         let mut request = self.client.get(realm.as_str()).query(&query);
-        if let Some((user, password)) = &get.credentials {
+        if let Some((user, password)) = credentials {
             request = request.basic_auth(user, Some(password));
         }
         let response = request.send().await?;
@@ -264,7 +377,7 @@ fn cut(body: &[u8]) -> String {
 
 /// The error a non-success response stands for, from a bounded read of its
 /// body (an OCI error envelope when it parses).
-async fn error_from(response: Response, url: &str) -> OciDistributionError {
+pub(crate) async fn error_from(response: Response, url: &str) -> OciDistributionError {
     let status = response.status();
     let url = url.to_string();
     if status == StatusCode::UNAUTHORIZED {

@@ -8,9 +8,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use oci_client::errors::OciDistributionError;
 use rbk_store::{BlobRead, Descriptor, Digest, Reference, Store, MAX_DOCUMENT_SIZE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::client::{map_oci, oci_ref, Client};
+type OciResult<T> = std::result::Result<T, OciDistributionError>;
+
+use crate::client::{map_oci, oci_ref_registry, Client};
+use crate::http::{error_from, Call, CallBody};
 use crate::progress::{silent, BlobProgress, Outcome, Reporter};
 use crate::pull::{document_type, is_index};
 use crate::{Error, Result};
@@ -133,29 +138,20 @@ impl Client {
             Ok(())
         })?;
         let target = match (top, reference.tag()) {
-            (true, Some(tag)) => oci_client::Reference::with_tag(
-                reference.domain().into(),
-                reference.path().into(),
-                tag.into(),
-            ),
-            _ => oci_client::Reference::with_digest(
-                reference.domain().into(),
-                reference.path().into(),
-                desc.digest.to_string(),
-            ),
+            (true, Some(tag)) => tag.to_string(),
+            _ => desc.digest.to_string(),
         };
         let registry = reference.domain();
-        let oci = self.registry(registry)?;
         let content_type =
             reqwest::header::HeaderValue::from_str(&media_type).map_err(|e| Error::Invalid {
                 what: what.clone(),
                 reason: format!("media type {media_type:?}: {e}"),
             })?;
         let what = format!("pushing {what}");
+        let bytes = bytes::Bytes::from(bytes);
         self.retry(&what, registry, || {
             self.runtime
-                .block_on(oci.push_manifest_raw(&target, bytes.clone(), content_type.clone()))
-                .map(drop)
+                .block_on(self.put_manifest(reference, &target, &bytes, &content_type))
                 .map_err(|e| map_oci(&what, registry, e))
         })
     }
@@ -163,13 +159,10 @@ impl Client {
     fn push_blob(&self, job: &Job<'_>, blob: &Descriptor) -> Result<Outcome> {
         let (store, reference, counters) = (job.store, job.reference, job.counters);
         let registry = reference.domain();
-        let oci = self.registry(registry)?;
-        let image = oci_ref(reference);
-        let digest = blob.digest.to_string();
         let what = format!("blob {}", blob.digest);
         let exists = self.retry(&what, registry, || {
             self.runtime
-                .block_on(oci.blob_exists(&image, &digest))
+                .block_on(self.blob_exists(reference, &blob.digest))
                 .map_err(|e| map_oci(&format!("checking {what}"), registry, e))
         })?;
         if exists {
@@ -177,21 +170,19 @@ impl Client {
             return Ok(Outcome::AlreadyInRegistry);
         }
         for from in job.sources.candidates(&blob.digest) {
-            let source =
-                oci_client::Reference::with_tag(registry.into(), from.to_string(), "latest".into());
             // A refused mount (202, 401 on the source) just means "try the
             // next, then upload".
             let mounted = self
                 .runtime
-                .block_on(oci.mount_blob(&image, &source, &digest))
-                .is_ok();
+                .block_on(self.mount_blob(reference, from, &blob.digest))
+                .unwrap_or(false);
             if mounted {
                 counters.mounted.fetch_add(1, Ordering::Relaxed);
                 return Ok(Outcome::Mounted(from.to_string()));
             }
         }
         self.retry(&format!("uploading {what}"), registry, || {
-            self.upload(store, &oci, &image, blob, &what, registry)
+            self.upload(store, reference, blob, &what, registry)
         })?;
         counters.uploaded.fetch_add(1, Ordering::Relaxed);
         counters.bytes.fetch_add(blob.size, Ordering::Relaxed);
@@ -205,8 +196,7 @@ impl Client {
     fn upload(
         &self,
         store: &Store,
-        oci: &oci_client::Client,
-        image: &oci_client::Reference,
+        reference: &Reference,
         blob: &Descriptor,
         what: &str,
         registry: &str,
@@ -244,16 +234,185 @@ impl Client {
                     }
                 }
             });
-            let sent = self.runtime.block_on(oci.push_blob_stream(
-                image,
-                body,
-                &blob.digest.to_string(),
-                Some(blob.size),
+            let sent = self.runtime.block_on(self.put_blob(
+                reference,
+                blob,
+                reqwest::Body::wrap_stream(body),
             ));
             reader.join().expect("blob reader panicked")?;
             sent.map(drop).map_err(|e| map_oci(what, registry, e))
         })
     }
+}
+
+/// The push's requests, through [`crate::http`]: every response body that
+/// is read at all is read against a cap (errors at 64 KiB), and connect and
+/// idle-read timeouts apply, as for pulls.
+impl Client {
+    /// `http(s)://HOST/v2/REPOSITORY`.
+    fn repository_url(&self, reference: &Reference) -> String {
+        let domain = reference.domain();
+        let scheme = if self.is_insecure(domain) {
+            "http"
+        } else {
+            "https"
+        };
+        format!(
+            "{scheme}://{}/v2/{}",
+            oci_ref_registry(domain),
+            reference.path()
+        )
+    }
+
+    async fn push_call(
+        &self,
+        reference: &Reference,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: CallBody,
+        also_pull: Option<&str>,
+    ) -> OciResult<Response> {
+        let domain = reference.domain();
+        let credentials = self
+            .credentials(domain)
+            .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+        let host = oci_ref_registry(domain);
+        self.http
+            .call(&Call {
+                method,
+                url: url.to_string(),
+                host: &host,
+                repository: reference.path(),
+                also_pull,
+                headers,
+                body,
+                credentials,
+            })
+            .await
+    }
+
+    /// `HEAD …/blobs/DIGEST`: 2xx has it, 404 has not.
+    async fn blob_exists(&self, reference: &Reference, digest: &Digest) -> OciResult<bool> {
+        let url = format!("{}/blobs/{digest}", self.repository_url(reference));
+        let response = self
+            .push_call(
+                reference,
+                Method::HEAD,
+                &url,
+                HeaderMap::new(),
+                CallBody::Empty,
+                None,
+            )
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(error_from(response, &url).await),
+        }
+    }
+
+    /// A cross-repository mount from `from`: `true` when the registry
+    /// answered 201 (anything else starts an upload, which is abandoned).
+    async fn mount_blob(
+        &self,
+        reference: &Reference,
+        from: &str,
+        digest: &Digest,
+    ) -> OciResult<bool> {
+        let url = format!(
+            "{}/blobs/uploads/?mount={digest}&from={from}",
+            self.repository_url(reference)
+        );
+        let response = self
+            .push_call(
+                reference,
+                Method::POST,
+                &url,
+                empty_post(),
+                CallBody::Empty,
+                Some(from),
+            )
+            .await?;
+        Ok(response.status() == StatusCode::CREATED)
+    }
+
+    /// A monolithic upload: `POST …/blobs/uploads/` for a session, then one
+    /// `PUT` of the whole blob with its digest.
+    async fn put_blob(
+        &self,
+        reference: &Reference,
+        blob: &Descriptor,
+        body: reqwest::Body,
+    ) -> OciResult<()> {
+        let url = format!("{}/blobs/uploads/", self.repository_url(reference));
+        let response = self
+            .push_call(
+                reference,
+                Method::POST,
+                &url,
+                empty_post(),
+                CallBody::Empty,
+                None,
+            )
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(error_from(response, &url).await);
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or(OciDistributionError::RegistryNoLocationError)?;
+        let mut put = response
+            .url()
+            .join(location)
+            .map_err(|e| OciDistributionError::UrlParseError(e.to_string()))?;
+        put.query_pairs_mut()
+            .append_pair("digest", &blob.digest.to_string());
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(blob.size));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let body = CallBody::Stream(std::sync::Mutex::new(Some(body)));
+        let response = self
+            .push_call(reference, Method::PUT, put.as_str(), headers, body, None)
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(error_from(response, put.as_str()).await);
+        }
+        Ok(())
+    }
+
+    /// `PUT …/manifests/TARGET` (a tag or a digest).
+    async fn put_manifest(
+        &self,
+        reference: &Reference,
+        target: &str,
+        bytes: &bytes::Bytes,
+        content_type: &HeaderValue,
+    ) -> OciResult<()> {
+        let url = format!("{}/manifests/{target}", self.repository_url(reference));
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, content_type.clone());
+        let body = CallBody::Bytes(bytes.clone());
+        let response = self
+            .push_call(reference, Method::PUT, &url, headers, body, None)
+            .await?;
+        if !response.status().is_success() {
+            return Err(error_from(response, &url).await);
+        }
+        Ok(())
+    }
+}
+
+/// Headers of a POST without a body (some registries want the length).
+fn empty_post() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+    headers
 }
 
 /// Where a blob might be mounted from: repositories of the same registry

@@ -10,6 +10,14 @@ first line. What each repository does:
   silent/manifests/*    accepts the request and never answers
   stallblob/manifests/* a valid manifest whose config blob stalls mid-body
 
+Pushes (HEAD of any blob: 404, so every blob is uploaded):
+
+  pushendless      POST of an upload: 500, chunked, an error body that never ends
+  pushhuge         POST of an upload: 400 with a 100 MB body
+  pushstall        POST: 202; the blob's PUT is read, then never answered
+  manifestendless  blobs are taken (202, then 201); the manifest's PUT gets a
+                   400 whose chunked body never ends
+
 Every request is counted; GET /counts returns the counts as JSON.
 """
 
@@ -112,6 +120,76 @@ class Handler(BaseHTTPRequestHandler):
             return hang()
         self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no such repository"}]}',
                   "application/json")
+
+    def count(self):
+        path = self.path.split("?")[0]
+        with LOCK:
+            key = self.command + " " + path
+            COUNTS[key] = COUNTS.get(key, 0) + 1
+        return path, path.strip("/").split("/")
+
+    def do_HEAD(self):
+        self.count()
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self):
+        path, parts = self.count()
+        repo = parts[1] if len(parts) > 2 else ""
+        try:
+            if repo == "pushendless":
+                return self.endless(500)
+            if repo == "pushhuge":
+                return self.huge(400)
+            self.send_response(202)
+            self.send_header("Location", "/v2/%s/blobs/uploads/session-1" % repo)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_PUT(self):
+        path, parts = self.count()
+        repo = parts[1] if len(parts) > 2 else ""
+        kind = parts[2] if len(parts) > 2 else ""
+        try:
+            # Take the whole request body first, as a registry does.
+            length = int(self.headers.get("Content-Length") or 0)
+            while length > 0:
+                got = self.rfile.read(min(length, 1 << 20))
+                if not got:
+                    return
+                length -= len(got)
+            if repo == "pushstall":
+                return hang()
+            if repo == "manifestendless" and kind == "manifests":
+                return self.endless(400)
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def endless(self, code):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b" " * 65536
+        line = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        while True:
+            self.wfile.write(line)
+
+    def huge(self, code):
+        self.send_response(code)
+        total = 100 * 1024 * 1024
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(total))
+        self.end_headers()
+        chunk = b"E" * 65536
+        for _ in range(total // len(chunk)):
+            self.wfile.write(chunk)
 
     def send(self, code, body, content_type):
         self.send_response(code)

@@ -1,7 +1,9 @@
 //! `cargo xtask soak [KILLS] [ROUNDS]`: the reliability figures of issue 20.
 //!
 //! - **Kill loop.** KILLS times (default 1,000): start one of `build`
-//!   (COPY and RUN, no cache), `load`, `prune -a -f` or `rmi`, SIGKILL it
+//!   (COPY and RUN, no cache), `load`, `prune -a -f`, `rmi`, `push` (to a
+//!   docker-registry on loopback that the soak starts) or `commit` (of a
+//!   stopped container made at the start), SIGKILL it
 //!   after a random delay within that operation's own duration (measured
 //!   first, so most kills land mid-operation), then run `system verify
 //!   --quick` and a build (and a full `system verify` at the end). Counted: corrupt stores (verify fails), dangling tags
@@ -12,9 +14,10 @@
 //!   with `rmi`, `prune` and `load` churn, then `system verify`. Counted:
 //!   build failures and verify errors.
 //!
-//! It runs the debug `rbk` (`cargo build -p rbk-cli`) on a store under
-//! `target/soak/` and prints the counts; nothing is asserted here, the
-//! figures are the result.
+//! It runs the debug `rbk` (`cargo build -p rbk-cli`), or the binary
+//! `RBK_SOAK_BIN` names (so that a long soak can run while the tree is
+//! rebuilt), on a store under `target/soak/` and prints the counts; nothing
+//! is asserted here, the figures are the result.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -24,6 +27,7 @@ use anyhow::{bail, Context};
 
 struct Soak {
     rbk: PathBuf,
+    registry: Registry,
     store: PathBuf,
     ctx: PathBuf,
     archive: PathBuf,
@@ -41,16 +45,69 @@ struct Counts {
     failed_builds: u32,
 }
 
-const OPS: &[&str] = &["build", "load", "prune", "rmi"];
+const OPS: &[&str] = &["build", "load", "prune", "rmi", "push", "commit"];
+
+/// The stopped container `commit` commits.
+const CONTAINER: &str = "soak-commit";
+
+/// A docker-registry on loopback for `push`; killed on drop.
+struct Registry {
+    child: Child,
+    host: String,
+}
+
+impl Registry {
+    fn start(work: &Path) -> anyhow::Result<Registry> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = work.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                work.join("registry").display()
+            ),
+        )?;
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting /usr/bin/docker-registry (Debian package docker-registry)")?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&host).is_ok() {
+                return Ok(Registry { child, host });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("docker-registry did not start on {host}")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     let kills: u32 = args.first().map_or(Ok(1000), |s| s.parse())?;
     let rounds: u32 = args.get(1).map_or(Ok(10), |s| s.parse())?;
-    crate::run(root, "cargo", &["build", "--quiet", "-p", "rbk-cli"])?;
+    let rbk = match std::env::var_os("RBK_SOAK_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => {
+            crate::run(root, "cargo", &["build", "--quiet", "-p", "rbk-cli"])?;
+            root.join("target/debug/rbk")
+        }
+    };
     let work = root.join("target/soak");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let mut soak = Soak::new(root, &work)?;
+    let mut soak = Soak::new(rbk, &work)?;
     let durations: Vec<Duration> = OPS
         .iter()
         .map(|op| soak.timed(op))
@@ -79,12 +136,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
 }
 
 impl Soak {
-    fn new(root: &Path, work: &Path) -> anyhow::Result<Soak> {
-        let rbk = root.join("target/debug/rbk");
+    fn new(rbk: PathBuf, work: &Path) -> anyhow::Result<Soak> {
         let store = work.join("store");
         let tarball = crate::busybox_rootfs(work)?;
         let soak = Soak {
             rbk,
+            registry: Registry::start(work)?,
             store,
             ctx: work.join("ctx"),
             archive: work.join("base.tar"),
@@ -93,6 +150,15 @@ impl Soak {
         soak.ok(&["import", &tarball, "rbk-busybox:latest"])?;
         let archive = soak.archive.to_str().context("path")?.to_string();
         soak.ok(&["save", "-o", &archive, "rbk-busybox:latest"])?;
+        soak.ok(&[
+            "run",
+            "--name",
+            CONTAINER,
+            "rbk-busybox",
+            "sh",
+            "-c",
+            "echo changed > /changed",
+        ])?;
         std::fs::create_dir_all(soak.ctx.join("data"))?;
         for i in 0..200 {
             std::fs::write(
@@ -140,6 +206,7 @@ impl Soak {
         let archive = self.archive.to_str().context("path")?;
         let arg = format!("N={n}");
         let tag = format!("soak:{}", n % 4);
+        let remote = format!("{}/soak:{}", self.registry.host, n % 4);
         let args: Vec<&str> = match op {
             "build" => vec![
                 "build",
@@ -153,6 +220,8 @@ impl Soak {
             ],
             "load" => vec!["load", "-i", archive],
             "prune" => vec!["prune", "-a", "-f"],
+            "push" => vec!["push", &remote],
+            "commit" => vec!["commit", CONTAINER, &tag],
             _ => vec!["rmi", &tag],
         };
         let child = self
@@ -165,20 +234,28 @@ impl Soak {
 
     /// How long `op` takes when nothing kills it.
     fn timed(&mut self, op: &str) -> anyhow::Result<Duration> {
-        if op == "rmi" {
-            self.ok(&["tag", "rbk-busybox", "soak:0"])?;
-        }
-        let start = Instant::now();
         let n = self.next();
+        self.prepare(op, n)?;
+        let start = Instant::now();
         self.spawn(op, n)?.wait()?;
         Ok(start.elapsed())
     }
 
-    fn kill_one(&mut self, op: &str, delay: Duration, counts: &mut Counts) -> anyhow::Result<()> {
-        let n = self.next();
+    /// What `op` needs before it starts: a tag to remove or push.
+    fn prepare(&self, op: &str, n: u64) -> anyhow::Result<()> {
         if op == "rmi" {
             self.ok(&["tag", "rbk-busybox", &format!("soak:{}", n % 4)])?;
         }
+        if op == "push" {
+            let remote = format!("{}/soak:{}", self.registry.host, n % 4);
+            self.ok(&["tag", "rbk-busybox", &remote])?;
+        }
+        Ok(())
+    }
+
+    fn kill_one(&mut self, op: &str, delay: Duration, counts: &mut Counts) -> anyhow::Result<()> {
+        let n = self.next();
+        self.prepare(op, n)?;
         let mut child = self.spawn(op, n)?;
         std::thread::sleep(delay);
         counts.kills += 1;

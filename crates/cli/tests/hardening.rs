@@ -972,3 +972,57 @@ fn unselected_context_files_are_not_read() {
     ok(&root, &["system", "verify"]);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Files under `dir` (recursively) named `name`.
+fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_name() == name {
+                found.push(path.clone());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// docs/security.md A7: a cache mount's id is an opaque key. An id of
+/// `../../../../<dir>/x` (aimed at a directory beside the store) maps
+/// inside the store's `cache-mounts/`, and what the step writes there is
+/// found there and nowhere above it; a second build sees the same cache.
+#[test]
+fn a7_a_cache_mount_id_is_an_opaque_key() {
+    let dir = scratch("a7-cache-id");
+    let root = store(&dir);
+    let target = dir.join("escaped");
+    // From <root>/cache-mounts/<id>, four levels up is above <dir>.
+    let id = format!("../../../..{}", target.join("x").display());
+    let dockerfile = format!(
+        "FROM rbk-busybox\nARG N\nRUN --mount=type=cache,id={id},target=/c \
+         sh -c 'cat /c/marker-a7 2>/dev/null > /seen; echo $N > /c/marker-a7'\n"
+    );
+    let ctx = context(&dir, &[("Dockerfile", &dockerfile)]);
+    let first = build(&root, &ctx, &["--build-arg", "N=1", "-t", "a7"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(!target.exists(), "the cache id escaped to {}", target.display());
+    let inside = find_named(&root.join("cache-mounts"), "marker-a7");
+    assert_eq!(inside.len(), 1, "{inside:?}");
+    let outside: Vec<_> = find_named(&dir, "marker-a7")
+        .into_iter()
+        .filter(|p| !p.starts_with(root.join("cache-mounts")))
+        .collect();
+    assert!(outside.is_empty(), "written outside the cache root: {outside:?}");
+    // The same id is the same cache the next time.
+    let second = build(&root, &ctx, &["--build-arg", "N=2", "-t", "a7"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let out = ok(&root, &["run", "--rm", "a7", "cat", "/seen"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+}

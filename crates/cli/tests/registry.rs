@@ -342,6 +342,40 @@ fn a_layer_that_lies_about_its_diff_id_fails_the_pull() {
     nothing_half_stored(&root, &[lie, truth]);
 }
 
+/// docs/security.md E2: a registry whose blob body is longer than the
+/// manifest's descriptor says (bytes appended to the stored blob) is
+/// stopped at the descriptor's size: the pull fails naming the layer and
+/// nothing of it stays in the store.
+#[test]
+fn e2_a_blob_longer_than_its_descriptor_is_refused() {
+    let dir = scratch("reg-long-blob");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let (_, cfg, image) = pushed_base(&dir, &reg.host, "long");
+    // The layer as the registry holds it (push may have compressed it).
+    let probe = dir.join("probe");
+    ok(&probe, &cfg, &["pull", &image]);
+    let store = rbk_store::Store::open(&probe).unwrap();
+    let m = store.image(&image.parse().unwrap()).unwrap();
+    let layer = m.manifest.layers[0].digest.to_string();
+    let file = reg.blob_file(&layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&file, &bytes).unwrap();
+
+    let root = dir.join("victim");
+    let err = fails(&root, &cfg, &["pull", &image]);
+    assert!(
+        err.contains("does not match digest") && err.contains(&layer),
+        "{err}"
+    );
+    verify_passes(&root, &cfg);
+    let victim = rbk_store::Store::open(&root).unwrap();
+    use rbk_store::BlobRead;
+    assert!(!victim.exists(&layer.parse().unwrap()).unwrap());
+    assert!(!victim.exists(&m.descriptor.digest).unwrap());
+    nothing_half_stored(&root, &[]);
+}
+
 #[test]
 fn index_for_another_platform_only_is_a_clear_error() {
     let dir = scratch("reg-platform");

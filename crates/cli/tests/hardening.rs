@@ -324,9 +324,15 @@ fn push_responses_are_bounded_and_stalls_time_out() {
     };
 
     let err = push("pushendless");
-    assert!(err.contains("gave up after 5 attempts"), "pushendless: {err}");
+    assert!(
+        err.contains("gave up after 5 attempts"),
+        "pushendless: {err}"
+    );
     let err = push("pushhuge");
-    assert!(err.contains("pushhuge") && err.contains("(cut)"), "pushhuge: {err}");
+    assert!(
+        err.contains("pushhuge") && err.contains("(cut)"),
+        "pushhuge: {err}"
+    );
     let err = push("pushstall");
     assert!(
         err.contains("gave up after 5 attempts") || err.contains("broke off"),
@@ -337,7 +343,9 @@ fn push_responses_are_bounded_and_stalls_time_out() {
 
     let counts = registry.counts();
     // 500 is transient: five POSTs per blob attempt chain, for each blob.
-    let posts = counts["POST /v2/pushendless/blobs/uploads/"].as_u64().unwrap();
+    let posts = counts["POST /v2/pushendless/blobs/uploads/"]
+        .as_u64()
+        .unwrap();
     assert!(posts >= 5, "{counts}");
     // A 4xx is not retried.
     assert_eq!(counts["PUT /v2/manifestendless/manifests/1"], 1, "{counts}");
@@ -1012,14 +1020,21 @@ fn a7_a_cache_mount_id_is_an_opaque_key() {
     let ctx = context(&dir, &[("Dockerfile", &dockerfile)]);
     let first = build(&root, &ctx, &["--build-arg", "N=1", "-t", "a7"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(!target.exists(), "the cache id escaped to {}", target.display());
+    assert!(
+        !target.exists(),
+        "the cache id escaped to {}",
+        target.display()
+    );
     let inside = find_named(&root.join("cache-mounts"), "marker-a7");
     assert_eq!(inside.len(), 1, "{inside:?}");
     let outside: Vec<_> = find_named(&dir, "marker-a7")
         .into_iter()
         .filter(|p| !p.starts_with(root.join("cache-mounts")))
         .collect();
-    assert!(outside.is_empty(), "written outside the cache root: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "written outside the cache root: {outside:?}"
+    );
     // The same id is the same cache the next time.
     let second = build(&root, &ctx, &["--build-arg", "N=2", "-t", "a7"]);
     assert!(second.status.success(), "{}", stderr(&second));

@@ -539,3 +539,42 @@ fn detached_with_a_terminal_or_stdin_keeps_its_shell_and_exec_d() {
     ok(&root, &["rm", "-f", "t", "i"]);
     assert!(mounts_under(&root).is_empty(), "{:?}", mounts_under(&root));
 }
+
+#[test]
+fn exec_it_gives_a_terminal_in_a_running_container() {
+    let dir = scratch("exec-tty");
+    let root = base(&dir);
+    ok(&root, &["run", "-d", "-i", "--name", "s", "base:1", "sh"]);
+    let status = dir.join("exit");
+    let tmux = Tmux::new("exec-tty");
+    let script = format!(
+        "{} --root {} exec -it s sh; echo $? > {}; sleep 60",
+        env!("CARGO_BIN_EXE_rbk"),
+        root.display(),
+        status.display()
+    );
+    tmux.start(90, 20, &script);
+    tmux.wait_for("/ #");
+    tmux.cmd(&[
+        "send-keys",
+        "-t",
+        "t",
+        "echo $((6*7)); tty; stty size",
+        "Enter",
+    ]);
+    let pane = tmux.wait_for("20 90");
+    assert!(pane.contains("42") && pane.contains("/dev/pts/"), "{pane}");
+    tmux.cmd(&["send-keys", "-t", "t", "C-d"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&status).map_or(true, |s| s.trim().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-D did not end exec:\n{}",
+            tmux.pane()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_to_string(&status).unwrap().trim(), "0");
+    ok(&root, &["rm", "-f", "s"]);
+    assert!(mounts_under(&root).is_empty());
+}

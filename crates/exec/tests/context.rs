@@ -486,3 +486,40 @@ fn selected_entries_name_each_file_with_its_own_digest() {
     assert_eq!(matched.keys().collect::<Vec<_>>(), ["src/a.rs"]);
     assert!(entries(&scan(ctx.path()), "missing", false).is_empty());
 }
+
+/// Excludes `node_modules` wholesale, or (like `node_modules` then
+/// `!**/keep`) brings back any `keep` under it.
+struct NodeModules {
+    exception: bool,
+}
+
+impl PathFilter for NodeModules {
+    fn is_excluded(&self, path: &str) -> bool {
+        let keep = self.exception && path.ends_with("/keep");
+        path.starts_with("node_modules") && !keep
+    }
+
+    fn may_reinclude_under(&self, dir: &str) -> bool {
+        self.exception && dir.starts_with("node_modules")
+    }
+}
+
+/// The walk never enters a directory the filter excludes with no `!`
+/// exception below it (issue 19: a monorepo's `node_modules` costs one
+/// stat). The excluded subtree here is deeper than PATH_MAX, so walking it
+/// would fail the scan; with an exception below it, the walk must enter and
+/// does fail.
+#[test]
+fn excluded_subtrees_are_not_walked() {
+    let ctx = context(&[("a.txt", "alpha")]);
+    fs::create_dir(ctx.path().join("node_modules")).unwrap();
+    nest(&ctx.path().join("node_modules"), 3000);
+    let pruned = NodeModules { exception: false };
+    let index = ContextIndex::scan(ctx.path(), &pruned, None).unwrap();
+    assert_eq!(index.len(), 1, "only a.txt");
+    let entered = NodeModules { exception: true };
+    match ContextIndex::scan(ctx.path(), &entered, None) {
+        Err(Error::Io { path, .. }) => assert!(path.starts_with(ctx.path()), "{path:?}"),
+        other => panic!("expected the walk to enter node_modules and fail, got {other:?}"),
+    }
+}

@@ -71,6 +71,17 @@ pub struct FoundImage {
     pub untagged: bool,
 }
 
+/// The whole image index, read once (see [`Store::image_list`]).
+#[derive(Debug, Clone, Default)]
+pub struct ImageList {
+    /// Tagged images, sorted by reference.
+    pub tagged: Vec<(Reference, Descriptor)>,
+    /// Untagged images: `(image id, manifest)`, sorted by id.
+    pub untagged: Vec<(Digest, Descriptor)>,
+    /// Docker's `RepoDigests`: image id → `repository@digest` names.
+    pub repo_digests: BTreeMap<Digest, Vec<String>>,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct OciIndex {
@@ -136,6 +147,23 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// Tagged and untagged images and repo digests, from one read of the
+    /// index (listing them with [`Store::images`],
+    /// [`Store::untagged_images`] and [`Store::repo_digests`] reads it each
+    /// time).
+    pub fn image_list(&self) -> Result<ImageList> {
+        let db = self.read_images()?;
+        let mut tagged = Vec::with_capacity(db.images.len());
+        for (name, desc) in db.images {
+            tagged.push((name.parse()?, desc));
+        }
+        Ok(ImageList {
+            tagged,
+            untagged: db.untagged.into_iter().collect(),
+            repo_digests: db.repo_digests,
+        })
+    }
+
     /// Every untagged image: `(image id, manifest)`, sorted by id.
     pub fn untagged_images(&self) -> Result<Vec<(Digest, Descriptor)>> {
         Ok(self.read_images()?.untagged.into_iter().collect())
@@ -152,17 +180,25 @@ impl Store {
             .ok()
             .filter(|r| db.images.contains_key(&r.to_string()));
         let mut ids: Vec<(Option<Reference>, Digest, &Descriptor)> = Vec::new();
+        let mut summaries = self.image_summaries();
         for (reference, desc) in &db.images {
-            let Ok(image) = self.read_image(desc) else {
+            let Ok(summary) = summaries.get(self, desc) else {
                 continue; // damaged: `system verify` reports it
             };
-            ids.push((Some(reference.parse()?), image.id(), desc));
+            ids.push((Some(reference.parse()?), summary.id, desc));
         }
+        // A cache: failing to write it back changes no result.
+        let _ = summaries.save(self);
         ids.extend(db.untagged.iter().map(|(id, d)| (None, *id, d)));
         let (id, desc) = match &named {
             Some(r) => {
                 let desc = &db.images[&r.to_string()];
-                (self.read_image(desc)?.id(), desc)
+                let listed = ids.iter().find(|e| e.2.digest == desc.digest);
+                let id = match listed {
+                    Some(e) => e.1,
+                    None => self.read_image(desc)?.id(), // damaged: its error
+                };
+                (id, desc)
             }
             None => match id_in_normalized(name) {
                 Some(id) => match_id(&ids, id).or_else(|_| match_id(&ids, name))?,

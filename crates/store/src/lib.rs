@@ -61,6 +61,7 @@ mod packed;
 mod reference;
 mod snapshot;
 mod store;
+mod summary;
 #[cfg(any(test, feature = "testsuite"))]
 mod synthetic;
 #[cfg(any(test, feature = "testsuite"))]
@@ -81,13 +82,14 @@ pub use failed_steps::{FailedStep, FailedStepMount, FailedStepMountKind};
 pub use fsblob::layout_blob_path;
 pub use fsutil::write_atomic;
 pub use gc::{mount_points, GcReport, LiveSet, OrphanReport, Removal};
-pub use index::{looks_like_image_id, Descriptor, FoundImage, REF_NAME_ANNOTATION};
+pub use index::{looks_like_image_id, Descriptor, FoundImage, ImageList, REF_NAME_ANNOTATION};
 pub use lock::FileLock;
 pub use mem::MemStore;
 pub use overlay_xattrs::{overlay_xattrs, OverlayXattrs};
 pub use reference::{Reference, DEFAULT_DOMAIN};
 pub use snapshot::{overlay_mount, Mount, WorkDir};
 pub use store::Store;
+pub use summary::{ImageSummaries, ImageSummary};
 #[cfg(any(test, feature = "testsuite"))]
 pub use synthetic::{Synthetic, SyntheticSpec};
 pub use unpack::{

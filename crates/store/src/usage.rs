@@ -193,25 +193,27 @@ impl Store {
         }
         entries.extend(db.untagged.into_values().map(|d| (None, d)));
         let mut out: BTreeMap<Digest, (ImageUsage, LayerSizes)> = BTreeMap::new();
+        let mut summaries = self.image_summaries();
         for (reference, desc) in entries {
-            let Ok(image) = self.read_image(&desc) else {
+            let Ok(summary) = summaries.get(self, &desc) else {
                 continue; // damaged: `system verify` reports it
             };
-            let id = image.id();
-            let entry = out.entry(id).or_insert_with(|| {
+            let entry = out.entry(summary.id).or_insert_with(|| {
                 let usage = ImageUsage {
-                    id,
+                    id: summary.id,
                     references: Vec::new(),
                     descriptor: desc.clone(),
-                    created: image.config.created.clone(),
+                    created: summary.created.clone(),
                     size: 0,
                     shared: 0,
                     unique: 0,
                 };
-                (usage, self.layer_sizes(&image))
+                (usage, summary.layer_sizes())
             });
             entry.0.references.extend(reference);
         }
+        // A cache: failing to write it back changes no figure.
+        let _ = summaries.save(self);
         Ok(out)
     }
 }

@@ -16,7 +16,9 @@
 //! `system df`, `inspect`, a cached build (start-up and first cache lookup
 //! included), `system verify --quick`, and `prune` of half of it.
 //!
-//! Everything lives under `target/bench-scale/` and is deleted afterwards.
+//! Everything lives under `target/bench-scale/` and is deleted afterwards,
+//! unless `RBK_BENCH_SCALE_KEEP=1` (to profile commands on the big store
+//! or the monorepo after the run; delete it by hand then).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -45,18 +47,23 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     std::fs::create_dir_all(&work)?;
     // `cargo xtask bench scale mono|store` runs one half.
     let part = std::env::args().nth(3).unwrap_or_default();
+    let keep = std::env::var_os("RBK_BENCH_SCALE_KEEP").is_some();
     let result = (|| {
         let mut figures = Vec::new();
         if part != "store" {
             figures.extend(monorepo(&rbk, &work)?);
-            let _ = std::fs::remove_dir_all(work.join("mono"));
+            if !keep {
+                let _ = std::fs::remove_dir_all(work.join("mono"));
+            }
         }
         if part != "mono" {
             figures.extend(big_store(&rbk, &work.join("store"))?);
         }
         Ok(figures)
     })();
-    let _ = std::fs::remove_dir_all(&work);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     result
 }
 
@@ -174,7 +181,9 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
             }
             std::fs::remove_dir_all(&out)?;
         }
-        std::fs::remove_dir_all(&store)?;
+        if run + 1 < RUNS || std::env::var_os("RBK_BENCH_SCALE_KEEP").is_none() {
+            std::fs::remove_dir_all(&store)?;
+        }
     }
     let cp_median = median(&cp);
     let name = |s: &str| -> &'static str {

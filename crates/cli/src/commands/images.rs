@@ -151,65 +151,55 @@ fn created_at(secs: i64) -> String {
     format!("{} +0000 UTC", text.trim_end_matches('Z').replace('T', " "))
 }
 
-/// Every tagged and untagged image, newest first.
+/// Every tagged and untagged image, newest first: one read of the image
+/// index, and each image's summary (cached in the store, so a big store
+/// costs one file, not a manifest and a config per image).
 fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
-    let mut entries: Vec<(Option<Reference>, Descriptor)> = store
-        .images()?
-        .into_iter()
-        .map(|(r, d)| (Some(r), d))
-        .collect();
-    entries.extend(store.untagged_images()?.into_iter().map(|(_, d)| (None, d)));
-    let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();
+    let list = store.image_list()?;
+    let mut entries: Vec<(Option<Reference>, Descriptor)> =
+        list.tagged.into_iter().map(|(r, d)| (Some(r), d)).collect();
+    entries.extend(list.untagged.into_iter().map(|(_, d)| (None, d)));
+    let mut summaries = store.image_summaries();
     let mut rows = Vec::with_capacity(entries.len());
     for (reference, descriptor) in entries {
-        let image = store.read_image(&descriptor)?;
-        let id = image.id();
-        let size = *sizes.entry(id).or_insert_with(|| store.image_size(&image));
+        let summary = summaries.get(store, &descriptor)?;
         // The digest the repository has in its registry (Docker's repo
         // digest) when rbk pulled or pushed it; else the local manifest's.
         let digest = reference
             .as_ref()
-            .and_then(|r| repo_digest(store, &id, r))
+            .and_then(|r| repo_digest(&list.repo_digests, &summary.id, r))
             .unwrap_or(descriptor.digest);
         rows.push(Row {
             reference,
             digest,
-            id,
-            created: created(&image),
-            size,
-            labels: labels(&image),
+            id: summary.id,
+            created: summary.created.as_deref().and_then(parse_rfc3339),
+            size: summary.size(),
+            labels: summary.labels,
         });
     }
+    // A cache: failing to write it back (a read-only store) changes no row.
+    let _ = summaries.save(store);
     rows.sort_by_key(|r| std::cmp::Reverse(r.created));
     Ok(rows)
 }
 
 /// The recorded `repository@digest` of image `id` for `reference`'s
 /// repository.
-fn repo_digest(store: &Store, id: &Digest, reference: &Reference) -> Option<Digest> {
+fn repo_digest(
+    repo_digests: &BTreeMap<Digest, Vec<String>>,
+    id: &Digest,
+    reference: &Reference,
+) -> Option<Digest> {
     let prefix = format!("{}@", reference.familiar_name());
-    store
-        .repo_digests(id)
-        .ok()?
+    repo_digests
+        .get(id)?
         .iter()
         .find_map(|d| d.strip_prefix(&prefix)?.parse().ok())
 }
 
 fn created(image: &Image) -> Option<i64> {
     image.config.created.as_deref().and_then(parse_rfc3339)
-}
-
-fn labels(image: &Image) -> BTreeMap<String, String> {
-    let Some(config) = &image.config.config else {
-        return BTreeMap::new();
-    };
-    let value = serde_json::to_value(config).unwrap_or_default();
-    let labels = value.get("Labels").and_then(|l| l.as_object());
-    labels
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-        .collect()
 }
 
 /// `--filter` values and the REPOSITORY argument.

@@ -23,6 +23,15 @@
 //! anything beneath it; the check is conservative (it may say "maybe" for a
 //! directory whose children end up excluded anyway).
 //!
+//! The verdict is the polarity of the *last* pattern that matches the path
+//! or a parent (skipping patterns that cannot change the verdict, as
+//! patternmatcher does, gives the same result). So rbk evaluates every
+//! regex pattern in one pass of a [`regex::RegexSet`] per candidate (the
+//! path and each parent, all slices of the path), and the plain exact,
+//! prefix and suffix patterns by string tests: a 200-pattern file costs a
+//! handful of set scans per path instead of a regex per pattern and parent
+//! (issue 19: a 30,000-file monorepo spent most of a no-op rebuild here).
+//!
 //! Invalid patterns (an unterminated `[`, a reversed range such as
 //! `[Local-Only]`, a trailing `\`, a lone `!`) are reported as
 //! [`Error::Dockerignore`] naming the line, never a panic. Docker finds some
@@ -52,6 +61,12 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct Dockerignore {
     patterns: Vec<String>,
     compiled: Vec<Pattern>,
+    /// Every regex pattern, in one set.
+    set: regex::RegexSet,
+    /// The index in `compiled` of each member of `set`.
+    set_index: Vec<usize>,
+    /// The indices of the patterns that are not regexes.
+    plain: Vec<usize>,
 }
 
 impl Dockerignore {
@@ -111,7 +126,22 @@ impl Dockerignore {
             patterns.push(cleaned);
             compiled.push(p);
         }
-        Ok(Dockerignore { patterns, compiled })
+        let (regexes, plain): (Vec<usize>, Vec<usize>) =
+            (0..compiled.len()).partition(|&i| compiled[i].regex_source().is_some());
+        let sources = regexes.iter().filter_map(|&i| compiled[i].regex_source());
+        // Each member compiled alone above; together they only grow.
+        let set = regex::RegexSetBuilder::new(sources)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .map_err(|e| bad(file, 0, "", &format!("too many patterns: {e}")))?;
+        Ok(Dockerignore {
+            patterns,
+            compiled,
+            set,
+            set_index: regexes,
+            plain,
+        })
     }
 
     /// The patterns, normalised as `ReadAll` returns them (with their `!`).
@@ -128,22 +158,23 @@ impl Dockerignore {
             // Docker never excludes the context root itself.
             return false;
         }
-        let parents: Vec<&str> = match path.rfind('/') {
-            Some(i) => path[..i].split('/').collect(),
-            None => Vec::new(),
+        // The last pattern matching the path or one of its parents.
+        let mut last: Option<usize> = None;
+        let mut consider = |candidate: &str| {
+            for &i in &self.plain {
+                if last < Some(i) && self.compiled[i].matches(candidate) {
+                    last = Some(i);
+                }
+            }
+            if let Some(m) = self.set.matches(candidate).iter().last() {
+                last = last.max(Some(self.set_index[m]));
+            }
         };
-        let mut matched = false;
-        for p in &self.compiled {
-            // Only a pattern that could change the verdict is evaluated, as
-            // in patternmatcher: later matches win.
-            if p.exclusion != matched {
-                continue;
-            }
-            if p.matches(path) || matches_a_parent(p, &parents) {
-                matched = !p.exclusion;
-            }
+        consider(path);
+        for (at, _) in path.match_indices('/') {
+            consider(&path[..at]);
         }
-        matched
+        last.is_some_and(|i| !self.compiled[i].exclusion)
     }
 
     /// True when a directory's descendants might be re-included by a later
@@ -160,11 +191,6 @@ impl Dockerignore {
             .filter(|p| p.exclusion)
             .any(|p| p.may_match_under(&dirs))
     }
-}
-
-/// The parent rule: does `p` match `a`, `a/b`, … for parents `[a, b, …]`?
-fn matches_a_parent(p: &Pattern, parents: &[&str]) -> bool {
-    (1..=parents.len()).any(|n| p.matches(&parents[..n].join("/")))
 }
 
 /// One line as `ReadAll` turns it into a pattern, or `None` to skip it.

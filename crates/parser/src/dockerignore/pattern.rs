@@ -15,7 +15,8 @@ enum Kind {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    Regex(Regex),
+    /// The compiled regex and its `regex`-crate source (for the set).
+    Regex(Regex, String),
 }
 
 /// A compiled pattern.
@@ -50,7 +51,16 @@ impl Pattern {
             Kind::Prefix(s) => path.starts_with(s.as_str()),
             // `**/foo` also matches `foo` itself.
             Kind::Suffix(s) => path.ends_with(s.as_str()) || s.strip_prefix('/') == Some(path),
-            Kind::Regex(re) => re.is_match(path),
+            Kind::Regex(re, _) => re.is_match(path),
+        }
+    }
+
+    /// The `regex`-crate source of a regex pattern (`None` for the exact,
+    /// prefix and suffix kinds, which are plain string tests).
+    pub(super) fn regex_source(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Regex(_, source) => Some(source),
+            _ => None,
         }
     }
 
@@ -148,7 +158,7 @@ fn finish(pattern: &str, hint: Hint, mut re: String) -> Result<Kind, String> {
         Hint::Regex => {
             re.push('$');
             let rust = go_regex::translate(&re).map_err(|_| BAD.to_string())?;
-            Kind::Regex(Regex::new(&rust).map_err(|_| BAD.to_string())?)
+            Kind::Regex(Regex::new(&rust).map_err(|_| BAD.to_string())?, rust)
         }
     })
 }

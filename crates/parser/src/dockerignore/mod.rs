@@ -166,7 +166,7 @@ impl Dockerignore {
                     last = Some(i);
                 }
             }
-            if let Some(m) = self.set.matches(candidate).iter().last() {
+            if let Some(m) = self.set.matches(candidate).iter().next_back() {
                 last = last.max(Some(self.set_index[m]));
             }
         };

@@ -27,6 +27,8 @@ use crate::image::ImagePlatform;
 use crate::{Descriptor, Digest, Result, Store};
 
 const FILE: &str = "image-summaries.json";
+/// Bumped whenever what a summary holds, or how a layer's size is counted
+/// (`usage.rs`), changes: older files are then ignored.
 const VERSION: u32 = 1;
 const MAX_FILE: u64 = 256 << 20;
 

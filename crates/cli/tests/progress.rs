@@ -453,3 +453,36 @@ fn load_build_context_shows_the_bytes_of_the_visible_files() {
         "{err}"
     );
 }
+
+#[test]
+fn tty_explain_follows_the_last_frame() {
+    let dir = scratch("progress-explain");
+    let root = store(&dir);
+    let ctx = context(&dir, &[("Dockerfile", TWO_STAGES), ("app.txt", "hello\n")]);
+    let first = build(&root, &ctx, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    fs::write(ctx.join("app.txt"), "changed\n").unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let (screen, code, _t) = in_terminal(
+        "explain",
+        &root,
+        &["build", "--explain", ctx],
+        &[],
+        (120, 40),
+    );
+    assert_eq!(code, 0, "{screen}");
+    let (view, why) = screen
+        .split_once("Why steps missed the cache (--explain):")
+        .unwrap_or_else(|| panic!("no --explain block:\n{screen}"));
+    assert!(view.contains("FINISHED"), "{screen}");
+    assert!(
+        why.contains(
+            "[base 3/3] COPY app.txt /app.txt\n    context file app.txt changed (content)"
+        ),
+        "{screen}"
+    );
+    assert!(
+        why.contains("[stage-1 2/2] RUN cat /app.txt\n    parent step re-ran (#"),
+        "{screen}"
+    );
+}

@@ -377,7 +377,9 @@ fn distribution_index(
 }
 
 /// [`distribution_images`] of the images of the index `index` in the store
-/// (what `rbk push` of a multi-platform image sends).
+/// (what `rbk push` of a multi-platform or attested image sends), with the
+/// index's attestation manifests when the store holds them all: as they
+/// are when the images go unchanged, else made about the manifests sent.
 pub fn distribution_index_of(
     store: &Store,
     index: &Descriptor,
@@ -406,10 +408,24 @@ pub fn distribution_index_of(
             .iter()
             .zip(&images)
             .all(|((sent, _), image)| *sent == image.descriptor);
-    if unchanged && store.attestation_blobs(&list)?.is_some() {
+    if store.attestation_blobs(&list)?.is_none() {
+        // Attestations pulled for some platforms only, or pruned: the
+        // images go without them.
+        return Ok(store.put_annotated_index(&entries, &list.annotations)?);
+    }
+    if unchanged {
         return Ok(index.clone());
     }
-    Ok(store.put_annotated_index(&entries, &list.annotations)?)
+    // Images whose layers are compressed on the way out are new manifests:
+    // their attestations are made about those.
+    let sent: std::collections::BTreeMap<_, _> = images
+        .iter()
+        .zip(&entries)
+        .map(|(image, (desc, _))| (image.descriptor.digest, desc.clone()))
+        .collect();
+    let mut all = entries;
+    all.extend(crate::attest::retarget_attestations(store, &list, &sent)?);
+    Ok(store.put_annotated_index(&all, &list.annotations)?)
 }
 
 fn distribution_images(

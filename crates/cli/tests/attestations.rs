@@ -541,6 +541,152 @@ fn attestations_are_pushed_with_the_image() {
     );
 }
 
+/// `rbk push` of an attested image built earlier: its layers are
+/// compressed on the way out (zstd, then gzip to another tag), so the
+/// registry gets new image manifests, and the attestation manifests go
+/// with them, made about the manifests sent (index annotation and every
+/// statement's subject). Read back with skopeo and with `rbk pull` into a
+/// fresh store and `rbk inspect --attestations`.
+#[test]
+fn a_later_push_that_recompresses_keeps_the_attestations() {
+    let dir = scratch("push-later");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo hi > /hi\n")],
+    );
+    let built = format!("{}/later:built", reg.host);
+    let out = build(
+        &root,
+        &ctx,
+        &["-t", &built, "--sbom", "--provenance=mode=max"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stored = tagged(&root, &format!("{}/later:built", reg.host));
+    let stored_index: Value =
+        serde_json::from_slice(&blob(&root, stored["digest"].as_str().unwrap())).unwrap();
+    let stored_image = stored_index["manifests"][0]["digest"].clone();
+
+    let raw = |reference: &str| -> Value {
+        serde_json::from_slice(
+            &Tool::skopeo()
+                .ok(&[
+                    "inspect",
+                    "--raw",
+                    "--tls-verify=false",
+                    &format!("docker://{reference}"),
+                ])
+                .stdout,
+        )
+        .unwrap()
+    };
+    let mut sent_images = Vec::new();
+    for (compression, layer_type) in [
+        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd"),
+        ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip"),
+    ] {
+        let name = format!("{}/later:{compression}", reg.host);
+        ok(&root, &["tag", &built, &name]);
+        ok(&root, &["push", "--compression", compression, &name]);
+        let index = raw(&name);
+        assert_eq!(
+            index["mediaType"], "application/vnd.oci.image.index.v1+json",
+            "{index}"
+        );
+        let m = index["manifests"].as_array().unwrap();
+        assert_eq!(m.len(), 2, "{index}");
+        let sent = m[0]["digest"].as_str().unwrap();
+        assert_ne!(
+            m[0]["digest"], stored_image,
+            "the layers were compressed on the way out"
+        );
+        let image = raw(&format!("{}/later@{sent}", reg.host));
+        for layer in image["layers"].as_array().unwrap() {
+            assert_eq!(layer["mediaType"], layer_type, "{image}");
+        }
+        assert_eq!(m[1]["platform"]["os"], "unknown", "{index}");
+        assert_eq!(
+            m[1]["annotations"]["vnd.docker.reference.type"],
+            "attestation-manifest"
+        );
+        assert_eq!(m[1]["annotations"]["vnd.docker.reference.digest"], sent);
+        let att = raw(&format!(
+            "{}/later@{}",
+            reg.host,
+            m[1]["digest"].as_str().unwrap()
+        ));
+        let layers = att["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2, "{att}");
+        let config = read_json(&reg.blob_file(att["config"]["digest"].as_str().unwrap()));
+        for (i, layer) in layers.iter().enumerate() {
+            let digest = layer["digest"].as_str().unwrap();
+            assert_eq!(config["rootfs"]["diff_ids"][i], digest, "{config}");
+            let file = reg.blob_file(digest);
+            let bytes = std::fs::read(&file).unwrap();
+            assert_eq!(
+                format!("sha256:{}", hex(&sha2::Sha256::digest(&bytes))),
+                digest
+            );
+            let statement: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                layer["annotations"]["in-toto.io/predicate-type"],
+                statement["predicateType"]
+            );
+            assert_eq!(
+                format!(
+                    "sha256:{}",
+                    statement["subject"][0]["digest"]["sha256"]
+                        .as_str()
+                        .unwrap()
+                ),
+                sent,
+                "{compression}: {statement}"
+            );
+        }
+        sent_images.push(sent.to_string());
+    }
+    assert_ne!(sent_images[0], sent_images[1]);
+
+    // The store's own index is untouched: its attestations name the stored
+    // image.
+    let again = tagged(&root, &built);
+    assert_eq!(again["digest"], stored["digest"]);
+    assert_eq!(
+        stored_index["manifests"][1]["annotations"]["vnd.docker.reference.digest"],
+        stored_image
+    );
+
+    // Another runner pulls the zstd push and reads the attestations.
+    let other = support::store_named(&dir, "other");
+    let pushed = format!("{}/later:zstd", reg.host);
+    ok(&other, &["pull", "--all-platforms", &pushed]);
+    let statements: Value =
+        serde_json::from_slice(&ok(&other, &["inspect", "--attestations", &pushed]).stdout)
+            .unwrap();
+    let statements = statements.as_array().unwrap();
+    let types: Vec<&str> = statements
+        .iter()
+        .map(|s| s["predicateType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "https://spdx.dev/Document",
+            "https://slsa.dev/provenance/v1"
+        ]
+    );
+    for s in statements {
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                s["subject"][0]["digest"]["sha256"].as_str().unwrap()
+            ),
+            sent_images[0]
+        );
+    }
+}
+
 /// `-o type=oci` and `-o type=docker` of an attested image: the archive's
 /// `index.json` names the index of the image and its attestation manifest,
 /// whose blobs are in the archive; a docker-archive's `manifest.json` still

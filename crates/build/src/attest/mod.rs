@@ -13,12 +13,16 @@
 //! - `provenance.rs`: a SLSA provenance v1 predicate (build parameters, the
 //!   Dockerfile's digest, the base images' digests; the build steps in
 //!   `mode=max`). Secret values never enter it: only their ids.
+//! - `retarget.rs`: a stored index's attestation manifests made about the
+//!   image manifests a push or archive sends in place of the stored ones.
 
 mod attach;
 mod provenance;
+mod retarget;
 mod sbom;
 
 pub(crate) use attach::{attach, push as push_attested, write_archive, Attached, Subject};
+pub(crate) use retarget::retarget_attestations;
 use std::collections::BTreeMap;
 
 use rbk_store::image::{Image, ImagePlatform, OCI_MANIFEST};

@@ -36,11 +36,7 @@ use super::Figure;
 
 pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     crate::packages::ensure_packages()?;
-    crate::run(
-        root,
-        "cargo",
-        &["build", "--release", "--quiet", "-p", "rbk-cli"],
-    )?;
+    let rbk = super::release_binary(root)?;
     let archive = root.join("target/real-debian/debian-bookworm.tar");
     if !archive.is_file() {
         bail!(
@@ -59,13 +55,12 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
         std::fs::rename(&work, &old)?;
     }
     std::fs::create_dir_all(&work)?;
-    let figures = measure(root, &work, &archive);
+    let figures = measure(root, &rbk, &work, &archive);
     let _ = std::fs::remove_dir_all(&old);
     figures
 }
 
-fn measure(root: &Path, work: &Path, archive: &Path) -> anyhow::Result<Vec<Figure>> {
-    let rbk = root.join("target/release/rbk");
+fn measure(root: &Path, rbk: &Path, work: &Path, archive: &Path) -> anyhow::Result<Vec<Figure>> {
     let registry = Registry::start(&work.join("registry"))?;
     let ctx = root.join("crates/cli/tests/testdata/real-debian/app");
     let dockerfile = ctx.join("Dockerfile.cache-mounts");
@@ -74,7 +69,7 @@ fn measure(root: &Path, work: &Path, archive: &Path) -> anyhow::Result<Vec<Figur
     // (seconds, the plain progress log)
     let run = |store: &Path, args: &[&str]| -> anyhow::Result<(f64, String)> {
         let start = Instant::now();
-        let out = Command::new(&rbk)
+        let out = Command::new(rbk)
             .arg("--root")
             .arg(store)
             .args(args)

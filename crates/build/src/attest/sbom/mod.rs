@@ -333,84 +333,72 @@ fn npm(text: &str, shown: &str) -> std::result::Result<Vec<Package>, String> {
     Ok(out)
 }
 
-fn cargo(text: &str, shown: &str) -> std::result::Result<Vec<Package>, String> {
-    let mut out = Vec::new();
-    let mut current: Option<(Option<String>, Option<String>)> = None;
-    let finish = |c: Option<(Option<String>, Option<String>)>, out: &mut Vec<Package>| {
-        if let Some((Some(name), Some(version))) = c {
-            out.push(Package {
-                kind: "cargo",
-                name,
-                version,
-                arch: String::new(),
-                source: shown.to_string(),
-            });
-        }
-    };
-    for line in text.lines() {
-        let line = line.trim();
-        if line == "[[package]]" {
-            finish(current.take(), &mut out);
-            current = Some((None, None));
-        } else if line.starts_with('[') {
-            finish(current.take(), &mut out);
-        } else if let (Some(c), Some((k, v))) = (current.as_mut(), line.split_once('=')) {
-            let v = v.trim().trim_matches('"').to_string();
-            match k.trim() {
-                "name" => c.0 = Some(v),
-                "version" => c.1 = Some(v),
-                _ => {}
-            }
-        }
-    }
-    finish(current.take(), &mut out);
-    if out.is_empty() && !text.contains("[[package]]") {
-        return Err("no [[package]] tables".into());
-    }
-    Ok(out)
+/// A Cargo.lock file: its `[[package]]` tables.
+#[derive(serde::Deserialize)]
+struct CargoLock {
+    #[serde(default)]
+    package: Vec<CargoLockPackage>,
 }
 
-/// The package URL of `p`.
-fn purl(p: &Package) -> String {
-    let enc = |s: &str| {
-        s.replace('%', "%25")
-            .replace('@', "%40")
-            .replace('/', "%2F")
-            .replace('+', "%2B")
-            .replace(':', "%3A")
-    };
-    match p.kind {
-        "deb" => format!(
-            "pkg:deb/debian/{}@{}?arch={}",
-            enc(&p.name),
-            enc(&p.version),
-            enc(&p.arch)
-        ),
-        "apk" => format!(
-            "pkg:apk/alpine/{}@{}?arch={}",
-            enc(&p.name),
-            enc(&p.version),
-            enc(&p.arch)
-        ),
-        // The epoch is a qualifier in a package URL, not part of the version.
-        "rpm" => {
-            let (epoch, version) = match p.version.split_once(':') {
-                Some((e, v)) => (format!("&epoch={e}"), v),
-                None => (String::new(), p.version.as_str()),
-            };
-            format!(
-                "pkg:rpm/{}@{}?arch={}{epoch}",
-                enc(&p.name),
-                enc(version),
-                enc(&p.arch)
-            )
-        }
-        kind => format!(
-            "pkg:{kind}/{}@{}",
-            p.name.replace('@', "%40"),
-            enc(&p.version)
-        ),
+#[derive(serde::Deserialize)]
+struct CargoLockPackage {
+    name: String,
+    version: String,
+}
+
+fn cargo(text: &str, shown: &str) -> std::result::Result<Vec<Package>, String> {
+    let lock: CargoLock = toml::from_str(text).map_err(|e| format!("invalid Cargo.lock: {e}"))?;
+    if lock.package.is_empty() {
+        return Err("no [[package]] tables".into());
     }
+    Ok(lock
+        .package
+        .into_iter()
+        .map(|p| Package {
+            kind: "cargo",
+            name: p.name,
+            version: p.version,
+            arch: String::new(),
+            source: shown.to_string(),
+        })
+        .collect())
+}
+
+/// The package URL of `p` (`None` when the database gave no usable name).
+/// Debian's and Alpine's packages get their distribution as the
+/// namespace; npm scopes and Go module paths are namespace and name; an
+/// RPM epoch is a qualifier, not part of the version.
+fn purl(p: &Package) -> Option<String> {
+    let (namespace, name) = match p.kind {
+        "deb" => (Some("debian"), p.name.as_str()),
+        "apk" => (Some("alpine"), p.name.as_str()),
+        "npm" | "golang" => match p.name.rsplit_once('/') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, p.name.as_str()),
+        },
+        _ => (None, p.name.as_str()),
+    };
+    let (epoch, version) = match p.version.split_once(':') {
+        Some((e, v)) if p.kind == "rpm" => (Some(e), v),
+        _ => (None, p.version.as_str()),
+    };
+    let make = || -> std::result::Result<String, packageurl::Error> {
+        let mut url = packageurl::PackageUrl::new(p.kind, name)?;
+        if let Some(ns) = namespace {
+            url.with_namespace(ns)?;
+        }
+        if !version.is_empty() {
+            url.with_version(version)?;
+        }
+        if !p.arch.is_empty() {
+            url.add_qualifier("arch", p.arch.as_str())?;
+        }
+        if let Some(e) = epoch {
+            url.add_qualifier("epoch", e)?;
+        }
+        Ok(url.to_string())
+    };
+    make().ok()
 }
 
 /// The SPDX 2.3 JSON document of `scan`.
@@ -428,11 +416,11 @@ pub(crate) fn spdx(scan: &Scan, name: &str, id: Digest, created: &str) -> Value 
                 "filesAnalyzed": false,
                 "supplier": "NOASSERTION",
                 "sourceInfo": format!("acquired package info from {}", p.source),
-                "externalRefs": [{
+                "externalRefs": purl(p).map(|locator| json!([{
                     "referenceCategory": "PACKAGE-MANAGER",
                     "referenceType": "purl",
-                    "referenceLocator": purl(p),
-                }],
+                    "referenceLocator": locator,
+                }])).unwrap_or_else(|| json!([])),
             })
         })
         .collect();
@@ -485,6 +473,38 @@ mod tests {
         assert!(npm("{", "x").unwrap_err().contains("invalid JSON"));
         let cl = "version = 3\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.1\"\ndependencies = [\n \"x\",\n]\n\n[[package]]\nname = \"x\"\nversion = \"0.1.0\"\n";
         assert_eq!(cargo(cl, "x").unwrap().len(), 2);
-        assert_eq!(purl(&n[0]), "pkg:npm/%40s/b@2.0.0");
+        assert!(cargo("[[package]]\nname = \"x\"\n", "x")
+            .unwrap_err()
+            .contains("version"));
+        assert!(cargo("version = 3\n", "x")
+            .unwrap_err()
+            .contains("no [[package]]"));
+        assert_eq!(purl(&n[0]).unwrap(), "pkg:npm/%40s/b@2.0.0");
+        let pkg = |kind, name: &str, version: &str, arch: &str| Package {
+            kind,
+            name: name.into(),
+            version: version.into(),
+            arch: arch.into(),
+            source: String::new(),
+        };
+        // The spec's per-type rules: pypi names normalised, epochs and
+        // arches as qualifiers, Go module paths split.
+        assert_eq!(
+            purl(&pkg("pypi", "Typing_Extensions", "4.0", "")).unwrap(),
+            "pkg:pypi/typing-extensions@4.0"
+        );
+        assert_eq!(
+            purl(&pkg("rpm", "bash", "1:5.2-1", "x86_64")).unwrap(),
+            "pkg:rpm/bash@5.2-1?arch=x86_64&epoch=1"
+        );
+        assert_eq!(
+            purl(&pkg("deb", "libc6", "2.36-9+deb12u4", "amd64")).unwrap(),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"
+        );
+        assert_eq!(
+            purl(&pkg("golang", "golang.org/x/sys", "v0.1.0", "")).unwrap(),
+            "pkg:golang/golang.org/x/sys@v0.1.0"
+        );
+        assert_eq!(purl(&pkg("npm", "", "1", "")), None);
     }
 }

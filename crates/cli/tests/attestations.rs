@@ -25,6 +25,33 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The manifest digest (`sha256:HEX`) an in-toto statement is about.
+fn subject(statement: &Value) -> String {
+    let hex = statement["subject"][0]["digest"]["sha256"].as_str();
+    format!(
+        "sha256:{}",
+        hex.unwrap_or_else(|| panic!("no subject: {statement}"))
+    )
+}
+
+/// A registry, a store and an image built from a one-RUN Dockerfile with
+/// `extra` flags (the image's name `{registry}/{repo_tag}`).
+fn attested_in_registry(name: &str, repo_tag: &str, extra: &[&str]) -> (PathBuf, Registry, String) {
+    let dir = scratch(name);
+    let reg = Registry::start(&dir.join("registry"), None);
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[("Dockerfile", "FROM rbk-busybox\nRUN echo hi > /hi\n")],
+    );
+    let image = format!("{}/{repo_tag}", reg.host);
+    let mut args = vec!["-t", image.as_str()];
+    args.extend_from_slice(extra);
+    let out = build(&root, &ctx, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (root, reg, image)
+}
+
 fn blob(root: &Path, digest: &str) -> Vec<u8> {
     std::fs::read(
         root.join("blobs/sha256")
@@ -474,20 +501,11 @@ fn unknown_attestation_types_and_modes_are_refused() {
 
 #[test]
 fn attestations_are_pushed_with_the_image() {
-    let dir = scratch("push");
-    let reg = Registry::start(&dir.join("registry"), None);
-    let root = store(&dir);
-    let ctx = context(
-        &dir,
-        &[("Dockerfile", "FROM rbk-busybox\nRUN echo hi > /hi\n")],
+    let (_, reg, name) = attested_in_registry(
+        "push",
+        "attested:1",
+        &["--sbom", "--provenance=true", "--push"],
     );
-    let name = format!("{}/attested:1", reg.host);
-    let out = build(
-        &root,
-        &ctx,
-        &["-t", &name, "--sbom", "--provenance=true", "--push"],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
     let raw = Tool::skopeo().ok(&[
         "inspect",
         "--raw",
@@ -530,15 +548,7 @@ fn attestations_are_pushed_with_the_image() {
     // The pushed image's manifest is what the statements name.
     let prov_layer = &att["layers"][1];
     let statement: Value = read_json(&reg.blob_file(prov_layer["digest"].as_str().unwrap()));
-    assert_eq!(
-        format!(
-            "sha256:{}",
-            statement["subject"][0]["digest"]["sha256"]
-                .as_str()
-                .unwrap()
-        ),
-        m[0]["digest"].as_str().unwrap()
-    );
+    assert_eq!(subject(&statement), m[0]["digest"].as_str().unwrap());
 }
 
 /// `rbk push` of an attested image built earlier: its layers are
@@ -549,21 +559,12 @@ fn attestations_are_pushed_with_the_image() {
 /// fresh store and `rbk inspect --attestations`.
 #[test]
 fn a_later_push_that_recompresses_keeps_the_attestations() {
-    let dir = scratch("push-later");
-    let reg = Registry::start(&dir.join("registry"), None);
-    let root = store(&dir);
-    let ctx = context(
-        &dir,
-        &[("Dockerfile", "FROM rbk-busybox\nRUN echo hi > /hi\n")],
+    let (root, reg, built) = attested_in_registry(
+        "push-later",
+        "later:built",
+        &["--sbom", "--provenance=mode=max"],
     );
-    let built = format!("{}/later:built", reg.host);
-    let out = build(
-        &root,
-        &ctx,
-        &["-t", &built, "--sbom", "--provenance=mode=max"],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let stored = tagged(&root, &format!("{}/later:built", reg.host));
+    let stored = tagged(&root, &built);
     let stored_index: Value =
         serde_json::from_slice(&blob(&root, stored["digest"].as_str().unwrap())).unwrap();
     let stored_image = stored_index["manifests"][0]["digest"].clone();
@@ -633,16 +634,7 @@ fn a_later_push_that_recompresses_keeps_the_attestations() {
                 layer["annotations"]["in-toto.io/predicate-type"],
                 statement["predicateType"]
             );
-            assert_eq!(
-                format!(
-                    "sha256:{}",
-                    statement["subject"][0]["digest"]["sha256"]
-                        .as_str()
-                        .unwrap()
-                ),
-                sent,
-                "{compression}: {statement}"
-            );
+            assert_eq!(subject(&statement), sent, "{compression}: {statement}");
         }
         sent_images.push(sent.to_string());
     }
@@ -658,7 +650,7 @@ fn a_later_push_that_recompresses_keeps_the_attestations() {
     );
 
     // Another runner pulls the zstd push and reads the attestations.
-    let other = support::store_named(&dir, "other");
+    let other = support::store_named(root.parent().unwrap(), "other");
     let pushed = format!("{}/later:zstd", reg.host);
     ok(&other, &["pull", "--all-platforms", &pushed]);
     let statements: Value =
@@ -677,13 +669,7 @@ fn a_later_push_that_recompresses_keeps_the_attestations() {
         ]
     );
     for s in statements {
-        assert_eq!(
-            format!(
-                "sha256:{}",
-                s["subject"][0]["digest"]["sha256"].as_str().unwrap()
-            ),
-            sent_images[0]
-        );
+        assert_eq!(subject(s), sent_images[0]);
     }
 }
 
@@ -752,13 +738,7 @@ fn attestations_travel_in_oci_and_docker_archives() {
             .collect();
         assert_eq!(statements.len(), 2);
         for s in &statements {
-            assert_eq!(
-                format!(
-                    "sha256:{}",
-                    s["subject"][0]["digest"]["sha256"].as_str().unwrap()
-                ),
-                m[0]["digest"].as_str().unwrap()
-            );
+            assert_eq!(subject(s), m[0]["digest"].as_str().unwrap());
             assert!(!s.to_string().contains("TOPSECRET"));
         }
         // The image itself reads back with skopeo.

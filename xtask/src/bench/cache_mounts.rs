@@ -1,8 +1,8 @@
 //! `cargo xtask bench cache-mounts`: the cache-mount export (issue 16,
 //! item 7) on the real-world app (`crates/cli/tests/testdata/real-debian/app`)
 //! built from its `Dockerfile.cache-mounts`, whose `npm install` runs with
-//! `RUN --mount=type=cache,target=/root/.npm` and whose `pip install` with
-//! `RUN --mount=type=cache,target=/root/.cache/pip`, between two stores
+//! `RUN --mount=type=cache,target=/root/.npm` and whose pip step downloads
+//! into `RUN --mount=type=cache,target=/root/.cache/pip`, between two stores
 //! through a loopback docker-registry.
 //!
 //! Runner A (a fresh store with the real Debian base) builds the app with
@@ -14,10 +14,11 @@
 //! content-addressed in `_cacache/content-v2`: the npm figures are the
 //! entries runner A's cold step put there (what a runner without the export
 //! downloads), and the entries runner B's step added to the cache seeded
-//! from A's export (what B downloaded; the goal is 0). pip says what it
-//! fetched (`Downloading X`) and what its cache had (`Using cached X`): the
-//! pip figures are the distributions each runner's step downloaded (B's
-//! goal is 0). Plus the exported layers' size and B's build time.
+//! from A's export (what B downloaded; the goal is 0). `pip download` says
+//! what it fetched (`Downloading X`) and what the mount had (`File was
+//! already downloaded X`): the pip figures are the distributions each
+//! runner's step downloaded (B's goal is 0). Plus the exported layers' size
+//! and B's build time.
 //!
 //! `Dockerfile` itself (what `bench real` and the tests build) installs
 //! with pip's `--no-cache-dir` and no cache mount, hence the variant.
@@ -126,7 +127,7 @@ fn measure(root: &Path, rbk: &Path, work: &Path, archive: &Path) -> anyhow::Resu
         bail!("runner A's pip step downloaded nothing: did it run?\n{log_a}");
     }
     if pip_b.downloaded + pip_b.cached == 0 {
-        bail!("runner B's pip step did not run (no Downloading/Using cached line):\n{log_b}");
+        bail!("runner B's pip step did not run (no Downloading/already downloaded line):\n{log_b}");
     }
     Ok(vec![
         Figure {
@@ -197,8 +198,9 @@ struct PipLog {
     cached: usize,
 }
 
-/// Counts pip's `Downloading X` and `Using cached X` lines in a plain
-/// progress log (each line after the `#N 1.23 ` prefix).
+/// Counts pip's `Downloading X` and `File was already downloaded X` (or
+/// `Using cached X`) lines in a plain progress log (each line after the
+/// `#N 1.23 ` prefix).
 fn pip_downloads(log: &str) -> PipLog {
     let mut out = PipLog {
         downloaded: 0,
@@ -212,7 +214,10 @@ fn pip_downloads(log: &str) -> PipLog {
         };
         if let Some(rest) = text.strip_prefix("Downloading ") {
             out.downloaded += usize::from(is_distribution(rest));
-        } else if let Some(rest) = text.strip_prefix("Using cached ") {
+        } else if let Some(rest) = text
+            .strip_prefix("File was already downloaded ")
+            .or_else(|| text.strip_prefix("Using cached "))
+        {
             out.cached += usize::from(is_distribution(rest));
         }
     }

@@ -560,6 +560,65 @@ fn context_owners_reset_and_fifos_never_block() {
     assert_eq!((f.uid(), f.gid()), (0, 0));
 }
 
+/// B3, B4, B7 of security.md: a context directory holding hardlinks, a
+/// socket, a device node and a dangling link. Nothing blocks; hardlinked
+/// names get the same contents; specials are not copied out of a context
+/// (like the FIFO above); the dangling link is kept as a link.
+#[test]
+fn context_hardlinks_sockets_devices_and_dangling_links() {
+    require_root();
+    let (ctx, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build(ctx.path(), &["h1=H", "d/dangling->../nowhere"]);
+    fs::hard_link(ctx.path().join("h1"), ctx.path().join("d/h2")).unwrap();
+    let _sock = std::os::unix::net::UnixListener::bind(ctx.path().join("sock")).unwrap();
+    // A private node with /dev/null's numbers (1, 3), never the real one.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &ctx.path().join("null"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        rustix::fs::makedev(1, 3),
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (c, d) = (ctx.path().to_path_buf(), dest.path().to_path_buf());
+    std::thread::spawn(move || {
+        let all = run(&c, &d, cp(".", "/out"));
+        let sock = run(&c, &d, cp("sock", "/one/"));
+        let dev = run(&c, &d, cp("null", "/two/"));
+        let link = run(&c, &d, cp("d/dangling", "/three/"));
+        tx.send([all, sock, dev, link].map(|r| r.map_err(|e| e.to_string())))
+            .unwrap();
+    });
+    let results = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("copying a socket or device blocked");
+    let [all, sock, dev, link] = results;
+    assert_eq!((all, sock, dev), (Ok(()), Ok(()), Ok(())));
+    // Named directly, a dangling link is followed and found missing, by name.
+    assert_eq!(link, Err("source \"/d/dangling\": not found".to_string()));
+    assert_eq!(
+        listing(dest.path()),
+        [
+            "one/",
+            "out/",
+            "out/d/",
+            "out/d/dangling->../nowhere",
+            "out/d/h2=H",
+            "out/h1=H",
+            "two/"
+        ]
+    );
+    let out = dest.path().join("out");
+    let (h1, h2) = (
+        fs::metadata(out.join("h1")).unwrap(),
+        fs::metadata(out.join("d/h2")).unwrap(),
+    );
+    // Hardlinks stay one file in the layer, not linked to the context's.
+    assert_eq!(h1.ino(), h2.ino());
+    assert_ne!(h1.ino(), fs::metadata(ctx.path().join("h1")).unwrap().ino());
+}
+
 #[test]
 fn chown_and_chmod_apply_to_everything_copied() {
     require_root();

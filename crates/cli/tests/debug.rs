@@ -181,3 +181,35 @@ fn build_rejects_bad_tags_and_dockerfiles_before_running_anything() {
     );
     assert!(err.contains(">>> FROM nowhere:1"), "{err}");
 }
+
+/// A2 of security.md: an unterminated quote fails naming its line, and so
+/// does one at the end of a 10 MB Dockerfile, with a short message (the
+/// file is not echoed back).
+#[test]
+fn an_unterminated_quote_fails_naming_its_line_even_in_a_10_mb_dockerfile() {
+    let dir = scratch("build_quote");
+    let root = dir.join("root");
+    let root = root.to_str().unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nENV a=\"b\n").unwrap();
+    let out = rbk(&["--root", root, "build", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Dockerfile:2: failed to process \"\\\"b\": unexpected end of statement while looking for matching double-quote"),
+        "{err}"
+    );
+    let padding = "# ".to_string() + &"x".repeat(98) + "\n";
+    let lines = 10 * 1024 * 1024 / padding.len();
+    let huge = format!("FROM scratch\n{}ENV a='b\n", padding.repeat(lines));
+    std::fs::write(dir.join("Dockerfile"), huge).unwrap();
+    let out = rbk(&["--root", root, "build", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let last = lines + 2;
+    assert!(err.len() < 4096, "{} bytes of stderr", err.len());
+    assert!(
+        err.contains(&format!("Dockerfile:{last}: failed to process \"'b\": unexpected end of statement while looking for matching single-quote")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{last} | >>> ENV a='b")), "{err}");
+}

@@ -219,13 +219,18 @@ impl HostileRegistry {
 impl HostileRegistry {
     /// Requests seen so far, by path (GETs) or by `METHOD path`.
     fn counts(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.get("/counts")).unwrap()
+    }
+
+    /// The body of a GET of `path` (HTTP/1.0: the server closes after it).
+    fn get(&self, path: &str) -> Vec<u8> {
         use std::io::Write;
         let mut conn = std::net::TcpStream::connect(&self.host).unwrap();
-        write!(conn, "GET /counts HTTP/1.0\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).unwrap();
-        let body = answer.split_once("\r\n\r\n").unwrap().1;
-        serde_json::from_str(body).unwrap()
+        write!(conn, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).unwrap();
+        let start = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        answer.split_off(start)
     }
 }
 
@@ -297,6 +302,41 @@ fn registry_bodies_are_bounded_and_stalls_time_out() {
     let counts = registry.counts();
     assert_eq!(counts["/v2/stall/manifests/1"], 5, "{counts}");
     assert_eq!(counts["/v2/silent/manifests/1"], 5, "{counts}");
+}
+
+/// E7 of security.md: a registry whose Docker-Content-Digest headers (on
+/// HEAD and GET of the manifest and on the config blob) name other bytes.
+/// The digest is computed locally from what was read: the lie is never
+/// recorded nor asked for.
+#[test]
+fn a_wrong_docker_content_digest_header_is_never_trusted() {
+    let dir = scratch("registry-liar");
+    let root = dir.join("root");
+    let registry = HostileRegistry::start();
+    let image = format!("{}/liar:1", registry.host);
+    let out = run_or_kill(
+        support::command(&root, &["pull", &image]),
+        std::time::Duration::from_secs(120),
+    );
+    let lie = "sha256:c8b1a1a3e6bcee8660ad4a4ab2e2d318295fadc325f85525285f09a16e50ebc4";
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = registry.get("/v2/liar/manifests/1");
+    let real = format!(
+        "sha256:{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(&manifest)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(said.contains(&format!("Digest: {real}")), "{said}");
+    assert!(!said.contains(lie), "{said}");
+    let inspect = ok(&root, &["inspect", &image]);
+    let inspect = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        inspect.contains(&real) && !inspect.contains(lie),
+        "{inspect}"
+    );
+    // Nothing was asked for by the lie's name.
+    let counts = registry.counts().to_string();
+    assert!(!counts.contains(lie), "{counts}");
 }
 
 /// Defect 1, push side (docs/security.md E6, E8): a push reads every

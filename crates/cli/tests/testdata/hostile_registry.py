@@ -9,6 +9,8 @@ first line. What each repository does:
   stall/manifests/*     200 with a Content-Length, then no bytes, ever
   silent/manifests/*    accepts the request and never answers
   stallblob/manifests/* a valid manifest whose config blob stalls mid-body
+  liar/*                the valid manifest and config, each sent with a
+                        Docker-Content-Digest header naming other bytes
 
 Pushes (HEAD of any blob: 404, so every blob is uploaded):
 
@@ -47,6 +49,7 @@ MANIFEST = json.dumps(
         "layers": [],
     }
 ).encode()
+LIE_DIGEST = "sha256:" + hashlib.sha256(b"lie").hexdigest()
 
 
 def hang():
@@ -118,6 +121,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(CONFIG[:10])
             self.wfile.flush()
             return hang()
+        if repo == "liar" and kind in ("manifests", "blobs"):
+            is_manifest = kind == "manifests"
+            body = MANIFEST if is_manifest else CONFIG
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json"
+                             if is_manifest else "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Docker-Content-Digest", LIE_DIGEST)
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no such repository"}]}',
                   "application/json")
 
@@ -129,7 +143,14 @@ class Handler(BaseHTTPRequestHandler):
         return path, path.strip("/").split("/")
 
     def do_HEAD(self):
-        self.count()
+        _, parts = self.count()
+        if parts[1:3] == ["liar", "manifests"]:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            self.send_header("Content-Length", str(len(MANIFEST)))
+            self.send_header("Docker-Content-Digest", LIE_DIGEST)
+            self.end_headers()
+            return
         self.send_response(404)
         self.send_header("Content-Length", "0")
         self.end_headers()

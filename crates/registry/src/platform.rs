@@ -152,13 +152,21 @@ pub(crate) fn select<'a>(
         .iter()
         .find(|e| platform.matches(e))
         .ok_or_else(|| {
+            // Each platform once, in index order, and only the first few: an
+            // index may hold 100k entries (security.md D7).
+            const SHOWN: usize = 16;
+            let mut seen = std::collections::HashSet::new();
             let mut available: Vec<String> = index
                 .manifests
                 .iter()
                 .map(describe)
-                .filter(|d| d != "unknown/unknown")
+                .filter(|d| d != "unknown/unknown" && seen.insert(d.clone()))
                 .collect();
-            available.dedup();
+            let more = available.len().saturating_sub(SHOWN);
+            available.truncate(SHOWN);
+            if more > 0 {
+                available.push(format!("and {more} more"));
+            }
             Error::PlatformNotFound {
                 reference: reference.to_string(),
                 platform: platform.to_string(),
@@ -203,6 +211,35 @@ mod tests {
             manifests,
             annotations: Default::default(),
         }
+    }
+
+    /// D7 of security.md: a 100k-entry index with duplicate platforms. The
+    /// first entry of a platform wins, every time; a miss names each
+    /// platform once, in a bounded message.
+    #[test]
+    fn d7_a_100k_entry_index_with_duplicate_platforms_is_bounded_and_deterministic() {
+        let names = ["linux/amd64", "linux/arm64", "linux/ppc64le"];
+        let mut platforms: Vec<String> = (0..100_000).map(|i| names[i % 3].to_string()).collect();
+        platforms.extend((0..100).map(|i| format!("linux/riscv64/v{i}")));
+        let platforms: Vec<&str> = platforms.iter().map(String::as_str).collect();
+        let mut idx = index(&platforms);
+        for (i, entry) in idx.manifests.iter_mut().enumerate() {
+            entry.descriptor.digest = rbk_store::Digest::sha256_of(i.to_string().as_bytes());
+        }
+        let arm = Platform::parse("linux/arm64").unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                select(&idx, &arm, "x").unwrap().descriptor.digest,
+                idx.manifests[1].descriptor.digest
+            );
+        }
+        let err = select(&idx, &Platform::parse("linux/s390x").unwrap(), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 1024, "{} bytes: {err}", err.len());
+        assert_eq!(err.matches("linux/arm64").count(), 1, "{err}");
+        assert!(err.contains("linux/ppc64le, linux/riscv64/v0"), "{err}");
+        assert!(err.ends_with("linux/riscv64/v12, and 87 more)"), "{err}");
     }
 
     #[test]

@@ -506,3 +506,49 @@ fn repo_digests_are_recorded_after_push_and_pull() {
     let listed = stdout(&ok(&empty, &cfg, &["images", "--digests", "--no-trunc"]));
     assert!(listed.contains(&pushed), "{listed}");
 }
+
+/// F11 of security.md: one image (so the same layers) pushed to two
+/// repositories of one registry by two processes at once. Both pushes
+/// succeed with the same digest, and each repository then serves an image
+/// that pulls and verifies in an empty store.
+#[test]
+fn one_layer_pushed_to_two_repositories_at_once() {
+    let dir = scratch("reg-two-at-once");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let cfg = dir.join("docker-config");
+    let root = support::store(&dir);
+    let images: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|repo| format!("{}/{repo}:1", reg.host))
+        .collect();
+    for image in &images {
+        ok(&root, &cfg, &["tag", "rbk-busybox:latest", image]);
+    }
+    let pushes: Vec<_> = images
+        .iter()
+        .map(|image| {
+            support::command(&root, &["push", image])
+                .env("DOCKER_CONFIG", &cfg)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let digests: Vec<String> = pushes
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+            pushed_digest(&out)
+        })
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+    for (n, image) in images.iter().enumerate() {
+        let empty = dir.join(format!("empty{n}"));
+        let pulled = ok(&empty, &cfg, &["pull", image]);
+        assert_eq!(pulled_digest(&pulled), digests[0]);
+        verify_passes(&empty, &cfg);
+    }
+    verify_passes(&root, &cfg);
+}

@@ -726,3 +726,47 @@ fn a_base_without_history_is_padded_and_empty_layers_show_0b() {
         "{rows}"
     );
 }
+
+/// D6 of security.md: labels and `Volumes` that hold `../` and absolute
+/// host paths are data only. The image loads, a build FROM it runs, the
+/// values read back verbatim, and nothing is made at the host paths they
+/// name.
+#[test]
+fn labels_and_volumes_with_dotdot_are_data_only() {
+    let dir = scratch("d6");
+    let (base, mut entries) = saved_base(&dir);
+    let host = dir.join("host-side");
+    let host_vol = format!("/../../../..{}/vol", host.display());
+    let mut cfg = config(&entries);
+    cfg["config"]["Volumes"] = serde_json::json!({ host_vol.clone(): {}, "../../up": {} });
+    cfg["config"]["Labels"] = serde_json::json!({ "../../k": host_vol.clone() });
+    set_config_bytes(&mut entries, serde_json::to_vec(&cfg).unwrap());
+    let root = base.with_file_name("fresh-d6");
+    let path = dir.join("d6.tar");
+    write_archive(&entries, &path);
+    ok(&root, &["load", "-i", path.to_str().unwrap()]);
+    let id = stdout(&ok(&root, &["images", "-q", "--no-trunc"]))
+        .trim()
+        .to_string();
+    ok(&root, &["tag", &id, "d6:1"]);
+    let ctx = support::context(
+        &dir,
+        &[(
+            "Dockerfile",
+            "FROM d6:1\nRUN ls -a / > /listing && touch /ran\n",
+        )],
+    );
+    let out = dir.join("out");
+    let spec = format!("type=local,dest={}", out.display());
+    let built = support::build(&root, &ctx, &["-t", "d6:2", "--output", &spec]);
+    assert!(built.status.success(), "{}", stderr(&built));
+    assert!(out.join("ran").exists());
+    assert!(!host.exists(), "a volume or label made {}", host.display());
+    assert!(!out.join("up").exists() && !dir.join("up").exists());
+    let inspect = stdout(&ok(&root, &["inspect", "d6:1"]));
+    let shown: Value = serde_json::from_str(&inspect).unwrap();
+    let config = &shown[0]["Config"];
+    assert_eq!(config["Labels"]["../../k"], host_vol.as_str(), "{inspect}");
+    assert!(config["Volumes"].get(&host_vol).is_some(), "{inspect}");
+    ok(&root, &["system", "verify"]);
+}

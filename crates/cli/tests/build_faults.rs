@@ -338,3 +338,83 @@ fn a_stage_deeper_than_overlayfs_allows() {
     assert_eq!(entries(&root.join("tmp")), Vec::<String>::new(), "tmp/");
     assert_eq!(mounts_under(&root), Vec::<String>::new(), "mounts");
 }
+
+/// A tmpfs mounted for one test, unmounted (lazily) however the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "rbk-test"])
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs at {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// F4 of security.md: a store on a 48 MiB tmpfs and a COPY of 64 MiB. The
+/// build fails naming the full disk and leaves the images, tags, `tmp/` and
+/// `ingest/` as they were, nothing mounted. Found: the failed step's scratch
+/// waits in `trash/` until `prune` (deferred deletes), so the disk stays
+/// full, and a `system verify` on the full disk reports the snapshot it
+/// cannot unpack for lack of space as a store problem. After `prune`,
+/// verify passes and a smaller build succeeds.
+#[test]
+fn a_full_disk_fails_the_build_clearly_and_the_store_recovers() {
+    let dir = scratch("enospc");
+    let disk = Tmpfs::mount(&dir.join("disk"), "48m");
+    let (root, before) = store_with_x(&disk.0);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY big /big\n"),
+            ("small/Dockerfile", "FROM rbk-busybox\nCOPY f /f\n"),
+            ("small/f", "fits\n"),
+        ],
+    );
+    // Incompressible bytes, so no layer encoding makes them fit.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..64 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(ctx.join("big"), big).unwrap();
+    let out = build(&root, &ctx, &["-t", "x"]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "the build succeeded:\n{log}");
+    assert!(
+        log.contains("ERROR: failed to solve: copying big: No space left on device"),
+        "{log}"
+    );
+    assert!(log.len() < 16384, "{} bytes of log", log.len());
+    assert_eq!(state(&root), before, "the failed build changed the store");
+    assert_eq!(entries(&root.join("tmp")), Vec::<String>::new(), "tmp/");
+    assert_eq!(
+        entries(&root.join("ingest")),
+        Vec::<String>::new(),
+        "ingest/"
+    );
+    assert_eq!(mounts_under(&root), Vec::<String>::new(), "mounts");
+    fs::remove_file(ctx.join("big")).unwrap();
+    ok(&root, &["prune", "-f"]);
+    assert_unchanged(&root, &before);
+    let out = build(&root, &ctx.join("small"), &["-t", "y"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&root, &["system", "verify"]);
+}

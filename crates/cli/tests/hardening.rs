@@ -339,6 +339,43 @@ fn a_wrong_docker_content_digest_header_is_never_trusted() {
     assert!(!counts.contains(lie), "{counts}");
 }
 
+/// E3 of security.md: a blob cut off mid-body is resumed only on a 206
+/// whose Content-Range starts where the cut did. A 200 to the Range (the
+/// whole blob again) or a 206 that starts elsewhere is never appended to
+/// what was read.
+#[test]
+fn a_resume_is_taken_only_from_a_matching_206() {
+    let dir = scratch("registry-range");
+    let registry = HostileRegistry::start();
+    let manifest = registry.get("/v2/norange/manifests/1");
+    let digest = format!(
+        "sha256:{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(&manifest)
+    );
+    for repo in ["norange", "badrange"] {
+        let root = dir.join(repo);
+        let image = format!("{}/{repo}:1", registry.host);
+        let out = run_or_kill(
+            support::command(&root, &["pull", &image]),
+            std::time::Duration::from_secs(120),
+        );
+        let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+        assert!(out.status.success(), "{repo}: {said}");
+        assert!(
+            said.contains(&format!("Digest: {digest}")),
+            "{repo}: {said}"
+        );
+        ok(&root, &["system", "verify"]);
+    }
+    let counts = registry.counts();
+    // Each resumed from byte 10000; badrange's answer was refused, and its
+    // next attempt started over without a Range.
+    assert_eq!(counts["Range norange bytes=10000-"], 1, "{counts}");
+    assert_eq!(counts["Range badrange bytes=10000-"], 1, "{counts}");
+    assert_eq!(counts["Range norange None"], 1, "{counts}");
+    assert_eq!(counts["Range badrange None"], 2, "{counts}");
+}
+
 /// Defect 1, push side (docs/security.md E6, E8): a push reads every
 /// response body against a cap too: an endless or 100 MB error body to the
 /// upload's POST, an endless error body to the manifest's PUT, and a

@@ -358,7 +358,26 @@ impl Client {
                 credentials,
             ))
             .map_err(|e| map_oci(&what, registry, e))?;
-        if offset > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        let partial = response.status() == reqwest::StatusCode::PARTIAL_CONTENT;
+        if offset > 0 && partial && range_start(&response) != Some(offset) {
+            // A 206 for other bytes than were asked for (docs/security.md
+            // E3): never appended. Dropping the ingest makes the retry
+            // start over from byte 0.
+            drop(ingest);
+            return Err(Error::Transfer {
+                what: what.clone(),
+                registry: registry.to_string(),
+                source: std::io::Error::other(format!(
+                    "asked for bytes from {offset}, the registry answered 206 with Content-Range {:?}",
+                    response
+                        .headers()
+                        .get(reqwest::header::CONTENT_RANGE)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default()
+                )),
+            });
+        }
+        if offset > 0 && !partial {
             // The whole blob is coming: start over (dropping the old
             // ingest first releases its lock on the digest).
             drop(ingest);
@@ -391,6 +410,13 @@ impl Client {
             Ok(ingest)
         })
     }
+}
+
+/// The first byte of a 206's `Content-Range: bytes START-END/TOTAL`.
+fn range_start(response: &reqwest::Response) -> Option<u64> {
+    let value = response.headers().get(reqwest::header::CONTENT_RANGE)?;
+    let range = value.to_str().ok()?.trim().strip_prefix("bytes ")?;
+    range.split_once('-')?.0.trim().parse().ok()
 }
 
 /// Each layer with the diff id the image config gives it, which there must

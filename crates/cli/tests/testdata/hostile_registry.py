@@ -9,6 +9,10 @@ first line. What each repository does:
   stall/manifests/*     200 with a Content-Length, then no bytes, ever
   silent/manifests/*    accepts the request and never answers
   stallblob/manifests/* a valid manifest whose config blob stalls mid-body
+  norange/*, badrange/* a one-layer image; the layer's first GET is cut
+                        after 10,000 bytes; later GETs of it answer a Range
+                        with 200 and the whole blob (norange) or with 206
+                        and a Content-Range that starts elsewhere (badrange)
   liar/*                the valid manifest and config, each sent with a
                         Docker-Content-Digest header naming other bytes
 
@@ -24,8 +28,10 @@ Every request is counted; GET /counts returns the counts as JSON.
 """
 
 import hashlib
+import io
 import json
 import sys
+import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +55,43 @@ MANIFEST = json.dumps(
         "layers": [],
     }
 ).encode()
+
+
+def layered_image():
+    # One uncompressed layer holding 64 KiB of varied bytes.
+    data = bytes((i * 7919 + (i >> 8)) % 251 for i in range(65536))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("data")
+        info.size = len(data)
+        info.mtime = 0
+        tar.addfile(info, io.BytesIO(data))
+    layer = buf.getvalue()
+    layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux",
+         "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
+                "size": len(config),
+            },
+            "layers": [{
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": layer_digest,
+                "size": len(layer),
+            }],
+        }
+    ).encode()
+    return manifest, config, layer, layer_digest
+
+
+LAYERED, LAYERED_CONFIG, LAYER, LAYER_DIGEST = layered_image()
 LIE_DIGEST = "sha256:" + hashlib.sha256(b"lie").hexdigest()
 
 
@@ -121,6 +164,33 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(CONFIG[:10])
             self.wfile.flush()
             return hang()
+        if repo in ("norange", "badrange") and kind == "manifests":
+            return self.send(200, LAYERED, "application/vnd.oci.image.manifest.v1+json")
+        if repo in ("norange", "badrange") and kind == "blobs" and parts[3] != LAYER_DIGEST:
+            return self.send(200, LAYERED_CONFIG, "application/octet-stream")
+        if repo in ("norange", "badrange") and kind == "blobs":
+            with LOCK:
+                first = COUNTS[path] == 1
+                asked = "Range %s %s" % (repo, self.headers.get("Range"))
+                COUNTS[asked] = COUNTS.get(asked, 0) + 1
+            if first:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(LAYER)))
+                self.end_headers()
+                self.wfile.write(LAYER[:10000])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if repo == "norange" or not self.headers.get("Range"):
+                return self.send(200, LAYER, "application/octet-stream")
+            self.send_response(206)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Range", "bytes 5000-%d/%d" % (len(LAYER) - 1, len(LAYER)))
+            self.send_header("Content-Length", str(len(LAYER) - 5000))
+            self.end_headers()
+            self.wfile.write(LAYER[5000:])
+            return
         if repo == "liar" and kind in ("manifests", "blobs"):
             is_manifest = kind == "manifests"
             body = MANIFEST if is_manifest else CONFIG

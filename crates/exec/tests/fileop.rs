@@ -574,7 +574,7 @@ fn context_hardlinks_sockets_devices_and_dangling_links() {
     // A private node with /dev/null's numbers (1, 3), never the real one.
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &ctx.path().join("null"),
+        ctx.path().join("null"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),

@@ -376,6 +376,54 @@ fn a_resume_is_taken_only_from_a_matching_206() {
     assert_eq!(counts["Range badrange None"], 2, "{counts}");
 }
 
+/// E9 of security.md: the tag moves during the pull (its second answer
+/// names another image). The pull reads the tag once and fetches the rest
+/// by the digests that first answer pinned: the image pulled is the first
+/// one, whole, and the tag is read again only by the next pull.
+#[test]
+fn a_tag_that_moves_mid_pull_yields_the_image_first_named() {
+    let dir = scratch("registry-moving");
+    let root = dir.join("root");
+    let registry = HostileRegistry::start();
+    let image = format!("{}/moving:1", registry.host);
+    let layered = registry.get("/v2/norange/manifests/1");
+    let layered = format!(
+        "sha256:{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(&layered)
+    );
+    let out = run_or_kill(
+        support::command(&root, &["pull", &image]),
+        std::time::Duration::from_secs(120),
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(out.status.success(), "{said}");
+    let counts = registry.counts();
+    assert_eq!(counts["/v2/moving/manifests/1"], 1, "{counts}");
+    assert_eq!(
+        counts[format!("/v2/moving/manifests/{layered}").as_str()],
+        1,
+        "{counts}"
+    );
+    let inspect = String::from_utf8_lossy(&ok(&root, &["inspect", &image]).stdout).into_owned();
+    let shown: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(
+        shown[0]["RootFS"]["Layers"].as_array().map(Vec::len),
+        Some(1),
+        "{inspect}"
+    );
+    ok(&root, &["system", "verify"]);
+    // The next pull sees where the tag points now: the empty image.
+    ok(&root, &["pull", &image]);
+    assert_eq!(registry.counts()["/v2/moving/manifests/1"], 2);
+    let inspect = String::from_utf8_lossy(&ok(&root, &["inspect", &image]).stdout).into_owned();
+    let shown: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(
+        shown[0]["RootFS"]["Layers"].as_array().map(Vec::len),
+        Some(0),
+        "{inspect}"
+    );
+}
+
 /// Defect 1, push side (docs/security.md E6, E8): a push reads every
 /// response body against a cap too: an endless or 100 MB error body to the
 /// upload's POST, an endless error body to the manifest's PUT, and a

@@ -13,6 +13,9 @@ first line. What each repository does:
                         after 10,000 bytes; later GETs of it answer a Range
                         with 200 and the whole blob (norange) or with 206
                         and a Content-Range that starts elsewhere (badrange)
+  moving/*              the tag names an index of the one-layer image on
+                        its first GET and an index of the empty image after;
+                        manifests by digest are served as stored
   liar/*                the valid manifest and config, each sent with a
                         Docker-Content-Digest header naming other bytes
 
@@ -92,6 +95,25 @@ def layered_image():
 
 
 LAYERED, LAYERED_CONFIG, LAYER, LAYER_DIGEST = layered_image()
+
+
+def index_of(manifest):
+    return json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:" + hashlib.sha256(manifest).hexdigest(),
+            "size": len(manifest),
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    }).encode()
+
+
+BY_DIGEST = {
+    "sha256:" + hashlib.sha256(doc).hexdigest(): doc
+    for doc in (MANIFEST, LAYERED, CONFIG, LAYERED_CONFIG, LAYER)
+}
 LIE_DIGEST = "sha256:" + hashlib.sha256(b"lie").hexdigest()
 
 
@@ -191,6 +213,15 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(LAYER[5000:])
             return
+        if repo == "moving" and kind == "manifests" and parts[3] == "1":
+            with LOCK:
+                first = COUNTS[path] == 1
+            body = index_of(LAYERED if first else MANIFEST)
+            return self.send(200, body, "application/vnd.oci.image.index.v1+json")
+        if repo == "moving" and parts[3] in BY_DIGEST:
+            media = ("application/vnd.oci.image.manifest.v1+json" if kind == "manifests"
+                     else "application/octet-stream")
+            return self.send(200, BY_DIGEST[parts[3]], media)
         if repo == "liar" and kind in ("manifests", "blobs"):
             is_manifest = kind == "manifests"
             body = MANIFEST if is_manifest else CONFIG

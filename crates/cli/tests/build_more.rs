@@ -172,9 +172,10 @@ fn bind_mounts_read_the_context_and_leave_no_mountpoint() {
 }
 
 /// A8 and A9 of security.md: a bind source of `../..` and one symlinked to
-/// `/` (mounted rw) resolve inside the stage they name; a mount target
-/// under a symlink aimed at a host path is made inside the root. Nothing is
-/// written on the host and no stub is left in the image.
+/// `/` (mounted rw) resolve inside the stage they name; mount targets
+/// under a symlink (to a host path, to a dir of the root) are made inside
+/// the root. Nothing is written on the host and no stub is left in the
+/// image.
 #[test]
 fn bind_sources_and_targets_through_links_stay_inside_the_root() {
     let dir = scratch("bind-links");
@@ -214,12 +215,11 @@ fn bind_sources_and_targets_through_links_stay_inside_the_root() {
         .collect();
     assert_eq!(on_host, ["marker"], "a mount target was made on the host");
     assert!(!out.join("m").exists() && !out.join("c").exists());
-    // Found defect (docs/security.md A9): the stubs of targets under links
-    // are made inside the root but recorded by their lexical path, so they
-    // stay in the layer (`/real/m` here, and `/work/...` for the link to a
-    // missing host path). Not asserted until `missing_targets` records
-    // resolved paths.
-    assert!(out.join("real").is_dir());
+    // The stubs of targets under links were made at the resolved paths and
+    // removed from there (before, they were looked for at the lexical path
+    // and stayed in the layer).
+    assert_eq!(fs::read_dir(out.join("real")).unwrap().count(), 0);
+    assert!(!out.join("work").exists(), "the stub of /link/m was left");
 }
 
 /// The manifest skopeo reads from `transport` (`--raw`: this skopeo is too

@@ -501,7 +501,7 @@ fn missing_targets<'t>(
     let root_fd = crate::open_root(root).map_err(|e| Error::io("opening", root, e))?;
     let mut missing = Vec::new();
     for target in targets {
-        let mut path = PathBuf::from(crate::inroot::strip_root(Path::new(target)));
+        let mut path = resolve_target(&root_fd, target)?;
         loop {
             if path.as_os_str().is_empty() {
                 break;
@@ -520,6 +520,71 @@ fn missing_targets<'t>(
     }
     missing.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     Ok(missing)
+}
+
+/// `target` relative to `root` as runc resolves a mount target there: links
+/// followed (absolute ones from the root, `..` stopping at it) as far as
+/// the path exists, the rest taken as written. runc makes its stubs at this
+/// path, not at the lexical one, when the target crosses a link
+/// (docs/security.md A9).
+fn resolve_target(root_fd: &std::os::fd::OwnedFd, target: &str) -> Result<PathBuf> {
+    use rustix::fs::{FileType, OFlags};
+    use std::os::unix::ffi::OsStringExt;
+    use std::path::Component;
+    let io_err = |e: std::io::Error| Error::io("checking mount target", target, e);
+    let parts = |path: &Path| -> Vec<std::ffi::OsString> {
+        path.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo: std::collections::VecDeque<_> = parts(Path::new(target)).into();
+    let mut done = PathBuf::new();
+    let (mut exists, mut links) = (true, 0);
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        let next = done.join(&name);
+        if !exists {
+            done = next;
+            continue;
+        }
+        let stat = match open_in_root(root_fd, &next, OFlags::PATH | OFlags::NOFOLLOW) {
+            Ok(fd) => rustix::fs::fstat(&fd).map_err(|e| io_err(e.into()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                exists = false;
+                done = next;
+                continue;
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+            done = next;
+            continue;
+        }
+        links += 1;
+        if links > 40 {
+            return Err(Error::Invalid(format!(
+                "mount target {target:?}: too many levels of symbolic links"
+            )));
+        }
+        let dir = open_in_root(root_fd, &done, OFlags::PATH | OFlags::DIRECTORY).map_err(io_err)?;
+        let link = rustix::fs::readlinkat(&dir, name.as_os_str(), Vec::new())
+            .map_err(|e| io_err(e.into()))?;
+        let link = PathBuf::from(std::ffi::OsString::from_vec(link.into_bytes()));
+        if link.is_absolute() {
+            done = PathBuf::new();
+        }
+        for part in parts(&link).into_iter().rev() {
+            todo.push_front(part);
+        }
+    }
+    Ok(done)
 }
 
 /// Removes the stubs runc made for `missing` mount targets from `upper`:

@@ -222,6 +222,12 @@ impl HostileRegistry {
         serde_json::from_slice(&self.get("/counts")).unwrap()
     }
 
+    /// The sha256 digest of what a GET of `path` answers.
+    fn digest_of(&self, path: &str) -> String {
+        let body = self.get(path);
+        format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&body))
+    }
+
     /// The body of a GET of `path` (HTTP/1.0: the server closes after it).
     fn get(&self, path: &str) -> Vec<u8> {
         use std::io::Write;
@@ -261,6 +267,18 @@ fn run_or_kill(mut cmd: Command, limit: std::time::Duration) -> std::process::Ou
             panic!("{cmd:?} still running after {limit:?}");
         }
     }
+}
+
+/// `rbk pull IMAGE` into `root`, which must succeed in bounded time; its
+/// stdout and stderr.
+fn pulled(root: &Path, image: &str) -> String {
+    let out = run_or_kill(
+        support::command(root, &["pull", image]),
+        std::time::Duration::from_secs(120),
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(out.status.success(), "pull of {image}: {said}");
+    said
 }
 
 /// Defect 1: every registry body is bounded while it is read, and a stalled
@@ -314,18 +332,9 @@ fn a_wrong_docker_content_digest_header_is_never_trusted() {
     let root = dir.join("root");
     let registry = HostileRegistry::start();
     let image = format!("{}/liar:1", registry.host);
-    let out = run_or_kill(
-        support::command(&root, &["pull", &image]),
-        std::time::Duration::from_secs(120),
-    );
+    let said = pulled(&root, &image);
     let lie = "sha256:c8b1a1a3e6bcee8660ad4a4ab2e2d318295fadc325f85525285f09a16e50ebc4";
-    assert!(out.status.success(), "{}", stderr(&out));
-    let manifest = registry.get("/v2/liar/manifests/1");
-    let real = format!(
-        "sha256:{:x}",
-        <sha2::Sha256 as sha2::Digest>::digest(&manifest)
-    );
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    let real = registry.digest_of("/v2/liar/manifests/1");
     assert!(said.contains(&format!("Digest: {real}")), "{said}");
     assert!(!said.contains(lie), "{said}");
     let inspect = ok(&root, &["inspect", &image]);
@@ -347,20 +356,11 @@ fn a_wrong_docker_content_digest_header_is_never_trusted() {
 fn a_resume_is_taken_only_from_a_matching_206() {
     let dir = scratch("registry-range");
     let registry = HostileRegistry::start();
-    let manifest = registry.get("/v2/norange/manifests/1");
-    let digest = format!(
-        "sha256:{:x}",
-        <sha2::Sha256 as sha2::Digest>::digest(&manifest)
-    );
+    let digest = registry.digest_of("/v2/norange/manifests/1");
     for repo in ["norange", "badrange"] {
         let root = dir.join(repo);
         let image = format!("{}/{repo}:1", registry.host);
-        let out = run_or_kill(
-            support::command(&root, &["pull", &image]),
-            std::time::Duration::from_secs(120),
-        );
-        let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
-        assert!(out.status.success(), "{repo}: {said}");
+        let said = pulled(&root, &image);
         assert!(
             said.contains(&format!("Digest: {digest}")),
             "{repo}: {said}"
@@ -386,17 +386,8 @@ fn a_tag_that_moves_mid_pull_yields_the_image_first_named() {
     let root = dir.join("root");
     let registry = HostileRegistry::start();
     let image = format!("{}/moving:1", registry.host);
-    let layered = registry.get("/v2/norange/manifests/1");
-    let layered = format!(
-        "sha256:{:x}",
-        <sha2::Sha256 as sha2::Digest>::digest(&layered)
-    );
-    let out = run_or_kill(
-        support::command(&root, &["pull", &image]),
-        std::time::Duration::from_secs(120),
-    );
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
-    assert!(out.status.success(), "{said}");
+    let layered = registry.digest_of("/v2/norange/manifests/1");
+    pulled(&root, &image);
     let counts = registry.counts();
     assert_eq!(counts["/v2/moving/manifests/1"], 1, "{counts}");
     assert_eq!(

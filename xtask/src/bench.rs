@@ -143,6 +143,32 @@ pub(crate) fn release_binary(root: &Path) -> anyhow::Result<std::path::PathBuf> 
     Ok(root.join("target/release/rbk"))
 }
 
+/// `p` as UTF-8, for a command-line argument.
+pub(crate) fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str().context("non-UTF-8 path")
+}
+
+/// A figure name made at run time: figures live until the process ends.
+pub(crate) fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
+/// `rbk --root STORE ARGS...`, which must succeed; returns its stderr (the
+/// progress log).
+pub(crate) fn rbk_ok(rbk: &Path, store: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(rbk)
+        .arg("--root")
+        .arg(store)
+        .args(args)
+        .output()
+        .context("running rbk")?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        anyhow::bail!("rbk {args:?} failed:\n{stderr}");
+    }
+    Ok(stderr)
+}
+
 fn today() -> anyhow::Result<String> {
     let out = std::process::Command::new("date")
         .arg("+%Y-%m-%d")

@@ -10,7 +10,9 @@ use std::process::Output;
 
 mod support;
 
-use support::{command, context, ok, ran, scratch, stderr, store_named, tripwire_runtime};
+use support::{
+    command, context, ok, ran, runner_build, scratch, stderr, store_named, tripwire_runtime,
+};
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS builder\n\
      COPY lib.txt /src/lib.txt\n\
@@ -21,22 +23,9 @@ const DOCKERFILE: &str = "FROM rbk-busybox AS builder\n\
      COPY --from=builder /out-app /app\n\
      RUN cat /app > /app-seen\n";
 
-/// A build with plain progress and a fixed SOURCE_DATE_EPOCH (so two
-/// runners make the same image id); writes the id to `<root>.iid`.
+/// A runner's build (see [`runner_build`]), waited for.
 fn build(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
-    let iid = root.with_extension("iid");
-    let mut args = vec![
-        "build",
-        "--progress=plain",
-        "--iidfile",
-        iid.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    command(root, &args)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap()
+    runner_build(root, ctx, extra).output().unwrap()
 }
 
 fn iid(root: &Path) -> String {

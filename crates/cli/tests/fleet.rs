@@ -21,7 +21,9 @@ use std::process::Child;
 mod support;
 
 use support::registry::{Fault, FaultProxy, Registry};
-use support::{command, context, ran, scratch, stderr, store_like, store_named, tripwire_runtime};
+use support::{
+    command, context, ran, runner_build, scratch, stderr, store_like, store_named, tripwire_runtime,
+};
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS deps\n\
      COPY lib.txt /src/lib.txt\n\
@@ -33,21 +35,9 @@ const DOCKERFILE: &str = "FROM rbk-busybox AS deps\n\
      COPY --from=builder /out-app /app\n\
      RUN cat /app > /app-seen\n";
 
-/// `rbk build` on `root`, started (not waited for), with a fixed
-/// SOURCE_DATE_EPOCH so every runner makes the same image id, and its
-/// image id written to `<root>.iid`.
+/// A runner's build (see [`runner_build`]), started (not waited for).
 fn spawn_build(root: &Path, ctx: &Path, extra: &[&str]) -> Child {
-    let iid = root.with_extension("iid");
-    let mut args = vec![
-        "build",
-        "--progress=plain",
-        "--iidfile",
-        iid.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.push(ctx.to_str().unwrap());
-    command(root, &args)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
+    runner_build(root, ctx, extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

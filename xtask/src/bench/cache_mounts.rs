@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use super::path_str;
 use super::registry::Registry;
 use super::Figure;
 
@@ -70,22 +71,8 @@ fn measure(root: &Path, rbk: &Path, work: &Path, archive: &Path) -> anyhow::Resu
     // (seconds, the plain progress log)
     let run = |store: &Path, args: &[&str]| -> anyhow::Result<(f64, String)> {
         let start = Instant::now();
-        let out = Command::new(rbk)
-            .arg("--root")
-            .arg(store)
-            .args(args)
-            .output()
-            .context("running rbk")?;
-        if !out.status.success() {
-            bail!(
-                "rbk {args:?} failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok((
-            start.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
+        let log = super::rbk_ok(rbk, store, args)?;
+        Ok((start.elapsed().as_secs_f64(), log))
     };
     let build = |store: &Path, extra: &[&str]| -> anyhow::Result<(f64, String)> {
         run(store, &["load", "-i", path_str(archive)?])?;
@@ -244,8 +231,4 @@ fn companion_size(reference: &str) -> anyhow::Result<u64> {
         .flatten()
         .filter_map(|l| l["size"].as_u64())
         .sum())
-}
-
-fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("non-UTF-8 path")
 }

@@ -21,6 +21,7 @@ use anyhow::{bail, Context};
 
 use super::registry::{figure, Registry};
 use super::Figure;
+use super::{leak, path_str, rbk_ok};
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS deps\n\
      COPY src /src\n\
@@ -60,14 +61,14 @@ fn fleet(rbk: &Path, work: &Path, runners: usize) -> anyhow::Result<Vec<Figure>>
         .map(|n| work.join(format!("runner-{n}")))
         .collect();
     let base = work.join("base.tar");
-    run_ok(rbk, &stores[0], &["import", &tarball, "rbk-busybox:latest"])?;
-    run_ok(
+    rbk_ok(rbk, &stores[0], &["import", &tarball, "rbk-busybox:latest"])?;
+    rbk_ok(
         rbk,
         &stores[0],
-        &["save", "-o", path(&base)?, "rbk-busybox"],
+        &["save", "-o", path_str(&base)?, "rbk-busybox"],
     )?;
     for store in &stores[1..] {
-        run_ok(rbk, store, &["load", "-i", path(&base)?])?;
+        rbk_ok(rbk, store, &["load", "-i", path_str(&base)?])?;
     }
     let proxies: Vec<CountingProxy> = (0..runners)
         .map(|_| CountingProxy::start(&registry.host))
@@ -80,7 +81,7 @@ fn fleet(rbk: &Path, work: &Path, runners: usize) -> anyhow::Result<Vec<Figure>>
             .arg("--root")
             .arg(&stores[n])
             .args(["build", "--progress=plain", "--cache-from", &from])
-            .args(["--cache-to", &to, path(&ctx)?])
+            .args(["--cache-to", &to, path_str(&ctx)?])
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -172,22 +173,6 @@ fn fleet(rbk: &Path, work: &Path, runners: usize) -> anyhow::Result<Vec<Figure>>
     Ok(figures)
 }
 
-fn run_ok(rbk: &Path, store: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(rbk)
-        .arg("--root")
-        .arg(store)
-        .args(args)
-        .output()
-        .context("running rbk")?;
-    if !out.status.success() {
-        bail!(
-            "rbk {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
 fn wait(child: Child) -> anyhow::Result<String> {
     let out = child.wait_with_output()?;
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -236,14 +221,6 @@ fn uploads_per_blob(log: &str) -> BTreeMap<String, usize> {
         *counts.entry(hex).or_insert(0) += 1;
     }
     counts
-}
-
-fn leak(name: String) -> &'static str {
-    Box::leak(name.into_boxed_str())
-}
-
-fn path(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("non-UTF-8 path")
 }
 
 /// A loopback TCP forwarder that counts the bytes clients send upstream.

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use super::path_str;
 use super::Figure;
 
 const RUNS: usize = 5;
@@ -60,12 +61,12 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
         "linux/amd64,linux/arm64",
         "-t",
         "rbk-busybox:multi",
-        path(&base)?,
+        path_str(&base)?,
     ])?;
     let ctx = work.join("ctx");
     std::fs::create_dir_all(&ctx)?;
     std::fs::write(ctx.join("Dockerfile"), DOCKERFILE)?;
-    let ctx = path(&ctx)?;
+    let ctx = path_str(&ctx)?;
     let build = |platforms: &str| {
         run(&[
             "build",
@@ -126,9 +127,9 @@ fn base_context(root: &Path, work: &Path) -> anyhow::Result<PathBuf> {
         &[
             "--numeric-owner",
             "-C",
-            path(&tree)?,
+            path_str(&tree)?,
             "-cf",
-            path(&tarball)?,
+            path_str(&tarball)?,
             ".",
         ],
     )?;
@@ -164,12 +165,8 @@ fn arm64_busybox(root: &Path) -> anyhow::Result<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .context("apt-get download left no .deb")?;
-    crate::run(&dl, "dpkg-deb", &["-x", path(&deb)?, "x"])?;
+    crate::run(&dl, "dpkg-deb", &["-x", path_str(&deb)?, "x"])?;
     std::fs::create_dir_all(cached.parent().context("no parent")?)?;
     std::fs::copy(dl.join("x/bin/busybox"), &cached)?;
     Ok(cached)
-}
-
-fn path(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("non-UTF-8 path")
 }

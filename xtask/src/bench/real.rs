@@ -36,6 +36,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use super::path_str;
 use super::Figure;
 use dockerd::Dockerd;
 
@@ -223,10 +224,6 @@ pub(super) fn package_args() -> Vec<String> {
         args.extend(["--build-arg".into(), format!("PIP_INDEX_URL={url}")]);
     }
     args
-}
-
-fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("non-UTF-8 path")
 }
 
 impl Bench {

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use super::leak;
 use super::Figure;
 use crate::users;
 
@@ -47,10 +48,4 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
         let _ = std::fs::remove_dir_all(root.join(dir));
     }
     Ok(figures)
-}
-
-/// Figure names are static text elsewhere; these few are made once per
-/// run and live until the process ends anyway.
-fn leak(name: String) -> &'static str {
-    Box::leak(name.into_boxed_str())
 }

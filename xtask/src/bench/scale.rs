@@ -24,12 +24,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use rbk_store::{Store, SyntheticSpec};
 
 use super::registry::figure;
 use super::store::rbk;
 use super::Figure;
+use super::{leak, path_str};
 
 const RUNS: usize = 3;
 
@@ -65,10 +65,6 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
         let _ = std::fs::remove_dir_all(&work);
     }
     result
-}
-
-fn path(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("non-UTF-8 path")
 }
 
 /// Writes the monorepo under `ctx`: `services/svcA/pkgB/dirC/fI.txt`, with
@@ -127,7 +123,7 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         "generated {files} files, {bytes} bytes in {:.1} s",
         generated.elapsed().as_secs_f64()
     ));
-    let ctx_s = path(&ctx)?;
+    let ctx_s = path_str(&ctx)?;
     let (mut cold, mut cp, mut warm, mut edit, mut rss) = (vec![], vec![], vec![], vec![], 0f64);
     let (mut sub_cold, mut sub_warm) = (vec![], vec![]);
     for run in 0..RUNS {
@@ -158,7 +154,7 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         let sub = ["build", "--progress=quiet", "-f"];
         let dockerfile = ctx.join("Dockerfile.subtrees");
         let mut args = sub.to_vec();
-        args.extend([path(&dockerfile)?, "-t", "s:1", ctx_s]);
+        args.extend([path_str(&dockerfile)?, "-t", "s:1", ctx_s]);
         let (s, _) = rbk(bin, &store, &args)?;
         sub_cold.push(s);
         let (s, _) = rbk(bin, &store, &args)?;
@@ -166,7 +162,7 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         if run == 0 {
             // The selected files, as the build exported them, copied by cp -a.
             let out = mono.join("selected");
-            let spec = format!("type=local,dest={}", path(&out)?);
+            let spec = format!("type=local,dest={}", path_str(&out)?);
             rbk(
                 bin,
                 &store,
@@ -175,7 +171,7 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
             for _ in 0..RUNS {
                 let copy = mono.join("cp-copy");
                 let start = Instant::now();
-                crate::run(&mono, "cp", &["-a", path(&out)?, path(&copy)?])?;
+                crate::run(&mono, "cp", &["-a", path_str(&out)?, path_str(&copy)?])?;
                 cp.push(start.elapsed().as_secs_f64());
                 std::fs::remove_dir_all(&copy)?;
             }
@@ -279,7 +275,7 @@ fn big_store(bin: &Path, root: &Path) -> anyhow::Result<Vec<Figure>> {
         figure(
             label("cached build (open, plan, lookups, commit)"),
             "s",
-            time(&["build", "--progress=quiet", "-t", "top:1", path(&ctx)?])?,
+            time(&["build", "--progress=quiet", "-t", "top:1", path_str(&ctx)?])?,
             "start-up <= 0.03 s",
         ),
         figure(
@@ -303,8 +299,4 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use super::path_str;
 use super::Figure;
 
 pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
@@ -63,27 +64,27 @@ fn load_save(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
     crate::run(
         work,
         "tar",
-        &["-C", path(&tree)?, "-cf", path(&tarball)?, "."],
+        &["-C", path_str(&tree)?, "-cf", path_str(&tarball)?, "."],
     )?;
     let a = work.join("a");
-    rbk(bin, &a, &["import", path(&tarball)?, "big:1"])?;
+    rbk(bin, &a, &["import", path_str(&tarball)?, "big:1"])?;
     // Keep the disk footprint near 3 GiB: the tree and tarball are done.
     std::fs::remove_dir_all(&tree)?;
     std::fs::remove_file(&tarball)?;
     let archive = work.join("big.tar");
     let (mut load, mut save, mut cat, mut peak) = (Vec::new(), Vec::new(), Vec::new(), 0f64);
     for run in 0..3 {
-        let (s, m) = rbk(bin, &a, &["save", "-o", path(&archive)?, "big:1"])?;
+        let (s, m) = rbk(bin, &a, &["save", "-o", path_str(&archive)?, "big:1"])?;
         save.push(s);
         peak = peak.max(m);
         let fresh = work.join(format!("b{run}"));
-        let (s, m) = rbk(bin, &fresh, &["load", "-i", path(&archive)?])?;
+        let (s, m) = rbk(bin, &fresh, &["load", "-i", path_str(&archive)?])?;
         load.push(s);
         peak = peak.max(m);
         std::fs::remove_dir_all(&fresh)?;
         let start = Instant::now();
         let status = Command::new("sh")
-            .args(["-c", &format!("cat {} > /dev/null", path(&archive)?)])
+            .args(["-c", &format!("cat {} > /dev/null", path_str(&archive)?)])
             .status()?;
         if !status.success() {
             bail!("cat failed");
@@ -128,12 +129,12 @@ fn many_images(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         crate::run_quiet(
             work,
             "tar",
-            &["-C", path(&dir)?, "-cf", path(&tarball)?, "."],
+            &["-C", path_str(&dir)?, "-cf", path_str(&tarball)?, "."],
         )?;
         rbk(
             bin,
             &root,
-            &["import", path(&tarball)?, &format!("img{i}:latest")],
+            &["import", path_str(&tarball)?, &format!("img{i}:latest")],
         )?;
     }
     let mut images = Vec::new();
@@ -156,8 +157,4 @@ fn many_images(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
             target: "< 0.050 s",
         },
     ])
-}
-
-fn path(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("non-UTF-8 path")
 }

@@ -29,6 +29,24 @@ pub(crate) fn command(root: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// `rbk build --progress=plain --iidfile <root>.iid EXTRA... CTX` with a
+/// fixed SOURCE_DATE_EPOCH, so that runners sharing a cache make the same
+/// image id; not started yet.
+pub(crate) fn runner_build(root: &Path, ctx: &Path, extra: &[&str]) -> Command {
+    let iid = root.with_extension("iid");
+    let mut args = vec![
+        "build",
+        "--progress=plain",
+        "--iidfile",
+        iid.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    let mut cmd = command(root, &args);
+    cmd.env("SOURCE_DATE_EPOCH", "1700000000");
+    cmd
+}
+
 pub(crate) fn rbk(root: &Path, args: &[&str]) -> Output {
     command(root, args).output().unwrap()
 }

@@ -10,9 +10,7 @@ use std::process::Output;
 
 mod support;
 
-use support::{
-    command, context, ok, ran, runner_build, scratch, stderr, store_named, tripwire_runtime,
-};
+use support::{context, ok, ran, runner_build, scratch, stderr, store_named, tripwire_runtime};
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS builder\n\
      COPY lib.txt /src/lib.txt\n\

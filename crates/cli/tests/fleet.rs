@@ -22,7 +22,7 @@ mod support;
 
 use support::registry::{Fault, FaultProxy, Registry};
 use support::{
-    command, context, ran, runner_build, scratch, stderr, store_like, store_named, tripwire_runtime,
+    context, ran, runner_build, scratch, stderr, store_like, store_named, tripwire_runtime,
 };
 
 const DOCKERFILE: &str = "FROM rbk-busybox AS deps\n\

@@ -11,7 +11,7 @@ use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::registry::{free_port, Fault, FaultProxy, Registry};
+use support::registry::{free_port, push_descriptor, Fault, FaultProxy, Registry};
 use support::{context, scratch, stderr, stdout};
 
 /// `rbk` with its own docker config dir (never the user's).
@@ -318,14 +318,7 @@ fn a_layer_that_lies_about_its_diff_id_fails_the_pull() {
         .put_manifest(config_desc, base.manifest.layers.clone())
         .unwrap();
     let image = format!("{}/liar:1", reg.host);
-    let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
-        docker_config_dir: Some(cfg.clone()),
-        ..Default::default()
-    })
-    .unwrap();
-    client
-        .push(&store, &manifest, &image.parse().unwrap())
-        .unwrap();
+    push_descriptor(&store, &cfg, &manifest, &image);
 
     let root = dir.join("victim");
     let err = fails(&root, &cfg, &["pull", &image]);
@@ -406,14 +399,7 @@ fn index_for_another_platform_only_is_a_clear_error() {
         annotations: Default::default(),
     };
     let image = format!("{}/multi:1", reg.host);
-    let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
-        docker_config_dir: Some(cfg.clone()),
-        ..Default::default()
-    })
-    .unwrap();
-    let report = client
-        .push(&store, &index_desc, &image.parse().unwrap())
-        .unwrap();
+    let report = push_descriptor(&store, &cfg, &index_desc, &image);
     assert_eq!(report.uploaded, 2, "{report:?}");
 
     let empty = dir.join("empty");

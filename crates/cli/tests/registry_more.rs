@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use rbk_store::BlobRead;
-use support::registry::Registry;
+use support::registry::{push_descriptor, Registry};
 use support::{scratch, stderr, stdout};
 
 /// `rbk` with its own docker config dir (never the user's).
@@ -67,14 +67,7 @@ fn manifest_without_index_for_another_platform_is_a_clear_error() {
     let store = rbk_store::Store::open(&root).unwrap();
     let (manifest, config_desc) = support::registry::arm64_variant(&store);
     let image = format!("{}/armonly:1", reg.host);
-    let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
-        docker_config_dir: Some(cfg.clone()),
-        ..Default::default()
-    })
-    .unwrap();
-    client
-        .push(&store, &manifest, &image.parse().unwrap())
-        .unwrap();
+    push_descriptor(&store, &cfg, &manifest, &image);
 
     let empty = dir.join("empty");
     let out = rbk(&empty, &cfg, &["pull", "--platform", "linux/amd64", &image]);

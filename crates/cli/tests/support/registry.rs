@@ -325,6 +325,25 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Pushes `descriptor` (a manifest or index in `store`) to `image` through
+/// rbk's registry client, with the docker config dir `cfg` (for documents
+/// the CLI would never write, such as a config that lies).
+pub(crate) fn push_descriptor(
+    store: &rbk_store::Store,
+    cfg: &Path,
+    descriptor: &rbk_store::Descriptor,
+    image: &str,
+) -> rbk_registry::PushReport {
+    let client = rbk_registry::Client::new(rbk_registry::ClientOptions {
+        docker_config_dir: Some(cfg.to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    client
+        .push(store, descriptor, &image.parse().unwrap())
+        .unwrap()
+}
+
 /// The store's `rbk-busybox` base as a linux/arm64 image: the same layers
 /// under a config that says arm64, written to the store untagged. Returns
 /// the manifest and config descriptors.

@@ -275,7 +275,8 @@ pub(crate) fn monitor(settings: &GlobalSettings, args: MonitorArgs) -> anyhow::R
         rbk_exec::monitor_container(&store, &runc, &image.layers(), &args.id, &mut |ready| {
             let line = match ready {
                 Ok(()) => "ok".to_string(),
-                Err(e) => format!("error: {}", error_chain(e)),
+                // One line: the parent reads the answer line by line.
+                Err(e) => format!("error: {}", crate::render::chain(e).replace('\n', " ")),
             };
             let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
         });
@@ -283,16 +284,4 @@ pub(crate) fn monitor(settings: &GlobalSettings, args: MonitorArgs) -> anyhow::R
         Ok(_) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     })
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text.replace('\n', " ")
 }

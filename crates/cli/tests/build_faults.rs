@@ -339,6 +339,20 @@ fn a_stage_deeper_than_overlayfs_allows() {
     assert_eq!(mounts_under(&root), Vec::<String>::new(), "mounts");
 }
 
+/// Writes zeros to `path` until its filesystem is full.
+fn fill(path: &Path) -> PathBuf {
+    use std::io::Write;
+    let mut file = fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    loop {
+        match file.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => return path.to_path_buf(),
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+}
+
 /// A tmpfs mounted for one test, unmounted (lazily) however the test ends.
 struct Tmpfs(PathBuf);
 
@@ -366,11 +380,14 @@ impl Drop for Tmpfs {
 
 /// F4 of security.md: a store on a 48 MiB tmpfs and a COPY of 64 MiB. The
 /// build fails naming the full disk and leaves the images, tags, `tmp/` and
-/// `ingest/` as they were, nothing mounted. Found: the failed step's scratch
-/// waits in `trash/` until `prune` (deferred deletes), so the disk stays
-/// full, and a `system verify` on the full disk reports the snapshot it
-/// cannot unpack for lack of space as a store problem. After `prune`,
-/// verify passes and a smaller build succeeds.
+/// `ingest/` as they were, nothing mounted; and it empties the trash itself
+/// (**fixed**: the failed step's scratch waited in `trash/` until `prune`,
+/// so the disk stayed full). Then the disk is filled on purpose: `system
+/// verify`, which unpacks each layer again to check its snapshot, fails
+/// saying the disk is full, with the OS error, and reports no damage
+/// (**fixed**: it reported the snapshot as a store problem and left its
+/// `.unpack-verify-` dir behind). With space again verify passes and a
+/// smaller build succeeds.
 #[test]
 fn a_full_disk_fails_the_build_clearly_and_the_store_recovers() {
     let dir = scratch("enospc");
@@ -411,6 +428,28 @@ fn a_full_disk_fails_the_build_clearly_and_the_store_recovers() {
         "ingest/"
     );
     assert_eq!(mounts_under(&root), Vec::<String>::new(), "mounts");
+    assert_eq!(entries(&root.join("trash")), Vec::<String>::new(), "trash/");
+    let filler = fill(&disk.0.join("filler"));
+    let verify = rbk(&root, &["system", "verify"]);
+    let log = stderr(&verify);
+    assert!(
+        !verify.status.success(),
+        "verify passed on a full disk:\n{log}"
+    );
+    assert!(
+        log.contains("no space left to check snapshot sha256:"),
+        "{log}"
+    );
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(!log.contains("does not unpack"), "{log}");
+    assert!(!stdout(&verify).contains("problem"), "{}", stdout(&verify));
+    let unpacks: Vec<String> = entries(&root.join("snapshots"))
+        .into_iter()
+        .filter(|n| n.starts_with(".unpack-"))
+        .collect();
+    assert_eq!(unpacks, Vec::<String>::new(), "scratch left by verify");
+    assert_eq!(entries(&root.join("trash")), Vec::<String>::new(), "trash/");
+    fs::remove_file(filler).unwrap();
     fs::remove_file(ctx.join("big")).unwrap();
     ok(&root, &["prune", "-f"]);
     assert_unchanged(&root, &before);

@@ -187,6 +187,22 @@ pub enum Error {
     /// ambiguous.
     #[error("{0}")]
     ContainerConflict(String),
+    /// `system verify` could not unpack a layer again to check a snapshot
+    /// against it because the store's filesystem is full: a fact about the
+    /// disk, not damage in the store.
+    #[error(
+        "no space left to check snapshot {diff_id}: its layer {layer} is unpacked again beside it \
+         for the check; free space (`rbk prune`) and verify again, or verify with --quick"
+    )]
+    NoSpaceToVerify {
+        /// The snapshot being checked.
+        diff_id: Digest,
+        /// The layer blob being unpacked.
+        layer: Digest,
+        /// The failed unpack (its chain holds the OS error).
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -222,6 +238,13 @@ impl Error {
         )
     }
 
+    /// True when the store's filesystem is full (ENOSPC) or the user's
+    /// quota is spent (EDQUOT): the operation failed for want of space, not
+    /// because anything is damaged.
+    pub fn is_disk_full(&self) -> bool {
+        is_disk_full(self)
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
@@ -229,4 +252,23 @@ impl Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }
     }
+}
+
+/// True when `err` or any error in its `source` chain is an OS error saying
+/// that the filesystem is full (ENOSPC) or a quota is spent (EDQUOT).
+/// Callers use it to free space at once (a failed build empties the
+/// store's trash) and to tell a full disk from damage (`system verify`).
+pub fn is_disk_full(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+                .map(|e| Some(e.raw_os_error()));
+            if full.contains(&io.raw_os_error()) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }

@@ -77,7 +77,7 @@ pub use blob::{
 pub use cache::{CacheRecord, Layer};
 pub use containers::{ContainerMount, ContainerRecord, ContainerState, Owner};
 pub use digest::{Digest, DigestError, Sha256Writer};
-pub use error::{Error, Result};
+pub use error::{is_disk_full, Error, Result};
 pub use failed_steps::{FailedStep, FailedStepMount, FailedStepMountKind};
 pub use fsblob::layout_blob_path;
 pub use fsutil::write_atomic;

@@ -148,7 +148,11 @@ impl Store {
                 Ok(_) => fs::remove_file(&path),
                 Err(e) => Err(e),
             };
-            removed.map_err(Error::io("deleting", &path))?;
+            match removed {
+                // Another process emptying the trash at the same time.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other.map_err(Error::io("deleting", &path))?,
+            }
         }
         sync_dir(&dir)
     }

@@ -220,7 +220,7 @@ impl Store {
             .collect();
         for (diff_id, result) in results {
             let path = self.snapshot_path(diff_id);
-            match result {
+            match result? {
                 Ok(snapshots::Checked::Sound) => report.snapshot_contents += 1,
                 Ok(snapshots::Checked::Repaired) => {
                     report.snapshot_contents += 1;

@@ -15,6 +15,18 @@ use crate::args::{BuildArgs, OnError};
 use crate::progress::Progress;
 use crate::settings::{FrontendSettings, GlobalSettings};
 
+/// A build that failed for want of space empties the store's trash at once
+/// (its own scratch dirs went there when the failed step ended), instead of
+/// leaving the disk full until the next build or `prune` (docs/security.md
+/// F4). Deletes are otherwise kept off the hot path; here freeing the space
+/// is the point. Trash entries are dead, so no lock is needed.
+fn free_space_after_disk_full(store: &rbk_store::Store, e: &(dyn std::error::Error + 'static)) {
+    if rbk_store::is_disk_full(e) {
+        // Best effort: the build's own error is the one to report.
+        let _ = store.empty_trash();
+    }
+}
+
 pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     let planning = std::time::Instant::now();
     let progress_settings = crate::settings::progress_settings(
@@ -129,6 +141,9 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let planned_dag = planned.planned.dag.clone();
     let excludes = planned.planned.excludes.clone();
     let result = engine.run(planned, &progress);
+    if let Err(e) = &result {
+        free_space_after_disk_full(&store, e);
+    }
     if let Ok(result) = &result {
         let id = match &result.index {
             Some(index) => index.digest,

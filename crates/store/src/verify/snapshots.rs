@@ -34,37 +34,46 @@ pub(super) enum Checked {
 
 impl Store {
     /// Unpacks `layer` beside the snapshot of `diff_id` and compares the
-    /// two trees; on a mismatch, replaces the snapshot when `repair`. `Err`
-    /// is the `what` of the reported `Problem` (data for the report, not an
-    /// error that stops it), hence a plain `String`.
+    /// two trees; on a mismatch, replaces the snapshot when `repair`. The
+    /// inner `Err` is the `what` of the reported `Problem` (data for the
+    /// report, not an error that stops it), hence a plain `String`; the
+    /// outer one stops the verify: the disk is too full to unpack the
+    /// layer, which says nothing about the snapshot.
     pub(super) fn check_snapshot(
         &self,
         diff_id: &Digest,
         layer: &BlobInfo,
         repair: bool,
-    ) -> Result<Checked, String> {
+    ) -> crate::Result<Result<Checked, String>> {
         if !self.blob_path(&layer.digest).is_file() {
-            return Ok(Checked::NoBlob);
+            return Ok(Ok(Checked::NoBlob));
         }
         let snapshot = self.snapshot_path(diff_id);
         // An `.unpack-` name: a killed verify leaves an orphan prune clears.
         let fresh = self.snapshots_dir().join(unique_name(".unpack-verify-"));
-        let unpacked = self
-            .open(&layer.digest)
-            .map_err(|e| e.to_string())
-            .and_then(|r| {
-                let options = UnpackOptions::default().verify(layer.digest, layer.size, *diff_id);
-                unpack_layer(r, &fresh, &options).map_err(|e| e.to_string())
-            });
-        if let Err(e) = unpacked {
-            return Err(format!(
+        let unpacked = self.open(&layer.digest).and_then(|r| {
+            let options = UnpackOptions::default().verify(layer.digest, layer.size, *diff_id);
+            unpack_layer(r, &fresh, &options)
+        });
+        let result = match unpacked {
+            Err(e) if e.is_disk_full() => Err(crate::Error::NoSpaceToVerify {
+                diff_id: *diff_id,
+                layer: layer.digest,
+                source: Box::new(e),
+            }),
+            Err(e) => Ok(Err(format!(
                 "cannot be checked against its diff id: layer {} does not unpack: {e}",
                 layer.digest
-            ));
-        }
-        let result = self.compare_trees(diff_id, &snapshot, &fresh, repair);
+            ))),
+            Ok(_) => Ok(self.compare_trees(diff_id, &snapshot, &fresh, repair)),
+        };
         if fs::symlink_metadata(&fresh).is_ok() {
-            let _ = self.move_to_trash(&fresh);
+            // Deleted now when the check failed (the disk may be full, and
+            // the trash would keep the space taken); otherwise deferred.
+            let sound = matches!(result, Ok(Ok(_)));
+            if !sound || self.move_to_trash(&fresh).is_err() {
+                let _ = fs::remove_dir_all(&fresh);
+            }
         }
         result
     }

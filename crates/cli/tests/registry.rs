@@ -538,3 +538,107 @@ fn one_layer_pushed_to_two_repositories_at_once() {
     }
     verify_passes(&root, &cfg);
 }
+
+/// E8 of security.md, against the real registry behind a fault proxy: the
+/// first blob `PUT` of a push is answered 404 (the session is gone) or 416
+/// (the range disagrees) after its body was read. The upload starts again
+/// with a new session and the image arrives whole (**fixed**: the 4xx
+/// failed the push). A registry that loses every session makes the push
+/// give up naming the lost session, and no manifest (no tag) is written.
+#[test]
+fn e8_a_lost_upload_session_restarts_the_upload_and_a_lasting_loss_tags_nothing() {
+    let dir = scratch("reg-lost-session");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let refused = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
+    let seen = refused.clone();
+    let proxy = FaultProxy::start(&reg.host, move |line| {
+        if !(line.starts_with("PUT ") && line.contains("/blobs/uploads/")) {
+            return Fault::Forward;
+        }
+        let (slot, code, every) = match line {
+            l if l.contains("/v2/lost/") => (0, 404, false),
+            l if l.contains("/v2/range/") => (1, 416, false),
+            l if l.contains("/v2/lostall/") => (2, 404, true),
+            _ => return Fault::Forward,
+        };
+        match seen[slot].fetch_add(1, Ordering::SeqCst) == 0 || every {
+            true => Fault::StatusAfterBody(code),
+            false => Fault::Forward,
+        }
+    });
+    let cfg = dir.join("docker-config");
+    for repo in ["lost", "range"] {
+        // A store per push, so no blob is mounted from the other repository.
+        let root = support::store_named(&dir, repo);
+        let image = format!("{}/{repo}:1", proxy.host);
+        ok(&root, &cfg, &["tag", "rbk-busybox:latest", &image]);
+        let out = ok(&root, &cfg, &["push", &image]);
+        assert!(stdout(&out).contains("pushed 2 blobs"), "{}", stdout(&out));
+        let fresh = dir.join(format!("{repo}-pulled"));
+        ok(&fresh, &cfg, &["pull", &format!("{}/{repo}:1", reg.host)]);
+        verify_passes(&fresh, &cfg);
+    }
+    // Each repository's first blob PUT was refused, then every one taken.
+    assert!(refused[0].load(Ordering::SeqCst) >= 3, "lost: no restart");
+    assert!(refused[1].load(Ordering::SeqCst) >= 3, "range: no restart");
+
+    let root = support::store_named(&dir, "lostall");
+    let image = format!("{}/lostall:1", proxy.host);
+    ok(&root, &cfg, &["tag", "rbk-busybox:latest", &image]);
+    let err = fails(&root, &cfg, &["push", &image]);
+    assert!(err.contains("lost the upload session"), "{err}");
+    assert!(err.contains("gave up after 5 attempts"), "{err}");
+    let err = fails(
+        &dir.join("lostall-pulled"),
+        &cfg,
+        &["pull", &format!("{}/lostall:1", reg.host)],
+    );
+    assert!(err.contains("not found"), "{err}");
+}
+
+/// E10 of security.md: the store names a repository (`ghost`) of the same
+/// registry as where its blobs came from, but the registry holds them only
+/// in another repository. rbk asks to mount from `ghost`; the real registry
+/// refuses (202, an upload session) and rbk uploads the blobs instead: a
+/// blob is never taken from a repository that does not hold it, and the
+/// pushed image pulls back whole.
+#[test]
+fn e10_a_refused_mount_falls_back_to_an_upload() {
+    let dir = scratch("reg-refused-mount");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let mounts = Arc::new(AtomicUsize::new(0));
+    let asked = mounts.clone();
+    let proxy = FaultProxy::start(&reg.host, move |line| {
+        if line.starts_with("POST ") && line.contains("mount=") {
+            asked.fetch_add(1, Ordering::SeqCst);
+        }
+        Fault::Forward
+    });
+    let cfg = dir.join("docker-config");
+    // The blobs are in the registry, under `other`, pushed from elsewhere.
+    pushed_base(&dir, &reg.host, "other");
+    let root = support::store(&dir);
+    ok(
+        &root,
+        &cfg,
+        &[
+            "tag",
+            "rbk-busybox:latest",
+            &format!("{}/ghost:1", proxy.host),
+        ],
+    );
+    let image = format!("{}/target:1", proxy.host);
+    ok(&root, &cfg, &["tag", "rbk-busybox:latest", &image]);
+    let out = ok(&root, &cfg, &["push", &image]);
+    let said = stdout(&out);
+    assert!(said.contains("pushed 2 blobs"), "{said}");
+    assert!(said.contains(", 0 mounted"), "{said}");
+    assert!(mounts.load(Ordering::SeqCst) >= 2, "no mount was asked for");
+    let fresh = dir.join("pulled");
+    ok(&fresh, &cfg, &["pull", &format!("{}/target:1", reg.host)]);
+    verify_passes(&fresh, &cfg);
+}

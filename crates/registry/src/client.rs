@@ -51,6 +51,9 @@ impl ClientOptions {
 const ATTEMPTS: u32 = 5;
 const FIRST_DELAY: Duration = Duration::from_millis(200);
 const MAX_DELAY: Duration = Duration::from_secs(4);
+/// The longest `Retry-After` (of a 429 or 503) rbk waits before retrying;
+/// a registry asking for more gets a clear error at once, not a hang.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// A synchronous registry client. See the crate docs.
 pub struct Client {
@@ -215,8 +218,18 @@ impl Client {
                         },
                     })
                 }
-                Err(_) => {
-                    std::thread::sleep(delay);
+                Err(e) => {
+                    let asked = self.http.take_retry_after();
+                    if let Some(asked) = asked.filter(|a| *a > MAX_RETRY_AFTER) {
+                        return Err(Error::Throttled {
+                            what: what.to_string(),
+                            registry: registry.to_string(),
+                            seconds: asked.as_secs(),
+                            limit: MAX_RETRY_AFTER.as_secs(),
+                            source: Box::new(e),
+                        });
+                    }
+                    std::thread::sleep(asked.map_or(delay, |a| a.max(delay)));
                     delay = (delay * 2).min(MAX_DELAY);
                 }
             }
@@ -227,7 +240,7 @@ impl Client {
 
 fn is_transient(e: &Error) -> bool {
     match e {
-        Error::Unreachable { .. } | Error::Transfer { .. } => true,
+        Error::Unreachable { .. } | Error::Transfer { .. } | Error::UploadLost { .. } => true,
         Error::Registry { source, .. } => is_transient_oci(source),
         _ => false,
     }

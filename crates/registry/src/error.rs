@@ -103,6 +103,37 @@ pub enum Error {
         #[source]
         source: Box<oci_client::errors::OciDistributionError>,
     },
+    /// The registry lost a blob upload's session (404 or 416 on its
+    /// `PUT`); retried with a new session.
+    #[error("{what}: registry {registry} lost the upload session")]
+    UploadLost {
+        /// What was being uploaded.
+        what: String,
+        /// The registry host (and port).
+        registry: String,
+        /// The protocol error.
+        #[source]
+        source: Box<oci_client::errors::OciDistributionError>,
+    },
+    /// The registry asked to wait longer before retrying (`Retry-After`)
+    /// than rbk waits.
+    #[error(
+        "{what}: registry {registry} asked to retry after {seconds} s, longer than the {limit} s \
+         rbk waits; try again later"
+    )]
+    Throttled {
+        /// What was being done.
+        what: String,
+        /// The registry host (and port).
+        registry: String,
+        /// The wait asked for.
+        seconds: u64,
+        /// The longest wait rbk accepts.
+        limit: u64,
+        /// The refusal.
+        #[source]
+        source: Box<Error>,
+    },
     /// A blob stream broke off (a cut connection or a short body).
     #[error("{what}: transfer from registry {registry} broke off")]
     Transfer {

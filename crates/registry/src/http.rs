@@ -42,6 +42,10 @@ pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct Http {
     client: reqwest::Client,
     tokens: Mutex<HashMap<String, HeaderValue>>,
+    /// The `Retry-After` of the last 429 or 503, taken by the retry loop
+    /// for its next sleep (the registry's wish, not a per-request fact:
+    /// one hint slows every request of this client, as it should).
+    retry_after: Mutex<Option<Duration>>,
 }
 
 /// What a GET asks for.
@@ -132,7 +136,25 @@ impl Http {
         Ok(Http {
             client,
             tokens: Mutex::new(HashMap::new()),
+            retry_after: Mutex::new(None),
         })
+    }
+
+    /// The error a non-success response stands for ([`error_from`]),
+    /// keeping the `Retry-After` of a 429 or 503 for the retry loop.
+    pub(crate) async fn error_from(&self, response: Response, url: &str) -> OciDistributionError {
+        let status = response.status();
+        if matches!(status.as_u16(), 429 | 503) {
+            if let Some(wait) = retry_after(response.headers(), std::time::SystemTime::now()) {
+                *self.retry_after.lock().expect("poisoned") = Some(wait);
+            }
+        }
+        error_from(response, url).await
+    }
+
+    /// The last `Retry-After` hint not yet used, if any.
+    pub(crate) fn take_retry_after(&self) -> Option<Duration> {
+        self.retry_after.lock().expect("poisoned").take()
     }
 
     /// Sends the GET (authenticating on a 401 challenge) and returns a
@@ -162,7 +184,7 @@ impl Http {
         }
         match response.status() {
             StatusCode::OK | StatusCode::PARTIAL_CONTENT => Ok(response),
-            _ => Err(error_from(response, &url).await),
+            _ => Err(self.error_from(response, &url).await),
         }
     }
 
@@ -348,6 +370,22 @@ fn parse_challenge(text: &str) -> (String, HashMap<String, String>) {
     (scheme.to_string(), params)
 }
 
+/// How long a `Retry-After` header asks to wait: delay-seconds, or an
+/// HTTP-date (a date already past is no wait). `None` when absent or
+/// malformed (the usual back-off applies).
+fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// Reads at most `limit` bytes of the body; `true` when that was all of it.
 /// Reading stops at the cap: the rest is never read.
 pub(crate) async fn read_capped(
@@ -415,6 +453,26 @@ mod tests {
         let (scheme, params) = parse_challenge(r#"Basic realm=Registry"#);
         assert_eq!(scheme, "Basic");
         assert_eq!(params["realm"], "Registry");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                reqwest::header::RETRY_AFTER,
+                HeaderValue::from_str(v).unwrap(),
+            );
+            retry_after(&h, now)
+        };
+        assert_eq!(with("7"), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(with(&later), Some(Duration::from_secs(90)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(with(&past), Some(Duration::ZERO));
+        assert_eq!(with("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
 use rbk_store::{BlobRead, Descriptor, Digest, Reference, Store, MAX_DOCUMENT_SIZE};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, Response, StatusCode};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 type OciResult<T> = std::result::Result<T, OciDistributionError>;
 
 use crate::client::{map_oci, oci_ref_registry, Client};
-use crate::http::{error_from, Call, CallBody};
+use crate::http::{Call, CallBody};
 use crate::progress::{silent, BlobProgress, Outcome, Reporter};
 use crate::pull::{document_type, is_index};
 use crate::{Error, Result};
@@ -240,7 +240,14 @@ impl Client {
                 reqwest::Body::wrap_stream(body),
             ));
             reader.join().expect("blob reader panicked")?;
-            sent.map(drop).map_err(|e| map_oci(what, registry, e))
+            sent.map(drop).map_err(|e| match upload_session_lost(&e) {
+                true => Error::UploadLost {
+                    what: what.to_string(),
+                    registry: registry.to_string(),
+                    source: Box::new(e),
+                },
+                false => map_oci(what, registry, e),
+            })
         })
     }
 }
@@ -308,7 +315,7 @@ impl Client {
         match response.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(error_from(response, &url).await),
+            _ => Err(self.http.error_from(response, &url).await),
         }
     }
 
@@ -357,7 +364,7 @@ impl Client {
             )
             .await?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(error_from(response, &url).await);
+            return Err(self.http.error_from(response, &url).await);
         }
         let location = response
             .headers()
@@ -381,7 +388,7 @@ impl Client {
             .push_call(reference, Method::PUT, put.as_str(), headers, body, None)
             .await?;
         if response.status() != StatusCode::CREATED {
-            return Err(error_from(response, put.as_str()).await);
+            return Err(self.http.error_from(response, put.as_str()).await);
         }
         Ok(())
     }
@@ -402,7 +409,7 @@ impl Client {
             .push_call(reference, Method::PUT, &url, headers, body, None)
             .await?;
         if !response.status().is_success() {
-            return Err(error_from(response, &url).await);
+            return Err(self.http.error_from(response, &url).await);
         }
         Ok(())
     }
@@ -466,4 +473,26 @@ fn mount_sources(store: &Store, target: &Reference) -> MountSources {
         }
     }
     out
+}
+
+/// Whether the registry refused the upload's `PUT …?digest=` because it no
+/// longer knows the session (404, `BLOB_UPLOAD_UNKNOWN`) or disagrees on
+/// the range received (416, `BLOB_UPLOAD_INVALID`): the upload starts again
+/// with a new session (docs/security.md E8), a limited number of times.
+fn upload_session_lost(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ServerError { code, url, .. } => {
+            matches!(code, 404 | 416) && url.contains("digest=")
+        }
+        OciDistributionError::RegistryError { envelope, url } => {
+            url.contains("digest=")
+                && envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        OciErrorCode::BlobUploadUnknown | OciErrorCode::BlobUploadInvalid
+                    )
+                })
+        }
+        _ => false,
+    }
 }

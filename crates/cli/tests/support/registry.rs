@@ -211,6 +211,9 @@ pub(crate) enum Fault {
     Status(u16),
     /// Forward, but cut the response off after its headers and a few bytes.
     Truncate,
+    /// Read the request's body (its `Content-Length`), then answer with this
+    /// status, as a registry refusing an upload's `PUT` does.
+    StatusAfterBody(u16),
 }
 
 /// A TCP proxy in front of a registry that injects faults. Stops on drop.
@@ -272,8 +275,18 @@ fn serve(mut client: TcpStream, upstream: &str, rule: &(dyn Fn(&str) -> Fault + 
         .next()
         .unwrap_or("")
         .to_string();
-    match rule(&line) {
-        Fault::Status(code) => {
+    let fault = rule(&line);
+    if let Fault::StatusAfterBody(_) = fault {
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let _ = std::io::copy(&mut (&client).take(length), &mut std::io::sink());
+    }
+    match fault {
+        Fault::Status(code) | Fault::StatusAfterBody(code) => {
             let body = format!("injected {code}");
             let reply = format!(
                 "HTTP/1.1 {code} Injected\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}",

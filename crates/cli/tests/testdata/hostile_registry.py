@@ -19,6 +19,18 @@ first line. What each repository does:
   liar/*                the valid manifest and config, each sent with a
                         Docker-Content-Digest header naming other bytes
 
+  retryafter/*          the manifest's first GET: 503 with Retry-After: 2
+                        (seconds); later GETs and blobs as stored.
+                        COUNTS["retryafter-gap"]: seconds between the first
+                        two GETs
+  retrydate/*           the same with an HTTP-date 3 s ahead
+  throttled/*           every manifest GET: 429 with Retry-After: 86400
+  redirect/*            basic auth required (401 without Authorization);
+                        the one-layer image, each blob a 307 to
+                        http://localhost:PORT/cdn/DIGEST (another host).
+                        COUNTS["cdn-authorization"]: /cdn GETs that carried
+                        an Authorization header
+
 Pushes (HEAD of any blob: 404, so every blob is uploaded):
 
   pushendless      POST of an upload: 500, chunked, an error body that never ends
@@ -30,6 +42,7 @@ Pushes (HEAD of any blob: 404, so every blob is uploaded):
 Every request is counted; GET /counts returns the counts as JSON.
 """
 
+import email.utils
 import hashlib
 import io
 import json
@@ -40,6 +53,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 COUNTS = {}
+TIMES = {}
 LOCK = threading.Lock()
 
 CONFIG = json.dumps(
@@ -222,6 +236,52 @@ class Handler(BaseHTTPRequestHandler):
             media = ("application/vnd.oci.image.manifest.v1+json" if kind == "manifests"
                      else "application/octet-stream")
             return self.send(200, BY_DIGEST[parts[3]], media)
+        if repo in ("retryafter", "retrydate") and kind == "manifests":
+            with LOCK:
+                times = TIMES.setdefault(repo, [])
+                times.append(time.time())
+                first = len(times) == 1
+                if len(times) == 2:
+                    COUNTS[repo + "-gap"] = times[1] - times[0]
+            if first:
+                self.send_response(503)
+                if repo == "retryafter":
+                    self.send_header("Retry-After", "2")
+                else:
+                    self.send_header("Retry-After",
+                                     email.utils.formatdate(time.time() + 3, usegmt=True))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            return self.send(200, MANIFEST, "application/vnd.oci.image.manifest.v1+json")
+        if repo in ("retryafter", "retrydate") and kind == "blobs" and parts[3] in BY_DIGEST:
+            return self.send(200, BY_DIGEST[parts[3]], "application/octet-stream")
+        if repo == "throttled":
+            self.send_response(429)
+            self.send_header("Retry-After", "86400")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if repo == "redirect" and not self.headers.get("Authorization"):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="hostile"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if repo == "redirect" and kind == "manifests":
+            return self.send(200, LAYERED, "application/vnd.oci.image.manifest.v1+json")
+        if repo == "redirect" and kind == "blobs":
+            self.send_response(307)
+            self.send_header("Location", "http://localhost:%d/cdn/%s"
+                             % (self.server.server_address[1], parts[3]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if parts[0] == "cdn" and parts[1] in BY_DIGEST:
+            if self.headers.get("Authorization"):
+                with LOCK:
+                    COUNTS["cdn-authorization"] = COUNTS.get("cdn-authorization", 0) + 1
+            return self.send(200, BY_DIGEST[parts[1]], "application/octet-stream")
         if repo == "liar" and kind in ("manifests", "blobs"):
             is_manifest = kind == "manifests"
             body = MANIFEST if is_manifest else CONFIG

@@ -38,7 +38,11 @@
 //! - Retries: connect errors, timeouts, 5xx, 429 and bodies that break off
 //!   are retried with exponential back-off (5 attempts, from 200 ms), then
 //!   fail with [`Error::GaveUp`] or [`Error::Unreachable`]. A download that
-//!   breaks off resumes from the bytes already ingested.
+//!   breaks off resumes from the bytes already ingested. A 429 or 503 with
+//!   `Retry-After` waits as long as it asks, up to 60 s; asking for more
+//!   fails at once ([`Error::Throttled`]). An upload whose `PUT` is answered
+//!   404 or 416 (the registry lost the session) starts again with a new
+//!   session ([`Error::UploadLost`], retried like the others).
 //! - Plain HTTP for `localhost`, `127.0.0.0/8`, `::1` and the hosts in
 //!   [`ClientOptions::insecure_registries`]; HTTPS otherwise.
 //! - Credentials: `credHelpers`, then `credsStore`, then `auths` of

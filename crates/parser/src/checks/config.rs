@@ -253,9 +253,16 @@ pub(crate) fn suggest<'a>(
 ) -> Option<&'a str> {
     let mut best = None;
     let mut min = 3;
+    let len = value.chars().count();
     for option in options {
         if option == value {
             return None;
+        }
+        // The distance is at least the difference in length: an option
+        // that cannot come closer than `min` is not worth the comparison
+        // (lowering asks this for every unset name of every instruction).
+        if option.chars().count().abs_diff(len) >= min {
+            continue;
         }
         let d = strsim::levenshtein(value, option);
         if d < min {

@@ -221,13 +221,14 @@ impl Lexer {
         if !word.contains(special) {
             return Ok(word.to_string());
         }
-        self.run(word, env).map(|out| out.word)
+        self.run(word, env, word::Wants::WORD).map(|out| out.word)
     }
 
     /// Expands `word` and splits it into fields on unquoted whitespace,
     /// including whitespace that came from variable values.
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
-        self.run(word, env).map(|out| out.words)
+        self.run(word, env, word::Wants::FIELDS)
+            .map(|out| out.words)
     }
 
     /// Like process_word, also returning the names of variables that were
@@ -238,11 +239,17 @@ impl Lexer {
         word: &str,
         env: &dyn Env,
     ) -> Result<(String, Matches), ExpandError> {
-        self.run(word, env).map(|out| (out.word, out.matches))
+        self.run(word, env, word::Wants::MATCHES)
+            .map(|out| (out.word, out.matches))
     }
 
-    fn run(&self, word: &str, env: &dyn Env) -> Result<word::Output, ExpandError> {
-        word::Walker::new(self, word, env)
+    fn run(
+        &self,
+        word: &str,
+        env: &dyn Env,
+        wants: word::Wants,
+    ) -> Result<word::Output, ExpandError> {
+        word::Walker::new(self, word, env, wants)
             .run()
             .map_err(|kind| ExpandError {
                 word: word.to_string(),

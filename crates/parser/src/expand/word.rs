@@ -15,17 +15,53 @@ pub(super) struct Output {
     pub(super) matches: Matches,
 }
 
+/// What a caller needs besides the expanded word: building the fields and
+/// recording the names looked up costs allocations per character and per
+/// name, so a walk does only what was asked.
+#[derive(Clone, Copy)]
+pub(super) struct Wants {
+    fields: bool,
+    matches: bool,
+}
+
+impl Wants {
+    pub(super) const WORD: Wants = Wants {
+        fields: false,
+        matches: false,
+    };
+    pub(super) const FIELDS: Wants = Wants {
+        fields: true,
+        matches: false,
+    };
+    pub(super) const MATCHES: Wants = Wants {
+        fields: false,
+        matches: true,
+    };
+}
+
 /// Field splitting as BuildKit's `wordsStruct` does it.
 #[derive(Default)]
 struct Fields {
     word: String,
     words: Vec<String>,
     in_word: bool,
+    /// Off when the caller wants the word only: every call is then a no-op.
+    off: bool,
 }
 
 impl Fields {
+    fn new(on: bool) -> Self {
+        Fields {
+            off: !on,
+            ..Fields::default()
+        }
+    }
+
     /// An unquoted character: whitespace ends the current field.
     fn add_char(&mut self, ch: char) {
+        if self.off {
+            return;
+        }
         if ch.is_whitespace() {
             // BuildKit only ends a field that has text; an empty quoted
             // string ("") keeps `in_word` set without producing a field.
@@ -39,17 +75,26 @@ impl Fields {
     }
 
     fn add_raw_char(&mut self, ch: char) {
+        if self.off {
+            return;
+        }
         self.word.push(ch);
         self.in_word = true;
     }
 
     /// The value of a `$` expansion is split like unquoted text.
     fn add_string(&mut self, s: &str) {
+        if self.off {
+            return;
+        }
         s.chars().for_each(|c| self.add_char(c));
     }
 
     /// Quoted text is never split.
     fn add_raw_string(&mut self, s: &str) {
+        if self.off {
+            return;
+        }
         self.word.push_str(s);
         self.in_word = true;
     }
@@ -69,11 +114,12 @@ pub(super) struct Walker<'a> {
     chars: Vec<char>,
     pos: usize,
     raw_escapes: bool,
+    wants: Wants,
     matches: Matches,
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(lex: &'a Lexer, word: &str, env: &'a dyn Env) -> Self {
+    pub(super) fn new(lex: &'a Lexer, word: &str, env: &'a dyn Env, wants: Wants) -> Self {
         // Go's text/scanner drops a byte-order mark at the start of input.
         let word = word.strip_prefix('\u{FEFF}').unwrap_or(word);
         Walker {
@@ -82,6 +128,7 @@ impl<'a> Walker<'a> {
             chars: word.chars().collect(),
             pos: 0,
             raw_escapes: lex.raw_escapes,
+            wants,
             matches: Matches::default(),
         }
     }
@@ -121,8 +168,9 @@ impl<'a> Walker<'a> {
     }
 
     fn stop_on_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), Fault> {
-        let mut result = String::new();
-        let mut fields = Fields::default();
+        // Most words expand to about their own length: one allocation.
+        let mut result = String::with_capacity(self.chars.len() - self.pos);
+        let mut fields = Fields::new(self.wants.fields);
         while let Some(ch) = self.peek() {
             if stop == Some(ch) {
                 self.next();
@@ -387,12 +435,14 @@ impl<'a> Walker<'a> {
 
     fn get_env(&mut self, name: &str) -> Option<String> {
         let value = self.env.get(name).map(str::to_string);
-        let set = if value.is_some() {
-            &mut self.matches.matched
-        } else {
-            &mut self.matches.unmatched
-        };
-        set.insert(name.to_string());
+        if self.wants.matches {
+            let set = if value.is_some() {
+                &mut self.matches.matched
+            } else {
+                &mut self.matches.unmatched
+            };
+            set.insert(name.to_string());
+        }
         value
     }
 }

@@ -148,17 +148,26 @@ impl Lowerer<'_> {
     }
 
     fn env(&self, st: &mut StageState, cmd: &Command, kvs: &[KeyValue]) -> Result<String, Error> {
-        let mut line = String::from("ENV");
         // Every pair is expanded with the environment from before the
         // instruction, as BuildKit expands the whole command at once:
-        // `ENV abc=bye def=$abc` gives `def` the old `abc`.
-        let before = st.env.clone();
-        for kv in kvs {
-            let k = self.expand_in(&kv.key, &before, cmd.span)?;
-            let v = self.expand_in(&kv.value, &before, cmd.span)?;
-            set_config_env(&mut st.config.env, &k, &v);
-            st.set_env(&k, &v);
-            line.push_str(&format!(" {k}={v}"));
+        // `ENV abc=bye def=$abc` gives `def` the old `abc`. So all pairs are
+        // expanded first and applied after (no copy of the environment).
+        let pairs = kvs
+            .iter()
+            .map(|kv| {
+                let k = self.expand_in(&kv.key, &st.env, cmd.span)?;
+                let v = self.expand_in(&kv.value, &st.env, cmd.span)?;
+                Ok((k, v))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut line = String::from("ENV");
+        for (k, v) in &pairs {
+            set_config_env(&mut st.config.env, k, v);
+            st.set_env(k, v);
+            line.push(' ');
+            line.push_str(k);
+            line.push('=');
+            line.push_str(v);
         }
         Ok(line)
     }

@@ -79,9 +79,10 @@ impl Lowerer<'_> {
                 env.push(format!("{k}={v}"));
             }
         }
+        let line = run_command_string(&args, st);
         let op = ExecOp {
             inputs: parts.inputs,
-            args: args.clone(),
+            args,
             env,
             cwd: st.cwd(),
             user: st.config.user.clone(),
@@ -98,8 +99,7 @@ impl Lowerer<'_> {
         };
         let meta = self.meta(st, cmd);
         st.output = self.push(Op::Exec(op), meta);
-        let line = run_command_string(&args, st);
-        st.commit(format!("RUN {line}"), true);
+        st.commit(line, true);
         Ok(())
     }
 
@@ -336,27 +336,35 @@ fn key_value(key: &str, value: &str) -> String {
     s
 }
 
-/// BuildKit's `runCommandString`: `|N K=V … ` before the command when ARGs
-/// are in scope.
+/// `RUN ` and BuildKit's `runCommandString`: `|N K=V … ` before the
+/// command when ARGs are in scope. Written into one string (this runs for
+/// every RUN of a file).
 fn run_command_string(args: &[String], st: &StageState) -> String {
-    let mut build_env: Vec<String> = Vec::new();
-    for (k, v) in &st.args {
-        if is_proxy_arg(k) {
-            continue;
+    let build_env = || st.args.iter().filter(|(k, _)| !is_proxy_arg(k));
+    let mut line = String::from("RUN ");
+    // The words joined by one space, as Go's strings.Join.
+    let mut sep = "";
+    let count = build_env().count();
+    if count > 0 {
+        line.push('|');
+        line.push_str(&count.to_string());
+        sep = " ";
+        for (k, v) in build_env() {
+            let value = st
+                .env
+                .iter()
+                .find(|(ek, _)| ek == k)
+                .map_or(v.as_str(), |(_, ev)| ev.as_str());
+            line.push_str(sep);
+            line.push_str(k);
+            line.push('=');
+            line.push_str(value);
         }
-        let value = st
-            .env
-            .iter()
-            .find(|(ek, _)| ek == k)
-            .map_or(v.as_str(), |(_, ev)| ev.as_str());
-        build_env.push(key_value(k, value));
     }
-    let mut parts: Vec<&str> = Vec::with_capacity(build_env.len() + args.len() + 1);
-    let count = format!("|{}", build_env.len());
-    if !build_env.is_empty() {
-        parts.push(&count);
-        parts.extend(build_env.iter().map(String::as_str));
+    for a in args {
+        line.push_str(sep);
+        line.push_str(a);
+        sep = " ";
     }
-    parts.extend(args.iter().map(String::as_str));
-    parts.join(" ")
+    line
 }

@@ -87,13 +87,12 @@ impl StageState {
     }
 
     /// Adds a history entry as BuildKit's `commitToHistory` does.
-    pub(crate) fn commit(&mut self, created_by: String, layer: bool) {
+    pub(crate) fn commit(&mut self, mut created_by: String, layer: bool) {
+        if layer {
+            created_by.push_str(" # buildkit");
+        }
         self.history.push(History {
-            created_by: Some(if layer {
-                format!("{created_by} # buildkit")
-            } else {
-                created_by
-            }),
+            created_by: Some(created_by),
             comment: Some(HISTORY_COMMENT.into()),
             empty_layer: !layer,
             ..History::default()
@@ -126,21 +125,34 @@ pub(crate) fn redact_userinfo(text: &str) -> String {
 
 pub(crate) fn upsert(list: &mut Vec<(String, String)>, key: &str, value: &str) {
     match list.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_string(),
+        Some(slot) => {
+            // Reuses the old value's buffer.
+            slot.1.clear();
+            slot.1.push_str(value);
+        }
         None => list.push((key.to_string(), value.to_string())),
     }
 }
 
 /// Sets `KEY=value` in a Docker env list, in place if the key is present.
 pub(crate) fn set_config_env(env: &mut Vec<String>, key: &str, value: &str) {
-    let entry = format!("{key}={value}");
-    match env
+    let slot = match env
         .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        .position(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
     {
-        Some(slot) => *slot = entry,
-        None => env.push(entry),
-    }
+        Some(i) => {
+            // Reuses the old entry's buffer.
+            env[i].clear();
+            &mut env[i]
+        }
+        None => {
+            env.push(String::with_capacity(key.len() + 1 + value.len()));
+            env.last_mut().expect("just pushed")
+        }
+    };
+    slot.push_str(key);
+    slot.push('=');
+    slot.push_str(value);
 }
 
 impl<'a> Lowerer<'a> {
@@ -188,7 +200,14 @@ impl<'a> Lowerer<'a> {
     }
 
     pub(crate) fn meta(&self, st: &StageState, cmd: &Command) -> OpMetadata {
-        let mut description = format!("[{} {}/{}] ", st.display, st.step, st.steps);
+        let mut description = String::with_capacity(st.display.len() + 12 + cmd.original.len());
+        description.push('[');
+        description.push_str(&st.display);
+        description.push(' ');
+        description.push_str(&st.step.to_string());
+        description.push('/');
+        description.push_str(&st.steps.to_string());
+        description.push_str("] ");
         for (i, part) in cmd.original.split_whitespace().enumerate() {
             if i > 0 {
                 description.push(' ');

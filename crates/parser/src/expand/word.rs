@@ -1,6 +1,8 @@
 //! The walk over one word. Mirrors BuildKit's `shellWord` step by step
 //! (including its quirks), because users' Dockerfiles depend on them.
 
+use std::borrow::Cow;
+
 use super::go::{is_go_digit, is_go_letter};
 use super::pattern;
 use super::{Env, ExpandErrorKind as Fault, Lexer, Matches};
@@ -209,12 +211,12 @@ impl<'a> Walker<'a> {
     }
 
     /// Runs the handler for `$` and (unless disabled) quotes.
-    fn special(&mut self, ch: char) -> Result<Option<String>, Fault> {
+    fn special(&mut self, ch: char) -> Result<Option<Cow<'a, str>>, Fault> {
         let quotes = !self.lex.skip_process_quotes;
         match ch {
             '$' => self.process_dollar().map(Some),
-            '\'' if quotes => self.process_single_quote().map(Some),
-            '"' if quotes => self.process_double_quote().map(Some),
+            '\'' if quotes => self.process_single_quote().map(|s| Some(s.into())),
+            '"' if quotes => self.process_double_quote().map(|s| Some(s.into())),
             _ => Ok(None),
         }
     }
@@ -291,16 +293,18 @@ impl<'a> Walker<'a> {
         result.push(ch);
     }
 
-    fn process_dollar(&mut self) -> Result<String, Fault> {
+    /// A variable's value is borrowed from the environment, not copied:
+    /// words like `/opt/bin:$PATH` are common and `PATH` can be long.
+    fn process_dollar(&mut self) -> Result<Cow<'a, str>, Fault> {
         self.next();
         if self.peek() != Some('{') {
             let name = self.process_name();
             if name.is_empty() {
                 return Ok("$".into());
             }
-            return Ok(match self.get_env(&name) {
-                None if self.lex.skip_unset_env => format!("${name}"),
-                value => value.unwrap_or_default(),
+            return Ok(match self.lookup(&name) {
+                None if self.lex.skip_unset_env => format!("${name}").into(),
+                value => value.unwrap_or_default().into(),
             });
         }
         self.next();
@@ -311,19 +315,19 @@ impl<'a> Walker<'a> {
         }
         let name = self.process_name();
         match self.next() {
-            Some('}') => Ok(match self.get_env(&name) {
-                None if self.lex.skip_unset_env => format!("${{{name}}}"),
-                value => value.unwrap_or_default(),
+            Some('}') => Ok(match self.lookup(&name) {
+                None if self.lex.skip_unset_env => format!("${{{name}}}").into(),
+                value => value.unwrap_or_default().into(),
             }),
             Some(':') => {
                 let op = self.next();
                 let text = format!(":{}", op.unwrap_or(EOF_CHAR));
-                self.modifier(&name, op, text, true)
+                self.modifier(&name, op, text, true).map(Cow::Owned)
             }
-            Some(op @ ('+' | '-' | '?' | '#' | '%')) => {
-                self.modifier(&name, Some(op), op.to_string(), false)
-            }
-            Some('/') => self.substitute(&name),
+            Some(op @ ('+' | '-' | '?' | '#' | '%')) => self
+                .modifier(&name, Some(op), op.to_string(), false)
+                .map(Cow::Owned),
+            Some('/') => self.substitute(&name).map(Cow::Owned),
             other => Err(Fault::UnsupportedModifier {
                 modifier: other.unwrap_or(EOF_CHAR).to_string(),
             }),
@@ -434,7 +438,13 @@ impl<'a> Walker<'a> {
     }
 
     fn get_env(&mut self, name: &str) -> Option<String> {
-        let value = self.env.get(name).map(str::to_string);
+        self.lookup(name).map(str::to_string)
+    }
+
+    /// The value of `name`, noted in the matches when the caller wants them.
+    fn lookup(&mut self, name: &str) -> Option<&'a str> {
+        let env: &'a dyn Env = self.env;
+        let value = env.get(name);
         if self.wants.matches {
             let set = if value.is_some() {
                 &mut self.matches.matched

@@ -232,7 +232,7 @@ impl CacheTransport for RegistryCache {
             },
         };
         let client = Arc::new(client);
-        let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
+        let fetch: BlobFetcher = Box::new(move |store: &dyn BlobWrite, d: &Descriptor| {
             client.fetch_blob(store, &parsed, d).map_err(|e| {
                 // A blob that does not verify is an error; one the
                 // registry cannot deliver only means building without it.
@@ -688,7 +688,7 @@ fn import_local(dir: &Path, tag: &str) -> Res<ImportedCache> {
     let manifest = parse_cache_manifest(&bytes, &what)?;
     let config = read_layout_blob(dir, &manifest.config)?;
     let root = dir.to_path_buf();
-    let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
+    let fetch: BlobFetcher = Box::new(move |store: &dyn BlobWrite, d: &Descriptor| {
         let path = layout_blob_path(&root, &d.digest);
         let mut file = fs::File::open(&path)
             .map_err(|e| rbk_exec::Error::io("opening cache blob", &path, e))?;

@@ -11,7 +11,8 @@
 //! 1. `solve/mod.rs`: the [`Solver`], what a result ([`Solved`]) is, and the
 //!    cache lookup in front of every op (`solve/key.rs` says what a cache
 //!    key covers; `solve/remote.rs` adds `--cache-from` hits, fetched
-//!    lazily).
+//!    lazily; `solve/store.rs` is [`SolveStore`], all the solver asks of a
+//!    store, which [`rbk_store::Store`] implements).
 //! 2. `ops/`: what each op kind does, one place per kind — `source.rs`,
 //!    `exec/` (`RUN`: `exec/solve.rs`, then the container machinery:
 //!    `Runtime`, `runc.rs`, `spec.rs`…), `file/` (`COPY`/`ADD`/mkdir/rm:
@@ -29,8 +30,9 @@
 //! names through the root's own `/etc/passwd` and `/etc/group`),
 //! `inroot.rs` (fd-relative path resolution), `mount.rs` (the mount(2)
 //! calls), `remote_cache/` (the shared cache format) and, behind the
-//! `testing` feature, `testing.rs` ([`testing::FakeRuntime`], a recording
-//! runtime for tests without root).
+//! `testing` feature, `testing/` ([`testing::FakeRuntime`], a recording
+//! runtime, and [`testing::MemSolveStore`], an in-memory store, for tests
+//! without root).
 //!
 //! Every mount(2), namespace call and OCI-runtime invocation of the workspace
 //! lives in this crate. It reads no environment variable and keeps no
@@ -88,5 +90,5 @@ pub use remote_cache::{
 pub use snapshot::{
     AutoSnapshotter, CopySnapshotter, OverlaySnapshotter, Snapshotter, SnapshotterChoice, View,
 };
-pub use solve::{result_chain, LocalDir, SolveOptions, Solved, Solver};
+pub use solve::{result_chain, LocalDir, SolveOptions, SolveStore, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

@@ -1,36 +1,87 @@
-//! The solver without root: the copy snapshotter, a store in a temporary
-//! directory and the recording [`FakeRuntime`] instead of runc. Covers cache
-//! hits and misses (RUN, COPY from the context), failures, cancellation,
-//! what a RUN request carries, and the typed errors of sources.
-//!
-//! The solver takes a concrete on-disk `Store` (it unpacks snapshots and
-//! makes work dirs, which `MemStore` has not), hence a temporary directory
-//! rather than `MemStore`.
+//! The solver without root: the copy snapshotter and the recording
+//! [`FakeRuntime`] instead of runc, over both stores the solver takes — the
+//! in-memory [`MemSolveStore`] and the on-disk [`Store`] in a temporary
+//! directory — through one suite (each test runs once per store, in the
+//! `mem` and `disk` modules at the end). Covers cache hits and misses (RUN,
+//! COPY from the context), failures that commit nothing, cancellation,
+//! parallel steps, what a RUN request carries, and the typed errors of
+//! sources.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rbk_exec::testing::{FakeRun, FakeRuntime};
-use rbk_exec::{Error, IncludeAll, LocalDir, SnapshotterChoice, SolveOptions, Solved, Solver};
+use rbk_exec::testing::{FakeRun, FakeRuntime, MemSolveStore};
+use rbk_exec::{
+    Error, IncludeAll, LocalDir, SnapshotterChoice, SolveOptions, SolveStore, Solved, Solver,
+};
 use rbk_graph::{
     CancelToken, CopyAction, Dag, Definition, Event, ExecOp, FileAction, FileOp, Input, LogStream,
-    NetworkMode, NodeId, Op, OpMetadata, RecordingReporter, Scheduler, SourceOp,
+    NetworkMode, NodeId, Op, OpMetadata, RecordingReporter, Reporter, Scheduler, SourceOp,
 };
-use rbk_store::Store;
+use rbk_store::{BlobInfo, CacheRecord, Digest, FailedStep, Store};
 
-struct Fixture {
+/// What the tests read back from a store besides [`SolveStore`].
+trait TestStore: SolveStore + Sized {
+    fn create(dir: &Path) -> Self;
+    fn cache_keys(&self) -> Vec<Digest>;
+    fn failed_steps(&self) -> Vec<FailedStep>;
+}
+
+impl TestStore for Store {
+    fn create(dir: &Path) -> Store {
+        Store::open(&dir.join("store")).unwrap()
+    }
+
+    fn cache_keys(&self) -> Vec<Digest> {
+        let records: Vec<(Digest, CacheRecord)> = self.cache_records().unwrap();
+        records.into_iter().map(|(k, _)| k).collect()
+    }
+
+    fn failed_steps(&self) -> Vec<FailedStep> {
+        Store::failed_steps(self).unwrap()
+    }
+}
+
+impl TestStore for MemSolveStore {
+    fn create(_dir: &Path) -> MemSolveStore {
+        MemSolveStore::new().unwrap()
+    }
+
+    fn cache_keys(&self) -> Vec<Digest> {
+        MemSolveStore::cache_keys(self)
+    }
+
+    fn failed_steps(&self) -> Vec<FailedStep> {
+        MemSolveStore::failed_steps(self)
+    }
+}
+
+/// Every blob of `store`, sorted.
+fn blobs(store: &dyn SolveStore) -> Vec<BlobInfo> {
+    let mut out = Vec::new();
+    store
+        .walk(&mut |info| {
+            out.push(info);
+            Ok(())
+        })
+        .unwrap();
+    out.sort_by_key(|b| b.digest);
+    out
+}
+
+struct Fixture<S> {
     _dir: tempfile::TempDir,
-    store: Store,
+    store: S,
     context: PathBuf,
     runtime: FakeRuntime,
 }
 
-impl Fixture {
-    fn new() -> Fixture {
+impl<S: TestStore> Fixture<S> {
+    fn new() -> Fixture<S> {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
+        let store = S::create(dir.path());
         let context = dir.path().join("context");
         fs::create_dir(&context).unwrap();
         Fixture {
@@ -66,14 +117,24 @@ impl Fixture {
 
     /// Solves `root` of `def` with a fresh solver (as a new build would).
     fn solve(&self, def: &Definition, root: NodeId) -> Outcome {
-        self.solve_with(def, root, &CancelToken::new())
+        let reporter = RecordingReporter::new();
+        self.solve_with(def, root, &CancelToken::new(), &reporter)
     }
 
-    fn solve_with(&self, def: &Definition, root: NodeId, cancel: &CancelToken) -> Outcome {
+    fn solve_with(
+        &self,
+        def: &Definition,
+        root: NodeId,
+        cancel: &CancelToken,
+        reporter: &RecordingReporter,
+    ) -> Outcome {
         let dag = Dag::new(def, &[root]).unwrap();
         let solver = Solver::new(&self.store, &self.runtime, self.options()).unwrap();
-        let reporter = RecordingReporter::new();
-        let result = Scheduler::new(2).run_with_cancel(&dag, &solver, &reporter, cancel);
+        let watcher = CancelOn {
+            cancel,
+            inner: reporter,
+        };
+        let result = Scheduler::new(2).run_with_cancel(&dag, &solver, &watcher, cancel);
         let sources = dag
             .vertices()
             .iter()
@@ -100,6 +161,23 @@ impl Fixture {
             }
         }
         None
+    }
+}
+
+/// Passes events on, and cancels the build when a step prints [`CANCEL`].
+struct CancelOn<'a> {
+    cancel: &'a CancelToken,
+    inner: &'a RecordingReporter,
+}
+
+const CANCEL: &[u8] = b"cancel the build\n";
+
+impl Reporter for CancelOn<'_> {
+    fn event(&self, event: Event) {
+        if matches!(&event, Event::Log { data, .. } if data == CANCEL) {
+            self.cancel.cancel();
+        }
+        self.inner.event(event);
     }
 }
 
@@ -206,9 +284,8 @@ fn copy(def: &mut Definition, base: NodeId, ctx: NodeId, src: &str) -> NodeId {
     )
 }
 
-#[test]
-fn a_run_step_writes_a_layer_and_runs_once_then_hits_the_cache() {
-    let fx = Fixture::new();
+fn a_run_step_writes_a_layer_and_runs_once_then_hits_the_cache<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     fx.runtime.on(
         "make",
         FakeRun::new().write("/out/app", "binary").stdout("built\n"),
@@ -230,15 +307,16 @@ fn a_run_step_writes_a_layer_and_runs_once_then_hits_the_cache() {
         Event::Log { stream: LogStream::Stdout, data, .. } if data == b"built\n"
     )));
 
+    assert_eq!(fx.store.cache_keys().len(), 1);
+
     let second = fx.solve(&def, run);
     assert_eq!(fx.runtime.commands().len(), 1, "a hit does not run");
     assert_eq!(second.cached(), 1);
     assert_eq!(second.solved().layers(), first.solved().layers());
 }
 
-#[test]
-fn a_changed_step_or_a_changed_input_misses_the_cache() {
-    let fx = Fixture::new();
+fn a_changed_step_or_a_changed_input_misses_the_cache<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     fx.runtime.on("one", FakeRun::new().write("/a", "1"));
     fx.runtime.on("one-b", FakeRun::new().write("/a", "1b"));
     let mut def = Definition::new();
@@ -266,12 +344,11 @@ fn a_changed_step_or_a_changed_input_misses_the_cache() {
     assert_eq!(fx.runtime.commands().len(), 5);
 }
 
-#[test]
-fn a_step_whose_input_came_out_the_same_hits_again() {
+fn a_step_whose_input_came_out_the_same_hits_again<S: TestStore>() {
     // A re-run step (`--no-cache-filter`) that writes the same bytes gives
     // the same layer, so the step above it hits the cache: keys cover what
     // inputs contain (with clamped times), not when they were made.
-    let fx = Fixture::new();
+    let fx = Fixture::<S>::new();
     fx.runtime.on("gen", FakeRun::new().write("/v", "same"));
     let mut def = Definition::new();
     let base = scratch(&mut def);
@@ -297,9 +374,8 @@ fn a_step_whose_input_came_out_the_same_hits_again() {
     assert_eq!(fx.runtime.commands().len(), 5);
 }
 
-#[test]
-fn ignore_cache_runs_again() {
-    let fx = Fixture::new();
+fn ignore_cache_runs_again<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     let mut def = Definition::new();
     let base = scratch(&mut def);
     let meta = OpMetadata {
@@ -312,9 +388,8 @@ fn ignore_cache_runs_again() {
     assert_eq!(fx.runtime.commands().len(), 2);
 }
 
-#[test]
-fn a_copy_from_the_context_is_keyed_on_the_files_it_selects() {
-    let fx = Fixture::new();
+fn a_copy_from_the_context_is_keyed_on_the_files_it_selects<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     fx.write("a.txt", "a1");
     fx.write("b.txt", "b1");
     let mut def = Definition::new();
@@ -341,15 +416,20 @@ fn a_copy_from_the_context_is_keyed_on_the_files_it_selects() {
     assert_eq!(fx.runtime.commands().len(), 2);
 }
 
-#[test]
-fn a_failing_step_is_an_error_is_not_cached_and_stops_what_depends_on_it() {
-    let fx = Fixture::new();
-    fx.runtime
-        .on("fail", FakeRun::new().stderr("oops\n").exit(3));
+fn a_failing_step_is_an_error_commits_nothing_and_stops_what_depends_on_it<S: TestStore>() {
+    let fx = Fixture::<S>::new();
+    fx.runtime.on(
+        "fail",
+        FakeRun::new()
+            .write("/half-done", "partial output")
+            .stderr("oops\n")
+            .exit(3),
+    );
     let mut def = Definition::new();
     let base = scratch(&mut def);
     let fail = exec(&mut def, base, "fail");
     let after = exec(&mut def, fail, "after");
+    let blobs_before = blobs(&fx.store);
 
     let out = fx.solve(&def, after);
     match out.error() {
@@ -363,6 +443,16 @@ fn a_failing_step_is_an_error_is_not_cached_and_stops_what_depends_on_it() {
         .iter()
         .any(|e| matches!(e, Event::Failed { error, .. } if error.contains("exit code: 3"))));
     assert_eq!(fx.runtime.commands(), ["/bin/sh -c fail"]);
+    // No record and no layer: what the step wrote is in no blob.
+    assert!(fx.store.cache_keys().is_empty());
+    assert_eq!(blobs(&fx.store), blobs_before);
+    // It is kept for `rbk debug step` instead, outside the cache.
+    let kept = fx.store.failed_steps();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].args.join(" "), kept[0].code),
+        ("/bin/sh -c fail".into(), 3)
+    );
 
     // Nothing was recorded: the next build runs it again.
     let out = fx.solve(&def, after);
@@ -371,9 +461,8 @@ fn a_failing_step_is_an_error_is_not_cached_and_stops_what_depends_on_it() {
     assert_eq!(fx.runtime.commands().len(), 2);
 }
 
-#[test]
-fn a_failure_cancels_the_other_branches() {
-    let fx = Fixture::new();
+fn a_failure_cancels_the_other_branches<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     fx.runtime.on("fail", FakeRun::new().exit(1));
     let mut def = Definition::new();
     let base = scratch(&mut def);
@@ -398,22 +487,72 @@ fn a_failure_cancels_the_other_branches() {
     );
 }
 
-#[test]
-fn a_cancelled_build_runs_nothing() {
-    let fx = Fixture::new();
+fn a_cancelled_build_runs_nothing<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     let mut def = Definition::new();
     let base = scratch(&mut def);
     let run = exec(&mut def, base, "never");
     let cancel = CancelToken::new();
     cancel.cancel();
-    let out = fx.solve_with(&def, run, &cancel);
+    let out = fx.solve_with(&def, run, &cancel, &RecordingReporter::new());
     assert!(out.result.is_err());
     assert!(fx.runtime.commands().is_empty());
 }
 
-#[test]
-fn the_request_carries_the_step() {
-    let fx = Fixture::new();
+fn cancelling_during_a_step_stops_the_steps_still_pending<S: TestStore>() {
+    let fx = Fixture::<S>::new();
+    fx.runtime.on("first", FakeRun::new().stdout(CANCEL));
+    let mut def = Definition::new();
+    let base = scratch(&mut def);
+    let first = exec(&mut def, base, "first");
+    let second = exec(&mut def, first, "second");
+    let third = exec(&mut def, second, "third");
+    let cancel = CancelToken::new();
+    let out = fx.solve_with(&def, third, &cancel, &RecordingReporter::new());
+    let err = out.result.as_ref().expect_err("a cancelled build");
+    assert!(err.is_cancelled(), "{err}");
+    assert_eq!(fx.runtime.commands(), ["/bin/sh -c first"]);
+
+    // What finished before the cancel is kept: the next build goes on
+    // from there.
+    let out = fx.solve(&def, third);
+    out.solved();
+    assert_eq!(out.cached(), 1, "the first step hits");
+    assert_eq!(
+        fx.runtime.commands(),
+        ["/bin/sh -c first", "/bin/sh -c second", "/bin/sh -c third"]
+    );
+}
+
+fn independent_steps_run_at_the_same_time<S: TestStore>() {
+    let fx = Fixture::<S>::new();
+    // Each waits until the other has started too (or gives up, after
+    // `PEER_WAIT`, and the assertion below fails).
+    fx.runtime
+        .on("left", FakeRun::new().write("/l", "l").with_peers(2));
+    fx.runtime
+        .on("right", FakeRun::new().write("/r", "r").with_peers(2));
+    let mut def = Definition::new();
+    let base = scratch(&mut def);
+    let left = exec(&mut def, base, "left");
+    let right = exec(&mut def, base, "right");
+    let merged = def.push(
+        Op::Merge(rbk_graph::MergeOp {
+            inputs: vec![Input::of(left), Input::of(right)],
+        }),
+        OpMetadata::default(),
+    );
+    let out = fx.solve(&def, merged);
+    let solved = out.solved();
+    assert_eq!(fx.runtime.most_at_once(), 2);
+    assert_eq!(fx.runtime.commands().len(), 2);
+    assert_eq!(fx.read(solved, "l").as_deref(), Some("l"));
+    assert_eq!(fx.read(solved, "r").as_deref(), Some("r"));
+    assert_eq!(fx.store.cache_keys().len(), 2);
+}
+
+fn the_request_carries_the_step<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     let mut def = Definition::new();
     let base = scratch(&mut def);
     let mut op = exec_op(base, "show");
@@ -436,9 +575,8 @@ fn the_request_carries_the_step() {
     assert!(run.id.starts_with("rbk-"));
 }
 
-#[test]
-fn network_host_needs_its_entitlement() {
-    let fx = Fixture::new();
+fn network_host_needs_its_entitlement<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     let mut def = Definition::new();
     let base = scratch(&mut def);
     let mut op = exec_op(base, "net");
@@ -449,9 +587,8 @@ fn network_host_needs_its_entitlement() {
     assert!(err.contains("network.host is not granted"), "{err}");
 }
 
-#[test]
-fn sources_fail_with_typed_errors() {
-    let fx = Fixture::new();
+fn sources_fail_with_typed_errors<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     let cases = [
         (
             SourceOp::Image {
@@ -498,9 +635,8 @@ fn sources_fail_with_typed_errors() {
     assert!(fx.runtime.commands().is_empty());
 }
 
-#[test]
-fn a_merge_stacks_layers_and_reads_later_ones_first() {
-    let fx = Fixture::new();
+fn a_merge_stacks_layers_and_reads_later_ones_first<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     fx.runtime
         .on("left", FakeRun::new().write("/f", "left").write("/l", "l"));
     fx.runtime.on("right", FakeRun::new().write("/f", "right"));
@@ -522,13 +658,88 @@ fn a_merge_stacks_layers_and_reads_later_ones_first() {
 }
 
 /// Keeps the helper honest: paths read back are inside the snapshots.
-#[test]
-fn read_finds_nothing_that_was_not_written() {
-    let fx = Fixture::new();
+fn read_finds_nothing_that_was_not_written<S: TestStore>() {
+    let fx = Fixture::<S>::new();
     let mut def = Definition::new();
     let base = scratch(&mut def);
     let run = exec(&mut def, base, "nothing");
     let out = fx.solve(&def, run);
     assert_eq!(fx.read(out.solved(), "out/app"), None);
     assert!(Path::new(&fx.context).is_dir());
+}
+
+/// Each test once per store.
+macro_rules! suite {
+    ($store:ty: $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                super::$name::<$store>();
+            }
+        )*
+    };
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod mem {
+            suite!(rbk_exec::testing::MemSolveStore: $($name),*);
+        }
+        mod disk {
+            suite!(rbk_store::Store: $($name),*);
+        }
+    };
+}
+
+both!(
+    a_run_step_writes_a_layer_and_runs_once_then_hits_the_cache,
+    a_changed_step_or_a_changed_input_misses_the_cache,
+    a_step_whose_input_came_out_the_same_hits_again,
+    ignore_cache_runs_again,
+    a_copy_from_the_context_is_keyed_on_the_files_it_selects,
+    a_failing_step_is_an_error_commits_nothing_and_stops_what_depends_on_it,
+    a_failure_cancels_the_other_branches,
+    a_cancelled_build_runs_nothing,
+    cancelling_during_a_step_stops_the_steps_still_pending,
+    independent_steps_run_at_the_same_time,
+    the_request_carries_the_step,
+    network_host_needs_its_entitlement,
+    sources_fail_with_typed_errors,
+    a_merge_stacks_layers_and_reads_later_ones_first,
+    read_finds_nothing_that_was_not_written,
+);
+
+/// The in-memory store's images: a RUN on an image source stacks its layer
+/// on the image's and reads the image's files.
+#[test]
+fn an_image_of_the_in_memory_store_is_a_source() {
+    let fx = Fixture::<MemSolveStore>::new();
+    let tree = fx.store.work_dir().unwrap();
+    fs::write(tree.upper().join("greeting"), "hello").unwrap();
+    let options = rbk_exec::LayerOptions {
+        source_date_epoch: Some(0),
+    };
+    let layer = rbk_exec::commit_layer(&fx.store, &tree.upper(), &options)
+        .unwrap()
+        .expect("a layer");
+    fx.store.add_image("base:1", vec![layer.clone()]).unwrap();
+    fx.runtime
+        .on("build", FakeRun::new().write("/built", "yes"));
+
+    let mut def = Definition::new();
+    let base = def.push(
+        Op::Source(SourceOp::Image {
+            reference: "docker.io/library/base:1".into(),
+            platform: None,
+        }),
+        OpMetadata::default(),
+    );
+    let run = exec(&mut def, base, "build");
+    let out = fx.solve(&def, run);
+    let solved = out.solved();
+    assert_eq!(solved.layers().len(), 2);
+    assert_eq!(solved.layers()[0], layer);
+    assert_eq!(fx.read(solved, "greeting").as_deref(), Some("hello"));
+    assert_eq!(fx.read(solved, "built").as_deref(), Some("yes"));
+    assert_eq!(fx.runtime.commands(), ["/bin/sh -c build"]);
 }

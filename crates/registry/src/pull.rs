@@ -279,7 +279,7 @@ impl Client {
     /// verified; a blob the store has is not fetched again.
     pub fn fetch_blob(
         &self,
-        store: &Store,
+        store: &dyn BlobWrite,
         reference: &Reference,
         blob: &Descriptor,
     ) -> Result<()> {
@@ -296,7 +296,7 @@ impl Client {
     /// streams; the ingest then starts again from byte 0.
     pub(crate) fn fetch_blob_once(
         &self,
-        store: &Store,
+        store: &dyn BlobWrite,
         reference: &Reference,
         blob: &Descriptor,
     ) -> Result<bool> {

@@ -118,6 +118,24 @@ pub struct WorkDir {
 }
 
 impl WorkDir {
+    /// A fresh work dir under `tmp` (created if missing), with empty
+    /// `upper`, `work` and `merged` subdirectories; on drop it is moved
+    /// into `trash` (or deleted when that fails). [`Store::work_dir`] is
+    /// this over the store's `tmp/` and `trash/`; other stores that keep
+    /// snapshots in directories (test doubles) use it too.
+    pub fn create(tmp: &Path, trash: &Path) -> Result<WorkDir> {
+        fs::create_dir_all(tmp).map_err(Error::io("creating directory", tmp))?;
+        let path = tmp.join(unique_name("w-"));
+        for sub in ["", "upper", "work", "merged"] {
+            let p = path.join(sub);
+            fs::create_dir(&p).map_err(Error::io("creating directory", &p))?;
+        }
+        Ok(WorkDir {
+            path,
+            trash: trash.to_path_buf(),
+        })
+    }
+
     /// The directory itself.
     pub fn path(&self) -> &Path {
         &self.path
@@ -221,17 +239,7 @@ impl Store {
     /// A fresh [`WorkDir`] under `<root>/tmp`, with empty `upper`, `work`
     /// and `merged` subdirectories.
     pub fn work_dir(&self) -> Result<WorkDir> {
-        let tmp = self.root().join("tmp");
-        fs::create_dir_all(&tmp).map_err(Error::io("creating directory", &tmp))?;
-        let path = tmp.join(unique_name("w-"));
-        for sub in ["", "upper", "work", "merged"] {
-            let p = path.join(sub);
-            fs::create_dir(&p).map_err(Error::io("creating directory", &p))?;
-        }
-        Ok(WorkDir {
-            path,
-            trash: self.trash_dir(),
-        })
+        WorkDir::create(&self.root().join("tmp"), &self.trash_dir())
     }
 
     /// Names (diff-id digests) of every committed snapshot.

@@ -87,7 +87,7 @@ impl StatCache {
     /// Loads the cache for context directory `context` from
     /// `<store root>/db/statcache/<blake3 of the canonical context path>`.
     /// A missing, unreadable or corrupt file gives an empty cache.
-    pub fn load(store: &rbk_store::Store, context: &Path) -> StatCache {
+    pub fn load(store: &dyn crate::SolveStore, context: &Path) -> StatCache {
         let canonical = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
         let name = blake3::hash(canonical.as_os_str().as_bytes()).to_hex();
         let file = store.db_dir().join("statcache").join(name.as_str());

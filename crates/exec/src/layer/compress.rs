@@ -18,12 +18,12 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use rbk_store::{BlobRead, BlobWrite, Descriptor, Digest, Ingestion, Layer, Store};
 
-use crate::{Error, Result};
+use crate::{Error, Result, SolveStore};
 
 /// Uncompressed bytes per gzip member or zstd frame.
 const CHUNK: usize = 4 << 20;
@@ -90,7 +90,7 @@ pub fn compress_layer(
     if !layer.blob.media_type.ends_with(".tar") {
         return Ok(layer.blob.clone());
     }
-    let record = record_path(store, &layer.blob.digest, compression);
+    let record = record_path(&store.db_dir(), &layer.blob.digest, compression);
     if let Some(found) = read_record(store, &record, compression) {
         return Ok(found);
     }
@@ -110,17 +110,21 @@ pub fn compress_layer(
 /// arrives compressed: the next export reuses those bytes, which are the
 /// ones this module would make anyway).
 pub(crate) fn remember_compressed(
-    store: &Store,
+    store: &dyn SolveStore,
     uncompressed: &Digest,
     compression: Compression,
     compressed: &Descriptor,
 ) -> Result<()> {
-    write_record(&record_path(store, uncompressed, compression), compressed)
+    write_record(
+        &record_path(&store.db_dir(), uncompressed, compression),
+        compressed,
+    )
 }
 
-fn record_path(store: &Store, digest: &Digest, compression: Compression) -> PathBuf {
+/// `<db>/compressed/<hex>.<compression>`.
+fn record_path(db: &Path, digest: &Digest, compression: Compression) -> PathBuf {
     let name = format!("{}.{}", digest.hex(), compression.name());
-    store.db_dir().join("compressed").join(name)
+    db.join("compressed").join(name)
 }
 
 /// The recorded descriptor, if it is readable, of the right type, and its

@@ -2,7 +2,7 @@
 //! compressed forms of layers for export.
 //!
 //! [`commit_layer`] turns the upper directory of a `RUN` (or the tree a file
-//! op wrote) into a [`Layer`] with [`Store::commit_packed`]: the directory's
+//! op wrote) into a [`Layer`] with [`SolveStore::commit_packed`]: the directory's
 //! tar is streamed only into a sha256 hasher (the digest is the diff id and
 //! the blob digest of the uncompressed layer), and the directory itself
 //! becomes the layer's snapshot. No tar file is written: the store serves
@@ -21,9 +21,9 @@ use std::io::Write;
 use std::path::Path;
 
 use rbk_store::pack::PackOptions;
-use rbk_store::{Descriptor, Layer, Store};
+use rbk_store::{Descriptor, Layer};
 
-use crate::{Error, Result};
+use crate::{Error, Result, SolveStore};
 
 pub(crate) use compress::remember_compressed;
 pub use compress::{compress_layer, Compression};
@@ -58,7 +58,11 @@ pub fn write_layer_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> R
 /// packed from it (`dir` is consumed and must be on the store's
 /// filesystem). Returns `None`, leaving `dir` alone, when the directory is
 /// empty.
-pub fn commit_layer(store: &Store, dir: &Path, options: &LayerOptions) -> Result<Option<Layer>> {
+pub fn commit_layer(
+    store: &dyn SolveStore,
+    dir: &Path,
+    options: &LayerOptions,
+) -> Result<Option<Layer>> {
     let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     if entries.next().is_none() {
         return Ok(None);

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use rbk_graph::{ExecContext, Platform, SourceOp};
-use rbk_store::image::ImagePlatform;
-use rbk_store::{Layer, Reference, Store};
+use rbk_graph::{ExecContext, SourceOp};
 
 use crate::context::{ContextIndex, StatCache};
 use crate::solve::{LocalTree, Solved, SolvedFs, Solver};
@@ -20,7 +18,10 @@ impl Solver<'_> {
             SourceOp::Image {
                 reference,
                 platform,
-            } => image_layers(self.store, reference, platform.as_ref()).map(Some),
+            } => {
+                let layers = self.store.image_layers(reference, platform.as_ref())?;
+                Ok(Some(Solved::from_layers(layers)))
+            }
             SourceOp::Local { .. } | SourceOp::Git { .. } | SourceOp::Http { .. } => Ok(None),
         }
     }
@@ -89,67 +90,4 @@ impl Solver<'_> {
             }),
         })))
     }
-}
-
-/// The layers of the image `reference` from the store: for `platform`
-/// when the name is tagged to a multi-platform index.
-pub(crate) fn image_layers(
-    store: &Store,
-    reference: &str,
-    platform: Option<&Platform>,
-) -> Result<Solved> {
-    // A name, or an image id (full, short or `sha256:`) as docker takes.
-    let image = match store.find_image(reference) {
-        Ok(found) => match (&found.named, platform) {
-            (Some(named), Some(p)) => {
-                let wanted = ImagePlatform {
-                    os: p.os.clone(),
-                    architecture: p.architecture.clone(),
-                    variant: p.variant.clone(),
-                };
-                store.tagged_image_for_platform(named, &wanted)?
-            }
-            _ => found.image,
-        },
-        Err(_) => {
-            let parsed: Reference =
-                reference
-                    .parse()
-                    .map_err(|source| Error::InvalidReference {
-                        reference: reference.to_string(),
-                        source,
-                    })?;
-            store.image(&parsed).map_err(|e| {
-                if e.is_not_found() {
-                    Error::ImageNotFound {
-                        reference: parsed.familiar(),
-                    }
-                } else {
-                    Error::Store(e)
-                }
-            })?
-        }
-    };
-    let diff_ids = &image.config.rootfs.diff_ids;
-    if diff_ids.len() != image.manifest.layers.len() {
-        return Err(Error::CorruptImage {
-            reference: reference.to_string(),
-            reason: format!(
-                "{} layers but {} diff ids in its config",
-                image.manifest.layers.len(),
-                diff_ids.len()
-            ),
-        });
-    }
-    let layers = image
-        .manifest
-        .layers
-        .iter()
-        .zip(diff_ids)
-        .map(|(blob, diff_id)| Layer {
-            diff_id: *diff_id,
-            blob: blob.clone(),
-        })
-        .collect();
-    Ok(Solved::from_layers(layers))
 }

@@ -32,10 +32,10 @@ mod format;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 
-use rbk_store::{BlobAdmin, BlobRead, BlobWrite, CacheRecord, Descriptor, Digest, Layer, Store};
+use rbk_store::{BlobWrite, CacheRecord, Descriptor, Digest, Ingestion, Layer, Store};
 
 use crate::layer::{compress_layer, remember_compressed, Compression, LAYER_TAR};
-use crate::{Error, Result};
+use crate::{Error, Result, SolveStore};
 
 pub use format::CACHE_CONFIG;
 use format::{CacheConfig, ConfigLayer, ConfigRecord};
@@ -60,13 +60,24 @@ pub trait CacheSource: Send + Sync {
 
     /// Makes `blob` (a layer blob of a record this source returned) present
     /// in `store`, verified. Called only when the solver needs its content.
-    fn fetch_blob(&self, store: &Store, blob: &Descriptor) -> Result<()>;
+    fn fetch_blob(&self, store: &dyn SolveStore, blob: &Descriptor) -> Result<()>;
 }
 
 /// Copies a travelling blob into a store. It must ingest the bytes against
 /// the descriptor's digest and size (`BlobWrite::put` with
 /// `Some((digest, Some(size)))` does), so that nothing unverified lands.
-pub type BlobFetcher = Box<dyn Fn(&Store, &Descriptor) -> Result<()> + Send + Sync>;
+pub type BlobFetcher = Box<dyn Fn(&dyn BlobWrite, &Descriptor) -> Result<()> + Send + Sync>;
+
+/// A [`SolveStore`] seen as only a [`BlobWrite`], for a [`BlobFetcher`]
+/// (without trait upcasting, which needs a newer Rust than the workspace's
+/// `rust-version`).
+struct Writer<'a>(&'a dyn SolveStore);
+
+impl BlobWrite for Writer<'_> {
+    fn ingest(&self, expected: Option<Digest>) -> rbk_store::Result<Ingestion<'_>> {
+        self.0.ingest(expected)
+    }
+}
 
 /// A cache exported elsewhere, read back: its parsed config plus a way to
 /// fetch its blobs.
@@ -171,7 +182,7 @@ impl CacheSource for ImportedCache {
         Some(CacheRecord::new(layers, record.description.clone()))
     }
 
-    fn fetch_blob(&self, store: &Store, blob: &Descriptor) -> Result<()> {
+    fn fetch_blob(&self, store: &dyn SolveStore, blob: &Descriptor) -> Result<()> {
         if store.exists(&blob.digest)? {
             return Ok(());
         }
@@ -182,7 +193,7 @@ impl CacheSource for ImportedCache {
             .ok_or_else(|| self.error(format!("has no layer blob {}", blob.digest)))?;
         let travelling = &layer.blob;
         let fetched_now = !store.exists(&travelling.digest)?;
-        (self.fetch)(store, travelling).map_err(|e| self.fetch_error(e, travelling))?;
+        (self.fetch)(&Writer(store), travelling).map_err(|e| self.fetch_error(e, travelling))?;
         // The fetcher promised a verified ingest; a wrong size here means it
         // did not keep that promise, and nothing is built on such a blob.
         let info = store.info(&travelling.digest)?;
@@ -320,7 +331,7 @@ fn decompressor<'a>(
 }
 
 /// The sha256 of the uncompressed content of the stored blob `blob`.
-fn uncompressed_digest(store: &Store, blob: &Descriptor) -> Result<Digest> {
+fn uncompressed_digest(store: &dyn SolveStore, blob: &Descriptor) -> Result<Digest> {
     let what = || std::path::PathBuf::from(format!("blob {}", blob.digest));
     let mut reader =
         decompressor(&blob.media_type, store.open(&blob.digest)?).map_err(|reason| {

@@ -42,7 +42,7 @@ fn round_trip(
     assert_eq!(manifest.layers.len(), 1);
     assert!(manifest.layers[0].media_type.ends_with("gzip"));
     let config = a.read_bounded(&manifest.config.digest, 1 << 20).unwrap();
-    let fetch: BlobFetcher = Box::new(move |store: &Store, d: &Descriptor| {
+    let fetch: BlobFetcher = Box::new(move |store: &dyn BlobWrite, d: &Descriptor| {
         let bytes = tamper(d, a.read_bounded(&d.digest, 1 << 30).unwrap());
         store.put(&mut &bytes[..], Some((d.digest, Some(d.size))))?;
         Ok(())
@@ -126,7 +126,7 @@ fn inconsistent_configs_are_refused() {
     ];
     for (config, want) in cases {
         let bytes = serde_json::to_vec(&config).unwrap();
-        let err = ImportedCache::new(&bytes, Box::new(|_: &Store, _: &Descriptor| Ok(())))
+        let err = ImportedCache::new(&bytes, Box::new(|_: &dyn BlobWrite, _: &Descriptor| Ok(())))
             .err()
             .unwrap()
             .to_string();

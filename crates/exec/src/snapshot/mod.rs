@@ -62,14 +62,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use rbk_store::{Layer, Store, WorkDir};
+use rbk_store::{Layer, WorkDir};
 use rustix::io::Errno;
 
 pub use copy::CopySnapshotter;
 pub use overlay::OverlaySnapshotter;
 
 use crate::mount::MountGuard;
-use crate::{Error, Result};
+use crate::{Error, Result, SolveStore};
 
 /// The diff id of the empty layer, which stands for "this step changed
 /// nothing" (see `solve`).
@@ -325,7 +325,7 @@ pub(crate) fn is_empty_layer(layer: &Layer) -> bool {
 /// stack twice ("conflicting lowerdir path"): only its topmost place is
 /// kept. That merges the same: everything the lower copy holds or hides,
 /// the upper copy holds or hides too, above whatever lies between.
-pub(crate) fn lower_dirs(store: &Store, layers: &[Layer]) -> Result<Vec<PathBuf>> {
+pub(crate) fn lower_dirs(store: &dyn SolveStore, layers: &[Layer]) -> Result<Vec<PathBuf>> {
     let mut seen = std::collections::HashSet::new();
     let mut top_down = Vec::new();
     for layer in layers.iter().rev().filter(|l| !is_empty_layer(l)) {
@@ -349,8 +349,7 @@ pub(crate) fn view_dir(work: &WorkDir, name: &str) -> Result<PathBuf> {
 
 /// The empty layer, its blob and (empty) snapshot written to the store if
 /// they are not there yet.
-pub(crate) fn empty_layer(store: &Store) -> Result<Layer> {
-    use rbk_store::BlobWrite;
+pub(crate) fn empty_layer(store: &dyn SolveStore) -> Result<Layer> {
     let info = store.put_bytes(&[0u8; 1024])?;
     let diff_id = info.digest;
     if !store.has_snapshot(&diff_id) {

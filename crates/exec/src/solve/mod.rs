@@ -26,15 +26,17 @@
 
 pub(crate) mod key;
 mod remote;
+mod store;
 
 pub use remote::result_chain;
+pub use store::SolveStore;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rbk_graph::{DagVertex, ExecContext, Execute, Op};
-use rbk_store::{CacheRecord, Digest, Layer, Store};
+use rbk_store::{CacheRecord, Digest, Layer};
 
 use crate::context::ContextIndex;
 use crate::ops;
@@ -80,7 +82,7 @@ pub struct SolveOptions {
 
 /// Solves vertices against a store, running RUN steps with a runtime.
 pub struct Solver<'a> {
-    pub(crate) store: &'a Store,
+    pub(crate) store: &'a dyn SolveStore,
     pub(crate) runtime: &'a dyn Runtime,
     pub(crate) options: SolveOptions,
     pub(crate) snapshotter: Box<dyn Snapshotter>,
@@ -156,9 +158,14 @@ impl Solved {
 }
 
 impl<'a> Solver<'a> {
-    /// A solver over `store`. Writes the init layer (see `run`) into the
-    /// store if it is not there yet.
-    pub fn new(store: &'a Store, runtime: &'a dyn Runtime, options: SolveOptions) -> Result<Self> {
+    /// A solver over `store` (a [`rbk_store::Store`], or any other
+    /// [`SolveStore`]). Writes the init layer (see `run`) into the store's
+    /// root if it is not there yet.
+    pub fn new(
+        store: &'a dyn SolveStore,
+        runtime: &'a dyn Runtime,
+        options: SolveOptions,
+    ) -> Result<Self> {
         let init_layer = ops::exec::ensure_init_layer(&store.root().join("init-layer"))?;
         Ok(Solver {
             store,
@@ -172,7 +179,7 @@ impl<'a> Solver<'a> {
     }
 
     /// The store solved against.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &dyn SolveStore {
         self.store
     }
 }

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rbk_graph::{Dag, DagVertex, Op};
-use rbk_store::{BlobRead, CacheRecord, Digest, Layer};
+use rbk_store::{CacheRecord, Digest, Layer};
 
 use super::{Solved, Solver};
 use crate::remote_cache::{CacheMode, CacheSource};

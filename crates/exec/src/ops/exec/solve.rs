@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rbk_graph::{CacheSharing, ExecContext, ExecOp, LogStream, Mount as RunMount, MountKind};
-use rbk_store::{Digest, FailedStepMount, FailedStepMountKind, FileLock, Store, WorkDir};
+use rbk_store::{Digest, FailedStepMount, FailedStepMountKind, FileLock, WorkDir};
 
 use super::{AgentProxy, BindMount, OutputStream, RunRequest, Secret, SecretDir, TmpfsMount};
 use crate::inroot::open_in_root;
 use crate::layer::{commit_layer, LayerOptions};
 use crate::snapshot::{self, View};
 use crate::solve::{Solved, Solver};
-use crate::{Error, Result};
+use crate::{Error, Result, SolveStore};
 
 /// The hostname RUN steps see, as under BuildKit.
 pub(super) const HOSTNAME: &str = "buildkitsandbox";
@@ -386,7 +386,7 @@ pub(crate) fn resolve_inside(root: &Path, source: &str) -> Result<PathBuf> {
 ///   free, so concurrent users each get their own directory and later
 ///   builds reuse them.
 fn cache_mount_dir(
-    store: &Store,
+    store: &dyn SolveStore,
     id: &str,
     sharing: CacheSharing,
     (mode, uid, gid): (u32, u32, u32),

@@ -1,27 +1,9 @@
-//! Test doubles, behind the `testing` feature: solve vertices without root,
-//! containers or runc.
-//!
-//! [`FakeRuntime`] is a [`Runtime`] that runs nothing. It records every
-//! [`RunRequest`] it is handed ([`RecordedRun`]), does to the root what it
-//! was told for that command line ([`FakeRun`]: files to write, output to
-//! stream, an exit code) and checks entitlements as the real runtime does.
-//! Combined with [`SnapshotterChoice::Copy`](crate::SnapshotterChoice), a
-//! [`Solver`](crate::Solver) over a store in a temporary directory runs
-//! `RUN` steps as any user (deleting files in a step still needs root: the
-//! copy snapshotter writes deletions as 0/0 character devices).
-//!
-//! ```
-//! use rbk_exec::testing::{FakeRun, FakeRuntime};
-//!
-//! let runtime = FakeRuntime::new();
-//! runtime.on("make", FakeRun::new().write("/out/app", "binary").stdout("built\n"));
-//! runtime.on("make test", FakeRun::new().exit(2));
-//! // … solve a DAG with `Solver::new(&store, &runtime, options)` …
-//! assert!(runtime.commands().is_empty());
-//! ```
+//! [`FakeRuntime`]: a recording [`Runtime`] that runs nothing (see the
+//! module docs of `testing`).
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rbk_graph::{NetworkMode, SecurityMode};
 
@@ -41,7 +23,16 @@ pub struct FakeRun {
     pub stderr: Vec<u8>,
     /// The exit code (0: success).
     pub exit_code: i32,
+    /// Before anything else, wait until this many runs (this one included)
+    /// have been in progress at once: a test's way to see that independent steps
+    /// run in parallel. The wait gives up after [`PEER_WAIT`], so a solver
+    /// that runs them one at a time fails the test's assertion on
+    /// [`FakeRuntime::most_at_once`] instead of hanging.
+    pub peers: usize,
 }
+
+/// The longest a run waits for its [`FakeRun::peers`].
+pub const PEER_WAIT: Duration = Duration::from_secs(30);
 
 impl FakeRun {
     /// A run that writes nothing and exits 0.
@@ -70,6 +61,13 @@ impl FakeRun {
     /// Exits with `code`.
     pub fn exit(mut self, code: i32) -> FakeRun {
         self.exit_code = code;
+        self
+    }
+
+    /// First waits for `n` runs in progress at once (see
+    /// [`peers`](FakeRun::peers)).
+    pub fn with_peers(mut self, n: usize) -> FakeRun {
+        self.peers = n;
         self
     }
 }
@@ -114,6 +112,9 @@ impl RecordedRun {
 pub struct FakeRuntime {
     rules: Mutex<Vec<(String, FakeRun)>>,
     runs: Mutex<Vec<RecordedRun>>,
+    /// Runs in progress now, and the most there ever were.
+    running: Mutex<(usize, usize)>,
+    changed: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,6 +143,30 @@ impl FakeRuntime {
     /// The command lines run so far, in order.
     pub fn commands(&self) -> Vec<String> {
         lock(&self.runs).iter().map(RecordedRun::command).collect()
+    }
+
+    /// The most runs that were ever in progress at once.
+    pub fn most_at_once(&self) -> usize {
+        lock(&self.running).1
+    }
+
+    /// Counts a run in, then waits until `peers` runs have been in
+    /// progress at once (at most [`PEER_WAIT`]). It waits on the most
+    /// there ever were, not on how many run now: a peer that saw the
+    /// count reached may finish before this run wakes up.
+    fn enter(&self, peers: usize) {
+        let mut running = lock(&self.running);
+        running.0 += 1;
+        running.1 = running.1.max(running.0);
+        self.changed.notify_all();
+        let _ = self
+            .changed
+            .wait_timeout_while(running, PEER_WAIT, |r| r.1 < peers);
+    }
+
+    fn leave(&self) {
+        lock(&self.running).0 -= 1;
+        self.changed.notify_all();
     }
 
     fn rule(&self, command: &str) -> FakeRun {
@@ -213,15 +238,23 @@ impl Runtime for FakeRuntime {
             message,
         })?;
         let run = self.rule(&command);
-        for (path, data) in &run.files {
-            write_file(request.rootfs, path, data)?;
-        }
-        if !run.stdout.is_empty() {
-            output(OutputStream::Stdout, &run.stdout);
-        }
-        if !run.stderr.is_empty() {
-            output(OutputStream::Stderr, &run.stderr);
-        }
-        Ok(run.exit_code)
+        self.enter(run.peers);
+        let done = play(&run, request.rootfs, output);
+        self.leave();
+        done.map(|()| run.exit_code)
     }
+}
+
+/// Does what `run` says in `root`.
+fn play(run: &FakeRun, root: &Path, output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<()> {
+    for (path, data) in &run.files {
+        write_file(root, path, data)?;
+    }
+    if !run.stdout.is_empty() {
+        output(OutputStream::Stdout, &run.stdout);
+    }
+    if !run.stderr.is_empty() {
+        output(OutputStream::Stderr, &run.stderr);
+    }
+    Ok(())
 }

@@ -1226,3 +1226,107 @@ fn e5_credentials_never_follow_a_redirect_to_another_host() {
     assert!(counts.get("cdn-authorization").is_none(), "{counts}");
     ok(&root, &["system", "verify"]);
 }
+
+/// A bind mount of one file over another, undone (lazily) on drop.
+struct BindFile(PathBuf);
+
+impl BindFile {
+    fn mount(source: &str, target: &Path) -> BindFile {
+        fs::write(target, b"").unwrap();
+        run("mount", &["--bind", source, target.to_str().unwrap()]);
+        BindFile(target.to_path_buf())
+    }
+}
+
+impl Drop for BindFile {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// B5 of security.md, made deterministic with kernel files bind-mounted
+/// into the context: `/proc/version` is listed with size 0 and reads 100+
+/// bytes (a file that grew after the scan); a sysfs file is listed with
+/// 4096 bytes and reads a few dozen (one that shrank). The grown file is
+/// copied as it was listed (empty: never more than the size the scan
+/// saw); the shrunk one fails the COPY naming it, and nothing is tagged.
+#[test]
+fn b5_context_files_that_grow_or_shrink_are_taken_at_their_listed_size() {
+    let dir = scratch("b5-grow-shrink");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY grow /grow\n"),
+            ("shrink/Dockerfile", "FROM rbk-busybox\nCOPY shrink /shrink\n"),
+        ],
+    );
+    let _grow = BindFile::mount("/proc/version", &ctx.join("grow"));
+    let shrink_file = "/sys/kernel/mm/transparent_hugepage/enabled";
+    let _shrink = BindFile::mount(shrink_file, &ctx.join("shrink/shrink"));
+    assert_eq!(fs::metadata(ctx.join("grow")).unwrap().len(), 0);
+    assert!(!fs::read(ctx.join("grow")).unwrap().is_empty());
+    assert_eq!(fs::metadata(ctx.join("shrink/shrink")).unwrap().len(), 4096);
+
+    let out = support::export(&root, &ctx, &dir, &[]);
+    assert_eq!(fs::metadata(out.join("grow")).unwrap().len(), 0);
+
+    let built = build(&root, &ctx.join("shrink"), &["-t", "shrunk"]);
+    let log = stderr(&built);
+    assert!(!built.status.success(), "{log}");
+    assert!(log.contains("shrink"), "{log}");
+    assert!(log.len() < 16384, "{} bytes of log", log.len());
+    assert!(!rbk(&root, &["inspect", "shrunk"]).status.success());
+    ok(&root, &["system", "verify"]);
+}
+
+/// B7 of security.md: a context file rbk cannot read (EACCES). rbk runs as
+/// root, so the build runs without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH
+/// (setpriv; with the copying snapshotter, as overlay mounts need them), as
+/// an unprivileged user meets a file of another user's. A
+/// COPY that selects the file fails naming it and "Permission denied";
+/// one that does not select it builds (the file is never opened).
+#[test]
+fn b7_an_unreadable_context_file_is_named_when_copied_and_ignored_otherwise() {
+    let dir = scratch("b7-eacces");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY . /c\n"),
+            ("other/Dockerfile", "FROM rbk-busybox\nCOPY ok /ok\n"),
+            ("other/ok", "fine\n"),
+            ("secret", "hidden\n"),
+            ("other/secret", "hidden\n"),
+        ],
+    );
+    for file in [ctx.join("secret"), ctx.join("other/secret")] {
+        std::os::unix::fs::chown(&file, Some(12345), Some(12345)).unwrap();
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let without_dac = |ctx: &Path, tag: &str| {
+        let drop = "-dac_override,-dac_read_search";
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--bounding-set={drop}"))
+            .arg(format!("--inh-caps={drop}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_rbk"))
+            .arg("--root")
+            .arg(&root)
+            .args(support::build_args(ctx, &["-t", tag]))
+            .env_remove("RBK_ROOT")
+            .env_remove("SOURCE_DATE_EPOCH")
+            // Overlay mounts need DAC_OVERRIDE; copying snapshots does not.
+            .env("RBK_SNAPSHOTTER", "native");
+        cmd.output().expect("setpriv runs rbk")
+    };
+    let out = without_dac(&ctx, "all");
+    let log = stderr(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("secret"), "{log}");
+    assert!(log.contains("Permission denied"), "{log}");
+    assert!(!rbk(&root, &["inspect", "all"]).status.success());
+    let out = without_dac(&ctx.join("other"), "some");
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&root, &["system", "verify"]);
+}

@@ -6,7 +6,7 @@
 //! `rbk analyze --html` pages), `tmux` (a terminal for `run -it`), `rpm`
 //! and `golang-go` (the SBOM's RPM database and Go binary), `newuidmap`
 //! (uidmap, for rootless rbk), `nginx-light` (a registry that refuses
-//! large blobs),
+//! large blobs), `strace` (the fsync order a power loss would test),
 //! installed from Debian's packages when
 //! missing.
 
@@ -16,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 
 /// Program → the Debian package that provides it.
-const PROGRAMS: [(&str, &str); 19] = [
+const PROGRAMS: [(&str, &str); 20] = [
     ("runc", "runc"),
     ("busybox", "busybox-static"),
     ("skopeo", "skopeo"),
@@ -49,6 +49,9 @@ const PROGRAMS: [(&str, &str); 19] = [
     // A registry refusing large blobs: docker-registry behind nginx's
     // client_max_body_size.
     ("nginx", "nginx-light"),
+    // F2 (power loss): the order of fsyncs and renames of a load and a
+    // build, read from strace's record of them.
+    ("strace", "strace"),
 ];
 
 /// Checks for each program on `PATH` and in `/usr/sbin`, and installs the

@@ -1258,7 +1258,10 @@ fn b5_context_files_that_grow_or_shrink_are_taken_at_their_listed_size() {
         &dir,
         &[
             ("Dockerfile", "FROM rbk-busybox\nCOPY grow /grow\n"),
-            ("shrink/Dockerfile", "FROM rbk-busybox\nCOPY shrink /shrink\n"),
+            (
+                "shrink/Dockerfile",
+                "FROM rbk-busybox\nCOPY shrink /shrink\n",
+            ),
         ],
     );
     let _grow = BindFile::mount("/proc/version", &ctx.join("grow"));
@@ -1329,4 +1332,130 @@ fn b7_an_unreadable_context_file_is_named_when_copied_and_ignored_otherwise() {
     let out = without_dac(&ctx.join("other"), "some");
     assert!(out.status.success(), "{}", stderr(&out));
     ok(&root, &["system", "verify"]);
+}
+
+/// One fsync or rename from an `strace -f -y` record: the path synced
+/// (strace names an fd's file), or a rename's source and destination.
+#[derive(Debug)]
+enum Durable {
+    Sync(String),
+    Rename(String, String),
+}
+
+/// The fsyncs and renames in `trace`, in order (`<unfinished ...>` halves
+/// hold the arguments; the `resumed` halves are skipped).
+fn durable_events(trace: &str) -> Vec<Durable> {
+    let quoted = |line: &str| -> Vec<String> {
+        line.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut events = Vec::new();
+    for line in trace.lines().filter(|l| !l.contains("resumed>")) {
+        let call = line.split_once(' ').map_or(line, |(_, rest)| rest);
+        if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
+            let path = call.split_once('<').and_then(|(_, r)| r.split_once('>'));
+            if let Some((path, _)) = path {
+                events.push(Durable::Sync(path.to_string()));
+            }
+        } else if call.starts_with("rename") {
+            if let [from, to, ..] = quoted(call).as_slice() {
+                events.push(Durable::Rename(from.clone(), to.clone()));
+            }
+        }
+    }
+    events
+}
+
+/// Checks the order that makes a power cut harmless: every blob and every
+/// metadata file (`index.json`, `oci-layout`, `db/*`) is synced before it
+/// is renamed into place; a metadata file is renamed only after the
+/// directory of every blob renamed before it was synced (so metadata never
+/// names a blob whose directory entry could be lost); and every directory
+/// that received one is synced before the command ends.
+fn assert_durable_order(trace: &str, root: &Path) {
+    let root = root.to_str().unwrap();
+    let blobs = format!("{root}/blobs/sha256");
+    let is_metadata = |p: &str| {
+        p == format!("{root}/index.json")
+            || p == format!("{root}/oci-layout")
+            || p.starts_with(&format!("{root}/db/"))
+    };
+    let events = durable_events(trace);
+    let mut synced = std::collections::HashSet::new();
+    let mut dirty_dirs = std::collections::BTreeSet::new();
+    let (mut blob_renames, mut metadata_renames) = (0, 0);
+    for event in &events {
+        match event {
+            Durable::Sync(path) => {
+                synced.insert(path.clone());
+                dirty_dirs.remove(path);
+            }
+            Durable::Rename(from, to) if to.starts_with(&blobs) || is_metadata(to) => {
+                assert!(synced.contains(from), "{to} renamed from unsynced {from}");
+                if is_metadata(to) {
+                    assert!(
+                        !dirty_dirs.contains(&blobs),
+                        "{to} written while a blob's directory entry was not synced"
+                    );
+                    metadata_renames += 1;
+                } else {
+                    blob_renames += 1;
+                }
+                let dir = Path::new(to).parent().unwrap().to_str().unwrap();
+                dirty_dirs.insert(dir.to_string());
+            }
+            Durable::Rename(..) => {}
+        }
+    }
+    assert!(blob_renames > 0 && metadata_renames > 0, "{events:?}");
+    assert!(dirty_dirs.is_empty(), "never synced: {dirty_dirs:?}");
+}
+
+/// F2 of security.md, a power cut just after a commit: rather than cut
+/// power, the test records (with strace) every fsync and rename of `rbk
+/// load` and of a `rbk build` that commits a layer, and checks that
+/// nothing is referenced before it is durable (`assert_durable_order`),
+/// which is what a power cut at any instant would expose.
+#[test]
+fn f2_blobs_and_their_directories_are_synced_before_metadata_names_them() {
+    let dir = scratch("f2-durable");
+    let root = store(&dir);
+    let archive = dir.join("busybox.tar");
+    ok(
+        &root,
+        &["save", "rbk-busybox", "-o", archive.to_str().unwrap()],
+    );
+    let fresh = dir.join("fresh");
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM rbk-busybox\nCOPY f /f\n"),
+            ("f", "data\n"),
+        ],
+    );
+    let load = ["load", "-i", archive.to_str().unwrap()];
+    let build = support::build_args(&ctx, &["-t", "x"]);
+    for (name, args) in [("load", &load[..]), ("build", &build[..])] {
+        let trace = dir.join(format!("{name}.strace"));
+        let out = Command::new("strace")
+            .args(["-f", "-y", "-qq", "-e"])
+            .arg("trace=fsync,fdatasync,rename,renameat,renameat2")
+            .arg("-o")
+            .arg(&trace)
+            .arg(env!("CARGO_BIN_EXE_rbk"))
+            .arg("--root")
+            .arg(&fresh)
+            .args(args)
+            .env_remove("RBK_ROOT")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .expect("strace runs rbk");
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let fresh = fresh.canonicalize().unwrap();
+        assert_durable_order(&fs::read_to_string(&trace).unwrap(), &fresh);
+    }
+    ok(&fresh, &["system", "verify"]);
 }

@@ -123,6 +123,17 @@ fn validate_layer(
 ) -> Result<()> {
     match check_layer(store, layer, diff_id) {
         Ok(()) => Ok(()),
+        // The blob was hashed as it was stored, moments ago: when it still
+        // hashes to its diff id, what failed is the tar inside it (a
+        // truncated archive, say), not a mismatch.
+        Err(Error::CorruptLayer { digest, reason })
+            if diff_id_of(store, &layer.digest).is_ok_and(|d| d == *diff_id) =>
+        {
+            Err(bad(
+                what,
+                &format!("layer {digest}: invalid layer archive: {reason}"),
+            ))
+        }
         Err(Error::CorruptLayer { digest, reason }) => Err(bad(
             what,
             &format!("layer {digest} does not match its diff id {diff_id} in the config: {reason}"),

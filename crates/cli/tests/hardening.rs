@@ -1354,7 +1354,12 @@ fn durable_events(trace: &str) -> Vec<Durable> {
     };
     let mut events = Vec::new();
     for line in trace.lines().filter(|l| !l.contains("resumed>")) {
-        let call = line.split_once(' ').map_or(line, |(_, rest)| rest);
+        // strace prefixes a pid only once it traces more than one task.
+        let call = match line.split_once(' ') {
+            // Padded: "123  fsync(…".
+            Some((pid, rest)) if pid.bytes().all(|b| b.is_ascii_digit()) => rest.trim_start(),
+            _ => line,
+        };
         if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
             let path = call.split_once('<').and_then(|(_, r)| r.split_once('>'));
             if let Some((path, _)) = path {

@@ -1,16 +1,18 @@
 //! A fully cached rebuild gives the same image (its times come from the
-//! layers, as BuildKit's exporter does), and a stage deeper than one
-//! overlay mount's option page still builds. Needs root, runc and
+//! layers, as BuildKit's exporter does), a one-file edit rebuild gives the
+//! layers a `--no-cache` build of the same context gives, and a stage
+//! deeper than one overlay mount's option page still builds. Needs root, runc and
 //! /usr/bin/busybox, like `build.rs`.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 mod support;
 
-use support::{context, ok, stdout, store};
+use support::{config, context, ok, ran, stderr, stdout, store};
 
 fn scratch(name: &str) -> PathBuf {
     support::scratch(&format!("rebuild-{name}"))
@@ -129,4 +131,82 @@ fn a_stage_deeper_than_an_option_page_still_mounts() {
     );
     assert_eq!(fs::read_to_string(out.join("ends")).unwrap(), "0\n129\n");
     assert_eq!(fs::read_to_string(out.join("count")).unwrap(), "130\n");
+}
+
+/// The diff ids of image `name`.
+fn diff_ids(root: &Path, name: &str) -> Vec<String> {
+    let config = config(root, name);
+    let ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    ids.iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The monorepo shape of issue 19 in small: a `.dockerignore` with `**` and
+/// a `!` exception, COPY of the whole tree and of a subtree onto a base.
+/// After a one-file edit the rebuild re-runs both COPYs (whatever it reuses
+/// from the previous build to do so), and its layers must be byte for byte
+/// those of a `--no-cache` build of the same context: the cache may make a
+/// build faster, never different.
+#[test]
+fn a_one_file_edit_rebuild_gives_the_layers_of_a_no_cache_build() {
+    let dir = scratch("edit-no-cache");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            (
+                "Dockerfile",
+                "FROM rbk-busybox\nCOPY . /repo\nCOPY src /src\n",
+            ),
+            (
+                ".dockerignore",
+                "**/node_modules\n!app/node_modules/keep.js\n*.log\n",
+            ),
+            ("app/main.rs", "fn main() {}\n"),
+            ("app/lib/a.rs", "pub fn a() {}\n"),
+            ("app/node_modules/x/y.js", "excluded\n"),
+            ("app/node_modules/keep.js", "re-included\n"),
+            ("notes.log", "excluded\n"),
+            ("src/one.txt", "one\n"),
+            ("src/deep/er/two.txt", "two\n"),
+            ("src/deep/er/three.txt", "three\n"),
+        ],
+    );
+    let exe = ctx.join("src/deep/run.sh");
+    fs::write(&exe, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("er/two.txt", ctx.join("src/deep/link")).unwrap();
+    let build = |tag: &str, extra: &[&str]| -> String {
+        let mut args = vec!["build", "--progress=plain", "-t", tag];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        stderr(&ok(&root, &args))
+    };
+    build("edit:1", &[]);
+    let before = diff_ids(&root, "edit:1");
+    fs::write(ctx.join("src/deep/er/two.txt"), "two, edited\n").unwrap();
+    let log = build("edit:2", &[]);
+    let copies: Vec<String> = ran(&log)
+        .into_iter()
+        .filter(|step| step.contains("COPY"))
+        .collect();
+    assert_eq!(copies.len(), 2, "both COPYs re-run after the edit:\n{log}");
+    let edited = diff_ids(&root, "edit:2");
+    build("edit:3", &["--no-cache"]);
+    let fresh = diff_ids(&root, "edit:3");
+    assert_eq!(
+        edited, fresh,
+        "the edit rebuild's layers differ from --no-cache's"
+    );
+    assert_eq!(before[0], edited[0], "the base layer is shared");
+    assert_ne!(before[1], edited[1], "the edit reached COPY . /repo");
+    assert_ne!(before[2], edited[2], "the edit reached COPY src /src");
+    // Editing it back is a cache hit on the first build's layers. (Those
+    // carry the file's first mtime: like BuildKit's, the cache key covers
+    // content and mode, not times, so a --no-cache build now differs.)
+    fs::write(ctx.join("src/deep/er/two.txt"), "two\n").unwrap();
+    build("edit:4", &[]);
+    assert_eq!(diff_ids(&root, "edit:4"), before);
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -6,7 +6,7 @@
 //! to do.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 mod support;
@@ -400,6 +400,23 @@ fn rootless_device_nodes_and_foreign_stores_are_refused() {
     assert!(err.contains("dev/null-copy"), "{err}");
     assert!(err.contains("user namespace"), "{err}");
 
+    // An owner past the subordinate range (65,536 ids from 1): the error
+    // names the file and the range.
+    let tarball = s.dir.join("far.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tarball).unwrap());
+    let mut h = header(tar::EntryType::Regular, 0o644, 2);
+    h.set_uid(100_000);
+    h.set_gid(100_000);
+    b.append_data(&mut h, "srv/far-file", &b"x\n"[..]).unwrap();
+    b.into_inner().unwrap();
+    s.share(&tarball);
+    let out = import_then_run(&s, &tarball, "far:1");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("srv/far-file"), "{err}");
+    assert!(err.contains("owner 100000:100000 is outside"), "{err}");
+    assert!(err.contains("(0, 1-65536)"), "the range: {err}");
+
     // A store of another user (root's here) is refused and left as it was.
     let foreign = s.dir.join("root-store");
     ok(&foreign, &["images"]);
@@ -538,4 +555,92 @@ fn a_missing_newuidmap_and_disabled_user_namespaces_say_what_to_do() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("user namespaces are disabled"), "{err}");
     assert!(err.contains("sysctl -w user.max_user_namespaces="), "{err}");
+}
+
+/// The `Cap*` lines of a /proc/PID/status, as name → hex mask.
+fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap"))
+        .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
+        .collect()
+}
+
+/// hardening.rs's capability and `--output type=local` checks, rootless:
+/// RUN steps get the same explicit capability sets as root's (Docker's
+/// default set for root, nothing for another user, nothing inheritable or
+/// ambient); the local output strips setuid/setgid, writes no device node
+/// (the kernel lets none be made in the namespace, so `mknod` in a RUN
+/// fails and leaves none to write), and everything it writes belongs to
+/// the user or its subordinate ids, never to root or anybody else.
+#[test]
+fn rootless_run_capabilities_and_local_output_are_hardened() {
+    let s = Scratch::new("hardening", &user(WITH_RANGES));
+    let base = base_tarball().to_str().unwrap();
+    s.ok(&["import", base, "rbk-busybox:latest"], &[]);
+    let ctx = s.dir.join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM rbk-busybox:latest\n\
+         RUN cat /proc/self/status > /root.status\n\
+         RUN cp /bin/busybox /suid && chmod 4755 /suid \
+          && cp /bin/busybox /sgid && chmod 2755 /sgid && mkfifo /fifo \
+          && if mknod /dev-null-copy c 1 3; then echo made > /mknod; fi\n\
+         USER 1000:1000\n\
+         RUN cat /proc/self/status > /tmp/uid.status\n",
+    )
+    .unwrap();
+    s.share(&ctx);
+    let out = s.dir.join("home/out");
+    let spec = format!("type=local,dest={}", out.display());
+    user_build(&s, &ctx, &["--output", &spec]);
+
+    const DEFAULT: u64 = 0x0000_0000_a804_25fb;
+    let root_caps = cap_sets(&fs::read_to_string(out.join("root.status")).unwrap());
+    for (set, want) in [
+        ("CapEff", DEFAULT),
+        ("CapPrm", DEFAULT),
+        ("CapBnd", DEFAULT),
+        ("CapInh", 0),
+        ("CapAmb", 0),
+    ] {
+        assert_eq!(root_caps[set], want, "{set}: {root_caps:x?}");
+    }
+    let caps = cap_sets(&fs::read_to_string(out.join("tmp/uid.status")).unwrap());
+    for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(caps[set], 0, "{set}: {caps:x?}");
+    }
+    assert_eq!(caps["CapBnd"], DEFAULT, "{caps:x?}");
+
+    assert!(!out.join("mknod").exists(), "mknod worked in the namespace");
+    assert!(fs::symlink_metadata(out.join("dev-null-copy")).is_err());
+    assert!(fs::symlink_metadata(out.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    for file in ["suid", "sgid"] {
+        let mode = fs::metadata(out.join(file)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{file} kept mode {mode:o}");
+    }
+    let (start, count) = s.user.subuids.unwrap();
+    let ours = |uid: u32| uid == s.user.uid || (start..start + count).contains(&uid);
+    let mut stack = vec![out.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            assert!(
+                ours(meta.uid()),
+                "{} owned by {}",
+                path.display(),
+                meta.uid()
+            );
+            assert_eq!(meta.mode() & 0o6000, 0, "{} keeps setid", path.display());
+            if meta.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
 }

@@ -760,16 +760,6 @@ fn verify_checks_snapshots_against_their_diff_ids_and_repairs_them() {
     let _ = fs::remove_dir_all(&dir);
 }
 
-/// The `Cap*` lines of a /proc/PID/status, as name → hex mask.
-fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
-    status
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.starts_with("Cap"))
-        .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
-        .collect()
-}
-
 /// Defect 7: RUN processes get explicit capability sets — root: Docker's
 /// default set effective/permitted/bounding, nothing inheritable or
 /// ambient; a non-root USER: nothing at all but the bounding set.
@@ -790,10 +780,7 @@ fn run_capabilities_are_explicit() {
         )],
     );
     let out = support::export(&root, &ctx, &dir, &[]);
-    // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID
-    // SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE
-    // SETFCAP.
-    const DEFAULT: u64 = 0x0000_0000_a804_25fb;
+    use support::{cap_sets, DEFAULT_CAPS as DEFAULT};
     let root_caps = cap_sets(&fs::read_to_string(out.join("root.status")).unwrap());
     assert_eq!(root_caps["CapEff"], DEFAULT, "{root_caps:x?}");
     assert_eq!(root_caps["CapPrm"], DEFAULT, "{root_caps:x?}");

@@ -14,6 +14,7 @@ mod support;
 use support::registry::Registry;
 use support::rootless::Scratch;
 use support::users::{user, NO_RANGES, WITH_RANGES};
+use support::DEFAULT_CAPS;
 use support::{
     base_tarball, file, header, ok, ran, rbk, stderr, stdout, store_named, tripwire_runtime,
 };
@@ -334,6 +335,29 @@ fn import_then_run(s: &Scratch, tarball: &Path, name: &str) -> std::process::Out
     s.rbk(&["run", "--rm", name, "true"], &[])
 }
 
+/// An image whose one file `path` is owned by `id:id`, which the user's
+/// namespace does not map: import or first run fails naming the file, the
+/// owner and the namespace's `range`.
+fn refused_owner(s: &Scratch, path: &str, id: u64, range: &str) {
+    let tarball = s.dir.join(format!("owned-{id}.tar"));
+    let mut b = tar::Builder::new(fs::File::create(&tarball).unwrap());
+    let mut h = header(tar::EntryType::Regular, 0o644, 2);
+    h.set_uid(id);
+    h.set_gid(id);
+    b.append_data(&mut h, path, &b"x\n"[..]).unwrap();
+    b.into_inner().unwrap();
+    s.share(&tarball);
+    let out = import_then_run(s, &tarball, &format!("owned-{id}:1"));
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(path), "{err}");
+    assert!(
+        err.contains(&format!("owner {id}:{id} is outside")),
+        "{err}"
+    );
+    assert!(err.contains(range), "the range: {err}");
+}
+
 #[test]
 fn without_subordinate_ids_rbk_maps_one_id_and_says_how_to_add_more() {
     let s = Scratch::new("noranges", &user(NO_RANGES));
@@ -362,20 +386,7 @@ fn without_subordinate_ids_rbk_maps_one_id_and_says_how_to_add_more() {
 
     // An image with a file owned by 1000: the error names the file and
     // the range, and the store keeps working.
-    let tarball = s.dir.join("owned.tar");
-    let mut b = tar::Builder::new(fs::File::create(&tarball).unwrap());
-    let mut h = header(tar::EntryType::Regular, 0o644, 2);
-    h.set_uid(1000);
-    h.set_gid(1000);
-    b.append_data(&mut h, "home/app-file", &b"x\n"[..]).unwrap();
-    b.into_inner().unwrap();
-    s.share(&tarball);
-    let out = import_then_run(&s, &tarball, "owned:1");
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("home/app-file"), "{err}");
-    assert!(err.contains("owner 1000:1000 is outside"), "{err}");
-    assert!(err.contains("(0)"), "the range: {err}");
+    refused_owner(&s, "home/app-file", 1000, "(0)");
     s.ok(&["images"], &[]);
 }
 
@@ -402,20 +413,7 @@ fn rootless_device_nodes_and_foreign_stores_are_refused() {
 
     // An owner past the subordinate range (65,536 ids from 1): the error
     // names the file and the range.
-    let tarball = s.dir.join("far.tar");
-    let mut b = tar::Builder::new(fs::File::create(&tarball).unwrap());
-    let mut h = header(tar::EntryType::Regular, 0o644, 2);
-    h.set_uid(100_000);
-    h.set_gid(100_000);
-    b.append_data(&mut h, "srv/far-file", &b"x\n"[..]).unwrap();
-    b.into_inner().unwrap();
-    s.share(&tarball);
-    let out = import_then_run(&s, &tarball, "far:1");
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("srv/far-file"), "{err}");
-    assert!(err.contains("owner 100000:100000 is outside"), "{err}");
-    assert!(err.contains("(0, 1-65536)"), "the range: {err}");
+    refused_owner(&s, "srv/far-file", 100_000, "(0, 1-65536)");
 
     // A store of another user (root's here) is refused and left as it was.
     let foreign = s.dir.join("root-store");
@@ -557,16 +555,6 @@ fn a_missing_newuidmap_and_disabled_user_namespaces_say_what_to_do() {
     assert!(err.contains("sysctl -w user.max_user_namespaces="), "{err}");
 }
 
-/// The `Cap*` lines of a /proc/PID/status, as name → hex mask.
-fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
-    status
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.starts_with("Cap"))
-        .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
-        .collect()
-}
-
 /// hardening.rs's capability and `--output type=local` checks, rootless:
 /// RUN steps get the same explicit capability sets as root's (Docker's
 /// default set for root, nothing for another user, nothing inheritable or
@@ -597,22 +585,21 @@ fn rootless_run_capabilities_and_local_output_are_hardened() {
     let spec = format!("type=local,dest={}", out.display());
     user_build(&s, &ctx, &["--output", &spec]);
 
-    const DEFAULT: u64 = 0x0000_0000_a804_25fb;
-    let root_caps = cap_sets(&fs::read_to_string(out.join("root.status")).unwrap());
+    let root_caps = support::cap_sets(&fs::read_to_string(out.join("root.status")).unwrap());
     for (set, want) in [
-        ("CapEff", DEFAULT),
-        ("CapPrm", DEFAULT),
-        ("CapBnd", DEFAULT),
+        ("CapEff", DEFAULT_CAPS),
+        ("CapPrm", DEFAULT_CAPS),
+        ("CapBnd", DEFAULT_CAPS),
         ("CapInh", 0),
         ("CapAmb", 0),
     ] {
         assert_eq!(root_caps[set], want, "{set}: {root_caps:x?}");
     }
-    let caps = cap_sets(&fs::read_to_string(out.join("tmp/uid.status")).unwrap());
+    let caps = support::cap_sets(&fs::read_to_string(out.join("tmp/uid.status")).unwrap());
     for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
         assert_eq!(caps[set], 0, "{set}: {caps:x?}");
     }
-    assert_eq!(caps["CapBnd"], DEFAULT, "{caps:x?}");
+    assert_eq!(caps["CapBnd"], DEFAULT_CAPS, "{caps:x?}");
 
     assert!(!out.join("mknod").exists(), "mknod worked in the namespace");
     assert!(fs::symlink_metadata(out.join("dev-null-copy")).is_err());

@@ -362,3 +362,18 @@ pub(crate) fn container_scratch(name: &str) -> PathBuf {
     }
     scratch(name)
 }
+
+/// Docker's default capability set, as RUN steps get it: CHOWN
+/// DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE
+/// NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+pub(crate) const DEFAULT_CAPS: u64 = 0x0000_0000_a804_25fb;
+
+/// The `Cap*` lines of a /proc/PID/status, as name → hex mask.
+pub(crate) fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap"))
+        .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
+        .collect()
+}

@@ -377,3 +377,18 @@ pub(crate) fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> 
         .map(|(k, v)| (k.to_string(), u64::from_str_radix(v.trim(), 16).unwrap()))
         .collect()
 }
+
+/// What `local_output_makes_no_devices_and_strips_setid` builds, as an
+/// `--output type=local` tree `out`: the FIFO `fifo` kept, `suid` and
+/// `sgid` written with their setuid/setgid bits cleared.
+pub(crate) fn assert_local_output_stripped(out: &Path) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(std::fs::symlink_metadata(out.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    for file in ["suid", "sgid"] {
+        let mode = std::fs::metadata(out.join(file)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{file} kept mode {mode:o}");
+    }
+}

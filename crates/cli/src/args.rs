@@ -219,6 +219,10 @@ pub(crate) enum SystemCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// Delete the store's trash (what GC moved aside) until it is empty;
+    /// started in the background by the commands that fill it.
+    #[command(hide = true)]
+    EmptyTrash,
 }
 
 /// `rbk prune`.

@@ -12,6 +12,7 @@ mod runtime;
 mod settings;
 mod table;
 mod template;
+mod trash;
 
 use std::process::ExitCode;
 

@@ -7,9 +7,9 @@ use rbk_store::Store;
 use crate::{Error, Result};
 
 /// When no other process uses the store (the GC lock is free), detaches
-/// every mount left under the store's `tmp/`, clears the store's orphans and
-/// empties the trash (work dirs and duplicate snapshots earlier builds moved
-/// there: nothing else would ever free that space).
+/// every mount left under the store's `tmp/` and clears the store's orphans
+/// (into the trash, which the caller empties with
+/// `Store::empty_trash_within`, off the hot path).
 /// Returns how many mounts were detached; does nothing (0) while another
 /// process holds a lease.
 pub fn recover_store(store: &Store) -> Result<usize> {
@@ -27,7 +27,6 @@ pub fn recover_store(store: &Store) -> Result<usize> {
         rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH)
             .map_err(|e| Error::io("unmounting stale mount", path, e.into()))?;
     }
-    store.empty_trash()?;
     // Under the same lock: `clean_orphans` would wait for every other
     // build's lease, so a build starting beside a running one would stall
     // until that one ended (two concurrent builds ran one after the other).

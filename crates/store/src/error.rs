@@ -183,6 +183,15 @@ pub enum Error {
     /// No container has this name or id.
     #[error("No such container: {0}")]
     ContainerNotFound(String),
+    /// The build-cache index (`db/cache.sqlite`) could not be read or written.
+    #[error("build-cache index {path}")]
+    CacheIndex {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// A container name is taken, or a container name or id prefix is
     /// ambiguous.
     #[error("{0}")]

@@ -234,17 +234,28 @@ impl Store {
             Ok(())
         })?;
         let image_blobs = self.live_set()?.image_blobs;
+        // Whether a record's content is all there, as `cache_get` checks it,
+        // asked once per layer rather than once per record: records share
+        // their lower layers.
+        let snapshots: BTreeSet<Digest> = self.snapshots()?.into_iter().collect();
+        let mut blob_exists: BTreeMap<Digest, bool> = BTreeMap::new();
         let mut dropped = Vec::new();
         for (key, record) in self.cache_records()? {
             let in_images = record
                 .layers
                 .iter()
                 .all(|l| image_blobs.contains(&l.blob.digest));
-            if all || !in_images || self.cache_get(&key)?.is_none() {
-                self.cache_remove(&key)?;
+            let complete = record.layers.iter().all(|l| {
+                snapshots.contains(&l.diff_id)
+                    && *blob_exists
+                        .entry(l.blob.digest)
+                        .or_insert_with(|| matches!(self.exists(&l.blob.digest), Ok(true)))
+            });
+            if all || !in_images || !complete {
                 dropped.push(key);
             }
         }
+        self.cache_remove_all(&dropped)?;
         // Failed build steps are kept for `rbk debug step` until a prune.
         let failed_steps = self.remove_failed_steps()?;
         let mut report = self.gc_locked(dropped)?;
@@ -407,7 +418,6 @@ impl Store {
         let temp_files = [
             (self.snapshots_dir(), ".unpack-"),
             (self.db_dir(), ".images.json.tmp-"),
-            (self.db_dir().join("cache"), "."),
             (self.root().to_path_buf(), ".index.json.tmp-"),
             (self.root().to_path_buf(), ".oci-layout.tmp-"),
         ];

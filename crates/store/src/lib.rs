@@ -74,7 +74,7 @@ pub use blob::{
     read_to_end_bounded, BlobAdmin, BlobInfo, BlobRead, BlobWrite, Ingest, Ingestion,
     VerifyingReader, MAX_DOCUMENT_SIZE,
 };
-pub use cache::{CacheRecord, Layer};
+pub use cache::{CacheRecord, CacheRow, Layer, BUSY_TIMEOUT};
 pub use containers::{ContainerMount, ContainerRecord, ContainerState, Owner};
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{is_disk_full, Error, Result};

@@ -3,6 +3,7 @@
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::lock::FileLock;
@@ -33,11 +34,12 @@ const DIRS: [&str; 7] = [
 ///   ingest/<hex>.lock          per-digest flock: one writer per blob at a time
 ///   snapshots/<name>/          unpacked layers (overlay lower dirs, overlay whiteouts)
 ///   snapshots/.unpack-*        extractions in progress (renamed into place on success)
-///   trash/                     dead entries moved here by rename, deleted later
+///   trash/                     dead entries moved here by rename, deleted later (`Store::empty_trash_within`)
 ///   db/lock                    store-wide flock, held while index files change
 ///   db/images.json             rbk's image index: normalised reference → descriptor
+///   db/trash.lock              held by the one process emptying trash/
 ///   db/gc.lock                 leases (shared flock) vs GC and rmi (exclusive), see `Store::lease`
-///   db/cache/<key hex>.json    build-cache records
+///   db/cache.sqlite            build-cache records (SQLite, WAL mode: -wal and -shm beside it; see `cache.rs`)
 ///   db/packed/<hex>.json       packed blobs: served by re-packing snapshots/<hex>/ (see `Store::commit_packed`)
 ///   tmp/                       work dirs of running steps (orphans cleared by `Store::clean_orphans`)
 /// ```
@@ -52,6 +54,8 @@ const DIRS: [&str; 7] = [
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// This process's connection to `db/cache.sqlite`, opened on first use.
+    pub(crate) cache_index: crate::cache::CacheIndex,
 }
 
 impl Store {
@@ -63,6 +67,7 @@ impl Store {
         prepare_root(root)?;
         let store = Store {
             root: root.to_path_buf(),
+            cache_index: Default::default(),
         };
         for dir in DIRS {
             let path = root.join(dir);
@@ -137,24 +142,95 @@ impl Store {
         Ok(dest)
     }
 
-    /// Deletes everything in `trash/`. Slow on this machine's ext4 when the
-    /// trash is large: call it off the hot path.
+    /// Deletes everything in `trash/`, waiting for any other process that
+    /// is emptying it. Slow on this machine's ext4 when the trash is large:
+    /// call it off the hot path (commands use [`Store::empty_trash_within`]).
     pub fn empty_trash(&self) -> Result<()> {
+        let _emptying = FileLock::exclusive(&self.trash_lock_path())?;
+        self.delete_trash(None).map(|_| ())
+    }
+
+    /// Deletes `trash/` entries, one at a time, until the trash is empty
+    /// (`true`) or `budget` has passed (`false`: the rest waits for a later
+    /// call). One process empties the trash at a time (`db/trash.lock`):
+    /// if another is at it, returns `false` at once. A process killed
+    /// while deleting leaves a half-deleted entry in the trash, which the
+    /// next call finishes.
+    pub fn empty_trash_within(&self, budget: Duration) -> Result<bool> {
+        let Some(_emptying) = FileLock::try_exclusive(&self.trash_lock_path())? else {
+            return Ok(false);
+        };
+        self.delete_trash(Some(Instant::now() + budget))
+    }
+
+    /// Whether `trash/` holds anything.
+    pub fn trash_is_empty(&self) -> Result<bool> {
         let dir = self.trash_dir();
-        for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
-            let path = entry.map_err(Error::io("listing", &dir))?.path();
-            let removed = match fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
-                Ok(_) => fs::remove_file(&path),
-                Err(e) => Err(e),
-            };
-            match removed {
-                // Another process emptying the trash at the same time.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                other => other.map_err(Error::io("deleting", &path))?,
+        let mut entries = fs::read_dir(&dir).map_err(Error::io("listing", &dir))?;
+        Ok(entries.next().is_none())
+    }
+
+    fn trash_lock_path(&self) -> PathBuf {
+        self.db_dir().join("trash.lock")
+    }
+
+    fn delete_trash(&self, deadline: Option<Instant>) -> Result<bool> {
+        let dir = self.trash_dir();
+        let mut deleted = false;
+        // Listed again after each pass: commands keep moving entries in.
+        let emptied = 'passes: loop {
+            let mut seen = false;
+            for entry in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break 'passes false;
+                }
+                let path = entry.map_err(Error::io("listing", &dir))?.path();
+                seen = true;
+                let removed = match fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                    Ok(_) => fs::remove_file(&path),
+                    Err(e) => Err(e),
+                };
+                match removed {
+                    Ok(()) => deleted = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("deleting", &path)(e)),
+                }
             }
+            if !seen {
+                break true;
+            }
+        };
+        if deleted {
+            sync_dir(&dir)?;
         }
-        sync_dir(&dir)
+        Ok(emptied)
+    }
+
+    /// The store at `root` if it exists, without creating anything (for a
+    /// process that must not bring back a store deleted under it, such as
+    /// a background trash emptier).
+    pub fn open_existing(root: &Path) -> Result<Option<Store>> {
+        let trash = root.join("trash");
+        match fs::symlink_metadata(&trash) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("inspecting", trash)(e)),
+        }
+        let meta = fs::metadata(root).map_err(Error::io("inspecting store root", root))?;
+        let current = rustix::process::geteuid().as_raw();
+        if meta.uid() != current {
+            return Err(Error::ForeignOwner {
+                path: root.to_path_buf(),
+                owner: meta.uid(),
+                current,
+            });
+        }
+        Ok(Some(Store {
+            root: root.to_path_buf(),
+            cache_index: Default::default(),
+        }))
     }
 }
 

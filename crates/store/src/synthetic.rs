@@ -7,7 +7,8 @@
 //! unpacker, a config names its layers), so every command reads it as it
 //! reads a built store. What is
 //! fake is the durability: files are written without fsync, and the image
-//! index is written once at the end instead of once per tag. A snapshot can
+//! index is written once at the end instead of once per tag, and the cache
+//! records in one transaction. A snapshot can
 //! carry a sparse file so that the store is big in logical bytes and tiny on
 //! disk.
 //!
@@ -117,13 +118,12 @@ impl Store {
         let cache_only = (0..spec.cache_only_layers.max(1))
             .map(|n| self.synthetic_layer(&format!("cache {n}"), spec.sparse_bytes))
             .collect::<Result<Vec<_>>>()?;
-        let dir = self.db_dir().join("cache");
-        fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
         let keep = if tagged_layers.is_empty() {
             0
         } else {
             spec.cache_records / 2
         };
+        let mut records = Vec::with_capacity(spec.cache_records);
         for n in 0..spec.cache_records {
             let key = Digest::sha256_of(format!("synthetic cache key {n}").as_bytes());
             let own = if n < keep {
@@ -137,13 +137,10 @@ impl Store {
                 layer
             };
             let record = CacheRecord::new(vec![base.clone(), own], format!("RUN step {n}"));
-            let bytes = serde_json::to_vec(&record).map_err(|e| Error::InvalidDocument {
-                what: "cache record".into(),
-                reason: e.to_string(),
-            })?;
-            let path = dir.join(format!("{}.json", key.hex()));
-            fs::write(&path, bytes).map_err(Error::io("writing", &path))?;
+            records.push((key, record));
         }
+        // One transaction for all of them.
+        self.cache_put_all(&records)?;
         self.update_images(|db| {
             db.images.extend(images);
             db.untagged.extend(untagged);

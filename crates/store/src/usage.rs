@@ -73,8 +73,11 @@ pub struct Usage {
     pub images: Vec<ImageUsage>,
     /// Size of every layer an image uses, each counted once.
     pub images_size: u64,
-    /// Cache records, sorted by key.
+    /// Cache records, sorted by key ([`Store::usage`] only; empty from
+    /// [`Store::usage_summary`]).
     pub cache: Vec<CacheUsage>,
+    /// How many cache records there are.
+    pub cache_count: usize,
     /// The sum of the sizes of the cache records that are not shared.
     pub cache_size: u64,
 }
@@ -139,6 +142,47 @@ impl Store {
 
     /// Measures the store: per image, per cache record, and in total.
     pub fn usage(&self) -> Result<Usage> {
+        let (mut usage, all_layers) = self.image_usage()?;
+        let mut charged = BTreeSet::new();
+        for row in self.cache_rows()? {
+            let top = row.top.as_ref();
+            let size = top.map_or(0, |l| {
+                self.layer_size(&l.blob, &l.diff_id).unwrap_or(l.blob.size)
+            });
+            let shared = top
+                .is_some_and(|l| all_layers.contains_key(&l.diff_id) || !charged.insert(l.diff_id));
+            if !shared {
+                usage.cache_size += size;
+            }
+            usage.cache.push(CacheUsage {
+                key: row.key,
+                description: row.description,
+                last_used: row.last_used,
+                size,
+                shared,
+            });
+        }
+        usage.cache_count = usage.cache.len();
+        Ok(usage)
+    }
+
+    /// [`Store::usage`] without the per-record rows: the cache's count and
+    /// size come from the index's distinct top layers, so this reads no
+    /// record (`system df` without `-v`).
+    pub fn usage_summary(&self) -> Result<Usage> {
+        let (mut usage, all_layers) = self.image_usage()?;
+        let (count, tops) = self.cache_tops()?;
+        usage.cache_count = count;
+        usage.cache_size = tops
+            .iter()
+            .filter(|l| !all_layers.contains_key(&l.diff_id))
+            .map(|l| self.layer_size(&l.blob, &l.diff_id).unwrap_or(l.blob.size))
+            .sum();
+        Ok(usage)
+    }
+
+    /// The images' part of [`Usage`], and every image layer's size.
+    fn image_usage(&self) -> Result<(Usage, LayerSizes)> {
         let images = self.image_layer_sets()?;
         let mut users: BTreeMap<Digest, usize> = BTreeMap::new();
         for (_, layers) in images.values() {
@@ -161,26 +205,7 @@ impl Store {
         }
         usage.images.sort_by(|a, b| a.references.cmp(&b.references));
         usage.images_size = all_layers.values().sum();
-        let mut charged = BTreeSet::new();
-        for (key, record) in self.cache_records()? {
-            let top = record.layers.last();
-            let size = top.map_or(0, |l| {
-                self.layer_size(&l.blob, &l.diff_id).unwrap_or(l.blob.size)
-            });
-            let shared = top
-                .is_some_and(|l| all_layers.contains_key(&l.diff_id) || !charged.insert(l.diff_id));
-            if !shared {
-                usage.cache_size += size;
-            }
-            usage.cache.push(CacheUsage {
-                key,
-                description: record.description,
-                last_used: record.last_used,
-                size,
-                shared,
-            });
-        }
-        Ok(usage)
+        Ok((usage, all_layers))
     }
 
     /// Per image id (tagged or untagged): the image (sizes not yet filled)

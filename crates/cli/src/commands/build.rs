@@ -39,6 +39,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let store = settings.open_store()?;
     crate::runtime::reap_build_containers(settings, &store, args.runtime.clone())?;
     rbk_exec::recover_store(&store)?;
+    // What earlier commands left in the trash goes in the background.
+    crate::trash::empty(&store, std::time::Duration::ZERO)?;
     let _lease = store.lease()?;
     // `rbk build -`, `rbk build <git url>|<https url>`: the context made
     // into a directory under the store's tmp/ until the build ends.

@@ -35,6 +35,8 @@ pub(crate) fn run(settings: &GlobalSettings, args: RunArgs) -> anyhow::Result<Ex
     };
     let store = open_containers(settings)?;
     rbk_exec::recover_store(&store)?;
+    // What earlier commands left in the trash goes in the background.
+    crate::trash::empty(&store, std::time::Duration::ZERO)?;
     let record = {
         // Only while the image is pulled and the record written: from
         // then on the record keeps the image (rmi and prune respect it).

@@ -11,6 +11,8 @@ use crate::settings::GlobalSettings;
 pub(crate) fn run(settings: &GlobalSettings, args: DebugStepArgs) -> anyhow::Result<ExitCode> {
     let store = open_containers(settings)?;
     rbk_exec::recover_store(&store)?;
+    // What earlier commands left in the trash goes in the background.
+    crate::trash::empty(&store, std::time::Duration::ZERO)?;
     let Some(digest) = args.digest else {
         return list(&store);
     };

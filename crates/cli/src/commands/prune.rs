@@ -18,6 +18,10 @@
 //!   last of each Dockerfile and target (`--explain` compares with it);
 //!   with `-a`, all of them (`Deleted: build <id>`).
 //!
+//! What it moved to the trash is deleted for up to a second, and the rest
+//! by a background `rbk system empty-trash` (see `crate::trash`), so a
+//! prune of a big store is not held up by deleting.
+//!
 //! It waits for running builds and loads to finish (the GC lock). Output:
 //! one `Deleted: …` line per cache record (`Deleted: cache sha256:<key>`)
 //! and per blob, then `Total reclaimed space: 1.2MB` (blobs, snapshots and
@@ -61,7 +65,7 @@ pub(crate) fn run(
     rbk_exec::recover_store(&store)?;
     let report = store.prune(args.all)?;
     let builds = crate::progress::record::prune(&store, args.all)?;
-    store.empty_trash()?;
+    crate::trash::empty(&store, crate::trash::COMMAND_BUDGET)?;
     let mut out = std::io::stdout().lock();
     for id in &builds {
         writeln!(out, "Deleted: build {id} (its record and logs)")?;

@@ -40,7 +40,7 @@ pub(crate) fn run(
             failed = true;
         }
     }
-    store.empty_trash()?;
+    crate::trash::empty(&store, crate::trash::COMMAND_BUDGET)?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -46,11 +46,22 @@ pub(crate) fn run(
     settings: &crate::settings::GlobalSettings,
     command: SystemCommand,
 ) -> anyhow::Result<ExitCode> {
+    if let SystemCommand::EmptyTrash = command {
+        let root = crate::settings::store_root(settings.root.as_deref())?;
+        crate::trash::run_emptier(&root)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = crate::runtime::open_containers(settings)?;
     match command {
         SystemCommand::Df { verbose, format } => {
             let format = format.as_deref().map(Format::parse).transpose()?;
-            let usage = store.usage()?;
+            // Only -v lists the records; the table's row needs their count
+            // and size, which the cache index keeps.
+            let usage = if verbose {
+                store.usage()?
+            } else {
+                store.usage_summary()?
+            };
             let usage = &Counted::new(&store, usage)?;
             let mut out = std::io::stdout().lock();
             if let Some(format) = format.filter(|f| !matches!(f, Format::DefaultTable)) {
@@ -74,6 +85,7 @@ pub(crate) fn run(
             crate::runtime::reap_build_containers(settings, &store, None)?;
             verify(&store, rbk_store::VerifyOptions { quick, repair })
         }
+        SystemCommand::EmptyTrash => unreachable!("handled above"),
     }
 }
 
@@ -139,7 +151,7 @@ fn df_rows(counted: &Counted) -> Vec<Vec<String>> {
         ]),
         row(&[
             "Build Cache",
-            &usage.cache.len().to_string(),
+            &usage.cache_count.to_string(),
             "0",
             &cache_size,
             &cache_size,

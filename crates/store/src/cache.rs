@@ -49,6 +49,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 const INDEX_FILE: &str = "cache.sqlite";
 
+/// The schema's version, kept in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
 /// `records` holds the records; `tops` (one row per distinct top layer,
 /// with how many records end in it) and `totals` (the record count) are
 /// kept by triggers in the same transaction as each change, so `system df`
@@ -174,7 +177,14 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.execute_batch(SCHEMA)?;
+    // Created once (user_version 1 marks it), so opening an existing index
+    // writes nothing.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
     Ok(conn)
 }
 

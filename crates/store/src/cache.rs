@@ -16,11 +16,13 @@
 //! `system df` over 40,000 records (issue 19).
 //!
 //! - **Concurrent processes** share the file through SQLite's own locking
-//!   (POSIX locks, released when a process dies, SIGKILL included), in WAL
-//!   mode so readers never wait for a writer; a writer waits up to
-//!   [`BUSY_TIMEOUT`] for another.
-//! - **Crash safety**: every change is one transaction, committed with
-//!   `synchronous=FULL` (the WAL is fsynced at each commit), so a process
+//!   (POSIX locks, released when a process dies, SIGKILL included); a
+//!   reader or writer waits up to [`BUSY_TIMEOUT`] for a writer's commit
+//!   (transactions are short: one record, or one prune's batch).
+//! - **Crash safety**: every change is one transaction with a rollback
+//!   journal (`journal_mode=TRUNCATE`, not WAL, whose shared-memory file
+//!   must grow even to read: on a full disk the index could not be read),
+//!   committed with `synchronous=FULL`, so a process
 //!   killed at any instant leaves the old or the new record, as the atomic
 //!   file writes did.
 //! - **Damage**: a record whose JSON does not parse is a cache miss, and a
@@ -175,7 +177,10 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    // A rollback journal, not WAL: WAL's shared-memory file grows on
+    // reads, so on a full disk `system verify` and prune could not even
+    // read the index (found by build_faults' full-disk test).
+    let _mode: String = conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Created once (user_version 1 marks it), so opening an existing index
     // writes nothing.
@@ -280,7 +285,7 @@ impl Store {
         let mut conn = match connect(&path) {
             Err(e) if is_damaged(&e) => {
                 // Not a database: the index may be reset, content never.
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-journal", "-wal", "-shm"] {
                     let file = PathBuf::from(format!("{}{suffix}", path.display()));
                     if file.exists() {
                         self.move_to_trash(&file)?;

@@ -39,7 +39,7 @@ const DIRS: [&str; 7] = [
 ///   db/images.json             rbk's image index: normalised reference → descriptor
 ///   db/trash.lock              held by the one process emptying trash/
 ///   db/gc.lock                 leases (shared flock) vs GC and rmi (exclusive), see `Store::lease`
-///   db/cache.sqlite            build-cache records (SQLite, WAL mode: -wal and -shm beside it; see `cache.rs`)
+///   db/cache.sqlite            build-cache records (SQLite; `cache.sqlite-journal` beside it; see `cache.rs`)
 ///   db/packed/<hex>.json       packed blobs: served by re-packing snapshots/<hex>/ (see `Store::commit_packed`)
 ///   tmp/                       work dirs of running steps (orphans cleared by `Store::clean_orphans`)
 /// ```

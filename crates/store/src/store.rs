@@ -218,20 +218,26 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("inspecting", trash)(e)),
         }
-        let meta = fs::metadata(root).map_err(Error::io("inspecting store root", root))?;
-        let current = rustix::process::geteuid().as_raw();
-        if meta.uid() != current {
-            return Err(Error::ForeignOwner {
-                path: root.to_path_buf(),
-                owner: meta.uid(),
-                current,
-            });
-        }
+        owned_root(root)?;
         Ok(Some(Store {
             root: root.to_path_buf(),
             cache_index: Default::default(),
         }))
     }
+}
+
+/// The root's metadata, refused if another user owns it.
+fn owned_root(root: &Path) -> Result<fs::Metadata> {
+    let meta = fs::metadata(root).map_err(Error::io("inspecting store root", root))?;
+    let current = rustix::process::geteuid().as_raw();
+    if meta.uid() != current {
+        return Err(Error::ForeignOwner {
+            path: root.to_path_buf(),
+            owner: meta.uid(),
+            current,
+        });
+    }
+    Ok(meta)
 }
 
 fn prepare_root(root: &Path) -> Result<()> {
@@ -243,15 +249,7 @@ fn prepare_root(root: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io("creating store root", root)(e)),
     }
-    let meta = fs::metadata(root).map_err(Error::io("inspecting store root", root))?;
-    let current = rustix::process::geteuid().as_raw();
-    if meta.uid() != current {
-        return Err(Error::ForeignOwner {
-            path: root.to_path_buf(),
-            owner: meta.uid(),
-            current,
-        });
-    }
+    let meta = owned_root(root)?;
     if meta.mode() & 0o077 != 0 {
         fs::set_permissions(root, fs::Permissions::from_mode(0o700))
             .map_err(Error::io("restricting store root to mode 0700", root))?;

@@ -398,6 +398,53 @@ fn concurrent_loads_of_overlapping_archives_leave_a_valid_store() {
     assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 2);
 }
 
+/// `rmi` and `prune` empty the store's trash without the GC lock, so two of
+/// them at once both list the same entries. The 2026-12-06 concurrency
+/// soak's `prune` failed "deleting <root>/trash/t-…: No such file or
+/// directory" beside an `rmi` that had deleted the entry first.
+#[test]
+fn concurrent_rmi_and_prune_empty_the_trash_together() {
+    let dir = scratch("trash-race");
+    let root = dir.join("root");
+    import(&root, &busybox_tar(&dir, "bb.tar", None), "base", "base");
+    let tags: Vec<String> = (0..8).map(|i| format!("t{i}:latest")).collect();
+    for tag in &tags {
+        ok(&root, &["tag", "base", tag]);
+    }
+    // What killed and finished builds leave there: work dirs of files.
+    for i in 0..300 {
+        let work = root.join(format!("trash/t-work{i}/upper"));
+        std::fs::create_dir_all(&work).unwrap();
+        for j in 0..20 {
+            std::fs::write(work.join(format!("f{j}")), b"x").unwrap();
+        }
+    }
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rbk"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<_> = tags.iter().map(|t| spawn(&["rmi", t])).collect();
+    children.push(spawn(&["prune", "-f"]));
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_dir(root.join("trash")).unwrap().count(), 0);
+    assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 1);
+    ok(&root, &["system", "verify"]);
+}
+
 /// Incompressible pseudo-random bytes (xorshift), so the archive is big on disk.
 fn noise(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [SECONDS] [TARGET…]`: runs the cargo-fuzz targets in
 //! `fuzz/` (nightly and cargo-fuzz needed), each for SECONDS (default 8, so
-//! the six targets take under a minute: the CI smoke run). One hour per
+//! the seven targets take about a minute: the CI smoke run). One hour per
 //! target is the by-hand run: `cargo xtask fuzz 3600`.
 //!
 //! Each target starts from its committed seeds (`fuzz/seeds/<target>/`,
@@ -20,6 +20,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "unpack",
     "documents",
     "archive",
+    "registry",
 ];
 
 pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {

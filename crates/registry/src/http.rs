@@ -306,19 +306,24 @@ impl Http {
                 "the token body from {realm} is larger than {MAX_ERROR_BODY} bytes"
             )));
         }
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))?;
-        let token = value
-            .get("token")
-            .or_else(|| value.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| {
-                OciDistributionError::RegistryTokenDecodeError("no token in the answer".into())
-            })?;
-        HeaderValue::from_str(&format!("Bearer {token}"))
-            .map(Some)
-            .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))
+        bearer(&body).map(Some)
     }
+}
+
+/// The `Authorization` value for a token realm's answer: its `token` (or
+/// `access_token`) as a bearer token.
+pub(crate) fn bearer(body: &[u8]) -> OciResult<HeaderValue> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))?;
+    let token = value
+        .get("token")
+        .or_else(|| value.get("access_token"))
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| {
+            OciDistributionError::RegistryTokenDecodeError("no token in the answer".into())
+        })?;
+    HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))
 }
 
 fn basic(user: &str, password: &str) -> HeaderValue {
@@ -331,7 +336,7 @@ fn basic(user: &str, password: &str) -> HeaderValue {
 }
 
 /// `Bearer realm="…",service="…"` → `("Bearer", {realm, service})`.
-fn parse_challenge(text: &str) -> (String, HashMap<String, String>) {
+pub(crate) fn parse_challenge(text: &str) -> (String, HashMap<String, String>) {
     let text = text.trim();
     let (scheme, mut rest) = text.split_once(' ').unwrap_or((text, ""));
     let mut params = HashMap::new();
@@ -425,15 +430,24 @@ pub(crate) async fn error_from(response: Response, url: &str) -> OciDistribution
         Ok((body, _)) => body,
         Err(e) => return e,
     };
+    error_from_body(status, &body, url)
+}
+
+/// The error a non-success, non-401 response with `body` stands for.
+pub(crate) fn error_from_body(
+    status: StatusCode,
+    body: &[u8],
+    url: String,
+) -> OciDistributionError {
     if status.is_client_error() {
-        if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(&body) {
+        if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body) {
             return OciDistributionError::RegistryError { envelope, url };
         }
     }
     OciDistributionError::ServerError {
         code: status.as_u16(),
         url,
-        message: cut(&body),
+        message: cut(body),
     }
 }
 

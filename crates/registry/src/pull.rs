@@ -415,7 +415,12 @@ impl Client {
 /// The first byte of a 206's `Content-Range: bytes START-END/TOTAL`.
 fn range_start(response: &reqwest::Response) -> Option<u64> {
     let value = response.headers().get(reqwest::header::CONTENT_RANGE)?;
-    let range = value.to_str().ok()?.trim().strip_prefix("bytes ")?;
+    content_range_start(value.to_str().ok()?)
+}
+
+/// `bytes START-END/TOTAL` → START.
+pub(crate) fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
     range.split_once('-')?.0.trim().parse().ok()
 }
 

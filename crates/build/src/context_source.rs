@@ -153,6 +153,59 @@ pub fn fetch_context(
     Ok(Some(ctx))
 }
 
+/// Where `rbk build`'s context comes from, as the command line names it.
+pub struct ContextSource<'a> {
+    /// The context argument: a local directory, `-` (the stream), or a URL.
+    pub context: &'a Path,
+    /// `-f` as given: `-` when the Dockerfile comes from the stream, else a
+    /// path (inside the archive or checkout, for a context made here).
+    pub file: Option<&'a Path>,
+    /// Secrets for a private git repository.
+    pub secrets: &'a BTreeMap<String, Secret>,
+    /// The ssh agent socket for a git repository reached over ssh.
+    pub ssh_agent: Option<PathBuf>,
+}
+
+/// `source`'s context made into a directory: `-` is read from `stream`
+/// ([`context_from_stream`]), a URL is fetched ([`fetch_context`]). `None`
+/// for a local directory, used as it is. When the Dockerfile comes from the
+/// stream (`-f -`), the context cannot.
+pub fn open_context(
+    store: &Store,
+    remote: &RemoteSettings,
+    source: ContextSource<'_>,
+    stream: impl Read,
+) -> Result<Option<FetchedContext>> {
+    let stdin_dockerfile = source.file.is_some_and(|f| f.as_os_str() == "-");
+    if source.context.as_os_str() == "-" {
+        if stdin_dockerfile {
+            return Err(Error::Invalid(
+                "the context and the Dockerfile cannot both come from stdin (`-` and `-f -`)"
+                    .into(),
+            ));
+        }
+        return context_from_stream(store, stream, source.file).map(Some);
+    }
+    let Some(url) = source.context.to_str() else {
+        return Ok(None);
+    };
+    let file = source.file.filter(|_| !stdin_dockerfile);
+    fetch_context(store, remote, source.secrets, source.ssh_agent, url, file)
+}
+
+/// The named contexts made ready to build with: `oci-layout://` ones loaded
+/// into the store ([`load_oci_layouts`](crate::load_oci_layouts)), URL ones
+/// fetched and unpacked ([`fetch_named_contexts`]); keep the returned
+/// contexts for the build.
+pub fn open_named_contexts(
+    store: &Store,
+    remote: &RemoteSettings,
+    contexts: &mut BTreeMap<String, BuildContext>,
+) -> Result<Vec<FetchedContext>> {
+    crate::named::load_oci_layouts(store, contexts)?;
+    fetch_named_contexts(store, remote, contexts)
+}
+
 /// Fetches and unpacks every `--build-context NAME=<https url>` (an
 /// archive, like a remote build context), replacing it with the unpacked
 /// directory; keep the returned contexts for the build.

@@ -57,6 +57,17 @@ pub struct BuildResult {
     pub index: Option<rbk_store::Descriptor>,
 }
 
+impl BuildResult {
+    /// What the build is known by: the index of a multi-platform build (as
+    /// buildx reports it), else the image's id.
+    pub fn id(&self) -> rbk_store::Digest {
+        match &self.index {
+            Some(index) => index.digest.clone(),
+            None => self.image.id(),
+        }
+    }
+}
+
 impl<'a> Engine<'a> {
     /// An engine over `store`, pulling and pushing through `images`,
     /// running RUN steps with `runtime`.

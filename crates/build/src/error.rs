@@ -113,6 +113,26 @@ pub enum Error {
     Store(#[from] rbk_store::Error),
 }
 
+impl Error {
+    /// The digest of the `RUN` step whose failure this is, when the store
+    /// kept that step's state for `rbk debug step`.
+    pub fn kept_failed_step(&self, store: &rbk_store::Store) -> Option<rbk_store::Digest> {
+        let Error::Step {
+            failed_run: Some(digest),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let kept = store
+            .failed_steps()
+            .ok()?
+            .iter()
+            .any(|s| s.digest == **digest);
+        kept.then(|| (**digest).clone())
+    }
+}
+
 /// The error chain of `err` on one line, `a: b: c` (a cause whose text
 /// already ends the line is not repeated), for messages that are plain
 /// strings: warnings, and errors of types that carry no source.

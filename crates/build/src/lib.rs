@@ -52,7 +52,8 @@ pub use changes::apply_change;
 pub use checks::CheckReport;
 pub use commit::{commit_container, CommitRequest};
 pub use context_source::{
-    context_from_stream, fetch_context, fetch_named_contexts, FetchedContext,
+    context_from_stream, fetch_context, fetch_named_contexts, open_context, open_named_contexts,
+    ContextSource, FetchedContext,
 };
 pub use engine::{BuildResult, Engine, PlannedBuild};
 pub use error::{BoxError, Error, Result};

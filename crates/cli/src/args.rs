@@ -322,7 +322,7 @@ pub(crate) struct TagArgs {
 }
 
 /// The Dockerfile and build options shared by `build` and `debug plan`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub(crate) struct FrontendArgs {
     /// Name of the Dockerfile (default: CONTEXT/Dockerfile; `-` reads stdin).
     #[arg(short = 'f', long = "file")]
@@ -394,9 +394,6 @@ pub(crate) struct BuildArgs {
     /// the Dockerfile asks (a `# syntax=` frontend rbk cannot run).
     #[arg(long)]
     pub(crate) strict: bool,
-    /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) runtime: Option<PathBuf>,
     /// Compression of layers leaving the store through `--output`.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
     pub(crate) compression: CompressionArg,
@@ -524,9 +521,6 @@ pub(crate) struct DebugStepArgs {
     /// What to run instead of `/bin/sh`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub(crate) command: Vec<String>,
-    /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) runtime: Option<PathBuf>,
 }
 
 /// `rbk build --on-error`.
@@ -609,9 +603,6 @@ pub(crate) struct RunArgs {
     /// The container's hostname (default: the first 12 hex of its id).
     #[arg(long)]
     pub(crate) hostname: Option<String>,
-    /// The OCI runtime binary (default `$RBK_RUNTIME` or `runc`).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) runtime: Option<PathBuf>,
     /// The image.
     pub(crate) image: String,
     /// The command and its arguments (default: the image's CMD).
@@ -824,9 +815,6 @@ pub(crate) struct ExecArgs {
 /// `rbk container-monitor` (internal).
 #[derive(Debug, clap::Args)]
 pub(crate) struct MonitorArgs {
-    /// The OCI runtime binary.
-    #[arg(long, value_name = "PATH")]
-    pub(crate) runtime: Option<PathBuf>,
     /// The container id.
     pub(crate) id: String,
 }

@@ -49,10 +49,8 @@ pub(crate) fn runc_for(
 pub(crate) fn reap_build_containers(
     settings: &GlobalSettings,
     store: &Store,
-    runtime: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let binary = runtime.or_else(|| settings.runtime.clone());
-    if let Ok(runc) = Runc::new(binary, store.root().join("runc")) {
+    if let Ok(runc) = Runc::new(settings.runtime.clone(), store.root().join("runc")) {
         runc.reap_orphans()?;
     }
     Ok(())

@@ -14,6 +14,11 @@ use rbk_store::Store;
 
 use crate::args::{FrontendArgs, GlobalArgs, SnapshotterArg};
 
+mod build;
+pub(crate) mod secrets;
+
+pub(crate) use build::build_request;
+
 /// Settings every command shares, resolved once from the global flags and
 /// the environment, then passed down (libraries read neither).
 #[derive(Debug)]
@@ -24,10 +29,8 @@ pub(crate) struct GlobalSettings {
     /// How registries are reached: `--insecure-registry`, `$DOCKER_CONFIG`,
     /// `$RBK_REGISTRY_PARALLEL`.
     pub(crate) registry: ClientOptions,
-    /// The OCI runtime binary from `$RBK_RUNTIME` (the `--runtime` of the
-    /// commands that take one wins). Read here by hand: the flag belongs to
-    /// those commands, while every command (reaping killed containers)
-    /// needs the variable.
+    /// `--runtime` or `$RBK_RUNTIME`: the OCI runtime binary (`None`:
+    /// `runc` from `PATH`). An empty one counts as unset.
     pub(crate) runtime: Option<PathBuf>,
     /// `--snapshotter` or `$RBK_SNAPSHOTTER`: `overlay`, `native` (copying)
     /// or `auto` (overlay, falling back to copying where overlayfs is
@@ -94,7 +97,7 @@ impl GlobalSettings {
                 connect_timeout,
                 read_timeout,
             },
-            runtime: env("RBK_RUNTIME").map(PathBuf::from),
+            runtime: args.runtime.filter(|r| !r.as_os_str().is_empty()),
             snapshotter: match args.snapshotter {
                 SnapshotterArg::Native => SnapshotterChoice::Copy,
                 SnapshotterArg::Overlay => SnapshotterChoice::Overlay,

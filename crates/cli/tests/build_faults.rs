@@ -250,6 +250,33 @@ fn a_missing_runtime_from_the_environment() {
     assert_unchanged(&root, &before);
 }
 
+/// `--runtime` is a global flag, given before the command as well as after
+/// it, and wins over `RBK_RUNTIME`; an empty `RBK_RUNTIME` counts as unset
+/// (runc from PATH).
+#[test]
+fn the_runtime_flag_wins_over_the_environment_wherever_it_is_given() {
+    let dir = scratch("runtime-flag");
+    let (root, before) = store_with_x(&dir);
+    let ctx = context(&dir, &[("Dockerfile", "FROM rbk-busybox\nRUN true\n")]);
+    let out = command(&root, &["--runtime", "/nonexistent/flag", "build"])
+        .args(["--progress=plain", "-t", "x"])
+        .arg(&ctx)
+        .env("RBK_RUNTIME", "/nonexistent/env")
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("/nonexistent/flag: not found"), "{log}");
+    assert!(!log.contains("/nonexistent/env"), "{log}");
+    assert_unchanged(&root, &before);
+    let out = command(&root, &["build", "--progress=plain"])
+        .arg(&ctx)
+        .env("RBK_RUNTIME", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// SIGKILL in the middle of a RUN: the next build detaches the stale
 /// mounts, the store verifies, the tag is where it was, and the next build
 /// (the same Dockerfile) succeeds and leaves nothing behind.

@@ -46,6 +46,17 @@ pub(crate) struct GlobalArgs {
         default_value_t = SnapshotterArg::Auto
     )]
     pub(crate) snapshotter: SnapshotterArg,
+    /// The OCI runtime binary (default `runc`). Every command takes it,
+    /// since every command that opens containers reaps those a killed rbk
+    /// left behind with it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "RBK_RUNTIME",
+        value_parser = OsStringValueParser::new().map(PathBuf::from)
+    )]
+    pub(crate) runtime: Option<PathBuf>,
 }
 
 /// `--snapshotter` (`$RBK_SNAPSHOTTER`).

@@ -240,7 +240,9 @@ fn new_record(
         stop_signal: Some(config.stop_signal.clone())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "SIGTERM".into()),
-        runtime: args
+        // The runtime that runs it, from the flag or `$RBK_RUNTIME`, so
+        // that stop, kill and the reaper use the same one later.
+        runtime: settings
             .runtime
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
@@ -268,10 +270,7 @@ pub(crate) fn monitor(settings: &GlobalSettings, args: MonitorArgs) -> anyhow::R
         .find_image(&record.image.to_string())
         .with_context(|| format!("the image of container {} is gone", record.name))?
         .image;
-    let runc = Runc::new(
-        args.runtime.or_else(|| settings.runtime.clone()),
-        store.root().join("runc"),
-    )?;
+    let runc = Runc::new(settings.runtime.clone(), store.root().join("runc"))?;
     let mut stdout = std::io::stdout();
     let result =
         rbk_exec::monitor_container(&store, &runc, &image.layers(), &args.id, &mut |ready| {

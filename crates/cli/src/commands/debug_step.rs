@@ -16,7 +16,7 @@ pub(crate) fn run(settings: &GlobalSettings, args: DebugStepArgs) -> anyhow::Res
     let Some(digest) = args.digest else {
         return list(&store);
     };
-    let runtime = args.runtime.or_else(|| settings.runtime.clone());
+    let runtime = settings.runtime.clone();
     let code = crate::failed_step::open_shell(&store, runtime, &digest, &args.command)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

@@ -31,7 +31,6 @@ pub(crate) mod pull;
 pub(crate) mod push;
 pub(crate) mod rmi;
 pub(crate) mod save;
-mod secrets;
 pub(crate) mod system;
 pub(crate) mod tag;
 pub(crate) mod volume;

@@ -61,7 +61,7 @@ pub(crate) fn run(
     // A build killed mid-step leaves its container running and its mounts
     // under tmp/: stop the one, then detach the others (when no other
     // process holds the store) so their dirs can go.
-    crate::runtime::reap_build_containers(settings, &store, None)?;
+    crate::runtime::reap_build_containers(settings, &store)?;
     rbk_exec::recover_store(&store)?;
     let report = store.prune(args.all)?;
     let builds = crate::progress::record::prune(&store, args.all)?;

@@ -82,7 +82,7 @@ pub(crate) fn run(
         }
         SystemCommand::Verify { quick, repair } => {
             // A killed build's container is stopped, not reported as damage.
-            crate::runtime::reap_build_containers(settings, &store, None)?;
+            crate::runtime::reap_build_containers(settings, &store)?;
             verify(&store, rbk_store::VerifyOptions { quick, repair })
         }
         SystemCommand::EmptyTrash => unreachable!("handled above"),

@@ -62,7 +62,7 @@ impl BuildResult {
     /// buildx reports it), else the image's id.
     pub fn id(&self) -> rbk_store::Digest {
         match &self.index {
-            Some(index) => index.digest.clone(),
+            Some(index) => index.digest,
             None => self.image.id(),
         }
     }

@@ -129,7 +129,7 @@ impl Error {
             .ok()?
             .iter()
             .any(|s| s.digest == **digest);
-        kept.then(|| (**digest).clone())
+        kept.then_some(**digest)
     }
 }
 

@@ -16,6 +16,21 @@ pub(crate) fn find(store: &Store, name: &str) -> anyhow::Result<FoundImage> {
     }
 }
 
+/// A name tagged to a multi-platform index (see
+/// `Store::multi_platform_index`): the reference and the index's
+/// descriptor.
+pub(crate) fn tagged_index(
+    store: &Store,
+    name: &str,
+) -> anyhow::Result<Option<(Reference, rbk_store::Descriptor)>> {
+    let Some(named) = find(store, name)?.named else {
+        return Ok(None);
+    };
+    Ok(store
+        .multi_platform_index(&named)?
+        .map(|desc| (named, desc)))
+}
+
 /// The image `name` (a name or an id) from the store, else pulled.
 pub(crate) fn image_for_run(
     settings: &GlobalSettings,

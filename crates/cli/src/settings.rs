@@ -272,6 +272,20 @@ pub(crate) fn host_platform() -> Platform {
     }
 }
 
+/// The one platform `--platform` names (`os/arch[/variant]`), for the
+/// commands that look at one image.
+pub(crate) fn one_platform(text: &str) -> anyhow::Result<rbk_store::image::ImagePlatform> {
+    let (list, _) = rbk_build::parse_platforms(text, &host_platform())?;
+    let [p] = list.as_slice() else {
+        bail!("--platform {text:?}: give one platform");
+    };
+    Ok(rbk_store::image::ImagePlatform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    })
+}
+
 /// Where binfmt_misc handlers are registered: `$RBK_BINFMT_MISC_DIR` (tests
 /// point it at an empty directory to simulate a machine without
 /// emulators), else the kernel's.

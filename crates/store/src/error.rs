@@ -96,6 +96,16 @@ pub enum Error {
         /// The platforms it has.
         available: Vec<String>,
     },
+    /// An image is for another platform than the one asked for.
+    #[error("image {image} is for {platform}, not {wanted}")]
+    WrongPlatform {
+        /// The image's id.
+        image: Digest,
+        /// Its platform (`os/architecture`).
+        platform: String,
+        /// The platform asked for.
+        wanted: String,
+    },
     /// A short image id matches more than one image.
     #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
     AmbiguousImageId {

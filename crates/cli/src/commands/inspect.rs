@@ -116,17 +116,51 @@ struct Document {
     manifests: Option<Vec<Value>>,
 }
 
-/// [`document`] of `platform`'s image when given, with the index a
-/// multi-platform image's name points at (see `platforms.rs`).
+/// [`document`] of `platform`'s image when given (see
+/// `Store::found_for_platform`), with the index a multi-platform image's
+/// name points at.
 fn platform_document(
     store: &Store,
     found: FoundImage,
     platform: Option<&str>,
 ) -> anyhow::Result<Document> {
-    let found = super::platforms::for_platform(store, found, platform)?;
+    let found = match platform {
+        Some(text) => store.found_for_platform(found, &crate::settings::one_platform(text)?)?,
+        None => found,
+    };
     let mut doc = document(store, &found)?;
-    super::platforms::describe_index(store, &found, &mut doc.descriptor, &mut doc.manifests)?;
+    describe_index(store, &found, &mut doc)?;
     Ok(doc)
+}
+
+/// When `found` was named by a tag that points at an index: the index's
+/// descriptor and its manifests with their platforms (the fields Docker's
+/// containerd image store adds to `docker image inspect`).
+fn describe_index(store: &Store, found: &FoundImage, doc: &mut Document) -> anyhow::Result<()> {
+    let Some(named) = &found.named else {
+        return Ok(());
+    };
+    let desc = store.resolve(named)?;
+    let Some(index) = store.read_index(&desc)? else {
+        return Ok(());
+    };
+    doc.descriptor = Some(json!({
+        "mediaType": desc.media_type,
+        "digest": desc.digest.to_string(),
+        "size": desc.size,
+    }));
+    let manifest = |(d, p): &(rbk_store::Descriptor, rbk_store::image::ImagePlatform)| {
+        let mut platform = json!({"architecture": p.architecture, "os": p.os});
+        if !p.variant.is_empty() {
+            platform["variant"] = json!(p.variant);
+        }
+        json!({
+            "Descriptor": {"mediaType": d.media_type, "digest": d.digest.to_string(), "size": d.size},
+            "Platform": platform,
+        })
+    };
+    doc.manifests = Some(store.index_platforms(&index).iter().map(manifest).collect());
+    Ok(())
 }
 
 /// The `docker image inspect` object for one image.

@@ -25,7 +25,6 @@ pub(crate) mod inspect;
 pub(crate) mod load;
 pub(crate) mod login;
 mod metadata;
-mod platforms;
 pub(crate) mod prune;
 pub(crate) mod pull;
 pub(crate) mod push;

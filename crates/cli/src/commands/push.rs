@@ -39,7 +39,7 @@ pub(crate) fn run(settings: &GlobalSettings, args: PushArgs) -> anyhow::Result<E
     let image = store
         .image(&reference)
         .with_context(|| format!("pushing {}", reference.familiar()))?;
-    if super::platforms::multi_platform_index(&store, &reference)?.is_some() {
+    if store.multi_platform_index(&reference)?.is_some() {
         // A multi-platform image goes as its index, every platform with it.
         return push_index(settings, &store, &reference, args.compression);
     }

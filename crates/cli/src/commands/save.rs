@@ -1,11 +1,16 @@
 //! `rbk save [-o FILE] [--format docker|oci] IMAGE...`.
 
 use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use rbk_store::archive::{save_archive, save_archive_file, ArchiveFormat, SavedImage};
-use rbk_store::{Digest, Store};
+use rbk_store::archive::{
+    save_archive, save_archive_file, save_index_archive, ArchiveFormat, SavedImage,
+};
+use rbk_store::output::OutputFile;
+use rbk_store::{Descriptor, Digest, Reference, Store};
 
 use crate::args::{SaveArgs, SaveFormat};
 
@@ -21,27 +26,50 @@ pub(crate) fn run(
     };
     // One multi-platform image keeps its index and every platform.
     if let [name] = args.images.as_slice() {
-        if let Some(index) = super::platforms::tagged_index(&store, name)? {
-            super::platforms::save_index(&store, &index, format, args.output.as_deref())?;
+        if let Some(index) = crate::lookup::tagged_index(&store, name)? {
+            save_index(&store, &index, format, args.output.as_deref())?;
             return Ok(ExitCode::SUCCESS);
         }
     }
     match &args.output {
         Some(path) => save_archive_file(&store, &images, format, path)?,
-        None => {
-            let stdout = std::io::stdout();
-            if std::io::IsTerminal::is_terminal(&stdout) {
-                bail!("refusing to write an archive to a terminal: use -o FILE or redirect");
-            }
-            save_archive(
-                &store,
-                &images,
-                format,
-                std::io::BufWriter::new(stdout.lock()),
-            )?;
-        }
+        None => save_archive(&store, &images, format, BufWriter::new(stdout()?.lock()))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Standard output, unless it is a terminal.
+fn stdout() -> anyhow::Result<std::io::Stdout> {
+    let stdout = std::io::stdout();
+    if std::io::IsTerminal::is_terminal(&stdout) {
+        bail!("refusing to write an archive to a terminal: use -o FILE or redirect");
+    }
+    Ok(stdout)
+}
+
+/// One multi-platform image: every platform under its index (see
+/// `save_index_archive`), to `output` or standard output.
+fn save_index(
+    store: &Store,
+    (name, index): &(Reference, Descriptor),
+    format: ArchiveFormat,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let images = store.index_images(index)?;
+    let refs = std::slice::from_ref(name);
+    match output {
+        Some(path) => {
+            let mut w = BufWriter::new(OutputFile::create(path)?);
+            save_index_archive(store, index, &images, refs, format, &mut w)?;
+            w.into_inner().map_err(|e| e.into_error())?.commit()?;
+        }
+        None => {
+            let mut w = BufWriter::new(stdout()?.lock());
+            save_index_archive(store, index, &images, refs, format, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves the named images, merging names of the same manifest.

@@ -213,6 +213,59 @@ impl Store {
         self.image_for_platform(&self.resolve(reference)?, platform)
     }
 
+    /// The index `reference` is tagged as, when it is pushed and saved as
+    /// an index: it lists images for several platforms, or attestation
+    /// manifests the store holds (as BuildKit writes them; the index then
+    /// keeps its bytes and digest). `None` for an image, and for an index of
+    /// one image whose attestations were left behind (pushed and saved as
+    /// that image).
+    pub fn multi_platform_index(&self, reference: &crate::Reference) -> Result<Option<Descriptor>> {
+        let desc = self.resolve(reference)?;
+        let Some(index) = self.read_index(&desc)? else {
+            return Ok(None);
+        };
+        let attested = index.manifests.iter().any(|e| e.is_attestation())
+            && self.attestation_blobs(&index)?.is_some();
+        Ok((self.index_platforms(&index).len() > 1 || attested).then_some(desc))
+    }
+
+    /// Every image the index `descriptor` lists (see
+    /// [`Store::index_platforms`]), in its order.
+    pub fn index_images(&self, descriptor: &Descriptor) -> Result<Vec<Image>> {
+        let index = self
+            .read_index(descriptor)?
+            .ok_or_else(|| Error::InvalidDocument {
+                what: format!("index {}", descriptor.digest),
+                reason: "it is an image manifest, not an index".into(),
+            })?;
+        self.index_platforms(&index)
+            .iter()
+            .map(|(d, _)| self.read_image(d))
+            .collect()
+    }
+
+    /// `found` as `platform`'s image: the entry for it of the index its
+    /// name points at, or the image itself when that is for `platform`;
+    /// else [`Error::PlatformNotFound`] or [`Error::WrongPlatform`].
+    pub fn found_for_platform(
+        &self,
+        mut found: crate::FoundImage,
+        platform: &ImagePlatform,
+    ) -> Result<crate::FoundImage> {
+        if let Some(named) = &found.named {
+            found.image = self.image_for_platform(&self.resolve(named)?, platform)?;
+        }
+        let config = &found.image.config;
+        if config.os != platform.os || config.architecture != platform.architecture {
+            return Err(Error::WrongPlatform {
+                image: found.image.id(),
+                platform: format!("{}/{}", config.os, config.architecture),
+                wanted: platform.to_string(),
+            });
+        }
+        Ok(found)
+    }
+
     /// The entry of `index` shown when one image stands for the whole
     /// index: the host's, else the first image entry.
     pub(crate) fn default_entry(&self, index: &Index) -> Option<Descriptor> {

@@ -21,6 +21,13 @@
 //! warnings as data; it never prints and never reads the environment: the
 //! caller resolves settings into a [`BuildRequest`]. `run`, `commit` and
 //! debug commands reuse it.
+//!
+//! Errors: everything public returns [`Error`]. Private helpers that
+//! return `Result<_, String>` (the SBOM package-database parsers, the
+//! image-platform check, `--attest` and `--output` option checks) give a
+//! sentence their caller wraps into the variant that names the file, step
+//! or flag (an SBOM parser's failure becomes a warning naming the
+//! skipped file).
 
 mod analyze;
 mod annotate;

@@ -38,6 +38,13 @@
 //! lives in this crate. It reads no environment variable and keeps no
 //! process-wide settings: what a build wants comes in [`SolveOptions`] and
 //! [`Runc::new`]'s arguments; warnings leave as [`rbk_graph::Event`]s.
+//!
+//! Errors: everything public returns [`Error`]. The few private helpers
+//! that return `Result<_, String>` (the runtime's id and version checks,
+//! the entitlement check, the remote cache's config parser and
+//! decompressor choice) give the message of the variant their caller makes
+//! (`Error::Runtime` naming the binary, `Error::Cache` naming the cache),
+//! which they cannot name themselves.
 #![deny(missing_docs)]
 
 mod container;

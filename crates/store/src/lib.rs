@@ -26,6 +26,12 @@
 //!   image removal ([`Store::remove_reference`]), disk usage ([`Store::usage`])
 //!   and a consistency check ([`Store::verify`]).
 //!
+//! Errors: everything public returns [`Error`]. A few private checkers
+//! (reference parsing, `verify`'s and the unpacker's checks, packed-blob
+//! verification) return `Result<_, String>`: the string is the reason, and
+//! their one caller wraps it into the variant that names the input
+//! (`Error::InvalidReference`, a `Problem`, `Error::Extract`, …).
+//!
 //! ```
 //! use rbk_store::{BlobRead, BlobWrite, Digest, Reference, Store};
 //!

@@ -230,6 +230,21 @@ fn exec_op(base: NodeId, command: &str) -> ExecOp {
     }
 }
 
+/// Steps `left` and `right` on scratch, merged (left below right).
+fn left_and_right_merged() -> (Definition, NodeId) {
+    let mut def = Definition::new();
+    let base = scratch(&mut def);
+    let left = exec(&mut def, base, "left");
+    let right = exec(&mut def, base, "right");
+    let merged = def.push(
+        Op::Merge(rbk_graph::MergeOp {
+            inputs: vec![Input::of(left), Input::of(right)],
+        }),
+        OpMetadata::default(),
+    );
+    (def, merged)
+}
+
 fn scratch(def: &mut Definition) -> NodeId {
     def.push(Op::Source(SourceOp::Scratch), OpMetadata::default())
 }
@@ -532,16 +547,7 @@ fn independent_steps_run_at_the_same_time<S: TestStore>() {
         .on("left", FakeRun::new().write("/l", "l").with_peers(2));
     fx.runtime
         .on("right", FakeRun::new().write("/r", "r").with_peers(2));
-    let mut def = Definition::new();
-    let base = scratch(&mut def);
-    let left = exec(&mut def, base, "left");
-    let right = exec(&mut def, base, "right");
-    let merged = def.push(
-        Op::Merge(rbk_graph::MergeOp {
-            inputs: vec![Input::of(left), Input::of(right)],
-        }),
-        OpMetadata::default(),
-    );
+    let (def, merged) = left_and_right_merged();
     let out = fx.solve(&def, merged);
     let solved = out.solved();
     assert_eq!(fx.runtime.most_at_once(), 2);
@@ -640,16 +646,7 @@ fn a_merge_stacks_layers_and_reads_later_ones_first<S: TestStore>() {
     fx.runtime
         .on("left", FakeRun::new().write("/f", "left").write("/l", "l"));
     fx.runtime.on("right", FakeRun::new().write("/f", "right"));
-    let mut def = Definition::new();
-    let base = scratch(&mut def);
-    let left = exec(&mut def, base, "left");
-    let right = exec(&mut def, base, "right");
-    let merged = def.push(
-        Op::Merge(rbk_graph::MergeOp {
-            inputs: vec![Input::of(left), Input::of(right)],
-        }),
-        OpMetadata::default(),
-    );
+    let (def, merged) = left_and_right_merged();
     let out = fx.solve(&def, merged);
     let solved = out.solved();
     assert_eq!(solved.layers().len(), 2);

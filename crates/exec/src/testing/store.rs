@@ -86,12 +86,7 @@ impl MemSolveStore {
     /// Makes `reference` name an image of `layers` (their blobs should be
     /// in the store).
     pub fn add_image(&self, reference: &str, layers: Vec<Layer>) -> Result<()> {
-        let parsed: Reference = reference
-            .parse()
-            .map_err(|source| Error::InvalidReference {
-                reference: reference.to_string(),
-                source,
-            })?;
+        let parsed = parse_reference(reference)?;
         lock(&self.images).insert(parsed.to_string(), layers);
         Ok(())
     }
@@ -187,12 +182,7 @@ impl SolveStore for MemSolveStore {
     }
 
     fn image_layers(&self, reference: &str, _platform: Option<&Platform>) -> Result<Vec<Layer>> {
-        let parsed: Reference = reference
-            .parse()
-            .map_err(|source| Error::InvalidReference {
-                reference: reference.to_string(),
-                source,
-            })?;
+        let parsed = parse_reference(reference)?;
         lock(&self.images)
             .get(&parsed.to_string())
             .cloned()
@@ -200,4 +190,11 @@ impl SolveStore for MemSolveStore {
                 reference: parsed.familiar(),
             })
     }
+}
+
+fn parse_reference(reference: &str) -> Result<Reference> {
+    reference.parse().map_err(|source| Error::InvalidReference {
+        reference: reference.to_string(),
+        source,
+    })
 }

@@ -284,6 +284,14 @@ fn rootless_run_commit_and_exec() {
         ],
         &[],
     );
+    // Import unpacked the base in the namespace, as root's does, so the
+    // first run does not pay for it.
+    let snapshots: Vec<_> = fs::read_dir(s.store().join("snapshots"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| !name.to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
     s.ok(
         &[
             "run",

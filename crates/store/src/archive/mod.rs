@@ -159,29 +159,41 @@ fn validate_layer(
 ///
 /// When the snapshot exists already (the layer is known), only the diff id
 /// is checked: a different blob may not claim it. Rootless (in a user
-/// namespace that does not map every id) the layer is only hashed: such a
-/// process may store an image it cannot unpack (device nodes, owners
-/// outside its ranges), which fails at first use instead.
+/// namespace that does not map every id) the unpack is tried too, so the
+/// first build does not pay for it; when it fails for another reason than
+/// a wrong diff id the layer is only hashed: such a process may store an
+/// image it cannot unpack (device nodes, owners outside its ranges), which
+/// fails at first use instead.
 ///
 /// Errors: [`Error::CorruptLayer`] when the layer does not match `diff_id`
 /// (or its own digest), the extractor's errors ([`Error::InvalidArchive`],
 /// [`Error::ArchiveTooLarge`], [`Error::ArchiveRead`]) when it refuses the
 /// layer; no snapshot is committed then.
 pub fn check_layer(store: &Store, layer: &crate::Descriptor, diff_id: &Digest) -> Result<()> {
-    if store.has_snapshot(diff_id) || !maps_every_id() {
-        if layer.digest == *diff_id {
-            return Ok(()); // verified when the blob was stored
-        }
-        let actual = diff_id_of(store, &layer.digest)?;
-        if actual != *diff_id {
-            return Err(Error::CorruptLayer {
-                digest: layer.digest,
-                reason: format!("it unpacks to {actual}, but the config says {diff_id}"),
-            });
-        }
-        return Ok(());
+    if store.has_snapshot(diff_id) {
+        return check_diff_id(store, layer, diff_id);
     }
-    store.ensure_snapshot(layer, diff_id).map(drop)
+    match store.ensure_snapshot(layer, diff_id) {
+        Ok(_) => Ok(()),
+        Err(error @ Error::CorruptLayer { .. }) => Err(error),
+        Err(_) if !maps_every_id() => check_diff_id(store, layer, diff_id),
+        Err(error) => Err(error),
+    }
+}
+
+/// Checks by hashing alone that the blob of `layer` unpacks to `diff_id`.
+fn check_diff_id(store: &Store, layer: &crate::Descriptor, diff_id: &Digest) -> Result<()> {
+    if layer.digest == *diff_id {
+        return Ok(()); // verified when the blob was stored
+    }
+    let actual = diff_id_of(store, &layer.digest)?;
+    if actual != *diff_id {
+        return Err(Error::CorruptLayer {
+            digest: layer.digest,
+            reason: format!("it unpacks to {actual}, but the config says {diff_id}"),
+        });
+    }
+    Ok(())
 }
 
 /// Whether this process's user namespace maps every id (the initial one,

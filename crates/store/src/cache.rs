@@ -26,9 +26,9 @@
 //!   killed at any instant leaves the old or the new record, as the atomic
 //!   file writes did.
 //! - **Damage**: a record whose JSON does not parse is a cache miss, and a
-//!   file that is not a database at all is moved to the trash and the index
-//!   starts empty (docs/security.md F6: the cache index may be reset,
-//!   content never).
+//!   file that is not a database at all is renamed to `cache.sqlite.damaged`
+//!   (a backup; the previous one is replaced) and the index starts empty
+//!   (docs/security.md F6: the cache index may be reset, content never).
 //! - **Upgrade**: a store written by an older rbk still has `db/cache/`; the
 //!   first process that opens the index imports its records (keeping any
 //!   row the database already has) and then moves the directory to the
@@ -285,10 +285,15 @@ impl Store {
         let mut conn = match connect(&path) {
             Err(e) if is_damaged(&e) => {
                 // Not a database: the index may be reset, content never.
+                // The damaged files are kept beside it (the last damage
+                // only, so repeated damage cannot fill the disk) for
+                // whoever wants to look at them.
                 for suffix in ["", "-journal", "-wal", "-shm"] {
                     let file = PathBuf::from(format!("{}{suffix}", path.display()));
                     if file.exists() {
-                        self.move_to_trash(&file)?;
+                        let backup = PathBuf::from(format!("{}.damaged", file.display()));
+                        fs::rename(&file, &backup)
+                            .map_err(Error::io("backing up the damaged index", &file))?;
                     }
                 }
                 connect(&path).map_err(index_error)?
@@ -580,7 +585,7 @@ mod tests {
         assert!(store.cache_records().unwrap().is_empty());
 
         // A file that is not a database: a fresh process starts an empty
-        // index and the old file waits in the trash.
+        // index and keeps the old file as a backup.
         let fresh = dir.path().join("fresh");
         let fresh_store = Store::open(&fresh).unwrap();
         fs::write(fresh_store.cache_index_path(), vec![0x5a; 8192]).unwrap();
@@ -589,7 +594,10 @@ mod tests {
             .cache_put(&key, &CacheRecord::new(vec![], "RUN y"))
             .unwrap();
         assert_eq!(fresh_store.cache_records().unwrap().len(), 1);
-        assert_eq!(fs::read_dir(fresh_store.trash_dir()).unwrap().count(), 1);
+        let backup = fresh_store
+            .cache_index_path()
+            .with_extension("sqlite.damaged");
+        assert_eq!(fs::read(backup).unwrap(), vec![0x5a; 8192]);
     }
 
     #[test]

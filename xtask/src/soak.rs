@@ -501,6 +501,14 @@ impl Soak {
             if exe.is_some_and(|e| e == rbk) && ours()
                 || root.is_some_and(|r| r.starts_with(&store))
             {
+                // Named, so a leftover can be told apart from the trash
+                // emptier that rbk detaches on purpose.
+                let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+                crate::say(&format!(
+                    "leftover process {}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                ));
                 leftovers += 1;
             }
         }

@@ -332,20 +332,15 @@ impl Store {
             }
         }
         let path = self.cache_index_path();
-        let tx = conn.transaction().map_err(|source| Error::CacheIndex {
+        let index_error = |source| Error::CacheIndex {
             path: path.clone(),
             source,
-        })?;
+        };
+        let tx = conn.transaction().map_err(index_error)?;
         for (key, record) in &records {
-            put_row(&tx, key, record, false).map_err(|source| Error::CacheIndex {
-                path: path.clone(),
-                source,
-            })?;
+            put_row(&tx, key, record, false).map_err(index_error)?;
         }
-        tx.commit().map_err(|source| Error::CacheIndex {
-            path: path.clone(),
-            source,
-        })?;
+        tx.commit().map_err(index_error)?;
         // Another process may have moved it already.
         match self.move_to_trash(&dir) {
             Err(_) if dir.exists() => Err(Error::io("moving to trash", &dir)(

@@ -346,8 +346,9 @@ fn run_it_gives_a_terminal_that_resizes_and_ends_with_ctrl_d() {
     tmux.start(80, 24, &script);
     tmux.wait_for("/ #"); // capture-pane drops trailing blanks
     tmux.cmd(&["send-keys", "-t", "t", "echo $((6*7)); tty", "Enter"]);
-    let pane = tmux.wait_for("42");
-    assert!(pane.contains("/dev/pts/"), "{pane}");
+    // `tty` answers after `echo`: wait for the last of the two lines.
+    let pane = tmux.wait_for("/dev/pts/");
+    assert!(pane.contains("42"), "{pane}");
     tmux.cmd(&["send-keys", "-t", "t", "stty size", "Enter"]);
     tmux.wait_for("24 80");
     tmux.cmd(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);

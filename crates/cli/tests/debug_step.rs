@@ -60,7 +60,8 @@ fn on_error_shell_opens_the_failed_step_under_a_terminal() {
         "cat made-before-failing /cache/c; echo $GREETING-$(id -u); tty",
         "Enter",
     ]);
-    let pane = tmux.wait_for("hello-0");
+    // `tty` answers last: wait for it, not for the lines before it.
+    let pane = tmux.wait_for("/dev/pts/");
     // What the step wrote before failing, its cache mount, its ENV, root,
     // and a real terminal.
     let answer: Vec<&str> = pane.lines().map(str::trim_end).collect();

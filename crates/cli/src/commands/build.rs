@@ -281,17 +281,25 @@ fn fetch_context(
     Ok(Some(fetched))
 }
 
-/// A build's id, for its logs: the UTC time it started and the process,
-/// so ids sort by time.
+/// A build's id, for its logs: the UTC time it started, to the
+/// microsecond, and the process. Ids sort as text, so every field is fixed
+/// width: two builds in one second must still sort by start, whatever
+/// their pids.
 fn build_id() -> String {
-    let now = std::time::SystemTime::now();
-    let stamp = rbk_store::image::format_rfc3339(now);
-    let stamp: String = stamp
+    build_id_at(std::time::SystemTime::now(), std::process::id())
+}
+
+fn build_id_at(time: std::time::SystemTime, pid: u32) -> String {
+    let stamp = rbk_store::image::format_rfc3339(time);
+    let seconds: String = stamp
         .chars()
         .take(19)
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
-    format!("{stamp}Z-{}", std::process::id())
+    let micros = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_micros());
+    format!("{seconds}{micros:06}Z-{pid}")
 }
 
 #[allow(clippy::print_stderr)] // the CLI reports here
@@ -313,5 +321,20 @@ fn report_done(quiet: bool, id: &str, tags: &[Reference]) {
     eprintln!("writing image {id} done");
     for tag in tags {
         eprintln!("naming to {tag} done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_id_at;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn ids_of_builds_in_one_second_sort_by_start() {
+        let second = UNIX_EPOCH + Duration::from_secs(1_765_000_000);
+        let earlier = build_id_at(second + Duration::from_micros(5), 1000);
+        let later = build_id_at(second + Duration::from_micros(900_000), 999);
+        assert!(earlier < later, "{earlier} should sort before {later}");
+        assert_eq!(earlier, "20251206T054640000005Z-1000");
     }
 }

@@ -51,6 +51,7 @@ use rbk_store::{Digest, Sha256Writer};
 use crate::filter::PathFilter;
 use crate::{Error, Result};
 
+pub(crate) use scan::racy;
 pub use statcache::StatCache;
 
 /// What an entry is. `Other` covers FIFOs, sockets and devices, which are

@@ -325,7 +325,7 @@ impl FileHasher {
 
 /// Whether a file with this ctime may still change, after a scan that
 /// started at `start_ns`, without its ctime changing.
-fn racy(ctime_ns: i64, start_ns: i64) -> bool {
+pub(crate) fn racy(ctime_ns: i64, start_ns: i64) -> bool {
     let whole_seconds = ctime_ns % 1_000_000_000 == 0;
     let window = if whole_seconds {
         RACY_WINDOW_COARSE_NS

@@ -217,7 +217,7 @@ impl Execute for Solver<'_> {
             Op::Source(source) => return self.execute_source(source, Some(ctx)),
             Op::Merge(_) => return Ok(ops::merge::merge(inputs)),
             Op::Exec(op) => self.run_exec(op, inputs, ctx),
-            Op::File(op) => self.run_file(op, inputs),
+            Op::File(op) => self.run_file(vertex, op, inputs),
         };
         if let Some(warning) = self.snapshotter.take_warning() {
             ctx.warn(&warning);

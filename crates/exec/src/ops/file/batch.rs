@@ -21,6 +21,7 @@ use rustix::fs::{self as rfs, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::meta::{self, Meta};
+use super::reuse::Reuse;
 use crate::{Error, Result};
 
 /// Queued files before the queue is run.
@@ -33,7 +34,7 @@ pub(crate) struct Dir {
     pub(crate) fd: OwnedFd,
     id: (u64, u64),
     /// Created empty by this walk: nothing is in the way of a new entry.
-    fresh: bool,
+    pub(crate) fresh: bool,
 }
 
 impl Dir {
@@ -69,13 +70,23 @@ pub(crate) struct DirJob {
 
 /// The queue of one copy action.
 #[derive(Default)]
-pub(crate) struct Pending {
+pub(crate) struct Pending<'a> {
     files: Vec<FileJob>,
     dirs: Vec<DirJob>,
     names: HashSet<((u64, u64), OsString)>,
+    /// Where unchanged files may be linked from (an incremental copy).
+    reuse: Option<&'a Reuse>,
 }
 
-impl Pending {
+impl<'a> Pending<'a> {
+    /// A queue whose files may be linked from `reuse`'s last snapshot.
+    pub(crate) fn with_reuse(reuse: Option<&'a Reuse>) -> Pending<'a> {
+        Pending {
+            reuse,
+            ..Pending::default()
+        }
+    }
+
     /// Whether queued work writes `name` in `dir` (run the queue first).
     pub(crate) fn busy(&self, dir: &Dir, name: &OsStr) -> bool {
         !self.names.is_empty() && self.names.contains(&(dir.id, name.to_os_string()))
@@ -110,9 +121,14 @@ impl Pending {
         let files = std::mem::take(&mut self.files);
         let dirs = std::mem::take(&mut self.dirs);
         self.names.clear();
-        files
-            .par_iter()
-            .try_for_each(|job| copy_file(job).map_err(|e| Error::io("copying", &job.drel, e)))?;
+        let reuse = self.reuse;
+        files.par_iter().try_for_each(|job| {
+            match reuse {
+                Some(reuse) => reuse.copy(job),
+                None => copy_file(job),
+            }
+            .map_err(|e| Error::io("copying", &job.drel, e))
+        })?;
         drop(files);
         for d in dirs {
             meta::apply_fd(d.dst.as_fd(), d.src.as_fd(), &d.st, d.meta)
@@ -123,7 +139,7 @@ impl Pending {
 }
 
 /// Copies one queued file.
-fn copy_file(job: &FileJob) -> io::Result<()> {
+pub(crate) fn copy_file(job: &FileJob) -> io::Result<()> {
     let src = open_file(&job.sdir, &job.name, &job.st)?;
     if !job.ddir.fresh {
         super::tree::remove_all(job.ddir.fd.as_fd(), &job.dname)?;

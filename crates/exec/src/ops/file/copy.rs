@@ -16,6 +16,7 @@ use rustix::io::Errno;
 use super::batch::{self, Dir, DirJob, FileJob, Pending};
 use super::chmod::Chmod;
 use super::meta::{self, Meta};
+use super::reuse::Reuse;
 use super::times::DirTimes;
 use super::tree::{self, clean, display, resolve, NewDir, Resolved, Walk};
 use super::{extract, CopySource};
@@ -40,7 +41,7 @@ pub(crate) struct Copier<'a> {
     /// Directories written into without a source's metadata.
     times: &'a DirTimes,
     /// Files to copy in parallel and directory metadata to apply after.
-    pending: Pending,
+    pending: Pending<'a>,
 }
 
 /// Runs one copy action.
@@ -50,6 +51,7 @@ pub(crate) fn copy(
     inputs: &[CopySource<'_>],
     action: &CopyAction,
     times: &DirTimes,
+    reuse: Option<&Reuse>,
 ) -> Result<()> {
     let source = inputs.get(action.from as usize).ok_or_else(|| {
         Error::MalformedOp(format!(
@@ -86,7 +88,7 @@ pub(crate) fn copy(
         exclude: &action.exclude,
         links: HashMap::new(),
         times,
-        pending: Pending::default(),
+        pending: Pending::with_reuse(reuse),
     };
     let dest = copier.destination(action, matches.len() > 1)?;
     let pivot = parents_pivot(&action.src);

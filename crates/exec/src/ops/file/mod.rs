@@ -104,6 +104,7 @@ mod chmod;
 mod copy;
 mod extract;
 mod meta;
+mod reuse;
 mod solve;
 mod times;
 mod tree;
@@ -157,12 +158,24 @@ pub fn apply_file_actions_with(
     actions: &[FileAction],
     options: &FileOpOptions,
 ) -> Result<()> {
+    apply_actions(dest_root, inputs, actions, options, None)
+}
+
+/// [`apply_file_actions_with`], where a copy may link unchanged files from
+/// its last snapshot (see `reuse`).
+fn apply_actions(
+    dest_root: &Path,
+    inputs: &[CopySource<'_>],
+    actions: &[FileAction],
+    options: &FileOpOptions,
+    reuse: Option<&reuse::Reuse>,
+) -> Result<()> {
     let root = open_root(dest_root).map_err(|e| Error::io("opening", dest_root, e))?;
     let times = DirTimes::new(options.source_date_epoch.unwrap_or(0));
     for action in actions {
         let root = root.as_fd();
         match action {
-            FileAction::Copy(copy) => copy::copy(dest_root, root, inputs, copy, &times)?,
+            FileAction::Copy(copy) => copy::copy(dest_root, root, inputs, copy, &times, reuse)?,
             FileAction::Mkdir {
                 path,
                 mode,

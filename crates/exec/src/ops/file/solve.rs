@@ -1,14 +1,22 @@
 //! File ops (COPY, ADD, WORKDIR's mkdir, heredoc files) and merges.
 
-use rbk_graph::{FileAction, FileOp};
+use std::os::unix::ffi::OsStrExt;
 
-use super::{apply_file_actions_with, CopySource, FileOpOptions};
+use rbk_graph::{DagVertex, FileAction, FileOp};
+
+use super::reuse::Reuse;
+use super::{apply_actions, CopySource, FileOpOptions};
 use crate::snapshot::View;
 use crate::solve::{Solved, Solver};
 use crate::{Error, IncludeAll, Result};
 
 impl Solver<'_> {
-    pub(crate) fn run_file(&self, op: &FileOp, inputs: &[Solved]) -> Result<Solved> {
+    pub(crate) fn run_file(
+        &self,
+        vertex: &DagVertex,
+        op: &FileOp,
+        inputs: &[Solved],
+    ) -> Result<Solved> {
         let work = self.store.work_dir()?;
         let base =
             match op.base {
@@ -55,11 +63,61 @@ impl Solver<'_> {
         let options = FileOpOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
-        apply_file_actions_with(dest.path(), &sources, &op.actions, &options)?;
+        let reuse = self.copy_reuse(vertex, op, inputs);
+        apply_actions(dest.path(), &sources, &op.actions, &options, reuse.as_ref())?;
         drop(sources);
         drop(views);
         self.snapshotter.commit(dest)?;
         let empty = Solved::from_layers(Vec::new());
-        self.commit_on(base.unwrap_or(&empty), &work)
+        let solved = self.commit_on(base.unwrap_or(&empty), &work)?;
+        if let (Some(reuse), Some(layer)) = (reuse, solved.layers().last()) {
+            // The record only makes the next run faster: not writing it
+            // (a full disk, a read-only db) fails nothing.
+            let _ = reuse.save(layer);
+        }
+        Ok(solved)
+    }
+
+    /// What an incremental copy may take from the op's last snapshot (see
+    /// `reuse`); `None` for ops that copy everything: those `reuse` does
+    /// not handle, and `--no-cache` steps.
+    fn copy_reuse(&self, vertex: &DagVertex, op: &FileOp, inputs: &[Solved]) -> Option<Reuse> {
+        let [FileAction::Copy(copy)] = op.actions.as_slice() else {
+            return None;
+        };
+        if vertex.meta().ignore_cache || !Reuse::applies(op) {
+            return None;
+        }
+        inputs.get(copy.from as usize)?.0.local.as_ref()?;
+        // The op without what its inputs contain: what else it reads and
+        // writes is the same whenever this key is.
+        let mut h = blake3::Hasher::new();
+        h.update(b"rbk-copy-reuse-v1\0");
+        h.update(vertex.digest().as_bytes());
+        if let Some(epoch) = self.options.source_date_epoch {
+            h.update(b"source-date-epoch\0");
+            h.update(&epoch.to_le_bytes());
+        }
+        for input in inputs {
+            match &input.0.local {
+                Some(local) => {
+                    h.update(b"local\0");
+                    h.update(local.dir.root.as_os_str().as_bytes());
+                    h.update(b"\0");
+                }
+                None => {
+                    h.update(b"layers\0");
+                    h.update(input.0.content.as_bytes());
+                }
+            }
+        }
+        let name = h.finalize().to_hex();
+        let file = self.store.db_dir().join("copy-reuse").join(name.as_str());
+        Some(Reuse::load(file, |layer| {
+            if !self.store.has_snapshot(&layer.diff_id) {
+                return None;
+            }
+            self.store.ensure_snapshot(&layer.blob, &layer.diff_id).ok()
+        }))
     }
 }

@@ -1,0 +1,266 @@
+//! The incremental COPY (`ops/file/reuse.rs`): after a change to the
+//! context, a `COPY . /repo` that misses the cache links the unchanged files
+//! from its last snapshot, and its layer is byte for byte the one a
+//! `--no-cache` copy makes. One case per kind of change, plus a record
+//! whose snapshot was pruned.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rbk_exec::testing::FakeRuntime;
+use rbk_exec::{IncludeAll, LocalDir, SnapshotterChoice, SolveOptions, Solver};
+use rbk_graph::{
+    CancelToken, CopyAction, Dag, Definition, FileAction, FileOp, Input, NodeId, Op, OpMetadata,
+    RecordingReporter, Scheduler, SourceOp,
+};
+use rbk_store::{Layer, Store};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Store,
+    context: PathBuf,
+    runtime: FakeRuntime,
+}
+
+impl Fixture {
+    /// A context of a few files in a small tree, old enough (see the racy
+    /// rule) for the first build to record them.
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let context = dir.path().join("context");
+        let fx = Fixture {
+            store,
+            context,
+            runtime: FakeRuntime::new(),
+            dir,
+        };
+        for (name, data) in [
+            ("top.txt", "top\n"),
+            ("a/one.txt", "one\n"),
+            ("a/b/two.txt", "two\n"),
+            ("a/b/three.txt", "three\n"),
+            ("c/four.txt", "four\n"),
+        ] {
+            fx.write(name, data);
+        }
+        std::os::unix::fs::symlink("b/two.txt", fx.context.join("a/link")).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        fx
+    }
+
+    fn write(&self, name: &str, data: &str) {
+        let path = self.context.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, data).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    fn options(&self) -> SolveOptions {
+        let local = LocalDir {
+            root: self.context.clone(),
+            filter: Arc::new(IncludeAll),
+        };
+        SolveOptions {
+            locals: [("context".to_string(), local)].into(),
+            snapshotter: SnapshotterChoice::Copy,
+            ..Default::default()
+        }
+    }
+
+    /// `COPY --chown=<uid>:<gid> . /repo` on scratch (as the user running
+    /// the test: a COPY from the context otherwise chowns to root), solved
+    /// by a fresh solver; its layer.
+    fn build(&self, no_cache: bool) -> Layer {
+        let mut def = Definition::new();
+        let ctx = def.push(
+            Op::Source(SourceOp::Local {
+                name: "context".into(),
+                include: vec![],
+                exclude: vec![],
+            }),
+            OpMetadata::default(),
+        );
+        let copy = copy_op(ctx);
+        let meta = OpMetadata {
+            ignore_cache: no_cache,
+            ..OpMetadata::default()
+        };
+        let root: NodeId = def.push(Op::File(copy), meta);
+        let dag = Dag::new(&def, &[root]).unwrap();
+        let solver = Solver::new(&self.store, &self.runtime, self.options()).unwrap();
+        let reporter = RecordingReporter::new();
+        let mut out = Scheduler::new(2)
+            .run_with_cancel(&dag, &solver, &reporter, &CancelToken::new())
+            .unwrap();
+        let layers = out.remove(0).layers().to_vec();
+        assert_eq!(layers.len(), 1);
+        layers[0].clone()
+    }
+
+    fn snapshot(&self, layer: &Layer) -> PathBuf {
+        self.store
+            .ensure_snapshot(&layer.blob, &layer.diff_id)
+            .unwrap()
+    }
+
+    fn records(&self) -> Vec<PathBuf> {
+        match fs::read_dir(self.store.db_dir().join("copy-reuse")) {
+            Ok(dir) => dir.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+fn copy_op(ctx: NodeId) -> FileOp {
+    let owner = rbk_graph::Owner {
+        user: rustix::process::getuid().as_raw().to_string(),
+        group: rustix::process::getgid().as_raw().to_string(),
+    };
+    FileOp {
+        inputs: vec![Input::of(ctx)],
+        base: None,
+        actions: vec![FileAction::Copy(CopyAction {
+            from: 0,
+            src: ".".into(),
+            dest: "/repo".into(),
+            owner: Some(owner),
+            mode: None,
+            follow_symlinks: true,
+            dir_contents_only: true,
+            allow_wildcard: true,
+            allow_empty_wildcard: false,
+            create_dest_path: true,
+            auto_extract: false,
+            parents: false,
+            exclude: vec![],
+        })],
+    }
+}
+
+fn ino(dir: &Path, rel: &str) -> u64 {
+    fs::symlink_metadata(dir.join("repo").join(rel))
+        .unwrap()
+        .ino()
+}
+
+/// Builds, applies `change`, builds again: the second layer is the one a
+/// `--no-cache` build makes, and an untouched file was linked, not copied.
+/// Returns the second build's snapshot.
+fn check(fx: &Fixture, change: impl FnOnce(&Path)) -> PathBuf {
+    let first = fx.build(false);
+    let before = fx.snapshot(&first);
+    assert_eq!(fx.records().len(), 1, "the first COPY left a record");
+    change(&fx.context);
+    let second = fx.build(false);
+    assert_ne!(
+        second.diff_id, first.diff_id,
+        "the change reached the layer"
+    );
+    let after = fx.snapshot(&second);
+    assert_eq!(
+        ino(&before, "c/four.txt"),
+        ino(&after, "c/four.txt"),
+        "an untouched file is linked from the last snapshot"
+    );
+    let fresh = fx.build(true);
+    assert_eq!(
+        second.diff_id, fresh.diff_id,
+        "the incremental copy's layer differs from --no-cache's"
+    );
+    after
+}
+
+#[test]
+fn an_edited_file_is_copied_again_and_the_rest_linked() {
+    let fx = Fixture::new();
+    let first = fx.snapshot(&fx.build(false));
+    let after = check(&fx, |ctx| {
+        fs::write(ctx.join("a/b/two.txt"), "two, edited\n").unwrap()
+    });
+    assert_eq!(
+        fs::read_to_string(after.join("repo/a/b/two.txt")).unwrap(),
+        "two, edited\n"
+    );
+    assert_ne!(ino(&first, "a/b/two.txt"), ino(&after, "a/b/two.txt"));
+    assert_eq!(
+        fs::read_to_string(first.join("repo/a/b/two.txt")).unwrap(),
+        "two\n",
+        "the last snapshot is untouched"
+    );
+}
+
+#[test]
+fn an_added_file_is_copied() {
+    let fx = Fixture::new();
+    let after = check(&fx, |ctx| {
+        fs::write(ctx.join("a/b/new.txt"), "new\n").unwrap()
+    });
+    assert_eq!(
+        fs::read_to_string(after.join("repo/a/b/new.txt")).unwrap(),
+        "new\n"
+    );
+}
+
+#[test]
+fn a_deleted_file_is_not_in_the_new_layer() {
+    let fx = Fixture::new();
+    let after = check(&fx, |ctx| {
+        fs::remove_file(ctx.join("a/b/three.txt")).unwrap()
+    });
+    assert!(!after.join("repo/a/b/three.txt").exists());
+}
+
+#[test]
+fn a_mode_change_alone_is_seen() {
+    let fx = Fixture::new();
+    let after = check(&fx, |ctx| {
+        let path = ctx.join("a/one.txt");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    let mode = fs::metadata(after.join("repo/a/one.txt")).unwrap().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+}
+
+#[test]
+fn a_renamed_file_is_at_its_new_path_only() {
+    let fx = Fixture::new();
+    let after = check(&fx, |ctx| {
+        fs::rename(ctx.join("a/b/three.txt"), ctx.join("c/three.txt")).unwrap();
+    });
+    assert!(!after.join("repo/a/b/three.txt").exists());
+    assert_eq!(
+        fs::read_to_string(after.join("repo/c/three.txt")).unwrap(),
+        "three\n"
+    );
+}
+
+/// A record whose snapshot was pruned is dropped, and the copy copies all.
+#[test]
+fn a_record_whose_snapshot_was_pruned_falls_back_to_a_full_copy() {
+    let fx = Fixture::new();
+    fx.build(false);
+    let records = fx.records();
+    assert_eq!(records.len(), 1);
+    fx.store.prune(true).unwrap();
+    fx.write("a/one.txt", "one, edited\n");
+    let second = fx.build(false);
+    let fresh = fx.build(true);
+    assert_eq!(second.diff_id, fresh.diff_id);
+    let after = fx.snapshot(&second);
+    assert_eq!(
+        fs::read_to_string(after.join("repo/a/one.txt")).unwrap(),
+        "one, edited\n"
+    );
+    assert_eq!(fx.records(), records, "the record is written anew");
+    assert_eq!(
+        fs::symlink_metadata(after.join("repo/c/four.txt"))
+            .unwrap()
+            .nlink(),
+        1
+    );
+    drop(fx.dir);
+}

@@ -66,7 +66,7 @@ pub(super) fn parse_copy(req: &Request<'_>, add: bool) -> Result<CopyCommand, St
     }
     let flags = req.flags(if add { ADD_FLAGS } else { COPY_FLAGS })?;
     let (srcs, dest) = req.args.split_at(req.args.len() - 1);
-    let dest = dest[0].clone();
+    let dest = dest[0].to_string();
     if heredoc_word(&dest).is_some() {
         return Err(format!("{cmd} cannot accept a heredoc as a destination"));
     }
@@ -82,7 +82,7 @@ pub(super) fn parse_copy(req: &Request<'_>, add: bool) -> Result<CopyCommand, St
                     name,
                 })
             }
-            None => CopySource::Path(src.clone()),
+            None => CopySource::Path(src.to_string()),
         })
         .collect();
     let string = |name: &str| {

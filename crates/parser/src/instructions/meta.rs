@@ -46,7 +46,7 @@ pub(super) fn parse_meta(req: &Request<'_>, name: &str) -> Result<Instruction, S
                 return Err(err_at_least_one("EXPOSE"));
             }
             no_flags()?;
-            let mut ports = args.clone();
+            let mut ports: Vec<String> = args.iter().map(|a| a.to_string()).collect();
             ports.sort();
             Instruction::Expose(ports)
         }
@@ -66,13 +66,13 @@ fn one(req: &Request<'_>, cmd: &str) -> Result<String, String> {
         return Err(err_exactly_one(cmd));
     }
     req.flags(&[])?;
-    Ok(req.args[0].clone())
+    Ok(req.args[0].to_string())
 }
 
 /// ENV and LABEL arguments come as `name, value, separator` triples (the
 /// separator is `=` or empty for the legacy `ENV k v` form); plain pairs are
 /// accepted too.
-fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
+fn parse_kvps(args: &[&str], cmd: &str) -> Result<Vec<KeyValue>, String> {
     if args.is_empty() {
         return Err(err_at_least_one(cmd));
     }
@@ -88,14 +88,14 @@ fn parse_kvps(args: &[String], cmd: &str) -> Result<Vec<KeyValue>, String> {
                 return Err(format!("{cmd} names can not be blank"));
             }
             Ok(KeyValue {
-                key: c[0].clone(),
-                value: c[1].clone(),
+                key: c[0].to_string(),
+                value: c[1].to_string(),
             })
         })
         .collect()
 }
 
-fn parse_arg(args: &[String]) -> Result<Vec<ArgDecl>, String> {
+fn parse_arg(args: &[&str]) -> Result<Vec<ArgDecl>, String> {
     if args.is_empty() {
         return Err(err_at_least_one("ARG"));
     }
@@ -107,7 +107,7 @@ fn parse_arg(args: &[String]) -> Result<Vec<ArgDecl>, String> {
                 value: Some(v.to_string()),
             }),
             None => Ok(ArgDecl {
-                key: arg.clone(),
+                key: arg.to_string(),
                 value: None,
             }),
         })

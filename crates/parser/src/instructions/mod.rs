@@ -174,7 +174,8 @@ pub(crate) fn instruction_error(file: &str, span: Span, message: String) -> Erro
 /// One node, flattened the way BuildKit's `parseRequest` sees it.
 pub(crate) struct Request<'a> {
     pub(crate) node: &'a Node,
-    pub(crate) args: Vec<String>,
+    /// The argument words, borrowed from the node.
+    pub(crate) args: Vec<&'a str>,
 }
 
 impl<'a> Request<'a> {
@@ -191,13 +192,13 @@ impl<'a> Request<'a> {
     }
 }
 
-fn node_args(next: &[Node]) -> Vec<String> {
-    let mut out = Vec::new();
+fn node_args(next: &[Node]) -> Vec<&str> {
+    let mut out = Vec::with_capacity(next.len());
     for arg in next {
         match arg.children.as_slice() {
-            [] => out.push(arg.value.clone()),
+            [] => out.push(arg.value.as_str()),
             [child] => {
-                out.push(child.value.clone());
+                out.push(child.value.as_str());
                 out.extend(node_args(&child.next));
             }
             _ => {}
@@ -207,7 +208,14 @@ fn node_args(next: &[Node]) -> Vec<String> {
 }
 
 fn parse_request(req: &Request<'_>) -> Result<Parsed, String> {
-    let instruction = match req.node.value.to_ascii_lowercase().as_str() {
+    // The parser lower-cases the name already; a hand-made node may not.
+    let value = &req.node.value;
+    let name = if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(value.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(value.as_str())
+    };
+    let instruction = match name.as_ref() {
         "from" => return parse_from(req).map(Parsed::Stage),
         "run" => Instruction::Run(run::parse_run(req)?),
         "cmd" => Instruction::Cmd(run::parse_cmd(req, false)?),
@@ -244,7 +252,7 @@ fn parse_from(req: &Request<'_>) -> Result<Stage, String> {
     let flags = req.flags(&[("platform", FlagKind::String)])?;
     Ok(Stage {
         name,
-        base_name: args[0].clone(),
+        base_name: args[0].to_string(),
         platform: flags
             .string("platform")
             .filter(|p| !p.is_empty())

@@ -74,7 +74,7 @@ pub struct HealthcheckCommand {
 
 fn cmd_line(req: &Request<'_>) -> CmdLine {
     let args = if req.node.json || req.args.is_empty() {
-        req.args.clone()
+        req.args.iter().map(|a| a.to_string()).collect()
     } else {
         vec![req.args.join(" ")]
     };
@@ -172,7 +172,7 @@ pub(super) fn parse_healthcheck(req: &Request<'_>) -> Result<HealthcheckCommand,
         return Err(format!("Unknown type {kind:?} in HEALTHCHECK (try CMD)"));
     }
     let cmd: Vec<String> = if req.node.json || rest.is_empty() {
-        rest.to_vec()
+        rest.iter().map(|a| a.to_string()).collect()
     } else {
         vec![rest.join(" ")]
     };

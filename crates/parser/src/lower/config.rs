@@ -31,6 +31,7 @@ impl Lowerer<'_> {
         decls: &[ArgDecl],
     ) -> Result<(), Error> {
         let mut commit = Vec::new();
+        st.run_prefix = None;
         for decl in decls {
             let value = match (self.opts.build_args.get(&decl.key), &decl.value) {
                 (Some(v), _) => Some(v.clone()),

@@ -115,7 +115,7 @@ impl Lowerer<'_> {
     ) -> Result<(), Error> {
         let add = cmd.instruction.name() == "ADD";
         let w = self.copy_words(st, cmd, c)?;
-        let mut dest = absolute_target(&st.cwd(), &w.dest);
+        let mut dest = absolute_target(st.cwd_str(), &w.dest);
         if (w.dest.is_empty() || w.dest == "." || w.dest.ends_with('/')) && !dest.ends_with('/') {
             dest.push('/');
         }
@@ -308,7 +308,7 @@ impl Lowerer<'_> {
         p: &str,
     ) -> Result<(), Error> {
         let p = self.expand_in(p, &st.env, cmd.span)?;
-        let wd = absolute_target(&st.cwd(), &p);
+        let wd = absolute_target(st.cwd_str(), &p);
         st.config.working_dir = wd.clone();
         let layer = wd != "/";
         if layer {

@@ -173,7 +173,7 @@ impl Lowerer<'_> {
         done: &[Option<StagePlan>],
     ) -> Result<Mount, Error> {
         let target =
-            mount_target(&st.cwd(), m, ssh_count).map_err(|e| self.cmd_error(cmd.span, e))?;
+            mount_target(st.cwd_str(), m, ssh_count).map_err(|e| self.cmd_error(cmd.span, e))?;
         let from_input = match &m.from {
             Some(f) => Some(self.node_for_from(st, cmd, f, table, done)?),
             None if m.kind == MountType::Bind => Some(self.context()),
@@ -308,23 +308,40 @@ pub(crate) fn absolute_target(cwd: &str, target: &str) -> String {
     if target.starts_with('/') {
         clean_path(target)
     } else {
-        clean_path(&format!("{cwd}/{target}"))
+        clean_segments(
+            cwd.split('/').chain(target.split('/')),
+            cwd.len() + target.len() + 2,
+        )
     }
 }
 
 /// `path.Clean` for absolute paths: no `.`, `..` or doubled slashes.
 pub(crate) fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
+    clean_segments(p.split('/'), p.len() + 1)
+}
+
+/// The clean absolute path of `segments`, written into one string (this
+/// runs for every COPY, WORKDIR and mount of a file).
+fn clean_segments<'s>(segments: impl Iterator<Item = &'s str>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
+    for seg in segments {
         match seg {
             "" | "." => {}
             ".." => {
-                parts.pop();
+                if let Some(i) = out.rfind('/') {
+                    out.truncate(i);
+                }
             }
-            s => parts.push(s),
+            s => {
+                out.push('/');
+                out.push_str(s);
+            }
         }
     }
-    format!("/{}", parts.join("/"))
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 /// `KEY=value`, without going through the formatting machinery.
@@ -339,32 +356,62 @@ fn key_value(key: &str, value: &str) -> String {
 /// `RUN ` and BuildKit's `runCommandString`: `|N K=V … ` before the
 /// command when ARGs are in scope. Written into one string (this runs for
 /// every RUN of a file).
-fn run_command_string(args: &[String], st: &StageState) -> String {
-    let build_env = || st.args.iter().filter(|(k, _)| !is_proxy_arg(k));
-    let mut line = String::from("RUN ");
+fn run_command_string(args: &[String], st: &mut StageState) -> String {
+    let prefix = st
+        .run_prefix
+        .get_or_insert_with(|| run_prefix(&st.args, &st.env));
+    let mut line =
+        String::with_capacity(5 + prefix.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
+    line.push_str("RUN ");
+    line.push_str(prefix);
     // The words joined by one space, as Go's strings.Join.
-    let mut sep = "";
-    let count = build_env().count();
-    if count > 0 {
-        line.push('|');
-        line.push_str(&count.to_string());
-        sep = " ";
-        for (k, v) in build_env() {
-            let value = st
-                .env
-                .iter()
-                .find(|(ek, _)| ek == k)
-                .map_or(v.as_str(), |(_, ev)| ev.as_str());
-            line.push_str(sep);
-            line.push_str(k);
-            line.push('=');
-            line.push_str(value);
-        }
-    }
+    let mut sep = if prefix.is_empty() { "" } else { " " };
     for a in args {
         line.push_str(sep);
         line.push_str(a);
         sep = " ";
     }
     line
+}
+
+/// `|N K=V …` for the ARGs in scope (their values as the environment has
+/// them), or nothing when there are none.
+fn run_prefix(args: &[(String, String)], env: &[(String, String)]) -> String {
+    let build_env = || args.iter().filter(|(k, _)| !is_proxy_arg(k));
+    let count = build_env().count();
+    let mut line = String::new();
+    if count == 0 {
+        return line;
+    }
+    line.push('|');
+    line.push_str(&count.to_string());
+    for (k, v) in build_env() {
+        let value = env
+            .iter()
+            .find(|(ek, _)| ek == k)
+            .map_or(v.as_str(), |(_, ev)| ev.as_str());
+        line.push(' ');
+        line.push_str(k);
+        line.push('=');
+        line.push_str(value);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{absolute_target, clean_path};
+
+    #[test]
+    fn paths_are_cleaned_as_go_does() {
+        assert_eq!(clean_path("/a/./b/../c//d/"), "/a/c/d");
+        assert_eq!(clean_path("/.."), "/");
+        assert_eq!(clean_path(""), "/");
+        assert_eq!(clean_path("a/b"), "/a/b");
+        assert_eq!(absolute_target("/w", "x/../y"), "/w/y");
+        assert_eq!(absolute_target("/", ".."), "/");
+        assert_eq!(absolute_target("/a/b", "../../../c"), "/c");
+        assert_eq!(absolute_target("/a", "/b/./c"), "/b/c");
+        assert_eq!(absolute_target("/a", ""), "/a");
+    }
 }

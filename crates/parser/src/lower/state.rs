@@ -1,6 +1,7 @@
 //! The lowering context and the per-stage dispatch state.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use rbk_graph::image::{ContainerConfig, History};
 use rbk_graph::{Definition, NodeId, Op, OpMetadata, Platform, SourceOp, SourceSpan};
@@ -65,6 +66,10 @@ pub(crate) struct StageState {
     /// Every declared ARG with its value (empty when it has none), for
     /// RUN's `|N K=V` history prefix.
     pub(crate) args: Vec<(String, String)>,
+    /// RUN's `|N K=V …` history prefix for the current `env` and `args`
+    /// (RUNs often follow each other with neither changing); cleared by
+    /// every change to either.
+    pub(crate) run_prefix: Option<String>,
     pub(crate) cmd_set: bool,
     pub(crate) author: String,
     pub(crate) step: usize,
@@ -74,15 +79,21 @@ pub(crate) struct StageState {
 impl StageState {
     /// The working directory, `/` when unset.
     pub(crate) fn cwd(&self) -> String {
+        self.cwd_str().to_string()
+    }
+
+    /// [`Self::cwd`], borrowed.
+    pub(crate) fn cwd_str(&self) -> &str {
         if self.config.working_dir.is_empty() {
-            "/".into()
+            "/"
         } else {
-            self.config.working_dir.clone()
+            &self.config.working_dir
         }
     }
 
     /// Sets `key` in the RUN/expansion environment, in place if present.
     pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        self.run_prefix = None;
         upsert(&mut self.env, key, value);
     }
 
@@ -203,11 +214,8 @@ impl<'a> Lowerer<'a> {
         let mut description = String::with_capacity(st.display.len() + 12 + cmd.original.len());
         description.push('[');
         description.push_str(&st.display);
-        description.push(' ');
-        description.push_str(&st.step.to_string());
-        description.push('/');
-        description.push_str(&st.steps.to_string());
-        description.push_str("] ");
+        // Writing to a String cannot fail.
+        let _ = write!(description, " {}/{}] ", st.step, st.steps);
         for (i, part) in cmd.original.split_whitespace().enumerate() {
             if i > 0 {
                 description.push(' ');
@@ -319,6 +327,7 @@ impl<'a> Lowerer<'a> {
             history: Vec::new(),
             env: Vec::new(),
             args: Vec::new(),
+            run_prefix: None,
             cmd_set: false,
             author: String::new(),
             step: 1,

@@ -2,6 +2,8 @@
 //! the arguments split by the rule of each instruction (BuildKit's
 //! `split_command.go` and `line_parsers.go`).
 
+use std::borrow::Cow;
+
 use super::json::{parse_string_array, JsonError};
 use super::node::Node;
 use super::quote::{go_lower, is_space_byte};
@@ -39,9 +41,10 @@ pub(crate) fn is_known(name: &str) -> bool {
 
 /// Parses one logical line (continuations joined) into an instruction node.
 /// `line`, `span` and `heredocs` are left for the caller to fill.
-pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
-    let (cmd, flags, args) = split_command(line, escape);
-    let name = go_lower(&cmd);
+/// Takes the line by value: it becomes the node's `original`.
+pub(crate) fn node_from_line(line: String, escape: char) -> Result<Node, String> {
+    let (cmd, flags, args) = split_command(&line, escape);
+    let name = go_lower(cmd);
     let (next, json) = if is_known(&name) {
         dispatch(&name, &args, escape)?
     } else {
@@ -54,7 +57,7 @@ pub(crate) fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         next,
         flags,
         json,
-        original: line.to_string(),
+        original: line,
         ..Node::default()
     })
 }
@@ -75,21 +78,30 @@ fn dispatch(name: &str, args: &str, escape: char) -> Result<(Vec<Node>, bool), S
 }
 
 fn leaf(value: &str) -> Node {
+    owned_leaf(value.to_string())
+}
+
+fn owned_leaf(value: String) -> Node {
     Node {
-        value: value.to_string(),
+        value,
         ..Node::default()
     }
 }
 
-/// `splitCommand`: the command word, the flags, and the trimmed arguments.
-pub(crate) fn split_command(line: &str, escape: char) -> (String, Vec<String>, String) {
+/// `splitCommand`: the command word, the flags, and the trimmed arguments
+/// (borrowed from `line`: this runs for every instruction).
+pub(crate) fn split_command(line: &str, escape: char) -> (&str, Vec<String>, Cow<'_, str>) {
     let trimmed = line.trim();
     match split_ws(trimmed, 2).as_slice() {
         [cmd, rest] => {
             let (args, flags) = extract_builder_flags(rest, escape);
-            (cmd.to_string(), flags, args.trim().to_string())
+            let args = match args {
+                Cow::Borrowed(a) => Cow::Borrowed(a.trim()),
+                Cow::Owned(a) => Cow::Owned(a.trim().to_string()),
+            };
+            (cmd, flags, args)
         }
-        _ => (trimmed.to_string(), Vec::new(), String::new()),
+        _ => (trimmed, Vec::new(), Cow::Borrowed("")),
     }
 }
 
@@ -119,7 +131,7 @@ fn split_ws(s: &str, n: usize) -> Vec<&str> {
 /// `extractBuilderFlags`: leading `--name=value` words. Works on bytes like
 /// the Go code, so a non-ASCII byte in a flag becomes the Latin-1 character
 /// of the same number.
-fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
+fn extract_builder_flags(line: &str, escape: char) -> (Cow<'_, str>, Vec<String>) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -127,7 +139,12 @@ fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
         Quote,
     }
     let b = line.as_bytes();
-    let rest_from = |pos: usize| String::from_utf8_lossy(&b[pos..]).into_owned();
+    // A space byte may be 0x85 or 0xa0, inside a UTF-8 sequence: only
+    // then is the rest not a slice of `line`.
+    let rest_from = |pos: usize| match line.get(pos..) {
+        Some(rest) => Cow::Borrowed(rest),
+        None => Cow::Owned(String::from_utf8_lossy(&b[pos..]).into_owned()),
+    };
     let esc = escape as u32;
     let mut words = Vec::new();
     let mut phase = Phase::Spaces;
@@ -195,7 +212,7 @@ fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
         }
         pos += 1;
     }
-    (String::new(), words)
+    (Cow::Borrowed(""), words)
 }
 
 /// `parseWords`: words split on Unicode spaces, quotes kept, an escape token
@@ -308,7 +325,10 @@ fn name_val(rest: &str, key: &str, escape: char) -> Result<Vec<Node>, String> {
 
 /// `parseNameOrNameVal` for ARG: one node per word.
 fn name_or_name_val(rest: &str, escape: char) -> Vec<Node> {
-    parse_words(rest, escape).iter().map(|w| leaf(w)).collect()
+    parse_words(rest, escape)
+        .into_iter()
+        .map(owned_leaf)
+        .collect()
 }
 
 /// `parseStringsWhitespaceDelimited`.
@@ -334,7 +354,10 @@ fn json(rest: &str) -> Result<Vec<Node>, JsonError> {
     if !rest.starts_with('[') {
         return Err(JsonError::NotJson);
     }
-    Ok(parse_string_array(rest)?.iter().map(|s| leaf(s)).collect())
+    Ok(parse_string_array(rest)?
+        .into_iter()
+        .map(owned_leaf)
+        .collect())
 }
 
 /// `parseMaybeJSON`: exec form, or the rest as one shell-form node.
@@ -382,7 +405,7 @@ fn sub_command(rest: &str, escape: char) -> Result<Vec<Node>, String> {
         return Ok(Vec::new());
     }
     let (cmd, _, _) = split_command(rest, escape);
-    match go_lower(&cmd).as_str() {
+    match go_lower(cmd).as_str() {
         "onbuild" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
         "from" | "maintainer" => {
             return Err(format!(
@@ -392,7 +415,7 @@ fn sub_command(rest: &str, escape: char) -> Result<Vec<Node>, String> {
         }
         _ => {}
     }
-    let child = node_from_line(rest, escape)?;
+    let child = node_from_line(rest.to_string(), escape)?;
     Ok(vec![Node {
         children: vec![child],
         ..Node::default()
@@ -410,15 +433,20 @@ mod tests {
     #[test]
     fn flags_are_extracted_before_arguments() {
         let (cmd, flags, args) = split_command("COPY --from=a --chown=1 src dst", '\\');
-        assert_eq!((cmd.as_str(), args.as_str()), ("COPY", "src dst"));
+        assert_eq!((cmd, args.as_ref()), ("COPY", "src dst"));
         assert_eq!(flags, vec!["--from=a", "--chown=1"]);
         let (_, flags, args) = split_command("RUN --mount=type=cache,target=\"/a b\" -- --x", '\\');
         assert_eq!(flags, vec!["--mount=type=cache,target=/a b"]);
         assert_eq!(args, "--x");
         let (_, flags, args) = split_command("RUN --a=\\\"b --", '\\');
-        assert_eq!((flags, args.as_str()), (vec!["--a=\"b".to_string()], ""));
+        assert_eq!((flags, args.as_ref()), (vec!["--a=\"b".to_string()], ""));
         let (_, flags, args) = split_command("RUN -x --y", '\\');
-        assert_eq!((flags.len(), args.as_str()), (0, "-x --y"));
+        assert_eq!((flags.len(), args.as_ref()), (0, "-x --y"));
+        // U+20000 is F0 A0 80 80, and Go takes the byte A0 for a space: the
+        // arguments start inside the character, read as Go reads them.
+        let (_, flags, args) = split_command("RUN --x=\u{20000} y", '\\');
+        assert_eq!(flags, vec!["--x=\u{f0}"]);
+        assert_eq!(args, "\u{fffd}\u{fffd} y");
     }
 
     #[test]

@@ -167,11 +167,11 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, Error> {
                 message: format!("Empty continuation line found in: {line}"),
             });
         }
-        let mut child = node_from_line(&line, d.found.escape)
+        let mut child = node_from_line(line, d.found.escape)
             .map_err(|message| syntax_error(file, start, lines.number, message))?;
         child.column = u32::try_from(indent + 1).unwrap_or(0);
-        if can_contain_heredoc(&child) && line.contains("<<") {
-            child.heredocs = read_heredocs(&mut lines, &line)
+        if can_contain_heredoc(&child) && child.original.contains("<<") {
+            child.heredocs = read_heredocs(&mut lines, &child.original)
                 .map_err(|message| syntax_error(file, start, lines.number, message))?;
         }
         set_span(&mut child, start, lines.number);

@@ -281,8 +281,16 @@ fn tar_stream<'a>(
     let stream: Box<dyn Read + 'a> = match options.verify {
         Some((digest, size, diff_id)) => {
             let blob = VerifyingReader::new(reader, digest, Some(size));
-            let stream = decompress(blob).map_err(|source| read_error(hit, options, 0, source))?;
-            Box::new(VerifyingReader::new(stream, diff_id, None))
+            let (stream, compressed) =
+                decompress_detected(blob).map_err(|source| read_error(hit, options, 0, source))?;
+            // An uncompressed layer's diff id is its digest: the blob's
+            // verifier already hashes every byte of the tar stream, and a
+            // second sha256 pass would cost as much again.
+            if !compressed && digest == diff_id {
+                stream
+            } else {
+                Box::new(VerifyingReader::new(stream, diff_id, None))
+            }
         }
         None => decompress(reader).map_err(|source| read_error(hit, options, 0, source))?,
     };
@@ -366,6 +374,12 @@ pub fn is_tar_header(block: &[u8]) -> bool {
 /// none) and returns the tar stream; a compressed stream that expands more
 /// than [`crate::archive::MAX_COMPRESSION_RATIO`] times fails as it is read.
 pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    decompress_detected(reader).map(|(stream, _)| stream)
+}
+
+/// [`decompress`], also telling whether the stream was compressed (when it
+/// was not, the tar stream is the input byte for byte).
+fn decompress_detected<'a>(reader: impl Read + 'a) -> io::Result<(Box<dyn Read + 'a>, bool)> {
     let consumed = Rc::new(Cell::new(0u64));
     let counted = Counting {
         inner: reader,
@@ -387,13 +401,14 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> 
             Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buf))
         }
         [b'B', b'Z', b'h', ..] => Box::new(bzip2::bufread::MultiBzDecoder::new(buf)),
-        _ => return Ok(Box::new(buf)),
+        _ => return Ok((Box::new(buf), false)),
     };
-    Ok(Box::new(RatioBound {
+    let bounded = RatioBound {
         inner: decoder,
         consumed,
         produced: 0,
-    }))
+    };
+    Ok((Box::new(bounded), true))
 }
 
 /// Counts the compressed bytes a decoder has read.

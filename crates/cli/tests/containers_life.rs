@@ -216,20 +216,26 @@ fn detached_container_logs_stop_start_exec_and_remove() {
 fn stop_sends_the_stop_signal_first() {
     let dir = scratch("stopsignal");
     let root = base(&dir);
-    let script = "trap 'echo bye; exit 7' USR1; while true; do sleep 1; done";
+    let script = "trap 'echo bye; exit 7' USR1; echo ready; while true; do sleep 1; done";
     let ctx = context(&dir, &[("Dockerfile", "FROM base:1\nSTOPSIGNAL SIGUSR1\n")]);
     ok(&root, &support::build_args(&ctx, &["-t", "stops:1"]));
     ok(
         &root,
         &["run", "-d", "--name", "s", "stops:1", "sh", "-c", script],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Stop only once the trap is set: a loaded machine may start the
+    // shell late, and SIGUSR1 before the trap would just kill it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stdout(&ok(&root, &["logs", "s"])) != "ready\n" {
+        assert!(Instant::now() < deadline, "the shell never set its trap");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     ok(&root, &["stop", "-t", "30", "s"]);
     assert_eq!(
         inspect(&root, "s", "{{.State.ExitCode}} {{.Config.StopSignal}}"),
         "7 SIGUSR1"
     );
-    assert_eq!(stdout(&ok(&root, &["logs", "s"])), "bye\n");
+    assert_eq!(stdout(&ok(&root, &["logs", "s"])), "ready\nbye\n");
 }
 
 #[test]

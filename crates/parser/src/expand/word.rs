@@ -113,7 +113,8 @@ impl Fields {
 pub(super) struct Walker<'a> {
     lex: &'a Lexer,
     env: &'a dyn Env,
-    chars: Vec<char>,
+    /// The word, walked by byte position (no copy of it is made).
+    text: &'a str,
     pos: usize,
     raw_escapes: bool,
     wants: Wants,
@@ -121,13 +122,13 @@ pub(super) struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(lex: &'a Lexer, word: &str, env: &'a dyn Env, wants: Wants) -> Self {
+    pub(super) fn new(lex: &'a Lexer, word: &'a str, env: &'a dyn Env, wants: Wants) -> Self {
         // Go's text/scanner drops a byte-order mark at the start of input.
         let word = word.strip_prefix('\u{FEFF}').unwrap_or(word);
         Walker {
             lex,
             env,
-            chars: word.chars().collect(),
+            text: word,
             pos: 0,
             raw_escapes: lex.raw_escapes,
             wants,
@@ -145,13 +146,13 @@ impl<'a> Walker<'a> {
     }
 
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.text[self.pos..].chars().next()
     }
 
     fn next(&mut self) -> Option<char> {
         let ch = self.peek();
-        if ch.is_some() {
-            self.pos += 1;
+        if let Some(c) = ch {
+            self.pos += c.len_utf8();
         }
         ch
     }
@@ -171,7 +172,7 @@ impl<'a> Walker<'a> {
 
     fn stop_on_inner(&mut self, stop: Option<char>) -> Result<(String, Vec<String>), Fault> {
         // Most words expand to about their own length: one allocation.
-        let mut result = String::with_capacity(self.chars.len() - self.pos);
+        let mut result = String::with_capacity(self.text.len() - self.pos);
         let mut fields = Fields::new(self.wants.fields);
         while let Some(ch) = self.peek() {
             if stop == Some(ch) {
@@ -302,7 +303,7 @@ impl<'a> Walker<'a> {
             if name.is_empty() {
                 return Ok("$".into());
             }
-            return Ok(match self.lookup(&name) {
+            return Ok(match self.lookup(name) {
                 None if self.lex.skip_unset_env => format!("${name}").into(),
                 value => value.unwrap_or_default().into(),
             });
@@ -315,19 +316,19 @@ impl<'a> Walker<'a> {
         }
         let name = self.process_name();
         match self.next() {
-            Some('}') => Ok(match self.lookup(&name) {
+            Some('}') => Ok(match self.lookup(name) {
                 None if self.lex.skip_unset_env => format!("${{{name}}}").into(),
                 value => value.unwrap_or_default().into(),
             }),
             Some(':') => {
                 let op = self.next();
                 let text = format!(":{}", op.unwrap_or(EOF_CHAR));
-                self.modifier(&name, op, text, true).map(Cow::Owned)
+                self.modifier(name, op, text, true).map(Cow::Owned)
             }
             Some(op @ ('+' | '-' | '?' | '#' | '%')) => self
-                .modifier(&name, Some(op), op.to_string(), false)
+                .modifier(name, Some(op), op.to_string(), false)
                 .map(Cow::Owned),
-            Some('/') => self.substitute(&name).map(Cow::Owned),
+            Some('/') => self.substitute(name).map(Cow::Owned),
             other => Err(Fault::UnsupportedModifier {
                 modifier: other.unwrap_or(EOF_CHAR).to_string(),
             }),
@@ -413,28 +414,27 @@ impl<'a> Walker<'a> {
     }
 
     /// A name: a run of digits, one special parameter character, or a run of
-    /// letters, digits and `_`.
-    fn process_name(&mut self) -> String {
-        let mut name = String::new();
+    /// letters, digits and `_`. Borrowed from the word: the characters of a
+    /// name are the ones consumed.
+    fn process_name(&mut self) -> &'a str {
+        let start = self.pos;
         while let Some(ch) = self.peek() {
-            if name.is_empty() && is_go_digit(ch) {
-                while let Some(d) = self.peek().filter(|&c| is_go_digit(c)) {
+            if self.pos == start && is_go_digit(ch) {
+                while self.peek().is_some_and(is_go_digit) {
                     self.next();
-                    name.push(d);
                 }
-                return name;
+                break;
             }
-            if name.is_empty() && is_special_param(ch) {
+            if self.pos == start && is_special_param(ch) {
                 self.next();
-                return ch.to_string();
+                break;
             }
             if !is_go_letter(ch) && !is_go_digit(ch) && ch != '_' {
                 break;
             }
             self.next();
-            name.push(ch);
         }
-        name
+        &self.text[start..self.pos]
     }
 
     fn get_env(&mut self, name: &str) -> Option<String> {

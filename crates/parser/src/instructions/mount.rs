@@ -2,6 +2,8 @@
 //! (`commands_runmount.go`): the value is one CSV record, `type` defaults to
 //! `bind`, and each type accepts only its own keys.
 
+use std::borrow::Cow;
+
 /// The type of a `RUN --mount`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MountType {
@@ -95,8 +97,8 @@ pub fn parse_mount(value: &str, expand: Option<Expander<'_>>) -> Result<RunMount
     let mut ro_auto = true;
     for field in split_csv(value)? {
         let (key, val) = match field.split_once('=') {
-            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
-            None => (field.to_ascii_lowercase(), None),
+            Some((k, v)) => (ascii_lower(k), Some(v)),
+            None => (ascii_lower(&field), None),
         };
         let Some(val) = val else {
             if expand.is_some() {
@@ -105,19 +107,30 @@ pub fn parse_mount(value: &str, expand: Option<Expander<'_>>) -> Result<RunMount
             continue;
         };
         let val = match expand {
-            Some(f) if key != "from" => f(&val)?,
-            _ if key == "from" && has_variable(&val) => {
+            Some(f) if key != "from" => f(val)?,
+            _ if key == "from" && has_variable(val) => {
                 return Err(format!(
                     "'{key}' doesn't support variable expansion, define alias stage instead"
                 ))
             }
-            Some(_) => val,
+            Some(_) => val.to_string(),
             None => continue,
         };
         apply_key(&mut m, &key, &field, val, &mut ro_auto)?;
     }
     validate(&mut m, ro_auto)?;
     Ok(m)
+}
+
+/// `s` in ASCII lower case, copied only when it has an upper-case letter
+/// (a mount is parsed three times per RUN: checked, scanned for stages,
+/// lowered).
+fn ascii_lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 fn has_variable(value: &str) -> bool {
@@ -263,7 +276,11 @@ fn validate(m: &mut RunMount, ro_auto: bool) -> Result<(), String> {
 
 /// Splits one CSV record as Go's `encoding/csv` does (`"` quotes a field,
 /// `""` inside quotes is a quote).
-fn split_csv(value: &str) -> Result<Vec<String>, String> {
+fn split_csv(value: &str) -> Result<Vec<Cow<'_, str>>, String> {
+    // Without quotes or line breaks a record is its commas.
+    if !value.contains(['"', '\n', '\r']) {
+        return Ok(value.split(',').map(Cow::Borrowed).collect());
+    }
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut chars = value.chars().peekable();
@@ -278,7 +295,7 @@ fn split_csv(value: &str) -> Result<Vec<String>, String> {
             '"' if quoted => quoted = false,
             '"' if at_start => quoted = true,
             ',' if !quoted => {
-                fields.push(std::mem::take(&mut cur));
+                fields.push(Cow::Owned(std::mem::take(&mut cur)));
                 at_start = true;
                 continue;
             }
@@ -290,7 +307,7 @@ fn split_csv(value: &str) -> Result<Vec<String>, String> {
     if quoted {
         return Err("failed to parse csv mounts: extraneous or missing \" in quoted-field".into());
     }
-    fields.push(cur);
+    fields.push(Cow::Owned(cur));
     Ok(fields)
 }
 
@@ -442,6 +459,15 @@ mod tests {
     fn csv_quotes() {
         let m = parse("type=bind,\"target=/a,b\",src=x").unwrap();
         assert_eq!(m.target.as_deref(), Some("/a,b"));
+        // Records without quotes take the borrowing path: same fields.
+        assert_eq!(split_csv("a,,b").unwrap(), ["a", "", "b"]);
+        assert_eq!(split_csv("").unwrap(), [""]);
+        assert_eq!(split_csv("a,\"b\"\"c\",d").unwrap(), ["a", "b\"c", "d"]);
+        let m = parse("TYPE=cache,Target=/c,RO").unwrap();
+        assert_eq!(
+            (m.kind, m.target.as_deref(), m.readonly),
+            (MountType::Cache, Some("/c"), true)
+        );
         assert_eq!(ram_in_bytes("1.5k"), Some(1536));
         assert_eq!(ram_in_bytes("10MiB"), Some(10 << 20));
     }

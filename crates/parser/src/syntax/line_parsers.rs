@@ -311,14 +311,17 @@ fn name_val(rest: &str, key: &str, escape: char) -> Result<Vec<Node>, String> {
         key_value(&mut out, parts[0], parts[1], "");
         return Ok(out);
     }
-    for word in &words {
-        let Some((k, v)) = word.split_once('=') else {
+    for mut word in words {
+        let Some(eq) = word.find('=') else {
             return Err(format!(
                 "Syntax error - can't find = in {}. Must be of the form: name=value",
-                super::quote::go_quote(word)
+                super::quote::go_quote(&word)
             ));
         };
-        key_value(&mut out, k, v, "=");
+        // The key keeps the word's buffer.
+        let value = word[eq + 1..].to_string();
+        word.truncate(eq);
+        out.extend([owned_leaf(word), owned_leaf(value), leaf("=")]);
     }
     Ok(out)
 }

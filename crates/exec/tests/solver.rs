@@ -220,7 +220,7 @@ fn exec_op(base: NodeId, command: &str) -> ExecOp {
     ExecOp {
         inputs: vec![Input::of(base)],
         args: vec!["/bin/sh".into(), "-c".into(), command.into()],
-        env: vec!["PATH=/usr/bin:/bin".into()],
+        env: vec!["PATH=/usr/bin:/bin".to_string()].into(),
         cwd: "/".into(),
         user: String::new(),
         mounts: vec![],

@@ -27,7 +27,7 @@
 //!     Op::Exec(ExecOp {
 //!         inputs: vec![Input::of(base)],
 //!         args: vec!["/bin/sh".into(), "-c".into(), "make".into()],
-//!         env: vec![],
+//!         env: Default::default(),
 //!         cwd: "/src".into(),
 //!         user: String::new(),
 //!         mounts: vec![],
@@ -74,8 +74,9 @@ pub use digest::{canonical_bytes, op_digest};
 pub use error::{BoxError, Error};
 pub use execute::{CancelToken, ExecContext, Execute};
 pub use op::{
-    CacheSharing, CopyAction, ExecOp, FileAction, FileOp, Input, MergeOp, Mount, MountKind,
-    NetworkMode, NodeId, Op, OpMetadata, Owner, Platform, SecurityMode, SourceOp, SourceSpan,
+    CacheSharing, CopyAction, EnvList, ExecOp, FileAction, FileOp, Input, MergeOp, Mount,
+    MountKind, NetworkMode, NodeId, Op, OpMetadata, Owner, Platform, SecurityMode, SourceOp,
+    SourceSpan,
 };
 pub use rbk_store::Digest;
 pub use report::{Event, LogStream, NullReporter, RecordingReporter, Reporter};

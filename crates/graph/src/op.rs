@@ -7,8 +7,9 @@
 //! their order, so serialising an op is deterministic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Index of a vertex inside one [`crate::Definition`]. Inputs always point at
 /// vertices pushed earlier, so a definition is a DAG in topological order.
@@ -152,7 +153,7 @@ pub struct ExecOp {
     /// The process arguments (already wrapped in the stage's SHELL for shell form).
     pub args: Vec<String>,
     /// `KEY=value` pairs, in order.
-    pub env: Vec<String>,
+    pub env: EnvList,
     /// Working directory (absolute, inside the root).
     pub cwd: String,
     /// `user[:group]` as written (name or id); empty means root.
@@ -168,6 +169,55 @@ pub struct ExecOp {
     /// keep the default are unchanged.)
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hostname: String,
+}
+
+/// The `KEY=value` pairs of an [`ExecOp`], shared between the ops that
+/// have the same environment: the RUNs of a Dockerfile stage usually do,
+/// and a stage's environment holds dozens of pairs, so a plan keeps one copy
+/// per environment instead of one per RUN. It reads as a `[String]`,
+/// serialises as the plain list (so op digests are those of a
+/// `Vec<String>`), and copies on write.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EnvList(Arc<Vec<String>>);
+
+impl EnvList {
+    /// Appends a pair (copying the list first if it is shared).
+    pub fn push(&mut self, pair: String) {
+        Arc::make_mut(&mut self.0).push(pair);
+    }
+}
+
+impl std::ops::Deref for EnvList {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl From<Vec<String>> for EnvList {
+    fn from(pairs: Vec<String>) -> Self {
+        EnvList(Arc::new(pairs))
+    }
+}
+
+impl std::fmt::Debug for EnvList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for EnvList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // What serde does for a Vec<String>: the digests depend on it.
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(deserializer).map(EnvList::from)
+    }
 }
 
 /// `RUN --network`.

@@ -42,7 +42,7 @@ pub fn layered(vertices: usize, width: usize) -> (Definition, Vec<NodeId>) {
             Op::Exec(ExecOp {
                 inputs,
                 args: vec!["/bin/sh".into(), "-c".into(), format!("step {i}")],
-                env: vec!["PATH=/usr/bin:/bin".into()],
+                env: vec!["PATH=/usr/bin:/bin".to_string()].into(),
                 cwd: "/".into(),
                 user: String::new(),
                 mounts: Vec::new(),

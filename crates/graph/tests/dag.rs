@@ -160,7 +160,7 @@ fn sample() -> (Definition, Vec<NodeId>) {
     run.args
         .extend(["-c".into(), "make && make install".into()]);
     run.cwd = "/app".into();
-    run.env = vec!["PATH=/usr/bin:/bin".into()];
+    run.env = vec!["PATH=/usr/bin:/bin".to_string()].into();
     run.mounts.push(Mount {
         target: "/root/.cache".into(),
         kind: MountKind::Cache {

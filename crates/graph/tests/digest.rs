@@ -431,3 +431,16 @@ fn metadata_does_not_change_the_digest() {
     });
     assert_eq!(plain, labelled);
 }
+
+#[test]
+fn a_shared_env_serialises_as_the_list_it_is() {
+    let env: rbk_graph::EnvList = vec!["A=1".to_string(), "B=2".to_string()].into();
+    assert_eq!(serde_json::to_string(&env).unwrap(), r#"["A=1","B=2"]"#);
+    let back: rbk_graph::EnvList = serde_json::from_str(r#"["A=1","B=2"]"#).unwrap();
+    assert_eq!(back, env);
+    assert_eq!(format!("{env:?}"), r#"["A=1", "B=2"]"#);
+    // Copy on write: the op that shared the list keeps its own.
+    let mut other = env.clone();
+    other.push("C=3".into());
+    assert_eq!((env.len(), other.len()), (2, 3));
+}

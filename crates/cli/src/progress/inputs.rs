@@ -63,7 +63,7 @@ pub(crate) fn fingerprints(dag: &Dag, sources: &Sources<'_>) -> Vec<Fingerprint>
                 ..Default::default()
             };
             match v.op() {
-                Op::Exec(op) => f.env = op.env.clone(),
+                Op::Exec(op) => f.env = op.env.to_vec(),
                 Op::Source(SourceOp::Image { reference, .. }) => {
                     let resolved = sources
                         .store

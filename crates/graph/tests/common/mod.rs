@@ -32,7 +32,7 @@ pub fn exec(name: &str, inputs: &[NodeId]) -> ExecOp {
     ExecOp {
         inputs: inputs.iter().map(|&n| Input::of(n)).collect(),
         args: vec![name.to_string()],
-        env: vec![],
+        env: Default::default(),
         cwd: "/".to_string(),
         user: String::new(),
         mounts: vec![],

@@ -72,13 +72,14 @@ impl Lowerer<'_> {
             let mount = self.lower_mount(st, cmd, &m, &mut parts, &mut ssh_count, table, done)?;
             parts.mounts.push(mount);
         }
-        let mut env: Vec<String> = Vec::with_capacity(st.env.len());
-        env.extend(st.env.iter().map(|(k, v)| key_value(k, v)));
-        for (k, v) in &self.opts.build_args {
-            if is_proxy_arg(k) && !st.env.iter().any(|(ek, _)| ek == k) {
-                env.push(format!("{k}={v}"));
+        let env = match &st.run_env {
+            Some(env) => env.clone(),
+            None => {
+                let env = self.run_env(st);
+                st.run_env = Some(env.clone());
+                env
             }
-        }
+        };
         let line = run_command_string(&args, st);
         let op = ExecOp {
             inputs: parts.inputs,
@@ -101,6 +102,19 @@ impl Lowerer<'_> {
         st.output = self.push(Op::Exec(op), meta);
         st.commit(line, true);
         Ok(())
+    }
+
+    /// The stage's environment as `KEY=value` pairs, then the proxy build
+    /// args it does not set.
+    fn run_env(&self, st: &StageState) -> rbk_graph::EnvList {
+        let mut env: Vec<String> = Vec::with_capacity(st.env.len());
+        env.extend(st.env.iter().map(|(k, v)| key_value(k, v)));
+        for (k, v) in &self.opts.build_args {
+            if is_proxy_arg(k) && !st.env.iter().any(|(ek, _)| ek == k) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        env.into()
     }
 
     /// BuildKit's heredoc RUN rules: a lone heredoc runs its body (through a

@@ -70,6 +70,9 @@ pub(crate) struct StageState {
     /// (RUNs often follow each other with neither changing); cleared by
     /// every change to either.
     pub(crate) run_prefix: Option<String>,
+    /// RUN's environment for the current `env`, shared by the RUNs that
+    /// see it; cleared by every change to `env`.
+    pub(crate) run_env: Option<rbk_graph::EnvList>,
     pub(crate) cmd_set: bool,
     pub(crate) author: String,
     pub(crate) step: usize,
@@ -94,6 +97,7 @@ impl StageState {
     /// Sets `key` in the RUN/expansion environment, in place if present.
     pub(crate) fn set_env(&mut self, key: &str, value: &str) {
         self.run_prefix = None;
+        self.run_env = None;
         upsert(&mut self.env, key, value);
     }
 
@@ -328,6 +332,7 @@ impl<'a> Lowerer<'a> {
             env: Vec::new(),
             args: Vec::new(),
             run_prefix: None,
+            run_env: None,
             cmd_set: false,
             author: String::new(),
             step: 1,

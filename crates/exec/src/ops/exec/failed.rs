@@ -28,7 +28,7 @@ impl Solver<'_> {
             args: op.args.clone(),
             // op.env: the step's own variables; values a secret mount put
             // in the environment are not among them.
-            env: op.env.clone(),
+            env: op.env.to_vec(),
             cwd: op.cwd.clone(),
             user: op.user.clone(),
             network: match op.network {

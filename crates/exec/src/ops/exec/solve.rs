@@ -34,7 +34,7 @@ impl Solver<'_> {
         let mut held = Held::default();
         let mut binds = Vec::new();
         let mut tmpfs = Vec::new();
-        let mut env = op.env.clone();
+        let mut env = op.env.to_vec();
         for (n, mount) in op.mounts.iter().enumerate() {
             self.prepare_mount(mount, inputs, &work, n, &mut held, &mut binds, &mut tmpfs)?;
             self.mount_env(mount, &work, &mut held, &mut env)?;

@@ -72,7 +72,7 @@ fn exec_op(inputs: Vec<Input>) -> ExecOp {
     ExecOp {
         inputs,
         args: vec!["/bin/sh".into(), "-c".into(), "make".into()],
-        env: vec!["PATH=/usr/bin:/bin".into()],
+        env: vec!["PATH=/usr/bin:/bin".to_string()].into(),
         cwd: "/src".into(),
         user: String::new(),
         mounts: vec![],

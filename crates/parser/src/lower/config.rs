@@ -5,7 +5,7 @@ use rbk_graph::image::{Empty, Healthcheck};
 
 use super::args::is_proxy_arg;
 use super::run::with_shell;
-use super::state::{set_config_env, upsert, Lowerer, StageState};
+use super::state::{concat, set_config_env, upsert, Lowerer, StageState};
 use crate::error::Error;
 use crate::expand::go_quote;
 use crate::instructions::{
@@ -30,7 +30,9 @@ impl Lowerer<'_> {
         cmd: &Command,
         decls: &[ArgDecl],
     ) -> Result<(), Error> {
-        let mut commit = Vec::new();
+        // `ARG` and the words joined by one space, written in one string.
+        let mut line = String::from("ARG ");
+        let mut sep = "";
         st.run_prefix = None;
         for decl in decls {
             let value = match (self.opts.build_args.get(&decl.key), &decl.value) {
@@ -46,10 +48,11 @@ impl Lowerer<'_> {
                 Some(v) => {
                     st.set_env(&decl.key, v);
                     upsert(&mut st.args, &decl.key, v);
-                    if is_proxy_arg(&decl.key) {
-                        commit.push(decl.key.clone());
-                    } else {
-                        commit.push(format!("{}={v}", decl.key));
+                    line.push_str(sep);
+                    line.push_str(&decl.key);
+                    if !is_proxy_arg(&decl.key) {
+                        line.push('=');
+                        line.push_str(v);
                     }
                 }
                 None => {
@@ -58,11 +61,13 @@ impl Lowerer<'_> {
                     if !st.args.iter().any(|(k, _)| k == &decl.key) {
                         st.args.push((decl.key.clone(), String::new()));
                     }
-                    commit.push(decl.key.clone());
+                    line.push_str(sep);
+                    line.push_str(&decl.key);
                 }
             }
+            sep = " ";
         }
-        st.commit(format!("ARG {}", commit.join(" ")), false);
+        st.commit(line, false);
         Ok(())
     }
 
@@ -124,7 +129,7 @@ impl Lowerer<'_> {
         let u = self.expand_in(u, &st.env, cmd.span)?;
         check_user(&u).map_err(|m| self.cmd_error(cmd.span, m))?;
         st.config.user = u.clone();
-        Ok(format!("USER {u}"))
+        Ok(concat(&["USER ", &u]))
     }
 
     fn volume(&self, st: &mut StageState, cmd: &Command, vols: &[String]) -> Result<String, Error> {
@@ -179,7 +184,9 @@ impl Lowerer<'_> {
             let k = self.expand_in(&kv.key, &st.env, cmd.span)?;
             let v = self.expand_in(&kv.value, &st.env, cmd.span)?;
             st.config.labels.insert(k.clone(), v.clone());
-            line.push_str(&format!(" {k}={v}"));
+            for part in [" ", &k, "=", &v] {
+                line.push_str(part);
+            }
         }
         Ok(line)
     }
@@ -200,8 +207,17 @@ impl Lowerer<'_> {
         for p in &set {
             st.config.exposed_ports.insert(p.clone(), Empty {});
         }
-        let items: Vec<String> = set.iter().map(|p| format!("{p}:{{}}")).collect();
-        Ok(format!("EXPOSE map[{}]", items.join(" ")))
+        // Go's `%v` of the port set: `map[80/tcp:{} 443/tcp:{}]`.
+        let mut line = String::from("EXPOSE map[");
+        for (i, p) in set.iter().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(p);
+            line.push_str(":{}");
+        }
+        line.push(']');
+        Ok(line)
     }
 }
 

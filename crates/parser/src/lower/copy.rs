@@ -6,7 +6,7 @@ use rbk_graph::{
 
 use super::run::{absolute_target, clean_path};
 use super::stages::StageTable;
-use super::state::{Lowerer, StageState};
+use super::state::{concat, Lowerer, StageState};
 use super::StagePlan;
 use crate::error::Error;
 use crate::instructions::{Command, CopyCommand, CopySource, InlineFile};
@@ -128,12 +128,14 @@ impl Lowerer<'_> {
         for (source, word) in c.sources.iter().zip(&w.sources) {
             let src = match (source, word) {
                 (CopySource::Heredoc(doc), _) => {
-                    created_by.push_str(&format!(" <<{}", doc.name));
+                    created_by.push_str(" <<");
+                    created_by.push_str(&doc.name);
                     self.heredoc_source(st, cmd, doc)?
                 }
                 (_, p) => {
                     let p = p.as_deref().unwrap_or_default();
-                    created_by.push_str(&format!(" {p}"));
+                    created_by.push(' ');
+                    created_by.push_str(p);
                     let into_dir = dest.ends_with('/');
                     let checksum = w.checksum.as_deref();
                     self.path_source(st, cmd.span, add, p, from, checksum, c, into_dir)?
@@ -141,17 +143,18 @@ impl Lowerer<'_> {
             };
             srcs.push(src);
         }
-        created_by.push_str(&format!(" {}", w.dest));
+        created_by.push(' ');
+        created_by.push_str(&w.dest);
         let op = copy_op(c, st.output, srcs, &dest, &w);
         let meta = self.meta(st, cmd);
-        let file = self.push(Op::File(op), meta.clone());
         st.output = if c.link {
+            let file = self.push(Op::File(op), meta.clone());
             let merge = MergeOp {
                 inputs: vec![Input::of(st.output), Input::of(file)],
             };
             self.push(Op::Merge(merge), meta)
         } else {
-            file
+            self.push(Op::File(op), meta)
         };
         st.commit(created_by, true);
         Ok(())
@@ -327,7 +330,7 @@ impl Lowerer<'_> {
             st.output = self.push(Op::File(op), meta);
         }
         st.history.push(rbk_graph::image::History {
-            created_by: Some(format!("WORKDIR {wd}")),
+            created_by: Some(concat(&["WORKDIR ", &wd])),
             comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: !layer,
             ..Default::default()
@@ -382,7 +385,7 @@ fn check_chmod(m: &str) -> Result<(), String> {
 /// that `COPY --parents` keeps its last `/./` pivot (the part before it is
 /// not kept under the destination).
 fn source_path(p: &str, parents: bool) -> String {
-    let full = format!("/{p}");
+    let full = concat(&["/", p]);
     match full.rfind("/./") {
         Some(i) if parents && i > 0 => {
             let (before, after) = (clean_path(&full[..i]), clean_path(&full[i + 2..]));

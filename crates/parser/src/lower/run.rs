@@ -16,11 +16,13 @@ use crate::instructions::{
 
 /// The stage's SHELL (default `/bin/sh -c`) around the joined arguments.
 pub(crate) fn with_shell(st: &StageState, args: &[String]) -> Vec<String> {
-    let mut out = if st.config.shell.is_empty() {
-        vec!["/bin/sh".to_string(), "-c".to_string()]
+    let shell = &st.config.shell;
+    let mut out = Vec::with_capacity(shell.len().max(2) + 1);
+    if shell.is_empty() {
+        out.extend(["/bin/sh".to_string(), "-c".to_string()]);
     } else {
-        st.config.shell.clone()
-    };
+        out.extend(shell.iter().cloned());
+    }
     out.push(args.join(" "));
     out
 }

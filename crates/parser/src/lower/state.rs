@@ -138,6 +138,16 @@ pub(crate) fn redact_userinfo(text: &str) -> String {
     out
 }
 
+/// The parts joined, in one allocation (`format!` costs more, and history
+/// lines are written for every instruction).
+pub(crate) fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
 pub(crate) fn upsert(list: &mut Vec<(String, String)>, key: &str, value: &str) {
     match list.iter_mut().find(|(k, _)| k == key) {
         Some(slot) => {

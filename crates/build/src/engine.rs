@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rbk_exec::{
-    commit_image, CacheSource, ImageSpec, LocalDir, PathFilter, Runtime, SolveOptions, Solver,
+    commit_image, CacheSource, ImageSpec, LocalDir, LocalScans, PathFilter, Runtime, SolveOptions,
+    Solver,
 };
 use rbk_graph::{Reporter, Scheduler};
 use rbk_parser::{BaseRef, Dockerignore, LowerOptions, StagePlan};
@@ -30,6 +31,7 @@ pub struct Engine<'a> {
     store: &'a Store,
     images: &'a dyn ImageProvider,
     runtime: &'a dyn Runtime,
+    scans: Option<Arc<LocalScans>>,
 }
 
 /// A build ready to run: [`Planned`], the request, and what `plan` fetched.
@@ -80,7 +82,16 @@ impl<'a> Engine<'a> {
             store,
             images,
             runtime,
+            scans: None,
         }
+    }
+
+    /// Keeps the index of each local source a build scans in `scans`, for
+    /// the caller to read after [`Engine::run`] (the CLI's build record
+    /// reuses the context's scan instead of walking it again).
+    pub fn keeping_scans(mut self, scans: Arc<LocalScans>) -> Engine<'a> {
+        self.scans = Some(scans);
+        self
     }
 
     /// Everything before the first step runs (see the module docs).
@@ -259,7 +270,8 @@ impl<'a> Engine<'a> {
             Some(secs) => SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64),
             None => SystemTime::now(),
         };
-        let options = solve_options(planned, request, cache_sources)?;
+        let mut options = solve_options(planned, request, cache_sources)?;
+        options.scans = self.scans.clone();
         let solver = Solver::new(self.store, self.runtime, options)?;
         let solved = Scheduler::new(request.jobs.max(1))
             .run(&planned.dag, &solver, reporter)
@@ -416,6 +428,7 @@ fn solve_options(
         ssh: request.ssh.clone(),
         snapshotter: request.snapshotter,
         remote: request.remote.clone(),
+        scans: None,
     })
 }
 

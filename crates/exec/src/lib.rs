@@ -97,5 +97,5 @@ pub use remote_cache::{
 pub use snapshot::{
     AutoSnapshotter, CopySnapshotter, OverlaySnapshotter, Snapshotter, SnapshotterChoice, View,
 };
-pub use solve::{result_chain, LocalDir, SolveOptions, SolveStore, Solved, Solver};
+pub use solve::{result_chain, LocalDir, LocalScans, SolveOptions, SolveStore, Solved, Solver};
 pub use users::{resolve_owner, resolve_user, Ids};

@@ -50,7 +50,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let _named_contexts =
         rbk_build::open_named_contexts(&store, &settings.remote, &mut request.build_contexts)?;
     let runtime = Runc::new(settings.runtime.clone(), store.root().join("runc"))?;
-    let engine = Engine::new(&store, &registries, &runtime);
+    let scans = std::sync::Arc::new(rbk_exec::LocalScans::default());
+    let engine = Engine::new(&store, &registries, &runtime).keeping_scans(scans.clone());
     if let Call::Check { json } = super::build_check::call(&args.supply)? {
         return super::build_check::run(&engine, &request, json);
     }
@@ -79,7 +80,8 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         progress.exported(&result.id().to_string(), &about.tag_names());
     }
     progress.finish(result.is_ok());
-    let facts = about.facts(&store, &dag, &excludes, build_id, &result, &args);
+    let mut facts = about.facts(&store, &dag, &excludes, build_id, &result, &args);
+    facts.sources.scanned = scans.get("context");
     let recorded = progress.record(facts);
     let result = match result {
         Ok(result) => result,
@@ -160,6 +162,7 @@ impl About {
                 store,
                 context: &self.context,
                 excludes,
+                scanned: None,
             },
             logs_root: store.root().join("logs"),
             id,

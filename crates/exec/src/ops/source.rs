@@ -71,7 +71,14 @@ impl Solver<'_> {
             })?
             .clone();
         let cache = StatCache::load(self.store, &dir.root);
-        let index = ContextIndex::scan_lazy(&dir.root, dir.filter.as_ref(), Some(&cache))?;
+        let index = Arc::new(ContextIndex::scan_lazy(
+            &dir.root,
+            dir.filter.as_ref(),
+            Some(&cache),
+        )?);
+        if let Some(scans) = &self.options.scans {
+            scans.keep(name, Arc::clone(&index));
+        }
         if let Some(ctx) = ctx {
             let label = match name {
                 "context" => "transferring context:".to_string(),

@@ -78,6 +78,40 @@ pub struct SolveOptions {
     pub snapshotter: SnapshotterChoice,
     /// How `ADD <url>` and `ADD <git url>` reach the network.
     pub remote: crate::RemoteSettings,
+    /// Where the scans of local sources are kept for the caller, when it
+    /// wants them after the build.
+    pub scans: Option<Arc<LocalScans>>,
+}
+
+/// The indexes of a build's local sources by name, as the build scanned
+/// them: the CLI's build record reads the context's files from here
+/// instead of walking the context a second time (issue 19: the second walk
+/// was a third of a warm no-op rebuild of a monorepo).
+#[derive(Default)]
+pub struct LocalScans(std::sync::Mutex<BTreeMap<String, Arc<ContextIndex>>>);
+
+impl LocalScans {
+    /// The index the build scanned local source `name` into, if it
+    /// scanned it (a build that failed before may not have).
+    pub fn get(&self, name: &str) -> Option<Arc<ContextIndex>> {
+        self.lock().get(name).cloned()
+    }
+
+    pub(crate) fn keep(&self, name: &str, index: Arc<ContextIndex>) {
+        self.lock().insert(name.to_string(), index);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<ContextIndex>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for LocalScans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.lock().keys()).finish()
+    }
 }
 
 /// Solves vertices against a store, running RUN steps with a runtime.
@@ -107,7 +141,7 @@ pub(crate) struct SolvedFs {
 /// A scanned local source.
 pub(crate) struct LocalTree {
     pub(crate) dir: LocalDir,
-    pub(crate) index: ContextIndex,
+    pub(crate) index: Arc<ContextIndex>,
     /// The stat cache the scan read, saved as files get hashed.
     pub(crate) cache: std::sync::Mutex<Option<crate::context::StatCache>>,
 }

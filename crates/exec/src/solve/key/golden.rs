@@ -62,7 +62,7 @@ fn context(dir: &Path, files: &[(&str, &str)]) -> Solved {
                 root: dir.to_path_buf(),
                 filter: Arc::new(IncludeAll),
             },
-            index,
+            index: Arc::new(index),
             cache: std::sync::Mutex::new(None),
         }),
     }))

@@ -16,6 +16,13 @@ use serde::{Deserialize, Serialize};
 /// The file of a build's record inside its logs directory.
 pub(crate) const RECORD_FILE: &str = "record.json";
 
+/// `<logs>/.latest/<sha256 of Dockerfile path and target>`: the id of the
+/// last build of that Dockerfile and target, so that [`previous`] reads one
+/// record instead of every record of the store (issue 19: with a history
+/// of builds, reading them all was a large part of a no-op rebuild). It
+/// holds no record, so [`all`] passes over it.
+const LATEST_DIR: &str = ".latest";
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub(crate) id: String,
@@ -81,7 +88,9 @@ impl Record {
     pub(crate) fn save(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!("{RECORD_FILE}.tmp"));
-        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        // Compact: a monorepo COPY's record lists every file it selected,
+        // and indenting them doubled the bytes written and read back.
+        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, json)?;
         std::fs::rename(&tmp, dir.join(RECORD_FILE))
     }
@@ -114,8 +123,7 @@ pub(crate) fn all(logs: &Path) -> Vec<(PathBuf, Record)> {
         .filter_map(Result::ok)
         .filter_map(|d| {
             let dir = d.path();
-            let bytes = std::fs::read(dir.join(RECORD_FILE)).ok()?;
-            let record: Record = serde_json::from_slice(&bytes).ok()?;
+            let record = read(&dir)?;
             Some((dir, record))
         })
         .collect();
@@ -123,13 +131,61 @@ pub(crate) fn all(logs: &Path) -> Vec<(PathBuf, Record)> {
     out
 }
 
-/// The most recent build of the same Dockerfile and target.
+/// The most recent build of the same Dockerfile and target: the one its
+/// `.latest` pointer names, or, when that is missing, unreadable or names
+/// no matching record (pruned, an older rbk, a torn write), the newest
+/// match among all records.
 pub(crate) fn previous(logs: &Path, dockerfile_path: &str, target: Option<&str>) -> Option<Record> {
-    all(logs)
-        .into_iter()
-        .rev()
-        .map(|(_, r)| r)
-        .find(|r| r.dockerfile_path == dockerfile_path && r.target.as_deref() == target)
+    let same = |r: &Record| r.dockerfile_path == dockerfile_path && r.target.as_deref() == target;
+    let pointed = std::fs::read_to_string(latest_file(logs, dockerfile_path, target))
+        .ok()
+        .filter(|id| is_build_id(id))
+        .and_then(|id| read(&logs.join(&id)).filter(|r| r.id == id && same(r)));
+    pointed.or_else(|| all(logs).into_iter().rev().map(|(_, r)| r).find(same))
+}
+
+/// Points the `.latest` file of `record`'s Dockerfile and target at it,
+/// unless it already names a later build (two builds ending at once).
+/// Written to a temporary file and renamed, so a reader sees the old id or
+/// the new one; what a crash may leave instead, [`previous`] passes over.
+pub(crate) fn point_latest(logs: &Path, record: &Record) -> std::io::Result<()> {
+    let file = latest_file(logs, &record.dockerfile_path, record.target.as_deref());
+    if let Ok(current) = std::fs::read_to_string(&file) {
+        if is_build_id(&current) && current > record.id {
+            return Ok(());
+        }
+    }
+    let dir = logs.join(LATEST_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    std::io::Write::write_all(&mut tmp, record.id.as_bytes())?;
+    tmp.persist(&file).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn latest_file(logs: &Path, dockerfile_path: &str, target: Option<&str>) -> PathBuf {
+    let mut key = dockerfile_path.as_bytes().to_vec();
+    if let Some(target) = target {
+        key.push(0);
+        key.extend_from_slice(target.as_bytes());
+    }
+    let name = rbk_store::Digest::sha256_of(&key).hex();
+    logs.join(LATEST_DIR).join(name)
+}
+
+/// Whether `id` can be a build's directory name (what a pointer holds):
+/// never a path out of `logs`.
+fn is_build_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The record in build directory `dir`, if it holds a readable one.
+fn read(dir: &Path) -> Option<Record> {
+    let bytes = std::fs::read(dir.join(RECORD_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// The slot of a step label: `[build 2/4] RUN make` → `build 2`.
@@ -167,4 +223,122 @@ pub(crate) fn prune(store: &rbk_store::Store, all: bool) -> rbk_store::Result<Ve
         gone.push(r.id);
     }
     Ok(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, dockerfile_path: &str, target: Option<&str>) -> Record {
+        Record {
+            id: id.to_string(),
+            started: "2026-12-07T05:00:00Z".to_string(),
+            duration: 0.5,
+            dockerfile: "Dockerfile".to_string(),
+            dockerfile_path: dockerfile_path.to_string(),
+            target: target.map(String::from),
+            build_args: BTreeMap::new(),
+            result: "ok".to_string(),
+            error: None,
+            image: None,
+            tags: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Saves `r` as a build does: its record, then the pointer.
+    fn save(logs: &Path, r: &Record) {
+        r.save(&logs.join(&r.id)).unwrap();
+        point_latest(logs, r).unwrap();
+    }
+
+    fn previous_id(logs: &Path, path: &str, target: Option<&str>) -> Option<String> {
+        previous(logs, path, target).map(|r| r.id)
+    }
+
+    #[test]
+    fn previous_follows_the_pointer_of_each_dockerfile_and_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path();
+        save(
+            logs,
+            &record("20261207T050000000001Z-1", "/a/Dockerfile", None),
+        );
+        save(
+            logs,
+            &record("20261207T050000000002Z-2", "/b/Dockerfile", None),
+        );
+        save(
+            logs,
+            &record("20261207T050000000003Z-3", "/a/Dockerfile", Some("t")),
+        );
+        save(
+            logs,
+            &record("20261207T050000000004Z-4", "/a/Dockerfile", None),
+        );
+        let id = |p, t| previous_id(logs, p, t);
+        assert_eq!(
+            id("/a/Dockerfile", None).unwrap(),
+            "20261207T050000000004Z-4"
+        );
+        assert_eq!(
+            id("/b/Dockerfile", None).unwrap(),
+            "20261207T050000000002Z-2"
+        );
+        assert_eq!(
+            id("/a/Dockerfile", Some("t")).unwrap(),
+            "20261207T050000000003Z-3"
+        );
+        assert_eq!(id("/c/Dockerfile", None), None);
+        // The pointers are no records: `all` lists the four builds only.
+        assert_eq!(all(logs).len(), 4);
+        // A pointer is not moved back by a build that ended later but
+        // started earlier.
+        point_latest(
+            logs,
+            &record("20261207T050000000000Z-9", "/a/Dockerfile", None),
+        )
+        .unwrap();
+        assert_eq!(
+            id("/a/Dockerfile", None).unwrap(),
+            "20261207T050000000004Z-4"
+        );
+    }
+
+    #[test]
+    fn a_garbage_or_stale_pointer_falls_back_to_reading_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path();
+        let older = record("20261207T050000000001Z-1", "/a/Dockerfile", None);
+        let newer = record("20261207T050000000002Z-2", "/a/Dockerfile", None);
+        save(logs, &older);
+        save(logs, &newer);
+        let other = record("20261207T050000000003Z-3", "/b/Dockerfile", None);
+        save(logs, &other);
+        let pointer = latest_file(logs, "/a/Dockerfile", None);
+        let garbage: [&[u8]; 7] = [
+            b"",
+            b"\xff\xfe\x00garbage",
+            b"../../../etc",
+            b"20261207T050000000002Z-2\n",
+            b".latest",
+            // A build that was pruned, and a build of another Dockerfile.
+            b"20261207T040000000000Z-7",
+            b"20261207T050000000003Z-3",
+        ];
+        for bytes in garbage {
+            std::fs::write(&pointer, bytes).unwrap();
+            let found = previous_id(logs, "/a/Dockerfile", None);
+            assert_eq!(found.as_deref(), Some(newer.id.as_str()), "{bytes:?}");
+        }
+        std::fs::remove_file(&pointer).unwrap();
+        assert_eq!(previous_id(logs, "/a/Dockerfile", None).unwrap(), newer.id);
+        // A good pointer is trusted: no record is read but the one it names.
+        std::fs::write(&pointer, older.id.as_bytes()).unwrap();
+        assert_eq!(previous_id(logs, "/a/Dockerfile", None).unwrap(), older.id);
+        // A pointer to a record whose file is torn.
+        std::fs::write(logs.join(&older.id).join(RECORD_FILE), b"{\"id\":").unwrap();
+        std::fs::write(&pointer, older.id.as_bytes()).unwrap();
+        assert_eq!(previous_id(logs, "/a/Dockerfile", None).unwrap(), newer.id);
+    }
 }

@@ -47,6 +47,9 @@ impl Progress {
             record.steps[i].reason = Some(reason);
         }
         record.save(&dir)?;
+        // Best effort: without the pointer the next build finds this
+        // record by reading them all.
+        let _ = record::point_latest(&facts.logs_root, &record);
         if facts.explain || self.settings.mode == Mode::RawJson {
             self.show_reasons(&record);
         }

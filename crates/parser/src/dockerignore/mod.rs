@@ -31,6 +31,9 @@
 //! prefix and suffix patterns by string tests: a 200-pattern file costs a
 //! handful of set scans per path instead of a regex per pattern and parent
 //! (issue 19: a 30,000-file monorepo spent most of a no-op rebuild here).
+//! The verdict of a path's parents is the same for every file of a
+//! directory, so it is remembered per directory: a walk matches each file's
+//! own path once, and each directory once.
 //!
 //! Invalid patterns (an unterminated `[`, a reversed range such as
 //! `[Local-Only]`, a trailing `\`, a lone `!`) are reported as
@@ -50,14 +53,21 @@
 mod go_regex;
 mod pattern;
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use crate::{Error, Location};
 use pattern::Pattern;
 
 /// Go's `bufio.Scanner` refuses longer lines.
 const MAX_LINE: usize = 64 * 1024;
 
+/// Directories whose verdict is remembered, at most (a hostile context may
+/// nest deep chains of long names; past this, verdicts are computed again).
+const MAX_REMEMBERED: usize = 1 << 16;
+
 /// A parsed `.dockerignore`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Dockerignore {
     patterns: Vec<String>,
     compiled: Vec<Pattern>,
@@ -67,6 +77,21 @@ pub struct Dockerignore {
     set_index: Vec<usize>,
     /// The indices of the patterns that are not regexes.
     plain: Vec<usize>,
+    /// By directory: the last pattern matching it or one of its parents.
+    dirs: Mutex<HashMap<String, Option<usize>>>,
+}
+
+impl Clone for Dockerignore {
+    fn clone(&self) -> Self {
+        Dockerignore {
+            patterns: self.patterns.clone(),
+            compiled: self.compiled.clone(),
+            set: self.set.clone(),
+            set_index: self.set_index.clone(),
+            plain: self.plain.clone(),
+            dirs: Mutex::default(),
+        }
+    }
 }
 
 impl Dockerignore {
@@ -141,6 +166,7 @@ impl Dockerignore {
             set,
             set_index: regexes,
             plain,
+            dirs: Mutex::default(),
         })
     }
 
@@ -159,22 +185,60 @@ impl Dockerignore {
             return false;
         }
         // The last pattern matching the path or one of its parents.
-        let mut last: Option<usize> = None;
-        let mut consider = |candidate: &str| {
-            for &i in &self.plain {
-                if last < Some(i) && self.compiled[i].matches(candidate) {
-                    last = Some(i);
-                }
-            }
-            if let Some(m) = self.set.matches(candidate).iter().next_back() {
-                last = last.max(Some(self.set_index[m]));
-            }
+        let last = match path.rfind('/') {
+            Some(at) => self.last_match(path).max(self.dir_match(&path[..at])),
+            None => self.last_match(path),
         };
-        consider(path);
-        for (at, _) in path.match_indices('/') {
-            consider(&path[..at]);
-        }
         last.is_some_and(|i| !self.compiled[i].exclusion)
+    }
+
+    /// The last pattern matching `candidate` itself (not its parents).
+    fn last_match(&self, candidate: &str) -> Option<usize> {
+        let last = self
+            .set
+            .matches(candidate)
+            .iter()
+            .next_back()
+            .map(|m| self.set_index[m]);
+        for &i in self.plain.iter().rev() {
+            if last > Some(i) {
+                break;
+            }
+            if self.compiled[i].matches(candidate) {
+                return Some(i);
+            }
+        }
+        last
+    }
+
+    /// The last pattern matching directory `dir` or one of its parents,
+    /// remembered per directory. Iterative, so a deep tree cannot exhaust
+    /// the stack.
+    fn dir_match(&self, dir: &str) -> Option<usize> {
+        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = dirs.get(dir) {
+            return *v;
+        }
+        // The nearest remembered ancestor-or-self, then down from there.
+        let mut ends: Vec<usize> = dir.match_indices('/').map(|(at, _)| at).collect();
+        ends.push(dir.len());
+        let mut known = None;
+        let mut from = 0;
+        for (n, &end) in ends.iter().enumerate().rev() {
+            if let Some(v) = dirs.get(&dir[..end]) {
+                known = *v;
+                from = n + 1;
+                break;
+            }
+        }
+        for &end in &ends[from..] {
+            let prefix = &dir[..end];
+            known = known.max(self.last_match(prefix));
+            if dirs.len() < MAX_REMEMBERED {
+                dirs.insert(prefix.to_string(), known);
+            }
+        }
+        known
     }
 
     /// True when a directory's descendants might be re-included by a later

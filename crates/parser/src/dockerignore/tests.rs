@@ -116,3 +116,72 @@ fn never_panics_on_random_patterns() {
         }
     }
 }
+
+/// The verdict as it was before directories were remembered: every
+/// pattern tried on the path and on each parent.
+fn unremembered(d: &Dockerignore, path: &str) -> bool {
+    let path = clean(path);
+    let path = path.trim_start_matches('/');
+    if path.is_empty() || path == "." {
+        return false;
+    }
+    let mut candidates = vec![path];
+    candidates.extend(path.match_indices('/').map(|(at, _)| &path[..at]));
+    let last = candidates
+        .iter()
+        .flat_map(|c| (0..d.compiled.len()).filter(|&i| d.compiled[i].matches(c)))
+        .max();
+    last.is_some_and(|i| !d.compiled[i].exclusion)
+}
+
+#[test]
+fn remembered_directory_verdicts_change_no_verdict() {
+    let d = pats(&[
+        "**/node_modules",
+        "**/build",
+        "*.log",
+        "services/svc1/**/gen-*",
+        "services/*/pkg2/tmp",
+        "!services/svc1/pkg0/build/out0/keep.txt",
+        "services/svc1/pkg0/build/out0/keep.txt/x",
+        "docs",
+        "!docs/README.md",
+        "a/b",
+        "a",
+        "!a/b/c",
+    ]);
+    let mut paths = Vec::new();
+    for top in ["services", "docs", "a", "x.log", "services/svc1", "a/b"] {
+        for mid in ["", "/svc1/pkg0", "/svc2/pkg2", "/b", "/b/c"] {
+            for leaf in [
+                "",
+                "/build",
+                "/build/out0",
+                "/build/out0/keep.txt",
+                "/build/out0/keep.txt/x",
+                "/node_modules/m/f.js",
+                "/tmp/t",
+                "/src/gen-1/f.rs",
+                "/README.md",
+                "/c/d.log",
+                "/c/d",
+            ] {
+                paths.push(format!("{top}{mid}{leaf}"));
+            }
+        }
+    }
+    // Children before parents, parents before children, and again with
+    // everything remembered.
+    let reversed: Vec<&String> = paths.iter().rev().collect();
+    for path in reversed.into_iter().chain(&paths).chain(&paths) {
+        assert_eq!(d.is_excluded(path), unremembered(&d, path), "{path}");
+    }
+    assert!(d.is_excluded("services/svc1/pkg0/build/out0/f.txt"));
+    assert!(!d.is_excluded("services/svc1/pkg0/build/out0/keep.txt"));
+    assert!(!d.is_excluded("a/b/c/d") && d.is_excluded("a/b/e"));
+    // A clone starts with nothing remembered and agrees.
+    let c = d.clone();
+    for path in &paths {
+        assert_eq!(c.is_excluded(path), d.is_excluded(path), "{path}");
+    }
+}

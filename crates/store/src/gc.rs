@@ -422,12 +422,7 @@ impl Store {
             (self.root().to_path_buf(), ".oci-layout.tmp-"),
         ];
         for (dir, prefix) in temp_files {
-            for path in list(&dir)? {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                if name.is_some_and(|n| n.starts_with(prefix)) {
-                    out.push((path, false));
-                }
-            }
+            out.extend(list_prefixed(&dir, prefix)?.into_iter().map(|p| (p, false)));
         }
         Ok(out)
     }
@@ -539,6 +534,33 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in entries {
         out.push(entry.map_err(Error::io("listing", dir))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The entries of `dir` whose names start with `prefix`, sorted. Names
+/// are checked before a path is built: `snapshots/` holds one entry per
+/// layer (50,000 in a big store) and every build start scans it.
+/// (rustix's `Dir` lends each name; `fs::read_dir` allocates one per entry.)
+fn list_prefixed(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::unix::ffi::OsStrExt;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("listing", dir)(e.into())),
+    };
+    let entries =
+        rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io("listing", dir)(e.into()))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir)(e.into()))?;
+        let name = entry.file_name().to_bytes();
+        if name.starts_with(prefix.as_bytes()) {
+            out.push(dir.join(std::ffi::OsStr::from_bytes(name)));
+        }
     }
     out.sort();
     Ok(out)

@@ -56,6 +56,8 @@ pub struct Store {
     root: PathBuf,
     /// This process's connection to `db/cache.sqlite`, opened on first use.
     pub(crate) cache_index: crate::cache::CacheIndex,
+    /// This process's parse of `db/images.json`, reused while unchanged.
+    pub(crate) images_memo: crate::index::ImagesMemo,
 }
 
 impl Store {
@@ -68,6 +70,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             cache_index: Default::default(),
+            images_memo: Default::default(),
         };
         for dir in DIRS {
             let path = root.join(dir);
@@ -222,6 +225,7 @@ impl Store {
         Ok(Some(Store {
             root: root.to_path_buf(),
             cache_index: Default::default(),
+            images_memo: Default::default(),
         }))
     }
 }

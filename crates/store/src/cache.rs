@@ -232,7 +232,10 @@ fn put_row(
 }
 
 fn digest_column(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Digest>> {
-    let text: Option<String> = row.get(i)?;
+    // Borrowed, not copied into a String: `system df` reads one per top layer.
+    let text = row.get_ref(i)?.as_str_or_null().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(text.and_then(|t| t.parse().ok()))
 }
 

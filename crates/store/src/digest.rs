@@ -72,10 +72,12 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// Hex digit → value, for the characters `from_str` has already checked
-/// (`0-9`, `a-f`); 0 elsewhere.
+/// Marks a character that is not lower-case hex in [`NIBBLE`].
+const INVALID: u8 = 0x80;
+
+/// Hex digit (`0-9`, `a-f`) → value; [`INVALID`] for every other byte.
 const NIBBLE: [u8; 256] = {
-    let mut table = [0u8; 256];
+    let mut table = [INVALID; 256];
     let mut c = 0;
     while c < 10 {
         table[b'0' as usize + c] = c as u8;
@@ -96,15 +98,22 @@ impl FromStr for Digest {
         let Some(hex) = s.strip_prefix("sha256:") else {
             return Err(DigestError::Algorithm(s.to_string()));
         };
+        // One pass: each character through the table, an invalid one
+        // (anything but `0-9a-f`) marking `bad`. `system df` parses one
+        // digest per cache record's layer, so this is on the hot path.
         let bytes = hex.as_bytes();
-        let valid =
-            bytes.len() == 64 && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
+        if bytes.len() != 64 {
             return Err(DigestError::Encoded(s.to_string()));
         }
         let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = NIBBLE[usize::from(pair[0])] << 4 | NIBBLE[usize::from(pair[1])];
+        let mut bad = 0u8;
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            bad |= hi | lo;
+            *o = (hi << 4) | (lo & 0x0f);
+        }
+        if bad & INVALID != 0 {
+            return Err(DigestError::Encoded(s.to_string()));
         }
         Ok(Digest(out))
     }
@@ -206,6 +215,24 @@ mod tests {
         assert_eq!(hex.len(), 64);
         assert!(hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
         assert_eq!(format!("sha256:{hex}").parse::<Digest>(), Ok(d));
+    }
+
+    /// Every byte that is not lower-case hex is refused, at either end.
+    #[test]
+    fn the_table_refuses_every_other_byte() {
+        let hex = Digest::sha256_of(b"t").hex();
+        for b in 0..=255u8 {
+            let ok = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            for at in [0, 63] {
+                let mut bytes = hex.clone().into_bytes();
+                bytes[at] = b;
+                let Ok(text) = String::from_utf8(bytes) else {
+                    continue;
+                };
+                let parsed = format!("sha256:{text}").parse::<Digest>();
+                assert_eq!(parsed.is_ok(), ok, "byte {b} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -137,9 +137,8 @@ impl SolveStore for Store {
     }
 
     fn image_layers(&self, reference: &str, platform: Option<&Platform>) -> Result<Vec<Layer>> {
-        // A tag with one lookup, not `find_image`'s reading of every image.
-        let image = match self.resolve_image(reference) {
-            Ok((named, image)) => match (&named, platform) {
+        let image = match self.find_image(reference) {
+            Ok(found) => match (&found.named, platform) {
                 (Some(named), Some(p)) => {
                     let wanted = ImagePlatform {
                         os: p.os.clone(),
@@ -148,7 +147,7 @@ impl SolveStore for Store {
                     };
                     self.tagged_image_for_platform(named, &wanted)?
                 }
-                _ => image,
+                _ => found.image,
             },
             Err(_) => {
                 let parsed: Reference =

@@ -324,11 +324,28 @@ fn tty_colours_follow_no_color_and_buildkit_colors() {
     );
 }
 
+/// Nanoseconds since the epoch, now.
+fn epoch_now() -> u128 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_nanos()
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time as rbk writes it.
+fn epoch_of(text: &str) -> u128 {
+    let secs = rbk_store::image::parse_rfc3339(text).unwrap() as u128;
+    let fraction = text
+        .split_once('.')
+        .map_or("", |(_, f)| f.trim_end_matches('Z'));
+    let nanos: u128 = format!("{fraction:0<9}")[..9].parse().unwrap();
+    secs * 1_000_000_000 + nanos
+}
+
 #[test]
 fn rawjson_is_solve_status_lines_covering_the_plan() {
     let dir = scratch("progress-rawjson");
     let root = store(&dir);
     let ctx = context(&dir, &[("Dockerfile", TWO_STAGES), ("app.txt", "hello\n")]);
+    let spawned = epoch_now();
     let out = rbk(
         &root,
         &[
@@ -339,6 +356,7 @@ fn rawjson_is_solve_status_lines_covering_the_plan() {
             ctx.to_str().unwrap(),
         ],
     );
+    let exited = epoch_now();
     assert!(out.status.success(), "{}", stderr(&out));
     let mut names = std::collections::BTreeMap::new();
     let mut logs = Vec::new();
@@ -350,6 +368,14 @@ fn rawjson_is_solve_status_lines_covering_the_plan() {
             assert!(digest.starts_with("sha256:") && digest.len() == 71, "{v}");
             if v["completed"].is_string() {
                 assert!(v["started"].is_string(), "{v}");
+            }
+            // Times are the process's own: none before it started or
+            // after it ended (they were late by the planning time).
+            for time in ["started", "completed"] {
+                if let Some(t) = v[time].as_str() {
+                    let t = epoch_of(t);
+                    assert!(spawned <= t && t <= exited, "{spawned} {t} {exited}: {v}");
+                }
             }
             names.insert(digest, v["name"].as_str().unwrap().to_string());
         }

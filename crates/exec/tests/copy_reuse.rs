@@ -76,6 +76,7 @@ impl Fixture {
     /// by a fresh solver; its layer.
     fn build(&self, no_cache: bool) -> Layer {
         let mut def = Definition::new();
+        let base = def.push(Op::Source(SourceOp::Scratch), OpMetadata::default());
         let ctx = def.push(
             Op::Source(SourceOp::Local {
                 name: "context".into(),
@@ -84,7 +85,7 @@ impl Fixture {
             }),
             OpMetadata::default(),
         );
-        let copy = copy_op(ctx);
+        let copy = copy_op(base, ctx);
         let meta = OpMetadata {
             ignore_cache: no_cache,
             ..OpMetadata::default()
@@ -115,16 +116,17 @@ impl Fixture {
     }
 }
 
-fn copy_op(ctx: NodeId) -> FileOp {
+/// As `FROM scratch` + `COPY . /repo` lowers: scratch is the base.
+fn copy_op(base: NodeId, ctx: NodeId) -> FileOp {
     let owner = rbk_graph::Owner {
         user: rustix::process::getuid().as_raw().to_string(),
         group: rustix::process::getgid().as_raw().to_string(),
     };
     FileOp {
-        inputs: vec![Input::of(ctx)],
-        base: None,
+        inputs: vec![Input::of(base), Input::of(ctx)],
+        base: Some(0),
         actions: vec![FileAction::Copy(CopyAction {
-            from: 0,
+            from: 1,
             src: ".".into(),
             dest: "/repo".into(),
             owner: Some(owner),

@@ -37,12 +37,18 @@ impl Digest {
 
     /// The lower-case hex part, without the `sha256:` prefix.
     pub fn hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-            s.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+        String::from_utf8_lossy(&self.hex_bytes()).into_owned()
+    }
+
+    /// The lower-case hex part as ASCII bytes, without allocating.
+    fn hex_bytes(&self) -> [u8; 64] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
-        s
+        out
     }
 
     /// The first 12 hex characters, as Docker shows image ids.
@@ -53,7 +59,10 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let hex = self.hex_bytes();
+        // Always ASCII: the digits come from `HEX`.
+        let hex = std::str::from_utf8(&hex).map_err(|_| fmt::Error)?;
+        write!(f, "sha256:{hex}")
     }
 }
 
@@ -63,6 +72,25 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// Marks a character that is not lower-case hex in [`NIBBLE`].
+const INVALID: u8 = 0x80;
+
+/// Hex digit (`0-9`, `a-f`) → value; [`INVALID`] for every other byte.
+const NIBBLE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
+
 impl FromStr for Digest {
     type Err = DigestError;
 
@@ -70,22 +98,22 @@ impl FromStr for Digest {
         let Some(hex) = s.strip_prefix("sha256:") else {
             return Err(DigestError::Algorithm(s.to_string()));
         };
+        // One pass: each character through the table, an invalid one
+        // (anything but `0-9a-f`) marking `bad`. `system df` parses one
+        // digest per cache record's layer, so this is on the hot path.
         let bytes = hex.as_bytes();
-        let valid =
-            bytes.len() == 64 && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
+        if bytes.len() != 64 {
             return Err(DigestError::Encoded(s.to_string()));
         }
         let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let nibble = |c: u8| {
-                if c.is_ascii_digit() {
-                    c - b'0'
-                } else {
-                    c - b'a' + 10
-                }
-            };
-            out[i] = nibble(pair[0]) << 4 | nibble(pair[1]);
+        let mut bad = 0u8;
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            bad |= hi | lo;
+            *o = (hi << 4) | (lo & 0x0f);
+        }
+        if bad & INVALID != 0 {
+            return Err(DigestError::Encoded(s.to_string()));
         }
         Ok(Digest(out))
     }
@@ -99,8 +127,20 @@ impl Serialize for Digest {
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // A visitor rather than `String::deserialize`: the text is parsed
+        // where the deserializer holds it, without a copy (an image index
+        // of 10,000 entries holds tens of thousands of digests).
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sha256 digest string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Digest, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 
@@ -152,6 +192,47 @@ mod tests {
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
         assert_eq!(d.short(), "e3b0c44298fc");
+    }
+
+    /// Parsed in place: from an escaped string, as a map key, and from a
+    /// reader (where serde hands over a transient buffer); not from a number.
+    #[test]
+    fn deserializes_from_every_kind_of_json_string() {
+        let d = Digest::sha256_of(b"x");
+        let hex = d.hex();
+        let escaped = format!("\"\\u0073ha256:{hex}\"");
+        assert_eq!(serde_json::from_str::<Digest>(&escaped).unwrap(), d);
+        let map = format!("{{\"{d}\": 1}}");
+        let parsed: std::collections::BTreeMap<Digest, u32> = serde_json::from_str(&map).unwrap();
+        assert_eq!(parsed[&d], 1);
+        let quoted = format!("\"{d}\"");
+        assert_eq!(
+            serde_json::from_reader::<_, Digest>(quoted.as_bytes()).unwrap(),
+            d
+        );
+        assert!(serde_json::from_str::<Digest>("12").is_err());
+        assert!(serde_json::from_str::<Digest>("\"sha256:00\"").is_err());
+        assert_eq!(hex.len(), 64);
+        assert!(hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert_eq!(format!("sha256:{hex}").parse::<Digest>(), Ok(d));
+    }
+
+    /// Every byte that is not lower-case hex is refused, at either end.
+    #[test]
+    fn the_table_refuses_every_other_byte() {
+        let hex = Digest::sha256_of(b"t").hex();
+        for b in 0..=255u8 {
+            let ok = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            for at in [0, 63] {
+                let mut bytes = hex.clone().into_bytes();
+                bytes[at] = b;
+                let Ok(text) = String::from_utf8(bytes) else {
+                    continue;
+                };
+                let parsed = format!("sha256:{text}").parse::<Digest>();
+                assert_eq!(parsed.is_ok(), ok, "byte {b} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! first, then a full or short image id, with or without `sha256:`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,7 @@ pub struct Descriptor {
     pub annotations: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct ImageDb {
     version: u32,
     pub(crate) images: BTreeMap<String, Descriptor>,
@@ -56,6 +57,17 @@ pub(crate) struct ImageDb {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) repo_digests: BTreeMap<Digest, Vec<String>>,
 }
+
+/// This process's last parse of `db/images.json`, with the exact bytes it
+/// came from, shared by a store's clones. It is reused only while the file
+/// holds the same bytes, so a change another process made (always a new
+/// file renamed into place) is seen by the next read; what it saves is the
+/// parse, which at 10,000 images costs far more than reading the file.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ImagesMemo(Arc<Mutex<Option<Parsed>>>);
+
+/// The bytes of `images.json` and what they parse to.
+type Parsed = (Vec<u8>, Arc<ImageDb>);
 
 /// An image found by [`Store::find_image`].
 #[derive(Debug, Clone)]
@@ -154,19 +166,19 @@ impl Store {
     pub fn image_list(&self) -> Result<ImageList> {
         let db = self.read_images()?;
         let mut tagged = Vec::with_capacity(db.images.len());
-        for (name, desc) in db.images {
-            tagged.push((name.parse()?, desc));
+        for (name, desc) in &db.images {
+            tagged.push((name.parse()?, desc.clone()));
         }
         Ok(ImageList {
             tagged,
-            untagged: db.untagged.into_iter().collect(),
-            repo_digests: db.repo_digests,
+            untagged: db.untagged.clone().into_iter().collect(),
+            repo_digests: db.repo_digests.clone(),
         })
     }
 
     /// Every untagged image: `(image id, manifest)`, sorted by id.
     pub fn untagged_images(&self) -> Result<Vec<(Digest, Descriptor)>> {
-        Ok(self.read_images()?.untagged.into_iter().collect())
+        Ok(self.read_images()?.untagged.clone().into_iter().collect())
     }
 
     /// Finds `name` as Docker does: as a tagged reference first, then as a
@@ -218,6 +230,32 @@ impl Store {
         })
     }
 
+    /// The image the tag `name` names, found with one lookup in the index;
+    /// `None` when `name` is not a reference tagged in the store (an image
+    /// id, say). What [`Store::find_image`] answers for a tag, without the
+    /// image's other references, for which it reads every image's summary.
+    pub fn find_image_named(&self, name: &str) -> Result<Option<(Reference, Image)>> {
+        let Ok(reference) = name.parse::<Reference>() else {
+            return Ok(None);
+        };
+        let db = self.read_images()?;
+        let Some(desc) = db.images.get(&reference.to_string()) else {
+            return Ok(None);
+        };
+        Ok(Some((reference, self.read_image(desc)?)))
+    }
+
+    /// The image `name` names and the tag it was, as [`Store::find_image`]
+    /// finds them but without the image's other references: a tag costs
+    /// one lookup ([`Store::find_image_named`]); only an id lists images.
+    pub fn resolve_image(&self, name: &str) -> Result<(Option<Reference>, Image)> {
+        match self.find_image_named(name) {
+            Ok(Some((named, image))) => Ok((Some(named), image)),
+            // A damaged tagged image: `find_image` reports it as before.
+            Ok(None) | Err(_) => self.find_image(name).map(|f| (f.named, f.image)),
+        }
+    }
+
     /// Removes `reference`, returning what it pointed at.
     pub fn untag(&self, reference: &Reference) -> Result<Descriptor> {
         let mut removed = None;
@@ -245,24 +283,39 @@ impl Store {
     pub fn images(&self) -> Result<Vec<(Reference, Descriptor)>> {
         let db = self.read_images()?;
         let mut out = Vec::with_capacity(db.images.len());
-        for (name, desc) in db.images {
-            out.push((name.parse()?, desc));
+        for (name, desc) in &db.images {
+            out.push((name.parse()?, desc.clone()));
         }
         Ok(out)
     }
 
-    pub(crate) fn read_images(&self) -> Result<ImageDb> {
+    /// The image index as the file holds it now (parsed once per content,
+    /// see [`ImagesMemo`]).
+    pub(crate) fn read_images(&self) -> Result<Arc<ImageDb>> {
         let path = self.db_dir().join("images.json");
-        match read_small(&path, MAX_INDEX_FILE) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })
+        let bytes = match read_small(&path, MAX_INDEX_FILE) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                return Ok(Arc::new(ImageDb {
+                    version: 1,
+                    ..ImageDb::default()
+                }))
             }
-            Err(e) if e.is_not_found() => Ok(ImageDb {
-                version: 1,
-                ..ImageDb::default()
-            }),
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
+        };
+        let mut memo = self
+            .images_memo
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, db)) = memo.as_ref().filter(|(seen, _)| *seen == bytes) {
+            return Ok(Arc::clone(db));
         }
+        let db: Arc<ImageDb> = Arc::new(
+            serde_json::from_slice(&bytes).map_err(|source| Error::Json { path, source })?,
+        );
+        *memo = Some((bytes, Arc::clone(&db)));
+        Ok(db)
     }
 
     pub(crate) fn update_images(
@@ -270,14 +323,22 @@ impl Store {
         change: impl FnOnce(&mut ImageDb) -> Result<()>,
     ) -> Result<()> {
         let _lock = self.lock()?;
-        let mut db = self.read_images()?;
+        let mut db = Arc::unwrap_or_clone(self.read_images()?);
         change(&mut db)?;
         db.version = 1;
         let path = self.db_dir().join("images.json");
         let bytes =
             serde_json::to_vec_pretty(&db).map_err(|source| Error::Json { path, source })?;
         write_atomic(&self.db_dir(), "images.json", &bytes)?;
-        self.write_oci_index(&db)
+        self.write_oci_index(&db)?;
+        // The file holds these bytes now: the next read need not parse them.
+        let mut memo = self
+            .images_memo
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *memo = Some((bytes, Arc::new(db)));
+        Ok(())
     }
 
     /// Regenerates `index.json` from the image db. Caller holds the lock.
@@ -378,5 +439,109 @@ mod id_shape_tests {
         ] {
             assert!(!looks_like_image_id(name), "{name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+    use crate::SyntheticSpec;
+
+    fn store_of(tagged: usize, untagged: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("root")).unwrap();
+        let spec = SyntheticSpec {
+            tagged,
+            untagged,
+            cache_records: 0,
+            cache_only_layers: 1,
+            sparse_bytes: 0,
+        };
+        store.make_synthetic(&spec).unwrap();
+        (dir, store)
+    }
+
+    fn descriptor(n: u8) -> Descriptor {
+        Descriptor {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: Digest::sha256_of(&[n]),
+            size: 1,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// The memo never hides a change: another process's rename (another
+    /// `Store` here, with its own memo), a file of the same size written by
+    /// hand, and a deleted file are all seen by the next read.
+    #[test]
+    fn the_memo_sees_every_change_made_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let mine = Store::open(&root).unwrap();
+        let other = Store::open(&root).unwrap();
+        let (a, b): (Reference, Reference) = ("app:1".parse().unwrap(), "app:2".parse().unwrap());
+        mine.tag(&a, descriptor(1)).unwrap();
+        assert_eq!(mine.resolve(&a).unwrap(), descriptor(1));
+        let first = mine.read_images().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &mine.read_images().unwrap()),
+            "parsed once"
+        );
+
+        other.tag(&a, descriptor(2)).unwrap();
+        other.tag(&b, descriptor(3)).unwrap();
+        assert_eq!(mine.resolve(&a).unwrap(), descriptor(2));
+        assert_eq!(mine.resolve(&b).unwrap(), descriptor(3));
+
+        // Same length, other content: `app:1` → `app:3`.
+        let path = root.join("db/images.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edited = text.replace("/app:1\"", "/app:3\"");
+        assert_eq!(edited.len(), text.len());
+        assert_ne!(edited, text);
+        std::fs::write(&path, edited).unwrap();
+        assert!(mine.resolve(&a).unwrap_err().is_not_found());
+        assert_eq!(
+            mine.resolve(&"app:3".parse().unwrap()).unwrap(),
+            descriptor(2)
+        );
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(mine.images().unwrap().is_empty());
+        // A clone shares the memo and sees the same.
+        other.tag(&a, descriptor(4)).unwrap();
+        assert_eq!(mine.clone().resolve(&a).unwrap(), descriptor(4));
+    }
+
+    /// `find_image_named` answers as `find_image` does for every tag, and
+    /// nothing for ids or names the store does not have.
+    #[test]
+    fn find_image_named_agrees_with_find_image() {
+        let (_dir, store) = store_of(4, 3);
+        let list = store.image_list().unwrap();
+        for (reference, _) in &list.tagged {
+            for name in [reference.to_string(), reference.familiar()] {
+                let (named, image) = store.find_image_named(&name).unwrap().unwrap();
+                let found = store.find_image(&name).unwrap();
+                assert_eq!(Some(&named), found.named.as_ref());
+                assert_eq!(image.id(), found.image.id());
+                assert_eq!(image.descriptor, found.image.descriptor);
+            }
+        }
+        for (id, _) in &list.untagged {
+            assert!(store.find_image_named(&id.to_string()).unwrap().is_none());
+            assert!(store.find_image_named(&id.hex()[..12]).unwrap().is_none());
+            assert!(store.find_image(&id.hex()[..12]).is_ok());
+        }
+        for name in ["synthetic/img-99", "Not A Reference", ""] {
+            assert!(store.find_image_named(name).unwrap().is_none(), "{name}");
+            assert!(store.resolve_image(name).unwrap_err().is_not_found());
+        }
+        // `resolve_image` answers for tags and ids alike.
+        let (reference, _) = &list.tagged[1];
+        let (named, image) = store.resolve_image(&reference.familiar()).unwrap();
+        assert_eq!(named.as_ref(), Some(reference));
+        let (named, by_id) = store.resolve_image(&image.id().hex()[..12]).unwrap();
+        assert_eq!((named, by_id.id()), (None, image.id()));
     }
 }

@@ -56,6 +56,8 @@ pub struct Store {
     root: PathBuf,
     /// This process's connection to `db/cache.sqlite`, opened on first use.
     pub(crate) cache_index: crate::cache::CacheIndex,
+    /// This process's parse of `db/images.json`, reused while unchanged.
+    pub(crate) images_memo: crate::index::ImagesMemo,
 }
 
 impl Store {
@@ -68,6 +70,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             cache_index: Default::default(),
+            images_memo: Default::default(),
         };
         for dir in DIRS {
             let path = root.join(dir);
@@ -142,17 +145,16 @@ impl Store {
         Ok(dest)
     }
 
-    /// Deletes everything in `trash/`, and the rows of dropped cache
-    /// records, waiting for any other process that is emptying it. Slow on this machine's ext4 when the trash is large:
+    /// Deletes everything in `trash/`, waiting for any other process that
+    /// is emptying it. Slow on this machine's ext4 when the trash is large:
     /// call it off the hot path (commands use [`Store::empty_trash_within`]).
     pub fn empty_trash(&self) -> Result<()> {
         let _emptying = FileLock::exclusive(&self.trash_lock_path())?;
-        self.delete_trash(None)?;
-        self.cache_purge_dropped(None).map(|_| ())
+        self.delete_trash(None).map(|_| ())
     }
 
-    /// Deletes `trash/` entries, one at a time, then the rows of dropped
-    /// cache records, until both are gone (`true`) or `budget` has passed (`false`: the rest waits for a later
+    /// Deletes `trash/` entries, one at a time, until the trash is empty
+    /// (`true`) or `budget` has passed (`false`: the rest waits for a later
     /// call). One process empties the trash at a time (`db/trash.lock`):
     /// if another is at it, returns `false` at once. A process killed
     /// while deleting leaves a half-deleted entry in the trash, which the
@@ -161,18 +163,14 @@ impl Store {
         let Some(_emptying) = FileLock::try_exclusive(&self.trash_lock_path())? else {
             return Ok(false);
         };
-        // Files first (they hold the space), then the rows of dropped
-        // cache records (see `cache.rs`), deleted as lazily as the files.
-        let deadline = Instant::now() + budget;
-        Ok(self.delete_trash(Some(deadline))? && self.cache_purge_dropped(Some(deadline))?)
+        self.delete_trash(Some(Instant::now() + budget))
     }
 
-    /// Whether nothing waits to be deleted: `trash/` is empty and no
-    /// dropped cache record has a row left.
+    /// Whether `trash/` holds anything.
     pub fn trash_is_empty(&self) -> Result<bool> {
         let dir = self.trash_dir();
         let mut entries = fs::read_dir(&dir).map_err(Error::io("listing", &dir))?;
-        Ok(entries.next().is_none() && !self.cache_has_dropped()?)
+        Ok(entries.next().is_none())
     }
 
     fn trash_lock_path(&self) -> PathBuf {
@@ -227,6 +225,7 @@ impl Store {
         Ok(Some(Store {
             root: root.to_path_buf(),
             cache_index: Default::default(),
+            images_memo: Default::default(),
         }))
     }
 }

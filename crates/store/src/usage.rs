@@ -92,7 +92,12 @@ impl Store {
     /// the module docs): the blob's size when it is an uncompressed tar,
     /// else measured once and remembered.
     pub fn layer_size(&self, layer: &Descriptor, diff_id: &Digest) -> Result<u64> {
-        if diff_id.to_string() == EMPTY_LAYER_DIFF_ID {
+        // Compared as digests: `system df` asks this for every cache
+        // record's layer, and formatting each one allocated.
+        if EMPTY_LAYER_DIFF_ID
+            .parse::<Digest>()
+            .is_ok_and(|empty| empty == *diff_id)
+        {
             return Ok(0);
         }
         let uncompressed = layer.digest == *diff_id
@@ -211,16 +216,16 @@ impl Store {
     /// Per image id (tagged or untagged): the image (sizes not yet filled)
     /// and its layers' sizes by diff id.
     fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, LayerSizes)>> {
-        let mut entries: Vec<(Option<Reference>, Descriptor)> = Vec::new();
+        let mut entries: Vec<(Option<Reference>, &Descriptor)> = Vec::new();
         let db = self.read_images()?;
-        for (name, desc) in db.images {
+        for (name, desc) in &db.images {
             entries.push((Some(name.parse()?), desc));
         }
-        entries.extend(db.untagged.into_values().map(|d| (None, d)));
+        entries.extend(db.untagged.values().map(|d| (None, d)));
         let mut out: BTreeMap<Digest, (ImageUsage, LayerSizes)> = BTreeMap::new();
         let mut summaries = self.image_summaries();
         for (reference, desc) in entries {
-            let Ok(summary) = summaries.get(self, &desc) else {
+            let Ok(summary) = summaries.get(self, desc) else {
                 continue; // damaged: `system verify` reports it
             };
             let entry = out.entry(summary.id).or_insert_with(|| {

@@ -73,9 +73,9 @@ pub(crate) fn fingerprints(dag: &Dag, sources: &Sources<'_>) -> Vec<Fingerprint>
                 Op::Source(SourceOp::Image { reference, .. }) => {
                     let resolved = sources
                         .store
-                        .find_image(reference)
+                        .resolve_image(reference)
                         .ok()
-                        .map(|found| found.image.id().to_string());
+                        .map(|(_, image)| image.id().to_string());
                     f.image = Some((reference.clone(), resolved));
                 }
                 Op::File(op) => {

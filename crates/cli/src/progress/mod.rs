@@ -101,6 +101,10 @@ impl Progress {
             .collect();
         let mut trace = Trace::new(dag.len() + INTERNAL_VERTICES, logs);
         trace.start = planning;
+        // The wall clock of that same instant: rawjson's times are
+        // `start_wall` plus the time since `start`, and were late by the
+        // whole planning time when `start_wall` was taken now.
+        trace.start_wall = std::time::SystemTime::now() - planning.elapsed();
         let progress = Progress {
             plan,
             trace: Arc::new(Mutex::new(trace)),

@@ -137,8 +137,9 @@ impl SolveStore for Store {
     }
 
     fn image_layers(&self, reference: &str, platform: Option<&Platform>) -> Result<Vec<Layer>> {
-        let image = match self.find_image(reference) {
-            Ok(found) => match (&found.named, platform) {
+        // A tag with one lookup, not `find_image`'s reading of every image.
+        let image = match self.resolve_image(reference) {
+            Ok((named, image)) => match (&named, platform) {
                 (Some(named), Some(p)) => {
                     let wanted = ImagePlatform {
                         os: p.os.clone(),
@@ -147,7 +148,7 @@ impl SolveStore for Store {
                     };
                     self.tagged_image_for_platform(named, &wanted)?
                 }
-                _ => found.image,
+                _ => image,
             },
             Err(_) => {
                 let parsed: Reference =

@@ -3,20 +3,25 @@
 //! tests, and everything else becomes a Go regular expression, which is
 //! translated here into the `regex` crate's syntax.
 
+use std::sync::OnceLock;
+
 use regex::Regex;
 
 use super::go_regex;
 
 /// Go's `filepath.ErrBadPattern`, the message Docker reports.
-const BAD: &str = "syntax error in pattern";
+pub(super) const BAD: &str = "syntax error in pattern";
 
 #[derive(Clone, Debug)]
 enum Kind {
     Exact(String),
     Prefix(String),
     Suffix(String),
-    /// The compiled regex and its `regex`-crate source (for the set).
-    Regex(Regex, String),
+    /// The regex, compiled when first used alone (matching goes through
+    /// the `Dockerignore`'s set, so most never are), and its `regex`-crate
+    /// source (for the set). A source that does not compile matches nothing;
+    /// `Dockerignore` refuses such patterns when it builds its set.
+    Regex(OnceLock<Option<Regex>>, String),
 }
 
 /// A compiled pattern.
@@ -51,7 +56,19 @@ impl Pattern {
             Kind::Prefix(s) => path.starts_with(s.as_str()),
             // `**/foo` also matches `foo` itself.
             Kind::Suffix(s) => path.ends_with(s.as_str()) || s.strip_prefix('/') == Some(path),
-            Kind::Regex(re, _) => re.is_match(path),
+            Kind::Regex(re, source) => re
+                .get_or_init(|| Regex::new(source).ok())
+                .as_ref()
+                .is_some_and(|re| re.is_match(path)),
+        }
+    }
+
+    /// Whether this pattern's regex compiles on its own (what makes a
+    /// pattern valid; only asked when the set of all of them failed).
+    pub(super) fn compiles(&self) -> bool {
+        match &self.kind {
+            Kind::Regex(_, source) => Regex::new(source).is_ok(),
+            _ => true,
         }
     }
 
@@ -158,7 +175,7 @@ fn finish(pattern: &str, hint: Hint, mut re: String) -> Result<Kind, String> {
         Hint::Regex => {
             re.push('$');
             let rust = go_regex::translate(&re).map_err(|_| BAD.to_string())?;
-            Kind::Regex(Regex::new(&rust).map_err(|_| BAD.to_string())?, rust)
+            Kind::Regex(OnceLock::new(), rust)
         }
     })
 }

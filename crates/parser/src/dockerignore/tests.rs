@@ -185,3 +185,19 @@ fn remembered_directory_verdicts_change_no_verdict() {
         assert_eq!(c.is_excluded(path), d.is_excluded(path), "{path}");
     }
 }
+
+/// Only the set of all regexes is compiled; a pattern that does not
+/// compile is still named by its own line, among valid regex patterns.
+#[test]
+fn a_bad_pattern_among_regexes_is_named_by_its_line() {
+    for bad in ["[Local-Only]/", "x[z-a]", "a[b"] {
+        let text = format!("a*\n# c\nb?/c\n{bad}\n**/d*\n");
+        let err = Dockerignore::parse(&text, ".dockerignore").unwrap_err();
+        assert_eq!(err.location().line, 4, "{bad}: {err}");
+        assert!(err.to_string().contains("syntax error in pattern"), "{err}");
+    }
+    let d = ignore("a*\nb?/c\n**/d*\n!a1/**/d?\n");
+    assert!(d.is_excluded("ab") && d.is_excluded("bx/c/e") && d.is_excluded("x/y/dz"));
+    assert!(!d.is_excluded("a1/q/dz") && d.is_excluded("a1/q/dzz"));
+    assert!(d.may_reinclude_under("a1/q") && !d.may_reinclude_under("b1"));
+}

@@ -92,8 +92,8 @@ fn owned_leaf(value: String) -> Node {
 /// (borrowed from `line`: this runs for every instruction).
 pub(crate) fn split_command(line: &str, escape: char) -> (&str, Vec<String>, Cow<'_, str>) {
     let trimmed = line.trim();
-    match split_ws(trimmed, 2).as_slice() {
-        [cmd, rest] => {
+    match split_ws_once(trimmed) {
+        Some((cmd, rest)) => {
             let (args, flags) = extract_builder_flags(rest, escape);
             let args = match args {
                 Cow::Borrowed(a) => Cow::Borrowed(a.trim()),
@@ -101,13 +101,24 @@ pub(crate) fn split_command(line: &str, escape: char) -> (&str, Vec<String>, Cow
             };
             (cmd, flags, args)
         }
-        _ => (trimmed, Vec::new(), Cow::Borrowed("")),
+        None => (trimmed, Vec::new(), Cow::Borrowed("")),
     }
 }
 
 /// Go's `[\t\v\f\r ]+`.
 fn is_re_ws(c: char) -> bool {
     matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ')
+}
+
+/// `reWhitespace.Split(s, 2)` when it gives two parts: the text before the
+/// first run of whitespace and the text after it (no Vec: this runs for
+/// every instruction).
+fn split_ws_once(s: &str) -> Option<(&str, &str)> {
+    let start = s.find(is_re_ws)?;
+    let end = s[start..]
+        .find(|c| !is_re_ws(c))
+        .map_or(s.len(), |e| start + e);
+    Some((&s[..start], &s[end..]))
 }
 
 /// `reWhitespace.Split(s, n)` with `n` = 2 or -1 (`usize::MAX`).
@@ -304,11 +315,10 @@ fn name_val(rest: &str, key: &str, escape: char) -> Result<Vec<Node>, String> {
     };
     let mut out = Vec::new();
     if !first.contains('=') {
-        let parts = split_ws(rest, 2);
-        if parts.len() < 2 {
+        let Some((name, value)) = split_ws_once(rest) else {
             return Err(format!("{key} must have two arguments"));
-        }
-        key_value(&mut out, parts[0], parts[1], "");
+        };
+        key_value(&mut out, name, value, "");
         return Ok(out);
     }
     for mut word in words {
@@ -450,6 +460,18 @@ mod tests {
         let (_, flags, args) = split_command("RUN --x=\u{20000} y", '\\');
         assert_eq!(flags, vec!["--x=\u{f0}"]);
         assert_eq!(args, "\u{fffd}\u{fffd} y");
+    }
+
+    #[test]
+    fn split_once_is_split_in_two() {
+        for s in ["a b", "a \t b c", "a", "", "a ", " a", "a\u{b}b"] {
+            let two = split_ws(s, 2);
+            let once = split_ws_once(s);
+            match two.as_slice() {
+                [a, b] => assert_eq!(once, Some((*a, *b)), "{s:?}"),
+                _ => assert_eq!(once, None, "{s:?}"),
+            }
+        }
     }
 
     #[test]

@@ -31,11 +31,11 @@
 //! recorded. Anything else — no record, its snapshot pruned, a failed link —
 //! copies, as a build without a record does.
 //!
-//! Only file ops with no base and one copy action from the context, without
-//! wildcards or archive extraction, are incremental (see
-//! [`Reuse::applies`]): their destination is a plain directory on the
-//! store's filesystem, where links can be made, and every destination path
-//! is written once.
+//! Only file ops on nothing (no base, or `scratch`: no lower dirs) with one
+//! copy action from the context, without wildcards or archive extraction,
+//! are incremental (see [`Reuse::applies`]): their destination is a plain
+//! directory on the store's filesystem, where links can be made, and every
+//! destination path is written once.
 //!
 //! # Record format
 //!
@@ -153,12 +153,14 @@ pub(crate) struct Reuse {
 }
 
 impl Reuse {
-    /// Whether `op` is a copy this module handles (see the module docs).
+    /// Whether `op`, writing into a plain directory (its base has no lower
+    /// dirs), is a copy this module handles (see the module docs).
     pub(crate) fn applies(op: &FileOp) -> bool {
         let [FileAction::Copy(copy)] = op.actions.as_slice() else {
             return false;
         };
-        op.base.is_none() && !copy.auto_extract && !(copy.allow_wildcard && has_wildcard(&copy.src))
+        let wildcard = copy.allow_wildcard && has_wildcard(&copy.src);
+        !(copy.auto_extract || wildcard)
     }
 
     /// Reads the record `file`. `snapshot` gives the directory of a

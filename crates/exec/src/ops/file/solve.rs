@@ -63,7 +63,11 @@ impl Solver<'_> {
         let options = FileOpOptions {
             source_date_epoch: self.options.source_date_epoch,
         };
-        let reuse = self.copy_reuse(vertex, op, inputs);
+        // Links need a plain directory on the store's filesystem: no lowers.
+        let reuse = lowers
+            .is_empty()
+            .then(|| self.copy_reuse(vertex, op, inputs))
+            .flatten();
         apply_actions(dest.path(), &sources, &op.actions, &options, reuse.as_ref())?;
         drop(sources);
         drop(views);
@@ -80,7 +84,8 @@ impl Solver<'_> {
 
     /// What an incremental copy may take from the op's last snapshot (see
     /// `reuse`); `None` for ops that copy everything: those `reuse` does
-    /// not handle, and `--no-cache` steps.
+    /// not handle, and `--no-cache` steps. The caller checks that the op
+    /// writes into a plain directory.
     fn copy_reuse(&self, vertex: &DagVertex, op: &FileOp, inputs: &[Solved]) -> Option<Reuse> {
         let [FileAction::Copy(copy)] = op.actions.as_slice() else {
             return None;

@@ -210,3 +210,81 @@ fn a_one_file_edit_rebuild_gives_the_layers_of_a_no_cache_build() {
     assert_eq!(diff_ids(&root, "edit:4"), before);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The same on scratch, where the COPY is incremental (the unchanged files
+/// are linked from its last snapshot, see `rbk_exec`'s `ops/file/reuse.rs`):
+/// after an edit, an added, a deleted, a renamed and a chmodded file, the
+/// layer is the one a `--no-cache` build gives, and an untouched file is
+/// shared with the first build's snapshot rather than copied.
+#[test]
+fn an_incremental_copy_gives_the_layer_of_a_no_cache_build() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch("incremental");
+    let root = store(&dir);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /repo\n"),
+            (
+                ".dockerignore",
+                "**/node_modules\n!app/node_modules/keep.js\n",
+            ),
+            ("app/main.rs", "fn main() {}\n"),
+            ("app/node_modules/x/y.js", "excluded\n"),
+            ("app/node_modules/keep.js", "re-included\n"),
+            ("src/one.txt", "one\n"),
+            ("src/deep/two.txt", "two\n"),
+            ("src/deep/three.txt", "three\n"),
+            ("src/deep/four.txt", "four\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("deep/two.txt", ctx.join("src/link")).unwrap();
+    // Older than the racy window, so the first build records them.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let build = |tag: &str, extra: &[&str]| {
+        let mut args = vec!["build", "--progress=plain", "-t", tag];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        ok(&root, &args);
+        diff_ids(&root, tag)
+    };
+    let snapshot = |id: &str| {
+        root.join("snapshots")
+            .join(id.trim_start_matches("sha256:"))
+    };
+    let before = build("inc:1", &[]);
+    fs::write(ctx.join("src/deep/two.txt"), "two, edited\n").unwrap();
+    fs::write(ctx.join("src/new.txt"), "new\n").unwrap();
+    fs::remove_file(ctx.join("src/deep/three.txt")).unwrap();
+    fs::rename(ctx.join("src/one.txt"), ctx.join("app/one.txt")).unwrap();
+    fs::set_permissions(ctx.join("app/main.rs"), fs::Permissions::from_mode(0o700)).unwrap();
+    let edited = build("inc:2", &[]);
+    let fresh = build("inc:3", &["--no-cache"]);
+    assert_eq!(
+        edited, fresh,
+        "the incremental layer differs from --no-cache's"
+    );
+    assert_ne!(before, edited);
+    let ino = |id: &str, rel: &str| {
+        fs::symlink_metadata(snapshot(id).join("repo").join(rel))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        ino(&before[0], "src/deep/four.txt"),
+        ino(&edited[0], "src/deep/four.txt"),
+        "the untouched file is linked from the first snapshot"
+    );
+    let after = snapshot(&edited[0]).join("repo");
+    assert_eq!(
+        fs::read_to_string(after.join("src/deep/two.txt")).unwrap(),
+        "two, edited\n"
+    );
+    assert!(!after.join("src/deep/three.txt").exists());
+    assert!(!after.join("src/one.txt").exists());
+    assert_eq!(
+        fs::read_to_string(after.join("app/one.txt")).unwrap(),
+        "one\n"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -68,7 +68,7 @@ pub use images::{image_for_build, ImageProvider, Registries};
 pub use inline_cache::{InlineCache, LABEL as INLINE_CACHE_LABEL};
 pub use multi::distribution_index_of;
 pub use named::{is_git_url, load_oci_layouts, BuildContext};
-pub use output::{compressed_image, distribution_image, push_image};
+pub use output::{compressed_image, distribution_image, distribution_image_staged, push_image};
 pub use plan::{plan, PlanOptions, Planned};
 pub use platform::{check_can_run, parse_platforms, BINFMT_MISC};
 pub use request::{BuildRequest, Dockerfile, Output, STDOUT};

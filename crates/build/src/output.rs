@@ -140,6 +140,17 @@ pub(crate) fn stdout_writer() -> std::result::Result<std::io::BufWriter<std::io:
 /// The same image with its layers compressed (layers leaving the store are
 /// compressed; inside it they need not be).
 pub fn compressed_image(store: &Store, image: &Image, compression: Compression) -> Result<Image> {
+    compressed_image_with(store, image, compression, &mut |_| {})
+}
+
+/// [`compressed_image`], handing each compressed layer to `ready` as soon
+/// as it is in the store.
+fn compressed_image_with(
+    store: &Store,
+    image: &Image,
+    compression: Compression,
+    ready: &mut dyn FnMut(&Descriptor),
+) -> Result<Image> {
     let mut layers = Vec::new();
     for (blob, diff_id) in image
         .manifest
@@ -151,7 +162,9 @@ pub fn compressed_image(store: &Store, image: &Image, compression: Compression) 
             diff_id: *diff_id,
             blob: blob.clone(),
         };
-        layers.push(compress_layer(store, &layer, compression)?);
+        let compressed = compress_layer(store, &layer, compression)?;
+        ready(&compressed);
+        layers.push(compressed);
     }
     put_manifest_like(store, image, image.manifest.config.clone(), layers)
 }
@@ -286,6 +299,19 @@ pub fn push_image(
 /// named as Docker's inside an OCI manifest (BuildKit's exporter converts
 /// them the same way).
 pub fn distribution_image(store: &Store, image: &Image, compression: Compression) -> Result<Image> {
+    distribution_image_staged(store, image, compression, &mut |_| {})
+}
+
+/// [`distribution_image`], handing each layer that had to be compressed to
+/// `ready` as soon as its compressed form is in the store, so that a push
+/// can send it while the next one is compressed
+/// (`rbk_registry::Client::push_staged`).
+pub fn distribution_image_staged(
+    store: &Store,
+    image: &Image,
+    compression: Compression,
+    ready: &mut dyn FnMut(&Descriptor),
+) -> Result<Image> {
     // The rule `compress_layer` uses: anything not ending in `.tar` is
     // compressed already and would be sent unchanged.
     if image
@@ -296,7 +322,7 @@ pub fn distribution_image(store: &Store, image: &Image, compression: Compression
     {
         return Ok(image.clone());
     }
-    let compressed = compressed_image(store, image, compression)?;
+    let compressed = compressed_image_with(store, image, compression, ready)?;
     let config = with_oci_type(&compressed.manifest.config);
     let layers: Vec<Descriptor> = compressed
         .manifest

@@ -197,3 +197,123 @@ fn parallelism_knob_is_checked() {
         stderr(&out)
     );
 }
+
+/// `len` bytes of xorshift64*: nothing gzip can shrink.
+fn random_bytes(len: usize, mut state: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The size of blob `digest` in the registry, and its gzip members
+/// decompressed.
+fn registry_blob(reg: &Registry, digest: &str) -> (u64, Vec<u8>) {
+    use std::io::Read;
+    let gz = std::fs::read(reg.blob_file(digest)).unwrap();
+    let mut tar = Vec::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    (gz.len() as u64, tar)
+}
+
+/// Layers are uploaded while the next is compressed (`push_staged`), and
+/// random bytes go as gzip "stored" blocks: the blobs are valid gzip of
+/// the layers, the same bytes from another store compressing on one
+/// thread, readable by skopeo and by a pull into an empty store; a blob
+/// the registry has is not sent again.
+#[test]
+fn random_layers_push_stored_reproducibly_and_skopeo_reads_them_back() {
+    let dir = scratch("regmore-stored");
+    let reg = Registry::start(&dir.join("registry"), None);
+    let cfg = dir.join("docker-config");
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // Past one 4 MiB chunk, so a layer has a stored and a short member.
+    let random = random_bytes((5 << 20) + 1000, 7);
+    std::fs::write(ctx.join("r.bin"), &random).unwrap();
+    std::fs::write(ctx.join("r2.bin"), random_bytes(3 << 20, 9)).unwrap();
+    std::fs::write(ctx.join("t.txt"), "text ".repeat(100_000)).unwrap();
+    let df = "FROM scratch\nCOPY r.bin /r.bin\nCOPY t.txt /t.txt\nCOPY r2.bin /r2.bin\n";
+    std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile.more"),
+        format!("{df}COPY Dockerfile /d\n"),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let image = format!("{}/stored:1", reg.host);
+    let a = dir.join("a");
+    ok(&a, &cfg, &["build", "-q", "-t", &image, ctx]);
+
+    let first = ok(&a, &cfg, &["push", &image]);
+    assert!(first.contains("pushed 4 blobs"), "{first}");
+    let (digest, _) = final_push_line(&first, "1");
+    let layers = pushed_layers(&reg, &digest);
+    assert_eq!(layers.len(), 3);
+    // The random layer: barely bigger or smaller than its tar (stored
+    // blocks, but a chunk holding a tar header compresses), and its
+    // members decompress to a tar holding the file.
+    let (size, tar) = registry_blob(&reg, &layers[0]);
+    let len = tar.len() as u64;
+    assert!(
+        size + 4096 > len && size < len + len / 1000 + 256,
+        "{size} of {len}"
+    );
+    assert!(tar.windows(4096).any(|w| w == &random[(1 << 20)..][..4096]));
+    // The text layer is compressed as before.
+    let (size, tar) = registry_blob(&reg, &layers[1]);
+    assert!(size * 20 < tar.len() as u64, "{size} of {}", tar.len());
+    let second = ok(&a, &cfg, &["push", &image]);
+    assert!(
+        second.contains("pushed 0 blobs (0 bytes), 4 already present"),
+        "{second}"
+    );
+
+    // Another store, one compressing thread: the same compressed bytes.
+    let b = dir.join("b");
+    let other = format!("{}/other:1", reg.host);
+    ok(&b, &cfg, &["build", "-q", "-t", &other, ctx]);
+    let out = support::command(&b, &["push", &other])
+        .env("DOCKER_CONFIG", &cfg)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (other_digest, _) = final_push_line(&stdout(&out), "1");
+    assert_eq!(pushed_layers(&reg, &other_digest), layers);
+
+    // One more layer on top: only it and the config are sent.
+    let more = format!("{}/stored:2", reg.host);
+    let more_df = format!("{ctx}/Dockerfile.more");
+    ok(&a, &cfg, &["build", "-q", "-t", &more, "-f", &more_df, ctx]);
+    let pushed = ok(&a, &cfg, &["push", &more]);
+    assert!(pushed.contains("pushed 2 blobs"), "{pushed}");
+    assert!(pushed.contains("3 already present"), "{pushed}");
+
+    // skopeo copies it out (checking every blob's digest), and a pull into
+    // an empty store checks each layer's diff id.
+    let out_dir = dir.join("skopeo-dir");
+    support::tools::Tool::skopeo().ok(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{more}"),
+        &format!("dir:{}", out_dir.display()),
+    ]);
+    for layer in &layers {
+        let file = out_dir.join(layer.strip_prefix("sha256:").unwrap());
+        assert_eq!(
+            std::fs::read(file).unwrap(),
+            std::fs::read(reg.blob_file(layer)).unwrap()
+        );
+    }
+    let c = dir.join("c");
+    ok(&c, &cfg, &["pull", &more]);
+    ok(&c, &cfg, &["system", "verify"]);
+}

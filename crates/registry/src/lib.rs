@@ -59,6 +59,9 @@
 //!   platform by its config's `os`/`architecture` before anything is stored.
 //! - Downloads resume: a retry after a body broke off asks for the rest with
 //!   a `Range` header, into the same ingest.
+//! - Pipelined pushes: [`Client::push_staged`] sends each blob as soon as
+//!   the caller has made it (a layer uploads while the next is
+//!   compressed), then the manifest.
 //! - Cross-repository mounts: when pushing a blob the target repository
 //!   lacks, rbk first asks the registry to mount it
 //!   (`POST …/blobs/uploads/?mount=&from=`) from repositories of the same
@@ -93,6 +96,7 @@ mod platform;
 mod progress;
 mod pull;
 mod push;
+mod staged;
 
 pub use client::{Client, ClientOptions};
 pub use config::{credentials_for, login, logout, Credentials};
@@ -100,3 +104,4 @@ pub use error::{Error, Result};
 pub use platform::Platform;
 pub use progress::{BlobProgress, Outcome, Reporter};
 pub use push::PushReport;
+pub use staged::BlobQueue;

@@ -18,6 +18,7 @@ use crate::client::{map_oci, oci_ref_registry, Client};
 use crate::http::{Call, CallBody};
 use crate::progress::{silent, BlobProgress, Outcome, Reporter};
 use crate::pull::{document_type, is_index};
+use crate::staged::Settled;
 use crate::{Error, Result};
 
 /// What a push did.
@@ -37,20 +38,34 @@ pub struct PushReport {
 const CHUNK: usize = 1 << 20;
 
 /// What every blob of one push shares.
-struct Job<'a> {
-    store: &'a Store,
-    reference: &'a Reference,
-    counters: &'a Counters,
-    sources: &'a MountSources,
-    report: Reporter<'a>,
+pub(crate) struct Job<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) reference: &'a Reference,
+    pub(crate) counters: &'a Counters,
+    pub(crate) sources: &'a MountSources,
+    pub(crate) report: Reporter<'a>,
+    /// The blobs a staged push sent ahead of the manifest: not asked about
+    /// again.
+    pub(crate) settled: Option<&'a Settled>,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     uploaded: AtomicU64,
     skipped: AtomicU64,
     mounted: AtomicU64,
     bytes: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn report(self) -> PushReport {
+        PushReport {
+            uploaded: self.uploaded.into_inner(),
+            skipped: self.skipped.into_inner(),
+            mounted: self.mounted.into_inner(),
+            bytes: self.bytes.into_inner(),
+        }
+    }
 }
 
 /// The parts of a manifest or index that name other content; lenient about
@@ -94,19 +109,15 @@ impl Client {
             counters: &counters,
             sources: &sources,
             report,
+            settled: None,
         };
         self.push_tree(&job, manifest, true)?;
-        Ok(PushReport {
-            uploaded: counters.uploaded.into_inner(),
-            skipped: counters.skipped.into_inner(),
-            mounted: counters.mounted.into_inner(),
-            bytes: counters.bytes.into_inner(),
-        })
+        Ok(counters.report())
     }
 
     /// Pushes a document and what it names; the top one goes under the
     /// reference's tag, those below it by digest.
-    fn push_tree(&self, job: &Job<'_>, desc: &Descriptor, top: bool) -> Result<()> {
+    pub(crate) fn push_tree(&self, job: &Job<'_>, desc: &Descriptor, top: bool) -> Result<()> {
         let (store, reference) = (job.store, job.reference);
         let what = format!("manifest {}", desc.digest);
         let bytes = store
@@ -127,6 +138,9 @@ impl Client {
         blobs.extend(refs.layers.into_iter().map(|l| (l, false)));
         if !is_index(&media_type) {
             blobs.extend(refs.manifests.into_iter().map(|m| (m, false)));
+        }
+        if let Some(settled) = job.settled {
+            blobs.retain(|(blob, _)| !settled.has(&blob.digest));
         }
         self.parallel(&blobs, |(blob, is_config)| {
             let outcome = self.push_blob(job, blob)?;
@@ -156,7 +170,7 @@ impl Client {
         })
     }
 
-    fn push_blob(&self, job: &Job<'_>, blob: &Descriptor) -> Result<Outcome> {
+    pub(crate) fn push_blob(&self, job: &Job<'_>, blob: &Descriptor) -> Result<Outcome> {
         let (store, reference, counters) = (job.store, job.reference, job.counters);
         let registry = reference.domain();
         let what = format!("blob {}", blob.digest);
@@ -428,7 +442,7 @@ fn empty_post() -> HeaderMap {
 /// [`MAX_GUESSES`]), because what was pushed there may be a compressed form
 /// of what the store holds.
 #[derive(Default)]
-struct MountSources {
+pub(crate) struct MountSources {
     by_blob: BTreeMap<Digest, String>,
     others: Vec<String>,
 }
@@ -448,7 +462,7 @@ impl MountSources {
     }
 }
 
-fn mount_sources(store: &Store, target: &Reference) -> MountSources {
+pub(crate) fn mount_sources(store: &Store, target: &Reference) -> MountSources {
     let mut out = MountSources::default();
     let Ok(images) = store.images() else {
         return out;

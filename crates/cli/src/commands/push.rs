@@ -60,11 +60,17 @@ fn push_image(
     report_start(reference);
     // The distribution manifest is untagged: keep GC off it until it is sent.
     let _lease = store.lease()?;
-    let sent =
-        rbk_build::distribution_image(store, image, crate::settings::compression(compression))?;
+    let compression = crate::settings::compression(compression);
     let client = settings.client(None)?;
-    let report = client
-        .push_reporting(store, &sent.descriptor, reference, &report_layer)
+    // Each layer goes up as soon as it is compressed, while the next one
+    // is being compressed.
+    let (report, sent) = client
+        .push_staged(store, reference, &report_layer, |queue| {
+            let sent = rbk_build::distribution_image_staged(store, image, compression, &mut |l| {
+                queue.send(l.clone());
+            })?;
+            anyhow::Ok((sent.descriptor.clone(), sent))
+        })
         .with_context(|| format!("pushing {}", reference.familiar()))?;
     store.add_repo_digest(image.id(), reference, sent.descriptor.digest)?;
     report_done(reference, &sent, &report);

@@ -6,6 +6,7 @@
 //!
 //! Every timed push goes to a freshly started registry with empty storage,
 //! and every timed pull into an empty store, so each moves all the bytes.
+//! [`peers`] runs the same image through `docker` and `skopeo` beside rbk.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use super::Figure;
+
+mod peers;
 
 const RUNS: usize = 3;
 const LAYERS: usize = 10;
@@ -31,20 +34,24 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     if !Path::new(REGISTRY_BIN).is_file() {
         bail!("{REGISTRY_BIN} is missing (apt-get install docker-registry)");
     }
-    crate::run(
-        root,
-        "cargo",
-        &["build", "--release", "--quiet", "-p", "rbk-cli"],
-    )?;
     let work = root.join("target/bench-registry");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let bench = Bench {
-        rbk: root.join("target/release/rbk"),
+        rbk: super::release_binary(root)?,
         work,
     };
-    let mut figures = bench.push_pull()?;
+    let a = bench.work.join("a");
+    bench.big_image(&a)?;
+    // `cargo xtask bench registry side-by-side`: rbk, docker and skopeo only.
+    let side_by_side = peers::figures(&bench.work, &bench.rbk, &a);
+    if std::env::args().nth(3).as_deref() == Some("side-by-side") {
+        return side_by_side;
+    }
+    let mut figures = side_by_side?;
+    figures.extend(bench.push_pull(&a)?);
     figures.extend(bench.fleet()?);
+    let _ = std::fs::remove_dir_all(&bench.work);
     Ok(figures)
 }
 
@@ -171,9 +178,8 @@ impl Bench {
         Ok(())
     }
 
-    fn push_pull(&self) -> anyhow::Result<Vec<Figure>> {
-        let a = self.work.join("a");
-        self.big_image(&a)?;
+    fn push_pull(&self, a: &Path) -> anyhow::Result<Vec<Figure>> {
+        let a = a.to_path_buf();
         // The very first push also makes the gzip forms of the layers.
         let (first, bytes) = {
             let registry = Registry::start(&self.work.join("registry"))?;

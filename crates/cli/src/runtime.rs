@@ -50,7 +50,13 @@ pub(crate) fn reap_build_containers(
     settings: &GlobalSettings,
     store: &Store,
 ) -> anyhow::Result<()> {
-    if let Ok(runc) = Runc::new(settings.runtime.clone(), store.root().join("runc")) {
+    let state_dir = store.root().join("runc");
+    // Checked before `Runc::new`, which runs `runc --version`: most
+    // commands find no container state at all.
+    if !Runc::has_containers(&state_dir) {
+        return Ok(());
+    }
+    if let Ok(runc) = Runc::new(settings.runtime.clone(), state_dir) {
         runc.reap_orphans()?;
     }
     Ok(())

@@ -292,6 +292,16 @@ fn owner_alive(record: &str) -> bool {
 }
 
 impl Runc {
+    /// Whether runc keeps any container under `state_dir` (one directory
+    /// per container, removed by `runc delete`). When it keeps none there
+    /// is nothing to reap, and no runc process needs to start: every build
+    /// reaps first, so a no-op build would otherwise run `runc list`.
+    pub fn has_containers(state_dir: &Path) -> bool {
+        std::fs::read_dir(state_dir).is_ok_and(|mut entries| {
+            entries.any(|entry| entry.is_ok_and(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+        })
+    }
+
     /// Stops and deletes the RUN containers under this runtime's state
     /// directory whose rbk process is gone (a SIGKILLed build leaves its
     /// container running: runc's detached init is not our child any more
@@ -299,7 +309,7 @@ impl Runc {
     /// unless their bundle is gone too. Returns how many were reaped.
     /// Call it before touching the store's work directories.
     pub fn reap_orphans(&self) -> Result<usize> {
-        if !self.state_dir.is_dir() {
+        if !Runc::has_containers(&self.state_dir) {
             return Ok(0);
         }
         let out = self
@@ -491,6 +501,19 @@ fn debian_revision(commit: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_container_directory_counts_as_runc_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("runc");
+        assert!(!Runc::has_containers(&state), "missing");
+        std::fs::create_dir(&state).unwrap();
+        assert!(!Runc::has_containers(&state), "empty");
+        std::fs::write(state.join("stray"), "").unwrap();
+        assert!(!Runc::has_containers(&state), "a file is no container");
+        std::fs::create_dir(state.join("rbk-0123")).unwrap();
+        assert!(Runc::has_containers(&state));
+    }
 
     const DEBIAN: &str = "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n";
 

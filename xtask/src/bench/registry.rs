@@ -46,6 +46,8 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     // `cargo xtask bench registry side-by-side`: rbk, docker and skopeo only.
     let side_by_side = peers::figures(&bench.work, &bench.rbk, &a);
     if std::env::args().nth(3).as_deref() == Some("side-by-side") {
+        // Gigabytes on a shared disk: the store, docker's root, skopeo's source.
+        let _ = std::fs::remove_dir_all(&bench.work);
         return side_by_side;
     }
     let mut figures = side_by_side?;

@@ -28,14 +28,17 @@
 //! Lock order: `db/gc.lock` before `db/lock` (the index lock), never the
 //! reverse.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::image::{self, Document};
 use crate::lock::FileLock;
 use crate::{
-    BlobAdmin, BlobInfo, BlobRead, Digest, Error, Reference, Result, Store, MAX_DOCUMENT_SIZE,
+    BlobAdmin, BlobInfo, BlobRead, Digest, Error, Layer, Reference, Result, Store,
+    MAX_DOCUMENT_SIZE,
 };
 
 /// What is reachable from the roots.
@@ -56,6 +59,31 @@ impl LiveSet {
     /// Whether `digest` is reachable from any root.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.image_blobs.contains(digest) || self.cache_blobs.contains(digest)
+    }
+
+    /// Marks the layers of a cache record (or of a failed step) live.
+    fn add_cache_layers<'a>(&mut self, layers: impl IntoIterator<Item = &'a Layer>) {
+        for layer in layers {
+            self.cache_blobs.insert(layer.blob.digest);
+            self.snapshots.insert(layer.diff_id);
+            let blob = BlobInfo {
+                digest: layer.blob.digest,
+                size: layer.blob.size,
+            };
+            self.layers.entry(layer.diff_id).or_insert(blob);
+        }
+    }
+
+    /// Both sets; where both know a diff id's layer, `self`'s (the first
+    /// met) stays.
+    fn merge(mut self, other: LiveSet) -> LiveSet {
+        self.image_blobs.extend(other.image_blobs);
+        self.cache_blobs.extend(other.cache_blobs);
+        self.snapshots.extend(other.snapshots);
+        for (diff_id, blob) in other.layers {
+            self.layers.entry(diff_id).or_insert(blob);
+        }
+        self
     }
 }
 
@@ -138,31 +166,31 @@ impl Store {
     /// missing or unreadable manifest or config marks what it can (the
     /// image's own descriptor at least); `system verify` reports the damage.
     pub fn live_set(&self) -> Result<LiveSet> {
-        let mut live = LiveSet::default();
-        let db = self.read_images()?;
-        for desc in db.images.values().chain(db.untagged.values()) {
-            self.mark_manifest(&desc.digest, Some(&desc.media_type), &mut live, 0);
-        }
+        let mut live = self.image_live_set()?;
         // Failed build steps kept for `rbk debug step` keep their layers.
-        let kept: Vec<_> = self
-            .failed_steps()?
-            .iter()
-            .flat_map(|s| s.all_layers().cloned().collect::<Vec<_>>())
-            .collect();
-        let cached = self
-            .cache_records()?
-            .into_iter()
-            .flat_map(|(_, r)| r.layers);
-        for layer in cached.chain(kept) {
-            live.cache_blobs.insert(layer.blob.digest);
-            live.snapshots.insert(layer.diff_id);
-            let blob = BlobInfo {
-                digest: layer.blob.digest,
-                size: layer.blob.size,
-            };
-            live.layers.entry(layer.diff_id).or_insert(blob);
+        for step in self.failed_steps()? {
+            live.add_cache_layers(step.all_layers());
+        }
+        for (_, record) in self.cache_records()? {
+            live.add_cache_layers(&record.layers);
         }
         Ok(live)
+    }
+
+    /// What the tagged and untagged images reach. Each image's documents
+    /// are read once, the images in parallel (10,000 images are 20,000
+    /// small files to read and parse).
+    fn image_live_set(&self) -> Result<LiveSet> {
+        let db = self.read_images()?;
+        let roots: Vec<_> = db.images.values().chain(db.untagged.values()).collect();
+        Ok(roots
+            .par_iter()
+            .map(|desc| {
+                let mut live = LiveSet::default();
+                self.mark_manifest(&desc.digest, Some(&desc.media_type), &mut live, 0);
+                live
+            })
+            .reduce(LiveSet::default, LiveSet::merge))
     }
 
     fn mark_manifest(&self, digest: &Digest, media: Option<&str>, live: &mut LiveSet, depth: u32) {
@@ -211,7 +239,7 @@ impl Store {
     /// [`Store::empty_trash`] afterwards to free the space.
     pub fn gc(&self) -> Result<GcReport> {
         let _gc = self.gc_lock()?;
-        self.gc_locked(Vec::new())
+        self.gc_locked()
     }
 
     /// [`Store::gc`] after dropping every untagged image (`docker image
@@ -220,6 +248,12 @@ impl Store {
     /// are not all part of a tagged image, and records that are unreadable
     /// or whose content is gone. Records are dropped under the GC lock, so a
     /// running build never loses a record it read.
+    ///
+    /// Everything is read once: the images' documents, the records, the
+    /// blob and snapshot directories. The live set is what the images reach
+    /// plus the records that stay (failed steps are dropped first, so they
+    /// keep nothing), which is what a [`Store::live_set`] after the drops
+    /// would find.
     pub fn prune(&self, all: bool) -> Result<GcReport> {
         let _gc = self.gc_lock()?;
         let mut images = Vec::new();
@@ -233,32 +267,33 @@ impl Store {
             images = drop.into_keys().collect();
             Ok(())
         })?;
-        let image_blobs = self.live_set()?.image_blobs;
-        // Whether a record's content is all there, as `cache_get` checks it,
-        // asked once per layer rather than once per record: records share
-        // their lower layers.
-        let snapshots: BTreeSet<Digest> = self.snapshots()?.into_iter().collect();
-        let mut blob_exists: BTreeMap<Digest, bool> = BTreeMap::new();
+        // Failed build steps are kept for `rbk debug step` until a prune.
+        let failed_steps = self.remove_failed_steps()?;
+        // Orphans first: a stale packed record is not a blob a record has.
+        let orphans = self.clean_orphans_locked()?;
+        let mut live = self.image_live_set()?;
+        let blobs = self.blob_list()?;
+        let present: HashSet<Digest> = blobs.iter().map(|b| b.digest).collect();
+        let snapshots: HashSet<Digest> = self.snapshots()?.into_iter().collect();
         let mut dropped = Vec::new();
         for (key, record) in self.cache_records()? {
-            let in_images = record
-                .layers
-                .iter()
-                .all(|l| image_blobs.contains(&l.blob.digest));
-            let complete = record.layers.iter().all(|l| {
-                snapshots.contains(&l.diff_id)
-                    && *blob_exists
-                        .entry(l.blob.digest)
-                        .or_insert_with(|| matches!(self.exists(&l.blob.digest), Ok(true)))
-            });
-            if all || !in_images || !complete {
+            // Complete as `cache_get` checks it: every blob and snapshot there.
+            let keep = !all
+                && record.layers.iter().all(|l| {
+                    live.image_blobs.contains(&l.blob.digest)
+                        && present.contains(&l.blob.digest)
+                        && snapshots.contains(&l.diff_id)
+                });
+            if keep {
+                live.add_cache_layers(&record.layers);
+            } else {
                 dropped.push(key);
             }
         }
         self.cache_remove_all(&dropped)?;
-        // Failed build steps are kept for `rbk debug step` until a prune.
-        let failed_steps = self.remove_failed_steps()?;
-        let mut report = self.gc_locked(dropped)?;
+        let mut report = self.sweep(&live, blobs, snapshots)?;
+        report.orphans = orphans;
+        report.cache = dropped;
         report.images = images;
         report.failed_steps = failed_steps;
         if all {
@@ -285,32 +320,50 @@ impl Store {
         Ok(dropped)
     }
 
-    fn gc_locked(&self, cache: Vec<Digest>) -> Result<GcReport> {
+    fn gc_locked(&self) -> Result<GcReport> {
         let orphans = self.clean_orphans_locked()?;
         let live = self.live_set()?;
-        let keep = self.snapshots_to_keep(&live)?;
-        let blobs = self.sweep_blobs(|d| live.has_blob(d))?;
-        let snapshots = self.sweep_snapshots(&keep)?;
+        let snapshots = self.snapshots()?.into_iter().collect();
+        let mut report = self.sweep(&live, self.blob_list()?, snapshots)?;
+        report.orphans = orphans;
+        Ok(report)
+    }
+
+    /// Every blob, as [`BlobAdmin::walk`] lists them.
+    fn blob_list(&self) -> Result<Vec<BlobInfo>> {
+        let mut blobs = Vec::new();
+        self.walk(&mut |info| {
+            blobs.push(info);
+            Ok(())
+        })?;
+        Ok(blobs)
+    }
+
+    /// Moves to the trash each of `blobs` and `snapshots` (what the store
+    /// holds) that `live` does not reach.
+    fn sweep(
+        &self,
+        live: &LiveSet,
+        blobs: Vec<BlobInfo>,
+        snapshots: HashSet<Digest>,
+    ) -> Result<GcReport> {
+        let keep = self.snapshots_to_keep(live)?;
+        let dead_blobs = blobs.into_iter().filter(|b| !live.has_blob(&b.digest));
+        let blobs = self.trash_blobs(dead_blobs.collect())?;
+        let mut dead: Vec<Digest> = snapshots
+            .into_iter()
+            .filter(|d| !keep.contains(d))
+            .collect();
+        dead.sort();
+        let snapshots = self.trash_snapshots(dead)?;
         Ok(GcReport {
             blobs,
             snapshots,
-            orphans,
-            cache,
-            images: Vec::new(),
-            source_caches: Vec::new(),
-            failed_steps: 0,
+            ..GcReport::default()
         })
     }
 
-    /// Moves to the trash every blob for which `keep` is false.
-    pub(crate) fn sweep_blobs(&self, keep: impl Fn(&Digest) -> bool) -> Result<Vec<BlobInfo>> {
-        let mut dead = Vec::new();
-        self.walk(&mut |info| {
-            if !keep(&info.digest) {
-                dead.push(info);
-            }
-            Ok(())
-        })?;
+    fn trash_blobs(&self, dead: Vec<BlobInfo>) -> Result<Vec<BlobInfo>> {
         for info in &dead {
             self.trash_blob(&info.digest)?;
         }
@@ -333,18 +386,17 @@ impl Store {
         Ok(keep)
     }
 
-    fn sweep_snapshots(&self, live: &BTreeSet<Digest>) -> Result<Vec<(Digest, u64)>> {
-        let mut dead = Vec::new();
-        for diff_id in self.snapshots()? {
-            if live.contains(&diff_id) {
-                continue;
-            }
-            let path = self.snapshot_path(&diff_id);
-            let size = disk_usage(&path);
-            self.move_to_trash(&path)?;
-            dead.push((diff_id, size));
+    /// Moves the snapshots `dead` to the trash, with their sizes (measured
+    /// first, in parallel: a directory walk each).
+    fn trash_snapshots(&self, dead: Vec<Digest>) -> Result<Vec<(Digest, u64)>> {
+        let sized: Vec<(Digest, u64)> = dead
+            .into_par_iter()
+            .map(|diff_id| (diff_id, disk_usage(&self.snapshot_path(&diff_id))))
+            .collect();
+        for (diff_id, _) in &sized {
+            self.move_to_trash(&self.snapshot_path(diff_id))?;
         }
-        Ok(dead)
+        Ok(sized)
     }
 
     /// Clears what killed processes left behind, under the exclusive GC lock
@@ -375,22 +427,28 @@ impl Store {
     fn clean_orphans_locked(&self) -> Result<OrphanReport> {
         let mounts = mount_points();
         let mut report = OrphanReport::default();
+        // Candidates sit in a handful of directories: each is resolved once,
+        // not each of the (maybe 50,000) lock files in `ingest/`.
+        let mut resolved_dirs: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
         for (path, is_lock) in self.orphan_candidates()? {
-            // mountinfo paths are absolute and resolved; the root may be neither.
-            let resolved = fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            if mounts.iter().any(|m| m.starts_with(&resolved)) {
-                report.mounted.push(path);
-                continue;
-            }
-            // A lock file someone holds belongs to a live writer.
-            let _held = match is_lock {
-                true => match FileLock::try_exclusive(&path)? {
+            // A lock file someone holds belongs to a live writer. Lock files
+            // are empty and nothing is mounted on one: no walk, no lookup.
+            let _held = if is_lock {
+                match FileLock::try_exclusive(&path)? {
                     Some(lock) => Some(lock),
                     None => continue,
-                },
-                false => None,
+                }
+            } else {
+                // mountinfo paths are absolute and resolved; the root may
+                // be neither.
+                let resolved = resolve_in_dir(&path, &mut resolved_dirs);
+                if mounts.iter().any(|m| m.starts_with(&resolved)) {
+                    report.mounted.push(path);
+                    continue;
+                }
+                None
             };
-            let size = disk_usage(&path);
+            let size = if is_lock { 0 } else { disk_usage(&path) };
             match self.move_to_trash(&path) {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => continue,
@@ -522,6 +580,18 @@ impl Store {
         crate::fsutil::sync_dir(&self.blobs_dir())?;
         Ok(removal)
     }
+}
+
+/// `path` with its directory resolved (symlinks, `..`), as mountinfo names
+/// mount points; the directories resolved so far are kept in `dirs`.
+fn resolve_in_dir(path: &Path, dirs: &mut BTreeMap<PathBuf, PathBuf>) -> PathBuf {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    };
+    let resolved = dirs
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    resolved.join(name)
 }
 
 /// The entries of `dir`, or none if it does not exist.

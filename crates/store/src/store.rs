@@ -145,16 +145,17 @@ impl Store {
         Ok(dest)
     }
 
-    /// Deletes everything in `trash/`, waiting for any other process that
-    /// is emptying it. Slow on this machine's ext4 when the trash is large:
+    /// Deletes everything in `trash/`, and the rows of dropped cache
+    /// records, waiting for any other process that is emptying it. Slow on this machine's ext4 when the trash is large:
     /// call it off the hot path (commands use [`Store::empty_trash_within`]).
     pub fn empty_trash(&self) -> Result<()> {
         let _emptying = FileLock::exclusive(&self.trash_lock_path())?;
-        self.delete_trash(None).map(|_| ())
+        self.delete_trash(None)?;
+        self.cache_purge_dropped(None).map(|_| ())
     }
 
-    /// Deletes `trash/` entries, one at a time, until the trash is empty
-    /// (`true`) or `budget` has passed (`false`: the rest waits for a later
+    /// Deletes `trash/` entries, one at a time, then the rows of dropped
+    /// cache records, until both are gone (`true`) or `budget` has passed (`false`: the rest waits for a later
     /// call). One process empties the trash at a time (`db/trash.lock`):
     /// if another is at it, returns `false` at once. A process killed
     /// while deleting leaves a half-deleted entry in the trash, which the
@@ -163,14 +164,18 @@ impl Store {
         let Some(_emptying) = FileLock::try_exclusive(&self.trash_lock_path())? else {
             return Ok(false);
         };
-        self.delete_trash(Some(Instant::now() + budget))
+        // Files first (they hold the space), then the rows of dropped
+        // cache records (see `cache.rs`), deleted as lazily as the files.
+        let deadline = Instant::now() + budget;
+        Ok(self.delete_trash(Some(deadline))? && self.cache_purge_dropped(Some(deadline))?)
     }
 
-    /// Whether `trash/` holds anything.
+    /// Whether nothing waits to be deleted: `trash/` is empty and no
+    /// dropped cache record has a row left.
     pub fn trash_is_empty(&self) -> Result<bool> {
         let dir = self.trash_dir();
         let mut entries = fs::read_dir(&dir).map_err(Error::io("listing", &dir))?;
-        Ok(entries.next().is_none())
+        Ok(entries.next().is_none() && !self.cache_has_dropped()?)
     }
 
     fn trash_lock_path(&self) -> PathBuf {

@@ -16,6 +16,12 @@
 //! `system df`, `inspect`, a cached build (start-up and first cache lookup
 //! included), `system verify --quick`, and `prune` of half of it.
 //!
+//! **Prune only** (`cargo xtask bench scale prune`). The big store is made
+//! once and kept pristine; each run copies it (`cp -a`, sparse files kept
+//! sparse) and times `rbk prune -f` on the copy, wall and CPU. With
+//! `RBK_BENCH_BASE_BIN` set to another rbk binary, the two alternate on
+//! fresh copies (A B A B ...), so both see the same machine.
+//!
 //! Everything lives under `target/bench-scale/` and is deleted afterwards,
 //! unless `RBK_BENCH_SCALE_KEEP=1` (to profile commands on the big store
 //! or the monorepo after the run; delete it by hand then;
@@ -48,11 +54,14 @@ pub(crate) fn figures(root: &Path) -> anyhow::Result<Vec<Figure>> {
     let work = root.join("target/bench-scale");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    // `cargo xtask bench scale mono|store` runs one half.
+    // `cargo xtask bench scale mono|store|prune` runs one part.
     let part = std::env::args().nth(3).unwrap_or_default();
     let keep = std::env::var_os("RBK_BENCH_SCALE_KEEP").is_some();
     let result = (|| {
         let mut figures = Vec::new();
+        if part == "prune" {
+            return prune_only(&rbk, &work);
+        }
         if part != "store" {
             figures.extend(monorepo(&rbk, &work)?);
             if !keep {
@@ -222,17 +231,8 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
 }
 
 fn big_store(bin: &Path, root: &Path) -> anyhow::Result<Vec<Figure>> {
-    let images = env_or("RBK_BENCH_STORE_IMAGES", 10_000) as usize;
-    let records = env_or("RBK_BENCH_STORE_RECORDS", 200_000) as usize;
-    let snapshots = env_or("RBK_BENCH_STORE_SNAPSHOTS", 50_000) as usize;
-    let logical = env_or("RBK_BENCH_STORE_LOGICAL", 500 << 30);
-    let spec = SyntheticSpec {
-        tagged: images / 2,
-        untagged: images - images / 2,
-        cache_records: records,
-        cache_only_layers: snapshots.saturating_sub(images + 1).max(1),
-        sparse_bytes: logical / snapshots.max(1) as u64,
-    };
+    let (spec, _) = store_spec();
+    let (images, records) = (spec.tagged + spec.untagged, spec.cache_records);
     let made_at = Instant::now();
     let made = Store::open(root)?.make_synthetic(&spec)?;
     crate::say(&format!(
@@ -347,6 +347,103 @@ fn epoch_secs(text: &str) -> Option<f64> {
         None => 0.0,
     };
     Some(whole + fraction)
+}
+
+/// The store `big_store` measures, from the same variables.
+fn store_spec() -> (SyntheticSpec, String) {
+    let images = env_or("RBK_BENCH_STORE_IMAGES", 10_000) as usize;
+    let records = env_or("RBK_BENCH_STORE_RECORDS", 200_000) as usize;
+    let snapshots = env_or("RBK_BENCH_STORE_SNAPSHOTS", 50_000) as usize;
+    let logical = env_or("RBK_BENCH_STORE_LOGICAL", 500 << 30);
+    let spec = SyntheticSpec {
+        tagged: images / 2,
+        untagged: images - images / 2,
+        cache_records: records,
+        cache_only_layers: snapshots.saturating_sub(images + 1).max(1),
+        sparse_bytes: logical / snapshots.max(1) as u64,
+    };
+    let what = format!("{images} images, {records} records");
+    (spec, what)
+}
+
+/// `rbk prune -f` on fresh copies of one pristine big store, for this
+/// build and (interleaved) for `RBK_BENCH_BASE_BIN` if set.
+fn prune_only(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
+    let (spec, what) = store_spec();
+    let pristine = work.join("pristine");
+    let made = Store::open(&pristine)?.make_synthetic(&spec)?;
+    let what = format!("{what}, {} snapshots", made.snapshot_count());
+    let mut bins = vec![("this build", bin.to_path_buf())];
+    if let Some(base) = std::env::var_os("RBK_BENCH_BASE_BIN") {
+        bins.push(("base", base.into()));
+    }
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); bins.len()];
+    for run in 0..RUNS {
+        for (i, (name, bin)) in bins.iter().enumerate() {
+            let copy = work.join("copy");
+            let _ = std::fs::remove_dir_all(&copy);
+            crate::run(
+                work,
+                "cp",
+                &[
+                    "-a",
+                    "--sparse=always",
+                    path_str(&pristine)?,
+                    path_str(&copy)?,
+                ],
+            )?;
+            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+            let out = std::process::Command::new("/usr/bin/time")
+                .args(["-f", "%e %U %S"])
+                .arg(bin)
+                .arg("--root")
+                .arg(&copy)
+                .args(["prune", "-f"])
+                .output()?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            anyhow::ensure!(out.status.success(), "prune failed: {stderr}");
+            let times: Vec<f64> = stderr
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .split(' ')
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            anyhow::ensure!(times.len() == 3, "no times from /usr/bin/time: {stderr}");
+            crate::say(&format!(
+                "run {run} {name}: prune {:.2} s wall, {:.2} s CPU (user {:.2}, sys {:.2}); load {}",
+                times[0],
+                times[1] + times[2],
+                times[1],
+                times[2],
+                load.split(' ').take(3).collect::<Vec<_>>().join(" ")
+            ));
+            samples[i].0.push(times[0]);
+            samples[i].1.push(times[1] + times[2]);
+            // The detached emptier stops when the store is gone.
+            std::fs::remove_dir_all(&copy)?;
+        }
+    }
+    let mut figures = Vec::new();
+    for ((name, _), (wall, cpu)) in bins.iter().zip(samples) {
+        figures.push(figure(
+            leak(format!(
+                "scale: prune of half a store of {what} ({name}), wall"
+            )),
+            "s",
+            wall,
+            "<= 5 s",
+        ));
+        figures.push(figure(
+            leak(format!(
+                "scale: prune of half a store of {what} ({name}), CPU"
+            )),
+            "s",
+            cpu,
+            "-",
+        ));
+    }
+    Ok(figures)
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -66,7 +66,8 @@ pub(crate) fn run(
     let report = store.prune(args.all)?;
     let builds = crate::progress::record::prune(&store, args.all)?;
     crate::trash::empty(&store, crate::trash::COMMAND_BUDGET)?;
-    let mut out = std::io::stdout().lock();
+    // One write per line would be 100,000 writes after a big prune.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for id in &builds {
         writeln!(out, "Deleted: build {id} (its record and logs)")?;
     }
@@ -95,6 +96,7 @@ pub(crate) fn run(
         "Total reclaimed space: {}",
         humanize::size4(report.reclaimed())
     )?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

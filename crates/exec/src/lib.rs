@@ -60,6 +60,7 @@ mod pathglob;
 mod recover;
 mod remote;
 mod remote_cache;
+mod sealed;
 mod snapshot;
 mod solve;
 #[cfg(feature = "testing")]

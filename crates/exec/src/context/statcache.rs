@@ -21,21 +21,20 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::Stat;
 
+use crate::sealed;
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"RBKSTATC";
 const VERSION: u32 = 1;
 /// Bytes of one record besides its path.
 const RECORD_FIXED: usize = 4 + 8 * 5 + 4 + 32;
-/// A cache file larger than this is not read (it would be corrupt or hostile).
-const MAX_FILE: u64 = 1 << 30;
 
 /// The stat fields that decide whether a cached hash is still valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +90,7 @@ impl StatCache {
         let canonical = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
         let name = blake3::hash(canonical.as_os_str().as_bytes()).to_hex();
         let file = store.db_dir().join("statcache").join(name.as_str());
-        let entries = read_file(&file).and_then(|b| decode(&b));
+        let entries = sealed::read_file(&file).and_then(|b| decode(&b));
         StatCache {
             file,
             dirty: entries.is_none(),
@@ -165,20 +164,8 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-fn read_file(path: &Path) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .ok()?
-        .take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    (bytes.len() as u64 <= MAX_FILE).then_some(bytes)
-}
-
 fn encode(entries: &HashMap<Box<[u8]>, Cached>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(52 + entries.len() * (RECORD_FIXED + 32));
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    let mut out = sealed::start(MAGIC, VERSION, 8 + entries.len() * (RECORD_FIXED + 32));
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
     for (path, c) in entries {
         // Paths come from directory entries, far below 4 GiB.
@@ -193,21 +180,11 @@ fn encode(entries: &HashMap<Box<[u8]>, Cached>) -> Vec<u8> {
         out.extend_from_slice(&m.mode.to_le_bytes());
         out.extend_from_slice(&c.hash);
     }
-    let sum = blake3::hash(&out);
-    out.extend_from_slice(sum.as_bytes());
-    out
+    sealed::seal(out)
 }
 
 fn decode(bytes: &[u8]) -> Option<HashMap<Box<[u8]>, Cached>> {
-    let body_len = bytes.len().checked_sub(32)?;
-    let (body, sum) = bytes.split_at(body_len);
-    if blake3::hash(body).as_bytes() != sum {
-        return None;
-    }
-    let mut r = Reader(body);
-    if r.take(8)? != MAGIC || r.u32()? != VERSION {
-        return None;
-    }
+    let mut r = sealed::open(bytes, MAGIC, VERSION)?;
     let count = usize::try_from(r.u64()?).ok()?;
     if count > r.0.len() / RECORD_FIXED {
         return None;
@@ -228,28 +205,6 @@ fn decode(bytes: &[u8]) -> Option<HashMap<Box<[u8]>, Cached>> {
         entries.insert(path, Cached { meta, hash });
     }
     r.0.is_empty().then_some(entries)
-}
-
-/// A cursor over untrusted bytes: every read is bounds-checked.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -70,6 +70,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Sta
 use super::batch::{self, FileJob};
 use super::meta::Meta;
 use crate::pathglob::has_wildcard;
+use crate::sealed;
 
 const MAGIC: &[u8; 8] = b"RBKCOPYR";
 const VERSION: u32 = 1;
@@ -77,8 +78,6 @@ const VERSION: u32 = 1;
 const DIGEST_LEN: usize = 71;
 /// Bytes of one entry besides its path.
 const ENTRY_FIXED: usize = 4 + 8 * 5 + 4 * 6;
-/// A record larger than this is not read (it would be corrupt or hostile).
-const MAX_FILE: u64 = 1 << 30;
 
 /// Inside the previous snapshot only, through no symlink.
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH
@@ -167,7 +166,7 @@ impl Reuse {
     /// recorded layer when its snapshot is still in the store; a record
     /// whose snapshot is gone is deleted, and the copy then copies all.
     pub(crate) fn load(file: PathBuf, snapshot: impl FnOnce(&Layer) -> Option<PathBuf>) -> Reuse {
-        let prev = read_file(&file)
+        let prev = sealed::read_file(&file)
             .and_then(|b| decode(&b))
             .and_then(|(layer, files)| match snapshot(&layer) {
                 Some(dir) => Some((dir, files)),
@@ -276,20 +275,8 @@ fn now_ns() -> i64 {
     i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn read_file(path: &Path) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)
-        .ok()?
-        .take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    (bytes.len() as u64 <= MAX_FILE).then_some(bytes)
-}
-
 fn encode(layer: &Layer, entries: &[&Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + entries.len() * (ENTRY_FIXED + 48));
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    let mut out = sealed::start(MAGIC, VERSION, 116 + entries.len() * (ENTRY_FIXED + 48));
     out.extend_from_slice(layer.diff_id.to_string().as_bytes());
     out.extend_from_slice(&layer.blob.size.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
@@ -304,9 +291,7 @@ fn encode(layer: &Layer, entries: &[&Entry]) -> Vec<u8> {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    let sum = blake3::hash(&out);
-    out.extend_from_slice(sum.as_bytes());
-    out
+    sealed::seal(out)
 }
 
 type Decoded = (Layer, HashMap<Box<[u8]>, Ident>);
@@ -314,15 +299,7 @@ type Decoded = (Layer, HashMap<Box<[u8]>, Ident>);
 type Entry = (Box<[u8]>, Ident);
 
 fn decode(bytes: &[u8]) -> Option<Decoded> {
-    let body_len = bytes.len().checked_sub(32)?;
-    let (body, sum) = bytes.split_at(body_len);
-    if blake3::hash(body).as_bytes() != sum {
-        return None;
-    }
-    let mut r = Reader(body);
-    if r.take(8)? != MAGIC || r.u32()? != VERSION {
-        return None;
-    }
+    let mut r = sealed::open(bytes, MAGIC, VERSION)?;
     let diff_id: Digest = std::str::from_utf8(r.take(DIGEST_LEN)?)
         .ok()?
         .parse()
@@ -361,28 +338,6 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         files.insert(path, ident);
     }
     r.0.is_empty().then_some((layer, files))
-}
-
-/// A cursor over untrusted bytes: every read is bounds-checked.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]

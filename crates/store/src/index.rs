@@ -445,21 +445,7 @@ mod id_shape_tests {
 #[cfg(test)]
 mod lookup_tests {
     use super::*;
-    use crate::SyntheticSpec;
-
-    fn store_of(tagged: usize, untagged: usize) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("root")).unwrap();
-        let spec = SyntheticSpec {
-            tagged,
-            untagged,
-            cache_records: 0,
-            cache_only_layers: 1,
-            sparse_bytes: 0,
-        };
-        store.make_synthetic(&spec).unwrap();
-        (dir, store)
-    }
+    use crate::synthetic::store_of;
 
     fn descriptor(n: u8) -> Descriptor {
         Descriptor {

@@ -243,3 +243,20 @@ fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(path, bytes).map_err(Error::io("writing", path))
 }
+
+/// A store in a temp dir with `tagged` and `untagged` synthetic images and
+/// no cache records: the fixture of the index and summary tests.
+#[cfg(test)]
+pub(crate) fn store_of(tagged: usize, untagged: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("root")).unwrap();
+    let spec = SyntheticSpec {
+        tagged,
+        untagged,
+        cache_records: 0,
+        cache_only_layers: 1,
+        sparse_bytes: 0,
+    };
+    store.make_synthetic(&spec).unwrap();
+    (dir, store)
+}

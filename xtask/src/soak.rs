@@ -57,17 +57,20 @@ struct Kill {
     verify_ok: bool,
     dangling_tags: u32,
     leftover_processes: u32,
+    /// Trash emptiers still deleting: the next command detaches one on
+    /// purpose (deletes are deferred), so they are not leftovers.
+    trash_emptiers: u32,
     build_ok: bool,
     leftover_mounts: u32,
 }
 
 impl Kill {
     const CSV_HEADER: &'static str = "op,delay_ms,duration_ms,mid_operation,verify_ok,\
-         dangling_tags,leftover_processes,build_ok,leftover_mounts";
+         dangling_tags,leftover_processes,trash_emptiers,build_ok,leftover_mounts";
 
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             self.op,
             self.delay.as_millis(),
             self.duration.as_millis(),
@@ -75,6 +78,7 @@ impl Kill {
             self.verify_ok,
             self.dangling_tags,
             self.leftover_processes,
+            self.trash_emptiers,
             self.build_ok,
             self.leftover_mounts
         )
@@ -96,6 +100,7 @@ struct Counts {
     dangling_tags: u32,
     leftover_mounts: u32,
     leftover_processes: u32,
+    trash_emptiers_running: u32,
     failed_builds: u32,
 }
 
@@ -107,6 +112,7 @@ impl Counts {
         self.dangling_tags += kill.dangling_tags;
         self.leftover_mounts += u32::from(kill.leftover_mounts > 0);
         self.leftover_processes += u32::from(kill.leftover_processes > 0);
+        self.trash_emptiers_running += u32::from(kill.trash_emptiers > 0);
         self.failed_builds += u32::from(!kill.build_ok);
     }
 }
@@ -463,7 +469,7 @@ impl Soak {
             .output(&["system", "verify", "--quick"])?
             .status
             .success();
-        let leftover_processes = self.leftover_processes()?;
+        let (leftover_processes, trash_emptiers) = self.leftover_processes()?;
         let dangling_tags = self.dangling_tags()?;
         let build_ok = self.spawn("build", n)?.wait()?.success();
         let leftover_mounts = self.mounts()?.len() as u32;
@@ -475,6 +481,7 @@ impl Soak {
             verify_ok,
             dangling_tags,
             leftover_processes,
+            trash_emptiers,
             build_ok,
             leftover_mounts,
         })
@@ -483,9 +490,11 @@ impl Soak {
     /// Containers and processes a killed command left running: what runc
     /// still lists under the store's state directory, plus every process
     /// that runs the rbk binary on this store or whose root is under it (a
-    /// container's process that runc no longer knows of).
-    fn leftover_processes(&self) -> anyhow::Result<u32> {
+    /// container's process that runc no longer knows of). Returned apart:
+    /// the trash emptiers among those rbk processes.
+    fn leftover_processes(&self) -> anyhow::Result<(u32, u32)> {
         let mut leftovers = 0;
+        let mut emptiers = 0;
         let state = self.store.join("runc");
         if state.is_dir() {
             let out = Command::new("runc")
@@ -513,19 +522,14 @@ impl Soak {
             // A process may end while it is looked at: unreadable is gone.
             let exe = std::fs::read_link(path.join("exe")).ok();
             let root = std::fs::read_link(path.join("root")).ok();
+            let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
             // An rbk of this soak's store (another soak may run at once).
-            let ours = || {
-                let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
-                cmdline
-                    .split(|&b| b == 0)
-                    .any(|a| a == store_arg.as_bytes())
-            };
-            if exe.is_some_and(|e| e == rbk) && ours()
-                || root.is_some_and(|r| r.starts_with(&store))
-            {
-                // Named, so a leftover can be told apart from the trash
-                // emptier that rbk detaches on purpose.
-                let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+            let ours = exe.is_some_and(|e| e == rbk) && args.contains(&store_arg.as_bytes());
+            let emptier = ours && args.ends_with(&[b"system", b"empty-trash", b""]);
+            if emptier {
+                emptiers += 1;
+            } else if ours || root.is_some_and(|r| r.starts_with(&store)) {
                 crate::say(&format!(
                     "leftover process {}: {}",
                     path.display(),
@@ -534,7 +538,7 @@ impl Soak {
                 leftovers += 1;
             }
         }
-        Ok(leftovers)
+        Ok((leftovers, emptiers))
     }
 
     /// Tags whose image cannot be read.

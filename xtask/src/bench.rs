@@ -6,6 +6,7 @@ mod build;
 mod cache_mounts;
 mod fleet;
 mod frontend;
+mod load;
 mod platforms;
 mod progress;
 mod real;
@@ -53,11 +54,12 @@ pub(crate) fn time_runs(
 }
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    // `cargo xtask bench [frontend|build|store|registry|platforms|progress|real|cache-mounts|scale|fleet|rootless]`
+    // `cargo xtask bench [frontend|build|store|registry|platforms|progress|real|cache-mounts|scale|fleet|rootless|load]`
     // runs one group; no argument runs all but `real` and `cache-mounts`
     // (minutes of apt, pip and npm downloads), `scale` (gigabytes of
-    // generated data), `fleet` (eight concurrent runners) and `rootless` (the
-    // build rows as root and as an ordinary user), which run only when named.
+    // generated data), `fleet` (eight concurrent runners), `rootless` (the
+    // build rows as root and as an ordinary user) and `load` (a 1 GiB
+    // archive, rounds against cat), which run only when named.
     let only = std::env::args().nth(2).unwrap_or_default();
     let wanted = |group: &str| only.is_empty() || only == group;
     let mut figures = Vec::new();
@@ -85,6 +87,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     }
     if only == "fleet" {
         figures.extend(fleet::figures(root)?);
+    }
+    if only == "load" {
+        figures.extend(load::figures(root)?);
     }
     if only == "scale" {
         figures.extend(scale::figures(root)?);

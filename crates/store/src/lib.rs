@@ -99,8 +99,8 @@ pub use summary::{ImageSummaries, ImageSummary};
 #[cfg(any(test, feature = "testsuite"))]
 pub use synthetic::{Synthetic, SyntheticSpec};
 pub use unpack::{
-    decompress, is_tar_header, unpack_into, unpack_layer, unpack_layer_onto, DevicePolicy,
-    UnpackOptions, UnpackStats, Whiteouts, MAX_PATH_LEN,
+    check_layer_stream, decompress, is_tar_header, unpack_into, unpack_layer, unpack_layer_onto,
+    DevicePolicy, UnpackOptions, UnpackStats, UnpackVerdict, Whiteouts, MAX_PATH_LEN,
 };
 /// Stack size for threads that walk snapshot trees: tree walks recurse once
 /// per directory level, and 2 MiB overflowed at 2,000 levels (the 2026-12

@@ -14,7 +14,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rbk_store::{
-    unpack_layer, unpack_layer_onto, DevicePolicy, Error, UnpackOptions, UnpackStats, Whiteouts,
+    check_layer_stream, unpack_layer, unpack_layer_onto, DevicePolicy, Error, UnpackOptions,
+    UnpackStats, UnpackVerdict, Whiteouts,
 };
 use tar::{EntryType, Header};
 
@@ -75,8 +76,24 @@ impl Env {
         self.snaps.join("layer")
     }
 
+    /// Unpacks `tar` with the default options, checking on the way that
+    /// the extractor's dry run (what `rbk load` runs instead of unpacking)
+    /// agrees: where it decides, it refuses with the extractor's own
+    /// error, or the extractor unpacks. Only where rbk uses it: as root in
+    /// the initial user namespace.
     fn unpack(&self, tar: &[u8]) -> Result<UnpackStats, Error> {
-        self.unpack_with(tar, &UnpackOptions::default())
+        let r = self.unpack_with(tar, &UnpackOptions::default());
+        if !in_user_namespace() {
+            match check_layer_stream(tar, &UnpackOptions::default()) {
+                Ok(UnpackVerdict::Unpacks) => assert!(r.is_ok(), "dry run passed {r:?}"),
+                Ok(UnpackVerdict::Undecided) => {}
+                Err(e) => match &r {
+                    Err(unpacked) => assert_eq!(e.to_string(), unpacked.to_string()),
+                    Ok(_) => panic!("dry run refused what unpacks: {e}"),
+                },
+            }
+        }
+        r
     }
 
     fn unpack_with(&self, tar: &[u8], opts: &UnpackOptions) -> Result<UnpackStats, Error> {

@@ -260,8 +260,9 @@ fn docker_manifest(store: &Store, config: BlobInfo, layers: &[BlobInfo]) -> Resu
 }
 
 /// Every layer is present with its promised size, the config's diff_ids
-/// match the layers' uncompressed contents, and every layer unpacks (into
-/// its snapshot, as the first build would).
+/// match the layers' uncompressed contents, and every layer unpacks as the
+/// first build will unpack it (told by the extractor's dry run, or by
+/// unpacking it into its snapshot where the dry run cannot tell).
 fn check_layers(store: &Store, image: &Image) -> Result<()> {
     let diff_ids = &image.config.rootfs.diff_ids;
     if diff_ids.len() != image.manifest.layers.len() {
@@ -284,7 +285,13 @@ fn check_layers(store: &Store, image: &Image) -> Result<()> {
                 actual: info.size,
             });
         }
-        super::validate_layer(store, layer, diff_id, WHAT)?;
+        super::validate_layer(
+            store,
+            layer,
+            diff_id,
+            WHAT,
+            super::check_layer_unpacked_later,
+        )?;
     }
     Ok(())
 }

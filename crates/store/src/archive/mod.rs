@@ -113,15 +113,17 @@ fn diff_id_of(store: &Store, digest: &Digest) -> Result<Digest> {
 }
 
 /// Validates the stored layer `layer` the way the first build would use
-/// it, for `load` and `import` (issue 20, defect 10): [`check_layer`],
-/// with its errors worded as an archive's, naming `what` and the layer.
+/// it, for `load` and `import` (issue 20, defect 10): `check` (which is
+/// [`check_layer`] or [`check_layer_unpacked_later`]), with its errors
+/// worded as an archive's, naming `what` and the layer.
 fn validate_layer(
     store: &Store,
     layer: &crate::Descriptor,
     diff_id: &Digest,
     what: &str,
+    check: fn(&Store, &crate::Descriptor, &Digest) -> Result<()>,
 ) -> Result<()> {
-    match check_layer(store, layer, diff_id) {
+    match check(store, layer, diff_id) {
         Ok(()) => Ok(()),
         // The blob was hashed as it was stored, moments ago: when it still
         // hashes to its diff id, what failed is the tar inside it (a
@@ -153,9 +155,10 @@ fn validate_layer(
 /// Checks the stored layer `layer` against the `diff_id` an image config
 /// gives it, the way the first build would use it: unpacked into its
 /// snapshot by the confined extractor, verified against its digest and
-/// `diff_id` as it streams. `load`, `import` and `pull` call it for every
-/// layer they take, so that a layer whose bytes lie about their diff id, or
-/// that the extractor refuses, fails there and not at the first build.
+/// `diff_id` as it streams. `import` and `pull` call it for every layer
+/// they take (`load` through [`check_layer_unpacked_later`]), so that a
+/// layer whose bytes lie about their diff id, or that the extractor
+/// refuses, fails there and not at the first build.
 ///
 /// When the snapshot exists already (the layer is known), only the diff id
 /// is checked: a different blob may not claim it. Rootless (in a user
@@ -179,6 +182,34 @@ pub fn check_layer(store: &Store, layer: &crate::Descriptor, diff_id: &Digest) -
         Err(_) if !maps_every_id() => check_diff_id(store, layer, diff_id),
         Err(error) => Err(error),
     }
+}
+
+/// [`check_layer`] for a blob this process has just stored (and so
+/// hashed), without making its snapshot when the extractor's dry run can
+/// tell that the layer unpacks: `rbk load` then costs about what writing
+/// the archive does, and the first build unpacks the layer (verifying it
+/// again as it does). The dry run refuses what the extractor would refuse,
+/// with the same errors; when it cannot tell (symlinks on paths, xattrs,
+/// device nodes; see `unpack::check`), or rbk is not root in the initial
+/// user namespace, this is [`check_layer`].
+fn check_layer_unpacked_later(
+    store: &Store,
+    layer: &crate::Descriptor,
+    diff_id: &Digest,
+) -> Result<()> {
+    if store.has_snapshot(diff_id) {
+        return check_diff_id(store, layer, diff_id);
+    }
+    if rustix::process::geteuid().is_root() && maps_every_id() {
+        let options = crate::UnpackOptions::default()
+            .verify(layer.digest, layer.size, *diff_id)
+            .blob_verified(true);
+        let reader = store.open(&layer.digest)?;
+        if crate::check_layer_stream(reader, &options)? == crate::UnpackVerdict::Unpacks {
+            return Ok(());
+        }
+    }
+    check_layer(store, layer, diff_id)
 }
 
 /// Checks by hashing alone that the blob of `layer` unpacks to `diff_id`.

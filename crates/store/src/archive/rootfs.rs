@@ -64,7 +64,7 @@ pub fn import_rootfs(store: &Store, reader: impl Read) -> Result<ImportedLayer> 
         size: info.size,
         annotations: BTreeMap::new(),
     };
-    super::validate_layer(store, &descriptor, &info.digest, what)?;
+    super::validate_layer(store, &descriptor, &info.digest, what, super::check_layer)?;
     Ok(ImportedLayer {
         descriptor,
         diff_id: info.digest,

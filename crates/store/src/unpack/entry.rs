@@ -17,9 +17,9 @@ use super::fsops::{clean, Components, Root};
 use super::{read_error, DevicePolicy, UnpackOptions, UnpackStats, Whiteouts};
 use crate::{Error, Result};
 
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
-const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+pub(super) const WHITEOUT_PREFIX: &[u8] = b".wh.";
+pub(super) const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+pub(super) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 /// Largest size the 11-digit octal ustar field can hold.
 const USTAR_MAX_SIZE: u64 = 0o77777777777;
 
@@ -51,7 +51,7 @@ fn cut_name(name: &str) -> String {
 type Entry<'a, R> = tar::Entry<'a, R>;
 
 /// Counts the bytes the tar reader has taken from the stream.
-struct CountingReader<R> {
+pub(super) struct CountingReader<R> {
     inner: R,
     count: Rc<Cell<u64>>,
 }
@@ -97,13 +97,13 @@ pub(super) struct Unpacker<'o> {
 }
 
 /// One entry's facts, read before its data.
-struct Item {
-    name: String,
-    comps: Components,
-    kind: EntryType,
-    header: Header,
-    xattrs: Vec<(String, Vec<u8>)>,
-    link: Option<Vec<u8>>,
+pub(super) struct Item {
+    pub(super) name: String,
+    pub(super) comps: Components,
+    pub(super) kind: EntryType,
+    pub(super) header: Header,
+    pub(super) xattrs: Vec<(String, Vec<u8>)>,
+    pub(super) link: Option<Vec<u8>>,
 }
 
 /// Why a PAX `size` record of `pax` cannot stand beside the ustar size
@@ -128,14 +128,26 @@ fn numeric(raw: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
 }
 
 /// The permission bits of an entry (an empty mode field is 0).
-fn mode_of(item: &Item) -> Result<u32> {
+pub(super) fn mode_of(item: &Item) -> Result<u32> {
     let raw = &item.header.as_old().mode;
     let mode = numeric(raw, item.header.mode().map(u64::from))
         .map_err(|e| invalid(&item.name, format!("bad mode: {e}")))?;
     Ok(mode as u32 & 0o7777)
 }
 
-fn invalid(name: &str, reason: impl Into<String>) -> Error {
+/// The owner of an entry, as numeric ids (empty fields are 0).
+pub(super) fn owner_ids(item: &Item) -> Result<(Uid, Gid)> {
+    let range = |v: io::Result<u64>, what: &str| -> Result<u32> {
+        let v = v.map_err(|e| invalid(&item.name, format!("bad {what}: {e}")))?;
+        u32::try_from(v).map_err(|_| invalid(&item.name, format!("{what} {v} out of range")))
+    };
+    let old = item.header.as_old();
+    let uid = range(numeric(&old.uid, item.header.uid()), "uid")?;
+    let gid = range(numeric(&old.gid, item.header.gid()), "gid")?;
+    Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
+}
+
+pub(super) fn invalid(name: &str, reason: impl Into<String>) -> Error {
     Error::InvalidArchive {
         entry: name.to_string(),
         reason: reason.into(),
@@ -175,6 +187,109 @@ fn errno(op: &'static str, name: &str) -> impl FnOnce(Errno) -> Error {
     move |e| f(e.into())
 }
 
+/// Reads the tar `stream` entry by entry under the limits of `opts`
+/// (entry count, logical bytes, expansion), describes each entry and hands
+/// it to `f` with its number (from 1), then drains what follows the end-of-archive blocks, so a
+/// gzip/zstd checksum is verified and trailing garbage is an error, as in
+/// Go's readers. The extractor and the dry run (`super::check`) share it,
+/// so both read an archive alike.
+pub(super) fn walk<S: Read>(
+    stream: S,
+    opts: &UnpackOptions,
+    hit: &Cell<bool>,
+    mut f: impl FnMut(u64, Item, &mut Entry<'_, CountingReader<S>>) -> Result<()>,
+) -> Result<u64> {
+    let read = Rc::new(Cell::new(0u64));
+    let stream = CountingReader {
+        inner: stream,
+        count: read.clone(),
+    };
+    let mut archive = tar::Archive::new(stream);
+    let read_err = |entries: u64, e| read_error(hit, opts, entries, e);
+    let entries = archive.entries().map_err(|e| read_err(0, e))?;
+    let (mut logical, mut n) = (0u64, 0u64);
+    for entry in entries {
+        let mut entry = entry.map_err(|e| read_err(n, e))?;
+        n += 1;
+        if n > opts.max_entries {
+            let limit = opts.max_entries;
+            return Err(invalid(
+                "",
+                format!("archive has more than {limit} entries"),
+            ));
+        }
+        // A GNU sparse entry's size is its logical size: a few KB of
+        // sparse map can describe gigabytes of zeros, which the stream
+        // limits never see. Count files by what they will occupy.
+        // Compared with the tar bytes read so far plus what this
+        // entry's data takes in the stream (not yet read).
+        logical += entry.size();
+        let stored = entry.header().entry_size().unwrap_or(0);
+        if logical > opts.max_bytes {
+            let limit = opts.max_bytes;
+            return Err(Error::ArchiveTooLarge { limit });
+        }
+        check_expansion(logical, read.get() + stored)
+            .map_err(|reason| invalid(&cut_name(&entry_name(&entry)), reason))?;
+        let item = describe(&mut entry, |e| read_err(n, e))?;
+        f(n, item, &mut entry)?;
+    }
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| read_err(n, e))?;
+    Ok(n)
+}
+
+/// Reads names, PAX size check and xattrs for one entry.
+fn describe<R: Read>(
+    entry: &mut Entry<'_, R>,
+    read_err: impl Fn(io::Error) -> Error,
+) -> Result<Item> {
+    let raw = entry.path_bytes().into_owned();
+    let name = String::from_utf8_lossy(&raw).into_owned();
+    if raw.is_empty() {
+        return Err(invalid(&name, "empty file name"));
+    }
+    let header = entry.header().clone();
+    let ustar_size = header
+        .entry_size()
+        .map_err(|e| invalid(&name, format!("bad size field: {e}")))?;
+    let mut xattrs = Vec::new();
+    let exts = entry.pax_extensions().map_err(&read_err)?;
+    for ext in exts.into_iter().flatten() {
+        let ext = ext.map_err(&read_err)?;
+        let Ok(key) = ext.key() else { continue };
+        if key == "size" {
+            let pax: u64 = ext
+                .value()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| invalid(&name, "bad PAX size"))?;
+            if let Some(reason) = pax_size_conflict(pax, ustar_size) {
+                return Err(invalid(&name, reason));
+            }
+        } else if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
+            xattrs.push((x.to_string(), ext.value_bytes().to_vec()));
+        }
+    }
+    let link = entry.link_name_bytes().map(|l| l.into_owned());
+    let comps = clean(&raw);
+    let length = comps.iter().map(|c| c.len() + 1).sum::<usize>();
+    if length > MAX_PATH_LEN {
+        let reason = format!(
+            "path is {length} bytes long, more than the {MAX_PATH_LEN} rbk accepts \
+             (it could not be read back under the store's own path; docs/security.md C15)"
+        );
+        return Err(invalid(&cut_name(&name), reason));
+    }
+    Ok(Item {
+        comps,
+        name,
+        kind: header.entry_type(),
+        header,
+        xattrs,
+        link,
+    })
+}
+
 impl<'o> Unpacker<'o> {
     pub(super) fn new(root: Root, opts: &'o UnpackOptions, hit: Rc<Cell<bool>>) -> Self {
         Unpacker {
@@ -193,94 +308,13 @@ impl<'o> Unpacker<'o> {
     }
 
     pub(super) fn run(&mut self, stream: impl Read) -> Result<UnpackStats> {
-        let read = Rc::new(Cell::new(0u64));
-        let stream = CountingReader {
-            inner: stream,
-            count: read.clone(),
-        };
-        let mut archive = tar::Archive::new(stream);
-        let entries = archive.entries().map_err(|e| self.read_err(e))?;
-        let mut logical = 0u64;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| self.read_err(e))?;
-            self.stats.entries += 1;
-            if self.stats.entries > self.opts.max_entries {
-                let limit = self.opts.max_entries;
-                return Err(invalid(
-                    "",
-                    format!("archive has more than {limit} entries"),
-                ));
-            }
-            // A GNU sparse entry's size is its logical size: a few KB of
-            // sparse map can describe gigabytes of zeros, which the stream
-            // limits never see. Count files by what they will occupy.
-            // Compared with the tar bytes read so far plus what this
-            // entry's data takes in the stream (not yet read).
-            logical += entry.size();
-            let stored = entry.header().entry_size().unwrap_or(0);
-            if logical > self.opts.max_bytes {
-                let limit = self.opts.max_bytes;
-                return Err(Error::ArchiveTooLarge { limit });
-            }
-            check_expansion(logical, read.get() + stored)
-                .map_err(|reason| invalid(&cut_name(&entry_name(&entry)), reason))?;
-            let item = self.describe(&mut entry)?;
-            self.entry(item, &mut entry)?;
-        }
-        // Drain what follows the end-of-archive blocks, so a gzip/zstd
-        // checksum is verified and trailing garbage is an error, as in Go's readers.
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| self.read_err(e))?;
+        let (opts, hit) = (self.opts, self.hit.clone());
+        walk(stream, opts, &hit, |n, item, entry| {
+            self.stats.entries = n;
+            self.entry(item, entry)
+        })?;
         self.finish_dir_times();
         Ok(self.stats.clone())
-    }
-
-    /// Reads names, PAX size check and xattrs for one entry.
-    fn describe<R: Read>(&self, entry: &mut Entry<'_, R>) -> Result<Item> {
-        let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw).into_owned();
-        if raw.is_empty() {
-            return Err(invalid(&name, "empty file name"));
-        }
-        let header = entry.header().clone();
-        let ustar_size = header
-            .entry_size()
-            .map_err(|e| invalid(&name, format!("bad size field: {e}")))?;
-        let mut xattrs = Vec::new();
-        let exts = entry.pax_extensions().map_err(|e| self.read_err(e))?;
-        for ext in exts.into_iter().flatten() {
-            let ext = ext.map_err(|e| self.read_err(e))?;
-            let Ok(key) = ext.key() else { continue };
-            if key == "size" {
-                let pax: u64 = ext
-                    .value()
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| invalid(&name, "bad PAX size"))?;
-                if let Some(reason) = pax_size_conflict(pax, ustar_size) {
-                    return Err(invalid(&name, reason));
-                }
-            } else if let Some(x) = key.strip_prefix("SCHILY.xattr.") {
-                xattrs.push((x.to_string(), ext.value_bytes().to_vec()));
-            }
-        }
-        let link = entry.link_name_bytes().map(|l| l.into_owned());
-        let comps = clean(&raw);
-        let length = comps.iter().map(|c| c.len() + 1).sum::<usize>();
-        if length > MAX_PATH_LEN {
-            let reason = format!(
-                "path is {length} bytes long, more than the {MAX_PATH_LEN} rbk accepts \
-                 (it could not be read back under the store's own path; docs/security.md C15)"
-            );
-            return Err(invalid(&cut_name(&name), reason));
-        }
-        Ok(Item {
-            comps,
-            name,
-            kind: header.entry_type(),
-            header,
-            xattrs,
-            link,
-        })
     }
 
     fn entry<R: Read>(&mut self, item: Item, entry: &mut Entry<'_, R>) -> Result<()> {
@@ -489,23 +523,12 @@ impl<'o> Unpacker<'o> {
         Ok(())
     }
 
-    fn ids(&self, item: &Item) -> Result<(Uid, Gid)> {
-        let range = |v: io::Result<u64>, what: &str| -> Result<u32> {
-            let v = v.map_err(|e| invalid(&item.name, format!("bad {what}: {e}")))?;
-            u32::try_from(v).map_err(|_| invalid(&item.name, format!("{what} {v} out of range")))
-        };
-        let old = item.header.as_old();
-        let uid = range(numeric(&old.uid, item.header.uid()), "uid")?;
-        let gid = range(numeric(&old.gid, item.header.gid()), "gid")?;
-        Ok((Uid::from_raw(uid), Gid::from_raw(gid)))
-    }
-
     /// Owner, then mode (so chown cannot clear setuid bits), then xattrs (so
     /// chown cannot clear `security.capability`), then mtime.
     fn metadata(&mut self, fd: BorrowedFd<'_>, item: &Item, mtime: bool) -> Result<()> {
         let name = &item.name;
         if self.opts.chown {
-            let (uid, gid) = self.ids(item)?;
+            let (uid, gid) = owner_ids(item)?;
             rfs::fchown(fd, Some(uid), Some(gid)).map_err(|e| match e {
                 // EINVAL: an id this (rootless) user namespace has no map for.
                 Errno::INVAL => invalid(name, unmapped_owner(uid.as_raw(), gid.as_raw())),
@@ -549,7 +572,7 @@ impl<'o> Unpacker<'o> {
     ) -> Result<()> {
         let name = &item.name;
         if self.opts.chown {
-            let (uid, gid) = self.ids(item)?;
+            let (uid, gid) = owner_ids(item)?;
             rfs::chownat(
                 parent,
                 base,
@@ -587,21 +610,8 @@ impl<'o> Unpacker<'o> {
             self.stats.skipped += 1; // aufs metadata (.wh..wh.plnk etc.)
             return Ok(());
         }
-        let target = &base[WHITEOUT_PREFIX.len()..];
-        if target.is_empty() || target == b"." || target == b".." {
-            return Err(invalid(
-                name,
-                "invalid whiteout: it names the directory itself or its parent",
-            ));
-        }
-        let mut tcomps = parent_comps.to_vec();
-        tcomps.push(target.to_vec());
-        if self.written.contains(&tcomps) {
-            return Err(invalid(
-                name,
-                "whiteout conflicts with an entry of the same layer",
-            ));
-        }
+        let tcomps = whiteout_target(name, parent_comps, base, &self.written)?;
+        let target = tcomps.last().map_or(&b""[..], |t| t.as_slice());
         let parent = self
             .root
             .open_dir(parent_comps, true)
@@ -670,6 +680,33 @@ impl<'o> Unpacker<'o> {
             }
         }
     }
+}
+
+/// The path the whiteout `base` in `parent` deletes, refused when it
+/// names the directory itself or its parent, or something this layer
+/// wrote (`written`).
+pub(super) fn whiteout_target(
+    name: &str,
+    parent: &[Vec<u8>],
+    base: &[u8],
+    written: &HashSet<Components>,
+) -> Result<Components> {
+    let target = &base[WHITEOUT_PREFIX.len()..];
+    if target.is_empty() || target == b"." || target == b".." {
+        return Err(invalid(
+            name,
+            "invalid whiteout: it names the directory itself or its parent",
+        ));
+    }
+    let mut tcomps = parent.to_vec();
+    tcomps.push(target.to_vec());
+    if written.contains(&tcomps) {
+        return Err(invalid(
+            name,
+            "whiteout conflicts with an entry of the same layer",
+        ));
+    }
+    Ok(tcomps)
 }
 
 fn times(mtime: u64) -> Timestamps {

@@ -42,6 +42,8 @@
 //! empty (0-byte) stream is not a tar archive; an archive of only the two
 //! zero end blocks is a valid empty layer.
 
+mod check;
+pub use check::{check_layer_stream, UnpackVerdict};
 mod entry;
 pub(crate) use entry::pax_size_conflict;
 pub use entry::MAX_PATH_LEN;
@@ -95,6 +97,7 @@ pub struct UnpackOptions {
     pub(crate) max_bytes: u64,
     pub(crate) max_entries: u64,
     pub(crate) verify: Option<(Digest, u64, Digest)>,
+    pub(crate) blob_verified: bool,
     pub(crate) strip_setid: bool,
 }
 
@@ -107,6 +110,7 @@ impl Default for UnpackOptions {
             max_bytes: 64 << 30,
             max_entries: 4_000_000,
             verify: None,
+            blob_verified: false,
             strip_setid: false,
         }
     }
@@ -143,6 +147,14 @@ impl UnpackOptions {
     /// [`Error::CorruptLayer`] naming the blob, and nothing is committed.
     pub fn verify(mut self, digest: Digest, size: u64, diff_id: Digest) -> Self {
         self.verify = Some((digest, size, diff_id));
+        self
+    }
+
+    /// With [`UnpackOptions::verify`]: the blob's bytes were hashed as
+    /// they were stored moments ago, so only the diff id is checked (an
+    /// uncompressed layer whose diff id is its digest is not hashed again).
+    pub fn blob_verified(mut self, verified: bool) -> Self {
+        self.blob_verified = verified;
         self
     }
 
@@ -280,7 +292,10 @@ fn tar_stream<'a>(
 ) -> Result<Limit<Box<dyn Read + 'a>>> {
     let stream: Box<dyn Read + 'a> = match options.verify {
         Some((digest, size, diff_id)) => {
-            let blob = VerifyingReader::new(reader, digest, Some(size));
+            let blob: Box<dyn Read + 'a> = match options.blob_verified {
+                true => Box::new(reader),
+                false => Box::new(VerifyingReader::new(reader, digest, Some(size))),
+            };
             let (stream, compressed) =
                 decompress_detected(blob).map_err(|source| read_error(hit, options, 0, source))?;
             // An uncompressed layer's diff id is its digest: the blob's

@@ -172,17 +172,19 @@ impl Store {
     }
 
     /// [`Store::usage`] without the per-record rows: the cache's count and
-    /// size come from the index's distinct top layers, so this reads no
-    /// record (`system df` without `-v`).
+    /// size come from the totals the index keeps, less the images' layers,
+    /// so this reads neither records nor the list of top layers (`system
+    /// df` without `-v`).
     pub fn usage_summary(&self) -> Result<Usage> {
         let (mut usage, all_layers) = self.image_usage()?;
-        let (count, tops) = self.cache_tops()?;
-        usage.cache_count = count;
-        usage.cache_size = tops
-            .iter()
-            .filter(|l| !all_layers.contains_key(&l.diff_id))
-            .map(|l| self.layer_size(&l.blob, &l.diff_id).unwrap_or(l.blob.size))
-            .sum();
+        let totals = self.cache_totals(&all_layers)?;
+        usage.cache_count = totals.count;
+        usage.cache_size = totals.plain_bytes
+            + totals
+                .compressed
+                .iter()
+                .map(|l| self.layer_size(&l.blob, &l.diff_id).unwrap_or(l.blob.size))
+                .sum::<u64>();
         Ok(usage)
     }
 

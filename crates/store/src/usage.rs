@@ -199,6 +199,7 @@ impl Store {
         }
         let mut usage = Usage::default();
         let mut all_layers = BTreeMap::new();
+        let mut unsorted = Vec::with_capacity(images.len());
         for (mut image, layers) in images.into_values() {
             image.size = layers.values().sum();
             image.shared = layers
@@ -208,9 +209,20 @@ impl Store {
                 .sum();
             image.unique = image.size - image.shared;
             all_layers.extend(layers);
-            usage.images.push(image);
+            unsorted.push(Some(image));
         }
-        usage.images.sort_by(|a, b| a.references.cmp(&b.references));
+        // Sorted by position (stable, as sorting the rows was): a merge
+        // sort of the rows themselves moved 10,000 rows of ~200 bytes
+        // through every pass.
+        let mut order: Vec<usize> = (0..unsorted.len()).collect();
+        order.sort_by(|&a, &b| {
+            let refs = |i: usize| unsorted[i].as_ref().map(|image| &image.references);
+            refs(a).cmp(&refs(b))
+        });
+        usage.images = order
+            .into_iter()
+            .filter_map(|i| unsorted[i].take())
+            .collect();
         usage.images_size = all_layers.values().sum();
         Ok((usage, all_layers))
     }

@@ -472,6 +472,7 @@ fn a_full_disk_fails_the_build_clearly_and_the_store_recovers() {
     assert!(!stdout(&verify).contains("problem"), "{}", stdout(&verify));
     let unpacks: Vec<String> = entries(&root.join("snapshots"))
         .into_iter()
+        .chain(entries(&root.join("tmp")))
         .filter(|n| n.starts_with(".unpack-"))
         .collect();
     assert_eq!(unpacks, Vec::<String>::new(), "scratch left by verify");

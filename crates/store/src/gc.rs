@@ -270,7 +270,7 @@ impl Store {
         // Failed build steps are kept for `rbk debug step` until a prune.
         let failed_steps = self.remove_failed_steps()?;
         // Orphans first: a stale packed record is not a blob a record has.
-        let orphans = self.clean_orphans_locked()?;
+        let orphans = self.clean_orphans_locked(true)?;
         let mut live = self.image_live_set()?;
         let blobs = self.blob_list()?;
         let present: HashSet<Digest> = blobs.iter().map(|b| b.digest).collect();
@@ -321,7 +321,7 @@ impl Store {
     }
 
     fn gc_locked(&self) -> Result<GcReport> {
-        let orphans = self.clean_orphans_locked()?;
+        let orphans = self.clean_orphans_locked(true)?;
         let live = self.live_set()?;
         let snapshots = self.snapshots()?.into_iter().collect();
         let mut report = self.sweep(&live, self.blob_list()?, snapshots)?;
@@ -402,35 +402,42 @@ impl Store {
     /// Clears what killed processes left behind, under the exclusive GC lock
     /// (so no live process can be using it): everything in `ingest/` except
     /// lock files another process holds, everything in `tmp/` except paths
-    /// something is still mounted on, `snapshots/.unpack-*`, and the
+    /// something is still mounted on (extractions included), the
+    /// `snapshots/.unpack-*` extractions of older versions, and the
     /// temporary files of interrupted atomic writes in `db/` and the root.
     pub fn clean_orphans(&self) -> Result<OrphanReport> {
-        let gc = self.gc_lock()?;
-        self.clean_orphans_holding(&gc)
+        let _gc = self.gc_lock()?;
+        self.clean_orphans_locked(true)
     }
 
     /// [`Store::clean_orphans`] for a caller that already holds the GC
     /// lock (from [`Store::gc_lock`] or [`Store::try_gc_lock`]): taking it
-    /// again would wait for the caller itself.
+    /// again would wait for the caller itself. This is the scan every build
+    /// start runs, so it skips the older versions' extractions in
+    /// `snapshots/`: finding them lists one entry per layer (50,000 in a
+    /// big store, the larger part of a cached build's start-up). `rbk
+    /// prune` clears them and `system verify` lists them.
     pub fn clean_orphans_holding(&self, _gc: &FileLock) -> Result<OrphanReport> {
-        self.clean_orphans_locked()
+        self.clean_orphans_locked(false)
     }
 
     /// Lists the leftovers [`Store::clean_orphans`] would clear, without the
     /// lock and without touching them (for `system verify`). Per-digest lock
     /// files are not listed: every write leaves one, by design.
     pub fn orphans(&self) -> Result<Vec<PathBuf>> {
-        let candidates = self.orphan_candidates()?.into_iter();
+        let candidates = self.orphan_candidates(true)?.into_iter();
         Ok(candidates.filter(|c| !c.1).map(|c| c.0).collect())
     }
 
-    fn clean_orphans_locked(&self) -> Result<OrphanReport> {
+    /// `old_extractions`: also `snapshots/.unpack-*` (see
+    /// [`Store::clean_orphans_holding`]).
+    fn clean_orphans_locked(&self, old_extractions: bool) -> Result<OrphanReport> {
         let mounts = mount_points();
         let mut report = OrphanReport::default();
         // Candidates sit in a handful of directories: each is resolved once,
         // not each of the (maybe 50,000) lock files in `ingest/`.
         let mut resolved_dirs: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
-        for (path, is_lock) in self.orphan_candidates()? {
+        for (path, is_lock) in self.orphan_candidates(old_extractions)? {
             // A lock file someone holds belongs to a live writer. Lock files
             // are empty and nothing is mounted on one: no walk, no lookup.
             let _held = if is_lock {
@@ -460,8 +467,9 @@ impl Store {
         Ok(report)
     }
 
-    /// `(path, is_lock_file)` for every orphan candidate.
-    fn orphan_candidates(&self) -> Result<Vec<(PathBuf, bool)>> {
+    /// `(path, is_lock_file)` for every orphan candidate; the
+    /// `snapshots/.unpack-*` of older versions only with `old_extractions`.
+    fn orphan_candidates(&self, old_extractions: bool) -> Result<Vec<(PathBuf, bool)>> {
         let mut out = Vec::new();
         for path in list(&self.ingest_dir())? {
             let is_lock = path.extension().is_some_and(|e| e == "lock");
@@ -473,12 +481,14 @@ impl Store {
         for path in self.stale_packed_records()? {
             out.push((path, false));
         }
-        let temp_files = [
-            (self.snapshots_dir(), ".unpack-"),
+        let mut temp_files = vec![
             (self.db_dir(), ".images.json.tmp-"),
             (self.root().to_path_buf(), ".index.json.tmp-"),
             (self.root().to_path_buf(), ".oci-layout.tmp-"),
         ];
+        if old_extractions {
+            temp_files.push((self.snapshots_dir(), ".unpack-"));
+        }
         for (dir, prefix) in temp_files {
             out.extend(list_prefixed(&dir, prefix)?.into_iter().map(|p| (p, false)));
         }
@@ -611,7 +621,7 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// The entries of `dir` whose names start with `prefix`, sorted. Names
 /// are checked before a path is built: `snapshots/` holds one entry per
-/// layer (50,000 in a big store) and every build start scans it.
+/// layer (50,000 in a big store) and prune scans it.
 /// (rustix's `Dir` lends each name; `fs::read_dir` allocates one per entry.)
 fn list_prefixed(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     use rustix::fs::{Mode, OFlags};

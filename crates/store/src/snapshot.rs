@@ -27,10 +27,12 @@
 //!
 //! # Crash safety
 //!
-//! Work dirs and extractions live under `tmp/` and `snapshots/.unpack-*`;
-//! a committed snapshot appears by one `rename`, so after a crash a snapshot
-//! is either whole or absent, and leftovers are cleared by
-//! [`Store::clean_orphans`] under the GC lock.
+//! Work dirs and extractions live under `tmp/` (`tmp/.unpack-*`; older
+//! versions extracted into `snapshots/.unpack-*`); a committed snapshot
+//! appears by one `rename`, so after a crash a snapshot is either whole or
+//! absent, and leftovers are cleared by [`Store::clean_orphans`] under the
+//! GC lock. Extractions stay out of `snapshots/` so that finding them at a
+//! build's start lists `tmp/` (a few entries), not one entry per layer.
 //!
 //! Killing a process loses nothing: the page cache outlives it. A power
 //! loss is another matter, decided on purpose: snapshot *contents* are not
@@ -195,7 +197,7 @@ impl Store {
             return Ok(path);
         }
         let reader = self.open(&layer.digest)?;
-        let tmp = self.snapshots_dir().join(unique_name(".unpack-dest-"));
+        let tmp = self.scratch_path(".unpack-dest-")?;
         // Verified while unpacked: a flipped bit in a stored blob fails here
         // naming it, instead of becoming a snapshot every build then trusts.
         let options = UnpackOptions::default().verify(layer.digest, layer.size, *diff_id);
@@ -240,6 +242,14 @@ impl Store {
     /// and `merged` subdirectories.
     pub fn work_dir(&self) -> Result<WorkDir> {
         WorkDir::create(&self.root().join("tmp"), &self.trash_dir())
+    }
+
+    /// A new name under `tmp/` (created if missing) for an extraction that
+    /// is renamed into `snapshots/` when whole (same filesystem).
+    pub(crate) fn scratch_path(&self, prefix: &str) -> Result<PathBuf> {
+        let tmp = self.root().join("tmp");
+        fs::create_dir_all(&tmp).map_err(Error::io("creating directory", &tmp))?;
+        Ok(tmp.join(unique_name(prefix)))
     }
 
     /// Names (diff-id digests) of every committed snapshot.

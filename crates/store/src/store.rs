@@ -33,7 +33,6 @@ const DIRS: [&str; 7] = [
 ///   ingest/<id>                blobs being written (deleted on mismatch or abort)
 ///   ingest/<hex>.lock          per-digest flock: one writer per blob at a time
 ///   snapshots/<name>/          unpacked layers (overlay lower dirs, overlay whiteouts)
-///   snapshots/.unpack-*        extractions in progress (renamed into place on success)
 ///   trash/                     dead entries moved here by rename, deleted later (`Store::empty_trash_within`)
 ///   db/lock                    store-wide flock, held while index files change
 ///   db/images.json             rbk's image index: normalised reference → descriptor
@@ -41,7 +40,8 @@ const DIRS: [&str; 7] = [
 ///   db/gc.lock                 leases (shared flock) vs GC and rmi (exclusive), see `Store::lease`
 ///   db/cache.sqlite            build-cache records (SQLite; `cache.sqlite-journal` beside it; see `cache.rs`)
 ///   db/packed/<hex>.json       packed blobs: served by re-packing snapshots/<hex>/ (see `Store::commit_packed`)
-///   tmp/                       work dirs of running steps (orphans cleared by `Store::clean_orphans`)
+///   tmp/                       work dirs of running steps, and extractions (`.unpack-*`, renamed
+///                              into snapshots/ on success; orphans cleared by `Store::clean_orphans`)
 /// ```
 ///
 /// `index.json` is derived from `db/images.json` and rewritten after each

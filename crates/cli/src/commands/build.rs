@@ -38,7 +38,7 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
         |k| std::env::var(k).ok(),
         crate::progress::stderr_is_terminal(),
     )?;
-    let store = open_store(settings)?;
+    let (store, runtime_check) = open_store(settings)?;
     let _lease = store.lease()?;
     // `rbk build -`, `rbk build <git url>|<https url>`: the context made
     // into a directory under the store's tmp/ until the build ends.
@@ -49,7 +49,9 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     let mut request = crate::settings::build_request(settings, &registries, &args, frontend)?;
     let _named_contexts =
         rbk_build::open_named_contexts(&store, &settings.remote, &mut request.build_contexts)?;
-    let runtime = Runc::new(settings.runtime.clone(), store.root().join("runc"))?;
+    let runtime = runtime_check
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let scans = std::sync::Arc::new(rbk_exec::LocalScans::default());
     let engine = Engine::new(&store, &registries, &runtime).keeping_scans(scans.clone());
     if let Call::Check { json } = super::build_check::call(&args.supply)? {
@@ -101,15 +103,25 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// The runtime's check (`Runc::new`), running beside the store's recovery.
+type RuntimeCheck = std::thread::JoinHandle<rbk_exec::Result<Runc>>;
+
 /// The store, with what a killed build left behind (its RUN containers, an
-/// interrupted commit) cleared first.
-fn open_store(settings: &GlobalSettings) -> anyhow::Result<Store> {
+/// interrupted commit) cleared first, and the runtime's check under way.
+fn open_store(settings: &GlobalSettings) -> anyhow::Result<(Store, RuntimeCheck)> {
     let store = settings.open_store()?;
+    // `runc --version` (a fork, an exec and a Go runtime's start) runs
+    // while the leftovers are cleared instead of after it, before the first
+    // cache lookup; its result is taken where it was checked before.
+    let runtime_check = {
+        let (binary, state_dir) = (settings.runtime.clone(), store.root().join("runc"));
+        std::thread::spawn(move || Runc::new(binary, state_dir))
+    };
     crate::runtime::reap_build_containers(settings, &store)?;
     rbk_exec::recover_store(&store)?;
     // What earlier commands left in the trash goes in the background.
     crate::trash::empty(&store, std::time::Duration::ZERO)?;
-    Ok(store)
+    Ok((store, runtime_check))
 }
 
 /// What the views need of the request once the engine has taken it.

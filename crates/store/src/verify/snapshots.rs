@@ -18,7 +18,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::fsutil::{sync_dir, unique_name};
+use crate::fsutil::sync_dir;
 use crate::pack::content_digest;
 use crate::{unpack_layer, BlobInfo, BlobRead, Digest, Store, UnpackOptions};
 
@@ -49,8 +49,8 @@ impl Store {
             return Ok(Ok(Checked::NoBlob));
         }
         let snapshot = self.snapshot_path(diff_id);
-        // An `.unpack-` name: a killed verify leaves an orphan prune clears.
-        let fresh = self.snapshots_dir().join(unique_name(".unpack-verify-"));
+        // Under tmp/: a killed verify leaves an orphan prune clears.
+        let fresh = self.scratch_path(".unpack-verify-")?;
         let unpacked = self.open(&layer.digest).and_then(|r| {
             let options = UnpackOptions::default().verify(layer.digest, layer.size, *diff_id);
             unpack_layer(r, &fresh, &options)

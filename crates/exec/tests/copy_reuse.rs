@@ -195,6 +195,23 @@ fn an_edited_file_is_copied_again_and_the_rest_linked() {
     );
 }
 
+/// Each directory of the last snapshot is resolved once for all its
+/// files: every untouched file, beside the edited one or elsewhere, is
+/// linked from its own path.
+#[test]
+fn every_untouched_file_of_every_directory_is_linked() {
+    let fx = Fixture::new();
+    let first = fx.snapshot(&fx.build(false));
+    let after = check(&fx, |ctx| {
+        fs::write(ctx.join("a/b/two.txt"), "two, edited\n").unwrap()
+    });
+    for rel in ["top.txt", "a/one.txt", "a/b/three.txt", "c/four.txt"] {
+        assert_eq!(ino(&first, rel), ino(&after, rel), "{rel} is linked");
+        let want = fs::read(first.join("repo").join(rel)).unwrap();
+        assert_eq!(fs::read(after.join("repo").join(rel)).unwrap(), want);
+    }
+}
+
 #[test]
 fn an_added_file_is_copied() {
     let fx = Fixture::new();

@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 use rustix::fs::{self as rfs, Mode, OFlags, Stat};
@@ -35,6 +35,9 @@ pub(crate) struct Dir {
     id: (u64, u64),
     /// Created empty by this walk: nothing is in the way of a new entry.
     pub(crate) fresh: bool,
+    /// An incremental copy's last snapshot's directory at this one's path
+    /// (see `reuse`), opened once for all the files linked from it.
+    pub(crate) prev: OnceLock<Option<(Box<[u8]>, OwnedFd)>>,
 }
 
 impl Dir {
@@ -42,7 +45,12 @@ impl Dir {
         let st = rfs::fstat(&fd)?;
         #[allow(clippy::unnecessary_cast)]
         let id = (st.st_dev as u64, st.st_ino as u64);
-        Ok(Arc::new(Dir { fd, id, fresh }))
+        Ok(Arc::new(Dir {
+            fd,
+            id,
+            fresh,
+            prev: OnceLock::new(),
+        }))
     }
 }
 

@@ -215,27 +215,30 @@ impl Reuse {
             Some(i) => (&path[..i], &path[i + 1..]),
             None => (&b""[..], path),
         };
-        let parent = if dir.is_empty() {
-            prev.root.try_clone()?
-        } else {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            rfs::openat2(
-                &prev.root,
-                OsStr::from_bytes(dir),
-                flags,
-                Mode::empty(),
-                BENEATH,
-            )?
+        // The files of one destination directory share their parent path:
+        // it is resolved in the last snapshot once, and reused for a file
+        // only when its parent path is that one.
+        let cached = job.ddir.prev.get_or_init(|| {
+            let fd = open_dir(&prev.root, dir).ok()?;
+            Some((dir.into(), fd))
+        });
+        let uncached;
+        let parent = match cached {
+            Some((at, fd)) if **at == *dir => fd,
+            _ => {
+                uncached = open_dir(&prev.root, dir)?;
+                &uncached
+            }
         };
         let name = OsStr::from_bytes(name);
-        let st = rfs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
         if !ident.made(&st) {
             return Ok(false);
         }
         if !job.ddir.fresh {
             super::tree::remove_all(job.ddir.fd.as_fd(), &job.dname)?;
         }
-        rfs::linkat(&parent, name, &job.ddir.fd, &job.dname, AtFlags::empty())?;
+        rfs::linkat(parent, name, &job.ddir.fd, &job.dname, AtFlags::empty())?;
         Ok(true)
     }
 
@@ -266,6 +269,19 @@ impl Reuse {
         }
         renamed
     }
+}
+
+/// Directory `dir` (relative, empty for the root) of the last snapshot.
+fn open_dir(root: &OwnedFd, dir: &[u8]) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = if dir.is_empty() { &b"."[..] } else { dir };
+    Ok(rfs::openat2(
+        root,
+        OsStr::from_bytes(dir),
+        flags,
+        Mode::empty(),
+        BENEATH,
+    )?)
 }
 
 fn now_ns() -> i64 {

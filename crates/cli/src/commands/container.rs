@@ -320,7 +320,8 @@ pub(crate) fn export(settings: &GlobalSettings, args: ExportArgs) -> anyhow::Res
             if std::io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            // Not locked: the packer writes from its own thread.
+            let mut out = std::io::BufWriter::new(std::io::stdout());
             rbk_exec::export_container(&store, &image.layers(), &upper, &mut out)?;
             std::io::Write::flush(&mut out)?;
         }

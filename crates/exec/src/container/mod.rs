@@ -331,7 +331,7 @@ pub fn export_container(
     store: &Store,
     layers: &[Layer],
     upper: &Path,
-    out: &mut dyn std::io::Write,
+    out: &mut (dyn std::io::Write + Send),
 ) -> Result<()> {
     let mut lowers = container_lowers(store, layers)?;
     lowers.push(upper.to_path_buf());

@@ -49,7 +49,7 @@ impl LayerOptions {
 
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
 /// (the rules are in the docs of `rbk_store::pack`).
-pub fn write_layer_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
+pub fn write_layer_tar(dir: &Path, out: impl Write + Send, options: &LayerOptions) -> Result<()> {
     rbk_store::pack::write_layer_tar(dir, out, &options.pack()).map_err(from_pack)
 }
 

@@ -30,9 +30,25 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC);
 
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
-/// (the rules are in the docs of the `pack` module).
-pub fn write_layer_tar(dir: &Path, out: impl Write, options: &PackOptions) -> Result<()> {
-    write_unbuffered(dir, BufWriter::with_capacity(BUFFER, out), options)
+/// (the rules are in the docs of the `pack` module). The walk recurses
+/// once per directory level, so it runs on a thread with a stack for
+/// trees as deep as a path may be (`crate::WALK_STACK`), never on the
+/// caller's: a 1,400-level tree overflowed an 8 MiB main thread.
+pub fn write_layer_tar(dir: &Path, out: impl Write + Send, options: &PackOptions) -> Result<()> {
+    std::thread::scope(|scope| {
+        let walk = std::thread::Builder::new()
+            .name("rbk-pack".into())
+            .stack_size(crate::WALK_STACK)
+            .spawn_scoped(scope, || {
+                write_unbuffered(dir, BufWriter::with_capacity(BUFFER, out), options)
+            })
+            .map_err(Error::io("starting a tree walk for", dir))?;
+        walk.join().unwrap_or_else(|_| {
+            Err(Error::io("walking", dir)(std::io::Error::other(
+                "the walk panicked",
+            )))
+        })
+    })
 }
 
 /// [`write_layer_tar`] for an `out` that buffers by itself: headers arrive

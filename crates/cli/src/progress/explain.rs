@@ -9,9 +9,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::record::{Fingerprint, Record, Step};
 
+/// The file list of a COPY's fingerprint in a record (kept beside it).
+pub(crate) type FileList<'a> = dyn Fn(&Record, &Fingerprint) -> BTreeMap<String, String> + 'a;
+
 /// The reason of each step of `current` that ran although it could have
-/// come from the cache, by step position.
-pub(crate) fn reasons(current: &Record, previous: Option<&Record>) -> BTreeMap<usize, String> {
+/// come from the cache, by step position. `file_list` reads the list of
+/// context files a COPY selected, only for steps that ran.
+pub(crate) fn reasons(
+    current: &Record,
+    previous: Option<&Record>,
+    file_list: &FileList<'_>,
+) -> BTreeMap<usize, String> {
     let by_digest: HashMap<&str, &Step> = current
         .steps
         .iter()
@@ -30,7 +38,7 @@ pub(crate) fn reasons(current: &Record, previous: Option<&Record>) -> BTreeMap<u
                 }
                 _ => None,
             },
-            Some(prev) => explain(step, f, current, prev, &by_digest),
+            Some(prev) => explain(step, f, current, prev, &by_digest, file_list),
         };
         if let Some(reason) = reason {
             out.insert(i, reason);
@@ -45,6 +53,7 @@ fn explain(
     current: &Record,
     prev: &Record,
     by_digest: &HashMap<&str, &Step>,
+    file_list: &FileList<'_>,
 ) -> Option<String> {
     if f.kind == "source" {
         // A FROM that ran: only worth a word when it resolved elsewhere.
@@ -77,8 +86,13 @@ fn explain(
             }
         }
     }
-    if let Some(reason) = files_changed(&f.files, &old_f.files) {
-        return Some(reason);
+    // Equal names are equal lists; only a changed selection is read.
+    let same_list = f.files_ref.is_some() && f.files_ref == old_f.files_ref;
+    if !same_list {
+        let (now, before) = (file_list(current, f), file_list(prev, old_f));
+        if let Some(reason) = files_changed(&now, &before) {
+            return Some(reason);
+        }
     }
     for parent in &parents {
         let ran = !parent.cached && parent.start.is_some();

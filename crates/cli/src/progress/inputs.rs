@@ -13,7 +13,7 @@ use rbk_exec::{ContextIndex, PathFilter, StatCache};
 use rbk_graph::{Dag, FileAction, Op, SourceOp};
 use rbk_parser::Dockerignore;
 
-use super::record::{slot, Fingerprint};
+use super::record::{self, slot, Fingerprint};
 
 /// What a fingerprint needs besides the plan.
 pub(crate) struct Sources<'a> {
@@ -80,7 +80,7 @@ pub(crate) fn fingerprints(dag: &Dag, sources: &Sources<'_>) -> Vec<Fingerprint>
                 }
                 Op::File(op) => {
                     if let Some(index) = &index {
-                        f.files = copied_files(dag, v.inputs(), &op.actions, index);
+                        f.files_ref = files_ref(dag, v.inputs(), &op.actions, index);
                     }
                 }
                 _ => {}
@@ -102,6 +102,54 @@ fn context_index(sources: &Sources<'_>) -> Option<Arc<ContextIndex>> {
         .map(Arc::new)
 }
 
+/// The copies of a file op that read the context.
+fn context_copies<'a>(
+    dag: &'a Dag,
+    inputs: &'a [usize],
+    actions: &'a [FileAction],
+) -> impl Iterator<Item = &'a rbk_graph::CopyAction> + 'a {
+    actions.iter().filter_map(move |action| {
+        let FileAction::Copy(copy) = action else {
+            return None;
+        };
+        let input = inputs.get(copy.from as usize)?;
+        let from_context = matches!(
+            dag.vertex(*input).op(),
+            Op::Source(SourceOp::Local { name, .. }) if name == "context"
+        );
+        from_context.then_some(copy)
+    })
+}
+
+/// The name of the list of context entries the file op's copies select
+/// (see [`record::file_list_path`]): a digest of the selections, so an
+/// unchanged selection keeps its name without the list being built.
+fn files_ref(
+    dag: &Dag,
+    inputs: &[usize],
+    actions: &[FileAction],
+    index: &ContextIndex,
+) -> Option<String> {
+    let mut h = rbk_store::Sha256Writer::new();
+    h.update(b"rbk-file-list-v1\0");
+    let mut any = false;
+    for copy in context_copies(dag, inputs, actions) {
+        any = true;
+        h.update(copy.src.as_bytes());
+        h.update(&[
+            0,
+            u8::from(copy.allow_wildcard),
+            u8::from(copy.follow_symlinks),
+        ]);
+        // A missing source selects nothing, which its own mark tells apart.
+        match index.selection_digest(&copy.src, copy.allow_wildcard, copy.follow_symlinks) {
+            Ok(d) => h.update(d.as_bytes()),
+            Err(_) => h.update(b"unreadable"),
+        }
+    }
+    any.then(|| h.finish().hex().to_string())
+}
+
 /// Each context entry the file op's copies select, with its digest.
 fn copied_files(
     dag: &Dag,
@@ -110,26 +158,55 @@ fn copied_files(
     index: &ContextIndex,
 ) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
-    for action in actions {
-        let FileAction::Copy(copy) = action else {
-            continue;
-        };
-        let Some(input) = inputs.get(copy.from as usize) else {
-            continue;
-        };
-        let from_context = matches!(
-            dag.vertex(*input).op(),
-            Op::Source(SourceOp::Local { name, .. }) if name == "context"
-        );
-        if !from_context {
-            continue;
-        }
+    for copy in context_copies(dag, inputs, actions) {
         let selected = index.selected_entries(&copy.src, copy.allow_wildcard, copy.follow_symlinks);
         for (path, digest) in selected.unwrap_or_default() {
             files.insert(path, digest.to_string());
         }
     }
     files
+}
+
+/// Makes `build_dir` hold the file list of every fingerprint that names
+/// one: hard-linked from the previous build's directory when it has it (an
+/// unchanged selection), else listed from the context and written.
+pub(crate) fn write_file_lists(
+    dag: &Dag,
+    sources: &Sources<'_>,
+    prints: &[Fingerprint],
+    build_dir: &Path,
+    previous_dir: Option<&Path>,
+) -> std::io::Result<()> {
+    let mut index = None;
+    for (v, f) in dag.vertices().iter().zip(prints) {
+        let (Op::File(op), Some(files_ref)) = (v.op(), &f.files_ref) else {
+            continue;
+        };
+        let Some(path) = record::file_list_path(build_dir, files_ref) else {
+            continue;
+        };
+        if path.exists() {
+            continue;
+        }
+        std::fs::create_dir_all(path.parent().unwrap_or(build_dir))?;
+        let earlier = previous_dir.and_then(|d| record::file_list_path(d, files_ref));
+        if earlier.is_some_and(|e| std::fs::hard_link(e, &path).is_ok()) {
+            continue;
+        }
+        let index = match &mut index {
+            Some(index) => index,
+            None => index.insert(context_index(sources)),
+        };
+        let Some(index) = index else {
+            continue;
+        };
+        let files = copied_files(dag, v.inputs(), &op.actions, index);
+        let json = serde_json::to_vec(&files).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -189,7 +266,12 @@ mod tests {
         scanned.digest().unwrap();
         sources.scanned = Some(Arc::new(scanned));
         let reused = fingerprints(&planned.dag, &sources);
-        let files: Vec<_> = walked.iter().flat_map(|f| f.files.keys()).collect();
+        let build_dir = dir.path().join("build");
+        write_file_lists(&planned.dag, &sources, &walked, &build_dir, None).unwrap();
+        let files: Vec<String> = walked
+            .iter()
+            .flat_map(|f| record::file_list(&build_dir, f).into_keys())
+            .collect();
         assert!(
             files.iter().any(|f| *f == "src/target/keep.txt"),
             "{files:?}"
@@ -199,5 +281,67 @@ mod tests {
             .any(|f| f.ends_with(".o") || f.ends_with(".log")));
         assert!(files.iter().any(|f| *f == "notes.txt"), "{files:?}");
         assert_eq!(walked, reused);
+    }
+
+    /// A build whose selection is unchanged links the previous build's
+    /// list instead of listing the context again; an edited file gives the
+    /// COPY a new list, which names the new content.
+    #[test]
+    fn an_unchanged_selection_shares_its_list_and_an_edit_makes_a_new_one() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        fs::create_dir_all(ctx.join("src")).unwrap();
+        fs::write(ctx.join("src/a.txt"), "a\n").unwrap();
+        fs::write(ctx.join("other.txt"), "o\n").unwrap();
+        let dockerfile = rbk_build::Dockerfile {
+            name: "Dockerfile".into(),
+            path: None,
+            text: "FROM scratch\nCOPY src /src\nCOPY other.txt /o\n".into(),
+        };
+        let store = rbk_store::Store::open(&dir.path().join("root")).unwrap();
+        let build = |n: usize, previous: Option<&Path>| {
+            let planned = rbk_build::plan(
+                rbk_build::PlanOptions {
+                    dockerfile: &dockerfile,
+                    context: &ctx,
+                    lower: Default::default(),
+                    no_cache_stages: &[],
+                },
+                None,
+            )
+            .unwrap();
+            let sources = Sources {
+                dockerfile_text: &dockerfile.text,
+                store: &store,
+                context: &ctx,
+                excludes: &[],
+                scanned: None,
+            };
+            let prints = fingerprints(&planned.dag, &sources);
+            let build_dir = dir.path().join(format!("b{n}"));
+            write_file_lists(&planned.dag, &sources, &prints, &build_dir, previous).unwrap();
+            let lists: Vec<_> = prints
+                .into_iter()
+                .filter_map(|f| {
+                    let path = record::file_list_path(&build_dir, f.files_ref.as_deref()?)?;
+                    let ino = fs::metadata(&path).unwrap().ino();
+                    Some((record::file_list(&build_dir, &f), ino))
+                })
+                .collect();
+            (build_dir, lists)
+        };
+        let (first_dir, first) = build(1, None);
+        assert_eq!(first.len(), 2, "one list per COPY from the context");
+        let (second_dir, second) = build(2, Some(&first_dir));
+        assert_eq!(
+            first, second,
+            "unchanged: the same lists, linked (same inodes)"
+        );
+        fs::write(ctx.join("src/a.txt"), "edited\n").unwrap();
+        let (_, third) = build(3, Some(&second_dir));
+        assert_ne!(third[0], second[0], "the edited COPY has a new list");
+        assert_ne!(third[0].0["src/a.txt"], second[0].0["src/a.txt"]);
+        assert_eq!(third[1], second[1], "the other COPY still shares its list");
     }
 }

@@ -23,6 +23,9 @@ pub(crate) const RECORD_FILE: &str = "record.json";
 /// holds no record, so [`all`] passes over it.
 const LATEST_DIR: &str = ".latest";
 
+/// The directory of a build's COPY file lists (see [`file_list_path`]).
+const FILE_LISTS_DIR: &str = "files";
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub(crate) id: String,
@@ -81,7 +84,42 @@ pub(crate) struct Fingerprint {
     /// A `FROM`: the reference and what the store resolved it to.
     pub(crate) image: Option<(String, Option<String>)>,
     /// A COPY from the context: each selected entry's digest by path.
+    /// Records of older rbk versions hold the list here; new records name
+    /// it by `files_ref` instead and keep it beside the record.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) files: BTreeMap<String, String>,
+    /// A COPY from the context: the name of its file list
+    /// ([`file_list_path`]), a digest of the selection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) files_ref: Option<String>,
+}
+
+/// Where a build keeps the file list of a COPY, named by its `files_ref`.
+/// A list is a JSON map of path to digest, written once per selection and
+/// hard-linked into the next build's directory while the selection is
+/// unchanged: a monorepo COPY selects 200,000 entries, and listing them in
+/// every record made a no-op rebuild write and read back megabytes.
+pub(crate) fn file_list_path(build_dir: &Path, files_ref: &str) -> Option<PathBuf> {
+    let is_hex = files_ref.len() == 64 && files_ref.bytes().all(|b| b.is_ascii_hexdigit());
+    is_hex.then(|| {
+        build_dir
+            .join(FILE_LISTS_DIR)
+            .join(format!("{files_ref}.json"))
+    })
+}
+
+/// The file list of `f` (see [`Fingerprint::files`]) in build directory
+/// `build_dir`; empty when it has none or it cannot be read.
+pub(crate) fn file_list(build_dir: &Path, f: &Fingerprint) -> BTreeMap<String, String> {
+    if !f.files.is_empty() {
+        return f.files.clone();
+    }
+    f.files_ref
+        .as_deref()
+        .and_then(|r| file_list_path(build_dir, r))
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }
 
 impl Record {
@@ -303,6 +341,34 @@ mod tests {
             id("/a/Dockerfile", None).unwrap(),
             "20261207T050000000004Z-4"
         );
+    }
+
+    /// A record of an older rbk lists its files inline, and is read as
+    /// before; a `files_ref` that is not a digest never names a path.
+    #[test]
+    fn file_lists_are_read_inline_or_beside_the_record_and_refs_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Fingerprint =
+            serde_json::from_str(r#"{"kind":"file","stage":null,"slot":"s","line":2,"text":"COPY . /","env":[],"image":null,"files":{"a.txt":"sha256:00"}}"#)
+                .unwrap();
+        assert_eq!(file_list(dir.path(), &old)["a.txt"], "sha256:00");
+        let hex = "ab".repeat(32);
+        let path = file_list_path(dir.path(), &hex).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, r#"{"b.txt":"sha256:11"}"#).unwrap();
+        let new = Fingerprint {
+            files_ref: Some(hex),
+            ..Default::default()
+        };
+        assert_eq!(file_list(dir.path(), &new)["b.txt"], "sha256:11");
+        let json = serde_json::to_string(&new).unwrap();
+        assert!(
+            !json.contains("\"files\""),
+            "no inline list is written: {json}"
+        );
+        for bad in ["../../etc/passwd", "", &"g".repeat(64)] {
+            assert!(file_list_path(dir.path(), bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

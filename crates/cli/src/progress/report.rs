@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use rbk_graph::Dag;
 
-use super::inputs::{fingerprints, Sources};
+use super::inputs::{fingerprints, write_file_lists, Sources};
 use super::record::{self, Record, Step};
 use super::{emit, rawjson, timeline, write_err, Mode, Progress};
 
@@ -42,8 +42,19 @@ impl Progress {
             facts.target.as_deref(),
         );
         let dir = facts.logs_root.join(&facts.id);
+        let previous_dir = previous.as_ref().map(|p| facts.logs_root.join(&p.id));
+        write_file_lists(
+            facts.dag,
+            &facts.sources,
+            &prints,
+            &dir,
+            previous_dir.as_deref(),
+        )?;
         let mut record = self.assemble(&facts, prints, &dir);
-        for (i, reason) in super::explain::reasons(&record, previous.as_ref()) {
+        let file_list = |r: &Record, f: &record::Fingerprint| {
+            record::file_list(&facts.logs_root.join(&r.id), f)
+        };
+        for (i, reason) in super::explain::reasons(&record, previous.as_ref(), &file_list) {
             record.steps[i].reason = Some(reason);
         }
         record.save(&dir)?;

@@ -116,6 +116,7 @@ impl std::fmt::Debug for ContextIndex {
 /// Domain separators, so a plain and a wildcard selection never collide.
 const PLAIN_HEADER: &[u8] = b"rbk-context-path-v1\0";
 const WILDCARD_HEADER: &[u8] = b"rbk-context-wildcard-v1\0";
+const SELECTION_HEADER: &[u8] = b"rbk-context-selection-v1\0";
 
 impl ContextIndex {
     /// Walks `root` without following symlinks and hashes every regular
@@ -255,17 +256,8 @@ impl ContextIndex {
         wildcard: bool,
         follow_symlinks: bool,
     ) -> Result<Vec<(String, Digest)>> {
-        let clean = selector::clean(src);
-        let tops: Vec<usize> = if wildcard && crate::has_wildcard(src) {
-            let matches = self.wildcard_matches(src, &clean, follow_symlinks)?;
-            matches.into_iter().map(|(_, idx)| idx).collect()
-        } else {
-            self.resolve(src, clean.join("/").as_bytes(), follow_symlinks)?
-                .into_iter()
-                .collect()
-        };
         let mut out = Vec::new();
-        for idx in tops {
+        for idx in self.selected_tops(src, wildcard, follow_symlinks)? {
             self.hash_tree(idx)?;
             let top = &self.entries[idx];
             let below = match top.kind {
@@ -279,6 +271,46 @@ impl ContextIndex {
             }
         }
         Ok(out)
+    }
+
+    /// A digest of what [`ContextIndex::selected_entries`] lists: two
+    /// selections with the same digest give the same list. It covers each selected
+    /// top's path from the context root, then its tree as
+    /// [`ContextIndex::selector_digest`] covers it. It names a selection's
+    /// list without building it (a monorepo COPY selects 200,000 entries).
+    pub fn selection_digest(
+        &self,
+        src: &str,
+        wildcard: bool,
+        follow_symlinks: bool,
+    ) -> Result<Digest> {
+        let mut h = Sha256Writer::new();
+        h.update(SELECTION_HEADER);
+        for idx in self.selected_tops(src, wildcard, follow_symlinks)? {
+            self.hash_tree(idx)?;
+            write_bytes(&mut h, &self.entries[idx].path);
+            self.write_tree(&mut h, idx);
+        }
+        Ok(h.finish())
+    }
+
+    /// The entries a source selects at its top (a wildcard's matches, or
+    /// the one entry a plain path resolves to); none when it is missing.
+    fn selected_tops(
+        &self,
+        src: &str,
+        wildcard: bool,
+        follow_symlinks: bool,
+    ) -> Result<Vec<usize>> {
+        let clean = selector::clean(src);
+        Ok(if wildcard && crate::has_wildcard(src) {
+            let matches = self.wildcard_matches(src, &clean, follow_symlinks)?;
+            matches.into_iter().map(|(_, idx)| idx).collect()
+        } else {
+            self.resolve(src, clean.join("/").as_bytes(), follow_symlinks)?
+                .into_iter()
+                .collect()
+        })
     }
 
     /// The checksum of the whole visible context (the same as the plain

@@ -292,6 +292,89 @@ fn the_tar_is_deterministic_whatever_the_creation_order() {
     assert!(first.ends_with(&[0u8; 1024]));
 }
 
+/// The tree of `build_tree` plus what the packer's walk treats apart:
+/// empty files (never opened), xattrs on empty files, directories and
+/// files with a list longer than a first small read, empty hardlinks, more
+/// names in one directory than one batch of inspections, and a chain of
+/// directories deeper than the levels walked through open fds.
+fn build_wide_tree(root: &Path) {
+    build_tree(root, false);
+    let p = |rel: &str| root.join(rel);
+    write_file(&p("empty"), b"", 0o600);
+    rfs::lsetxattr(p("empty"), "user.e", b"1", XattrFlags::empty()).unwrap();
+    write_file(&p("hardempty1"), b"", 0o644);
+    fs::hard_link(p("hardempty1"), p("hardempty2")).unwrap();
+    // More names than the packer inspects in one batch, of every kind.
+    fs::create_dir(p("many")).unwrap();
+    for i in 0..4500 {
+        write_file(&p(&format!("many/f{i}")), b"", 0o644);
+    }
+    write_file(&p("many/padded"), &[7u8; 3000], 0o644);
+    fs::hard_link(p("many/padded"), p("many/zz-hard")).unwrap();
+    symlink("padded", p("many/link")).unwrap();
+    rfs::mknodat(
+        CWD,
+        p("many/zfifo"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    rfs::mknodat(
+        CWD,
+        p("many/zgone"),
+        FileType::CharacterDevice,
+        Mode::empty(),
+        0,
+    )
+    .unwrap();
+    rfs::lsetxattr(p("many/f3999"), "user.half", b"2", XattrFlags::empty()).unwrap();
+    for target in ["many", "many/padded", "many/f7"] {
+        for i in 0..40 {
+            let name = format!("user.a-long-attribute-name-to-fill-the-list-{i:02}");
+            rfs::lsetxattr(p(target), name, b"v", XattrFlags::empty()).unwrap();
+        }
+    }
+    let mut deep = p("chain");
+    for _ in 0..90 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    write_file(&deep.join("content"), b"deep", 0o644);
+    write_file(&deep.join("empty"), b"", 0o644);
+    rfs::lsetxattr(deep.join("empty"), "user.deep", b"y", XattrFlags::empty()).unwrap();
+    rfs::lsetxattr(
+        deep.parent().unwrap(),
+        "user.dir",
+        b"z",
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    symlink("../content", deep.join("link")).unwrap();
+    fs::hard_link(deep.join("content"), p("chain/hard")).unwrap();
+    fix_mtimes(root);
+}
+
+/// The layer's bytes are fixed: layer digests (and so cache hits and image
+/// ids) must not move when the packer changes. The digest was taken from
+/// the packer of af1729f.
+#[test]
+fn the_tar_bytes_are_pinned() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("upper");
+    build_wide_tree(&root);
+    let bytes = tar_of(&root, &LayerOptions::default());
+    let digest = rbk_store::Digest::sha256_of(&bytes).to_string();
+    assert_eq!(
+        (digest.as_str(), bytes.len()),
+        (
+            "sha256:de117c530b39ac13fa7fca379b47e958e330c5200c180fdd06df9c3577cb8ab5",
+            2_440_192
+        )
+    );
+}
+
 #[test]
 fn source_date_epoch_clamps_only_later_mtimes() {
     require_root();

@@ -191,7 +191,7 @@ fn ascii_prefix(bytes: &[u8], max: usize) -> Vec<u8> {
 /// The ustar block of `entry`; fields PAX overrides hold a clamped value.
 fn ustar_block(entry: &Entry) -> io::Result<[u8; BLOCK]> {
     let mut b = [0u8; BLOCK];
-    put_bytes(&mut b[0..100], &ascii_prefix(&entry.name, 100));
+    put_ascii(&mut b[0..100], &entry.name);
     put_octal(&mut b[100..108], u64::from(entry.mode & 0o7777));
     put_octal(&mut b[108..116], entry.uid.min(octal_max(8)));
     put_octal(&mut b[116..124], entry.gid.min(octal_max(8)));
@@ -199,7 +199,7 @@ fn ustar_block(entry: &Entry) -> io::Result<[u8; BLOCK]> {
     let mtime = entry.mtime.clamp(0, octal_max(12) as i64) as u64;
     put_octal(&mut b[136..148], mtime);
     b[156] = entry.kind.flag();
-    put_bytes(&mut b[157..257], &ascii_prefix(&entry.link, 100));
+    put_ascii(&mut b[157..257], &entry.link);
     b[257..263].copy_from_slice(b"ustar\0");
     b[263..265].copy_from_slice(b"00");
     let (major, minor) = (u64::from(entry.dev_major), u64::from(entry.dev_minor));
@@ -217,16 +217,28 @@ fn ustar_block(entry: &Entry) -> io::Result<[u8; BLOCK]> {
     Ok(b)
 }
 
-fn put_bytes(field: &mut [u8], value: &[u8]) {
-    field[..value.len()].copy_from_slice(value);
+/// [`ascii_prefix`] of `value`, as long as `field`, written into it.
+fn put_ascii(field: &mut [u8], value: &[u8]) {
+    for (f, b) in field.iter_mut().zip(value) {
+        *f = if b.is_ascii() && *b != 0 { *b } else { b'_' };
+    }
 }
 
 /// Zero-padded octal ending in NUL; the caller keeps `value` in range.
 fn put_octal(field: &mut [u8], value: u64) {
     let last = field.len() - 1;
-    let digits = format!("{value:0last$o}");
-    field[..last].copy_from_slice(digits.as_bytes());
+    octal_digits(&mut field[..last], value);
     field[last] = 0;
+}
+
+/// `value` as zero-padded octal filling `digits` (its low digits, should it
+/// not fit); written by hand because a header has six such fields and a
+/// layer may have a header per file.
+fn octal_digits(digits: &mut [u8], mut value: u64) {
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (value & 7) as u8;
+        value >>= 3;
+    }
 }
 
 /// The checksum: the byte sum with the field as spaces, as 6 octal digits,
@@ -234,8 +246,7 @@ fn put_octal(field: &mut [u8], value: u64) {
 fn set_checksum(b: &mut [u8; BLOCK]) {
     b[148..156].copy_from_slice(b"        ");
     let sum: u32 = b.iter().map(|x| u32::from(*x)).sum();
-    let digits = format!("{sum:06o}");
-    b[148..154].copy_from_slice(digits.as_bytes());
+    octal_digits(&mut b[148..154], u64::from(sum));
     b[154] = 0;
     b[155] = b' ';
 }
@@ -291,6 +302,21 @@ mod tests {
         let block = ustar_block(&entry).unwrap();
         assert_eq!(&block[329..337], b"0007777\0");
         assert_eq!(&block[337..345], b"4000000\0");
+    }
+
+    #[test]
+    fn octal_fields_are_zero_padded_and_end_in_nul() {
+        let mut field = [b'x'; 8];
+        put_octal(&mut field, 0o755);
+        assert_eq!(&field, b"0000755\0");
+        put_octal(&mut field, octal_max(8));
+        assert_eq!(&field, b"7777777\0");
+        let mut field = [b'x'; 12];
+        put_octal(&mut field, 1_700_000_000);
+        assert_eq!(&field, format!("{:011o}\0", 1_700_000_000).as_bytes());
+        let mut block = [0u8; BLOCK];
+        set_checksum(&mut block);
+        assert_eq!(&block[148..156], b"000400\0 ", "8 spaces: 256");
     }
 
     #[test]

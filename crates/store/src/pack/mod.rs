@@ -53,6 +53,7 @@
 //! and memory stays at a few MiB whatever the layer's size.
 
 mod header;
+mod inspect;
 mod walk;
 
 use std::io::{self, Read, Write};

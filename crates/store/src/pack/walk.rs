@@ -1,33 +1,41 @@
 //! Walking an overlay-format directory and writing its OCI layer tar.
+//!
+//! The walk is bound by system calls, not bytes: a `RUN` that writes 50,000
+//! small files makes a layer of 50,000 headers. So each entry costs as few
+//! calls, and as short lookups, as the tar allows:
+//!
+//! - a directory is listed and its entries inspected through an fd of it
+//!   (`statx` of one name instead of the whole path from `/`), down to
+//!   [`MAX_FD_DEPTH`] below the root; deeper ones go by path, so that a deep
+//!   tree never holds more than that many fds open;
+//! - the xattrs of a directory or a file the walk opens anyway come from
+//!   its fd; only the rest are listed by path (there is no `llistxattrat`
+//!   without `unsafe`);
+//! - an empty regular file is never opened, there is nothing to read;
+//! - long listings are inspected on two threads (`inspect.rs`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{Dir, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::header::{padding, write_header, Entry, Kind, BLOCK};
+use super::inspect::{inspect, read_xattrs, At, Meta, Xattrs, BATCH};
 use super::PackOptions;
 use crate::{Error, Result};
 
 /// Size of the read buffer and of the output buffer.
 const BUFFER: usize = 1 << 20;
-/// Linux caps an xattr list and an xattr value at 64 KiB each.
-const XATTR_MAX: usize = 64 << 10;
+/// Directory levels below the root walked through an open fd.
+const MAX_FD_DEPTH: usize = 64;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
-/// Directory levels walked through an fd each (held while the level's
-/// children are written); deeper levels use full paths.
-const MAX_FD_DEPTH: usize = 64;
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
 
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
 /// (the rules are in the docs of the `pack` module). The walk recurses
@@ -54,16 +62,15 @@ pub fn write_layer_tar(dir: &Path, out: impl Write + Send, options: &PackOptions
 /// [`write_layer_tar`] for an `out` that buffers by itself: headers arrive
 /// as many small writes.
 pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &PackOptions) -> Result<()> {
-    let mut writer = TarWriter {
+    let writer = TarWriter {
         out,
         buf: vec![0; BUFFER],
-        scratch: vec![0; 2 * XATTR_MAX],
+        scratch: Vec::new(),
         links: HashMap::new(),
         epoch: options.source_date_epoch,
         dir_mtimes: true,
     };
-    writer.walk_root(dir)?;
-    writer.finish(dir)
+    writer.run(dir)
 }
 
 /// The digest of the tar of `dir` with every directory's mtime written as
@@ -73,23 +80,22 @@ pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &PackOption
 /// archive's.
 pub(super) fn content_digest_here(dir: &Path) -> Result<crate::Digest> {
     let mut hasher = crate::Sha256Writer::new();
-    let mut writer = TarWriter {
+    let writer = TarWriter {
         out: BufWriter::with_capacity(BUFFER, &mut hasher),
         buf: vec![0; BUFFER],
-        scratch: vec![0; 2 * XATTR_MAX],
+        scratch: Vec::new(),
         links: HashMap::new(),
         epoch: None,
         dir_mtimes: false,
     };
-    writer.walk_root(dir)?;
-    writer.finish(dir)?;
+    writer.run(dir)?;
     Ok(hasher.finish())
 }
 
 struct TarWriter<W: Write> {
     out: W,
     buf: Vec<u8>,
-    /// Room for one xattr list and one value, reused for every path.
+    /// Room for a long xattr list or value, grown when one is met.
     scratch: Vec<u8>,
     /// First archive name of each multiply-linked inode, by (dev, ino).
     links: HashMap<(u64, u64), Vec<u8>>,
@@ -98,114 +104,112 @@ struct TarWriter<W: Write> {
     dir_mtimes: bool,
 }
 
-/// The xattrs of one path that matter for the layer.
-#[derive(Default)]
-struct Xattrs {
-    kept: BTreeMap<Vec<u8>, Vec<u8>>,
-    opaque: bool,
-}
-
 impl<W: Write> TarWriter<W> {
-    /// Writes the tree at `root`: its entries, not the root itself.
-    fn walk_root(&mut self, root: &Path) -> Result<()> {
-        // The root may be reached through a symlink, as `read_dir` allowed.
+    /// The whole tar of `dir`.
+    fn run(mut self, dir: &Path) -> Result<()> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = rfs::open(root, flags, Mode::empty()).map_err(io_err("opening", root))?;
-        self.walk(root, At::Fd(fd.as_fd()), &[], 0)
+        let fd = rustix::fs::open(dir, flags, Mode::empty())
+            .map_err(|e| Error::io("opening", dir)(e.into()))?;
+        self.walk(&mut dir.to_path_buf(), Some(fd), &[], 0)?;
+        self.finish(dir)
     }
 
-    /// Writes the entries below `dir`, whose archive name is `prefix`
-    /// (empty or ending in `/`), children in byte order of their names.
-    /// `at` reaches the children: the directory's fd, or (deeper than
-    /// [`MAX_FD_DEPTH`]) their full paths.
-    fn walk(&mut self, dir: &Path, at: At<'_>, prefix: &[u8], depth: usize) -> Result<()> {
-        let mut names = list(dir, at)?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let path = dir.join(&name);
-            let child = at.child(&name, &path);
-            let st = rfs::statat(child.0, child.1, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err("inspecting", &path))?;
-            let mut archive_name = prefix.to_vec();
-            archive_name.extend_from_slice(name.as_bytes());
-            self.entry(&path, child, archive_name, &st, depth)?;
+    /// Writes the entries below `dir` (open as `fd`, or not held), whose
+    /// archive name is `prefix` (empty or ending in `/`) and which lies
+    /// `depth` levels below the root, children in byte order of their names.
+    fn walk(
+        &mut self,
+        dir: &mut PathBuf,
+        fd: Option<OwnedFd>,
+        prefix: &[u8],
+        depth: usize,
+    ) -> Result<()> {
+        let listing = |e: Errno| Error::io("listing", dir.as_path())(e.into());
+        let (mut names, handle) = match fd {
+            Some(fd) => {
+                let mut handle = Dir::new(fd).map_err(listing)?;
+                (list_fd(&mut handle).map_err(listing)?, Some(handle))
+            }
+            None => (list_path(dir)?, None),
+        };
+        let fd = match &handle {
+            Some(handle) => Some(handle.fd().map_err(listing)?),
+            None => None,
+        };
+        names.sort_by(|a, b| a.to_bytes().cmp(b.to_bytes()));
+        for batch in names.chunks(BATCH) {
+            let metas = inspect(dir, fd, batch);
+            for (name, meta) in batch.iter().zip(metas) {
+                dir.push(OsStr::from_bytes(name.to_bytes()));
+                let result =
+                    meta.and_then(|meta| self.child(dir, fd, name, meta, prefix, depth + 1));
+                dir.pop();
+                result?;
+            }
         }
         Ok(())
     }
 
-    /// Writes one path (and, for a directory, everything below it);
-    /// `child` reaches it from its parent.
-    fn entry(
+    /// Writes one entry of a directory (and, for a directory, everything
+    /// below it); `path` is its full path, `depth` its level.
+    fn child(
         &mut self,
-        path: &Path,
-        child: (BorrowedFd<'_>, &Path),
-        name: Vec<u8>,
-        st: &Stat,
+        path: &mut PathBuf,
+        dir: Option<BorrowedFd<'_>>,
+        name: &CStr,
+        meta: Meta,
+        prefix: &[u8],
         depth: usize,
     ) -> Result<()> {
-        let kind = FileType::from_raw_mode(st.st_mode);
-        if kind == FileType::CharacterDevice && st.st_rdev == 0 {
-            return self.whiteout(path, &name, st);
+        let at = At {
+            path: path.as_path(),
+            dir,
+            name,
+        };
+        let stat = meta.stat;
+        let mut archive_name = Vec::with_capacity(prefix.len() + name.to_bytes().len() + 1);
+        archive_name.extend_from_slice(prefix);
+        archive_name.extend_from_slice(name.to_bytes());
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        if kind == FileType::CharacterDevice && stat.st_rdev == 0 {
+            return self.whiteout(at.path, &archive_name, &stat);
         }
-        if base_name(&name).starts_with(WHITEOUT_PREFIX) {
+        if base_name(&archive_name).starts_with(WHITEOUT_PREFIX) {
             return Err(layer_error(
-                path,
+                at.path,
                 "names starting with .wh. are whiteouts in OCI layers and cannot be stored",
             ));
         }
-        if kind == FileType::Socket {
-            return Ok(()); // tar cannot carry sockets; Docker skips them too
-        }
         match kind {
-            FileType::Directory => self.directory(path, child, name, st, depth),
-            FileType::RegularFile => {
-                let file = open_file(child).map_err(Error::io("reading file for layer", path))?;
-                let xattrs = read_xattrs(path, Xattr::Fd(file.as_fd()), &mut self.scratch)?;
-                let entry = self.base_entry(name, st, xattrs.kept);
-                if self.hard_link(path, &entry, st)? {
-                    return Ok(());
-                }
-                let mut entry = entry;
-                entry.size = u64::try_from(st.st_size).unwrap_or(0);
-                self.write(path, &entry)?;
-                self.content(path, file, entry.size)
+            FileType::Socket => Ok(()), // tar cannot carry sockets; Docker skips them too
+            FileType::Directory => {
+                // Opened here when the walk holds its parent and it is not
+                // too deep: listed, inspected and read through this fd.
+                let fd = match dir {
+                    Some(_) if depth <= MAX_FD_DEPTH => Some(
+                        at.open(OFlags::RDONLY | OFlags::DIRECTORY)
+                            .map_err(at.io("opening"))?,
+                    ),
+                    _ => None,
+                };
+                let xattrs = read_xattrs(&at, fd.as_ref().map(AsFd::as_fd), &mut self.scratch)?;
+                let prefix = self.directory(at.path, archive_name, &stat, xattrs)?;
+                self.walk(path, fd, &prefix, depth)
             }
-            _ => {
-                let xattrs = read_xattrs(path, Xattr::Path(path), &mut self.scratch)?;
-                let mut entry = self.base_entry(name, st, xattrs.kept);
-                if self.hard_link(path, &entry, st)? {
-                    return Ok(());
-                }
-                special(path, &mut entry, st)?;
-                self.write(path, &entry)
-            }
+            _ => self.non_directory(&at, archive_name, &stat, meta.xattrs),
         }
     }
 
-    /// A directory's entry, its opaque marker, then its children.
+    /// Writes a directory's entry and its opaque marker; returns the prefix
+    /// of its children's names.
     fn directory(
         &mut self,
         path: &Path,
-        child: (BorrowedFd<'_>, &Path),
         name: Vec<u8>,
-        st: &Stat,
-        depth: usize,
-    ) -> Result<()> {
-        // An fd per level, up to a depth that keeps far below the fd limit;
-        // below it, full paths (as deep trees are rare).
-        let fd = match depth < MAX_FD_DEPTH {
-            true => Some(
-                rfs::openat(child.0, child.1, DIR_FLAGS, Mode::empty())
-                    .map_err(io_err("opening", path))?,
-            ),
-            false => None,
-        };
-        let source = match &fd {
-            Some(fd) => Xattr::Fd(fd.as_fd()),
-            None => Xattr::Path(path),
-        };
-        let xattrs = read_xattrs(path, source, &mut self.scratch)?;
-        let mut entry = self.base_entry(name, st, xattrs.kept);
+        stat: &Stat,
+        xattrs: Xattrs,
+    ) -> Result<Vec<u8>> {
+        let mut entry = self.base_entry(name, stat, xattrs.kept);
         entry.kind = Kind::Directory;
         entry.name.push(b'/');
         if !self.dir_mtimes {
@@ -217,55 +221,80 @@ impl<W: Write> TarWriter<W> {
             marker.extend_from_slice(OPAQUE_MARKER);
             self.write(path, &Entry::new(marker, Kind::Regular, entry.mtime))?;
         }
-        let at = match &fd {
-            Some(fd) => At::Fd(fd.as_fd()),
-            None => At::Paths,
-        };
-        self.walk(path, at, &entry.name, depth + 1)
+        Ok(entry.name)
     }
 
-    /// Writes a hardlink entry when `st` is an inode met before in this
-    /// tree (and remembers its first name otherwise); whether it did.
-    fn hard_link(&mut self, path: &Path, entry: &Entry, st: &Stat) -> Result<bool> {
-        if st.st_nlink <= 1 {
-            return Ok(false);
-        }
+    /// Writes a file, link, FIFO or device: a hardlink entry when its inode
+    /// was met before under another name. `read` holds its xattrs when the
+    /// batch read them (see `inspect::opened`).
+    fn non_directory(
+        &mut self,
+        at: &At<'_>,
+        name: Vec<u8>,
+        stat: &Stat,
+        read: Option<Result<Xattrs>>,
+    ) -> Result<()> {
+        let kind = FileType::from_raw_mode(stat.st_mode);
         #[allow(clippy::unnecessary_cast)] // the types differ by architecture
-        let key = (st.st_dev as u64, st.st_ino as u64);
-        if let Some(first) = self.links.get(&key) {
-            let mut link = entry.clone();
-            link.kind = Kind::HardLink;
-            link.link = first.clone();
-            self.write(path, &link)?;
-            return Ok(true);
+        let key = (stat.st_dev as u64, stat.st_ino as u64);
+        let first = match stat.st_nlink > 1 {
+            true => self.links.get(&key).cloned(),
+            false => None,
+        };
+        let size = stat.st_size as u64;
+        let file = match kind == FileType::RegularFile && first.is_none() && size > 0 {
+            true => Some(at.open_file()?),
+            false => None,
+        };
+        let xattrs = match (&file, read) {
+            (Some(file), _) => read_xattrs(at, Some(file.as_fd()), &mut self.scratch)?,
+            (None, Some(read)) => read?,
+            (None, None) => read_xattrs(at, None, &mut self.scratch)?,
+        };
+        let mut entry = self.base_entry(name, stat, xattrs.kept);
+        if let Some(first) = first {
+            entry.kind = Kind::HardLink;
+            entry.link = first;
+            return self.write(at.path, &entry);
         }
-        self.links.insert(key, entry.name.clone());
-        Ok(false)
+        if stat.st_nlink > 1 {
+            self.links.insert(key, entry.name.clone());
+        }
+        if kind == FileType::RegularFile {
+            entry.size = size;
+            self.write(at.path, &entry)?;
+            return match file {
+                Some(file) => self.content(at.path, file, size),
+                None => Ok(()), // empty: no content, no padding
+            };
+        }
+        special(at, &mut entry, stat)?;
+        self.write(at.path, &entry)
     }
 
     /// The metadata every entry kind shares; `kind` starts as regular.
-    fn base_entry(&self, name: Vec<u8>, st: &Stat, xattrs: BTreeMap<Vec<u8>, Vec<u8>>) -> Entry {
-        let mut entry = Entry::new(name, Kind::Regular, self.mtime(st));
-        entry.mode = st.st_mode & 0o7777;
-        entry.uid = u64::from(st.st_uid);
-        entry.gid = u64::from(st.st_gid);
+    fn base_entry(&self, name: Vec<u8>, stat: &Stat, xattrs: BTreeMap<Vec<u8>, Vec<u8>>) -> Entry {
+        let mut entry = Entry::new(name, Kind::Regular, self.mtime(stat));
+        entry.mode = stat.st_mode & 0o7777;
+        entry.uid = u64::from(stat.st_uid);
+        entry.gid = u64::from(stat.st_gid);
         entry.xattrs = xattrs;
         entry
     }
 
     /// An overlay whiteout (char device 0/0) as the OCI `.wh.NAME` file.
-    fn whiteout(&mut self, path: &Path, name: &[u8], st: &Stat) -> Result<()> {
+    fn whiteout(&mut self, path: &Path, name: &[u8], stat: &Stat) -> Result<()> {
         let base = base_name(name);
         let mut out = name[..name.len() - base.len()].to_vec();
         out.extend_from_slice(WHITEOUT_PREFIX);
         out.extend_from_slice(base);
-        let entry = Entry::new(out, Kind::Regular, self.mtime(st));
+        let entry = Entry::new(out, Kind::Regular, self.mtime(stat));
         self.write(path, &entry)
     }
 
     #[allow(clippy::unnecessary_cast)] // the type differs by architecture
-    fn mtime(&self, st: &Stat) -> i64 {
-        let mtime = st.st_mtime as i64;
+    fn mtime(&self, stat: &Stat) -> i64 {
+        let mtime = stat.st_mtime as i64;
         match self.epoch {
             Some(epoch) if mtime > epoch => epoch,
             _ => mtime,
@@ -273,7 +302,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     fn write(&mut self, path: &Path, entry: &Entry) -> Result<()> {
-        write_header(&mut self.out, entry).map_err(Error::io("writing layer entry", path))
+        write_header(&mut self.out, entry).map_err(|e| Error::io("writing layer entry", path)(e))
     }
 
     /// Streams exactly `size` bytes of `file` (at `path`), then the padding.
@@ -288,13 +317,13 @@ impl<W: Write> TarWriter<W> {
             }
             self.out
                 .write_all(&self.buf[..n])
-                .map_err(Error::io("writing layer", path))?;
+                .map_err(|e| Error::io("writing layer", path)(e))?;
             left -= n as u64;
         }
         let zeros = [0u8; BLOCK];
         self.out
             .write_all(&zeros[..padding(size)])
-            .map_err(Error::io("writing layer", path))
+            .map_err(|e| Error::io("writing layer", path)(e))
     }
 
     /// The end-of-archive marker (two zero blocks), then a flush.
@@ -305,89 +334,51 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-/// Fills in a symlink's target or a device's numbers (a FIFO needs neither).
-fn special(path: &Path, entry: &mut Entry, st: &Stat) -> Result<()> {
-    let kind = FileType::from_raw_mode(st.st_mode);
-    if kind == FileType::Symlink {
-        entry.kind = Kind::Symlink;
-        let target = fs::read_link(path).map_err(Error::io("reading link", path))?;
-        entry.link = target.into_os_string().into_vec();
-    } else if kind == FileType::Fifo {
-        entry.kind = Kind::Fifo;
-    } else {
-        entry.kind = if kind == FileType::CharacterDevice {
-            Kind::CharDevice
-        } else {
-            Kind::BlockDevice
-        };
-        entry.dev_major = rfs::major(st.st_rdev);
-        entry.dev_minor = rfs::minor(st.st_rdev);
-    }
-    Ok(())
-}
-
-/// Opens the regular file `child` for reading, without following a
-/// symlink or blocking (should it have become a FIFO since its stat).
-fn open_file(child: (BorrowedFd<'_>, &Path)) -> std::io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let fd = match rfs::openat(child.0, child.1, flags | OFlags::NOATIME, Mode::empty()) {
-        // O_NOATIME needs ownership or CAP_FOWNER; retry without it.
-        Err(Errno::PERM) => rfs::openat(child.0, child.1, flags, Mode::empty())?,
-        other => other?,
-    };
-    Ok(File::from(fd))
-}
-
-/// The names in a directory, reached through its fd or its path.
-fn list(dir: &Path, at: At<'_>) -> Result<Vec<OsString>> {
+/// The names in the directory `handle` reads, `.` and `..` left out.
+fn list_fd(handle: &mut Dir) -> rustix::io::Result<Vec<CString>> {
     let mut names = Vec::new();
-    match at {
-        At::Fd(fd) => {
-            for entry in rfs::Dir::read_from(fd).map_err(io_err("listing", dir))? {
-                let entry = entry.map_err(io_err("listing", dir))?;
-                let name = entry.file_name().to_bytes();
-                if name != b"." && name != b".." {
-                    names.push(OsString::from_vec(name.to_vec()));
-                }
-            }
-        }
-        At::Paths => {
-            for entry in fs::read_dir(dir).map_err(Error::io("listing", dir))? {
-                names.push(entry.map_err(Error::io("listing", dir))?.file_name());
-            }
+    while let Some(entry) = handle.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
         }
     }
     Ok(names)
 }
 
-/// How the walk reaches a directory's children: relative to the
-/// directory's fd (one path component to resolve, not the whole path for
-/// each of three calls per file), or by full path.
-#[derive(Clone, Copy)]
-enum At<'a> {
-    Fd(BorrowedFd<'a>),
-    Paths,
+/// The names in directory `dir`, listed by path (below [`MAX_FD_DEPTH`]).
+fn list_path(dir: &Path) -> Result<Vec<CString>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir)(e))? {
+        let name = entry.map_err(|e| Error::io("listing", dir)(e))?.file_name();
+        // A name read from a directory holds no NUL.
+        let name =
+            CString::new(name.as_bytes()).map_err(|_| layer_error(dir, "a NUL in a name"))?;
+        names.push(name);
+    }
+    Ok(names)
 }
 
-impl<'a> At<'a> {
-    /// The (directory fd, name) that reaches child `name` at `path`.
-    fn child<'p>(self, name: &'p OsString, path: &'p Path) -> (BorrowedFd<'a>, &'p Path) {
-        match self {
-            At::Fd(fd) => (fd, Path::new(name)),
-            At::Paths => (rfs::CWD, path),
+/// Fills in a symlink's target or a device's numbers (a FIFO needs neither).
+fn special(at: &At<'_>, entry: &mut Entry, stat: &Stat) -> Result<()> {
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Symlink => {
+            entry.kind = Kind::Symlink;
+            entry.link = at.read_link()?;
+        }
+        FileType::Fifo => entry.kind = Kind::Fifo,
+        kind => {
+            entry.kind = if kind == FileType::CharacterDevice {
+                Kind::CharDevice
+            } else {
+                Kind::BlockDevice
+            };
+            entry.dev_major = rustix::fs::major(stat.st_rdev);
+            entry.dev_minor = rustix::fs::minor(stat.st_rdev);
         }
     }
-}
-
-/// Where xattrs are read from: an open fd, or a path (not followed).
-#[derive(Clone, Copy)]
-enum Xattr<'a> {
-    Fd(BorrowedFd<'a>),
-    Path(&'a Path),
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> Error + 'a {
-    move |e| Error::io(op, path)(e.into())
+    Ok(())
 }
 
 /// The last component of an archive name.
@@ -398,68 +389,7 @@ fn base_name(name: &[u8]) -> &[u8] {
     }
 }
 
-/// Reads the xattrs of `path` (not following a symlink): keeps `user.*` and
-/// `security.capability`, notes `trusted.overlay.opaque=y`, drops the rest,
-/// and refuses overlay redirects and metacopy files, whose content is not in
-/// this directory.
-fn read_xattrs(path: &Path, from: Xattr<'_>, scratch: &mut [u8]) -> Result<Xattrs> {
-    let (list, value) = scratch.split_at_mut(XATTR_MAX);
-    let listed = match from {
-        Xattr::Fd(fd) => rfs::flistxattr(fd, &mut list[..]),
-        Xattr::Path(p) => rfs::llistxattr(p, &mut list[..]),
-    };
-    let len = match listed {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(Xattrs::default()),
-        Err(e) => return Err(Error::io("listing xattrs of", path)(e.into())),
-    };
-    let mut out = Xattrs::default();
-    let overlay = crate::overlay_xattrs();
-    for name in list[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let own = name.strip_prefix(overlay.prefix.as_bytes());
-        match own {
-            Some(b"redirect" | b"metacopy") => {
-                let name = String::from_utf8_lossy(name);
-                return Err(layer_error(
-                    path,
-                    &format!("overlay xattr {name} (redirect_dir/metacopy) is not supported"),
-                ));
-            }
-            Some(b"opaque") => {
-                out.opaque = get_xattr(path, from, name, value)? == b"y";
-                continue;
-            }
-            // overlayfs's other bookkeeping (origin, impure…).
-            Some(_) => continue,
-            None => {}
-        }
-        match name {
-            n if n.starts_with(b"user.") || n == b"security.capability" => {
-                let value = get_xattr(path, from, name, value)?;
-                out.kept.insert(name.to_vec(), value.to_vec());
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-fn get_xattr<'a>(
-    path: &Path,
-    from: Xattr<'_>,
-    name: &[u8],
-    value: &'a mut [u8],
-) -> Result<&'a [u8]> {
-    let name = std::ffi::OsStr::from_bytes(name);
-    let got = match from {
-        Xattr::Fd(fd) => rfs::fgetxattr(fd, name, &mut value[..]),
-        Xattr::Path(p) => rfs::lgetxattr(p, name, &mut value[..]),
-    };
-    let n = got.map_err(|e| Error::io("reading xattr of", path)(e.into()))?;
-    Ok(&value[..n])
-}
-
-fn layer_error(path: &Path, reason: &str) -> Error {
+pub(super) fn layer_error(path: &Path, reason: &str) -> Error {
     Error::Pack {
         path: path.to_path_buf(),
         reason: reason.to_string(),
@@ -468,6 +398,8 @@ fn layer_error(path: &Path, reason: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use rustix::fs as rfs;
+
     use super::*;
 
     /// An entry as read back: name, type flag, content, kept xattrs.

@@ -92,6 +92,8 @@ struct Entry {
     hash: OnceLock<[u8; 32]>,
     /// A regular file's stat when listed.
     listed: Option<statcache::Meta>,
+    /// The hash came from the stat cache when the file was listed.
+    from_cache: bool,
 }
 
 /// Every visible entry of a context directory, sorted by path bytes, with
@@ -101,8 +103,6 @@ pub struct ContextIndex {
     /// Sorted by `path`; the root (`""`) is always first.
     entries: Vec<Entry>,
     hasher: scan::FileHasher,
-    /// Stat-cache records of the files whose hash came from the cache.
-    cached: Vec<(Box<[u8]>, statcache::Cached)>,
 }
 
 impl std::fmt::Debug for ContextIndex {
@@ -147,22 +147,24 @@ impl ContextIndex {
         filter: &dyn PathFilter,
         cache: Option<&StatCache>,
     ) -> Result<ContextIndex> {
-        let (found, hasher) = scan::scan(root, filter, cache)?;
-        let mut entries = found.entries;
+        let (mut entries, hasher) = scan::scan(root, filter, cache)?;
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        Ok(ContextIndex {
-            entries,
-            hasher,
-            cached: found.fresh,
-        })
+        Ok(ContextIndex { entries, hasher })
     }
 
     /// Makes `cache` hold the files of this index whose hash is known and
     /// trustworthy: from the cache itself, or read since the scan.
     pub fn update_cache(&self, cache: &mut StatCache) {
-        let mut records = self.cached.clone();
-        records.extend(scan::lock(&self.hasher.fresh).iter().cloned());
-        cache.replace(records);
+        let from_cache = self.entries.iter().filter(|e| e.from_cache);
+        let listed = from_cache.filter_map(|e| {
+            let cached = statcache::Cached {
+                meta: e.listed?,
+                hash: *e.hash.get()?,
+            };
+            Some((e.path.as_ref(), cached))
+        });
+        let fresh = scan::lock(&self.hasher.fresh);
+        cache.replace(listed.chain(fresh.iter().map(|(p, c)| (p.as_ref(), *c))));
     }
 
     /// Reads the regular files of `entries` not hashed yet, in parallel.

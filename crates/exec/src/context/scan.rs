@@ -46,14 +46,6 @@ const BENEATH: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
 
-/// What a walk produced.
-#[derive(Default)]
-pub(super) struct Found {
-    pub(super) entries: Vec<Entry>,
-    /// Stat-cache records of the files whose hash came from the cache.
-    pub(super) fresh: Vec<(Box<[u8]>, Cached)>,
-}
-
 /// Reads and hashes files of one context, for as long as its index lives.
 pub(super) struct FileHasher {
     root: PathBuf,
@@ -71,7 +63,7 @@ struct Walk<'a> {
     hasher: &'a FileHasher,
     filter: &'a dyn PathFilter,
     cache: Option<&'a StatCache>,
-    found: Mutex<Found>,
+    found: Mutex<Vec<Entry>>,
     /// Excluded directories descended into; kept only if something under
     /// them is visible.
     tentative: Mutex<Vec<Entry>>,
@@ -85,7 +77,7 @@ pub(super) fn scan(
     root: &Path,
     filter: &dyn PathFilter,
     cache: Option<&StatCache>,
-) -> Result<(Found, FileHasher)> {
+) -> Result<(Vec<Entry>, FileHasher)> {
     let start_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
@@ -113,8 +105,8 @@ pub(super) fn scan(
         return Err(e);
     }
     let mut found = take(walk.found);
-    found.entries.push(plain_entry(Vec::new(), Kind::Dir, &st));
-    keep_tentative(&mut found.entries, take(walk.tentative));
+    found.push(plain_entry(Vec::new(), Kind::Dir, &st));
+    keep_tentative(&mut found, take(walk.tentative));
     Ok((found, hasher))
 }
 
@@ -150,7 +142,7 @@ fn keep_tentative(entries: &mut Vec<Entry>, tentative: Vec<Entry>) {
 struct Children {
     /// (relative path, excluded by the filter, stat)
     dirs: Vec<(Vec<u8>, bool, Stat)>,
-    found: Found,
+    found: Vec<Entry>,
 }
 
 impl<'a> Walk<'a> {
@@ -162,10 +154,8 @@ impl<'a> Walk<'a> {
         lock(&self.failed).get_or_insert(e);
     }
 
-    fn merge(&self, part: Found) {
-        let mut found = lock(&self.found);
-        found.entries.extend(part.entries);
-        found.fresh.extend(part.fresh);
+    fn merge(&self, part: Vec<Entry>) {
+        lock(&self.found).extend(part);
     }
 
     /// Lists directory `rel`, records what needs no hashing, and spawns a
@@ -186,7 +176,7 @@ impl<'a> Walk<'a> {
             if excluded {
                 lock(&self.tentative).push(entry);
             } else {
-                kids.found.entries.push(entry);
+                kids.found.push(entry);
             }
             s.spawn(move |s| self.dir_job(s, path));
         }
@@ -232,21 +222,16 @@ impl<'a> Walk<'a> {
             FileType::RegularFile => {
                 let meta = Meta::of(&st);
                 let hash = self.cache.and_then(|c| c.lookup(&path, &meta));
-                if let Some(hash) = hash {
-                    kids.found
-                        .fresh
-                        .push((path.clone().into(), Cached { meta, hash }));
-                }
-                kids.found.entries.push(file_entry(&path, &meta, hash));
+                kids.found.push(file_entry(path, &meta, hash));
             }
             FileType::Symlink => {
                 let target = readlinkat(fd, name, Vec::new())
                     .map_err(|e| Error::io("reading symlink", self.hasher.path(&path), e.into()))?;
                 let mut e = plain_entry(path, Kind::Symlink, &st);
                 e.target = target.into_bytes().into();
-                kids.found.entries.push(e);
+                kids.found.push(e);
             }
-            _ => kids.found.entries.push(plain_entry(path, Kind::Other, &st)),
+            _ => kids.found.push(plain_entry(path, Kind::Other, &st)),
         }
         Ok(())
     }
@@ -372,15 +357,18 @@ fn plain_entry(path: Vec<u8>, kind: Kind, st: &Stat) -> Entry {
         target: Box::default(),
         hash: std::sync::OnceLock::new(),
         listed: None,
+        from_cache: false,
     }
 }
 
-fn file_entry(rel: &[u8], meta: &Meta, hash: Option<[u8; 32]>) -> Entry {
+/// A regular file's entry; `hash` is the stat cache's.
+fn file_entry(rel: Vec<u8>, meta: &Meta, hash: Option<[u8; 32]>) -> Entry {
     let lock = std::sync::OnceLock::new();
     if let Some(hash) = hash {
         let _ = lock.set(hash);
     }
     Entry {
+        from_cache: hash.is_some(),
         path: rel.into(),
         kind: Kind::File,
         mode: meta.mode & 0o7777,

@@ -134,14 +134,21 @@ impl StatCache {
             .map(|c| c.hash)
     }
 
-    /// Replaces the contents with the records of a scan.
-    pub(super) fn replace(&mut self, fresh: Vec<(Box<[u8]>, Cached)>) {
-        // The common warm case, every record unchanged, builds no new map.
-        // (Paths in `fresh` are unique, so equal counts mean equal key sets.)
-        let unchanged = fresh.len() == self.entries.len()
-            && fresh.iter().all(|(p, c)| self.entries.get(p) == Some(c));
+    /// Replaces the contents with the records of a scan (unique paths).
+    pub(super) fn replace<'a>(
+        &mut self,
+        records: impl Iterator<Item = (&'a [u8], Cached)> + Clone,
+    ) {
+        // The common warm case, every record unchanged, copies no path and
+        // builds no new map. (Paths are unique, so equal counts mean equal
+        // key sets.)
+        let mut count = 0;
+        let unchanged = records.clone().all(|(p, c)| {
+            count += 1;
+            self.entries.get(p) == Some(&c)
+        }) && count == self.entries.len();
         if !unchanged {
-            self.entries = fresh.into_iter().collect();
+            self.entries = records.map(|(p, c)| (p.into(), c)).collect();
             self.dirty = true;
         }
     }

@@ -214,6 +214,26 @@ mod tests {
     use super::*;
     use std::fs;
 
+    /// The plan of a Dockerfile `text` over context `ctx`.
+    fn plan(ctx: &Path, text: &str) -> (rbk_build::Dockerfile, rbk_build::Planned) {
+        let dockerfile = rbk_build::Dockerfile {
+            name: "Dockerfile".into(),
+            path: None,
+            text: text.into(),
+        };
+        let planned = rbk_build::plan(
+            rbk_build::PlanOptions {
+                dockerfile: &dockerfile,
+                context: ctx,
+                lower: Default::default(),
+                no_cache_stages: &[],
+            },
+            None,
+        )
+        .unwrap();
+        (dockerfile, planned)
+    }
+
     /// The build record's files from the build's own scan are what a second
     /// walk after the build gave (the record and `--explain` unchanged).
     #[test]
@@ -236,21 +256,10 @@ mod tests {
         let excludes: Vec<String> = ["**/target", "!src/target/keep.txt", "*.log"]
             .map(String::from)
             .into();
-        let dockerfile = rbk_build::Dockerfile {
-            name: "Dockerfile".into(),
-            path: None,
-            text: "FROM scratch\nCOPY src/ /src/\nCOPY *.txt /t/\nCOPY . /all/\n".into(),
-        };
-        let planned = rbk_build::plan(
-            rbk_build::PlanOptions {
-                dockerfile: &dockerfile,
-                context: &ctx,
-                lower: Default::default(),
-                no_cache_stages: &[],
-            },
-            None,
-        )
-        .unwrap();
+        let (dockerfile, planned) = plan(
+            &ctx,
+            "FROM scratch\nCOPY src/ /src/\nCOPY *.txt /t/\nCOPY . /all/\n",
+        );
         let store = rbk_store::Store::open(&dir.path().join("root")).unwrap();
         let mut sources = Sources {
             dockerfile_text: &dockerfile.text,
@@ -294,23 +303,10 @@ mod tests {
         fs::create_dir_all(ctx.join("src")).unwrap();
         fs::write(ctx.join("src/a.txt"), "a\n").unwrap();
         fs::write(ctx.join("other.txt"), "o\n").unwrap();
-        let dockerfile = rbk_build::Dockerfile {
-            name: "Dockerfile".into(),
-            path: None,
-            text: "FROM scratch\nCOPY src /src\nCOPY other.txt /o\n".into(),
-        };
         let store = rbk_store::Store::open(&dir.path().join("root")).unwrap();
         let build = |n: usize, previous: Option<&Path>| {
-            let planned = rbk_build::plan(
-                rbk_build::PlanOptions {
-                    dockerfile: &dockerfile,
-                    context: &ctx,
-                    lower: Default::default(),
-                    no_cache_stages: &[],
-                },
-                None,
-            )
-            .unwrap();
+            let (dockerfile, planned) =
+                plan(&ctx, "FROM scratch\nCOPY src /src\nCOPY other.txt /o\n");
             let sources = Sources {
                 dockerfile_text: &dockerfile.text,
                 store: &store,

@@ -140,6 +140,9 @@ fn wildcard_without_match_needs_allow_empty() {
         index.selector_digest("*.go", true, false, true).unwrap()
     );
     assert_ne!(empty, wild(&index, "*.txt"));
+    // Digests are remembered per source; the empty match is still refused
+    // without `allow_empty` once it is known.
+    assert_not_found(index.selector_digest("*.rs", true, false, false), "*.rs");
     // A malformed pattern is an error, not a silent empty match.
     let bad = index.selector_digest("[a", true, false, true);
     assert!(matches!(bad, Err(Error::Invalid(_))), "{bad:?}");
@@ -485,6 +488,46 @@ fn selected_entries_name_each_file_with_its_own_digest() {
     let matched = entries(&scan(ctx.path()), "src/*.rs", true);
     assert_eq!(matched.keys().collect::<Vec<_>>(), ["src/a.rs"]);
     assert!(entries(&scan(ctx.path()), "missing", false).is_empty());
+}
+
+/// `selection_digest` names a selection's list of entries: equal for the
+/// same files at the same paths, different when one is edited or the same
+/// tree sits elsewhere (the list names paths from the root, the cache key
+/// does not), and the same empty name for whatever selects nothing.
+#[test]
+fn selection_digests_name_the_selected_list() {
+    let ctx = context(&[("a/x.rs", "x"), ("b/x.rs", "x"), ("c.txt", "c")]);
+    let selection = |index: &ContextIndex, src: &str, wildcard: bool| {
+        index.selection_digest(src, wildcard, false).unwrap()
+    };
+    let index = scan(ctx.path());
+    assert_eq!(plain(&index, "a"), plain(&index, "b"));
+    assert_ne!(selection(&index, "a", false), selection(&index, "b", false));
+    assert_eq!(
+        selection(&index, "a", false),
+        selection(&scan(ctx.path()), "a", false),
+        "a rescan of the same files"
+    );
+    assert_ne!(
+        selection(&index, "*/x.rs", true),
+        selection(&index, "a", false)
+    );
+    let nothing = selection(&index, "missing", false);
+    assert_eq!(nothing, selection(&index, "*.go", true));
+    write(ctx.path(), "a/x.rs", "edited");
+    let edited = scan(ctx.path());
+    assert_ne!(
+        selection(&index, "a", false),
+        selection(&edited, "a", false)
+    );
+    assert_eq!(
+        selection(&index, "b", false),
+        selection(&edited, "b", false)
+    );
+    assert_ne!(
+        selection(&index, "*/x.rs", true),
+        selection(&edited, "*/x.rs", true)
+    );
 }
 
 /// Excludes `node_modules` wholesale, or (like `node_modules` then

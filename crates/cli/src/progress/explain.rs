@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::record::{Fingerprint, Record, Step};
 
-/// The file list of a COPY's fingerprint in a record (kept beside it).
-pub(crate) type FileList<'a> = dyn Fn(&Record, &Fingerprint) -> BTreeMap<String, String> + 'a;
+/// The file list of a COPY's fingerprint in a record (kept beside it);
+/// `None` when it is lost, and then the files are not compared.
+pub(crate) type FileList<'a> =
+    dyn Fn(&Record, &Fingerprint) -> Option<BTreeMap<String, String>> + 'a;
 
 /// The reason of each step of `current` that ran although it could have
 /// come from the cache, by step position. `file_list` reads the list of
@@ -89,8 +91,8 @@ fn explain(
     // Equal names are equal lists; only a changed selection is read.
     let same_list = f.files_ref.is_some() && f.files_ref == old_f.files_ref;
     if !same_list {
-        let (now, before) = (file_list(current, f), file_list(prev, old_f));
-        if let Some(reason) = files_changed(&now, &before) {
+        let lists = file_list(current, f).zip(file_list(prev, old_f));
+        if let Some(reason) = lists.and_then(|(now, before)| files_changed(&now, &before)) {
             return Some(reason);
         }
     }
@@ -204,4 +206,71 @@ fn files_changed(
 /// Text compared without trailing blanks.
 fn normalized(text: &str) -> Vec<&str> {
     text.lines().map(str::trim_end).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_step(digest: &str, files_ref: &str) -> Step {
+        Step {
+            number: 2,
+            digest: digest.to_string(),
+            name: "COPY . /app".to_string(),
+            start: Some(0.1),
+            end: Some(0.2),
+            inputs_of: Some(Fingerprint {
+                kind: "file".to_string(),
+                slot: "stage 1".to_string(),
+                line: Some(2),
+                text: "COPY . /app".to_string(),
+                files_ref: Some(files_ref.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn build(id: &str, steps: Vec<Step>) -> Record {
+        Record {
+            id: id.to_string(),
+            started: "2026-12-07T05:00:00Z".to_string(),
+            duration: 0.5,
+            dockerfile: "Dockerfile".to_string(),
+            dockerfile_path: "/a/Dockerfile".to_string(),
+            target: None,
+            build_args: BTreeMap::new(),
+            result: "ok".to_string(),
+            error: None,
+            image: None,
+            tags: Vec::new(),
+            steps,
+        }
+    }
+
+    /// A changed selection names the file that differs; when the earlier
+    /// build's list is lost, its files are not compared (every file would
+    /// read as added) and the reason comes from what is left.
+    #[test]
+    fn a_lost_file_list_is_not_read_as_every_file_added() {
+        let previous = build("1", vec![copy_step("sha256:old", "aa")]);
+        let current = build("2", vec![copy_step("sha256:new", "bb")]);
+        let lists = |lost: bool| {
+            move |r: &Record, _: &Fingerprint| -> Option<BTreeMap<String, String>> {
+                let mut files = BTreeMap::from([("a.txt".to_string(), "sha256:1".to_string())]);
+                match r.id.as_str() {
+                    "1" if lost => None,
+                    "1" => Some(files),
+                    _ => {
+                        files.insert("b.txt".to_string(), "sha256:2".to_string());
+                        Some(files)
+                    }
+                }
+            }
+        };
+        let found = reasons(&current, Some(&previous), &lists(false));
+        assert_eq!(found[&0], "context file b.txt changed (added)");
+        let lost = reasons(&current, Some(&previous), &lists(true));
+        assert_eq!(lost[&0], "the step's definition changed");
+    }
 }

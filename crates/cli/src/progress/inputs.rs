@@ -279,7 +279,7 @@ mod tests {
         write_file_lists(&planned.dag, &sources, &walked, &build_dir, None).unwrap();
         let files: Vec<String> = walked
             .iter()
-            .flat_map(|f| record::file_list(&build_dir, f).into_keys())
+            .flat_map(|f| record::file_list(&build_dir, f).unwrap().into_keys())
             .collect();
         assert!(
             files.iter().any(|f| *f == "src/target/keep.txt"),
@@ -322,7 +322,7 @@ mod tests {
                 .filter_map(|f| {
                     let path = record::file_list_path(&build_dir, f.files_ref.as_deref()?)?;
                     let ino = fs::metadata(&path).unwrap().ino();
-                    Some((record::file_list(&build_dir, &f), ino))
+                    Some((record::file_list(&build_dir, &f).unwrap(), ino))
                 })
                 .collect();
             (build_dir, lists)

@@ -109,17 +109,15 @@ pub(crate) fn file_list_path(build_dir: &Path, files_ref: &str) -> Option<PathBu
 }
 
 /// The file list of `f` (see [`Fingerprint::files`]) in build directory
-/// `build_dir`; empty when it has none or it cannot be read.
-pub(crate) fn file_list(build_dir: &Path, f: &Fingerprint) -> BTreeMap<String, String> {
-    if !f.files.is_empty() {
-        return f.files.clone();
-    }
-    f.files_ref
-        .as_deref()
-        .and_then(|r| file_list_path(build_dir, r))
-        .and_then(|path| std::fs::read(path).ok())
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
+/// `build_dir`: empty when it names none, `None` when it names a list that
+/// cannot be read (pruned, or cut short), so that `--explain` never
+/// reports every file of a lost list as added.
+pub(crate) fn file_list(build_dir: &Path, f: &Fingerprint) -> Option<BTreeMap<String, String>> {
+    let Some(files_ref) = f.files_ref.as_deref() else {
+        return Some(f.files.clone());
+    };
+    let bytes = std::fs::read(file_list_path(build_dir, files_ref)?).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 impl Record {
@@ -351,7 +349,7 @@ mod tests {
         let old: Fingerprint =
             serde_json::from_str(r#"{"kind":"file","stage":null,"slot":"s","line":2,"text":"COPY . /","env":[],"image":null,"files":{"a.txt":"sha256:00"}}"#)
                 .unwrap();
-        assert_eq!(file_list(dir.path(), &old)["a.txt"], "sha256:00");
+        assert_eq!(file_list(dir.path(), &old).unwrap()["a.txt"], "sha256:00");
         let hex = "ab".repeat(32);
         let path = file_list_path(dir.path(), &hex).unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -360,7 +358,11 @@ mod tests {
             files_ref: Some(hex),
             ..Default::default()
         };
-        assert_eq!(file_list(dir.path(), &new)["b.txt"], "sha256:11");
+        assert_eq!(file_list(dir.path(), &new).unwrap()["b.txt"], "sha256:11");
+        std::fs::write(&path, r#"{"b.txt":"#).unwrap();
+        assert_eq!(file_list(dir.path(), &new), None, "a list cut short");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(file_list(dir.path(), &new), None, "a list pruned");
         let json = serde_json::to_string(&new).unwrap();
         assert!(
             !json.contains("\"files\""),

@@ -41,9 +41,10 @@ mod scan;
 mod selector;
 mod statcache;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 use rbk_store::{Digest, Sha256Writer};
@@ -103,7 +104,19 @@ pub struct ContextIndex {
     /// Sorted by `path`; the root (`""`) is always first.
     entries: Vec<Entry>,
     hasher: scan::FileHasher,
+    /// [`ContextIndex::selector_digest`] by (source, wildcard, follow
+    /// symlinks): a build's cache key and its record both ask for each
+    /// COPY's digest, and at 200,000 selected entries hashing the tree
+    /// twice showed in a no-op rebuild.
+    selected: Mutex<HashMap<SelectorKey, Selected>>,
 }
+
+/// A COPY source as [`ContextIndex::selector_digest`] reads it: the path,
+/// then whether wildcards match and whether a selected symlink is followed.
+type SelectorKey = (String, bool, bool);
+
+/// A selection's digest, and whether it is a wildcard that matched nothing.
+type Selected = (Digest, bool);
 
 impl std::fmt::Debug for ContextIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,7 +129,7 @@ impl std::fmt::Debug for ContextIndex {
 /// Domain separators, so a plain and a wildcard selection never collide.
 const PLAIN_HEADER: &[u8] = b"rbk-context-path-v1\0";
 const WILDCARD_HEADER: &[u8] = b"rbk-context-wildcard-v1\0";
-const SELECTION_HEADER: &[u8] = b"rbk-context-selection-v1\0";
+const SELECTION_HEADER: &[u8] = b"rbk-context-selection-v2\0";
 
 impl ContextIndex {
     /// Walks `root` without following symlinks and hashes every regular
@@ -149,7 +162,11 @@ impl ContextIndex {
     ) -> Result<ContextIndex> {
         let (mut entries, hasher) = scan::scan(root, filter, cache)?;
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        Ok(ContextIndex { entries, hasher })
+        Ok(ContextIndex {
+            entries,
+            hasher,
+            selected: Mutex::default(),
+        })
     }
 
     /// Makes `cache` hold the files of this index whose hash is known and
@@ -208,6 +225,9 @@ impl ContextIndex {
     /// A missing path, or a wildcard matching nothing, is
     /// [`Error::NotFound`] naming `src`, unless `allow_empty` is set for a
     /// wildcard, which gives the digest of an empty selection.
+    ///
+    /// The index is immutable once scanned, so a digest is computed once
+    /// per (source, wildcard, follow) and remembered.
     pub fn selector_digest(
         &self,
         src: &str,
@@ -215,17 +235,43 @@ impl ContextIndex {
         follow_symlinks: bool,
         allow_empty: bool,
     ) -> Result<Digest> {
+        let key = (src.to_string(), wildcard, follow_symlinks);
+        let known = scan::lock(&self.selected).get(&key).copied();
+        let (digest, matched_nothing) = match known {
+            Some(known) => known,
+            None => {
+                let computed = self.hash_selection(src, wildcard, follow_symlinks)?;
+                scan::lock(&self.selected).insert(key, computed);
+                computed
+            }
+        };
+        if matched_nothing && !allow_empty {
+            return Err(Error::NotFound {
+                what: "source",
+                path: src.to_string(),
+            });
+        }
+        Ok(digest)
+    }
+
+    /// [`ContextIndex::selector_digest`], computed, and whether a wildcard
+    /// matched nothing (which only `allow_empty` accepts).
+    fn hash_selection(
+        &self,
+        src: &str,
+        wildcard: bool,
+        follow_symlinks: bool,
+    ) -> Result<(Digest, bool)> {
         let not_found = || Error::NotFound {
             what: "source",
             path: src.to_string(),
         };
         let clean = selector::clean(src);
         let mut h = Sha256Writer::new();
+        let mut matched_nothing = false;
         if wildcard && crate::has_wildcard(src) {
             let matches = self.wildcard_matches(src, &clean, follow_symlinks)?;
-            if matches.is_empty() && !allow_empty {
-                return Err(not_found());
-            }
+            matched_nothing = matches.is_empty();
             for (_, idx) in &matches {
                 self.hash_tree(*idx)?;
             }
@@ -243,7 +289,7 @@ impl ContextIndex {
             h.update(PLAIN_HEADER);
             self.write_tree(&mut h, idx);
         }
-        Ok(h.finish())
+        Ok((h.finish(), matched_nothing))
     }
 
     /// Each entry a source selects, by its path from the context root, with
@@ -276,10 +322,12 @@ impl ContextIndex {
     }
 
     /// A digest of what [`ContextIndex::selected_entries`] lists: two
-    /// selections with the same digest give the same list. It covers each selected
-    /// top's path from the context root, then its tree as
-    /// [`ContextIndex::selector_digest`] covers it. It names a selection's
-    /// list without building it (a monorepo COPY selects 200,000 entries).
+    /// selections with the same digest give the same list. It covers each
+    /// selected top's path from the context root, then the
+    /// [`ContextIndex::selector_digest`] of the source, which covers the
+    /// trees below them (remembered from the cache key, not hashed again).
+    /// It names a selection's list without building it (a monorepo COPY
+    /// selects 200,000 entries).
     pub fn selection_digest(
         &self,
         src: &str,
@@ -288,11 +336,16 @@ impl ContextIndex {
     ) -> Result<Digest> {
         let mut h = Sha256Writer::new();
         h.update(SELECTION_HEADER);
-        for idx in self.selected_tops(src, wildcard, follow_symlinks)? {
-            self.hash_tree(idx)?;
-            write_bytes(&mut h, &self.entries[idx].path);
-            self.write_tree(&mut h, idx);
+        let tops = self.selected_tops(src, wildcard, follow_symlinks)?;
+        if tops.is_empty() {
+            return Ok(h.finish());
         }
+        h.update(&(tops.len() as u64).to_le_bytes());
+        for idx in tops {
+            write_bytes(&mut h, &self.entries[idx].path);
+        }
+        let trees = self.selector_digest(src, wildcard, follow_symlinks, true)?;
+        h.update(trees.as_bytes());
         Ok(h.finish())
     }
 

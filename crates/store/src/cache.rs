@@ -328,21 +328,29 @@ fn digest_column(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<D
     Ok(text.and_then(|t| t.parse().ok()))
 }
 
-fn layer(
-    diff_id: Option<Digest>,
-    digest: Option<Digest>,
-    size: Option<i64>,
-    media_type: Option<String>,
-) -> Option<Layer> {
-    Some(Layer {
-        diff_id: diff_id?,
+/// The layer in four columns from `first`: diff id, blob digest, size
+/// and media type; `None` when one is missing or malformed.
+fn layer_columns(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Layer>> {
+    let (Some(diff_id), Some(digest)) =
+        (digest_column(row, first)?, digest_column(row, first + 1)?)
+    else {
+        return Ok(None);
+    };
+    let size: Option<i64> = row.get(first + 2)?;
+    let media_type: Option<String> = row.get(first + 3)?;
+    let (Some(size), Some(media_type)) = (size.and_then(|s| u64::try_from(s).ok()), media_type)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Layer {
+        diff_id,
         blob: Descriptor {
-            media_type: media_type?,
-            digest: digest?,
-            size: u64::try_from(size?).ok()?,
+            media_type,
+            digest,
+            size,
             annotations: BTreeMap::new(),
         },
-    })
+    }))
 }
 
 impl Store {
@@ -515,12 +523,7 @@ impl Store {
                 };
                 Ok(Some(CacheRow {
                     key,
-                    top: layer(
-                        digest_column(r, 1)?,
-                        digest_column(r, 2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                    ),
+                    top: layer_columns(r, 1)?,
                     last_used: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                     description: r.get(6)?,
                 }))
@@ -543,14 +546,7 @@ impl Store {
             let mut statement = c.prepare_cached(
                 "SELECT diff_id, digest, size, media_type FROM tops ORDER BY diff_id",
             )?;
-            let rows = statement.query_map([], |r| {
-                Ok(layer(
-                    digest_column(r, 0)?,
-                    digest_column(r, 1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                ))
-            })?;
+            let rows = statement.query_map([], |r| layer_columns(r, 0))?;
             let mut tops = Vec::new();
             for row in rows {
                 tops.extend(row?);
@@ -590,14 +586,7 @@ impl Store {
                 "SELECT diff_id, digest, size, media_type FROM tops
                      WHERE digest != diff_id ORDER BY diff_id",
             )?;
-            let rows = statement.query_map([], |r| {
-                Ok(layer(
-                    digest_column(r, 0)?,
-                    digest_column(r, 1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                ))
-            })?;
+            let rows = statement.query_map([], |r| layer_columns(r, 0))?;
             let mut compressed = Vec::new();
             for row in rows {
                 compressed.extend(row?.filter(|l| !excluded.contains_key(&l.diff_id)));

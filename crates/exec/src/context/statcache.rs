@@ -19,13 +19,13 @@
 //! Anything that does not decode exactly (bad magic, version, lengths or
 //! checksum) is treated as an empty cache.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use foldhash::{HashMap, HashMapExt};
 use rustix::fs::Stat;
 
 use crate::sealed;
@@ -124,6 +124,11 @@ impl StatCache {
             .map_err(|e| Error::io("syncing directory", dir, e))?;
         self.dirty = false;
         Ok(())
+    }
+
+    /// How many files the cache holds.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// The cached hash of `path` if its stat is still `meta`.

@@ -53,6 +53,7 @@
 mod go_regex;
 mod pattern;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
@@ -191,7 +192,12 @@ impl Dockerignore {
     /// Whether `path` (relative to the context root, `/`-separated) is left
     /// out of the build context.
     pub fn is_excluded(&self, path: &str) -> bool {
-        let path = clean(path);
+        // A walker's paths are clean already; cleaning each one again was a
+        // third of this function in a 300,000-file no-op (issue 19).
+        let path = match is_clean(path) {
+            true => Cow::Borrowed(path),
+            false => Cow::Owned(clean(path)),
+        };
         let path = path.trim_start_matches('/');
         if path.is_empty() || path == "." {
             // Docker never excludes the context root itself.
@@ -300,6 +306,12 @@ fn bad(file: &str, line: u32, pattern: &str, message: &str) -> Error {
         pattern: pattern.to_string(),
         message: message.to_string(),
     }
+}
+
+/// Whether `clean` would return `path` unchanged: relative, and no
+/// component empty, `.` or `..`.
+fn is_clean(path: &str) -> bool {
+    !path.is_empty() && path.split('/').all(|c| !matches!(c, "" | "." | ".."))
 }
 
 /// Go's `filepath.Clean` on Unix.

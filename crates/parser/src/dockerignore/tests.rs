@@ -201,3 +201,23 @@ fn a_bad_pattern_among_regexes_is_named_by_its_line() {
     assert!(!d.is_excluded("a1/q/dz") && d.is_excluded("a1/q/dzz"));
     assert!(d.may_reinclude_under("a1/q") && !d.may_reinclude_under("b1"));
 }
+
+/// The shortcut for paths that are clean already agrees with `clean`.
+#[test]
+fn clean_paths_are_recognised() {
+    for path in ["a", "a/b", "a.b/c..d", ".a/b.", "a b/ c"] {
+        assert!(is_clean(path), "{path}");
+        assert_eq!(clean(path), path);
+    }
+    // Rooted and leading-`..` paths are clean to Go, but take the long way.
+    for path in ["/a", "../a", "..", "."] {
+        assert!(!is_clean(path), "{path}");
+    }
+    for path in ["", "a/", "a//b", "./a", "a/./b", "a/.."] {
+        assert!(!is_clean(path), "{path}");
+        assert_ne!(clean(path), path, "{path}");
+    }
+    let d = pats(&["a/b", "!a/b/keep"]);
+    assert!(d.is_excluded("a/b/x") && d.is_excluded("./a//b/x"));
+    assert!(!d.is_excluded("a/b/keep") && !d.is_excluded("a/./b/keep/"));
+}

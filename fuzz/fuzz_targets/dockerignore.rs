@@ -1,4 +1,5 @@
-//! `.dockerignore` parsing and matching.
+//! `.dockerignore` parsing and matching: never a panic, and a path written
+//! unclean (`./a//b/`) has the verdict of its clean form.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -8,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(ignore) = rbk_parser::Dockerignore::parse(text, ".dockerignore") {
         for path in ["a", "a/b/c.txt", ".git/config", "node_modules/x/y", "Dockerfile"] {
-            let _ = ignore.is_excluded(path);
+            let excluded = ignore.is_excluded(path);
+            for unclean in [format!("./{path}"), format!("{path}/"), path.replace('/', "//")] {
+                assert_eq!(ignore.is_excluded(&unclean), excluded, "{unclean}");
+            }
             let _ = ignore.may_reinclude_under(path);
         }
     }

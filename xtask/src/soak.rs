@@ -495,6 +495,7 @@ impl Soak {
     fn leftover_processes(&self) -> anyhow::Result<(u32, u32)> {
         let mut leftovers = 0;
         let mut emptiers = 0;
+        let mut suspects = Vec::new();
         let state = self.store.join("runc");
         if state.is_dir() {
             let out = Command::new("runc")
@@ -529,12 +530,23 @@ impl Soak {
             let emptier = ours && args.ends_with(&[b"system", b"empty-trash", b""]);
             if emptier {
                 emptiers += 1;
-            } else if ours || root.is_some_and(|r| r.starts_with(&store)) {
-                crate::say(&format!(
-                    "leftover process {}: {}",
-                    path.display(),
-                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
-                ));
+            } else if ours {
+                suspects.push((path, cmdline));
+            } else if root.is_some_and(|r| r.starts_with(&store)) {
+                say_process(&path, &cmdline, " (left over)");
+                leftovers += 1;
+            }
+        }
+        // A command detaches the trash emptier by fork and exec: caught in
+        // between, the child still shows its parent's arguments, and soon
+        // shows the emptier's. A process that keeps them, or ends before it
+        // is seen to change, counts as a leftover.
+        for (path, cmdline) in suspects {
+            if became_emptier(&path, &cmdline) {
+                say_process(&path, &cmdline, " (an emptier between fork and exec)");
+                emptiers += 1;
+            } else {
+                say_process(&path, &cmdline, " (left over)");
                 leftovers += 1;
             }
         }
@@ -627,6 +639,27 @@ impl Soak {
 const SWEEP_EVERY: u32 = 50;
 
 /// Bytes under `path`, as `du` counts them (the deferred trash included).
+/// Whether process `proc_dir`, seen with `cmdline`, execs the trash
+/// emptier within 300 ms (polled every 10 ms).
+fn became_emptier(proc_dir: &Path, cmdline: &[u8]) -> bool {
+    for _ in 0..30 {
+        match std::fs::read(proc_dir.join("cmdline")) {
+            Ok(now) if now.ends_with(b"system\0empty-trash\0") => return true,
+            Ok(now) if now == cmdline => std::thread::sleep(Duration::from_millis(10)),
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn say_process(proc_dir: &Path, cmdline: &[u8], what: &str) {
+    crate::say(&format!(
+        "process {}: {}{what}",
+        proc_dir.display(),
+        String::from_utf8_lossy(cmdline).replace('\0', " ")
+    ));
+}
+
 fn disk_usage(path: &Path) -> anyhow::Result<u64> {
     let out = Command::new("du").arg("-sb").arg(path).output()?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -283,3 +283,41 @@ fn a_record_whose_snapshot_was_pruned_falls_back_to_a_full_copy() {
     );
     drop(fx.dir);
 }
+
+/// With hundreds of files the layer's pack has checkpoints, and the next
+/// pack resumes its hash from the last one before the edit
+/// (`rbk_store::pack::hash_tracked`): early, in the middle or last in the
+/// tar, the layer is the one a `--no-cache` copy makes.
+#[test]
+fn a_layer_hashed_from_the_last_ones_checkpoints_is_the_full_copys() {
+    let fx = Fixture::new();
+    for d in 0..3 {
+        for f in 0..100 {
+            fx.write(&format!("m{d}/f{f:03}.txt"), &format!("{d} {f}\n"));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(250));
+    let mut last = fx.build(false);
+    let edits = [
+        "m2/f090.txt",
+        "m1/f050.txt",
+        "a/one.txt",
+        "top.txt",
+        "m0/f001.txt",
+    ];
+    for (i, rel) in edits.into_iter().enumerate() {
+        fx.write(rel, &format!("edit {i}\n"));
+        let layer = fx.build(false);
+        assert_ne!(
+            layer.diff_id, last.diff_id,
+            "{rel}: the edit reached the layer"
+        );
+        assert_eq!(layer.diff_id, fx.build(true).diff_id, "{rel}");
+        let after = fx.snapshot(&layer);
+        assert_eq!(
+            fs::read_to_string(after.join("repo").join(rel)).unwrap(),
+            format!("edit {i}\n")
+        );
+        last = layer;
+    }
+}

@@ -30,6 +30,11 @@ impl Digest {
         Digest(Sha256::digest(bytes).into())
     }
 
+    /// The digest whose raw bytes are `bytes` (a hash computed elsewhere).
+    pub(crate) fn from_raw(bytes: [u8; 32]) -> Self {
+        Digest(bytes)
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

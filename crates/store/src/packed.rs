@@ -46,7 +46,9 @@ use serde::{Deserialize, Serialize};
 use crate::blob::{BlobInfo, Ingestion};
 use crate::fsutil::{read_small, write_atomic};
 use crate::lock::FileLock;
-use crate::pack::{hash_layer_tar, write_layer_tar, PackOptions, PackReader};
+use crate::pack::{
+    hash_layer_tar, hash_tracked, write_layer_tar, PackOptions, PackReader, Packed, Resume,
+};
 use crate::{BlobWrite, Digest, Error, Result, Store, VerifyingReader};
 
 /// The record of one packed blob.
@@ -88,6 +90,32 @@ impl Store {
     /// an ordinary blob file instead.
     pub fn commit_packed(&self, dir: &Path, options: &PackOptions) -> Result<BlobInfo> {
         let info = hash_layer_tar(dir, options)?;
+        self.commit_hashed(dir, options, info)
+    }
+
+    /// [`Store::commit_packed`] as a tracked pack (`pack::hash_tracked`):
+    /// also returns the tar's checkpoints, and given `resume` (the last
+    /// pack of the same COPY, and the files linked from its snapshot) does
+    /// not read or hash the prefix the two tars share. The checkpoints are
+    /// left out when `dir` was discarded as a copy of an existing snapshot:
+    /// they describe `dir`'s inodes, not that snapshot's.
+    pub fn commit_packed_tracked(
+        &self,
+        dir: &Path,
+        options: &PackOptions,
+        resume: Option<Resume<'_>>,
+    ) -> Result<Packed> {
+        let mut packed = hash_tracked(dir, options, resume)?;
+        let existed = self.has_snapshot(&packed.info.digest);
+        self.commit_hashed(dir, options, packed.info)?;
+        if existed {
+            packed.checkpoints.clear();
+        }
+        Ok(packed)
+    }
+
+    /// The rest of [`Store::commit_packed`], once `dir`'s tar is hashed.
+    fn commit_hashed(&self, dir: &Path, options: &PackOptions, info: BlobInfo) -> Result<BlobInfo> {
         let digest = info.digest;
         // The per-digest ingest lock: one writer of this blob at a time.
         let _lock = FileLock::exclusive(&self.ingest_dir().join(format!("{}.lock", digest.hex())))?;

@@ -20,8 +20,8 @@ mod compress;
 use std::io::Write;
 use std::path::Path;
 
-use rbk_store::pack::PackOptions;
-use rbk_store::{Descriptor, Layer};
+use rbk_store::pack::{Checkpoint, PackOptions, Resume};
+use rbk_store::{BlobInfo, Descriptor, Layer};
 
 use crate::{Error, Result, SolveStore};
 
@@ -63,14 +63,41 @@ pub fn commit_layer(
     dir: &Path,
     options: &LayerOptions,
 ) -> Result<Option<Layer>> {
-    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
-    if entries.next().is_none() {
+    if is_empty(dir)? {
         return Ok(None);
     }
     let info = store
         .commit_packed(dir, &options.pack())
         .map_err(from_pack)?;
-    Ok(Some(Layer {
+    Ok(Some(layer_of(info)))
+}
+
+/// [`commit_layer`] as a tracked pack (an incremental COPY's layer): also
+/// the tar's checkpoints, and no reading or hashing of the prefix it shares
+/// with the pack `resume` describes.
+pub(crate) fn commit_layer_tracked(
+    store: &dyn SolveStore,
+    dir: &Path,
+    options: &LayerOptions,
+    resume: Option<Resume<'_>>,
+) -> Result<Option<(Layer, Vec<Checkpoint>)>> {
+    if is_empty(dir)? {
+        return Ok(None);
+    }
+    let packed = store
+        .commit_packed_tracked(dir, &options.pack(), resume)
+        .map_err(from_pack)?;
+    Ok(Some((layer_of(packed.info), packed.checkpoints)))
+}
+
+fn is_empty(dir: &Path) -> Result<bool> {
+    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    Ok(entries.next().is_none())
+}
+
+/// The uncompressed layer whose blob is `info`.
+fn layer_of(info: BlobInfo) -> Layer {
+    Layer {
         diff_id: info.digest,
         blob: Descriptor {
             media_type: LAYER_TAR.into(),
@@ -78,7 +105,7 @@ pub fn commit_layer(
             size: info.size,
             annotations: Default::default(),
         },
-    }))
+    }
 }
 
 /// A packer refusal is this crate's [`Error::Layer`]; anything else stays a

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use rbk_graph::Platform;
 use rbk_store::image::ImagePlatform;
-use rbk_store::pack::PackOptions;
+use rbk_store::pack::{PackOptions, Packed, Resume};
 use rbk_store::{
     BlobAdmin, BlobInfo, BlobRead, BlobWrite, CacheRecord, Descriptor, Digest, FailedStep, Layer,
     Reference, Store, WorkDir,
@@ -67,6 +67,24 @@ pub trait SolveStore: BlobRead + BlobWrite + BlobAdmin + Send + Sync {
     /// its own layer tar, and that tar the layer's blob. Returns the blob,
     /// whose digest is also the diff id.
     fn commit_packed(&self, dir: &Path, options: &PackOptions) -> rbk_store::Result<BlobInfo>;
+
+    /// [`commit_packed`](SolveStore::commit_packed) with the tar's
+    /// checkpoints, resuming from the prefix it shares with the last pack
+    /// of the same COPY (`rbk_store::pack::hash_tracked`). A store that does
+    /// not track packs hashes all and returns no checkpoints.
+    fn commit_packed_tracked(
+        &self,
+        dir: &Path,
+        options: &PackOptions,
+        resume: Option<Resume<'_>>,
+    ) -> rbk_store::Result<Packed> {
+        let _ = resume;
+        Ok(Packed {
+            info: self.commit_packed(dir, options)?,
+            checkpoints: Vec::new(),
+            resumed: 0,
+        })
+    }
 
     /// Makes `dir` (consumed) the snapshot of `diff_id`; an existing one is
     /// kept and `dir` discarded.
@@ -110,6 +128,15 @@ impl SolveStore for Store {
 
     fn commit_packed(&self, dir: &Path, options: &PackOptions) -> rbk_store::Result<BlobInfo> {
         Store::commit_packed(self, dir, options)
+    }
+
+    fn commit_packed_tracked(
+        &self,
+        dir: &Path,
+        options: &PackOptions,
+        resume: Option<Resume<'_>>,
+    ) -> rbk_store::Result<Packed> {
+        Store::commit_packed_tracked(self, dir, options, resume)
     }
 
     fn commit_snapshot(&self, dir: &Path, diff_id: &Digest) -> rbk_store::Result<PathBuf> {

@@ -54,6 +54,8 @@
 
 mod header;
 mod inspect;
+mod midstate;
+mod resume;
 mod walk;
 
 use std::io::{self, Read, Write};
@@ -64,6 +66,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BlobInfo, Error, Result, Sha256Writer};
 
+pub use resume::{hash_tracked, Checkpoint, Packed, Resume};
 pub use walk::write_layer_tar;
 
 /// Size of the chunks handed between the two threads.
@@ -234,6 +237,8 @@ impl ChunkSender<'_> {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer reader stopped"))
     }
 }
+
+impl walk::Sink for &mut ChunkSender<'_> {}
 
 impl Write for ChunkSender<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use rustix::io::Errno;
 
 use super::header::{padding, write_header, Entry, Kind, BLOCK};
 use super::inspect::{inspect, read_xattrs, At, Meta, Xattrs, BATCH};
+use super::resume::{file_identity, Boundary, Pending, Resume, Track};
 use super::PackOptions;
 use crate::{Error, Result};
 
@@ -36,6 +37,24 @@ const BUFFER: usize = 1 << 20;
 const MAX_FD_DEPTH: usize = 64;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// Where the walk writes its tar; a tracked pack's sink also takes its
+/// checkpoints and where hashing resumes (`resume.rs`), which others never
+/// receive.
+pub(super) trait Sink: Write {
+    /// A checkpoint after `entries` entries, at the current position.
+    fn mark(&mut self, _entries: u64, _chain: [u8; 32]) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// The tar starts after the last pack's checkpoint `from` (sent before
+    /// any bytes).
+    fn resume(&mut self, _from: usize) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for BufWriter<W> {}
 
 /// Writes the OCI layer tar of the overlay-format directory `dir` to `out`
 /// (the rules are in the docs of the `pack` module). The walk recurses
@@ -61,7 +80,27 @@ pub fn write_layer_tar(dir: &Path, out: impl Write + Send, options: &PackOptions
 
 /// [`write_layer_tar`] for an `out` that buffers by itself: headers arrive
 /// as many small writes.
-pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &PackOptions) -> Result<()> {
+pub(super) fn write_unbuffered(dir: &Path, out: impl Sink, options: &PackOptions) -> Result<()> {
+    write_tracked_or_not(dir, out, options, None)
+}
+
+/// [`write_unbuffered`] with checkpoints, resuming from `resume`'s prefix
+/// (see `resume.rs`).
+pub(super) fn write_tracked(
+    dir: &Path,
+    out: impl Sink,
+    options: &PackOptions,
+    resume: Option<Resume<'_>>,
+) -> Result<()> {
+    write_tracked_or_not(dir, out, options, Some(Track::new(resume)))
+}
+
+fn write_tracked_or_not(
+    dir: &Path,
+    out: impl Sink,
+    options: &PackOptions,
+    track: Option<Track<'_>>,
+) -> Result<()> {
     let writer = TarWriter {
         out,
         buf: vec![0; BUFFER],
@@ -69,6 +108,7 @@ pub(super) fn write_unbuffered(dir: &Path, out: impl Write, options: &PackOption
         links: HashMap::new(),
         epoch: options.source_date_epoch,
         dir_mtimes: true,
+        track,
     };
     writer.run(dir)
 }
@@ -87,12 +127,13 @@ pub(super) fn content_digest_here(dir: &Path) -> Result<crate::Digest> {
         links: HashMap::new(),
         epoch: None,
         dir_mtimes: false,
+        track: None,
     };
     writer.run(dir)?;
     Ok(hasher.finish())
 }
 
-struct TarWriter<W: Write> {
+struct TarWriter<'r, W: Sink> {
     out: W,
     buf: Vec<u8>,
     /// Room for a long xattr list or value, grown when one is met.
@@ -102,9 +143,11 @@ struct TarWriter<W: Write> {
     epoch: Option<i64>,
     /// Whether directories carry their mtime (else 0).
     dir_mtimes: bool,
+    /// A tracked pack's identities and prefix (`resume.rs`).
+    track: Option<Track<'r>>,
 }
 
-impl<W: Write> TarWriter<W> {
+impl<W: Sink> TarWriter<'_, W> {
     /// The whole tar of `dir`.
     fn run(mut self, dir: &Path) -> Result<()> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -242,7 +285,17 @@ impl<W: Write> TarWriter<W> {
             false => None,
         };
         let size = stat.st_size as u64;
-        let file = match kind == FileType::RegularFile && first.is_none() && size > 0 {
+        let content = kind == FileType::RegularFile && first.is_none() && size > 0;
+        if content && self.track.as_ref().is_some_and(Track::in_prefix) {
+            if self.track.as_ref().is_some_and(|t| t.linked(key)) {
+                if stat.st_nlink > 1 {
+                    self.links.insert(key, name.clone());
+                }
+                return self.defer_file(at.path, name, stat, key);
+            }
+            self.end_prefix()?;
+        }
+        let file = match content {
             true => Some(at.open_file()?),
             false => None,
         };
@@ -262,10 +315,9 @@ impl<W: Write> TarWriter<W> {
         }
         if kind == FileType::RegularFile {
             entry.size = size;
-            self.write(at.path, &entry)?;
             return match file {
-                Some(file) => self.content(at.path, file, size),
-                None => Ok(()), // empty: no content, no padding
+                Some(file) => self.write_file(at.path, &entry, key, file),
+                None => self.write(at.path, &entry), // empty: no content, no padding
             };
         }
         special(at, &mut entry, stat)?;
@@ -301,8 +353,123 @@ impl<W: Write> TarWriter<W> {
         }
     }
 
+    /// Writes an entry without content (in a tracked pack's prefix, keeps
+    /// it for later).
     fn write(&mut self, path: &Path, entry: &Entry) -> Result<()> {
-        write_header(&mut self.out, entry).map_err(|e| Error::io("writing layer entry", path)(e))
+        let io = |e| Error::io("writing layer entry", path)(e);
+        let Some(track) = &mut self.track else {
+            return write_header(&mut self.out, entry).map_err(io);
+        };
+        let mut header = Vec::with_capacity(BLOCK);
+        write_header(&mut header, entry).map_err(io)?;
+        track.identity(&header);
+        match track.in_prefix() {
+            true => track.defer(Pending::Header(header)),
+            false => self.out.write_all(&header).map_err(io)?,
+        }
+        self.end_entry(path)
+    }
+
+    /// Writes a regular file with content: its header and its bytes.
+    fn write_file(
+        &mut self,
+        path: &Path,
+        entry: &Entry,
+        key: (u64, u64),
+        file: File,
+    ) -> Result<()> {
+        if let Some(track) = &mut self.track {
+            track.identity(&file_identity(entry, key));
+        }
+        write_header(&mut self.out, entry)
+            .map_err(|e| Error::io("writing layer entry", path)(e))?;
+        self.content(path, file, entry.size)?;
+        self.end_entry(path)
+    }
+
+    /// Keeps a linked file of the prefix for later, unread.
+    fn defer_file(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        stat: &Stat,
+        key: (u64, u64),
+    ) -> Result<()> {
+        let mut entry = self.base_entry(name, stat, BTreeMap::new());
+        entry.size = stat.st_size as u64;
+        let Some(track) = &mut self.track else {
+            return Ok(());
+        };
+        track.identity(&file_identity(&entry, key));
+        track.defer(Pending::File {
+            path: path.to_path_buf(),
+            name: entry.name,
+            stat: *stat,
+        });
+        self.end_entry(path)
+    }
+
+    /// The end of an entry of a tracked pack: a checkpoint to record, or
+    /// the end of the prefix.
+    fn end_entry(&mut self, path: &Path) -> Result<()> {
+        let io = |e| Error::io("writing layer", path)(e);
+        let Some(track) = &mut self.track else {
+            return Ok(());
+        };
+        match track.end_entry() {
+            Boundary::None if track.exhausted() => self.end_prefix(),
+            Boundary::None => Ok(()),
+            Boundary::Mark(entries, chain) => self.out.mark(entries, chain).map_err(io),
+            Boundary::Mismatch(entries, chain) => {
+                self.end_prefix()?;
+                self.out.mark(entries, chain).map_err(io)
+            }
+        }
+    }
+
+    /// Ends a tracked pack's prefix: hashing resumes from the last
+    /// checkpoint that matched, and the entries since are written.
+    fn end_prefix(&mut self) -> Result<()> {
+        let Some((matched, pending)) = self.track.as_mut().and_then(Track::end_prefix) else {
+            return Ok(());
+        };
+        let io = |e| Error::io("writing layer", Path::new("."))(e);
+        if let Some(from) = matched {
+            self.out.resume(from).map_err(io)?;
+        }
+        for entry in pending {
+            match entry {
+                Pending::Header(header) => self.out.write_all(&header).map_err(io)?,
+                Pending::File { path, name, stat } => self.replay_file(&path, name, &stat)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a linked file the prefix deferred, now read: it must still
+    /// be the inode the walk saw.
+    fn replay_file(&mut self, path: &Path, name: Vec<u8>, stat: &Stat) -> Result<()> {
+        let base = std::ffi::CString::new(base_name(&name))
+            .map_err(|_| layer_error(path, "a NUL in a name"))?;
+        let at = At {
+            path,
+            dir: None,
+            name: &base,
+        };
+        let file = at.open_file()?;
+        let now = rustix::fs::fstat(&file).map_err(at.io("inspecting"))?;
+        if (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino) {
+            return Err(layer_error(
+                path,
+                "file replaced while the layer was packed",
+            ));
+        }
+        let xattrs = read_xattrs(&at, Some(file.as_fd()), &mut self.scratch)?;
+        let mut entry = self.base_entry(name, stat, xattrs.kept);
+        entry.size = stat.st_size as u64;
+        write_header(&mut self.out, &entry)
+            .map_err(|e| Error::io("writing layer entry", path)(e))?;
+        self.content(path, file, entry.size)
     }
 
     /// Streams exactly `size` bytes of `file` (at `path`), then the padding.
@@ -328,6 +495,7 @@ impl<W: Write> TarWriter<W> {
 
     /// The end-of-archive marker (two zero blocks), then a flush.
     fn finish(mut self, dir: &Path) -> Result<()> {
+        self.end_prefix()?;
         let io = |e| Error::io("writing layer", dir)(e);
         self.out.write_all(&[0u8; 2 * BLOCK]).map_err(io)?;
         self.out.flush().map_err(io)

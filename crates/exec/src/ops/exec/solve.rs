@@ -96,9 +96,7 @@ impl Solver<'_> {
 
     /// The result of a step that wrote into `work`'s upper dir over `base`.
     pub(crate) fn commit_on(&self, base: &Solved, work: &WorkDir) -> Result<Solved> {
-        let options = LayerOptions {
-            source_date_epoch: self.options.source_date_epoch,
-        };
+        let options = self.layer_options();
         let layer = match commit_layer(self.store, &work.upper(), &options)? {
             Some(layer) => layer,
             None => snapshot::empty_layer(self.store)?,
@@ -106,6 +104,13 @@ impl Solver<'_> {
         let mut layers = base.layers().to_vec();
         layers.push(layer);
         Ok(Solved::from_layers(layers))
+    }
+
+    /// How this build writes layers.
+    pub(crate) fn layer_options(&self) -> LayerOptions {
+        LayerOptions {
+            source_date_epoch: self.options.source_date_epoch,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -31,6 +31,14 @@
 //! recorded. Anything else — no record, its snapshot pruned, a failed link —
 //! copies, as a build without a record does.
 //!
+//! # The layer's hash
+//!
+//! The record also keeps the checkpoints of the layer's tracked pack
+//! (`rbk_store::pack::hash_tracked`): the next pack of the op takes the
+//! files linked here as the last snapshot's, and resumes its SHA-256 from
+//! the last checkpoint before the first entry that differs, without
+//! reading or hashing the files before it ([`Reuse::resume`]).
+//!
 //! Only file ops on nothing (no base, or `scratch`: no lower dirs) with one
 //! copy action from the context, without wildcards or archive extraction,
 //! are incremental (see [`Reuse::applies`]): their destination is a plain
@@ -42,10 +50,12 @@
 //! `<store>/db/copy-reuse/<blake3 hex of the reuse key>`, little-endian:
 //!
 //! ```text
-//! "RBKCOPYR" | version u32 = 1 | diff id (71 bytes, "sha256:<hex>") |
+//! "RBKCOPYR" | version u32 = 2 | diff id (71 bytes, "sha256:<hex>") |
 //! blob size u64 | count u64 |
 //! count × ( path_len u32 | path | dev ino size mtime_ns ctime_ns u64 ×5 |
 //!           st_mode st_uid st_gid mode uid gid u32 ×6 ) |
+//! checkpoints u64 |
+//! checkpoints × ( entries offset u64 ×2 | sha256 state u32 ×8 | chain [32] ) |
 //! blake3 of all preceding bytes [32]
 //! ```
 //!
@@ -53,7 +63,7 @@
 //! without fsync: a torn one fails its checksum, and an old one still names
 //! an old snapshot with that snapshot's files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
@@ -64,6 +74,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rbk_graph::{FileAction, FileOp};
+use rbk_store::pack::{Checkpoint, Resume};
 use rbk_store::{Digest, Layer};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
@@ -73,11 +84,13 @@ use crate::pathglob::has_wildcard;
 use crate::sealed;
 
 const MAGIC: &[u8; 8] = b"RBKCOPYR";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// "sha256:" and 64 hex digits.
 const DIGEST_LEN: usize = 71;
 /// Bytes of one entry besides its path.
 const ENTRY_FIXED: usize = 4 + 8 * 5 + 4 * 6;
+/// Bytes of one checkpoint.
+const CHECKPOINT_LEN: usize = 8 * 2 + 4 * 8 + 32;
 
 /// Inside the previous snapshot only, through no symlink.
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH
@@ -139,6 +152,8 @@ fn ns(s: i64, n: i64) -> i64 {
 struct Prev {
     root: OwnedFd,
     files: HashMap<Box<[u8]>, Ident>,
+    /// The checkpoints of its layer's pack.
+    checkpoints: Vec<Checkpoint>,
 }
 
 /// One incremental copy: what it may link from the last snapshot, and what
@@ -148,7 +163,31 @@ pub(crate) struct Reuse {
     prev: Option<Prev>,
     /// When the copy started, for the racy-ctime rule.
     start_ns: i64,
-    seen: Mutex<Vec<Entry>>,
+    seen: Mutex<Seen>,
+}
+
+/// The last layer's checkpoints and the inodes linked from its snapshot.
+pub(crate) struct Linked<'a> {
+    checkpoints: &'a [Checkpoint],
+    inodes: HashSet<(u64, u64)>,
+}
+
+impl Linked<'_> {
+    /// The pack's view of it.
+    pub(crate) fn as_resume(&self) -> Resume<'_> {
+        Resume {
+            checkpoints: self.checkpoints,
+            linked: &self.inodes,
+        }
+    }
+}
+
+/// What the copy wrote: the files to record, and the inodes (device,
+/// number) it linked from the last snapshot.
+#[derive(Default)]
+struct Seen {
+    entries: Vec<Entry>,
+    linked: Vec<(u64, u64)>,
 }
 
 impl Reuse {
@@ -168,22 +207,26 @@ impl Reuse {
     pub(crate) fn load(file: PathBuf, snapshot: impl FnOnce(&Layer) -> Option<PathBuf>) -> Reuse {
         let prev = sealed::read_file(&file)
             .and_then(|b| decode(&b))
-            .and_then(|(layer, files)| match snapshot(&layer) {
-                Some(dir) => Some((dir, files)),
+            .and_then(|(layer, files, checkpoints)| match snapshot(&layer) {
+                Some(dir) => Some((dir, files, checkpoints)),
                 None => {
                     let _ = fs::remove_file(&file);
                     None
                 }
             })
-            .and_then(|(dir, files)| {
+            .and_then(|(dir, files, checkpoints)| {
                 let root = crate::open_root(&dir).ok()?;
-                Some(Prev { root, files })
+                Some(Prev {
+                    root,
+                    files,
+                    checkpoints,
+                })
             });
         Reuse {
             file,
             prev,
             start_ns: now_ns(),
-            seen: Mutex::new(Vec::new()),
+            seen: Mutex::new(Seen::default()),
         }
     }
 
@@ -192,24 +235,33 @@ impl Reuse {
         let ident = Ident::of(&job.st, job.meta);
         let path = job.drel.as_os_str().as_bytes();
         let single = job.st.st_nlink == 1;
-        if !(single && self.link(path, &ident, job).unwrap_or(false)) {
+        let linked = match single {
+            true => self.link(path, &ident, job).unwrap_or(None),
+            false => None,
+        };
+        if linked.is_none() {
             batch::copy_file(job)?;
         }
-        if single && !crate::context::racy(ident.ctime_ns, self.start_ns) {
+        let record = single && !crate::context::racy(ident.ctime_ns, self.start_ns);
+        if record || linked.is_some() {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            seen.push((path.into(), ident));
+            if record {
+                seen.entries.push((path.into(), ident));
+            }
+            seen.linked.extend(linked);
         }
         Ok(())
     }
 
     /// Links `path` of the last snapshot in place of `job` when it is what
-    /// copying the file would make; `false` when it is not.
-    fn link(&self, path: &[u8], ident: &Ident, job: &FileJob) -> io::Result<bool> {
+    /// copying the file would make, and returns its inode; `None` when it
+    /// is not.
+    fn link(&self, path: &[u8], ident: &Ident, job: &FileJob) -> io::Result<Option<(u64, u64)>> {
         let Some(prev) = &self.prev else {
-            return Ok(false);
+            return Ok(None);
         };
         if prev.files.get(path) != Some(ident) {
-            return Ok(false);
+            return Ok(None);
         }
         let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
             Some(i) => (&path[..i], &path[i + 1..]),
@@ -233,19 +285,39 @@ impl Reuse {
         let name = OsStr::from_bytes(name);
         let st = rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
         if !ident.made(&st) {
-            return Ok(false);
+            return Ok(None);
         }
         if !job.ddir.fresh {
             super::tree::remove_all(job.ddir.fd.as_fd(), &job.dname)?;
         }
         rfs::linkat(parent, name, &job.ddir.fd, &job.dname, AtFlags::empty())?;
-        Ok(true)
+        // The snapshot is never written, so the name still has the inode
+        // just inspected: the one now linked.
+        #[allow(clippy::unnecessary_cast)] // the types differ by architecture
+        Ok(Some((st.st_dev as u64, st.st_ino as u64)))
     }
 
-    /// Records what this copy wrote, in the snapshot of `layer`, for the
-    /// next run of the op. A path written twice is left out.
-    pub(crate) fn save(self, layer: &Layer) -> io::Result<()> {
-        let mut seen = self.seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    /// What the pack of the new layer may resume from (see the module
+    /// docs): the last layer's checkpoints, and the inodes linked from its
+    /// snapshot. `None` without a last snapshot or checkpoints.
+    pub(crate) fn resume(&self) -> Option<Linked<'_>> {
+        let prev = self.prev.as_ref().filter(|p| !p.checkpoints.is_empty())?;
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        Some(Linked {
+            checkpoints: &prev.checkpoints,
+            inodes: seen.linked.iter().copied().collect(),
+        })
+    }
+
+    /// Records what this copy wrote, in the snapshot of `layer` whose pack
+    /// made `checkpoints`, for the next run of the op. A path written twice
+    /// is left out.
+    pub(crate) fn save(self, layer: &Layer, checkpoints: &[Checkpoint]) -> io::Result<()> {
+        let mut seen = self
+            .seen
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries;
         seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let kept: Vec<&Entry> = seen
             .chunk_by(|a, b| a.0 == b.0)
@@ -262,7 +334,7 @@ impl Reuse {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .and_then(|mut f| f.write_all(&encode(layer, &kept)));
+            .and_then(|mut f| f.write_all(&encode(layer, &kept, checkpoints)));
         let renamed = written.and_then(|()| fs::rename(&tmp, &self.file));
         if renamed.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -291,8 +363,9 @@ fn now_ns() -> i64 {
     i64::try_from(now.as_nanos()).unwrap_or(i64::MAX)
 }
 
-fn encode(layer: &Layer, entries: &[&Entry]) -> Vec<u8> {
-    let mut out = sealed::start(MAGIC, VERSION, 116 + entries.len() * (ENTRY_FIXED + 48));
+fn encode(layer: &Layer, entries: &[&Entry], checkpoints: &[Checkpoint]) -> Vec<u8> {
+    let size = 124 + entries.len() * (ENTRY_FIXED + 48) + checkpoints.len() * CHECKPOINT_LEN;
+    let mut out = sealed::start(MAGIC, VERSION, size);
     out.extend_from_slice(layer.diff_id.to_string().as_bytes());
     out.extend_from_slice(&layer.blob.size.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
@@ -307,10 +380,19 @@ fn encode(layer: &Layer, entries: &[&Entry]) -> Vec<u8> {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
+    out.extend_from_slice(&(checkpoints.len() as u64).to_le_bytes());
+    for cp in checkpoints {
+        out.extend_from_slice(&cp.entries.to_le_bytes());
+        out.extend_from_slice(&cp.offset.to_le_bytes());
+        for word in cp.state {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(&cp.chain);
+    }
     sealed::seal(out)
 }
 
-type Decoded = (Layer, HashMap<Box<[u8]>, Ident>);
+type Decoded = (Layer, HashMap<Box<[u8]>, Ident>, Vec<Checkpoint>);
 /// One recorded file: its path in the snapshot and where it came from.
 type Entry = (Box<[u8]>, Ident);
 
@@ -353,12 +435,42 @@ fn decode(bytes: &[u8]) -> Option<Decoded> {
         };
         files.insert(path, ident);
     }
-    r.0.is_empty().then_some((layer, files))
+    let count = usize::try_from(r.u64()?).ok()?;
+    if count > r.0.len() / CHECKPOINT_LEN {
+        return None;
+    }
+    let mut checkpoints = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (entries, offset) = (r.u64()?, r.u64()?);
+        let mut state = [0u32; 8];
+        for word in &mut state {
+            *word = r.u32()?;
+        }
+        let chain = r.take(32)?.try_into().ok()?;
+        checkpoints.push(Checkpoint {
+            entries,
+            offset,
+            state,
+            chain,
+        });
+    }
+    r.0.is_empty().then_some((layer, files, checkpoints))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn checkpoints() -> Vec<Checkpoint> {
+        (1..3)
+            .map(|i| Checkpoint {
+                entries: 64 * i,
+                offset: 512 * 100 * i,
+                state: [i as u32; 8],
+                chain: [i as u8; 32],
+            })
+            .collect()
+    }
 
     fn sample() -> (Layer, Vec<Entry>) {
         let ident = Ident {
@@ -394,15 +506,17 @@ mod tests {
     #[test]
     fn round_trips() {
         let (layer, entries) = sample();
-        let (back, files) = decode(&encode(&layer, &entries.iter().collect::<Vec<_>>())).unwrap();
+        let entries_ref = entries.iter().collect::<Vec<_>>();
+        let (back, files, cps) = decode(&encode(&layer, &entries_ref, &checkpoints())).unwrap();
         assert_eq!(back, layer);
         assert_eq!(files, entries.into_iter().collect());
+        assert_eq!(cps, checkpoints());
     }
 
     #[test]
     fn any_truncation_or_bit_flip_is_rejected() {
         let (layer, entries) = sample();
-        let bytes = encode(&layer, &entries.iter().collect::<Vec<_>>());
+        let bytes = encode(&layer, &entries.iter().collect::<Vec<_>>(), &checkpoints());
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len]).is_none(), "prefix of {len} bytes");
         }

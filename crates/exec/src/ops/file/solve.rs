@@ -6,6 +6,7 @@ use rbk_graph::{DagVertex, FileAction, FileOp};
 
 use super::reuse::Reuse;
 use super::{apply_actions, CopySource, FileOpOptions};
+use crate::layer::commit_layer_tracked;
 use crate::snapshot::View;
 use crate::solve::{Solved, Solver};
 use crate::{Error, IncludeAll, Result};
@@ -73,13 +74,27 @@ impl Solver<'_> {
         drop(views);
         self.snapshotter.commit(dest)?;
         let empty = Solved::from_layers(Vec::new());
-        let solved = self.commit_on(base.unwrap_or(&empty), &work)?;
-        if let (Some(reuse), Some(layer)) = (reuse, solved.layers().last()) {
-            // The record only makes the next run faster: not writing it
-            // (a full disk, a read-only db) fails nothing.
-            let _ = reuse.save(layer);
-        }
-        Ok(solved)
+        let base = base.unwrap_or(&empty);
+        let Some(reuse) = reuse else {
+            return self.commit_on(base, &work);
+        };
+        // The layer of an incremental copy is a tracked pack: its
+        // checkpoints go into the record, and the next pack resumes from
+        // the prefix the two share.
+        let linked = reuse.resume();
+        let resume = linked.as_ref().map(|l| l.as_resume());
+        let options = self.layer_options();
+        let committed = commit_layer_tracked(self.store, &work.upper(), &options, resume)?;
+        drop(linked);
+        let Some((layer, checkpoints)) = committed else {
+            return self.commit_on(base, &work);
+        };
+        // The record only makes the next run faster: not writing it
+        // (a full disk, a read-only db) fails nothing.
+        let _ = reuse.save(&layer, &checkpoints);
+        let mut layers = base.layers().to_vec();
+        layers.push(layer);
+        Ok(Solved::from_layers(layers))
     }
 
     /// What an incremental copy may take from the op's last snapshot (see

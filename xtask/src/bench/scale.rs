@@ -171,26 +171,36 @@ fn monorepo(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
         sub_cold.push(s);
         let (s, _) = rbk(bin, &store, &args)?;
         sub_warm.push(s);
-        if run == 0 {
-            // The selected files, as the build exported them, copied by cp -a.
-            let out = mono.join("selected");
-            let spec = format!("type=local,dest={}", path_str(&out)?);
-            rbk(
-                bin,
-                &store,
-                &["build", "--progress=quiet", "--output", &spec, ctx_s],
-            )?;
-            for _ in 0..RUNS {
-                let copy = mono.join("cp-copy");
-                let start = Instant::now();
-                crate::run(&mono, "cp", &["-a", path_str(&out)?, path_str(&copy)?])?;
-                cp.push(start.elapsed().as_secs_f64());
-                std::fs::remove_dir_all(&copy)?;
-            }
-            std::fs::remove_dir_all(&out)?;
-        }
+    }
+    // Nothing is deleted until every build is timed. On this machine's
+    // ext4 without a journal, allocating an inode skips, one buffer-cache
+    // lookup each, the free inodes of its group deleted recently (ext4's
+    // recently_deleted(): 30 s, minutes while the inode table block is
+    // dirty): a store deleted before a build put that scan into the
+    // build's mkdirs (29% of a one-file edit's CPU after one 10,000-file
+    // delete; bench/runs/2026-12-07-vm-s11/notes-mono-edit.md). So the
+    // stores of all runs are kept till the end, and the reference copies
+    // come after the builds.
+    let last = mono.join(format!("store{}", RUNS - 1));
+    // The selected files, as the build exported them, copied by cp -a.
+    let out = mono.join("selected");
+    let spec = format!("type=local,dest={}", path_str(&out)?);
+    rbk(
+        bin,
+        &last,
+        &["build", "--progress=quiet", "--output", &spec, ctx_s],
+    )?;
+    for _ in 0..RUNS {
+        let copy = mono.join("cp-copy");
+        let start = Instant::now();
+        crate::run(&mono, "cp", &["-a", path_str(&out)?, path_str(&copy)?])?;
+        cp.push(start.elapsed().as_secs_f64());
+        std::fs::remove_dir_all(&copy)?;
+    }
+    std::fs::remove_dir_all(&out)?;
+    for run in 0..RUNS {
         if run + 1 < RUNS || std::env::var_os("RBK_BENCH_SCALE_KEEP").is_none() {
-            std::fs::remove_dir_all(&store)?;
+            std::fs::remove_dir_all(mono.join(format!("store{run}")))?;
         }
     }
     let cp_median = median(&cp);

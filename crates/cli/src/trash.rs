@@ -23,10 +23,27 @@ use rbk_store::Store;
 /// (and every test) are done within it, so the space is free when they exit.
 pub(crate) const COMMAND_BUDGET: Duration = Duration::from_secs(1);
 
+/// Past this many entries moved to the trash (files, directories, dropped
+/// cache records), `prune` deletes none of them itself: a second deletes
+/// at most a few thousand entries here, so it could not finish, and the
+/// second would only be added to the command's time (a prune of half a
+/// big store moves 150,000; issue 19).
+pub(crate) const INLINE_ENTRIES: usize = 10_000;
+
+/// The time a command that moved `entries` to the trash spends deleting
+/// before it hands the rest to the background emptier.
+pub(crate) fn budget_for(entries: usize) -> Duration {
+    if entries > INLINE_ENTRIES {
+        Duration::ZERO
+    } else {
+        COMMAND_BUDGET
+    }
+}
+
 /// Deletes trash for up to `budget`, then starts a background emptier for
 /// what is left.
 pub(crate) fn empty(store: &Store, budget: Duration) -> anyhow::Result<()> {
-    if store.trash_is_empty()? || store.empty_trash_within(budget)? {
+    if store.trash_is_empty()? || (!budget.is_zero() && store.empty_trash_within(budget)?) {
         return Ok(());
     }
     spawn_emptier(store.root())
@@ -59,4 +76,17 @@ pub(crate) fn run_emptier(root: &Path) -> anyhow::Result<()> {
         store.empty_trash_within(Duration::from_secs(7 * 24 * 3600))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_prune_leaves_all_its_deletes_to_the_emptier() {
+        assert_eq!(budget_for(0), COMMAND_BUDGET);
+        assert_eq!(budget_for(INLINE_ENTRIES), COMMAND_BUDGET);
+        assert_eq!(budget_for(INLINE_ENTRIES + 1), Duration::ZERO);
+        assert_eq!(budget_for(150_000), Duration::ZERO);
+    }
 }

@@ -272,7 +272,14 @@ impl Store {
     /// Moves blob `digest` to the trash: its file and its packed record,
     /// whichever exist. The snapshot is GC's business.
     pub(crate) fn trash_blob(&self, digest: &Digest) -> Result<()> {
-        for path in [self.blob_path(digest), self.packed_path(digest)] {
+        self.trash_blob_as(digest, true)
+    }
+
+    /// [`Store::trash_blob`] for a caller that knows whether `digest` has a
+    /// packed record (`packed`): without one, only the file is tried.
+    pub(crate) fn trash_blob_as(&self, digest: &Digest, packed: bool) -> Result<()> {
+        let record = packed.then(|| self.packed_path(digest));
+        for path in std::iter::once(self.blob_path(digest)).chain(record) {
             match self.move_to_trash(&path) {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}

@@ -195,6 +195,32 @@ fn gc_keeps_live_packed_blobs_and_removes_dead_ones_with_their_snapshot() {
     assert!(store.snapshots().unwrap().is_empty());
 }
 
+/// GC moves a dead blob's file and its packed record when it has both (a
+/// built layer later loaded as a file): it lists the records once and
+/// tries the record only for the blobs that have one.
+#[test]
+fn gc_removes_a_dead_blob_that_is_both_a_file_and_packed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(tmp.path());
+    let dead = store
+        .commit_packed(&tree(tmp.path(), "c", 5), &PackOptions::default())
+        .unwrap();
+    let mut tar = Vec::new();
+    store
+        .open(&dead.digest)
+        .unwrap()
+        .read_to_end(&mut tar)
+        .unwrap();
+    fs::write(store.blob_path(&dead.digest), &tar).unwrap();
+    let report = store.gc().unwrap();
+    assert_eq!(report.blobs, vec![dead]);
+    assert!(!store.blob_path(&dead.digest).exists());
+    assert!(!store.is_packed(&dead.digest));
+    assert!(!store.has_snapshot(&dead.digest));
+    let records = fs::read_dir(store.db_dir().join("packed")).unwrap();
+    assert_eq!(records.count(), 0);
+}
+
 #[test]
 fn a_record_without_its_snapshot_is_no_blob_and_an_orphan() {
     let tmp = tempfile::tempdir().unwrap();

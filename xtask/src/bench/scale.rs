@@ -21,6 +21,8 @@
 //! sparse) and times `rbk prune -f` on the copy, wall and CPU. With
 //! `RBK_BENCH_BASE_BIN` set to another rbk binary, the two alternate on
 //! fresh copies (A B A B ...), so both see the same machine.
+//! `RBK_BENCH_STORE_PRISTINE=<dir>` keeps the pristine store in `<dir>`
+//! (outside `target/bench-scale/`) and reuses it on later invocations.
 //!
 //! Everything lives under `target/bench-scale/` and is deleted afterwards,
 //! unless `RBK_BENCH_SCALE_KEEP=1` (to profile commands on the big store
@@ -380,9 +382,19 @@ fn store_spec() -> (SyntheticSpec, String) {
 /// build and (interleaved) for `RBK_BENCH_BASE_BIN` if set.
 fn prune_only(bin: &Path, work: &Path) -> anyhow::Result<Vec<Figure>> {
     let (spec, what) = store_spec();
-    let pristine = work.join("pristine");
-    let made = Store::open(&pristine)?.make_synthetic(&spec)?;
-    let what = format!("{what}, {} snapshots", made.snapshot_count());
+    // `RBK_BENCH_STORE_PRISTINE=<dir>` keeps the pristine store there
+    // between invocations: made when `<dir>` does not exist, reused (never
+    // written) when it does; it saves minutes per comparison.
+    let (pristine, what): (std::path::PathBuf, _) =
+        match std::env::var_os("RBK_BENCH_STORE_PRISTINE") {
+            Some(dir) if Path::new(&dir).exists() => (dir.into(), what),
+            kept => {
+                let pristine = kept.map_or_else(|| work.join("pristine"), Into::into);
+                let made = Store::open(&pristine)?.make_synthetic(&spec)?;
+                let what = format!("{what}, {} snapshots", made.snapshot_count());
+                (pristine, what)
+            }
+        };
     let mut bins = vec![("this build", bin.to_path_buf())];
     if let Some(base) = std::env::var_os("RBK_BENCH_BASE_BIN") {
         bins.push(("base", base.into()));

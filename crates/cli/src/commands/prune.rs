@@ -20,7 +20,9 @@
 //!
 //! What it moved to the trash is deleted for up to a second, and the rest
 //! by a background `rbk system empty-trash` (see `crate::trash`), so a
-//! prune of a big store is not held up by deleting.
+//! prune of a big store is not held up by deleting; past
+//! `trash::INLINE_ENTRIES` entries (more than a second could delete) all of
+//! it is left to the background emptier.
 //!
 //! It waits for running builds and loads to finish (the GC lock). Output:
 //! one `Deleted: …` line per cache record (`Deleted: cache sha256:<key>`)
@@ -65,7 +67,13 @@ pub(crate) fn run(
     rbk_exec::recover_store(&store)?;
     let report = store.prune(args.all)?;
     let builds = crate::progress::record::prune(&store, args.all)?;
-    crate::trash::empty(&store, crate::trash::COMMAND_BUDGET)?;
+    let moved = builds.len()
+        + report.cache.len()
+        + report.source_caches.len()
+        + report.blobs.len()
+        + report.snapshots.len()
+        + report.orphans.removed.len();
+    crate::trash::empty(&store, crate::trash::budget_for(moved))?;
     // One write per line would be 100,000 writes after a big prune.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for id in &builds {

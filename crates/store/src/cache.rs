@@ -609,28 +609,15 @@ impl Store {
     /// rows later (see `SCHEMA`).
     pub fn cache_remove_all(&self, keys: &[Digest]) -> Result<()> {
         self.with_cache_index(|c| {
-            // The transaction's dirty pages stay in memory until the commit
-            // (a prune of half a big store dirties a few thousand): a spill
-            // half-way syncs the journal and writes those pages twice.
-            let batch = keys.len() > 1;
-            if batch {
-                c.pragma_update(None, "cache_spill", false)?;
+            let tx = c.transaction()?;
+            for key in keys {
+                // Only a key that has a row, and once.
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO dropped (key) SELECT key FROM records WHERE key = ?1",
+                )?
+                .execute([key.to_string()])?;
             }
-            let removed = (|| {
-                let tx = c.transaction()?;
-                for key in keys {
-                    // Only a key that has a row, and once.
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO dropped (key) SELECT key FROM records WHERE key = ?1",
-                    )?
-                    .execute([key.to_string()])?;
-                }
-                tx.commit()
-            })();
-            if batch {
-                c.pragma_update(None, "cache_spill", true)?;
-            }
-            removed
+            tx.commit()
         })
     }
 

@@ -54,7 +54,7 @@ fn entries(dir: &Path) -> Vec<String> {
     match fs::read_dir(dir) {
         Ok(rd) => rd
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            // Lock files are kept by design: empty, tied to no process.
+            // A killed writer's lock file may stay: empty, tied to no process.
             .filter(|n| !n.ends_with(".lock"))
             .collect(),
         Err(_) => Vec::new(),

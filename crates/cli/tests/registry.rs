@@ -167,6 +167,9 @@ fn push_rmi_pull_gives_identical_digests_and_second_push_sends_nothing() {
         ],
     );
     ok(&other, &cfg, &["inspect", &image]);
+    // Pulling the base, unpacking it and packing the new layer each took a
+    // per-digest lock file in ingest/, and each removed its own.
+    nothing_half_stored(&other, &[]);
     // --push sent the new layer and config, and found the base layers there.
     let fresh = dir.join("fresh");
     ok(&fresh, &cfg, &["pull", &derived]);
@@ -266,14 +269,13 @@ fn corrupt_blob_in_the_registry_never_lands_in_the_store() {
     nothing_half_stored(&root, &[]);
 }
 
-/// What a failed pull must not leave in `root`: partial ingests (lock files
-/// may stay) and snapshots of the refused layer.
+/// What a failed pull must not leave in `root`: partial ingests, their
+/// per-digest lock files, and snapshots of the refused layer.
 fn nothing_half_stored(root: &Path, layer_diff_ids: &[rbk_store::Digest]) {
     let store = rbk_store::Store::open(root).unwrap();
     let partial: Vec<_> = std::fs::read_dir(store.ingest_dir())
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.ends_with(".lock"))
                 .collect()
         })
         .unwrap_or_default();

@@ -103,8 +103,9 @@ impl BlobWrite for Store {
     fn ingest(&self, expected: Option<Digest>) -> Result<Ingestion<'_>> {
         let (name, lock) = match expected {
             Some(d) => {
-                let lock =
-                    FileLock::exclusive(&self.ingest_dir().join(format!("{}.lock", d.hex())))?;
+                let lock = FileLock::exclusive_temporary(
+                    &self.ingest_dir().join(format!("{}.lock", d.hex())),
+                )?;
                 if let Ok(info) = self.info(&d) {
                     return Ok(Ingestion::Exists(info));
                 }

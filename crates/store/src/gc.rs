@@ -423,7 +423,8 @@ impl Store {
 
     /// Lists the leftovers [`Store::clean_orphans`] would clear, without the
     /// lock and without touching them (for `system verify`). Per-digest lock
-    /// files are not listed: every write leaves one, by design.
+    /// files are not listed: they are empty, and only a killed writer (or an
+    /// rbk older than temporary locks, which left one per write) leaves one.
     pub fn orphans(&self) -> Result<Vec<PathBuf>> {
         let candidates = self.orphan_candidates(true)?.into_iter();
         Ok(candidates.filter(|c| !c.1).map(|c| c.0).collect())

@@ -118,7 +118,9 @@ impl Store {
     fn commit_hashed(&self, dir: &Path, options: &PackOptions, info: BlobInfo) -> Result<BlobInfo> {
         let digest = info.digest;
         // The per-digest ingest lock: one writer of this blob at a time.
-        let _lock = FileLock::exclusive(&self.ingest_dir().join(format!("{}.lock", digest.hex())))?;
+        let _lock = FileLock::exclusive_temporary(
+            &self.ingest_dir().join(format!("{}.lock", digest.hex())),
+        )?;
         let has_file = self.blob_path(&digest).is_file();
         let has_record = self.packed_path(&digest).is_file();
         if self.has_snapshot(&digest) && !has_file && !has_record {

@@ -188,7 +188,7 @@ impl Store {
         if path.is_dir() {
             return Ok(path);
         }
-        let _lock = FileLock::exclusive(
+        let _lock = FileLock::exclusive_temporary(
             &self
                 .ingest_dir()
                 .join(format!("{}.snap.lock", diff_id.hex())),

@@ -32,6 +32,8 @@ const DIRS: [&str; 7] = [
 ///   blobs/sha256/<hex>         committed blobs, mode 0444      ┘ and umoci read it directly
 ///   ingest/<id>                blobs being written (deleted on mismatch or abort)
 ///   ingest/<hex>.lock          per-digest flock: one writer per blob at a time
+///   ingest/<hex>.snap.lock     per-layer flock: one unpacker per snapshot at a time
+///                              (both removed by their holder, see `lock.rs`)
 ///   snapshots/<name>/          unpacked layers (overlay lower dirs, overlay whiteouts)
 ///   trash/                     dead entries moved here by rename, deleted later (`Store::empty_trash_within`)
 ///   db/lock                    store-wide flock, held while index files change

@@ -102,4 +102,6 @@ fn an_extraction_works_under_tmp_and_leaves_nothing_there() {
         vec![blob.digest.hex().to_string()]
     );
     assert_eq!(names(store.root().join("tmp")), Vec::<String>::new());
+    // The unpack's per-layer lock file went with the lock.
+    assert_eq!(names(store.ingest_dir()), Vec::<String>::new());
 }

@@ -72,6 +72,11 @@ fn a_packed_blob_reads_back_as_the_tar_that_was_hashed() {
     assert_eq!(info.size, expected.len() as u64);
     assert!(!dir.exists(), "the directory became the snapshot");
     assert!(store.has_snapshot(&info.digest));
+    let ingest: Vec<_> = std::fs::read_dir(store.ingest_dir()).unwrap().collect();
+    assert!(
+        ingest.is_empty(),
+        "the blob's lock file is left: {ingest:?}"
+    );
     assert!(store.is_packed(&info.digest));
     assert!(
         !store.blob_path(&info.digest).exists(),

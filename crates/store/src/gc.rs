@@ -290,8 +290,18 @@ impl Store {
                 dropped.push(key);
             }
         }
-        self.cache_remove_all(&dropped)?;
-        let mut report = self.sweep(&live, blobs, snapshots)?;
+        // The records are dropped (SQLite, user CPU) while the dead files
+        // are moved (renames, system CPU), on two threads. The order does
+        // not matter: a record whose blob or snapshot is gone is never
+        // returned (`cache_get` checks them), and a prune killed before the
+        // drop commits drops such records the next time (see `keep` above).
+        let (dropping, swept) = std::thread::scope(|threads| {
+            let dropping = threads.spawn(|| self.cache_remove_all(&dropped));
+            let swept = self.sweep(&live, blobs, snapshots);
+            (dropping.join(), swept)
+        });
+        dropping.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let mut report = swept?;
         report.orphans = orphans;
         report.cache = dropped;
         report.images = images;

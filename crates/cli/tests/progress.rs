@@ -454,11 +454,21 @@ fn buildkit_progress_sets_the_default_mode() {
     // The flag wins over the variable.
     let plain = with("rawjson", &["build", "--progress=plain", ctx]);
     assert!(stderr(&plain).contains("#1 [internal] load build definition"));
+    // Quiet as buildx is quiet: no progress, and no "writing image" or
+    // "naming to" lines either (only `-q` prints the id, on stdout).
     for quiet in ["quiet", "none"] {
-        let out = with(quiet, &["build", ctx]);
-        assert!(out.status.success());
-        assert!(!stderr(&out).contains('#'), "{}", stderr(&out));
+        let out = with(quiet, &["build", "-t", "quiet:1", ctx]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     }
+    let id = with("quiet", &["build", "-q", "-t", "quiet:1", ctx]);
+    assert_eq!(stderr(&id), "");
+    assert!(
+        String::from_utf8_lossy(&id.stdout).starts_with("sha256:"),
+        "{}",
+        String::from_utf8_lossy(&id.stdout)
+    );
     let bad = with("fancy", &["build", ctx]);
     assert!(!bad.status.success());
     assert!(

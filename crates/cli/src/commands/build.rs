@@ -92,13 +92,11 @@ pub(crate) fn run(settings: &GlobalSettings, mut args: BuildArgs) -> anyhow::Res
     recorded?;
     report_warnings(&result.warnings);
     write_result_files(&args, &result, &about, &findings)?;
-    if !progress.shows_result() {
-        let to_stdout = about.outputs_to_stdout;
-        report_done(
-            args.quiet && !to_stdout,
-            &result.id().to_string(),
-            &about.tags,
-        );
+    // The other views showed the id and names already; quiet shows
+    // nothing, as buildx's, except the id that `-q` asks for (and never on
+    // a stdout that carries an `--output`).
+    if args.quiet && !progress.shows_result() && !about.outputs_to_stdout {
+        report_id(&result.id().to_string());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -327,16 +325,9 @@ fn report_warnings(warnings: &[String]) {
     }
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)] // the CLI reports here
-fn report_done(quiet: bool, id: &str, tags: &[Reference]) {
-    if quiet {
-        println!("{id}");
-        return;
-    }
-    eprintln!("writing image {id} done");
-    for tag in tags {
-        eprintln!("naming to {tag} done");
-    }
+#[allow(clippy::print_stdout)] // the CLI reports here
+fn report_id(id: &str) {
+    println!("{id}");
 }
 
 #[cfg(test)]

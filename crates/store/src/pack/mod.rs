@@ -206,10 +206,7 @@ impl Read for PackReader {
 /// chunk (so a reader can tell a finished tar from a dead thread) or with
 /// the error.
 fn pack_into(dir: PathBuf, options: PackOptions, tx: SyncSender<Result<Vec<u8>>>) {
-    let mut out = ChunkSender {
-        tx: &tx,
-        buf: Vec::with_capacity(CHUNK),
-    };
+    let mut out = Chunks::new(&tx);
     let result = walk::write_unbuffered(&dir, &mut out, &options).and_then(|()| {
         out.send()
             .map_err(Error::io("sending layer chunk of", dir.clone()))
@@ -220,27 +217,53 @@ fn pack_into(dir: PathBuf, options: PackOptions, tx: SyncSender<Result<Vec<u8>>>
     };
 }
 
-struct ChunkSender<'a> {
-    tx: &'a SyncSender<Result<Vec<u8>>>,
-    buf: Vec<u8>,
-}
+/// Where a walk's full chunks go: another thread (the reader of a layer,
+/// or the hasher of a tracked pack).
+trait ChunkOut {
+    /// Hands `chunk` over. Fails only when the other end is gone, which
+    /// stops the walk.
+    fn send_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()>;
 
-impl ChunkSender<'_> {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        // A send fails only when the reader is gone: stop the walk.
-        self.tx
-            .send(Ok(full))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer reader stopped"))
+    /// Whether something besides bytes waits for the next chunk.
+    fn has_pending(&self) -> bool {
+        false
     }
 }
 
-impl walk::Sink for &mut ChunkSender<'_> {}
+impl ChunkOut for &SyncSender<Result<Vec<u8>>> {
+    fn send_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.send(Ok(chunk)).map_err(|_| stopped("layer reader"))
+    }
+}
 
-impl Write for ChunkSender<'_> {
+/// The walk's writer: gathers the tar into [`CHUNK`]-sized buffers for
+/// another thread, so the two exchange a message per MiB, not per entry.
+struct Chunks<O> {
+    buf: Vec<u8>,
+    out: O,
+}
+
+impl<O: ChunkOut> Chunks<O> {
+    fn new(out: O) -> Self {
+        Chunks {
+            buf: Vec::with_capacity(CHUNK),
+            out,
+        }
+    }
+
+    /// Sends what is gathered (when full, and at the end of the walk).
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() && !self.out.has_pending() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.out.send_chunk(full)
+    }
+}
+
+impl walk::Sink for &mut Chunks<&SyncSender<Result<Vec<u8>>>> {}
+
+impl<O: ChunkOut> Write for Chunks<O> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
@@ -253,4 +276,9 @@ impl Write for ChunkSender<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(()) // chunks are sent when full and at the end
     }
+}
+
+/// The error of a send whose receiving thread (`who`) has stopped.
+fn stopped(who: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, format!("{who} stopped"))
 }

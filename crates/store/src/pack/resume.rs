@@ -32,7 +32,7 @@
 //! whole. So a resumed pack's digest is always the digest of its own tree.
 
 use std::collections::HashSet;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -42,15 +42,13 @@ use sha2::{Digest as _, Sha256};
 use super::header::Entry;
 use super::midstate::Midstate;
 use super::walk::{self, Sink};
-use super::PackOptions;
+use super::{stopped, ChunkOut, Chunks, PackOptions};
 use crate::{BlobInfo, Error, Result};
 
 /// Entries between two checkpoints.
 pub(super) const EVERY: u64 = 64;
 /// Messages in flight between the walk and the hasher.
 const IN_FLIGHT: usize = 4;
-/// Bytes the walk gathers before sending them.
-const CHUNK: usize = 1 << 20;
 
 /// The state of a tracked pack after a whole number of entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +99,10 @@ pub fn hash_tracked(
             .name("rbk-pack".into())
             .stack_size(crate::WALK_STACK)
             .spawn_scoped(scope, move || {
-                let mut out = Sender {
+                let mut out = Chunks::new(ToHasher {
                     tx: &tx,
-                    buf: Vec::with_capacity(CHUNK),
                     marks: Vec::new(),
-                };
+                });
                 let result = walk::write_tracked(dir, &mut out, options, resume)
                     .and_then(|()| out.send().map_err(Error::io("hashing the layer of", dir)));
                 let _ = tx.send(match result {
@@ -187,51 +184,37 @@ enum Msg {
     Failed(Error),
 }
 
-/// The walk's end of the channel.
-struct Sender<'a> {
+/// The walk's end of the channel to the hasher: chunks go with the
+/// checkpoints marked inside them.
+struct ToHasher<'a> {
     tx: &'a SyncSender<Msg>,
-    buf: Vec<u8>,
     marks: Vec<(usize, u64, [u8; 32])>,
 }
 
-impl Sender<'_> {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() && self.marks.is_empty() {
-            return Ok(());
-        }
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+impl ChunkOut for ToHasher<'_> {
+    fn send_chunk(&mut self, chunk: Vec<u8>) -> io::Result<()> {
         let marks = std::mem::take(&mut self.marks);
         self.tx
-            .send(Msg::Chunk(full, marks))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer hasher stopped"))
+            .send(Msg::Chunk(chunk, marks))
+            .map_err(|_| stopped("layer hasher"))
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.marks.is_empty()
     }
 }
 
-impl Write for Sender<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink for &mut Sender<'_> {
+impl Sink for &mut Chunks<ToHasher<'_>> {
     fn mark(&mut self, entries: u64, chain: [u8; 32]) -> io::Result<()> {
-        self.marks.push((self.buf.len(), entries, chain));
+        self.out.marks.push((self.buf.len(), entries, chain));
         Ok(())
     }
 
     fn resume(&mut self, from: usize) -> io::Result<()> {
-        self.tx
+        self.out
+            .tx
             .send(Msg::Resume(from))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer hasher stopped"))
+            .map_err(|_| stopped("layer hasher"))
     }
 }
 

@@ -1557,3 +1557,29 @@ fn c16_the_badtars_are_refused_or_kept_the_same_way_on_every_route() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     ok(&root, &["system", "verify"]);
 }
+
+/// A Dockerfile whose `${V//p/r}` nests in its own replacement grows x7 per
+/// level (BuildKit expands it until memory runs out). rbk stops at the
+/// expansion bound and names the file and line, before anything runs.
+#[test]
+fn a_self_multiplying_expansion_fails_at_once_naming_the_line() {
+    let dir = scratch("expansion-bomb");
+    let root = store(&dir);
+    let mut nested = "x".to_string();
+    for _ in 0..12 {
+        nested = format!("${{V//$EMPTY/{nested}}}");
+    }
+    let dockerfile = format!("FROM rbk-busybox\nARG V=abcdef EMPTY=\nENV X={nested}\n");
+    let ctx = context(&dir, &[("Dockerfile", dockerfile.as_str())]);
+    let started = std::time::Instant::now();
+    let out = run_or_kill(
+        support::command(&root, &["build", "-t", "bomb:1", ctx.to_str().unwrap()]),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("expansion longer than 1048576 bytes"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    assert!(!rbk(&root, &["inspect", "bomb:1"]).status.success());
+}

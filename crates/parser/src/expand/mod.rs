@@ -23,7 +23,8 @@
 //! as in BuildKit. Single quotes keep everything literal; double quotes keep
 //! everything but `$` and the escapes of `"`, `$` and the escape token.
 //! `$1`…, `$@`, `$*`, `$#`, `$?`, `$-`, `$$`, `$!` and `$0` are read as names
-//! and so are normally unset.
+//! and so are normally unset. Unlike BuildKit, a word never expands past
+//! [`MAX_EXPANDED_LEN`] bytes.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -38,6 +39,13 @@
 mod go;
 mod pattern;
 mod word;
+
+/// The longest expansion of one word, in bytes. BuildKit has no bound, and
+/// `${V//p/r}` nested in its own replacement multiplies the length at every
+/// level: a 300-byte word reached gigabytes (found by the `expand` fuzz
+/// target). Nothing that long could be used anyway: Linux refuses a single
+/// argument or environment string over 128 KiB to `execve`.
+pub const MAX_EXPANDED_LEN: usize = 1 << 20;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -150,6 +158,12 @@ pub enum ExpandErrorKind {
         name: String,
         /// The user's message, or BuildKit's default.
         message: String,
+    },
+    /// The expansion grew past [`MAX_EXPANDED_LEN`] bytes.
+    #[error("expansion longer than {limit} bytes")]
+    TooLong {
+        /// The bound, [`MAX_EXPANDED_LEN`].
+        limit: usize,
     },
     /// A `#`, `%` or `/` pattern that cannot be compiled.
     #[error("invalid pattern ({pattern}) in substitution: {reason}")]

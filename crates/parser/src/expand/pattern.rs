@@ -5,6 +5,7 @@
 use regex::Regex;
 
 use super::go::{is_go_digit, is_go_letter};
+use super::word::too_long;
 use super::ExpandErrorKind as Fault;
 
 /// Translates `pattern`; `greedy` picks `.*` over `.*?` for `*`, and
@@ -106,7 +107,10 @@ pub(super) fn replace(
     let re = to_regex(pattern, true, false).map_err(|r| invalid(pattern, r))?;
     if !all {
         return Ok(match re.find(value) {
-            Some(m) => format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..]),
+            Some(m) => {
+                too_long(value.len() - m.len() + replacement.len())?;
+                format!("{}{replacement}{}", &value[..m.start()], &value[m.end()..])
+            }
             None => value.to_string(),
         });
     }
@@ -115,9 +119,13 @@ pub(super) fn replace(
     for m in re.find_iter(value) {
         out.push_str(&value[last..m.start()]);
         go_expand(&mut out, replacement, m.as_str());
+        // Checked as it grows: every match (an empty pattern matches
+        // between all characters) adds a whole replacement.
+        too_long(out.len())?;
         last = m.end();
     }
     out.push_str(&value[last..]);
+    too_long(out.len())?;
     Ok(out)
 }
 

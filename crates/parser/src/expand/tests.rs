@@ -202,3 +202,53 @@ fn never_panics_on_random_input() {
         }
     }
 }
+
+/// `${V//p/r}` nested in its own replacement multiplies the length at
+/// every level (the `expand` fuzz target's slow inputs: ~30 s and 1.6 GB
+/// for 300 bytes). Past the bound it fails at once, whichever way the word
+/// grows; up to the bound it expands as before.
+#[test]
+fn expansions_stop_at_the_bound() {
+    let env = build_envs(["V=a.b.c", "EMPTY="]);
+    let lex = Lexer::new('\\');
+    // An empty pattern matches between all six characters: x7 per level.
+    let mut nested = "x".to_string();
+    for _ in 0..12 {
+        nested = format!("${{V//$EMPTY/{nested}}}");
+    }
+    let started = std::time::Instant::now();
+    let e = lex.process_word(&nested, &env).unwrap_err();
+    assert_eq!(
+        e.kind,
+        ExpandErrorKind::TooLong {
+            limit: MAX_EXPANDED_LEN
+        }
+    );
+    assert!(
+        e.to_string()
+            .ends_with("expansion longer than 1048576 bytes"),
+        "{e}"
+    );
+    assert!(lex.process_words(&nested, &env).is_err());
+    assert!(lex.process_word(&format!("\"{nested}\""), &env).is_err());
+    // Well under a second, whatever the machine: the work stops near
+    // the bound instead of at 7^12 copies.
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+
+    // Growth by repetition, and by a single replacement, stop too.
+    let big = "y".repeat(MAX_EXPANDED_LEN / 2 + 1);
+    let env = build_envs([format!("B={big}").as_str(), "V=a.b.c"]);
+    assert!(lex.process_word("$B$B", &env).is_err());
+    assert!(lex.process_word("\"$B$B\"", &env).is_err());
+    assert!(lex.process_word("${V/a/$B$B}", &env).is_err());
+    assert!(lex.process_word("${B/y/$B}", &env).is_err());
+    assert!(lex.process_word("${B//y/yy}", &env).is_err());
+    // One copy is fine, and so is a word of exactly the bound.
+    assert_eq!(lex.process_word("$B", &env).unwrap(), big);
+    let exact = "z".repeat(MAX_EXPANDED_LEN);
+    let env = build_envs([format!("E={exact}").as_str()]);
+    assert_eq!(
+        lex.process_word("${E}", &env).unwrap().len(),
+        MAX_EXPANDED_LEN
+    );
+}

@@ -180,6 +180,7 @@ impl<'a> Walker<'a> {
                 return Ok((result, fields.finish()));
             }
             if let Some(value) = self.special(ch)? {
+                too_long(result.len() + value.len())?;
                 result.push_str(&value);
                 if ch == '$' {
                     fields.add_string(&value);
@@ -266,7 +267,11 @@ impl<'a> Walker<'a> {
                     }
                     return Ok(result);
                 }
-                Some('$') => result.push_str(&self.process_dollar()?),
+                Some('$') => {
+                    let value = self.process_dollar()?;
+                    too_long(result.len() + value.len())?;
+                    result.push_str(&value);
+                }
                 Some(_) => self.double_quoted_char(&mut result),
             }
         }
@@ -481,6 +486,16 @@ fn required(
 }
 
 /// POSIX special parameters, which BuildKit reads as one-character names.
+/// Fails once an expansion would reach `len` bytes, past the bound.
+pub(super) fn too_long(len: usize) -> Result<(), Fault> {
+    match len > super::MAX_EXPANDED_LEN {
+        true => Err(Fault::TooLong {
+            limit: super::MAX_EXPANDED_LEN,
+        }),
+        false => Ok(()),
+    }
+}
+
 fn is_special_param(ch: char) -> bool {
     matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0')
 }

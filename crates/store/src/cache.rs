@@ -38,8 +38,7 @@
 //!   row the database already has) and then moves the directory to the
 //!   trash. An import cut short is simply done again.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -562,7 +561,7 @@ impl Store {
     /// 0), and the compressed top layers not in `excluded`, whose sizes
     /// the caller looks up. Reads `top_bytes` and one row per excluded
     /// layer, not every top.
-    pub(crate) fn cache_totals(&self, excluded: &HashMap<Digest, u64>) -> Result<CacheTotals> {
+    pub(crate) fn cache_totals(&self, excluded: &BTreeMap<Digest, u64>) -> Result<CacheTotals> {
         let empty: Digest = EMPTY_LAYER_DIFF_ID.parse().expect("a valid digest");
         self.with_cache_index(|c| {
             // One snapshot of the tables: a commit between the statements
@@ -577,12 +576,10 @@ impl Store {
             let mut size_of =
                 tx.prepare_cached("SELECT size FROM tops WHERE diff_id = ?1 AND digest = diff_id")?;
             let also_empty = (!excluded.contains_key(&empty)).then_some(&empty);
-            // One key buffer for the (tens of thousands of) lookups.
-            let mut key = String::with_capacity(71);
             for diff_id in excluded.keys().chain(also_empty) {
-                key.clear();
-                let _ = write!(key, "{diff_id}");
-                let size: Option<i64> = size_of.query_row([&key], |r| r.get(0)).optional()?;
+                let size: Option<i64> = size_of
+                    .query_row([diff_id.to_string()], |r| r.get(0))
+                    .optional()?;
                 plain -= size.unwrap_or(0);
             }
             let mut statement = tx.prepare_cached(
@@ -901,7 +898,7 @@ mod tests {
     }
 
     /// [`Store::cache_totals`] computed the long way, from every top.
-    fn totals_from_tops(store: &Store, excluded: &HashMap<Digest, u64>) -> CacheTotals {
+    fn totals_from_tops(store: &Store, excluded: &BTreeMap<Digest, u64>) -> CacheTotals {
         let (count, tops) = store.cache_tops().unwrap();
         let (plain, compressed): (Vec<Layer>, Vec<Layer>) = tops
             .into_iter()
@@ -919,8 +916,8 @@ mod tests {
     /// Checks the kept totals against the long way, with no layer
     /// excluded and with some (an image's layers).
     fn assert_totals_exact(store: &Store, image_layers: &[&Layer]) {
-        let some: HashMap<Digest, u64> = image_layers.iter().map(|l| (l.diff_id, 0)).collect();
-        for excluded in [HashMap::new(), some] {
+        let some: BTreeMap<Digest, u64> = image_layers.iter().map(|l| (l.diff_id, 0)).collect();
+        for excluded in [BTreeMap::new(), some] {
             let kept = store.cache_totals(&excluded).unwrap();
             assert_eq!(kept, totals_from_tops(store, &excluded));
         }
@@ -952,7 +949,7 @@ mod tests {
                 (keys[4], record(&[], "4")),
             ])
             .unwrap();
-        assert!(store.cache_totals(&HashMap::new()).unwrap().plain_bytes > 0);
+        assert!(store.cache_totals(&BTreeMap::new()).unwrap().plain_bytes > 0);
         assert_totals_exact(&store, &image);
         // Another process replaces records: a top moves, a new one appears.
         other
@@ -972,7 +969,7 @@ mod tests {
         other.cache_remove_all(&keys).unwrap();
         other.empty_trash().unwrap();
         assert_eq!(
-            store.cache_totals(&HashMap::new()).unwrap(),
+            store.cache_totals(&BTreeMap::new()).unwrap(),
             CacheTotals::default()
         );
     }
@@ -986,7 +983,7 @@ mod tests {
         store
             .cache_put(&key, &CacheRecord::new(vec![a.clone()], "k"))
             .unwrap();
-        let before = store.cache_totals(&HashMap::new()).unwrap();
+        let before = store.cache_totals(&BTreeMap::new()).unwrap();
         // A process killed mid-transaction: its changes, the totals' with
         // them, are rolled back (SQLite replays the journal on next open).
         store
@@ -1003,7 +1000,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(store.cache_totals(&HashMap::new()).unwrap(), before);
+        assert_eq!(store.cache_totals(&BTreeMap::new()).unwrap(), before);
         assert_totals_exact(&store, &[&b]);
     }
 
@@ -1065,7 +1062,7 @@ mod tests {
         let again = Store::open(&root).unwrap();
         assert_totals_exact(&again, &[&z]);
         assert_eq!(
-            again.cache_totals(&HashMap::new()).unwrap().plain_bytes,
+            again.cache_totals(&BTreeMap::new()).unwrap().plain_bytes,
             2,
             "only b's two bytes are left uncompressed"
         );

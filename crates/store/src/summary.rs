@@ -58,15 +58,6 @@ impl ImageSummary {
     pub fn layer_sizes(&self) -> BTreeMap<Digest, u64> {
         self.layers.iter().copied().collect()
     }
-
-    /// Each layer once with its uncompressed size, sorted by diff id (the
-    /// pairs of [`ImageSummary::layer_sizes`], without building a map).
-    pub fn distinct_layers(&self) -> Vec<(Digest, u64)> {
-        let mut layers = self.layers.clone();
-        layers.sort_unstable_by_key(|(diff_id, _)| *diff_id);
-        layers.dedup_by_key(|(diff_id, _)| *diff_id);
-        layers
-    }
 }
 
 #[derive(Default, Serialize, Deserialize)]

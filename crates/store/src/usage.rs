@@ -25,7 +25,7 @@
 //! total is the sum of the records that are not — so the rows add up to the
 //! total.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use crate::fsutil::{read_small, write_atomic};
@@ -85,13 +85,7 @@ pub struct Usage {
 const MAX_SIZE_FILE: u64 = 64;
 
 /// Diff id → uncompressed size.
-/// Diff id → uncompressed size, of every image's layers (looked up, and
-/// summed; never listed in order).
-type LayerSizes = HashMap<Digest, u64>;
-
-/// An image's distinct layers with their sizes (see
-/// [`crate::ImageSummary::distinct_layers`]).
-type ImageLayers = Vec<(Digest, u64)>;
+type LayerSizes = BTreeMap<Digest, u64>;
 
 impl Store {
     /// The uncompressed size of `layer`, whose diff id is `diff_id` (see
@@ -197,22 +191,20 @@ impl Store {
     /// The images' part of [`Usage`], and every image layer's size.
     fn image_usage(&self) -> Result<(Usage, LayerSizes)> {
         let images = self.image_layer_sets()?;
-        // Hashed, not ordered: tens of thousands of layers, each looked up
-        // per image that has it.
-        let mut users: HashMap<Digest, usize> = HashMap::new();
+        let mut users: BTreeMap<Digest, usize> = BTreeMap::new();
         for (_, layers) in images.values() {
-            for (d, _) in layers {
+            for d in layers.keys() {
                 *users.entry(*d).or_default() += 1;
             }
         }
         let mut usage = Usage::default();
-        let mut all_layers = HashMap::with_capacity(users.len());
+        let mut all_layers = BTreeMap::new();
         let mut unsorted = Vec::with_capacity(images.len());
         for (mut image, layers) in images.into_values() {
-            image.size = layers.iter().map(|(_, s)| s).sum();
+            image.size = layers.values().sum();
             image.shared = layers
                 .iter()
-                .filter(|(d, _)| users[d] > 1)
+                .filter(|(d, _)| users[*d] > 1)
                 .map(|(_, s)| s)
                 .sum();
             image.unique = image.size - image.shared;
@@ -236,15 +228,15 @@ impl Store {
     }
 
     /// Per image id (tagged or untagged): the image (sizes not yet filled)
-    /// and its distinct layers' sizes by diff id.
-    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, ImageLayers)>> {
+    /// and its layers' sizes by diff id.
+    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, LayerSizes)>> {
         let mut entries: Vec<(Option<Reference>, &Descriptor)> = Vec::new();
         let db = self.read_images()?;
         for (name, desc) in &db.images {
             entries.push((Some(name.parse()?), desc));
         }
         entries.extend(db.untagged.values().map(|d| (None, d)));
-        let mut out: BTreeMap<Digest, (ImageUsage, ImageLayers)> = BTreeMap::new();
+        let mut out: BTreeMap<Digest, (ImageUsage, LayerSizes)> = BTreeMap::new();
         let mut summaries = self.image_summaries();
         for (reference, desc) in entries {
             let Ok(summary) = summaries.get(self, desc) else {
@@ -260,7 +252,7 @@ impl Store {
                     shared: 0,
                     unique: 0,
                 };
-                (usage, summary.distinct_layers())
+                (usage, summary.layer_sizes())
             });
             entry.0.references.extend(reference);
         }

@@ -1,6 +1,7 @@
 //! mount(2) of the store's mount descriptions, undone on drop.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{mount_bind_recursive, mount_remount, MountFlags, UnmountFlags};
@@ -100,11 +101,28 @@ fn mount_overlay_fsconfig(m: &rbk_store::Mount, target: &Path) -> Result<()> {
             target.display()
         ))
     };
+    // Each lower dir is named by an fd of this process: overlayfs shows
+    // layers in /proc/*/mountinfo as they were given, and 500 store paths
+    // make a line over 64 KiB, which runc's mountinfo reader refuses ("bufio.Scanner:
+    // token too long"), failing every RUN on the machine while the deep
+    // view is mounted. `/proc/self/fd/N` keeps the line near 10 KiB.
+    let mut lower_fds = Vec::new();
     for option in &m.options {
         match option.split_once('=') {
             Some(("lowerdir", list)) => {
                 for dir in split_unescaped(list, ':') {
-                    fsconfig_set_string(&fs, "lowerdir+", unescape(dir))
+                    let dir = unescape(dir);
+                    let fd = rustix::fs::open(
+                        dir.as_str(),
+                        rustix::fs::OFlags::PATH
+                            | rustix::fs::OFlags::DIRECTORY
+                            | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| Error::io("opening lower dir", Path::new(&dir), e.into()))?;
+                    let name = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                    lower_fds.push(fd);
+                    fsconfig_set_string(&fs, "lowerdir+", name)
                         .map_err(|e| fail("adding a lower dir", e))?;
                 }
             }
@@ -238,6 +256,33 @@ mod tests {
         let m = rbk_store::overlay_mount(&lowers, None);
         let err = overlay_options(&m.options).unwrap_err().to_string();
         assert!(err.contains("200 layers"), "{err}");
+    }
+
+    /// 450 layers with 120-character names would show as a 55 KiB
+    /// mountinfo line; runc refuses lines over 64 KiB. Named by fd, the
+    /// line stays short and the view is whole.
+    #[test]
+    fn a_deep_overlay_keeps_its_mountinfo_line_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let lowers: Vec<PathBuf> = (0..450)
+            .map(|i| {
+                let lower = dir.path().join(format!("{i:0120}"));
+                std::fs::create_dir(&lower).unwrap();
+                std::fs::write(lower.join(format!("f{i}")), "x").unwrap();
+                lower
+            })
+            .collect();
+        let target = dir.path().join("view");
+        std::fs::create_dir(&target).unwrap();
+        let guard = mount(&rbk_store::overlay_mount(&lowers, None), &target).unwrap();
+        assert!(target.join("f0").exists() && target.join("f449").exists());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
+            .expect("the view is in mountinfo");
+        assert!(line.len() < 16 * 1024, "{} bytes", line.len());
+        drop(guard);
     }
 
     #[test]

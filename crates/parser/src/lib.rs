@@ -44,6 +44,6 @@ pub use error::{render_snippet, Error, Location};
 pub use expand::{Env, ExpandError, Lexer};
 pub use lower::{
     lower, lower_dockerfile, lower_node, normalize_image_reference, BaseRef, ImageResolver,
-    LowerOptions, NamedContext, Plan, ResolveError, StagePlan,
+    LowerOptions, NamedContext, Plan, ResolveError, StagePlan, MAX_LOWERED_TEXT,
 };
 pub use syntax::{parse, Ast, Directives, Heredoc, Node, Span, Warning};

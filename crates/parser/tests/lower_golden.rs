@@ -224,3 +224,49 @@ fn no_cache_marks_every_instruction_vertex() {
     let plan = lower(&ast, &opts).unwrap();
     assert!(plan.definition.vertices.iter().all(|v| v.meta.ignore_cache));
 }
+
+/// Each word stops at 1 MiB, but lines can multiply it: `ENV A1=$A0$A0`
+/// reaches 1 MiB in 20 lines, then every `ENV`, `LABEL` or `RUN` (which
+/// carries the whole environment) adds another. Lowering stops at
+/// `MAX_LOWERED_TEXT` in total, naming the line that passed it.
+#[test]
+fn lines_that_multiply_a_word_stop_at_the_total_bound() {
+    use std::fmt::Write;
+    let mut doubling = "FROM busybox\nENV A0=xxxxxxxxxxxxxxxx\n".to_string();
+    for i in 1..=16 {
+        writeln!(doubling, "ENV A{i}=$A{}$A{}", i - 1, i - 1).unwrap();
+    }
+    // A16 is 1 MiB; a few copies are fine.
+    let fine = format!("{doubling}ENV B1=$A16\nLABEL l=$A16\nRUN true\n");
+    let plan = lower_text(&fine, None);
+    assert!(plan.definition.vertices.len() >= 2);
+
+    let limit = rbk_parser::MAX_LOWERED_TEXT;
+    let message =
+        format!("the Dockerfile's expansions and RUN environments total more than {limit} bytes");
+    let lower_err = |text: &str| {
+        let ast = parse(text, "Dockerfile").unwrap();
+        lower(&ast, &LowerOptions::default()).unwrap_err()
+    };
+    // Copies in ENV lines: the first line past the bound is named.
+    let copies = limit >> 20;
+    let mut text = doubling.clone();
+    for i in 0..copies {
+        writeln!(text, "ENV B{i}=$A16").unwrap();
+    }
+    let e = lower_err(&text);
+    assert!(e.to_string().contains(&message), "{e}");
+    // Line 1 is FROM, 2 is A0, 3..=18 are A1..A16; the lines before the
+    // bound hold A1..A16 (2 MiB in all) and the B copies.
+    let line = e.location().line as usize;
+    assert!(line > 18 + copies - 4 && line <= 18 + copies, "{e}");
+    // RUN lines that carry a 1 MiB environment each.
+    let mut text = doubling.clone();
+    text.push_str("ENV B=$A16\n");
+    for _ in 0..copies {
+        text.push_str("RUN true\n");
+    }
+    let e = lower_err(&text);
+    assert!(e.to_string().contains(&message), "{e}");
+    assert!(e.location().line > 19, "{e}");
+}

@@ -47,6 +47,20 @@ mod word;
 /// argument or environment string over 128 KiB to `execve`.
 pub const MAX_EXPANDED_LEN: usize = 1 << 20;
 
+/// The most work one `${V#p}`, `${V%p}` or `${V/p/r}` may ask for: the
+/// pattern's length times the value's, in bytes after expansion. A pattern
+/// becomes a regular expression, and matching one costs up to that product
+/// when the regex crate's lazy DFA gives up: a 4 KiB pattern over a 1 MiB
+/// value took 20 s here, and a 1 KiB one over 512 Ki two-byte characters
+/// 7 s (BuildKit's Go regexp has the same bound). Words that real
+/// Dockerfiles write stay far below it: a 256-byte pattern over 64 KiB.
+pub const MAX_PATTERN_WORK: usize = 1 << 24;
+
+/// The longest pattern, in bytes after expansion, whatever its value:
+/// compiling one of 1 MiB (nested expansions can build it) took 0.1 s only
+/// to fail on the regex crate's size limit.
+pub const MAX_PATTERN_LEN: usize = 1 << 16;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use go::go_quote;
@@ -164,6 +178,30 @@ pub enum ExpandErrorKind {
     TooLong {
         /// The bound, [`MAX_EXPANDED_LEN`].
         limit: usize,
+    },
+    /// The words of one Dockerfile expanded to more than a caller's bound
+    /// in total (lowering's `MAX_LOWERED_TEXT`).
+    #[error("the Dockerfile's expansions and RUN environments total more than {limit} bytes")]
+    TooMuchInTotal {
+        /// The caller's bound.
+        limit: usize,
+    },
+    /// A `#`, `%` or `/` pattern longer than [`MAX_PATTERN_LEN`] bytes, or
+    /// whose length times its value's passes [`MAX_PATTERN_WORK`].
+    #[error(
+        "pattern of {len} bytes over a value of {value_len} bytes in substitution: \
+         too costly to match (pattern at most {max_len} bytes, \
+         pattern times value at most {max_work} bytes)"
+    )]
+    PatternTooCostly {
+        /// The pattern's length after expansion.
+        len: usize,
+        /// The length of the value it is matched against.
+        value_len: usize,
+        /// [`MAX_PATTERN_LEN`].
+        max_len: usize,
+        /// [`MAX_PATTERN_WORK`].
+        max_work: usize,
     },
     /// A `#`, `%` or `/` pattern that cannot be compiled.
     #[error("invalid pattern ({pattern}) in substitution: {reason}")]

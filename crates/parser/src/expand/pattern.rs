@@ -6,18 +6,18 @@ use regex::Regex;
 
 use super::go::{is_go_digit, is_go_letter};
 use super::word::too_long;
-use super::ExpandErrorKind as Fault;
+use super::{ExpandErrorKind as Fault, MAX_PATTERN_LEN, MAX_PATTERN_WORK};
 
 /// Translates `pattern`; `greedy` picks `.*` over `.*?` for `*`, and
 /// `anchored` matches only at the start.
-fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String> {
+fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, Fault> {
     let mut out = String::with_capacity(pattern.len() + 4);
     if anchored {
         out.push('^');
     }
     // Go's text/scanner drops a leading byte-order mark here too.
-    let pattern = pattern.strip_prefix('\u{FEFF}').unwrap_or(pattern);
-    let mut chars = pattern.chars().peekable();
+    let body = pattern.strip_prefix('\u{FEFF}').unwrap_or(pattern);
+    let mut chars = body.chars().peekable();
     while let Some(tok) = chars.next() {
         match tok {
             '*' => out.push_str(if greedy { ".*" } else { ".*?" }),
@@ -36,7 +36,7 @@ fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String
                     }
                     other => {
                         let c = other.unwrap_or('\u{FFFD}');
-                        return Err(format!("invalid escape '\\{c}'"));
+                        return Err(invalid(pattern, format!("invalid escape '\\{c}'")));
                     }
                 }
             }
@@ -47,7 +47,7 @@ fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String
             c => out.push(c),
         }
     }
-    Regex::new(&out).map_err(|e| e.to_string())
+    Regex::new(&out).map_err(|e| invalid(pattern, e.to_string()))
 }
 
 fn invalid(pattern: &str, reason: String) -> Fault {
@@ -57,9 +57,24 @@ fn invalid(pattern: &str, reason: String) -> Fault {
     }
 }
 
+/// Refuses a match whose cost could run away (see [`MAX_PATTERN_WORK`]).
+fn check_cost(pattern: &str, value: &str) -> Result<(), Fault> {
+    let (len, value_len) = (pattern.len(), value.len());
+    match len > MAX_PATTERN_LEN || len.saturating_mul(value_len) > MAX_PATTERN_WORK {
+        true => Err(Fault::PatternTooCostly {
+            len,
+            value_len,
+            max_len: MAX_PATTERN_LEN,
+            max_work: MAX_PATTERN_WORK,
+        }),
+        false => Ok(()),
+    }
+}
+
 /// `${V#p}` (shortest) and `${V##p}` (longest, `greedy`).
 pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, Fault> {
-    let re = to_regex(pattern, greedy, true).map_err(|r| invalid(pattern, r))?;
+    check_cost(pattern, value)?;
+    let re = to_regex(pattern, greedy, true)?;
     Ok(match re.find(value) {
         Some(m) => value[m.end()..].to_string(),
         None => value.to_string(),
@@ -104,7 +119,8 @@ pub(super) fn replace(
     replacement: &str,
     all: bool,
 ) -> Result<String, Fault> {
-    let re = to_regex(pattern, true, false).map_err(|r| invalid(pattern, r))?;
+    check_cost(pattern, value)?;
+    let re = to_regex(pattern, true, false)?;
     if !all {
         return Ok(match re.find(value) {
             Some(m) => {
@@ -195,8 +211,8 @@ mod tests {
             assert!(to_regex(bad, true, true).is_err(), "{bad}");
         }
         assert_eq!(
-            to_regex("\\", true, true).unwrap_err(),
-            "invalid escape '\\\u{FFFD}'"
+            to_regex("\\", true, true).unwrap_err().to_string(),
+            "invalid pattern (\\) in substitution: invalid escape '\\\u{FFFD}'"
         );
     }
 

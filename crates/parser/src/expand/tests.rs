@@ -252,3 +252,63 @@ fn expansions_stop_at_the_bound() {
         MAX_EXPANDED_LEN
     );
 }
+
+/// A pattern built up to near the word bound used to be compiled anyway
+/// (0.1 s per level here, 6 s under the fuzzers' sanitizer, before the regex
+/// crate's size limit refused it with the whole pattern in the message),
+/// and a long pattern over a long value took seconds to match. Both fail at
+/// once now, by length; below the bounds patterns work as before.
+#[test]
+fn costly_patterns_fail_at_once() {
+    let lex = Lexer::new('\\');
+    let costly = |pattern: usize, value: usize| ExpandErrorKind::PatternTooCostly {
+        len: pattern,
+        value_len: value,
+        max_len: MAX_PATTERN_LEN,
+        max_work: MAX_PATTERN_WORK,
+    };
+    // Too long whatever the value.
+    let long = "p".repeat(MAX_PATTERN_LEN + 1);
+    let env = build_envs([format!("L={long}").as_str(), "V=ppp"]);
+    for word in [
+        "${V/$L/x}",
+        "${V//$L/x}",
+        "${V#$L}",
+        "${V##$L}",
+        "${V%$L}",
+        "${V%%$L}",
+    ] {
+        let e = lex.process_word(word, &env).unwrap_err();
+        assert_eq!(e.kind, costly(MAX_PATTERN_LEN + 1, 3), "{word}");
+        assert!(
+            e.to_string().contains(
+                "pattern of 65537 bytes over a value of 3 bytes in substitution: too costly"
+            ),
+            "{word}: {e}"
+        );
+    }
+    // 1 KiB of `??*` over 512 Ki two-byte characters: 7 s before.
+    let env = build_envs([
+        format!("P={}", "??*".repeat(341)).as_str(),
+        format!("U={}", "\u{e9}".repeat(512 * 1024)).as_str(),
+    ]);
+    let started = std::time::Instant::now();
+    for word in ["${U/$P/x}", "${U//$P/x}", "${U#$P}", "${U%%$P}"] {
+        let e = lex.process_word(word, &env).unwrap_err();
+        assert_eq!(e.kind, costly(1023, 1024 * 1024), "{word}");
+    }
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    // At the bounds, patterns still match.
+    let exact = "p".repeat(MAX_PATTERN_LEN);
+    let env = build_envs([format!("X={exact}").as_str(), "V=ab"]);
+    assert_eq!(lex.process_word("${V%$X}", &env).unwrap(), "ab");
+    let value = "p".repeat(MAX_PATTERN_WORK / 256);
+    let env = build_envs([
+        format!("P={}", "p".repeat(256)).as_str(),
+        format!("W={value}").as_str(),
+    ]);
+    assert_eq!(
+        lex.process_word("${W#$P}", &env).unwrap().len(),
+        value.len() - 256
+    );
+}

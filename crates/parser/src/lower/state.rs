@@ -51,6 +51,8 @@ pub(crate) struct Lowerer<'a> {
     images: BTreeMap<(String, Platform), NodeId>,
     /// Named contexts something resolved to.
     pub(crate) used_named: std::cell::RefCell<std::collections::BTreeSet<String>>,
+    /// What is left of [`super::MAX_LOWERED_TEXT`].
+    text_left: std::cell::Cell<usize>,
 }
 
 /// One stage being lowered (BuildKit's `dispatchState`).
@@ -194,6 +196,19 @@ impl<'a> Lowerer<'a> {
             context: None,
             images: BTreeMap::new(),
             used_named: Default::default(),
+            text_left: std::cell::Cell::new(super::MAX_LOWERED_TEXT),
+        }
+    }
+
+    /// Counts `bytes` of lowered text against [`super::MAX_LOWERED_TEXT`];
+    /// false once the Dockerfile has used it up.
+    pub(crate) fn spend_text(&self, bytes: usize) -> bool {
+        match self.text_left.get().checked_sub(bytes) {
+            Some(left) => {
+                self.text_left.set(left);
+                true
+            }
+            None => false,
         }
     }
 
@@ -212,7 +227,16 @@ impl<'a> Lowerer<'a> {
             inner: env,
             unset: &self.unset_names,
         };
-        self.lexer.process_word(word, &recording)
+        let out = self.lexer.process_word(word, &recording)?;
+        match self.spend_text(out.len()) {
+            true => Ok(out),
+            false => Err(crate::expand::ExpandError {
+                word: word.to_string(),
+                kind: crate::expand::ExpandErrorKind::TooMuchInTotal {
+                    limit: super::MAX_LOWERED_TEXT,
+                },
+            }),
+        }
     }
 
     /// Expands one word in `env`; failures become errors at `span`.

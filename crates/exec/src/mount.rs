@@ -258,8 +258,8 @@ mod tests {
         assert!(err.contains("200 layers"), "{err}");
     }
 
-    /// 450 layers with 120-character names would show as a 55 KiB
-    /// mountinfo line; runc refuses lines over 64 KiB. Named by fd, the
+    /// 450 layers with 120-character names would show as a mountinfo line
+    /// of 66,230 bytes; runc refuses lines over 64 KiB. Named by fd, the
     /// line stays short and the view is whole.
     #[test]
     fn a_deep_overlay_keeps_its_mountinfo_line_short() {

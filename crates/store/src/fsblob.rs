@@ -103,9 +103,7 @@ impl BlobWrite for Store {
     fn ingest(&self, expected: Option<Digest>) -> Result<Ingestion<'_>> {
         let (name, lock) = match expected {
             Some(d) => {
-                let lock = FileLock::exclusive_temporary(
-                    &self.ingest_dir().join(format!("{}.lock", d.hex())),
-                )?;
+                let lock = self.ingest_lock(&d, "lock")?;
                 if let Ok(info) = self.info(&d) {
                     return Ok(Ingestion::Exists(info));
                 }

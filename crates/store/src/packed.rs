@@ -45,7 +45,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::blob::{BlobInfo, Ingestion};
 use crate::fsutil::{read_small, write_atomic};
-use crate::lock::FileLock;
 use crate::pack::{
     hash_layer_tar, hash_tracked, write_layer_tar, PackOptions, PackReader, Packed, Resume,
 };
@@ -118,9 +117,7 @@ impl Store {
     fn commit_hashed(&self, dir: &Path, options: &PackOptions, info: BlobInfo) -> Result<BlobInfo> {
         let digest = info.digest;
         // The per-digest ingest lock: one writer of this blob at a time.
-        let _lock = FileLock::exclusive_temporary(
-            &self.ingest_dir().join(format!("{}.lock", digest.hex())),
-        )?;
+        let _lock = self.ingest_lock(&digest, "lock")?;
         let has_file = self.blob_path(&digest).is_file();
         let has_record = self.packed_path(&digest).is_file();
         if self.has_snapshot(&digest) && !has_file && !has_record {

@@ -48,7 +48,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{sync_dir, unique_name};
-use crate::lock::FileLock;
 use crate::{unpack_layer, BlobRead, Descriptor, Digest, Error, Result, Store, UnpackOptions};
 
 /// A mount description, as containerd's snapshotters return them: what
@@ -188,11 +187,7 @@ impl Store {
         if path.is_dir() {
             return Ok(path);
         }
-        let _lock = FileLock::exclusive_temporary(
-            &self
-                .ingest_dir()
-                .join(format!("{}.snap.lock", diff_id.hex())),
-        )?;
+        let _lock = self.ingest_lock(diff_id, "snap.lock")?;
         if path.is_dir() {
             return Ok(path);
         }

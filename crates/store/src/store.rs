@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::lock::FileLock;
-use crate::{Error, Result};
+use crate::{Digest, Error, Result};
 
 /// Subdirectories created by [`Store::open`].
 const DIRS: [&str; 7] = [
@@ -116,6 +116,14 @@ impl Store {
     /// `<root>/ingest`.
     pub fn ingest_dir(&self) -> PathBuf {
         self.root.join("ingest")
+    }
+
+    /// Takes the per-digest lock `ingest/<hex>.<kind>` (`lock` for one
+    /// writer per blob, `snap.lock` for one unpacker per layer), removed
+    /// again on release.
+    pub(crate) fn ingest_lock(&self, digest: &Digest, kind: &str) -> Result<FileLock> {
+        let name = format!("{}.{kind}", digest.hex());
+        FileLock::exclusive_temporary(&self.ingest_dir().join(name))
     }
 
     /// `<root>/snapshots`.

@@ -51,12 +51,15 @@ impl ImageSummary {
     /// The image's uncompressed size: each distinct layer once (as
     /// [`Store::image_size`]).
     pub fn size(&self) -> u64 {
-        self.layer_sizes().values().sum()
+        self.distinct_layers().iter().map(|(_, size)| size).sum()
     }
 
-    /// Diff id → uncompressed size, each layer once.
-    pub fn layer_sizes(&self) -> BTreeMap<Digest, u64> {
-        self.layers.iter().copied().collect()
+    /// Each layer once, by diff id, with its uncompressed size.
+    pub fn distinct_layers(&self) -> Vec<(Digest, u64)> {
+        let mut layers = self.layers.clone();
+        layers.sort_unstable_by_key(|(diff_id, _)| *diff_id);
+        layers.dedup_by_key(|(diff_id, _)| *diff_id);
+        layers
     }
 }
 
@@ -74,6 +77,8 @@ pub struct ImageSummaries {
     cached: HashMap<Digest, ImageSummary>,
     /// Summaries computed by this listing, to be written back.
     computed: HashMap<Digest, ImageSummary>,
+    /// Summaries computed with a guessed layer size: used, never kept.
+    inexact: HashMap<Digest, ImageSummary>,
     host: String,
 }
 
@@ -89,6 +94,7 @@ impl Store {
         ImageSummaries {
             cached: file.map(|f| f.images).unwrap_or_default(),
             computed: HashMap::new(),
+            inexact: HashMap::new(),
             host,
         }
     }
@@ -127,16 +133,23 @@ impl Store {
 impl ImageSummaries {
     /// The summary of the image `descriptor` names: from the file, else
     /// read from the manifest and config (an error if they cannot be read).
-    pub fn get(&mut self, store: &Store, descriptor: &Descriptor) -> Result<ImageSummary> {
+    pub fn get(&mut self, store: &Store, descriptor: &Descriptor) -> Result<&ImageSummary> {
         let key = descriptor.digest;
-        if let Some(s) = self.cached.get(&key).or_else(|| self.computed.get(&key)) {
-            return Ok(s.clone());
+        // Looked up twice: returning the first borrow on a hit would keep
+        // `self` borrowed for the insertions below.
+        let known = |map: &HashMap<Digest, ImageSummary>| map.contains_key(&key);
+        if !known(&self.cached) && !known(&self.computed) && !known(&self.inexact) {
+            let (summary, exact) = store.summarise(descriptor)?;
+            match exact {
+                true => self.computed.insert(key, summary),
+                false => self.inexact.insert(key, summary),
+            };
         }
-        let (summary, exact) = store.summarise(descriptor)?;
-        if exact {
-            self.computed.insert(key, summary.clone());
-        }
-        Ok(summary)
+        let found = self.cached.get(&key);
+        let found = found.or_else(|| self.computed.get(&key));
+        Ok(found
+            .or_else(|| self.inexact.get(&key))
+            .expect("summarised above"))
     }
 
     /// Writes the file back if this listing computed a summary, keeping

@@ -25,7 +25,7 @@
 //! total is the sum of the records that are not — so the rows add up to the
 //! total.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 
 use crate::fsutil::{read_small, write_atomic};
@@ -86,6 +86,9 @@ const MAX_SIZE_FILE: u64 = 64;
 
 /// Diff id → uncompressed size.
 type LayerSizes = BTreeMap<Digest, u64>;
+
+/// Each layer of one image once: (diff id, uncompressed size), by diff id.
+type DistinctLayers = Vec<(Digest, u64)>;
 
 impl Store {
     /// The uncompressed size of `layer`, whose diff id is `diff_id` (see
@@ -191,26 +194,26 @@ impl Store {
     /// The images' part of [`Usage`], and every image layer's size.
     fn image_usage(&self) -> Result<(Usage, LayerSizes)> {
         let images = self.image_layer_sets()?;
-        let mut users: BTreeMap<Digest, usize> = BTreeMap::new();
+        // Every layer with its size and how many images use it.
+        let mut all: HashMap<Digest, (u64, usize)> = HashMap::new();
         for (_, layers) in images.values() {
-            for d in layers.keys() {
-                *users.entry(*d).or_default() += 1;
+            for (d, size) in layers {
+                all.entry(*d).or_insert((*size, 0)).1 += 1;
             }
         }
         let mut usage = Usage::default();
-        let mut all_layers = BTreeMap::new();
         let mut unsorted = Vec::with_capacity(images.len());
         for (mut image, layers) in images.into_values() {
-            image.size = layers.values().sum();
+            image.size = layers.iter().map(|(_, s)| s).sum();
             image.shared = layers
                 .iter()
-                .filter(|(d, _)| users[*d] > 1)
+                .filter(|(d, _)| all[d].1 > 1)
                 .map(|(_, s)| s)
                 .sum();
             image.unique = image.size - image.shared;
-            all_layers.extend(layers);
             unsorted.push(Some(image));
         }
+        let all_layers: LayerSizes = all.into_iter().map(|(d, (size, _))| (d, size)).collect();
         // Sorted by position (stable, as sorting the rows was): a merge
         // sort of the rows themselves moved 10,000 rows of ~200 bytes
         // through every pass.
@@ -229,15 +232,24 @@ impl Store {
 
     /// Per image id (tagged or untagged): the image (sizes not yet filled)
     /// and its layers' sizes by diff id.
-    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, LayerSizes)>> {
+    fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, DistinctLayers)>> {
         let mut entries: Vec<(Option<Reference>, &Descriptor)> = Vec::new();
-        let db = self.read_images()?;
+        // The two files are independent and each takes a few milliseconds
+        // to parse at 10,000 images (issue 19's 50 ms for `system df`).
+        let (db, mut summaries) = std::thread::scope(|scope| {
+            let summaries = scope.spawn(|| self.image_summaries());
+            let db = self.read_images();
+            let summaries = summaries
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (db, summaries)
+        });
+        let db = db?;
         for (name, desc) in &db.images {
             entries.push((Some(name.parse()?), desc));
         }
         entries.extend(db.untagged.values().map(|d| (None, d)));
-        let mut out: BTreeMap<Digest, (ImageUsage, LayerSizes)> = BTreeMap::new();
-        let mut summaries = self.image_summaries();
+        let mut out: BTreeMap<Digest, (ImageUsage, DistinctLayers)> = BTreeMap::new();
         for (reference, desc) in entries {
             let Ok(summary) = summaries.get(self, desc) else {
                 continue; // damaged: `system verify` reports it
@@ -252,7 +264,7 @@ impl Store {
                     shared: 0,
                     unique: 0,
                 };
-                (usage, summary.layer_sizes())
+                (usage, summary.distinct_layers())
             });
             entry.0.references.extend(reference);
         }

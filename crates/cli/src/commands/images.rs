@@ -175,7 +175,7 @@ fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
             id: summary.id,
             created: summary.created.as_deref().and_then(parse_rfc3339),
             size: summary.size(),
-            labels: summary.labels,
+            labels: summary.labels.clone(),
         });
     }
     // A cache: failing to write it back (a read-only store) changes no row.

@@ -234,16 +234,7 @@ impl Store {
     /// and its layers' sizes by diff id.
     fn image_layer_sets(&self) -> Result<BTreeMap<Digest, (ImageUsage, DistinctLayers)>> {
         let mut entries: Vec<(Option<Reference>, &Descriptor)> = Vec::new();
-        // The two files are independent and each takes a few milliseconds
-        // to parse at 10,000 images (issue 19's 50 ms for `system df`).
-        let (db, mut summaries) = std::thread::scope(|scope| {
-            let summaries = scope.spawn(|| self.image_summaries());
-            let db = self.read_images();
-            let summaries = summaries
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (db, summaries)
-        });
+        let (db, mut summaries) = self.image_summaries_beside(|| self.read_images());
         let db = db?;
         for (name, desc) in &db.images {
             entries.push((Some(name.parse()?), desc));

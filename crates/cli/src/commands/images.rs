@@ -155,16 +155,7 @@ fn created_at(secs: i64) -> String {
 /// index, and each image's summary (cached in the store, so a big store
 /// costs one file, not a manifest and a config per image).
 fn rows(store: &Store) -> anyhow::Result<Vec<Row>> {
-    // The index and the summary file are independent, and each takes a
-    // few milliseconds to parse at 10,000 images.
-    let (list, mut summaries) = std::thread::scope(|scope| {
-        let summaries = scope.spawn(|| store.image_summaries());
-        let list = store.image_list();
-        let summaries = summaries
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (list, summaries)
-    });
+    let (list, mut summaries) = store.image_summaries_beside(|| store.image_list());
     let list = list?;
     let mut entries: Vec<(Option<Reference>, Descriptor)> =
         list.tagged.into_iter().map(|(r, d)| (Some(r), d)).collect();

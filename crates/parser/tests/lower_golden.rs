@@ -269,4 +269,12 @@ fn lines_that_multiply_a_word_stop_at_the_total_bound() {
     let e = lower_err(&text);
     assert!(e.to_string().contains(&message), "{e}");
     assert!(e.location().line > 19, "{e}");
+    // COPY heredocs that expand the 1 MiB value.
+    let mut text = doubling.clone();
+    for i in 0..copies {
+        writeln!(text, "COPY <<EOF /f{i}\n$A16\nEOF").unwrap();
+    }
+    let e = lower_err(&text);
+    assert!(e.to_string().contains(&message), "{e}");
+    assert!(e.location().line > 18 + 3 * (copies - 4) as u32, "{e}");
 }

@@ -270,16 +270,22 @@ impl Lowerer<'_> {
         let mut data = doc.content();
         if doc.expand {
             let raw = self.lexer.clone().raw_quotes(true).raw_escapes(true);
+            let expand_error = |message: String| Error::Expand {
+                location: crate::error::Location::lines(
+                    self.file(),
+                    cmd.span.start_line,
+                    cmd.span.end_line,
+                ),
+                message,
+            };
             data = raw
                 .process_word(&data, &st.env)
-                .map_err(|e| Error::Expand {
-                    location: crate::error::Location::lines(
-                        self.file(),
-                        cmd.span.start_line,
-                        cmd.span.end_line,
-                    ),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| expand_error(e.to_string()))?;
+            if !self.spend_text(data.len()) {
+                let limit = super::MAX_LOWERED_TEXT;
+                let fault = crate::expand::ExpandErrorKind::TooMuchInTotal { limit };
+                return Err(expand_error(fault.to_string()));
+            }
         }
         let path = format!("/{}", doc.name);
         let op = FileOp {

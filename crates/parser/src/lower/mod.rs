@@ -19,9 +19,8 @@
 //! - Errors in stages that the target does not need are still reported,
 //!   because every stage is lowered.
 
-/// The most text lowering makes of one Dockerfile: every expanded word (and
-/// expanded COPY heredoc) plus
-/// every RUN's environment, in bytes. Each word stops at 1 MiB
+/// The most text lowering makes of one Dockerfile: every expanded word and
+/// COPY heredoc plus every RUN's environment, in bytes. Each word stops at 1 MiB
 /// ([`crate::expand::MAX_EXPANDED_LEN`]), but line after line can still
 /// multiply: `ENV A1=$A0$A0` reaches 1 MiB in 20 lines, every further
 /// `ENV Bn=$A20` or `LABEL` adds a MiB, and every RUN carries the whole

@@ -77,21 +77,32 @@ impl Solver<'_> {
         })?;
         let debug_mounts = std::mem::take(&mut held.debug_mounts);
         drop(held);
+        let pinned = pin_view(rootfs.path());
         // A failed step's changes are kept too, for `rbk debug step`.
         self.snapshotter.commit(rootfs)?;
-        remove_stubs(&work.upper(), &stubs)?;
-        if code != 0 {
-            if let Err(e) = self.keep_failed(op, root, debug_mounts, code, ctx.digest(), &work) {
-                ctx.warn(&format!(
-                    "the failed step could not be kept for `rbk debug step`: {e}"
-                ));
+        // The view is detached now; its teardown runs beside the packing and
+        // ends with this scope, before anything can mount the new layer.
+        std::thread::scope(|scope| {
+            if let Some(view) = pinned {
+                let teardown = std::thread::Builder::new().name("rbk-unmount".into());
+                // Without a thread, the view is released here instead.
+                let _ = teardown.spawn_scoped(scope, move || drop(view));
             }
-            return Err(Error::ProcessFailed {
-                command: op.args.join(" "),
-                code,
-            });
-        }
-        self.commit_on(root, &work)
+            remove_stubs(&work.upper(), &stubs)?;
+            if code != 0 {
+                if let Err(e) = self.keep_failed(op, root, debug_mounts, code, ctx.digest(), &work)
+                {
+                    ctx.warn(&format!(
+                        "the failed step could not be kept for `rbk debug step`: {e}"
+                    ));
+                }
+                return Err(Error::ProcessFailed {
+                    command: op.args.join(" "),
+                    code,
+                });
+            }
+            self.commit_on(root, &work)
+        })
     }
 
     /// The result of a step that wrote into `work`'s upper dir over `base`.
@@ -595,6 +606,18 @@ fn resolve_target(root_fd: &std::os::fd::OwnedFd, target: &str) -> Result<PathBu
 /// Removes the stubs runc made for `missing` mount targets from `upper`:
 /// only empty files and empty directories, resolved inside `upper` (the
 /// process may have replaced a parent with a symlink: it is not followed).
+/// A path fd of a mounted view, taken before it is unmounted. Unmounting
+/// (`MNT_DETACH`) takes the view out of reach at once, but the teardown,
+/// which frees one overlay inode per file the step wrote (0.1 s for 50,000
+/// files), runs on the thread that drops the last reference to the mount:
+/// with this fd, the thread that closes it. `None` where it cannot be
+/// opened (the view is then torn down by the unmount itself, as before).
+fn pin_view(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty()).ok()
+}
+
 fn remove_stubs(upper: &Path, missing: &[PathBuf]) -> Result<()> {
     use rustix::fs::{AtFlags, OFlags};
     let upper_fd = crate::open_root(upper).map_err(|e| Error::io("opening", upper, e))?;

@@ -603,9 +603,6 @@ fn resolve_target(root_fd: &std::os::fd::OwnedFd, target: &str) -> Result<PathBu
     Ok(done)
 }
 
-/// Removes the stubs runc made for `missing` mount targets from `upper`:
-/// only empty files and empty directories, resolved inside `upper` (the
-/// process may have replaced a parent with a symlink: it is not followed).
 /// A path fd of a mounted view, taken before it is unmounted. Unmounting
 /// (`MNT_DETACH`) takes the view out of reach at once, but the teardown,
 /// which frees one overlay inode per file the step wrote (0.1 s for 50,000
@@ -618,6 +615,9 @@ fn pin_view(path: &Path) -> Option<std::os::fd::OwnedFd> {
     rustix::fs::open(path, flags, Mode::empty()).ok()
 }
 
+/// Removes the stubs runc made for `missing` mount targets from `upper`:
+/// only empty files and empty directories, resolved inside `upper` (the
+/// process may have replaced a parent with a symlink: it is not followed).
 fn remove_stubs(upper: &Path, missing: &[PathBuf]) -> Result<()> {
     use rustix::fs::{AtFlags, OFlags};
     let upper_fd = crate::open_root(upper).map_err(|e| Error::io("opening", upper, e))?;

@@ -89,6 +89,14 @@ pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
     .map_err(io::Error::from)
 }
 
+/// An `O_PATH` fd of directory `path`: it names the directory (as
+/// `/proc/self/fd/N`) or keeps its mount alive, without opening it for
+/// reading.
+pub(crate) fn open_path_dir(path: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty()).map_err(io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

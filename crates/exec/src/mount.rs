@@ -112,14 +112,8 @@ fn mount_overlay_fsconfig(m: &rbk_store::Mount, target: &Path) -> Result<()> {
             Some(("lowerdir", list)) => {
                 for dir in split_unescaped(list, ':') {
                     let dir = unescape(dir);
-                    let fd = rustix::fs::open(
-                        dir.as_str(),
-                        rustix::fs::OFlags::PATH
-                            | rustix::fs::OFlags::DIRECTORY
-                            | rustix::fs::OFlags::CLOEXEC,
-                        rustix::fs::Mode::empty(),
-                    )
-                    .map_err(|e| Error::io("opening lower dir", Path::new(&dir), e.into()))?;
+                    let fd = crate::inroot::open_path_dir(Path::new(&dir))
+                        .map_err(|e| Error::io("opening lower dir", Path::new(&dir), e))?;
                     let name = format!("/proc/self/fd/{}", fd.as_raw_fd());
                     lower_fds.push(fd);
                     fsconfig_set_string(&fs, "lowerdir+", name)

@@ -281,11 +281,8 @@ impl Lowerer<'_> {
             data = raw
                 .process_word(&data, &st.env)
                 .map_err(|e| expand_error(e.to_string()))?;
-            if !self.spend_text(data.len()) {
-                let limit = super::MAX_LOWERED_TEXT;
-                let fault = crate::expand::ExpandErrorKind::TooMuchInTotal { limit };
-                return Err(expand_error(fault.to_string()));
-            }
+            self.spend_text(data.len())
+                .map_err(|fault| expand_error(fault.to_string()))?;
         }
         let path = format!("/{}", doc.name);
         let op = FileOp {

@@ -82,11 +82,8 @@ impl Lowerer<'_> {
                 env
             }
         };
-        if !self.spend_text(env.iter().map(String::len).sum()) {
-            let limit = super::MAX_LOWERED_TEXT;
-            let fault = crate::expand::ExpandErrorKind::TooMuchInTotal { limit };
-            return Err(self.cmd_error(cmd.span, fault.to_string()));
-        }
+        self.spend_text(env.iter().map(String::len).sum())
+            .map_err(|fault| self.cmd_error(cmd.span, fault.to_string()))?;
         let line = run_command_string(&args, st);
         let op = ExecOp {
             inputs: parts.inputs,

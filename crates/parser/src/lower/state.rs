@@ -201,14 +201,16 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Counts `bytes` of lowered text against [`super::MAX_LOWERED_TEXT`];
-    /// false once the Dockerfile has used it up.
-    pub(crate) fn spend_text(&self, bytes: usize) -> bool {
+    /// the fault once the Dockerfile has used it up.
+    pub(crate) fn spend_text(&self, bytes: usize) -> Result<(), crate::expand::ExpandErrorKind> {
         match self.text_left.get().checked_sub(bytes) {
             Some(left) => {
                 self.text_left.set(left);
-                true
+                Ok(())
             }
-            None => false,
+            None => Err(crate::expand::ExpandErrorKind::TooMuchInTotal {
+                limit: super::MAX_LOWERED_TEXT,
+            }),
         }
     }
 
@@ -228,15 +230,12 @@ impl<'a> Lowerer<'a> {
             unset: &self.unset_names,
         };
         let out = self.lexer.process_word(word, &recording)?;
-        match self.spend_text(out.len()) {
-            true => Ok(out),
-            false => Err(crate::expand::ExpandError {
+        self.spend_text(out.len())
+            .map_err(|kind| crate::expand::ExpandError {
                 word: word.to_string(),
-                kind: crate::expand::ExpandErrorKind::TooMuchInTotal {
-                    limit: super::MAX_LOWERED_TEXT,
-                },
-            }),
-        }
+                kind,
+            })?;
+        Ok(out)
     }
 
     /// Expands one word in `env`; failures become errors at `span`.

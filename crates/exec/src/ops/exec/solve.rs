@@ -610,9 +610,7 @@ fn resolve_target(root_fd: &std::os::fd::OwnedFd, target: &str) -> Result<PathBu
 /// with this fd, the thread that closes it. `None` where it cannot be
 /// opened (the view is then torn down by the unmount itself, as before).
 fn pin_view(path: &Path) -> Option<std::os::fd::OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    rustix::fs::open(path, flags, Mode::empty()).ok()
+    crate::inroot::open_path_dir(path).ok()
 }
 
 /// Removes the stubs runc made for `missing` mount targets from `upper`:

@@ -1040,3 +1040,67 @@ fn later_sources_replace_earlier_ones_with_parallel_copies() {
     run_with(&ctx, &dest, &IncludeAll, &many).unwrap();
     assert_eq!(fs::read_link(dest.join("out/x")).unwrap(), Path::new("c"));
 }
+
+/// A tree of several batches (the walk dispatches one every 128
+/// directories and copies it beside the walk): every directory still gets
+/// its source's mode and mtime after all its files were written, a
+/// hardlinked pair met while a batch runs stays one inode, and a later
+/// source still replaces files an earlier batch wrote.
+#[test]
+fn a_tree_of_many_batches_keeps_every_directorys_metadata() {
+    require_root();
+    let (src, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dirs = 400;
+    for i in 0..dirs {
+        let d = src.path().join(format!("s/d{i:03}"));
+        fs::create_dir_all(d.join("sub")).unwrap();
+        for f in 0..3 {
+            fs::write(d.join(format!("f{f}")), format!("{i}/{f}")).unwrap();
+        }
+        fs::write(d.join("sub/g"), format!("{i}/g")).unwrap();
+    }
+    let s = src.path().join("s");
+    fs::hard_link(s.join("d200/f0"), s.join("d200/h")).unwrap();
+    fs::create_dir_all(src.path().join("t/d399")).unwrap();
+    fs::write(src.path().join("t/d399/f0"), "T").unwrap();
+    // Directory metadata last: writing the files above changed the mtimes.
+    for i in 0..dirs {
+        let d = s.join(format!("d{i:03}"));
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700 | (i % 8) as u32)).unwrap();
+        set_times(&d.join("sub"), 1_000_000_000 + 2 * i as i64 + 1);
+        set_times(&d, 1_000_000_000 + 2 * i as i64);
+    }
+    // A merged directory takes the later source's metadata: the same here.
+    let t = src.path().join("t/d399");
+    fs::set_permissions(&t, fs::Permissions::from_mode(0o700 | (399 % 8))).unwrap();
+    set_times(&t, 1_000_000_000 + 2 * 399);
+    run_stage(src.path(), dest.path(), cp("[st]", "/out/")).unwrap();
+    let out = dest.path().join("out");
+    for i in 0..dirs {
+        let d = out.join(format!("d{i:03}"));
+        let meta = fs::symlink_metadata(&d).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o7777, meta.mtime()),
+            (0o700 | (i % 8) as u32, 1_000_000_000 + 2 * i as i64),
+            "d{i:03}"
+        );
+        let sub = fs::symlink_metadata(d.join("sub")).unwrap().mtime();
+        assert_eq!(sub, 1_000_000_000 + 2 * i as i64 + 1, "d{i:03}/sub");
+        assert_eq!(
+            fs::read_to_string(d.join("sub/g")).unwrap(),
+            format!("{i}/g")
+        );
+        for f in 0..3 {
+            let want = match (i, f) {
+                (399, 0) => "T".to_string(),
+                _ => format!("{i}/{f}"),
+            };
+            assert_eq!(fs::read_to_string(d.join(format!("f{f}"))).unwrap(), want);
+        }
+    }
+    let (f0, h) = (
+        fs::metadata(out.join("d200/f0")).unwrap(),
+        fs::metadata(out.join("d200/h")).unwrap(),
+    );
+    assert_eq!((f0.ino(), f0.nlink()), (h.ino(), 2));
+}

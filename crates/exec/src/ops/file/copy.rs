@@ -41,7 +41,7 @@ pub(crate) struct Copier<'a> {
     /// Directories written into without a source's metadata.
     times: &'a DirTimes,
     /// Files to copy in parallel and directory metadata to apply after.
-    pending: Pending<'a>,
+    pending: Pending,
 }
 
 /// Runs one copy action.
@@ -51,7 +51,7 @@ pub(crate) fn copy(
     inputs: &[CopySource<'_>],
     action: &CopyAction,
     times: &DirTimes,
-    reuse: Option<&Reuse>,
+    reuse: Option<&Arc<Reuse>>,
 ) -> Result<()> {
     let source = inputs.get(action.from as usize).ok_or_else(|| {
         Error::MalformedOp(format!(
@@ -88,7 +88,7 @@ pub(crate) fn copy(
         exclude: &action.exclude,
         links: HashMap::new(),
         times,
-        pending: Pending::with_reuse(reuse),
+        pending: Pending::with_reuse(reuse.cloned()),
     };
     let dest = copier.destination(action, matches.len() > 1)?;
     let pivot = parents_pivot(&action.src);
@@ -325,7 +325,7 @@ impl Copier<'_> {
                 &drel.join(&name),
             )?;
             if self.pending.full() {
-                self.pending.run()?;
+                self.pending.dispatch()?;
             }
         }
         Ok(copied)

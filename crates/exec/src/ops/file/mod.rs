@@ -168,7 +168,7 @@ fn apply_actions(
     inputs: &[CopySource<'_>],
     actions: &[FileAction],
     options: &FileOpOptions,
-    reuse: Option<&reuse::Reuse>,
+    reuse: Option<&std::sync::Arc<reuse::Reuse>>,
 ) -> Result<()> {
     let root = open_root(dest_root).map_err(|e| Error::io("opening", dest_root, e))?;
     let times = DirTimes::new(options.source_date_epoch.unwrap_or(0));

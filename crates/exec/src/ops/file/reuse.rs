@@ -312,12 +312,9 @@ impl Reuse {
     /// Records what this copy wrote, in the snapshot of `layer` whose pack
     /// made `checkpoints`, for the next run of the op. A path written twice
     /// is left out.
-    pub(crate) fn save(self, layer: &Layer, checkpoints: &[Checkpoint]) -> io::Result<()> {
-        let mut seen = self
-            .seen
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries;
+    pub(crate) fn save(&self, layer: &Layer, checkpoints: &[Checkpoint]) -> io::Result<()> {
+        let mut seen =
+            std::mem::take(&mut self.seen.lock().unwrap_or_else(|e| e.into_inner()).entries);
         seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let kept: Vec<&Entry> = seen
             .chunk_by(|a, b| a.0 == b.0)

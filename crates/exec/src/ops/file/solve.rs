@@ -68,7 +68,8 @@ impl Solver<'_> {
         let reuse = lowers
             .is_empty()
             .then(|| self.copy_reuse(vertex, op, inputs))
-            .flatten();
+            .flatten()
+            .map(std::sync::Arc::new);
         apply_actions(dest.path(), &sources, &op.actions, &options, reuse.as_ref())?;
         drop(sources);
         drop(views);

@@ -5,14 +5,18 @@
 //! and environment it runs with, the base image, the context files it
 //! copies, and last its parents.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::record::{Fingerprint, Record, Step};
 
+/// The context files a COPY selected: path to digest.
+pub(crate) type Files = BTreeMap<String, String>;
+
 /// The file list of a COPY's fingerprint in a record (kept beside it);
 /// `None` when it is lost, and then the files are not compared.
-pub(crate) type FileList<'a> =
-    dyn Fn(&Record, &Fingerprint) -> Option<BTreeMap<String, String>> + 'a;
+pub(crate) type FileList<'a> = dyn Fn(&Record, &Fingerprint) -> Option<Arc<Files>> + 'a;
 
 /// The reason of each step of `current` that ran although it could have
 /// come from the cache, by step position. `file_list` reads the list of
@@ -188,16 +192,25 @@ fn env_changed(
     ))
 }
 
-fn files_changed(
-    now: &BTreeMap<String, String>,
-    before: &BTreeMap<String, String>,
-) -> Option<String> {
-    let paths: std::collections::BTreeSet<&String> = now.keys().chain(before.keys()).collect();
-    let path = paths.into_iter().find(|p| now.get(*p) != before.get(*p))?;
-    let how = match (before.get(path), now.get(path)) {
-        (None, _) => "added",
-        (_, None) => "removed",
-        _ => "content",
+fn files_changed(now: &Files, before: &Files) -> Option<String> {
+    // Both lists are sorted: the first path that differs is where a walk
+    // of the two side by side first finds them apart.
+    let (mut now, mut before) = (now.iter().peekable(), before.iter().peekable());
+    let (path, how) = loop {
+        match (now.peek(), before.peek()) {
+            (None, None) => return None,
+            (Some((path, _)), None) => break (*path, "added"),
+            (None, Some((path, _))) => break (*path, "removed"),
+            (Some((path, digest)), Some((old_path, old_digest))) => match path.cmp(old_path) {
+                Ordering::Less => break (*path, "added"),
+                Ordering::Greater => break (*old_path, "removed"),
+                Ordering::Equal if digest != old_digest => break (*path, "content"),
+                Ordering::Equal => {
+                    now.next();
+                    before.next();
+                }
+            },
+        }
     };
     let shown = if path.is_empty() { "." } else { path.as_str() };
     Some(format!("context file {shown} changed ({how})"))
@@ -256,14 +269,14 @@ mod tests {
         let previous = build("1", vec![copy_step("sha256:old", "aa")]);
         let current = build("2", vec![copy_step("sha256:new", "bb")]);
         let lists = |lost: bool| {
-            move |r: &Record, _: &Fingerprint| -> Option<BTreeMap<String, String>> {
+            move |r: &Record, _: &Fingerprint| -> Option<Arc<Files>> {
                 let mut files = BTreeMap::from([("a.txt".to_string(), "sha256:1".to_string())]);
                 match r.id.as_str() {
                     "1" if lost => None,
-                    "1" => Some(files),
+                    "1" => Some(Arc::new(files)),
                     _ => {
                         files.insert("b.txt".to_string(), "sha256:2".to_string());
-                        Some(files)
+                        Some(Arc::new(files))
                     }
                 }
             }
@@ -272,5 +285,47 @@ mod tests {
         assert_eq!(found[&0], "context file b.txt changed (added)");
         let lost = reasons(&current, Some(&previous), &lists(true));
         assert_eq!(lost[&0], "the step's definition changed");
+    }
+
+    /// The first path that differs in the two sorted lists, and how.
+    #[test]
+    fn the_first_differing_file_is_named() {
+        let list = |entries: &[(&str, &str)]| -> Files {
+            entries
+                .iter()
+                .map(|(p, d)| (p.to_string(), d.to_string()))
+                .collect()
+        };
+        type Entries<'a> = &'a [(&'a str, &'a str)];
+        let base = list(&[("a", "1"), ("c", "3"), ("e", "5")]);
+        let cases: [(Entries<'_>, Option<&str>); 6] = [
+            (&[("a", "1"), ("c", "3"), ("e", "5")], None),
+            (
+                &[("a", "1"), ("b", "2"), ("c", "3"), ("e", "5")],
+                Some("b changed (added)"),
+            ),
+            (&[("a", "1"), ("e", "5")], Some("c changed (removed)")),
+            (
+                &[("a", "1"), ("c", "9"), ("e", "5")],
+                Some("c changed (content)"),
+            ),
+            (
+                &[("a", "1"), ("c", "3"), ("e", "5"), ("f", "6")],
+                Some("f changed (added)"),
+            ),
+            (
+                &[("", "0"), ("a", "1"), ("c", "3")],
+                Some(". changed (added)"),
+            ),
+        ];
+        for (now, want) in cases {
+            let got = files_changed(&list(now), &base);
+            let want = want.map(|w| format!("context file {w}"));
+            assert_eq!(got, want, "{now:?}");
+        }
+        assert_eq!(
+            files_changed(&base, &list(&[("a", "1"), ("c", "3")])),
+            Some("context file e changed (added)".to_string())
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! after the build, when the stat cache makes the walk a run of `stat`
 //! calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,7 +13,8 @@ use rbk_exec::{ContextIndex, PathFilter, StatCache};
 use rbk_graph::{Dag, FileAction, Op, SourceOp};
 use rbk_parser::Dockerignore;
 
-use super::record::{self, slot, Fingerprint};
+use super::explain::Files;
+use super::record::{self, slot, Fingerprint, Record};
 
 /// What a fingerprint needs besides the plan.
 pub(crate) struct Sources<'a> {
@@ -169,14 +170,17 @@ fn copied_files(
 
 /// Makes `build_dir` hold the file list of every fingerprint that names
 /// one: hard-linked from the previous build's directory when it has it (an
-/// unchanged selection), else listed from the context and written.
+/// unchanged selection), else listed from the context and written. Returns
+/// the lists it wrote, by name, for `--explain` to compare without reading
+/// them back.
 pub(crate) fn write_file_lists(
     dag: &Dag,
     sources: &Sources<'_>,
     prints: &[Fingerprint],
     build_dir: &Path,
     previous_dir: Option<&Path>,
-) -> std::io::Result<()> {
+) -> std::io::Result<HashMap<String, Arc<Files>>> {
+    let mut written = HashMap::new();
     let mut index = None;
     for (v, f) in dag.vertices().iter().zip(prints) {
         let (Op::File(op), Some(files_ref)) = (v.op(), &f.files_ref) else {
@@ -205,8 +209,33 @@ pub(crate) fn write_file_lists(
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, json)?;
         std::fs::rename(&tmp, &path)?;
+        written.insert(files_ref.clone(), Arc::new(files));
     }
-    Ok(())
+    Ok(written)
+}
+
+/// The file lists of `previous` (kept in `previous_dir`) that no
+/// fingerprint of this build names: the selections that changed, which
+/// `--explain` compares. Read while this build's lists are written.
+pub(crate) fn changed_lists(
+    previous: &Record,
+    previous_dir: &Path,
+    prints: &[Fingerprint],
+) -> HashMap<String, Arc<Files>> {
+    let now: HashSet<&str> = prints
+        .iter()
+        .filter_map(|f| f.files_ref.as_deref())
+        .collect();
+    previous
+        .steps
+        .iter()
+        .filter_map(|step| step.inputs_of.as_ref())
+        .filter_map(|f| {
+            let name = f.files_ref.as_deref().filter(|r| !now.contains(r))?;
+            let files = record::file_list(previous_dir, f)?;
+            Some((name.to_string(), Arc::new(files)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 //! `--explain` (printed, in `rawjson`, and in the record) and the
 //! `--timeline` picture.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use rbk_graph::Dag;
 
-use super::inputs::{fingerprints, write_file_lists, Sources};
+use super::inputs::{changed_lists, fingerprints, write_file_lists, Sources};
 use super::record::{self, Record, Step};
 use super::{emit, rawjson, timeline, write_err, Mode, Progress};
 
@@ -43,16 +44,39 @@ impl Progress {
         );
         let dir = facts.logs_root.join(&facts.id);
         let previous_dir = previous.as_ref().map(|p| facts.logs_root.join(&p.id));
-        write_file_lists(
-            facts.dag,
-            &facts.sources,
-            &prints,
-            &dir,
-            previous_dir.as_deref(),
-        )?;
+        // A monorepo COPY's list has 100,000 entries: the earlier build's
+        // lists are parsed on a second thread while this build's are
+        // written, and neither is read back to be compared.
+        let (written, earlier) = std::thread::scope(|s| {
+            let earlier = s.spawn(|| match (&previous, &previous_dir) {
+                (Some(previous), Some(previous_dir)) => {
+                    changed_lists(previous, previous_dir, &prints)
+                }
+                _ => HashMap::new(),
+            });
+            let written = write_file_lists(
+                facts.dag,
+                &facts.sources,
+                &prints,
+                &dir,
+                previous_dir.as_deref(),
+            );
+            let earlier = earlier
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (written, earlier)
+        });
+        let written = written?;
         let mut record = self.assemble(&facts, prints, &dir);
         let file_list = |r: &Record, f: &record::Fingerprint| {
-            record::file_list(&facts.logs_root.join(&r.id), f)
+            let known = match r.id == facts.id {
+                true => &written,
+                false => &earlier,
+            };
+            if let Some(files) = f.files_ref.as_ref().and_then(|name| known.get(name)) {
+                return Some(Arc::clone(files));
+            }
+            record::file_list(&facts.logs_root.join(&r.id), f).map(Arc::new)
         };
         for (i, reason) in super::explain::reasons(&record, previous.as_ref(), &file_list) {
             record.steps[i].reason = Some(reason);

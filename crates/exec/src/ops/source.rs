@@ -90,11 +90,7 @@ impl Solver<'_> {
             layers: Vec::new(),
             // Unused: keys read a local source through its index.
             content: crate::solve::key::chain_digest(&[]),
-            local: Some(LocalTree {
-                dir,
-                index,
-                cache: std::sync::Mutex::new(Some(cache)),
-            }),
+            local: Some(LocalTree::new(dir, index, Some(cache))),
         })))
     }
 }

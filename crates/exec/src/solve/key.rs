@@ -57,12 +57,12 @@ pub(super) fn cache_key(
                     )?;
                     h.update(selected.as_bytes());
                 }
-                local.save_cache()?;
+                local.save_cache();
             }
             // Anything else that reads a local source reads all of it.
             (Some(local), _) => {
                 h.update(local.index.digest()?.as_bytes());
-                local.save_cache()?;
+                local.save_cache();
             }
             _ => h.update(input.0.content.as_bytes()),
         }

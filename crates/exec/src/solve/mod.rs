@@ -33,12 +33,13 @@ pub use store::SolveStore;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use rbk_graph::{DagVertex, ExecContext, Execute, Op};
 use rbk_store::{CacheRecord, Digest, Layer};
 
-use crate::context::ContextIndex;
+use crate::context::{ContextIndex, StatCache};
 use crate::ops;
 use crate::ops::exec::{Entitlements, Runtime};
 use crate::remote_cache::CacheSource;
@@ -143,22 +144,52 @@ pub(crate) struct LocalTree {
     pub(crate) dir: LocalDir,
     pub(crate) index: Arc<ContextIndex>,
     /// The stat cache the scan read, saved as files get hashed.
-    pub(crate) cache: std::sync::Mutex<Option<crate::context::StatCache>>,
+    cache: Arc<Mutex<Option<StatCache>>>,
+    /// The save in progress (see [`LocalTree::save_cache`]).
+    saving: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl LocalTree {
+    pub(crate) fn new(dir: LocalDir, index: Arc<ContextIndex>, cache: Option<StatCache>) -> Self {
+        LocalTree {
+            dir,
+            index,
+            cache: Arc::new(Mutex::new(cache)),
+            saving: Mutex::new(None),
+        }
+    }
+
     /// Records the hashes read so far in the stat cache and writes it
-    /// (nothing is written when nothing changed).
-    pub(crate) fn save_cache(&self) -> Result<()> {
-        let mut cache = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(cache) = cache.as_mut() else {
-            return Ok(());
-        };
-        self.index.update_cache(cache);
-        cache.save()
+    /// (nothing is written when nothing changed), on a thread of its own:
+    /// for a monorepo that is 300,000 records and an fsync, which the step
+    /// that asked does not wait for. The cache only saves work, so a save
+    /// that fails is dropped: the next build hashes those files again.
+    /// Saves run one at a time, and dropping the tree waits for the last.
+    pub(crate) fn save_cache(&self) {
+        let mut saving = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(running) = saving.take() {
+            let _ = running.join();
+        }
+        let (index, cache) = (Arc::clone(&self.index), Arc::clone(&self.cache));
+        *saving = Some(std::thread::spawn(move || {
+            let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cache) = cache.as_mut() {
+                index.update_cache(cache);
+                let _ = cache.save();
+            }
+        }));
+    }
+}
+
+impl Drop for LocalTree {
+    fn drop(&mut self) {
+        let saving = self
+            .saving
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(running) = saving.take() {
+            let _ = running.join();
+        }
     }
 }
 

@@ -57,14 +57,14 @@ fn context(dir: &Path, files: &[(&str, &str)]) -> Solved {
     Solved(Arc::new(SolvedFs {
         layers: Vec::new(),
         content: index.digest().unwrap(),
-        local: Some(LocalTree {
-            dir: LocalDir {
+        local: Some(LocalTree::new(
+            LocalDir {
                 root: dir.to_path_buf(),
                 filter: Arc::new(IncludeAll),
             },
-            index: Arc::new(index),
-            cache: std::sync::Mutex::new(None),
-        }),
+            Arc::new(index),
+            None,
+        )),
     }))
 }
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use rbk_exec::testing::{FakeRun, FakeRuntime, MemSolveStore};
 use rbk_exec::{
-    Error, IncludeAll, LocalDir, SnapshotterChoice, SolveOptions, SolveStore, Solved, Solver,
+    ContextIndex, Error, IncludeAll, LocalDir, SnapshotterChoice, SolveOptions, SolveStore, Solved,
+    Solver, StatCache,
 };
 use rbk_graph::{
     CancelToken, CopyAction, Dag, Definition, Event, ExecOp, FileAction, FileOp, Input, LogStream,
@@ -739,4 +740,25 @@ fn an_image_of_the_in_memory_store_is_a_source() {
     assert_eq!(fx.read(solved, "greeting").as_deref(), Some("hello"));
     assert_eq!(fx.read(solved, "built").as_deref(), Some("yes"));
     assert_eq!(fx.runtime.commands(), ["/bin/sh -c build"]);
+}
+
+/// The hashes a COPY from the context read are in the stat cache once the
+/// build is over (the cache is saved beside the step, and the end of the
+/// build waits for it): a scan with it hashes nothing again.
+#[test]
+fn a_build_leaves_the_hashes_it_read_in_the_stat_cache() {
+    let fx = Fixture::<Store>::new();
+    fx.write("a.txt", "a1");
+    fx.write("b.txt", "b1");
+    // Older than the stat cache's racy window, so it records them.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let mut def = Definition::new();
+    let base = scratch(&mut def);
+    let ctx = context(&mut def);
+    let copied = copy(&mut def, base, ctx, ".");
+    fx.solve(&def, copied).solved();
+    let mut cache = StatCache::load(&fx.store, &fx.context);
+    let index = ContextIndex::scan(&fx.context, &IncludeAll, Some(&mut cache)).unwrap();
+    index.digest().unwrap();
+    assert_eq!(index.bytes_hashed(), 0, "every file came from the cache");
 }

@@ -205,9 +205,12 @@ pub(crate) fn write_file_lists(
             continue;
         };
         let files = copied_files(dag, v.inputs(), &op.actions, index);
-        let json = serde_json::to_vec(&files).map_err(std::io::Error::other)?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)?;
+        // Streamed: the list of a monorepo COPY is megabytes of JSON.
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer(&mut out, &files).map_err(std::io::Error::other)?;
+        std::io::Write::flush(&mut out)?;
+        drop(out);
         std::fs::rename(&tmp, &path)?;
         written.insert(files_ref.clone(), Arc::new(files));
     }

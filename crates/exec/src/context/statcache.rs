@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use rustix::fs::Stat;
 
 use crate::sealed;
@@ -140,20 +140,33 @@ impl StatCache {
     }
 
     /// Replaces the contents with the records of a scan (unique paths).
+    /// The map is updated in place: an edit of one file in a monorepo
+    /// changes one record of 300,000, and building a second map of them
+    /// all doubled the cache's memory while the copy ran beside it.
     pub(super) fn replace<'a>(
         &mut self,
         records: impl Iterator<Item = (&'a [u8], Cached)> + Clone,
     ) {
-        // The common warm case, every record unchanged, copies no path and
-        // builds no new map. (Paths are unique, so equal counts mean equal
-        // key sets.)
         let mut count = 0;
-        let unchanged = records.clone().all(|(p, c)| {
+        for (path, record) in records.clone() {
             count += 1;
-            self.entries.get(p) == Some(&c)
-        }) && count == self.entries.len();
-        if !unchanged {
-            self.entries = records.map(|(p, c)| (p.into(), c)).collect();
+            match self.entries.get_mut(path) {
+                Some(old) if *old == record => {}
+                Some(old) => {
+                    *old = record;
+                    self.dirty = true;
+                }
+                None => {
+                    self.entries.insert(path.into(), record);
+                    self.dirty = true;
+                }
+            }
+        }
+        // Paths are unique: more entries than records means some files
+        // are gone from the scan.
+        if self.entries.len() > count {
+            let scanned: HashSet<&[u8]> = records.map(|(path, _)| path).collect();
+            self.entries.retain(|path, _| scanned.contains(&**path));
             self.dirty = true;
         }
     }
@@ -268,5 +281,39 @@ mod tests {
             bad[i] ^= 0x40;
             assert_eq!(decode(&bad), None, "flipped byte {i}");
         }
+    }
+
+    /// A scan's records replace the cache's: unchanged ones keep it clean,
+    /// a changed or new record is taken, and a file the scan no longer has
+    /// is dropped.
+    #[test]
+    fn replace_keeps_exactly_the_scans_records() {
+        let mut cache = StatCache {
+            file: PathBuf::from("unused"),
+            entries: sample(),
+            dirty: false,
+        };
+        let records = |cache: &StatCache| -> Vec<(Box<[u8]>, Cached)> {
+            cache.entries.iter().map(|(p, c)| (p.clone(), *c)).collect()
+        };
+        let same = records(&cache);
+        cache.replace(same.iter().map(|(p, c)| (&**p, *c)));
+        assert!(!cache.dirty, "every record unchanged");
+        assert_eq!(cache.entries, sample());
+
+        let mut changed = same.clone();
+        changed[0].1.hash = [9; 32];
+        changed.push((b"new".to_vec().into(), changed[0].1));
+        cache.replace(changed.iter().map(|(p, c)| (&**p, *c)));
+        assert!(cache.dirty);
+        assert_eq!(cache.entries.len(), 3);
+        assert_eq!(cache.entries[&changed[0].0].hash, [9; 32]);
+
+        cache.dirty = false;
+        let fewer = &changed[1..];
+        cache.replace(fewer.iter().map(|(p, c)| (&**p, *c)));
+        assert!(cache.dirty, "a file left the scan");
+        let want: HashMap<Box<[u8]>, Cached> = fewer.iter().cloned().collect();
+        assert_eq!(cache.entries, want);
     }
 }

@@ -63,7 +63,7 @@
 //! without fsync: a torn one fails its checksum, and an old one still names
 //! an old snapshot with that snapshot's files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
@@ -73,6 +73,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use foldhash::{HashMap, HashMapExt};
 use rbk_graph::{FileAction, FileOp};
 use rbk_store::pack::{Checkpoint, Resume};
 use rbk_store::{Digest, Layer};

@@ -167,9 +167,7 @@ impl LocalTree {
     /// Saves run one at a time, and dropping the tree waits for the last.
     pub(crate) fn save_cache(&self) {
         let mut saving = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(running) = saving.take() {
-            let _ = running.join();
-        }
+        finish_save(&mut saving);
         let (index, cache) = (Arc::clone(&self.index), Arc::clone(&self.cache));
         *saving = Some(std::thread::spawn(move || {
             let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
@@ -183,13 +181,19 @@ impl LocalTree {
 
 impl Drop for LocalTree {
     fn drop(&mut self) {
-        let saving = self
-            .saving
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(running) = saving.take() {
-            let _ = running.join();
-        }
+        finish_save(
+            self.saving
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+}
+
+/// Waits for the stat cache save in progress, if any (its failure was
+/// already dropped: see [`LocalTree::save_cache`]).
+fn finish_save(saving: &mut Option<JoinHandle<()>>) {
+    if let Some(running) = saving.take() {
+        let _ = running.join();
     }
 }
 

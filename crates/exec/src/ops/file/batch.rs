@@ -117,15 +117,30 @@ struct Done {
 
 impl Done {
     fn set(&self, outcome: Outcome) {
-        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        *self.lock() = Some(outcome);
         self.ready.notify_all();
     }
 
     fn take(&self) -> Option<Outcome> {
-        self.outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        self.lock().take()
+    }
+
+    /// Blocks until the outcome is set, and takes it.
+    fn wait(&self) -> Outcome {
+        let mut slot = self.lock();
+        loop {
+            if let Some(outcome) = slot.take() {
+                return outcome;
+            }
+            slot = self
+                .ready
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
+        self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -134,31 +149,16 @@ impl InFlight {
     /// batch's own, most of the time), and returns its result. A panic in
     /// the batch resumes here.
     fn wait(self) -> Result<()> {
-        let outcome = |o: Outcome| o.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        loop {
-            if let Some(o) = self.done.take() {
-                return outcome(o);
+        let outcome = loop {
+            if let Some(outcome) = self.done.take() {
+                break outcome;
             }
             if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                break;
+                // Nothing left to help with: the last jobs run elsewhere.
+                break self.done.wait();
             }
-        }
-        // Nothing left to help with: the batch's last jobs run elsewhere.
-        let mut slot = self
-            .done
-            .outcome
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(o) = slot.take() {
-                return outcome(o);
-            }
-            slot = self
-                .done
-                .ready
-                .wait(slot)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        };
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }
 
@@ -206,12 +206,7 @@ impl Pending {
     /// Runs everything queued or running: when it returns, every queued
     /// file is copied and every queued directory has its metadata.
     pub(crate) fn run(&mut self) -> Result<()> {
-        if let Some(flight) = self.in_flight.take() {
-            flight.wait()?;
-        }
-        let files = std::mem::take(&mut self.files);
-        let dirs = std::mem::take(&mut self.dirs);
-        self.names.clear();
+        let (files, dirs, _) = self.take()?;
         run_batch(files, dirs, self.reuse.as_deref())
     }
 
@@ -219,14 +214,10 @@ impl Pending {
     /// (see the module docs); a failure of either shows here or at the
     /// next run.
     pub(crate) fn dispatch(&mut self) -> Result<()> {
-        if let Some(flight) = self.in_flight.take() {
-            flight.wait()?;
-        }
-        let files = std::mem::take(&mut self.files);
-        let dirs = std::mem::take(&mut self.dirs);
+        let (files, dirs, names) = self.take()?;
         let done = Arc::new(Done::default());
         self.in_flight = Some(InFlight {
-            names: std::mem::take(&mut self.names),
+            names,
             has_dirs: !dirs.is_empty(),
             done: Arc::clone(&done),
         });
@@ -236,6 +227,18 @@ impl Pending {
             done.set(std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)));
         });
         Ok(())
+    }
+
+    /// Waits for the batch in flight, then takes what is queued.
+    fn take(&mut self) -> Result<(Vec<FileJob>, Vec<DirJob>, HashSet<Name>)> {
+        if let Some(flight) = self.in_flight.take() {
+            flight.wait()?;
+        }
+        Ok((
+            std::mem::take(&mut self.files),
+            std::mem::take(&mut self.dirs),
+            std::mem::take(&mut self.names),
+        ))
     }
 }
 

@@ -5,6 +5,7 @@ mod commands;
 mod failed_step;
 mod humanize;
 mod lookup;
+mod malloc;
 mod progress;
 mod render;
 mod rootless;
@@ -19,6 +20,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before any thread starts, so that no arena is made beyond the limit.
+    malloc::limit_arenas(std::env::var_os("MALLOC_ARENA_MAX").as_deref());
     let cli = args::Cli::parse();
     // Before any thread starts: a multi-threaded process cannot make a
     // user namespace.

@@ -9,7 +9,8 @@ use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rbk_exec::{
-    commit_layer, compress_layer, write_layer_tar, Compression, Error, LayerOptions, LAYER_TAR,
+    commit_layer, compress_layer, write_layer_tar, Compression, Error, LayerOptions,
+    OverlaySnapshotter, Snapshotter, LAYER_TAR,
 };
 use rbk_store::{unpack_layer, BlobRead, Store, UnpackOptions};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Timespec, Timestamps, XattrFlags, CWD};
@@ -739,4 +740,48 @@ fn a_real_overlay_upper_dir_becomes_an_oci_layer() {
     drop(mounted);
     assert_eq!(got, expected);
     assert_eq!(got, ["dir", "dir/z", "keep", "keep/a", "keep/b"]);
+}
+
+#[test]
+fn a_committed_upper_dir_can_be_stacked_while_its_mount_lingers() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(tmp.path());
+    let d = |n: &str| tmp.path().join(n);
+    for sub in ["lower", "upper2", "work2", "merged2"] {
+        fs::create_dir_all(d(sub)).unwrap();
+    }
+    fs::write(d("lower/a"), "a").unwrap();
+    let work = store.work_dir().unwrap();
+    let view = OverlaySnapshotter.writable(&[d("lower")], &work).unwrap();
+    fs::write(view.path().join("b"), "b").unwrap();
+    fs::set_permissions(view.path(), fs::Permissions::from_mode(0o750)).unwrap();
+    set_mtime(view.path(), MTIME);
+    // An open file keeps the mount's superblock alive past the lazy
+    // unmount, as a copy of the mount in another namespace does.
+    let held = fs::File::open(view.path().join("b")).unwrap();
+    OverlaySnapshotter.commit(view).unwrap();
+
+    // With overlay's index feature on, a lower dir still in use as an
+    // upper dir is refused (EBUSY); without it the kernel warns.
+    let upper = work.upper();
+    let options = format!(
+        "lowerdir={}:{},upperdir={},workdir={},index=on",
+        upper.display(),
+        d("lower").display(),
+        d("upper2").display(),
+        d("work2").display()
+    );
+    let merged = d("merged2");
+    let mounted = mount_overlay(&options, &merged);
+    assert_eq!(listing(&merged), ["a", "b"]);
+    drop(mounted);
+    drop(held);
+
+    // The diff and its root's owner, mode and times are what the view had.
+    assert_eq!(listing(&upper), ["b"]);
+    assert_eq!(fs::read(upper.join("b")).unwrap(), b"b");
+    let root = fs::metadata(&upper).unwrap();
+    assert_eq!(root.mode() & 0o7777, 0o750);
+    assert_eq!(root.mtime(), MTIME);
 }

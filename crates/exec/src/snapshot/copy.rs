@@ -72,7 +72,7 @@ impl Snapshotter for CopySnapshotter {
     fn commit(&self, view: View) -> Result<()> {
         match view.state {
             ViewState::Copied { base, upper } => diff(&base, &view.path, &upper),
-            ViewState::Dir | ViewState::Mounted(_) => Ok(()),
+            ViewState::Dir | ViewState::Mounted { .. } => Ok(()),
         }
     }
 
@@ -107,11 +107,11 @@ pub(crate) struct Tree {
     children: HashMap<PathBuf, BTreeSet<OsString>>,
 }
 
-fn io(op: &'static str, path: &Path, e: Errno) -> Error {
+pub(super) fn io(op: &'static str, path: &Path, e: Errno) -> Error {
     Error::io(op, path, e.into())
 }
 
-fn open_dir(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<OwnedFd> {
+pub(super) fn open_dir(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -121,13 +121,13 @@ fn open_dir(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<OwnedFd> 
     .map_err(|e| io("opening directory", shown, e))
 }
 
-fn open_root(path: &Path) -> Result<OwnedFd> {
+pub(super) fn open_root(path: &Path) -> Result<OwnedFd> {
     open_dir(CWD, path.as_os_str(), path)
 }
 
 /// The names in a directory, sorted (so hardlink targets are chosen the
 /// same way every time).
-fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<OsString>> {
+pub(super) fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<OsString>> {
     let mut out = Vec::new();
     let d = Dir::read_from(dir).map_err(|e| io("listing", shown, e))?;
     for entry in d {
@@ -141,7 +141,7 @@ fn names(dir: &OwnedFd, shown: &Path) -> Result<Vec<OsString>> {
     Ok(out)
 }
 
-fn lstat(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<Stat> {
+pub(super) fn lstat(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<Stat> {
     rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io("stat", shown, e))
 }
 
@@ -153,7 +153,11 @@ fn fd_path(dir: BorrowedFd<'_>, name: &OsStr) -> PathBuf {
 }
 
 /// The xattrs of an entry, but overlayfs' own.
-fn xattrs(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+pub(super) fn xattrs(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    shown: &Path,
+) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
     let path = fd_path(dir, name);
     let mut list = vec![0u8; 65536];
     let n = match rustix::fs::llistxattr(&path, &mut list[..]) {
@@ -242,7 +246,7 @@ fn remove(dir: BorrowedFd<'_>, name: &OsStr, shown: &Path) -> Result<()> {
 
 /// Owner, mode, xattrs and times of `src` given to the entry `name` of
 /// `dir` (in that order: chown clears setuid bits and capabilities).
-fn set_meta(
+pub(super) fn set_meta(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     st: &Stat,

@@ -27,7 +27,10 @@
 //! # Implementations
 //!
 //! - [`OverlaySnapshotter`] (`overlay.rs`): an overlayfs mount; the upper
-//!   dir *is* the diff, so `commit` only unmounts.
+//!   dir *is* the diff, so `commit` unmounts and only moves the diff under
+//!   a new root directory (a mount copied into another namespace can keep
+//!   the old one "in use", which overlayfs refuses or warns about when it
+//!   is stacked as a lower dir).
 //! - [`CopySnapshotter`] (`copy.rs`): the snapshots applied into a fresh
 //!   directory; `commit` walks the view against the stat of its base and
 //!   writes the same overlay-format upper dir. For machines without
@@ -152,7 +155,10 @@ enum ViewState {
     /// A directory shown as it is (nothing mounted, nothing to diff).
     Dir,
     /// An overlay mount; its upper dir, if any, is already the diff.
-    Mounted(#[allow(dead_code)] MountGuard),
+    Mounted {
+        guard: MountGuard,
+        upper: Option<PathBuf>,
+    },
     /// A writable copy: its base tree, and the upper dir the diff goes to.
     Copied { base: copy::Tree, upper: PathBuf },
 }
@@ -166,10 +172,10 @@ impl View {
         }
     }
 
-    fn mounted(path: PathBuf, guard: MountGuard) -> View {
+    fn mounted(path: PathBuf, guard: MountGuard, upper: Option<PathBuf>) -> View {
         View {
             path,
-            state: ViewState::Mounted(guard),
+            state: ViewState::Mounted { guard, upper },
         }
     }
 

@@ -1,11 +1,16 @@
 //! The overlay snapshotter: a view is an overlayfs mount of the lower
-//! snapshots, and a writable view's upper dir is already its diff.
+//! snapshots, and a writable view's upper dir is already its diff (under a
+//! new root directory once committed: see [`fresh_root`]).
 
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rbk_store::{overlay_mount, WorkDir};
+use rustix::fs::{AtFlags, Mode};
 
-use super::{check_depth, Snapshotter, View};
+use super::copy::{io, lstat, names, open_dir, open_root, set_meta, xattrs};
+use super::{check_depth, Snapshotter, View, ViewState};
 use crate::mount::mount;
 use crate::Result;
 
@@ -20,7 +25,7 @@ impl Snapshotter for OverlaySnapshotter {
         }
         check_depth(lowers.len())?;
         let guard = mount(&overlay_mount(lowers, None), target)?;
-        Ok(View::mounted(target.to_path_buf(), guard))
+        Ok(View::mounted(target.to_path_buf(), guard, None))
     }
 
     fn writable(&self, lowers: &[PathBuf], work: &WorkDir) -> Result<View> {
@@ -43,15 +48,58 @@ impl Snapshotter for OverlaySnapshotter {
             Ok(guard) => guard,
             Err(_) => mount(&m, &merged)?,
         };
-        Ok(View::mounted(merged, guard))
+        Ok(View::mounted(merged, guard, Some(upper)))
     }
 
     fn commit(&self, view: View) -> Result<()> {
-        drop(view); // unmounted: the upper dir is the diff
-        Ok(())
+        let ViewState::Mounted { guard, upper } = view.state else {
+            return Ok(());
+        };
+        drop(guard); // unmounted: the upper dir is the diff
+        match upper {
+            Some(upper) => fresh_root(&upper),
+            None => Ok(()),
+        }
     }
 
     fn name(&self) -> &'static str {
         "overlay"
     }
+}
+
+/// Gives the upper dir `upper` of an unmounted overlay a new root: its
+/// entries are moved into a new directory of the same name, which gets the
+/// old root's owner, mode, xattrs and times.
+///
+/// overlayfs marks the upper dir's inode "in use" for as long as the
+/// mount's superblock lives, and a copy of the mount in another mount
+/// namespace (a container being set up beside this build, with every mount
+/// of the moment copied into it) keeps it alive after rbk's own unmount.
+/// Stacking the same directory as a lower meanwhile made the kernel warn
+/// ("lowerdir is in-use as upperdir/workdir", with two builds at once), and
+/// makes it refuse the mount (`EBUSY`) where overlay's `index` feature is
+/// on. The mark belongs to the root inode only: the new root has none.
+fn fresh_root(upper: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (upper.parent(), upper.file_name()) else {
+        return Ok(());
+    };
+    let old_name = OsStr::new("upper.unmounted");
+    let old_path = parent.join(old_name);
+    let parent = open_root(parent)?;
+    rustix::fs::renameat(&parent, name, &parent, old_name).map_err(|e| io("renaming", upper, e))?;
+    rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700))
+        .map_err(|e| io("creating directory", upper, e))?;
+    // Read before the moves, which change the old root's times.
+    let st = lstat(parent.as_fd(), old_name, &old_path)?;
+    let x = xattrs(parent.as_fd(), old_name, &old_path)?;
+    let old = open_dir(parent.as_fd(), old_name, &old_path)?;
+    let new = open_dir(parent.as_fd(), name, upper)?;
+    for entry in names(&old, &old_path)? {
+        rustix::fs::renameat(&old, &entry, &new, &entry)
+            .map_err(|e| io("moving", &upper.join(&entry), e))?;
+    }
+    set_meta(parent.as_fd(), name, &st, &x, upper)?;
+    // Empty now; were it left, the work dir's removal takes it.
+    let _ = rustix::fs::unlinkat(&parent, old_name, AtFlags::REMOVEDIR);
+    Ok(())
 }

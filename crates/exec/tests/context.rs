@@ -311,6 +311,35 @@ fn stat_cache_skips_unchanged_files() {
 }
 
 #[test]
+fn a_cache_loaded_beside_the_walk_gives_the_same_hashes() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let ctx = context(BASIC);
+    let_timestamps_settle();
+    let mut cache = StatCache::load(&store, ctx.path());
+    let first = ContextIndex::scan(ctx.path(), &IncludeAll, Some(&mut cache)).unwrap();
+    cache.save().unwrap();
+    write(ctx.path(), "dir/x", "x-ray!!");
+    let_timestamps_settle();
+    let (lazy, mut loaded) = ContextIndex::scan_loading_cache(ctx.path(), &IncludeAll, || {
+        StatCache::load(&store, ctx.path())
+    })
+    .unwrap();
+    // Only the edited file is read; every other hash is the cache's.
+    let digest = lazy.digest().unwrap();
+    assert_eq!(lazy.bytes_hashed(), 7);
+    assert_eq!(plain(&lazy, "a.txt"), plain(&first, "a.txt"));
+    let fresh = ContextIndex::scan(ctx.path(), &IncludeAll, None).unwrap();
+    assert_eq!(digest, fresh.digest().unwrap());
+    assert_ne!(digest, first.digest().unwrap());
+    // The cache it returns is the store's, brought up to date by the scan.
+    lazy.update_cache(&mut loaded);
+    let again = ContextIndex::scan(ctx.path(), &IncludeAll, Some(&mut loaded)).unwrap();
+    assert_eq!(again.bytes_hashed(), 0);
+    assert_eq!(again.digest().unwrap(), digest);
+}
+
+#[test]
 fn same_size_rewrite_with_restored_mtime_is_caught() {
     let store_dir = tempfile::tempdir().unwrap();
     let store = Store::open(store_dir.path()).unwrap();

@@ -97,10 +97,11 @@ fn context_index(sources: &Sources<'_>) -> Option<Arc<ContextIndex>> {
         return Some(Arc::clone(index));
     }
     let filter = Ignore(Dockerignore::from_patterns(sources.excludes).ok()?);
-    let cache = StatCache::load(sources.store, sources.context);
-    ContextIndex::scan_lazy(sources.context, &filter, Some(&cache))
-        .ok()
-        .map(Arc::new)
+    ContextIndex::scan_loading_cache(sources.context, &filter, || {
+        StatCache::load(sources.store, sources.context)
+    })
+    .ok()
+    .map(|(index, _)| Arc::new(index))
 }
 
 /// The copies of a file op that read the context.

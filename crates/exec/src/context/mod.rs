@@ -160,13 +160,34 @@ impl ContextIndex {
         filter: &dyn PathFilter,
         cache: Option<&StatCache>,
     ) -> Result<ContextIndex> {
-        let (mut entries, hasher) = scan::scan(root, filter, cache)?;
-        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        // Sorted by path.
+        let (mut entries, hasher) = scan::scan(root, filter)?;
+        if let Some(cache) = cache {
+            scan::take_hashes(&mut entries, cache);
+        }
         Ok(ContextIndex {
             entries,
             hasher,
             selected: Mutex::default(),
         })
+    }
+
+    /// [`ContextIndex::scan_lazy`] with the stat cache `load` gives, loaded
+    /// beside the walk (on the pool); returns the cache too.
+    pub fn scan_loading_cache(
+        root: &Path,
+        filter: &dyn PathFilter,
+        load: impl FnOnce() -> StatCache + Send,
+    ) -> Result<(ContextIndex, StatCache)> {
+        let (cache, scanned) = rayon::join(load, || scan::scan(root, filter));
+        let (mut entries, hasher) = scanned?;
+        scan::take_hashes(&mut entries, &cache);
+        let index = ContextIndex {
+            entries,
+            hasher,
+            selected: Mutex::default(),
+        };
+        Ok((index, cache))
     }
 
     /// Makes `cache` hold the files of this index whose hash is known and

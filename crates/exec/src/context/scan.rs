@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rayon::prelude::*;
 use rustix::fs::{
     fstat, openat2, readlinkat, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat,
 };
@@ -62,7 +63,6 @@ pub(super) struct FileHasher {
 struct Walk<'a> {
     hasher: &'a FileHasher,
     filter: &'a dyn PathFilter,
-    cache: Option<&'a StatCache>,
     found: Mutex<Vec<Entry>>,
     /// Excluded directories descended into; kept only if something under
     /// them is visible.
@@ -72,12 +72,9 @@ struct Walk<'a> {
 }
 
 /// Walks the context at `root`; see [`super::ContextIndex::scan`]. Files
-/// whose hash the stat cache does not hold are listed with an empty hash.
-pub(super) fn scan(
-    root: &Path,
-    filter: &dyn PathFilter,
-    cache: Option<&StatCache>,
-) -> Result<(Vec<Entry>, FileHasher)> {
+/// are listed with an empty hash (see [`take_hashes`]), and the entries
+/// come sorted by path.
+pub(super) fn scan(root: &Path, filter: &dyn PathFilter) -> Result<(Vec<Entry>, FileHasher)> {
     let start_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
@@ -95,7 +92,6 @@ pub(super) fn scan(
     let walk = Walk {
         hasher: &hasher,
         filter,
-        cache,
         found: Mutex::default(),
         tentative: Mutex::default(),
         failed: Mutex::default(),
@@ -110,6 +106,29 @@ pub(super) fn scan(
     Ok((found, hasher))
 }
 
+/// Gives each regular file of `entries` whose stat `cache` holds the hash
+/// recorded there. A pass of its own, after the walk, so that the cache can
+/// be read from disk while the walk runs (300,000 records took a tenth of
+/// a monorepo's no-op rebuild before the walk could start; issue 19).
+pub(super) fn take_hashes(entries: &mut [Entry], cache: &StatCache) {
+    entries.par_iter_mut().for_each(|e| {
+        let Some(listed) = &e.listed else {
+            return;
+        };
+        if let Some(hash) = cache.lookup(&e.path, listed) {
+            let _ = e.hash.set(hash);
+            e.from_cache = true;
+        }
+    });
+}
+
+/// Sorts entries by path, on the pool: the jobs found them in any order,
+/// and one thread sorting 100,000 paths, twice, was 5% of a monorepo's
+/// no-op rebuild (issue 19).
+fn sort(entries: &mut [Entry]) {
+    entries.par_sort_unstable_by(|a, b| a.path.cmp(&b.path));
+}
+
 // A job that panics makes `rayon::scope` panic too, so a poisoned mutex's
 // value is never used for a result; these just avoid a second panic.
 fn take<T>(m: Mutex<T>) -> T {
@@ -120,9 +139,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Adds each tentative directory that has a visible entry under it.
+/// Sorts `entries` by path, adding each tentative directory that has a
+/// visible entry under it.
 fn keep_tentative(entries: &mut Vec<Entry>, tentative: Vec<Entry>) {
-    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    sort(entries);
+    if tentative.is_empty() {
+        return;
+    }
     let visible = mem::take(entries);
     let mut kept = Vec::new();
     for dir in tentative {
@@ -134,7 +157,10 @@ fn keep_tentative(entries: &mut Vec<Entry>, tentative: Vec<Entry>) {
         }
     }
     *entries = visible;
-    entries.extend(kept);
+    if !kept.is_empty() {
+        entries.extend(kept);
+        sort(entries);
+    }
 }
 
 /// A directory's children, by what the walk does with them.
@@ -220,9 +246,7 @@ impl<'a> Walk<'a> {
             }
             _ if excluded => {}
             FileType::RegularFile => {
-                let meta = Meta::of(&st);
-                let hash = self.cache.and_then(|c| c.lookup(&path, &meta));
-                kids.found.push(file_entry(path, &meta, hash));
+                kids.found.push(file_entry(path, &Meta::of(&st)));
             }
             FileType::Symlink => {
                 let target = readlinkat(fd, name, Vec::new())
@@ -361,20 +385,16 @@ fn plain_entry(path: Vec<u8>, kind: Kind, st: &Stat) -> Entry {
     }
 }
 
-/// A regular file's entry; `hash` is the stat cache's.
-fn file_entry(rel: Vec<u8>, meta: &Meta, hash: Option<[u8; 32]>) -> Entry {
-    let lock = std::sync::OnceLock::new();
-    if let Some(hash) = hash {
-        let _ = lock.set(hash);
-    }
+/// A regular file's entry, its hash not known yet.
+fn file_entry(rel: Vec<u8>, meta: &Meta) -> Entry {
     Entry {
-        from_cache: hash.is_some(),
+        from_cache: false,
         path: rel.into(),
         kind: Kind::File,
         mode: meta.mode & 0o7777,
         size: meta.size,
         target: Box::default(),
-        hash: lock,
+        hash: std::sync::OnceLock::new(),
         listed: Some(*meta),
     }
 }

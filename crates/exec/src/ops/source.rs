@@ -70,12 +70,11 @@ impl Solver<'_> {
                 name: name.to_string(),
             })?
             .clone();
-        let cache = StatCache::load(self.store, &dir.root);
-        let index = Arc::new(ContextIndex::scan_lazy(
-            &dir.root,
-            dir.filter.as_ref(),
-            Some(&cache),
-        )?);
+        let (index, cache) =
+            ContextIndex::scan_loading_cache(&dir.root, dir.filter.as_ref(), || {
+                StatCache::load(self.store, &dir.root)
+            })?;
+        let index = Arc::new(index);
         if let Some(scans) = &self.options.scans {
             scans.keep(name, Arc::clone(&index));
         }

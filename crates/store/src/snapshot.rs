@@ -62,6 +62,15 @@ pub struct Mount {
     pub options: Vec<String>,
 }
 
+/// Present when the kernel's overlayfs has the `index` feature (Linux
+/// 4.13 and later, once the module is loaded). A distribution may turn the
+/// feature on by default; rbk's mounts turn it off, as Docker's overlay2
+/// and containerd's snapshotter do. With it on, overlayfs refuses to stack
+/// a directory still in use as another mount's upper dir (`EBUSY`) and
+/// keeps an index of copied-up hardlinks in the work dir: behaviour that
+/// would then depend on the machine's default.
+const OVERLAY_INDEX_PARAMETER: &str = "/sys/module/overlay/parameters/index";
+
 /// The mount of `lowers` (lowest layer first) with an optional writable
 /// `(upper, work)` pair on top. With no upper dir and a single lower, a
 /// read-only bind mount is returned (overlay needs two lowers without an
@@ -87,6 +96,9 @@ pub fn overlay_mount(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> Mount
     if crate::overlay_xattrs().userxattr {
         // Rootless: overlayfs keeps its attributes in user.overlay.*.
         options.push("userxattr".into());
+    }
+    if Path::new(OVERLAY_INDEX_PARAMETER).exists() {
+        options.push("index=off".into());
     }
     Mount {
         fstype: "overlay".into(),
@@ -304,9 +316,11 @@ mod tests {
         );
         assert_eq!(m.fstype, "overlay");
         assert_eq!(
-            m.options,
-            vec!["lowerdir=/s/b\\:c:/s/a", "upperdir=/w/u", "workdir=/w/w"]
+            m.options[..3],
+            ["lowerdir=/s/b\\:c:/s/a", "upperdir=/w/u", "workdir=/w/w"]
         );
+        let index_off = m.options.iter().any(|o| o == "index=off");
+        assert_eq!(index_off, Path::new(OVERLAY_INDEX_PARAMETER).exists());
         let single = overlay_mount(&[PathBuf::from("/s/a")], None);
         assert_eq!(single.fstype, "bind");
     }

@@ -76,9 +76,10 @@ impl Snapshotter for OverlaySnapshotter {
 /// namespace (a container being set up beside this build, with every mount
 /// of the moment copied into it) keeps it alive after rbk's own unmount.
 /// Stacking the same directory as a lower meanwhile made the kernel warn
-/// ("lowerdir is in-use as upperdir/workdir", with two builds at once), and
-/// makes it refuse the mount (`EBUSY`) where overlay's `index` feature is
-/// on. The mark belongs to the root inode only: the new root has none.
+/// ("lowerdir is in-use as upperdir/workdir", with two builds at once);
+/// with overlay's `index` feature on (rbk's own mounts turn it off where
+/// the kernel knows the option) the mount is refused with `EBUSY`. The
+/// mark belongs to the root inode only: the new root has none.
 fn fresh_root(upper: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (upper.parent(), upper.file_name()) else {
         return Ok(());

@@ -321,3 +321,54 @@ fn a_layer_hashed_from_the_last_ones_checkpoints_is_the_full_copys() {
         last = layer;
     }
 }
+
+#[test]
+fn concurrent_copies_of_many_directories_all_finish() {
+    let fx = Fixture::new();
+    // 300 directories: each copy dispatches several batches (a batch is
+    // run once it holds 128 directories), and four copies run at once on
+    // the solver's pool of one thread per core.
+    for d in 0..300 {
+        fx.write(&format!("many/d{d}/x.txt"), &format!("{d}\n"));
+    }
+    let mut def = Definition::new();
+    let base = def.push(Op::Source(SourceOp::Scratch), OpMetadata::default());
+    let ctx = def.push(
+        Op::Source(SourceOp::Local {
+            name: "context".into(),
+            include: vec![],
+            exclude: vec![],
+        }),
+        OpMetadata::default(),
+    );
+    let roots: Vec<NodeId> = (0..4)
+        .map(|i| {
+            let mut copy = copy_op(base, ctx);
+            let FileAction::Copy(action) = &mut copy.actions[0] else {
+                unreachable!("copy_op makes one copy")
+            };
+            action.dest = format!("/repo{i}");
+            def.push(Op::File(copy), OpMetadata::default())
+        })
+        .collect();
+    let dag = Dag::new(&def, &roots).unwrap();
+    let solver = Solver::new(&fx.store, &fx.runtime, fx.options()).unwrap();
+    let out = Scheduler::new(4)
+        .run_with_cancel(
+            &dag,
+            &solver,
+            &RecordingReporter::new(),
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(out.len(), 4);
+    for (i, solved) in out.iter().enumerate() {
+        let snapshot = fx.snapshot(&solved.layers()[0]);
+        let repo = snapshot.join(format!("repo{i}"));
+        for d in [0, 127, 128, 299] {
+            let text = fs::read_to_string(repo.join(format!("many/d{d}/x.txt"))).unwrap();
+            assert_eq!(text, format!("{d}\n"));
+        }
+        assert_eq!(fs::read_dir(repo.join("many")).unwrap().count(), 300);
+    }
+}

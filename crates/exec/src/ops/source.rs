@@ -70,10 +70,11 @@ impl Solver<'_> {
                 name: name.to_string(),
             })?
             .clone();
-        let (index, cache) =
+        let (index, cache) = self.on_work_pool(|| {
             ContextIndex::scan_loading_cache(&dir.root, dir.filter.as_ref(), || {
                 StatCache::load(self.store, &dir.root)
-            })?;
+            })
+        })?;
         let index = Arc::new(index);
         if let Some(scans) = &self.options.scans {
             scans.keep(name, Arc::clone(&index));

@@ -269,10 +269,21 @@ impl<'a> Solver<'a> {
                 .build()
                 .ok()
         });
-        match pool {
-            Some(pool) => pool.install(f),
-            None => f(),
+        let Some(pool) = pool else {
+            return f();
+        };
+        if rayon::current_thread_index().is_none() {
+            return pool.install(f);
         }
+        // From a worker of another pool (the scheduler's), `install` keeps
+        // the caller busy with that pool's jobs until `f` is done: another
+        // step's RUN, say, which would then hold this step's result back.
+        // A plain thread waits for `f` without taking work.
+        std::thread::scope(|s| {
+            s.spawn(|| pool.install(f))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// The store solved against.
@@ -347,5 +358,29 @@ mod tests {
             assert!(name.is_some_and(|n| n.starts_with("rbk-work-")));
             assert_eq!(threads, cores.max(2));
         }
+    }
+
+    #[test]
+    fn a_scheduler_thread_waiting_for_step_work_takes_no_other_job() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (store, runtime) = (MemSolveStore::new().unwrap(), FakeRuntime::new());
+        let solver = Solver::new(&store, &runtime, SolveOptions::default()).unwrap();
+        // One thread, as if all the scheduler's others were busy.
+        let scheduler = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let (name, ran_meanwhile) = scheduler.install(|| {
+            let flag = Arc::clone(&other_ran);
+            rayon::spawn(move || flag.store(true, Ordering::SeqCst));
+            solver.on_work_pool(|| {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let name = std::thread::current().name().map(String::from);
+                (name, other_ran.load(Ordering::SeqCst))
+            })
+        });
+        assert!(name.is_some_and(|n| n.starts_with("rbk-work-")));
+        assert!(!ran_meanwhile, "the waiting thread ran another job");
     }
 }

@@ -272,6 +272,11 @@ impl<'a> Solver<'a> {
         let Some(pool) = pool else {
             return f();
         };
+        // Already on it: blocking one of its threads on itself could
+        // leave the work nobody to run it.
+        if pool.current_thread_index().is_some() {
+            return f();
+        }
         if rayon::current_thread_index().is_none() {
             return pool.install(f);
         }
@@ -358,6 +363,12 @@ mod tests {
             assert!(name.is_some_and(|n| n.starts_with("rbk-work-")));
             assert_eq!(threads, cores.max(2));
         }
+        // Called again from the pool, it runs in place.
+        let inner = solver.on_work_pool(|| {
+            let outer = std::thread::current().id();
+            solver.on_work_pool(|| std::thread::current().id() == outer)
+        });
+        assert!(inner);
     }
 
     #[test]

@@ -76,15 +76,7 @@ impl Fixture {
     /// by a fresh solver; its layer.
     fn build(&self, no_cache: bool) -> Layer {
         let mut def = Definition::new();
-        let base = def.push(Op::Source(SourceOp::Scratch), OpMetadata::default());
-        let ctx = def.push(
-            Op::Source(SourceOp::Local {
-                name: "context".into(),
-                include: vec![],
-                exclude: vec![],
-            }),
-            OpMetadata::default(),
-        );
+        let (base, ctx) = scratch_and_context(&mut def);
         let copy = copy_op(base, ctx);
         let meta = OpMetadata {
             ignore_cache: no_cache,
@@ -114,6 +106,20 @@ impl Fixture {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// The scratch source and the local source `context`, pushed to `def`.
+fn scratch_and_context(def: &mut Definition) -> (NodeId, NodeId) {
+    let base = def.push(Op::Source(SourceOp::Scratch), OpMetadata::default());
+    let ctx = def.push(
+        Op::Source(SourceOp::Local {
+            name: "context".into(),
+            include: vec![],
+            exclude: vec![],
+        }),
+        OpMetadata::default(),
+    );
+    (base, ctx)
 }
 
 /// As `FROM scratch` + `COPY . /repo` lowers: scratch is the base.
@@ -332,15 +338,7 @@ fn concurrent_copies_of_many_directories_all_finish() {
         fx.write(&format!("many/d{d}/x.txt"), &format!("{d}\n"));
     }
     let mut def = Definition::new();
-    let base = def.push(Op::Source(SourceOp::Scratch), OpMetadata::default());
-    let ctx = def.push(
-        Op::Source(SourceOp::Local {
-            name: "context".into(),
-            include: vec![],
-            exclude: vec![],
-        }),
-        OpMetadata::default(),
-    );
+    let (base, ctx) = scratch_and_context(&mut def);
     let roots: Vec<NodeId> = (0..4)
         .map(|i| {
             let mut copy = copy_op(base, ctx);

@@ -785,3 +785,46 @@ fn a_committed_upper_dir_can_be_stacked_while_its_mount_lingers() {
     assert_eq!(root.mode() & 0o7777, 0o750);
     assert_eq!(root.mtime(), MTIME);
 }
+
+#[test]
+fn a_committed_upper_dir_keeps_whiteouts_opaque_dirs_and_symlinks() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_in(tmp.path());
+    let lower = tmp.path().join("lower");
+    fs::create_dir_all(lower.join("dir")).unwrap();
+    fs::write(lower.join("gone"), "gone").unwrap();
+    fs::write(lower.join("dir/old"), "old").unwrap();
+    let work = store.work_dir().unwrap();
+    let view = OverlaySnapshotter
+        .writable(std::slice::from_ref(&lower), &work)
+        .unwrap();
+    fs::remove_file(view.path().join("gone")).unwrap();
+    fs::remove_dir_all(view.path().join("dir")).unwrap();
+    fs::create_dir(view.path().join("dir")).unwrap();
+    fs::write(view.path().join("dir/new"), "new").unwrap();
+    symlink("dir/new", view.path().join("link")).unwrap();
+    OverlaySnapshotter.commit(view).unwrap();
+
+    let upper = work.upper();
+    let gone = fs::symlink_metadata(upper.join("gone")).unwrap();
+    assert!(
+        gone.file_type().is_char_device() && gone.rdev() == 0,
+        "a whiteout"
+    );
+    let opaque = rfs::getxattr(upper.join("dir"), "trusted.overlay.opaque", &mut [0u8; 8]);
+    assert_eq!(opaque.unwrap(), 1, "the replaced directory stays opaque");
+    assert_eq!(
+        fs::read_link(upper.join("link")).unwrap(),
+        Path::new("dir/new")
+    );
+    // The layer packed from it is the same as before the new root.
+    let names: Vec<String> = entries(&tar_of(&upper, &LayerOptions::default()))
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["dir/", "dir/.wh..wh..opq", "dir/new", ".wh.gone", "link"]
+    );
+}

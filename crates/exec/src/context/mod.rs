@@ -160,16 +160,7 @@ impl ContextIndex {
         filter: &dyn PathFilter,
         cache: Option<&StatCache>,
     ) -> Result<ContextIndex> {
-        // Sorted by path.
-        let (mut entries, hasher) = scan::scan(root, filter)?;
-        if let Some(cache) = cache {
-            scan::take_hashes(&mut entries, cache);
-        }
-        Ok(ContextIndex {
-            entries,
-            hasher,
-            selected: Mutex::default(),
-        })
+        Ok(Self::indexed(scan::scan(root, filter)?, cache))
     }
 
     /// [`ContextIndex::scan_lazy`] with the stat cache `load` gives, loaded
@@ -180,14 +171,23 @@ impl ContextIndex {
         load: impl FnOnce() -> StatCache + Send,
     ) -> Result<(ContextIndex, StatCache)> {
         let (cache, scanned) = rayon::join(load, || scan::scan(root, filter));
-        let (mut entries, hasher) = scanned?;
-        scan::take_hashes(&mut entries, &cache);
-        let index = ContextIndex {
+        Ok((Self::indexed(scanned?, Some(&cache)), cache))
+    }
+
+    /// The index of a walk's entries (sorted by path), with the hashes
+    /// `cache` holds.
+    fn indexed(
+        (mut entries, hasher): (Vec<Entry>, scan::FileHasher),
+        cache: Option<&StatCache>,
+    ) -> ContextIndex {
+        if let Some(cache) = cache {
+            scan::take_hashes(&mut entries, cache);
+        }
+        ContextIndex {
             entries,
             hasher,
             selected: Mutex::default(),
-        };
-        Ok((index, cache))
+        }
     }
 
     /// Makes `cache` hold the files of this index whose hash is known and

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use rbk_exec::{
     commit_image, CacheSource, ImageSpec, LocalDir, LocalScans, PathFilter, Runtime, SolveOptions,
-    Solver,
+    Solver, Within,
 };
 use rbk_graph::{Reporter, Scheduler};
 use rbk_parser::{BaseRef, Dockerignore, LowerOptions, StagePlan};
@@ -20,6 +20,7 @@ use rbk_store::image::{format_rfc3339, History, Image};
 use rbk_store::Store;
 
 use crate::checks::CheckReport;
+use crate::context_paths;
 use crate::images::{fetch_images, ImageProvider, Resolver};
 use crate::plan::{plan, PlanOptions, Planned};
 use crate::request::BuildRequest;
@@ -408,10 +409,16 @@ fn solve_options(
     request: &BuildRequest,
     cache_sources: Vec<Arc<dyn CacheSource>>,
 ) -> Result<SolveOptions> {
-    let filter: Arc<dyn PathFilter> = Arc::new(IgnoreFilter(
+    let ignore = IgnoreFilter(
         Dockerignore::from_patterns(&planned.excludes)
             .map_err(|e| Error::Invalid(e.to_string()))?,
-    ));
+    );
+    let paths = context_paths::context_paths(&planned.dag);
+    let paths = context_paths::without_symlinks(&request.context, paths);
+    let filter: Arc<dyn PathFilter> = match Within::new(paths, ignore) {
+        Ok(within) => Arc::new(within),
+        Err(ignore) => Arc::new(ignore),
+    };
     let context = LocalDir {
         root: request.context.clone(),
         filter,

@@ -37,6 +37,7 @@ mod cache_mounts;
 mod changes;
 mod checks;
 mod commit;
+mod context_paths;
 mod context_source;
 mod engine;
 mod error;

@@ -607,3 +607,81 @@ fn a_relative_store_root_works_for_run_steps() {
     assert!(result.status.success(), "{}", stderr(&result));
     assert!(tagged(&dir.join("root"), "rel"));
 }
+
+/// The context bytes `rbk build --progress=plain` reports reading (the
+/// `load build context` vertex's transfer line).
+fn context_bytes(out: &std::process::Output) -> String {
+    let err = stderr(out);
+    let vertex = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" [internal] load build context"))
+        .unwrap_or_else(|| panic!("no load build context vertex:\n{err}"));
+    let prefix = format!("{vertex} transferring context: ");
+    err.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|bytes| bytes.trim_end_matches(" done").to_string())
+        .unwrap_or_else(|| panic!("no context transfer line:\n{err}"))
+}
+
+/// Issue 19: a build reads only the parts of the context its Dockerfile
+/// copies from (BuildKit's FollowPaths), with `.dockerignore` still
+/// applied inside them; a build of the whole context afterwards is whole
+/// and keeps its own stat cache; a path through a symlink reads it all.
+#[test]
+fn only_the_context_paths_the_dockerfile_names_are_read() {
+    let dir = scratch("context-paths");
+    let root = store(&dir);
+    let big = "z".repeat(100_000);
+    let ctx = context(
+        &dir,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY keep /keep\n"),
+            ("all.Dockerfile", "FROM scratch\nCOPY . /all\n"),
+            (".dockerignore", "keep/*.log\n"),
+            ("keep/a.txt", "a\n"),
+            ("keep/sub/b.txt", "bb\n"),
+            ("keep/x.log", "log\n"),
+            ("other/big.bin", &big),
+        ],
+    );
+    let part = export(&root, &ctx, &dir, &[]);
+    assert_eq!(fs::read_to_string(part.join("keep/a.txt")).unwrap(), "a\n");
+    assert_eq!(
+        fs::read_to_string(part.join("keep/sub/b.txt")).unwrap(),
+        "bb\n"
+    );
+    assert!(!part.join("keep/x.log").exists() && !part.join("other").exists());
+    let out = build(&root, &ctx, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(context_bytes(&out), "5B", "only keep/'s two files");
+
+    let all = ctx.join("all.Dockerfile");
+    let whole = export(&root, &ctx, &dir, &["-f", all.to_str().unwrap()]);
+    assert_eq!(
+        fs::read_to_string(whole.join("all/other/big.bin")).unwrap(),
+        big
+    );
+    assert_eq!(
+        fs::read_to_string(whole.join("all/keep/a.txt")).unwrap(),
+        "a\n"
+    );
+    assert!(!whole.join("all/keep/x.log").exists());
+    let caches = fs::read_dir(root.join("db/statcache")).unwrap().count();
+    assert_eq!(
+        caches, 2,
+        "one stat cache for keep/, one for the whole context"
+    );
+
+    // `link/f` is `real/f`: the COPY follows the link out of the path it
+    // names, so the whole context is read and the file is found.
+    let linked = context(
+        &dir.join("linked"),
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY link/f /f\n"),
+            ("real/f", "r\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("real", linked.join("link")).unwrap();
+    let out = export(&root, &linked, &dir.join("linked"), &[]);
+    assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "r\n");
+}

@@ -77,7 +77,7 @@ pub use container::{
 };
 pub use context::{ContextIndex, StatCache};
 pub use error::{Error, Result};
-pub use filter::{IncludeAll, PathFilter};
+pub use filter::{IncludeAll, PathFilter, Within};
 pub use image::{commit_image, ImageSpec};
 pub use inroot::open_root;
 pub use layer::{

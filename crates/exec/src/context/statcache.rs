@@ -87,8 +87,27 @@ impl StatCache {
     /// `<store root>/db/statcache/<blake3 of the canonical context path>`.
     /// A missing, unreadable or corrupt file gives an empty cache.
     pub fn load(store: &dyn crate::SolveStore, context: &Path) -> StatCache {
+        StatCache::load_scoped(store, context, &[])
+    }
+
+    /// Loads the cache of the part `scope` of `context` (the paths a
+    /// [`Within`](crate::Within) filter keeps; empty for all of it). A
+    /// cache keeps exactly the records of its last scan, so each part has
+    /// its own file: a build of one subtree does not drop the records of a
+    /// build of the whole context.
+    pub fn load_scoped(
+        store: &dyn crate::SolveStore,
+        context: &Path,
+        scope: &[String],
+    ) -> StatCache {
         let canonical = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
-        let name = blake3::hash(canonical.as_os_str().as_bytes()).to_hex();
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(canonical.as_os_str().as_bytes());
+        for path in scope {
+            hasher.update(b"\0");
+            hasher.update(path.as_bytes());
+        }
+        let name = hasher.finalize().to_hex();
         let file = store.db_dir().join("statcache").join(name.as_str());
         let entries = sealed::read_file(&file).and_then(|b| decode(&b));
         StatCache {

@@ -72,7 +72,7 @@ impl Solver<'_> {
             .clone();
         let (index, cache) = self.on_work_pool(|| {
             ContextIndex::scan_loading_cache(&dir.root, dir.filter.as_ref(), || {
-                StatCache::load(self.store, &dir.root)
+                StatCache::load_scoped(self.store, &dir.root, dir.filter.scope())
             })
         })?;
         let index = Arc::new(index);

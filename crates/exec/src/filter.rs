@@ -63,15 +63,15 @@ impl<F: PathFilter> Within<F> {
         if paths.is_empty() || paths.iter().any(String::is_empty) {
             return Err(inner);
         }
-        paths.sort();
-        paths.dedup();
-        // Sorted, a path under another follows it (or one under it).
+        // Sorted by length, a path comes after any it lies under.
+        paths.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
         let mut kept: Vec<String> = Vec::with_capacity(paths.len());
         for p in paths {
-            if !kept.last().is_some_and(|k| is_under(&p, k)) {
+            if !kept.iter().any(|k| is_under(&p, k)) {
                 kept.push(p);
             }
         }
+        kept.sort();
         Ok(Within { paths: kept, inner })
     }
 
@@ -94,10 +94,13 @@ impl<F: PathFilter> Within<F> {
     }
 }
 
-/// Whether `path` is `dir` or lies under it.
+/// Whether `path` is `dir` or lies under it (everything lies under the
+/// root, `""`).
 fn is_under(path: &str, dir: &str) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl<F: PathFilter> PathFilter for Within<F> {
@@ -168,9 +171,12 @@ mod tests {
 
     #[test]
     fn nested_and_repeated_paths_collapse_and_the_root_means_everything() {
-        let f = within(&["a/b/c", "a/b", "a/b", "a/bc"]).unwrap();
-        assert_eq!(f.paths(), ["a/b", "a/bc"]);
-        assert_eq!(f.scope(), ["a/b", "a/bc"]);
+        // `a/b!` sorts between `a/b` and `a/b/c`: still collapsed.
+        let f = within(&["a/b/c", "a/b!", "a/b", "a/b", "a/bc"]).unwrap();
+        assert_eq!(f.paths(), ["a/b", "a/b!", "a/bc"]);
+        // The root is walked through, never listed.
+        assert!(f.is_excluded("") && f.may_reinclude_under(""));
+        assert_eq!(f.scope(), f.paths());
         assert!(within(&[]).is_none());
         assert!(within(&["a", ""]).is_none());
     }

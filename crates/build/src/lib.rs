@@ -7,6 +7,8 @@
 //!   images resolved through `images.rs`;
 //! - `images.rs`: images from the store, else from an [`ImageProvider`]
 //!   ([`Registries`] for real, a fake in tests);
+//! - `context_paths.rs`: the parts of the context the pruned graph reads,
+//!   so that the solver walks only those (BuildKit's `FollowPaths`);
 //! - `rbk_exec::Solver` under `rbk_graph::Scheduler`: the steps themselves;
 //! - `rbk_exec::commit_image`: the image config, history and manifest;
 //! - `context_source.rs`: contexts from stdin, a URL or git, made into a
